@@ -1,0 +1,1 @@
+"""HTTP service of the supply-chain finance ledger: FastAPI routers over the `ledger` package."""

@@ -1,0 +1,1 @@
+"""Supply-chain finance ledger: compile, deploy and drive the contracts from Python."""
