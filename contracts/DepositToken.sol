@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {IDepositToken} from "./interfaces/IDepositToken.sol";
+import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {Roles} from "./Roles.sol";
+
+/// @title Deposit token
+/// @notice Permissioned ERC-20 cash in minor units; see {IDepositToken}.
+contract DepositToken is ERC20, IDepositToken {
+    IParticipantRegistry public immutable registry;
+    bytes3 private immutable _currency;
+
+    constructor(IParticipantRegistry registry_, string memory name_, string memory symbol_, bytes3 currency_)
+        ERC20(name_, symbol_)
+    {
+        registry = registry_;
+        _currency = currency_;
+    }
+
+    /// @notice Minor units: 2 decimals (1 yuan = 100 fen).
+    function decimals() public pure override returns (uint8) {
+        return 2;
+    }
+
+    /// @inheritdoc IDepositToken
+    function currency() external view returns (bytes3) {
+        return _currency;
+    }
+
+    /// @inheritdoc IDepositToken
+    function mint(address to, uint256 amount, bytes32 bankReference) external {
+        registry.requireActiveRole(Roles.SETTLEMENT_AGENT, msg.sender);
+        require(amount != 0, DepositZeroAmount());
+        _mint(to, amount);
+        emit DepositMinted(to, amount, bankReference, msg.sender);
+    }
+
+    /// @inheritdoc IDepositToken
+    function burn(address from, uint256 amount, bytes32 bankReference) external {
+        registry.requireActiveRole(Roles.SETTLEMENT_AGENT, msg.sender);
+        require(amount != 0, DepositZeroAmount());
+        _burn(from, amount);
+        emit DepositBurned(from, amount, bankReference, msg.sender);
+    }
+
+    /// @dev Every movement, mint and burn included, involves only active, unfrozen participants. A spender
+    /// using an allowance must itself be active: an allowance does not outlive its holder's suspension.
+    function _update(address from, address to, uint256 value) internal override {
+        if (from == address(0)) {
+            registry.requireActive(to);
+        } else if (to == address(0)) {
+            registry.requireActive(from);
+        } else {
+            registry.requireTransfer(from, to);
+        }
+        super._update(from, to, value);
+    }
+
+    /// @dev `transferFrom` by a spender other than the holder requires the spender to be active too.
+    function _spendAllowance(address owner, address spender, uint256 value) internal override {
+        if (spender != owner) registry.requireActive(spender);
+        super._spendAllowance(owner, spender, value);
+    }
+}

@@ -1,0 +1,758 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+import {ERC165Checker} from "@openzeppelin/contracts/utils/introspection/ERC165Checker.sol";
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
+import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {IERC3525, IERC3525Receiver} from "./interfaces/IERC3525.sol";
+import {IReceivables} from "./interfaces/IReceivables.sol";
+import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {IDepositToken} from "./interfaces/IDepositToken.sol";
+import {Roles} from "./Roles.sol";
+
+/// @title Receivables
+/// @notice Confirmed invoices as ERC-3525 slots whose pieces are split, passed down the supply chain,
+/// financed and redeemed; see {IReceivables}. ERC-721 and ERC-3525 are implemented here on OpenZeppelin 5
+/// primitives with packed storage (a piece is two storage words), so that a split-transfer costs one new
+/// piece and no more.
+contract Receivables is IReceivables, IERC721Metadata {
+    uint8 private constant FROZEN = 1;
+    uint8 private constant HAS_TOKEN_APPROVAL = 2;
+    uint8 private constant HAS_VALUE_APPROVALS = 4;
+    uint256 private constant BPS = 10_000;
+    bytes4 private constant ERC3525_RECEIVED = IERC3525Receiver.onERC3525Received.selector;
+
+    IParticipantRegistry public immutable registry;
+    IDepositToken public immutable depositToken;
+    bytes3 private immutable _currency;
+
+    uint64 public maxTenor = 365 days;
+    uint64 public gracePeriod = 30 days;
+    uint48 private _lastInvoiceId;
+    uint48 private _lastPieceId;
+    uint48 private _lastRequestId;
+
+    mapping(uint256 invoiceId => Invoice) private _invoices;
+    mapping(bytes32 keyHash => uint256 invoiceId) private _invoiceIdOfKey;
+    mapping(uint256 pieceId => Piece) private _pieces;
+    mapping(uint256 requestId => FinancingRequest) private _requests;
+    mapping(address coreFirm => CreditLine) private _creditLines;
+    mapping(address grantor => mapping(address coreFirm => uint96)) private _creditGrants;
+    mapping(address holder => uint256) private _holdings;
+    mapping(uint256 pieceId => address) private _tokenApprovals;
+    mapping(address holder => mapping(address operator => bool)) private _operatorApprovals;
+    mapping(uint256 pieceId => uint256) private _approvalEpoch;
+    mapping(uint256 pieceId => mapping(uint256 epoch => mapping(address operator => uint256))) private _valueAllowances;
+
+    constructor(IParticipantRegistry registry_, IDepositToken depositToken_) {
+        registry = registry_;
+        depositToken = depositToken_;
+        _currency = depositToken_.currency();
+        // The starting rule parameters are announced like every later change, so an index rebuilt from
+        // events alone knows them (invariant 8).
+        emit ParametersUpdated(maxTenor, gracePeriod);
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Invoices and obligations
+    // ---------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IReceivables
+    function registerInvoice(
+        bytes32 keyHash,
+        address buyer,
+        uint256 amount,
+        bytes3 currency,
+        uint64 dueDate,
+        bytes32 documentHash
+    ) external returns (uint256 invoiceId) {
+        registry.requireActiveRole(Roles.SUPPLIER, msg.sender);
+        registry.requireActiveRole(Roles.CORE_FIRM, buyer);
+        require(keyHash != bytes32(0), ReceivablesInvalidKey(keyHash));
+        uint256 existing = _invoiceIdOfKey[keyHash];
+        require(existing == 0, ReceivablesInvoiceAlreadyRegistered(keyHash, existing));
+        require(buyer != msg.sender, ReceivablesSelfBilling(buyer));
+        require(amount != 0, ReceivablesZeroAmount());
+        require(amount <= type(uint96).max, ReceivablesAmountTooLarge(amount));
+        require(currency == _currency, ReceivablesCurrencyMismatch(currency, _currency));
+        require(dueDate > block.timestamp, ReceivablesDueDateNotInFuture(dueDate, block.timestamp));
+
+        invoiceId = ++_lastInvoiceId;
+        _invoiceIdOfKey[keyHash] = invoiceId;
+        Invoice storage inv = _invoices[invoiceId];
+        inv.seller = msg.sender;
+        inv.dueDate = dueDate;
+        inv.state = InvoiceState.Registered;
+        inv.buyer = buyer;
+        inv.amount = uint96(amount);
+        inv.documentHash = documentHash;
+        emit InvoiceRegistered(invoiceId, keyHash, msg.sender, buyer, amount, currency, dueDate, documentHash);
+    }
+
+    /// @inheritdoc IReceivables
+    function confirmInvoice(uint256 invoiceId) external returns (uint256 pieceId) {
+        Invoice storage inv = _existingInvoice(invoiceId);
+        address buyer = inv.buyer;
+        require(msg.sender == buyer, ReceivablesNotBuyer(invoiceId, msg.sender, buyer));
+        registry.requireActiveRole(Roles.CORE_FIRM, msg.sender);
+        address seller = inv.seller;
+        registry.requireActive(seller);
+        uint64 dueDate = inv.dueDate;
+        require(dueDate > block.timestamp, ReceivablesDueDateNotInFuture(dueDate, block.timestamp));
+        uint256 tenor = dueDate - block.timestamp;
+        require(tenor <= maxTenor, ReceivablesTenorTooLong(invoiceId, tenor, maxTenor));
+        uint96 amount = inv.amount;
+        CreditLine storage line = _creditLines[buyer];
+        (uint96 limit, uint96 used) = (line.limit, line.used);
+        require(
+            uint256(used) + amount <= limit, ReceivablesCreditLineExceeded(buyer, used, amount, limit)
+        );
+
+        _transition(invoiceId, inv, InvoiceState.Confirmed);
+        inv.confirmedAt = uint64(block.timestamp);
+        line.used = used + amount;
+        pieceId = ++_lastPieceId;
+        _pieces[pieceId] = Piece({
+            owner: seller,
+            slotId: uint48(invoiceId),
+            parentId: 0,
+            value: amount,
+            checkpoint: 0,
+            openRequestId: 0,
+            flags: 0
+        });
+        unchecked {
+            ++_holdings[seller];
+        }
+        emit InvoiceConfirmed(invoiceId, buyer, seller, pieceId, amount, dueDate);
+        emit Transfer(address(0), seller, pieceId);
+        emit SlotChanged(pieceId, 0, invoiceId);
+        emit TransferValue(0, pieceId, amount);
+    }
+
+    /// @inheritdoc IReceivables
+    function rejectInvoice(uint256 invoiceId, bytes32 reason) external {
+        Invoice storage inv = _existingInvoice(invoiceId);
+        require(msg.sender == inv.buyer, ReceivablesNotBuyer(invoiceId, msg.sender, inv.buyer));
+        registry.requireActiveRole(Roles.CORE_FIRM, msg.sender);
+        _transition(invoiceId, inv, InvoiceState.Rejected);
+        emit InvoiceRejected(invoiceId, msg.sender, reason);
+    }
+
+    /// @inheritdoc IReceivables
+    function setCreditLine(address coreFirm, uint256 grant) external {
+        if (!registry.hasRole(Roles.OPERATOR, msg.sender)) {
+            registry.requireActiveRole(Roles.FINANCIER, msg.sender);
+        } else {
+            registry.requireActive(msg.sender);
+        }
+        registry.requireActiveRole(Roles.CORE_FIRM, coreFirm);
+        require(grant <= type(uint96).max, ReceivablesAmountTooLarge(grant));
+        CreditLine storage line = _creditLines[coreFirm];
+        uint256 limit = uint256(line.limit) - _creditGrants[msg.sender][coreFirm] + grant;
+        require(limit >= line.used, ReceivablesCreditLineBelowUsage(coreFirm, limit, line.used));
+        require(limit <= type(uint96).max, ReceivablesAmountTooLarge(limit));
+
+        _creditGrants[msg.sender][coreFirm] = uint96(grant);
+        line.limit = uint96(limit);
+        emit CreditLineSet(coreFirm, msg.sender, grant, limit, line.used);
+    }
+
+    /// @inheritdoc IReceivables
+    function repay(uint256 slotId, uint256 amount) external {
+        Invoice storage inv = _existingInvoice(slotId);
+        address buyer = inv.buyer;
+        require(msg.sender == buyer, ReceivablesNotBuyer(slotId, msg.sender, buyer));
+        InvoiceState state = inv.state;
+        require(
+            state == InvoiceState.Confirmed || state == InvoiceState.Defaulted,
+            ReceivablesInvalidTransition(slotId, state, InvoiceState.Paid)
+        );
+        require(amount != 0, ReceivablesZeroAmount());
+        uint256 outstanding = inv.amount - inv.repaid;
+        require(amount <= outstanding, ReceivablesOverpayment(slotId, amount, outstanding));
+
+        uint96 repaid = inv.repaid + uint96(amount);
+        inv.repaid = repaid;
+        CreditLine storage line = _creditLines[buyer];
+        line.used -= uint96(amount);
+        emit ObligationRepaid(slotId, buyer, amount, repaid, outstanding - amount);
+        if (repaid == inv.amount) {
+            _transition(slotId, inv, InvoiceState.Paid);
+            emit ObligationPaid(slotId);
+        }
+        _pullDeposit(buyer, amount);
+    }
+
+    /// @inheritdoc IReceivables
+    function redeem(uint256 pieceId) external returns (uint256 payout) {
+        Piece storage p = _existingPiece(pieceId);
+        address holder = p.owner;
+        require(msg.sender == holder, ReceivablesNotHolder(pieceId, msg.sender, holder));
+        require(p.openRequestId == 0, ReceivablesPieceLocked(pieceId, p.openRequestId));
+        require(p.flags & FROZEN == 0, ReceivablesPieceFrozen(pieceId));
+        uint256 slotId = p.slotId;
+        Invoice storage inv = _invoices[slotId];
+        uint96 repaid = inv.repaid;
+        payout = _redeemable(p, inv.amount, repaid);
+        require(payout != 0, ReceivablesNothingToRedeem(pieceId));
+
+        uint96 remaining = p.value - uint96(payout);
+        p.value = remaining;
+        p.checkpoint = repaid;
+        inv.redeemed += uint96(payout);
+        emit TransferValue(pieceId, 0, payout);
+        if (remaining == 0) {
+            _burn(pieceId, p, holder);
+        }
+        emit PieceRedeemed(pieceId, slotId, holder, payout, remaining);
+        _payDeposit(holder, payout);
+    }
+
+    /// @inheritdoc IReceivables
+    function markDefaulted(uint256 slotId, uint256 pieceId) external {
+        Invoice storage inv = _existingInvoice(slotId);
+        if (!registry.hasRole(Roles.OPERATOR, msg.sender)) {
+            Piece storage p = _existingPiece(pieceId);
+            require(
+                p.owner == msg.sender && p.slotId == slotId, ReceivablesNotHolder(pieceId, msg.sender, p.owner)
+            );
+        }
+        registry.requireActive(msg.sender);
+        uint256 defaultableAt = uint256(inv.dueDate) + gracePeriod;
+        require(block.timestamp > defaultableAt, ReceivablesNotOverdue(slotId, defaultableAt, block.timestamp));
+        _transition(slotId, inv, InvoiceState.Defaulted);
+        emit ObligationDefaulted(slotId, msg.sender);
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Financing
+    // ---------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IReceivables
+    function requestFinancing(uint256 pieceId, uint256 amount, address financier) external returns (uint256 requestId) {
+        Piece storage p = _existingPiece(pieceId);
+        require(msg.sender == p.owner, ReceivablesNotHolder(pieceId, msg.sender, p.owner));
+        require(financier != msg.sender, ReceivablesSelfFinancing(pieceId, msg.sender));
+        _requireMovable(pieceId, p);
+        registry.requireActive(msg.sender);
+        registry.requireActiveRole(Roles.FINANCIER, financier);
+        require(amount != 0, ReceivablesZeroAmount());
+        require(amount <= p.value, ReceivablesInsufficientValue(pieceId, p.value, amount));
+
+        requestId = ++_lastRequestId;
+        p.openRequestId = uint48(requestId);
+        FinancingRequest storage r = _requests[requestId];
+        r.holder = msg.sender;
+        r.pieceId = uint48(pieceId);
+        r.state = RequestState.Requested;
+        r.financier = financier;
+        r.amount = uint96(amount);
+        emit FinancingRequested(requestId, pieceId, msg.sender, financier, amount);
+    }
+
+    /// @inheritdoc IReceivables
+    function approveFinancing(uint256 requestId, uint16 discountRateBps, uint256 fee, uint16 dayCountBasis) external {
+        FinancingRequest storage r = _existingRequest(requestId);
+        require(msg.sender == r.financier, ReceivablesNotFinancier(requestId, msg.sender, r.financier));
+        registry.requireActiveRole(Roles.FINANCIER, msg.sender);
+        require(
+            discountRateBps <= BPS && (dayCountBasis == 360 || dayCountBasis == 365),
+            ReceivablesInvalidTerms(discountRateBps, dayCountBasis)
+        );
+        require(fee < r.amount, ReceivablesPriceNotPositive(requestId, r.amount, 0, fee));
+        _transitionRequest(requestId, r, RequestState.Approved);
+        r.discountRateBps = discountRateBps;
+        r.dayCountBasis = dayCountBasis;
+        r.fee = uint96(fee);
+        emit FinancingApproved(requestId, msg.sender, discountRateBps, fee, dayCountBasis);
+    }
+
+    /// @inheritdoc IReceivables
+    function fundFinancing(uint256 requestId) external returns (uint256 pieceId) {
+        FinancingRequest storage r = _existingRequest(requestId);
+        address financier = r.financier;
+        require(msg.sender == financier, ReceivablesNotFinancier(requestId, msg.sender, financier));
+        registry.requireActiveRole(Roles.FINANCIER, financier);
+        _transitionRequest(requestId, r, RequestState.Funded);
+        uint256 sourceId = r.pieceId;
+        Piece storage p = _pieces[sourceId];
+        address holder = r.holder;
+        // The request's own lock is lifted for the move; every other rule of a movement applies.
+        p.openRequestId = 0;
+        Invoice storage inv = _requireMovable(sourceId, p);
+        registry.requireTransfer(holder, financier);
+        uint256 amount = r.amount;
+        (uint256 discount, uint256 price) = _price(r, inv.dueDate);
+        require(price != 0, ReceivablesPriceNotPositive(requestId, amount, discount, r.fee));
+
+        r.price = uint96(price);
+        if (amount == p.value) {
+            pieceId = sourceId;
+            _transferPiece(holder, financier, sourceId, p);
+        } else {
+            pieceId = _split(sourceId, p, financier, amount);
+        }
+        r.fundedPieceId = uint48(pieceId);
+        emit FinancingFunded(requestId, pieceId, financier, holder, amount, discount, r.fee, price);
+        // Cash leg last: if it fails, the piece's move above is undone with it.
+        depositToken.transferFrom(financier, holder, price);
+    }
+
+    /// @inheritdoc IReceivables
+    function declineFinancing(uint256 requestId) external {
+        FinancingRequest storage r = _existingRequest(requestId);
+        require(msg.sender == r.financier, ReceivablesNotFinancier(requestId, msg.sender, r.financier));
+        _transitionRequest(requestId, r, RequestState.Declined);
+        _pieces[r.pieceId].openRequestId = 0;
+        emit FinancingDeclined(requestId, msg.sender);
+    }
+
+    /// @inheritdoc IReceivables
+    function cancelFinancing(uint256 requestId) external {
+        FinancingRequest storage r = _existingRequest(requestId);
+        require(msg.sender == r.holder, ReceivablesNotRequestHolder(requestId, msg.sender, r.holder));
+        _transitionRequest(requestId, r, RequestState.Cancelled);
+        _pieces[r.pieceId].openRequestId = 0;
+        emit FinancingCancelled(requestId, msg.sender);
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Regulator and operator
+    // ---------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IReceivables
+    function freezePiece(uint256 pieceId, bytes32 reason) external {
+        registry.requireActiveRole(Roles.REGULATOR, msg.sender);
+        Piece storage p = _existingPiece(pieceId);
+        require(p.flags & FROZEN == 0, ReceivablesPieceFrozen(pieceId));
+        p.flags |= FROZEN;
+        emit PieceFrozen(pieceId, msg.sender, reason);
+    }
+
+    /// @inheritdoc IReceivables
+    function unfreezePiece(uint256 pieceId) external {
+        registry.requireActiveRole(Roles.REGULATOR, msg.sender);
+        Piece storage p = _existingPiece(pieceId);
+        require(p.flags & FROZEN != 0, ReceivablesPieceNotFrozen(pieceId));
+        p.flags &= ~FROZEN;
+        emit PieceUnfrozen(pieceId, msg.sender);
+    }
+
+    /// @inheritdoc IReceivables
+    function setParameters(uint64 maxTenor_, uint64 gracePeriod_) external {
+        registry.requireActiveRole(Roles.OPERATOR, msg.sender);
+        require(
+            maxTenor_ != 0 && maxTenor_ <= 3650 days && gracePeriod_ <= 365 days,
+            ReceivablesInvalidParameters(maxTenor_, gracePeriod_)
+        );
+        maxTenor = maxTenor_;
+        gracePeriod = gracePeriod_;
+        emit ParametersUpdated(maxTenor_, gracePeriod_);
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // ERC-721
+    // ---------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IERC721
+    function balanceOf(address owner) external view returns (uint256) {
+        require(owner != address(0), ReceivablesInvalidReceiver(owner));
+        return _holdings[owner];
+    }
+
+    /// @inheritdoc IERC721
+    function ownerOf(uint256 tokenId) public view returns (address) {
+        return _existingPiece(tokenId).owner;
+    }
+
+    /// @inheritdoc IERC721
+    function approve(address to, uint256 tokenId) external {
+        Piece storage p = _existingPiece(tokenId);
+        address owner = p.owner;
+        require(
+            msg.sender == owner || _operatorApprovals[owner][msg.sender], ReceivablesNotAuthorized(tokenId, msg.sender)
+        );
+        _tokenApprovals[tokenId] = to;
+        if (to != address(0)) p.flags |= HAS_TOKEN_APPROVAL;
+        emit Approval(owner, to, tokenId);
+    }
+
+    /// @inheritdoc IERC721
+    function getApproved(uint256 tokenId) external view returns (address) {
+        _existingPiece(tokenId);
+        return _tokenApprovals[tokenId];
+    }
+
+    /// @inheritdoc IERC721
+    function setApprovalForAll(address operator, bool approved) external {
+        require(operator != address(0) && operator != msg.sender, ReceivablesInvalidReceiver(operator));
+        _operatorApprovals[msg.sender][operator] = approved;
+        emit ApprovalForAll(msg.sender, operator, approved);
+    }
+
+    /// @inheritdoc IERC721
+    function isApprovedForAll(address owner, address operator) external view returns (bool) {
+        return _operatorApprovals[owner][operator];
+    }
+
+    /// @inheritdoc IERC721
+    function transferFrom(address from, address to, uint256 tokenId) public {
+        Piece storage p = _existingPiece(tokenId);
+        require(p.owner == from, ReceivablesNotHolder(tokenId, from, p.owner));
+        require(_isAuthorized(tokenId, p, msg.sender), ReceivablesNotAuthorized(tokenId, msg.sender));
+        require(from != to, ReceivablesSelfTransfer(tokenId));
+        _requireMovable(tokenId, p);
+        _requireParties(from, to);
+        _transferPiece(from, to, tokenId, p);
+    }
+
+    /// @inheritdoc IERC721
+    function safeTransferFrom(address from, address to, uint256 tokenId) external {
+        safeTransferFrom(from, to, tokenId, "");
+    }
+
+    /// @inheritdoc IERC721
+    function safeTransferFrom(address from, address to, uint256 tokenId, bytes memory data) public {
+        transferFrom(from, to, tokenId);
+        ERC721Utils.checkOnERC721Received(msg.sender, from, to, tokenId, data);
+    }
+
+    /// @inheritdoc IERC721Metadata
+    function name() external pure returns (string memory) {
+        return "SCF Receivable";
+    }
+
+    /// @inheritdoc IERC721Metadata
+    function symbol() external pure returns (string memory) {
+        return "SCFR";
+    }
+
+    /// @inheritdoc IERC721Metadata
+    /// @dev Pieces carry no off-chain metadata: the ledger's index serves them. Returns "".
+    function tokenURI(uint256 tokenId) external view returns (string memory) {
+        _existingPiece(tokenId);
+        return "";
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // ERC-3525
+    // ---------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IERC3525
+    /// @dev Values are in the deposit token's minor units (2 decimals).
+    function valueDecimals() external pure returns (uint8) {
+        return 2;
+    }
+
+    /// @inheritdoc IERC3525
+    function balanceOf(uint256 tokenId) external view returns (uint256) {
+        return _existingPiece(tokenId).value;
+    }
+
+    /// @inheritdoc IERC3525
+    function slotOf(uint256 tokenId) external view returns (uint256) {
+        return _existingPiece(tokenId).slotId;
+    }
+
+    /// @inheritdoc IERC3525
+    function approve(uint256 tokenId, address operator, uint256 value) external {
+        Piece storage p = _existingPiece(tokenId);
+        address owner = p.owner;
+        require(
+            msg.sender == owner || _operatorApprovals[owner][msg.sender], ReceivablesNotAuthorized(tokenId, msg.sender)
+        );
+        require(operator != address(0) && operator != owner, ReceivablesInvalidReceiver(operator));
+        _valueAllowances[tokenId][_approvalEpoch[tokenId]][operator] = value;
+        p.flags |= HAS_VALUE_APPROVALS;
+        emit ApprovalValue(tokenId, operator, value);
+    }
+
+    /// @inheritdoc IERC3525
+    function allowance(uint256 tokenId, address operator) external view returns (uint256) {
+        _existingPiece(tokenId);
+        return _valueAllowances[tokenId][_approvalEpoch[tokenId]][operator];
+    }
+
+    /// @inheritdoc IERC3525
+    /// @dev Both pieces must be of one slot and at the same redemption checkpoint (pieces that have redeemed
+    /// different shares of a partial repayment are different claims).
+    function transferFrom(uint256 fromTokenId, uint256 toTokenId, uint256 value) external {
+        Piece storage from = _existingPiece(fromTokenId);
+        Piece storage to = _existingPiece(toTokenId);
+        require(fromTokenId != toTokenId, ReceivablesSelfTransfer(fromTokenId));
+        require(from.slotId == to.slotId, ReceivablesSlotMismatch(fromTokenId, toTokenId));
+        require(from.checkpoint == to.checkpoint, ReceivablesCheckpointMismatch(fromTokenId, toTokenId));
+        _spendValue(fromTokenId, from, value);
+        _requireMovable(fromTokenId, from);
+        _requireMovable(toTokenId, to);
+        address toOwner = to.owner;
+        _requireParties(from.owner, toOwner);
+
+        from.value -= uint96(value);
+        to.value += uint96(value);
+        emit TransferValue(fromTokenId, toTokenId, value);
+        _checkOnERC3525Received(fromTokenId, toTokenId, toOwner, value);
+    }
+
+    /// @inheritdoc IERC3525
+    function transferFrom(uint256 fromTokenId, address to, uint256 value) external returns (uint256 newTokenId) {
+        Piece storage from = _existingPiece(fromTokenId);
+        _spendValue(fromTokenId, from, value);
+        _requireMovable(fromTokenId, from);
+        _requireParties(from.owner, to);
+
+        newTokenId = _split(fromTokenId, from, to, value);
+        _checkOnERC3525Received(fromTokenId, newTokenId, to, value);
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Views
+    // ---------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IReceivables
+    function invoice(uint256 invoiceId) external view returns (Invoice memory) {
+        return _existingInvoice(invoiceId);
+    }
+
+    /// @inheritdoc IReceivables
+    function invoiceIdOfKey(bytes32 keyHash) external view returns (uint256) {
+        return _invoiceIdOfKey[keyHash];
+    }
+
+    /// @inheritdoc IReceivables
+    /// @dev A redeemed-away (burnt) piece is still returned, with owner zero, so paths through it stay readable.
+    function piece(uint256 pieceId) external view returns (Piece memory) {
+        Piece memory p = _pieces[pieceId];
+        require(p.slotId != 0, ReceivablesNonexistentPiece(pieceId));
+        return p;
+    }
+
+    /// @inheritdoc IReceivables
+    function financingRequest(uint256 requestId) external view returns (FinancingRequest memory) {
+        return _existingRequest(requestId);
+    }
+
+    /// @inheritdoc IReceivables
+    function creditLine(address coreFirm) external view returns (CreditLine memory) {
+        return _creditLines[coreFirm];
+    }
+
+    /// @inheritdoc IReceivables
+    function creditGrant(address grantor, address coreFirm) external view returns (uint256) {
+        return _creditGrants[grantor][coreFirm];
+    }
+
+    /// @inheritdoc IReceivables
+    function obligationState(uint256 slotId) external view returns (InvoiceState) {
+        Invoice storage inv = _existingInvoice(slotId);
+        if (inv.state == InvoiceState.Confirmed && block.timestamp > uint256(inv.dueDate) + gracePeriod) {
+            return InvoiceState.Overdue;
+        }
+        return inv.state;
+    }
+
+    /// @inheritdoc IReceivables
+    function pathOf(uint256 pieceId) external view returns (uint256[] memory path) {
+        require(_pieces[pieceId].slotId != 0, ReceivablesNonexistentPiece(pieceId));
+        uint256 depth;
+        for (uint256 id = pieceId; id != 0; id = _pieces[id].parentId) ++depth;
+        path = new uint256[](depth);
+        for (uint256 id = pieceId; id != 0; id = _pieces[id].parentId) path[--depth] = id;
+    }
+
+    /// @inheritdoc IReceivables
+    function redeemable(uint256 pieceId) external view returns (uint256) {
+        Piece storage p = _existingPiece(pieceId);
+        Invoice storage inv = _invoices[p.slotId];
+        return _redeemable(p, inv.amount, inv.repaid);
+    }
+
+    /// @inheritdoc IReceivables
+    function quoteFinancing(uint256 requestId) external view returns (uint256 discount, uint256 fee, uint256 price) {
+        FinancingRequest storage r = _existingRequest(requestId);
+        (discount, price) = _price(r, _invoices[_pieces[r.pieceId].slotId].dueDate);
+        fee = r.fee;
+    }
+
+    /// @inheritdoc IERC165
+    function supportsInterface(bytes4 interfaceId) external pure returns (bool) {
+        return interfaceId == type(IERC3525).interfaceId || interfaceId == type(IERC721).interfaceId
+            || interfaceId == type(IERC721Metadata).interfaceId || interfaceId == type(IERC165).interfaceId;
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // Internals
+    // ---------------------------------------------------------------------------------------------------
+
+    /// @dev The one place an invoice's state changes; the allowed edges of the lifecycle.
+    function _transition(uint256 invoiceId, Invoice storage inv, InvoiceState to) private {
+        InvoiceState from = inv.state;
+        bool allowed = (
+            from == InvoiceState.Registered && (to == InvoiceState.Confirmed || to == InvoiceState.Rejected)
+        )
+            || (from == InvoiceState.Confirmed && (to == InvoiceState.Paid || to == InvoiceState.Defaulted))
+            || (from == InvoiceState.Defaulted && to == InvoiceState.Paid);
+        require(allowed, ReceivablesInvalidTransition(invoiceId, from, to));
+        inv.state = to;
+    }
+
+    /// @dev The one place a financing request's state changes.
+    function _transitionRequest(uint256 requestId, FinancingRequest storage r, RequestState to) private {
+        RequestState from = r.state;
+        bool open = from == RequestState.Requested || from == RequestState.Approved;
+        bool allowed = (from == RequestState.Requested && to == RequestState.Approved)
+            || (from == RequestState.Approved && to == RequestState.Funded)
+            || (open && (to == RequestState.Declined || to == RequestState.Cancelled));
+        require(allowed, ReceivablesRequestInvalidTransition(requestId, from, to));
+        r.state = to;
+    }
+
+    /// @dev Every movement of value passes here: not locked in a request, not frozen, obligation confirmed
+    /// and not matured. Returns the obligation.
+    function _requireMovable(uint256 pieceId, Piece storage p) private view returns (Invoice storage inv) {
+        uint48 openRequest = p.openRequestId;
+        require(openRequest == 0, ReceivablesPieceLocked(pieceId, openRequest));
+        require(p.flags & FROZEN == 0, ReceivablesPieceFrozen(pieceId));
+        inv = _invoices[p.slotId];
+        InvoiceState state = inv.state;
+        require(state == InvoiceState.Confirmed, ReceivablesNotTransferable(pieceId, state));
+        require(block.timestamp < inv.dueDate, ReceivablesMatured(pieceId, inv.dueDate, block.timestamp));
+    }
+
+    /// @dev Both parties active and unfrozen; an operator acting for the holder must be active too.
+    function _requireParties(address from, address to) private view {
+        require(to != address(0), ReceivablesInvalidReceiver(to));
+        registry.requireTransfer(from, to);
+        if (msg.sender != from) registry.requireActive(msg.sender);
+    }
+
+    function _isAuthorized(uint256 tokenId, Piece storage p, address spender) private view returns (bool) {
+        address owner = p.owner;
+        return spender == owner || _operatorApprovals[owner][spender]
+            || (p.flags & HAS_TOKEN_APPROVAL != 0 && _tokenApprovals[tokenId] == spender);
+    }
+
+    /// @dev Authorises `msg.sender` to move `value` out of `tokenId`: the holder, an ERC-721-approved
+    /// address or operator, or an ERC-3525 value allowance (decremented unless unlimited).
+    function _spendValue(uint256 tokenId, Piece storage p, uint256 value) private {
+        require(value != 0, ReceivablesZeroAmount());
+        require(value <= p.value, ReceivablesInsufficientValue(tokenId, p.value, value));
+        if (_isAuthorized(tokenId, p, msg.sender)) return;
+        mapping(address => uint256) storage allowances = _valueAllowances[tokenId][_approvalEpoch[tokenId]];
+        uint256 allowed = allowances[msg.sender];
+        require(allowed >= value, ReceivablesInsufficientAllowance(tokenId, msg.sender, allowed, value));
+        if (allowed != type(uint256).max) {
+            allowances[msg.sender] = allowed - value;
+            emit ApprovalValue(tokenId, msg.sender, allowed - value);
+        }
+    }
+
+    /// @dev Moves a whole piece; approvals given by the previous holder lapse.
+    function _transferPiece(address from, address to, uint256 tokenId, Piece storage p) private {
+        uint8 flags = p.flags;
+        if (flags & HAS_TOKEN_APPROVAL != 0) delete _tokenApprovals[tokenId];
+        if (flags & HAS_VALUE_APPROVALS != 0) ++_approvalEpoch[tokenId];
+        p.flags = flags & FROZEN;
+        p.owner = to;
+        unchecked {
+            --_holdings[from];
+            ++_holdings[to];
+        }
+        emit Transfer(from, to, tokenId);
+    }
+
+    /// @dev Moves `value` out of piece `fromId` into a new piece of the same slot held by `to`, recording
+    /// its parent and the redemption checkpoint it shares with its parent.
+    function _split(uint256 fromId, Piece storage from, address to, uint256 value) private returns (uint256 newId) {
+        newId = ++_lastPieceId;
+        uint48 slotId = from.slotId;
+        from.value -= uint96(value);
+        _pieces[newId] = Piece({
+            owner: to,
+            slotId: slotId,
+            parentId: uint48(fromId),
+            value: uint96(value),
+            checkpoint: from.checkpoint,
+            openRequestId: 0,
+            flags: 0
+        });
+        unchecked {
+            ++_holdings[to];
+        }
+        emit Transfer(address(0), to, newId);
+        emit SlotChanged(newId, 0, slotId);
+        emit TransferValue(fromId, newId, value);
+        emit PieceSplit(fromId, newId, to, slotId, value);
+    }
+
+    function _burn(uint256 pieceId, Piece storage p, address holder) private {
+        uint8 flags = p.flags;
+        if (flags & HAS_TOKEN_APPROVAL != 0) delete _tokenApprovals[pieceId];
+        if (flags & HAS_VALUE_APPROVALS != 0) ++_approvalEpoch[pieceId];
+        p.owner = address(0);
+        p.flags = 0;
+        unchecked {
+            --_holdings[holder];
+        }
+        emit Transfer(holder, address(0), pieceId);
+    }
+
+    /// @dev Pro-rata share of repayments since the piece's checkpoint, rounded down.
+    function _redeemable(Piece storage p, uint96 face, uint96 repaid) private view returns (uint256) {
+        uint96 checkpoint = p.checkpoint;
+        if (repaid <= checkpoint) return 0;
+        return Math.mulDiv(p.value, repaid - checkpoint, face - checkpoint);
+    }
+
+    /// @dev Discount for the days to maturity (whole days, counted up) at the request's rate and basis,
+    /// rounded up; price = amount − discount − fee, or 0 when that is not positive.
+    function _price(FinancingRequest storage r, uint64 maturity)
+        private
+        view
+        returns (uint256 discount, uint256 price)
+    {
+        uint256 amount = r.amount;
+        uint256 secondsLeft = maturity > block.timestamp ? maturity - block.timestamp : 0;
+        uint256 daysLeft = Math.ceilDiv(secondsLeft, 1 days);
+        uint256 basis = r.dayCountBasis == 0 ? 365 : r.dayCountBasis;
+        discount = Math.mulDiv(amount, uint256(r.discountRateBps) * daysLeft, basis * BPS, Math.Rounding.Ceil);
+        uint256 charges = discount + r.fee;
+        price = charges < amount ? amount - charges : 0;
+    }
+
+    function _pullDeposit(address from, uint256 amount) private {
+        bool ok = depositToken.transferFrom(from, address(this), amount);
+        require(ok, ReceivablesInvalidReceiver(from));
+    }
+
+    function _payDeposit(address to, uint256 amount) private {
+        bool ok = depositToken.transfer(to, amount);
+        require(ok, ReceivablesInvalidReceiver(to));
+    }
+
+    function _checkOnERC3525Received(uint256 fromTokenId, uint256 toTokenId, address to, uint256 value) private {
+        if (to.code.length == 0) return;
+        if (!ERC165Checker.supportsInterface(to, type(IERC3525Receiver).interfaceId)) return;
+        bytes4 answer = IERC3525Receiver(to).onERC3525Received(msg.sender, fromTokenId, toTokenId, value, "");
+        require(answer == ERC3525_RECEIVED, ReceivablesInvalidReceiver(to));
+    }
+
+    function _existingInvoice(uint256 invoiceId) private view returns (Invoice storage inv) {
+        inv = _invoices[invoiceId];
+        require(inv.state != InvoiceState.None, ReceivablesUnknownInvoice(invoiceId));
+    }
+
+    function _existingPiece(uint256 pieceId) private view returns (Piece storage p) {
+        p = _pieces[pieceId];
+        require(p.owner != address(0), ReceivablesNonexistentPiece(pieceId));
+    }
+
+    function _existingRequest(uint256 requestId) private view returns (FinancingRequest storage r) {
+        r = _requests[requestId];
+        require(r.state != RequestState.None, ReceivablesUnknownRequest(requestId));
+    }
+}

@@ -1,0 +1,835 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
+import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
+import {IERC721Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {IWarehouseReceipts} from "./interfaces/IWarehouseReceipts.sol";
+import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {IDepositToken} from "./interfaces/IDepositToken.sol";
+import {Roles} from "./Roles.sol";
+
+/// @title Warehouse receipts and pledge loans
+/// @notice One ERC-721 receipt per lot of goods, pledged to financiers against deposit-token loans; see
+/// {IWarehouseReceipts}. The ERC-721 core is implemented here on OpenZeppelin 5 primitives (its errors and
+/// {ERC721Utils}), as {Receivables} does for pieces, so that a receipt's owner is packed into the receipt's
+/// own storage: issuing a receipt writes three words and the owner's balance, no more. Every movement between
+/// participants (transferFrom and both safeTransferFrom, by the owner, an approved address or an operator; and
+/// enforcement) passes one gate, {_move}, with the lock, freeze and participant checks; the mint is only in
+/// {issueReceipt} and the burn only in {confirmRedemption}, each with its own checks.
+contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors {
+    using SafeERC20 for IDepositToken;
+
+    uint256 private constant BPS = 10_000;
+    uint256 private constant YEAR = 365 days;
+    uint16 private constant DEFAULT_ADVANCE_RATE_BPS = 7_000;
+    uint16 private constant DEFAULT_MAINTENANCE_RATIO_BPS = 8_000;
+
+    /// @dev A receipt as stored: three words. Its id is its lot key hash, so the record itself marks the lot
+    /// key as taken (`state` is never `None` again once issued; a redeemed record is kept). The owner is the
+    /// ERC-721 owner (zero once burnt); `pledgeId` is the latest pledge requested against the receipt.
+    /// The view {receipt} returns it as {IWarehouseReceipts-Receipt}. Fields are grouped by who reads and
+    /// writes them together, not by size (hence the linter's packing hint is disabled).
+    // solhint-disable-next-line gas-struct-packing
+    struct StoredReceipt {
+        // word 0: custody and value (read by attesters, pledges and redemption)
+        address warehouse;
+        uint96 valuation;
+        // word 1: terms and lifecycle (read by every action)
+        uint64 quantity;
+        uint48 valuedAt;
+        uint48 expiry;
+        GoodsStatus goodsStatus;
+        ReceiptState state;
+        bool frozen;
+        uint48 pledgeId;
+        // word 2: ownership (written by every movement)
+        address owner;
+        bytes8 unit;
+        bool hasApproval; // `_tokenApprovals[id]` is set; cleared with it on every movement
+    }
+
+    /// @dev A pledge as stored: four words, the fourth written from funding on. The view {pledge} returns it
+    /// as {IWarehouseReceipts-Pledge}. Word 3 is apart so that a request does not pay for it (a cancelled or
+    /// declined request never does).
+    // solhint-disable-next-line gas-struct-packing
+    struct StoredPledge {
+        // word 0
+        address borrower;
+        uint16 rateBps;
+        PledgeState state;
+        uint64 dueDate;
+        // word 1
+        address financier;
+        uint96 principal;
+        // word 2
+        uint256 receiptId;
+        // word 3
+        uint96 interestDue;
+        uint64 accruedFrom;
+    }
+
+    IParticipantRegistry public immutable registry;
+    IDepositToken public immutable depositToken;
+
+    // One storage word: the pledge counter and both parameters.
+    uint48 private _lastPledgeId;
+    /// @inheritdoc IWarehouseReceipts
+    uint16 public defaultAdvanceRateBps;
+    /// @inheritdoc IWarehouseReceipts
+    uint16 public maintenanceRatioBps;
+
+    mapping(uint256 receiptId => StoredReceipt) private _receipts;
+    mapping(uint256 pledgeId => StoredPledge) private _pledges;
+    mapping(address owner => uint256) private _balances;
+    mapping(uint256 receiptId => address) private _tokenApprovals;
+    mapping(address owner => mapping(address operator => bool)) private _operatorApprovals;
+    mapping(address financier => uint16 advanceRateBps) private _financierAdvanceRate;
+    /// @inheritdoc IWarehouseReceipts
+    mapping(address warehouse => address oracle) public warehouseOracle;
+    /// @inheritdoc IWarehouseReceipts
+    mapping(uint256 receiptId => address oracle) public receiptOracle;
+
+    /// @param registry_ The participant registry every check asks.
+    /// @param depositToken_ The deposit token in which loans are paid out and repaid.
+    constructor(IParticipantRegistry registry_, IDepositToken depositToken_) {
+        // The registry must be a contract ({_requireActiveWarehouseAndOwner} relies on it): a query with a return
+        // value reverts when the address has no code, as its empty answer does not decode.
+        registry_.isActive(address(0));
+        registry = registry_;
+        depositToken = depositToken_;
+        defaultAdvanceRateBps = DEFAULT_ADVANCE_RATE_BPS;
+        maintenanceRatioBps = DEFAULT_MAINTENANCE_RATIO_BPS;
+        emit AdvanceRateSet(address(0), DEFAULT_ADVANCE_RATE_BPS, msg.sender);
+        emit MaintenanceRatioSet(DEFAULT_MAINTENANCE_RATIO_BPS, msg.sender);
+    }
+
+    // -------------------------------------------------------------------------------------------------------
+    // Receipts
+    // -------------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IWarehouseReceipts
+    function issueReceipt(
+        address owner,
+        bytes32 lotKeyHash,
+        bytes32 goodsHash,
+        uint256 quantity,
+        bytes8 unit,
+        uint256 valuation,
+        uint64 expiry,
+        bytes32 documentHash
+    ) external returns (uint256 receiptId) {
+        // The caller is an active warehouse and the owner an active participant (invariants 9 and 4): one query.
+        _requireActiveWarehouseAndOwner(owner);
+        // `if (...) revert` rather than `require(..., Error(...))` here: the error's arguments are then evaluated
+        // only on failure (about 20 gas a check on the hottest path of the contract).
+        if (lotKeyHash == bytes32(0)) revert ReceiptInvalidLotKey(lotKeyHash);
+        receiptId = uint256(lotKeyHash);
+        StoredReceipt storage r = _receipts[receiptId];
+        // Invariant 1: a record, once written, keeps its warehouse forever (redeemed too), so the lot key stays
+        // taken. (Reading the warehouse rather than the state costs the same storage read, without decoding an
+        // enum.)
+        if (r.warehouse != address(0)) revert ReceiptLotAlreadyReceipted(lotKeyHash, receiptId);
+        if (goodsHash == bytes32(0) || documentHash == bytes32(0)) {
+            revert ReceiptInvalidDocuments(goodsHash, documentHash);
+        }
+        if (quantity == 0 || quantity > type(uint64).max || unit == bytes8(0)) {
+            revert ReceiptInvalidQuantity(quantity, unit);
+        }
+        if (valuation == 0 || valuation > type(uint96).max) revert ReceiptInvalidValuation(valuation);
+        if (expiry <= block.timestamp || expiry > type(uint48).max) {
+            revert ReceiptInvalidExpiry(expiry, block.timestamp);
+        }
+
+        _writeIssued(r, owner, quantity, unit, valuation, expiry);
+        unchecked {
+            ++_balances[owner]; // bounded by the number of lot keys
+        }
+        emit Transfer(address(0), owner, receiptId);
+        emit ReceiptIssued(
+            receiptId, msg.sender, owner, lotKeyHash, goodsHash, quantity, unit, valuation,
+            uint64(block.timestamp), expiry, documentHash
+        );
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function revalueReceipt(uint256 receiptId, uint256 valuation, bytes32 attestationHash) external {
+        StoredReceipt storage r = _liveReceipt(receiptId);
+        address warehouse = r.warehouse;
+        _requireAttester(receiptId, warehouse);
+        require(valuation <= type(uint96).max, ReceiptInvalidValuation(valuation));
+
+        uint256 previous = r.valuation;
+        r.valuation = uint96(valuation);
+        r.valuedAt = uint48(block.timestamp);
+        emit ReceiptRevalued(
+            receiptId, warehouse, msg.sender, previous, valuation, uint64(block.timestamp), attestationHash
+        );
+        if (r.state == ReceiptState.Pledged) {
+            uint256 pledgeId = r.pledgeId;
+            StoredPledge storage p = _pledges[pledgeId];
+            uint256 principal = p.principal;
+            uint16 maintenance = maintenanceRatioBps;
+            if (principal * BPS > valuation * maintenance) {
+                emit PledgeMarginCalled(
+                    pledgeId, p.borrower, p.financier, receiptId, principal, valuation, maintenance
+                );
+            }
+        }
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function updateGoodsStatus(uint256 receiptId, GoodsStatus status, bytes32 attestationHash) external {
+        StoredReceipt storage r = _liveReceipt(receiptId);
+        address warehouse = r.warehouse;
+        _requireAttester(receiptId, warehouse);
+
+        GoodsStatus previous = r.goodsStatus;
+        r.goodsStatus = status;
+        emit ReceiptGoodsStatusUpdated(
+            receiptId, warehouse, msg.sender, previous, status, uint64(block.timestamp), attestationHash
+        );
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function appointOracle(address oracle) external {
+        registry.requireActiveRole(Roles.WAREHOUSE, msg.sender);
+        if (oracle != address(0)) registry.requireActive(oracle);
+
+        address previous = warehouseOracle[msg.sender];
+        warehouseOracle[msg.sender] = oracle;
+        emit OracleAppointed(msg.sender, 0, oracle, previous);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function appointReceiptOracle(uint256 receiptId, address oracle) external {
+        StoredReceipt storage r = _liveReceipt(receiptId);
+        require(msg.sender == r.warehouse, ReceiptNotIssuer(receiptId, msg.sender, r.warehouse));
+        registry.requireActiveRole(Roles.WAREHOUSE, msg.sender);
+        if (oracle != address(0)) registry.requireActive(oracle);
+
+        address previous = receiptOracle[receiptId];
+        receiptOracle[receiptId] = oracle;
+        emit OracleAppointed(msg.sender, receiptId, oracle, previous);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function requestRedemption(uint256 receiptId) external {
+        StoredReceipt storage r = _liveReceipt(receiptId);
+        address owner = _requireOwner(receiptId, r);
+        require(!r.frozen, ReceiptIsFrozen(receiptId));
+        _checkReceiptEdge(receiptId, r.state, ReceiptState.RedemptionRequested);
+
+        _transition(receiptId, r, ReceiptState.RedemptionRequested);
+        emit ReceiptRedemptionRequested(receiptId, owner, r.warehouse);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function withdrawRedemption(uint256 receiptId) external {
+        StoredReceipt storage r = _liveReceipt(receiptId);
+        address owner = _requireOwner(receiptId, r);
+        require(
+            r.state == ReceiptState.RedemptionRequested,
+            ReceiptInvalidTransition(receiptId, r.state, ReceiptState.Active)
+        );
+
+        _transition(receiptId, r, ReceiptState.Active);
+        emit ReceiptRedemptionWithdrawn(receiptId, owner, r.warehouse);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function confirmRedemption(uint256 receiptId) external {
+        StoredReceipt storage r = _liveReceipt(receiptId);
+        address warehouse = r.warehouse;
+        require(msg.sender == warehouse, ReceiptNotIssuer(receiptId, msg.sender, warehouse));
+        address owner = r.owner;
+        // The warehouse is an active warehouse and the owner, to whom the goods go, still active: one query.
+        registry.requireActiveRoleAndActive(Roles.WAREHOUSE, msg.sender, owner);
+        require(!r.frozen, ReceiptIsFrozen(receiptId));
+        _checkReceiptEdge(receiptId, r.state, ReceiptState.Redeemed);
+
+        // The burn: the record stays (in `Redeemed`, so the lot key stays taken) without an owner.
+        _transition(receiptId, r, ReceiptState.Redeemed);
+        _clearApproval(receiptId, r);
+        r.owner = address(0);
+        unchecked {
+            --_balances[owner];
+        }
+        emit Transfer(owner, address(0), receiptId);
+        emit ReceiptRedeemed(receiptId, owner, warehouse);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function freezeReceipt(uint256 receiptId, bytes32 reason) external {
+        StoredReceipt storage r = _liveReceipt(receiptId);
+        registry.requireActiveRole(Roles.REGULATOR, msg.sender);
+        require(!r.frozen, ReceiptIsFrozen(receiptId));
+
+        r.frozen = true;
+        emit ReceiptFrozen(receiptId, msg.sender, reason);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function unfreezeReceipt(uint256 receiptId) external {
+        StoredReceipt storage r = _liveReceipt(receiptId);
+        registry.requireActiveRole(Roles.REGULATOR, msg.sender);
+        require(r.frozen, ReceiptNotFrozen(receiptId));
+
+        r.frozen = false;
+        emit ReceiptUnfrozen(receiptId, msg.sender);
+    }
+
+    // -------------------------------------------------------------------------------------------------------
+    // Pledges
+    // -------------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IWarehouseReceipts
+    function requestPledge(uint256 receiptId, address financier, uint256 principal, uint16 rateBps, uint64 dueDate)
+        external
+        returns (uint256 pledgeId)
+    {
+        StoredReceipt storage r = _liveReceipt(receiptId);
+        address owner = r.owner;
+        require(msg.sender == owner, ReceiptNotOwner(receiptId, msg.sender, owner));
+        ReceiptState state = r.state;
+        require(
+            state != ReceiptState.PledgeRequested && state != ReceiptState.Pledged,
+            ReceiptAlreadyPledged(receiptId, r.pledgeId)
+        );
+        _checkReceiptEdge(receiptId, state, ReceiptState.PledgeRequested);
+        require(!r.frozen, ReceiptIsFrozen(receiptId));
+        uint256 expiry = r.expiry;
+        require(block.timestamp < expiry, ReceiptExpired(receiptId, expiry, block.timestamp));
+        require(r.goodsStatus == GoodsStatus.Sound, ReceiptGoodsNotSound(receiptId, r.goodsStatus));
+        require(financier != owner, PledgeFinancierIsBorrower(financier));
+        // The lender is an active financier and the borrower (the caller) active: one query.
+        registry.requireActiveRoleAndActive(Roles.FINANCIER, financier, owner);
+        require(principal != 0, PledgeZeroPrincipal());
+        uint256 limit = _advanceLimit(r.valuation, financier);
+        require(principal <= limit, PledgeExceedsAdvanceLimit(receiptId, principal, limit));
+        require(dueDate > block.timestamp && dueDate < expiry, PledgeInvalidDueDate(dueDate, block.timestamp, expiry));
+
+        pledgeId = ++_lastPledgeId;
+        _transition(receiptId, r, ReceiptState.PledgeRequested);
+        r.pledgeId = uint48(pledgeId);
+        StoredPledge storage p = _pledges[pledgeId];
+        p.borrower = owner;
+        p.rateBps = rateBps;
+        p.dueDate = dueDate;
+        _transition(pledgeId, p, PledgeState.Requested);
+        p.financier = financier;
+        p.principal = uint96(principal);
+        p.receiptId = receiptId;
+        emit PledgeRequested(pledgeId, owner, financier, receiptId, principal, rateBps, dueDate);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function cancelPledge(uint256 pledgeId) external {
+        StoredPledge storage p = _existingPledge(pledgeId);
+        address borrower = p.borrower;
+        require(msg.sender == borrower, PledgeNotBorrower(pledgeId, msg.sender, borrower));
+        registry.requireActive(msg.sender);
+        _checkPledgeEdge(pledgeId, p.state, PledgeState.Cancelled);
+
+        uint256 receiptId = p.receiptId;
+        _transition(pledgeId, p, PledgeState.Cancelled);
+        _transition(receiptId, _receipts[receiptId], ReceiptState.Active);
+        emit PledgeCancelled(pledgeId, borrower, p.financier, receiptId);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function declinePledge(uint256 pledgeId) external {
+        StoredPledge storage p = _existingPledge(pledgeId);
+        address financier = p.financier;
+        require(msg.sender == financier, PledgeNotFinancier(pledgeId, msg.sender, financier));
+        registry.requireActive(msg.sender);
+        _checkPledgeEdge(pledgeId, p.state, PledgeState.Declined);
+
+        uint256 receiptId = p.receiptId;
+        _transition(pledgeId, p, PledgeState.Declined);
+        _transition(receiptId, _receipts[receiptId], ReceiptState.Active);
+        emit PledgeDeclined(pledgeId, p.borrower, financier, receiptId);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function fundPledge(uint256 pledgeId) external {
+        StoredPledge storage p = _existingPledge(pledgeId);
+        address financier = p.financier;
+        require(msg.sender == financier, PledgeNotFinancier(pledgeId, msg.sender, financier));
+        registry.requireActiveRole(Roles.FINANCIER, msg.sender);
+        _checkPledgeEdge(pledgeId, p.state, PledgeState.Active);
+        uint64 dueDate = p.dueDate;
+        require(block.timestamp < dueDate, PledgePastDue(pledgeId, dueDate, block.timestamp));
+        uint256 receiptId = p.receiptId;
+        StoredReceipt storage r = _receipts[receiptId];
+        require(!r.frozen, ReceiptIsFrozen(receiptId));
+        require(r.goodsStatus == GoodsStatus.Sound, ReceiptGoodsNotSound(receiptId, r.goodsStatus));
+        uint256 principal = p.principal;
+        uint256 limit = _advanceLimit(r.valuation, financier);
+        require(principal <= limit, PledgeExceedsAdvanceLimit(receiptId, principal, limit));
+        address borrower = p.borrower;
+
+        _transition(pledgeId, p, PledgeState.Active);
+        p.accruedFrom = uint64(block.timestamp);
+        _transition(receiptId, r, ReceiptState.Pledged);
+        emit PledgeFunded(
+            pledgeId, borrower, financier, receiptId, principal, p.rateBps, dueDate, uint64(block.timestamp)
+        );
+        depositToken.safeTransferFrom(financier, borrower, principal);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function repayPledge(uint256 pledgeId, uint256 amount)
+        external
+        returns (uint256 interestPaid, uint256 principalPaid)
+    {
+        StoredPledge storage p = _existingPledge(pledgeId);
+        address borrower = p.borrower;
+        require(msg.sender == borrower, PledgeNotBorrower(pledgeId, msg.sender, borrower));
+        registry.requireActive(msg.sender);
+        require(p.state == PledgeState.Active, PledgeNotActive(pledgeId, p.state));
+        uint256 principal = p.principal;
+        uint256 interest = _interestOwed(p, principal);
+        uint256 owed = principal + interest;
+        if (amount == type(uint256).max) amount = owed;
+        require(amount != 0, PledgeZeroRepayment(pledgeId));
+        require(amount <= owed, PledgeRepaymentExceedsDebt(pledgeId, amount, owed));
+
+        interestPaid = Math.min(amount, interest);
+        principalPaid = amount - interestPaid;
+        principal -= principalPaid;
+        interest -= interestPaid;
+        p.principal = uint96(principal);
+        p.interestDue = SafeCast.toUint96(interest);
+        p.accruedFrom = uint64(block.timestamp);
+        address financier = p.financier;
+        uint256 receiptId = p.receiptId;
+        emit PledgeRepaid(
+            pledgeId,
+            borrower,
+            financier,
+            receiptId,
+            amount,
+            interestPaid,
+            principalPaid,
+            principal,
+            interest,
+            uint64(block.timestamp)
+        );
+        // Interest is charged before principal, so no principal left means no interest left either.
+        if (principal == 0) {
+            _transition(pledgeId, p, PledgeState.Released);
+            _transition(receiptId, _receipts[receiptId], ReceiptState.Active);
+            emit PledgeReleased(pledgeId, borrower, financier, receiptId);
+        }
+        depositToken.safeTransferFrom(borrower, financier, amount);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function enforcePledge(uint256 pledgeId) external {
+        StoredPledge storage p = _existingPledge(pledgeId);
+        address financier = p.financier;
+        require(msg.sender == financier, PledgeNotFinancier(pledgeId, msg.sender, financier));
+        registry.requireActiveRole(Roles.FINANCIER, msg.sender);
+        _checkPledgeEdge(pledgeId, p.state, PledgeState.Enforced);
+        uint64 dueDate = p.dueDate;
+        require(block.timestamp > dueDate, PledgeNotDue(pledgeId, dueDate, block.timestamp));
+        uint256 receiptId = p.receiptId;
+        StoredReceipt storage r = _receipts[receiptId];
+        require(!r.frozen, ReceiptIsFrozen(receiptId));
+        address borrower = p.borrower;
+        uint256 principal = p.principal;
+        uint256 interest = _interestOwed(p, principal);
+
+        _transition(pledgeId, p, PledgeState.Enforced);
+        // The closed pledge keeps what was owed at enforcement, as {PledgeEnforced} reports it.
+        p.interestDue = SafeCast.toUint96(interest);
+        _transition(receiptId, r, ReceiptState.Active);
+        // The lien authorises the move (no spender); `_move` checks that borrower and financier are active.
+        _move(borrower, financier, receiptId, r, address(0));
+        emit PledgeEnforced(pledgeId, borrower, financier, receiptId, principal, interest);
+    }
+
+    // -------------------------------------------------------------------------------------------------------
+    // Parameters
+    // -------------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IWarehouseReceipts
+    function setDefaultAdvanceRate(uint16 advanceRateBps) external {
+        registry.requireActiveRole(Roles.OPERATOR, msg.sender);
+        require(advanceRateBps != 0 && advanceRateBps <= BPS, PledgeInvalidAdvanceRate(advanceRateBps));
+
+        defaultAdvanceRateBps = advanceRateBps;
+        emit AdvanceRateSet(address(0), advanceRateBps, msg.sender);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function setFinancierAdvanceRate(address financier, uint16 advanceRateBps) external {
+        registry.requireActiveRole(Roles.OPERATOR, msg.sender);
+        require(
+            registry.hasRole(Roles.FINANCIER, financier),
+            IParticipantRegistry.RegistryMissingRole(financier, Roles.FINANCIER)
+        );
+        require(advanceRateBps <= BPS, PledgeInvalidAdvanceRate(advanceRateBps));
+
+        _financierAdvanceRate[financier] = advanceRateBps;
+        emit AdvanceRateSet(financier, advanceRateBps, msg.sender);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function setMaintenanceRatio(uint16 ratioBps) external {
+        registry.requireActiveRole(Roles.OPERATOR, msg.sender);
+        require(ratioBps != 0 && ratioBps <= BPS, PledgeInvalidMaintenanceRatio(ratioBps));
+
+        maintenanceRatioBps = ratioBps;
+        emit MaintenanceRatioSet(ratioBps, msg.sender);
+    }
+
+    // -------------------------------------------------------------------------------------------------------
+    // ERC-721
+    // -------------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IERC721
+    function balanceOf(address owner) external view returns (uint256) {
+        require(owner != address(0), ERC721InvalidOwner(address(0)));
+        return _balances[owner];
+    }
+
+    /// @inheritdoc IERC721
+    function ownerOf(uint256 tokenId) external view returns (address) {
+        return _requireOwned(tokenId, _receipts[tokenId]);
+    }
+
+    /// @inheritdoc IERC721
+    /// @dev Approving is a state change: the approver (the owner or an operator of the owner) must be active.
+    /// Approving a locked receipt is allowed; moving it is not.
+    function approve(address to, uint256 tokenId) external {
+        registry.requireActive(msg.sender);
+        StoredReceipt storage r = _receipts[tokenId];
+        address owner = _requireOwned(tokenId, r);
+        require(msg.sender == owner || _operatorApprovals[owner][msg.sender], ERC721InvalidApprover(msg.sender));
+
+        _tokenApprovals[tokenId] = to;
+        r.hasApproval = to != address(0);
+        emit Approval(owner, to, tokenId);
+    }
+
+    /// @inheritdoc IERC721
+    function getApproved(uint256 tokenId) external view returns (address) {
+        _requireOwned(tokenId, _receipts[tokenId]);
+        return _tokenApprovals[tokenId];
+    }
+
+    /// @inheritdoc IERC721
+    /// @dev Granting or revoking an operator is a state change: the owner must be active.
+    function setApprovalForAll(address operator, bool approved) external {
+        registry.requireActive(msg.sender);
+        require(operator != address(0), ERC721InvalidOperator(operator));
+
+        _operatorApprovals[msg.sender][operator] = approved;
+        emit ApprovalForAll(msg.sender, operator, approved);
+    }
+
+    /// @inheritdoc IERC721
+    function isApprovedForAll(address owner, address operator) external view returns (bool) {
+        return _operatorApprovals[owner][operator];
+    }
+
+    /// @inheritdoc IERC721
+    function transferFrom(address from, address to, uint256 tokenId) public {
+        require(to != address(0), ERC721InvalidReceiver(address(0)));
+        StoredReceipt storage r = _receipts[tokenId];
+        address owner = _requireOwned(tokenId, r);
+        require(owner == from, ERC721IncorrectOwner(from, tokenId, owner));
+        _move(from, to, tokenId, r, msg.sender);
+    }
+
+    /// @inheritdoc IERC721
+    function safeTransferFrom(address from, address to, uint256 tokenId) external {
+        safeTransferFrom(from, to, tokenId, "");
+    }
+
+    /// @inheritdoc IERC721
+    function safeTransferFrom(address from, address to, uint256 tokenId, bytes memory data) public {
+        transferFrom(from, to, tokenId);
+        ERC721Utils.checkOnERC721Received(msg.sender, from, to, tokenId, data);
+    }
+
+    /// @inheritdoc IERC721Metadata
+    function name() external pure returns (string memory) {
+        return "SCF Warehouse Receipt";
+    }
+
+    /// @inheritdoc IERC721Metadata
+    function symbol() external pure returns (string memory) {
+        return "SCFWR";
+    }
+
+    /// @inheritdoc IERC721Metadata
+    /// @dev Receipts carry no off-chain metadata URI: the ledger's index serves them. Returns "".
+    function tokenURI(uint256 tokenId) external view returns (string memory) {
+        _requireOwned(tokenId, _receipts[tokenId]);
+        return "";
+    }
+
+    /// @notice ERC-165: answers ERC-721, ERC-721 metadata, ERC-165 and {IWarehouseReceipts}.
+    function supportsInterface(bytes4 interfaceId) external pure returns (bool) {
+        return interfaceId == type(IWarehouseReceipts).interfaceId || interfaceId == type(IERC721).interfaceId
+            || interfaceId == type(IERC721Metadata).interfaceId || interfaceId == type(IERC165).interfaceId;
+    }
+
+    // -------------------------------------------------------------------------------------------------------
+    // Views
+    // -------------------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IWarehouseReceipts
+    function receipt(uint256 receiptId) external view returns (Receipt memory) {
+        StoredReceipt storage r = _receipts[receiptId];
+        return Receipt({
+            warehouse: r.warehouse,
+            valuation: r.valuation,
+            quantity: r.quantity,
+            unit: r.unit,
+            valuedAt: r.valuedAt,
+            expiry: r.expiry,
+            goodsStatus: r.goodsStatus,
+            state: r.state,
+            frozen: r.frozen
+        });
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function receiptIdOfLot(bytes32 lotKeyHash) external view returns (uint256) {
+        uint256 receiptId = uint256(lotKeyHash);
+        return _receipts[receiptId].state == ReceiptState.None ? 0 : receiptId;
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function pledge(uint256 pledgeId) external view returns (Pledge memory) {
+        StoredPledge storage p = _pledges[pledgeId];
+        return Pledge({
+            borrower: p.borrower,
+            receiptId: p.receiptId,
+            rateBps: p.rateBps,
+            state: p.state,
+            financier: p.financier,
+            principal: p.principal,
+            interestDue: p.interestDue,
+            dueDate: p.dueDate,
+            accruedFrom: p.accruedFrom
+        });
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function pledgeOf(uint256 receiptId) external view returns (uint256) {
+        return _receipts[receiptId].pledgeId;
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function amountOwed(uint256 pledgeId) external view returns (uint256 principal, uint256 interest) {
+        StoredPledge storage p = _pledges[pledgeId];
+        if (p.state != PledgeState.Active) return (0, 0);
+        principal = p.principal;
+        interest = _interestOwed(p, principal);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function advanceRateOf(address financier) public view returns (uint16) {
+        uint16 own = _financierAdvanceRate[financier];
+        return own == 0 ? defaultAdvanceRateBps : own;
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function advanceLimit(uint256 receiptId, address financier) external view returns (uint256) {
+        return _advanceLimit(_receipts[receiptId].valuation, financier);
+    }
+
+    // -------------------------------------------------------------------------------------------------------
+    // Internals
+    // -------------------------------------------------------------------------------------------------------
+
+    /// @dev The one gate of every movement between participants: transferFrom and both safeTransferFrom (with
+    /// `spender` the caller) and enforcement (no spender: the lien authorises it). The receipt must be `Active`
+    /// (no open pledge or redemption: invariant 7) and not frozen, both parties active (invariant 4), and a
+    /// spender other than the owner must itself be active and be approved for the receipt or an operator of
+    /// the owner. The previous owner's approval lapses.
+    function _move(address from, address to, uint256 receiptId, StoredReceipt storage r, address spender) private {
+        require(!r.frozen, ReceiptIsFrozen(receiptId));
+        ReceiptState state = r.state;
+        require(state == ReceiptState.Active, ReceiptLocked(receiptId, state));
+        registry.requireTransfer(from, to);
+        if (spender != address(0) && spender != from) {
+            registry.requireActive(spender);
+            require(
+                _operatorApprovals[from][spender] || (r.hasApproval && _tokenApprovals[receiptId] == spender),
+                ERC721InsufficientApproval(spender, receiptId)
+            );
+        }
+
+        _clearApproval(receiptId, r);
+        r.owner = to;
+        unchecked {
+            --_balances[from];
+            ++_balances[to];
+        }
+        emit Transfer(from, to, receiptId);
+    }
+
+    /// @dev Writes the record of a receipt being issued, `Active` (the edge None → Active of {ReceiptState}), as
+    /// three whole words: one SSTORE each instead of a read-modify-write per field (about 700 gas). The layout is
+    /// {StoredReceipt}'s as the compiler lays it out (each word from its lowest-order byte, in declaration
+    /// order); {receipt} and the tests read every field back through the compiler's own accessors. A record
+    /// without a warehouse was never written, so the fields left zero here (goods `Sound`, not frozen, no
+    /// pledge, no approval) were zero already. The caller range-checked the arguments (`expiry` < 2^48 also
+    /// bounds `block.timestamp`).
+    function _writeIssued(
+        StoredReceipt storage r,
+        address owner,
+        uint256 quantity,
+        bytes8 unit,
+        uint256 valuation,
+        uint256 expiry
+    ) private {
+        // word 0: warehouse (bytes 0-19) | valuation (20-31)
+        uint256 custody = uint256(uint160(msg.sender)) | (valuation << 160);
+        // word 1: quantity (0-7) | valuedAt (8-13) | expiry (14-19) | goodsStatus (20) | state (21) | frozen (22)
+        // | pledgeId (23-28)
+        uint256 terms = quantity | (block.timestamp << 64) | (expiry << 112)
+            | (uint256(uint8(ReceiptState.Active)) << 168);
+        // word 2: owner (0-19) | unit (20-27) | hasApproval (28)
+        uint256 ownership = uint256(uint160(owner)) | (uint256(uint64(unit)) << 160);
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            let slot := r.slot
+            sstore(slot, custody)
+            sstore(add(slot, 1), terms)
+            sstore(add(slot, 2), ownership)
+        }
+    }
+
+    /// @dev `registry.requireActiveRoleAndActive(Roles.WAREHOUSE, msg.sender, owner)`, encoded by hand: the same
+    /// query, reverting with the registry's own error, for about 200 gas less than the compiler's generic
+    /// encoder, code-size pre-check and return handling (issuing is the one operation with a design gas target,
+    /// and sits at its floor). The constructor checked that the registry has code, which is what the skipped
+    /// pre-check guards: a call to an address without code would succeed.
+    function _requireActiveWarehouseAndOwner(address owner) private view {
+        address target = address(registry);
+        bytes4 selector = IParticipantRegistry.requireActiveRoleAndActive.selector;
+        bytes32 role = Roles.WAREHOUSE;
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            // Scratch space past the free memory pointer: selector, role, account, counterparty (100 bytes).
+            let ptr := mload(0x40)
+            mstore(ptr, selector)
+            mstore(add(ptr, 4), role)
+            mstore(add(ptr, 36), caller())
+            mstore(add(ptr, 68), owner)
+            if iszero(staticcall(gas(), target, ptr, 100, 0, 0)) {
+                returndatacopy(ptr, 0, returndatasize())
+                revert(ptr, returndatasize())
+            }
+        }
+    }
+
+    /// @dev Drops the approval of a receipt that changes hands (it is not an {IERC721-Approval} change).
+    function _clearApproval(uint256 receiptId, StoredReceipt storage r) private {
+        if (r.hasApproval) {
+            delete _tokenApprovals[receiptId];
+            r.hasApproval = false;
+        }
+    }
+
+    /// @dev The owner of an existing (issued and not burnt) receipt; reverts with the ERC-721 error otherwise.
+    function _requireOwned(uint256 tokenId, StoredReceipt storage r) private view returns (address owner) {
+        owner = r.owner;
+        require(owner != address(0), ERC721NonexistentToken(tokenId));
+    }
+
+    /// @dev Moves a receipt along an allowed edge of {ReceiptState}; the only writer of its `state` after the
+    /// issue ({_writeIssued} writes the first, `Active`).
+    function _transition(uint256 receiptId, StoredReceipt storage r, ReceiptState to) private {
+        _checkReceiptEdge(receiptId, r.state, to);
+        r.state = to;
+    }
+
+    /// @dev Moves a pledge along an allowed edge of {PledgeState}; the only writer of its `state`.
+    function _transition(uint256 pledgeId, StoredPledge storage p, PledgeState to) private {
+        _checkPledgeEdge(pledgeId, p.state, to);
+        p.state = to;
+    }
+
+    function _checkReceiptEdge(uint256 receiptId, ReceiptState from, ReceiptState to) private pure {
+        bool allowed;
+        if (to == ReceiptState.Active) {
+            allowed = from == ReceiptState.None || from == ReceiptState.PledgeRequested
+                || from == ReceiptState.Pledged || from == ReceiptState.RedemptionRequested;
+        } else if (to == ReceiptState.PledgeRequested || to == ReceiptState.RedemptionRequested) {
+            allowed = from == ReceiptState.Active;
+        } else if (to == ReceiptState.Pledged) {
+            allowed = from == ReceiptState.PledgeRequested;
+        } else if (to == ReceiptState.Redeemed) {
+            allowed = from == ReceiptState.RedemptionRequested;
+        }
+        require(allowed, ReceiptInvalidTransition(receiptId, from, to));
+    }
+
+    function _checkPledgeEdge(uint256 pledgeId, PledgeState from, PledgeState to) private pure {
+        bool allowed;
+        if (to == PledgeState.Requested) {
+            allowed = from == PledgeState.None;
+        } else if (to == PledgeState.Cancelled || to == PledgeState.Declined || to == PledgeState.Active) {
+            allowed = from == PledgeState.Requested;
+        } else if (to == PledgeState.Released || to == PledgeState.Enforced) {
+            allowed = from == PledgeState.Active;
+        }
+        require(allowed, PledgeInvalidTransition(pledgeId, from, to));
+    }
+
+    /// @dev A receipt that was issued and not redeemed.
+    function _liveReceipt(uint256 receiptId) private view returns (StoredReceipt storage r) {
+        r = _receipts[receiptId];
+        require(r.state != ReceiptState.None && r.state != ReceiptState.Redeemed, ReceiptNotFound(receiptId));
+    }
+
+    function _existingPledge(uint256 pledgeId) private view returns (StoredPledge storage p) {
+        p = _pledges[pledgeId];
+        require(p.state != PledgeState.None, PledgeNotFound(pledgeId));
+    }
+
+    /// @dev Reverts unless the caller owns the (live) receipt and is active; returns the owner.
+    function _requireOwner(uint256 receiptId, StoredReceipt storage r) private view returns (address owner) {
+        owner = r.owner;
+        require(msg.sender == owner, ReceiptNotOwner(receiptId, msg.sender, owner));
+        registry.requireActive(msg.sender);
+    }
+
+    /// @dev The caller is the issuing warehouse (an active warehouse), or an oracle appointed for this receipt
+    /// or for all of the warehouse's receipts, itself active, while the warehouse is an active warehouse.
+    function _requireAttester(uint256 receiptId, address warehouse) private view {
+        if (msg.sender != warehouse) {
+            require(
+                msg.sender == receiptOracle[receiptId] || msg.sender == warehouseOracle[warehouse],
+                ReceiptNotAttester(receiptId, msg.sender)
+            );
+            registry.requireActive(msg.sender);
+        }
+        registry.requireActiveRole(Roles.WAREHOUSE, warehouse);
+    }
+
+    /// @dev valuation × advance rate / 10,000, rounded down (a limit on what is paid out).
+    function _advanceLimit(uint256 valuation, address financier) private view returns (uint256) {
+        return valuation * advanceRateOf(financier) / BPS;
+    }
+
+    /// @dev Interest unpaid from before `accruedFrom` plus ⌈principal × rate × seconds since / (365 days ×
+    /// 10,000)⌉: rounded up, as every charge of the ledger.
+    function _interestOwed(StoredPledge storage p, uint256 principal) private view returns (uint256) {
+        uint256 elapsed = block.timestamp - p.accruedFrom;
+        return p.interestDue + Math.ceilDiv(principal * p.rateBps * elapsed, YEAR * BPS);
+    }
+}

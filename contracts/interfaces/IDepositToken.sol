@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
+/// @title Deposit token: the ledger's cash
+/// @notice A permissioned ERC-20 in minor currency units (fen for CNY; `decimals()` is 2). The settlement
+/// agent mints it against money received off chain and burns it when money is paid out off chain. It moves
+/// only between active, unfrozen participants (the participant registry decides), so every cash leg of the
+/// ledger settles in it, delivery-versus-payment.
+interface IDepositToken is IERC20 {
+    /// @notice The settlement agent issued `amount` to `to` against money received off chain.
+    event DepositMinted(address indexed to, uint256 amount, bytes32 indexed bankReference, address indexed agent);
+    /// @notice The settlement agent redeemed `amount` of `from`'s tokens for money paid out off chain.
+    event DepositBurned(address indexed from, uint256 amount, bytes32 indexed bankReference, address indexed agent);
+
+    /// @notice Amounts must be positive.
+    error DepositZeroAmount();
+
+    /// @notice ISO 4217 code of the currency the token's minor units are in (e.g. "CNY").
+    function currency() external view returns (bytes3);
+
+    /// @notice Issues `amount` minor units to active participant `to`; `bankReference` ties it to the bank record.
+    /// @custom:access settlement agent
+    /// @dev Emits {DepositMinted} and {IERC20-Transfer}. Reverts with {DepositZeroAmount} or a registry error.
+    function mint(address to, uint256 amount, bytes32 bankReference) external;
+
+    /// @notice Burns `amount` minor units held by active participant `from` when the money is paid out off
+    /// chain under `bankReference`.
+    /// @custom:access settlement agent
+    /// @dev Emits {DepositBurned} and {IERC20-Transfer}. Reverts with {DepositZeroAmount}, a registry error or
+    /// {IERC20Errors-ERC20InsufficientBalance}.
+    function burn(address from, uint256 amount, bytes32 bankReference) external;
+}

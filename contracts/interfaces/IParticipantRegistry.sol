@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+
+/// @title Participant registry of the supply-chain finance ledger
+/// @notice Who may hold or move anything on the ledger. The operator onboards participants with the hash of
+/// their off-chain identity record and the roles they hold (OpenZeppelin AccessControl roles), suspends and
+/// reinstates them; the regulator freezes and unfreezes them. Every other contract asks this registry
+/// before it moves an asset, so a suspended or frozen participant can neither send nor receive.
+interface IParticipantRegistry is IAccessControl {
+    /// @notice Lifecycle of a participant. `Unregistered` is the zero value of an unknown address.
+    enum ParticipantStatus {
+        Unregistered,
+        Active,
+        Suspended
+    }
+
+    /// @notice What the registry knows of a participant; the identity record itself stays off chain.
+    struct Participant {
+        bytes32 identityHash;
+        ParticipantStatus status;
+        bool frozen;
+        uint64 registeredAt;
+    }
+
+    /// @notice A participant was onboarded with the hash of its identity record.
+    event ParticipantRegistered(address indexed account, bytes32 indexed identityHash, address indexed operator);
+    /// @notice A participant's identity record hash was replaced (the record was updated off chain).
+    event ParticipantIdentityUpdated(address indexed account, bytes32 indexed identityHash, address indexed operator);
+    /// @notice The operator suspended a participant: it can no longer hold or move anything.
+    event ParticipantSuspended(address indexed account, address indexed operator);
+    /// @notice The operator reinstated a suspended participant.
+    event ParticipantReinstated(address indexed account, address indexed operator);
+    /// @notice The regulator froze a participant: every movement to or from it reverts.
+    event ParticipantFrozen(address indexed account, address indexed regulator, bytes32 reason);
+    /// @notice The regulator lifted a participant's freeze.
+    event ParticipantUnfrozen(address indexed account, address indexed regulator);
+
+    /// @notice The account is already registered.
+    error RegistryAlreadyRegistered(address account);
+    /// @notice The account is not a registered participant.
+    error RegistryNotRegistered(address account);
+    /// @notice The participant is registered but not active (suspended).
+    error RegistryParticipantNotActive(address account, ParticipantStatus status);
+    /// @notice The participant is frozen by the regulator.
+    error RegistryParticipantFrozen(address account);
+    /// @notice The participant lacks a role the action needs.
+    error RegistryMissingRole(address account, bytes32 role);
+    /// @notice An identity record hash must not be zero; an account must not be the zero address.
+    error RegistryInvalidParticipant(address account, bytes32 identityHash);
+    /// @notice A role can only be granted to a registered participant.
+    error RegistryRoleForUnregistered(address account, bytes32 role);
+    /// @notice The participant is already in the requested state (suspending twice, unfreezing a free one).
+    error RegistryNoChange(address account);
+
+    /// @notice Onboards `account` with the hash of its identity record and the given roles.
+    /// @custom:access operator
+    /// @dev Emits {ParticipantRegistered} and one {IAccessControl-RoleGranted} per role.
+    /// Reverts with {RegistryAlreadyRegistered} or {RegistryInvalidParticipant}.
+    function register(address account, bytes32 identityHash, bytes32[] calldata roles) external;
+
+    /// @notice Replaces the identity record hash of a registered participant.
+    /// @custom:access operator
+    function updateIdentity(address account, bytes32 identityHash) external;
+
+    /// @notice Suspends an active participant. @custom:access operator
+    function suspend(address account) external;
+
+    /// @notice Reinstates a suspended participant. @custom:access operator
+    function reinstate(address account) external;
+
+    /// @notice Freezes a participant; `reason` is a reference to the regulator's decision.
+    /// @custom:access regulator
+    function freeze(address account, bytes32 reason) external;
+
+    /// @notice Lifts a participant's freeze. @custom:access regulator
+    function unfreeze(address account) external;
+
+    /// @notice The participant record of `account` (all zero when unknown).
+    function participant(address account) external view returns (Participant memory);
+
+    /// @notice True when `account` is registered, active and not frozen.
+    function isActive(address account) external view returns (bool);
+
+    /// @notice Reverts unless `account` is registered, active and not frozen.
+    function requireActive(address account) external view;
+
+    /// @notice Reverts unless `account` is active, not frozen and holds `role`.
+    function requireActiveRole(bytes32 role, address account) external view;
+
+    /// @notice Reverts unless `account` is active, not frozen and holds `role`, and `counterparty` is active
+    /// and not frozen: {requireActiveRole} and {requireActive} in one call (checked in that order), for an
+    /// action by a role holder in favour of another participant (a warehouse issuing a receipt to its owner).
+    function requireActiveRoleAndActive(bytes32 role, address account, address counterparty) external view;
+
+    /// @notice Reverts unless both parties of a movement are active and not frozen.
+    function requireTransfer(address from, address to) external view;
+}

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {IERC3525} from "./IERC3525.sol";
+
+/// @title Receivables: confirmed invoices as splittable, financeable claims (ERC-3525)
+/// @notice A supplier registers an invoice under the salted hash of its canonical key; the buyer, a core
+/// firm, confirms it within its credit line and the tenor rule. Confirmation makes the invoice an obligation
+/// (an ERC-3525 slot whose id is the invoice id) and mints its first piece (a token holding the face value)
+/// to the supplier. Holders split pieces and transfer value to active participants until maturity, finance
+/// pieces with a named financier (delivery-versus-payment in deposit tokens), and redeem them pro rata to
+/// what the core firm has repaid. For every slot the pieces' values add up to face value minus what has been
+/// redeemed; value and cash are one to one, so redemptions never pay out more than was paid in.
+interface IReceivables is IERC3525 {
+    /// @notice Lifecycle of an invoice and the obligation it becomes. `Overdue` is never stored: it is how
+    /// {obligationState} reports a `Confirmed` obligation past maturity plus the grace period.
+    enum InvoiceState {
+        None,
+        Registered,
+        Rejected,
+        Confirmed,
+        Paid,
+        Defaulted,
+        Overdue
+    }
+
+    /// @notice Lifecycle of a financing request.
+    enum RequestState {
+        None,
+        Requested,
+        Approved,
+        Funded,
+        Declined,
+        Cancelled
+    }
+
+    /// @notice An invoice; once confirmed, also the obligation of slot `invoiceId`.
+    struct Invoice {
+        address seller;
+        uint64 dueDate;
+        InvoiceState state;
+        address buyer;
+        uint64 confirmedAt;
+        uint96 amount;
+        uint96 repaid;
+        uint96 redeemed;
+        bytes32 documentHash;
+    }
+
+    /// @notice A piece of an obligation. `checkpoint` is the obligation's repaid total when the piece last
+    /// settled a redemption; `openRequestId` is non-zero while the piece is locked in a financing request.
+    struct Piece {
+        address owner;
+        uint48 slotId;
+        uint48 parentId;
+        uint96 value;
+        uint96 checkpoint;
+        uint48 openRequestId;
+        uint8 flags;
+    }
+
+    /// @notice A holder's request to finance `amount` of a piece with a named financier, and its terms.
+    struct FinancingRequest {
+        address holder;
+        uint48 pieceId;
+        RequestState state;
+        uint16 discountRateBps;
+        uint16 dayCountBasis;
+        address financier;
+        uint96 fee;
+        uint96 amount;
+        uint96 price;
+        uint48 fundedPieceId;
+    }
+
+    /// @notice A credit line of a core firm: total granted and confirmed-unpaid total.
+    struct CreditLine {
+        uint96 limit;
+        uint96 used;
+    }
+
+    event InvoiceRegistered(
+        uint256 indexed invoiceId,
+        bytes32 indexed keyHash,
+        address indexed seller,
+        address buyer,
+        uint256 amount,
+        bytes3 currency,
+        uint64 dueDate,
+        bytes32 documentHash
+    );
+    event InvoiceConfirmed(
+        uint256 indexed invoiceId,
+        address indexed buyer,
+        address indexed seller,
+        uint256 pieceId,
+        uint256 amount,
+        uint64 dueDate
+    );
+    event InvoiceRejected(uint256 indexed invoiceId, address indexed buyer, bytes32 reason);
+    /// @notice A piece's value was split into a new piece (parent recorded) held by `to`.
+    event PieceSplit(uint256 indexed parentId, uint256 indexed pieceId, address indexed to, uint256 slotId, uint256 value);
+    event PieceFrozen(uint256 indexed pieceId, address indexed regulator, bytes32 reason);
+    event PieceUnfrozen(uint256 indexed pieceId, address indexed regulator);
+    event CreditLineSet(address indexed coreFirm, address indexed grantor, uint256 grant, uint256 limit, uint256 used);
+    event FinancingRequested(
+        uint256 indexed requestId, uint256 indexed pieceId, address indexed holder, address financier, uint256 amount
+    );
+    event FinancingApproved(
+        uint256 indexed requestId, address indexed financier, uint16 discountRateBps, uint256 fee, uint16 dayCountBasis
+    );
+    event FinancingFunded(
+        uint256 indexed requestId,
+        uint256 indexed pieceId,
+        address indexed financier,
+        address holder,
+        uint256 amount,
+        uint256 discount,
+        uint256 fee,
+        uint256 price
+    );
+    event FinancingDeclined(uint256 indexed requestId, address indexed financier);
+    event FinancingCancelled(uint256 indexed requestId, address indexed holder);
+    event ObligationRepaid(uint256 indexed slotId, address indexed payer, uint256 amount, uint256 repaid, uint256 outstanding);
+    event ObligationPaid(uint256 indexed slotId);
+    event ObligationDefaulted(uint256 indexed slotId, address indexed declaredBy);
+    /// @notice `holder` redeemed `payout` of piece `pieceId`; the piece keeps `remaining` (0: burnt).
+    event PieceRedeemed(uint256 indexed pieceId, uint256 indexed slotId, address indexed holder, uint256 payout, uint256 remaining);
+    event ParametersUpdated(uint64 maxTenor, uint64 gracePeriod);
+
+    error ReceivablesInvoiceAlreadyRegistered(bytes32 keyHash, uint256 invoiceId);
+    error ReceivablesUnknownInvoice(uint256 invoiceId);
+    error ReceivablesZeroAmount();
+    error ReceivablesAmountTooLarge(uint256 amount);
+    error ReceivablesInvalidKey(bytes32 keyHash);
+    error ReceivablesDueDateNotInFuture(uint64 dueDate, uint256 timestamp);
+    error ReceivablesCurrencyMismatch(bytes3 currency, bytes3 settlementCurrency);
+    error ReceivablesSelfBilling(address account);
+    error ReceivablesInvalidTransition(uint256 invoiceId, InvoiceState from, InvoiceState to);
+    error ReceivablesNotBuyer(uint256 invoiceId, address caller, address buyer);
+    error ReceivablesTenorTooLong(uint256 invoiceId, uint256 tenor, uint256 maxTenor);
+    error ReceivablesCreditLineExceeded(address coreFirm, uint256 used, uint256 amount, uint256 limit);
+    error ReceivablesCreditLineBelowUsage(address coreFirm, uint256 limit, uint256 used);
+    error ReceivablesNonexistentPiece(uint256 pieceId);
+    error ReceivablesNotAuthorized(uint256 pieceId, address caller);
+    error ReceivablesNotHolder(uint256 pieceId, address caller, address holder);
+    error ReceivablesPieceLocked(uint256 pieceId, uint256 requestId);
+    error ReceivablesPieceFrozen(uint256 pieceId);
+    error ReceivablesPieceNotFrozen(uint256 pieceId);
+    error ReceivablesNotTransferable(uint256 pieceId, InvoiceState state);
+    error ReceivablesMatured(uint256 pieceId, uint64 maturity, uint256 timestamp);
+    error ReceivablesInsufficientValue(uint256 pieceId, uint256 value, uint256 requested);
+    error ReceivablesInsufficientAllowance(uint256 pieceId, address operator, uint256 allowance, uint256 requested);
+    error ReceivablesSlotMismatch(uint256 fromPieceId, uint256 toPieceId);
+    error ReceivablesCheckpointMismatch(uint256 fromPieceId, uint256 toPieceId);
+    error ReceivablesInvalidReceiver(address receiver);
+    error ReceivablesSelfTransfer(uint256 pieceId);
+    error ReceivablesUnknownRequest(uint256 requestId);
+    error ReceivablesRequestInvalidTransition(uint256 requestId, RequestState from, RequestState to);
+    error ReceivablesNotFinancier(uint256 requestId, address caller, address financier);
+    error ReceivablesSelfFinancing(uint256 pieceId, address holder);
+    error ReceivablesNotRequestHolder(uint256 requestId, address caller, address holder);
+    error ReceivablesInvalidTerms(uint16 discountRateBps, uint16 dayCountBasis);
+    error ReceivablesPriceNotPositive(uint256 requestId, uint256 amount, uint256 discount, uint256 fee);
+    error ReceivablesOverpayment(uint256 slotId, uint256 amount, uint256 outstanding);
+    error ReceivablesNothingToRedeem(uint256 pieceId);
+    error ReceivablesNotOverdue(uint256 slotId, uint256 defaultableAt, uint256 timestamp);
+    error ReceivablesInvalidParameters(uint64 maxTenor, uint64 gracePeriod);
+
+    /// @notice Registers an invoice of the caller (the seller) under the salted hash of its canonical key.
+    /// @custom:access active supplier
+    /// @dev Emits {InvoiceRegistered}. Reverts with {ReceivablesInvoiceAlreadyRegistered} when the key was
+    /// registered before by anyone, {ReceivablesZeroAmount}, {ReceivablesAmountTooLarge},
+    /// {ReceivablesInvalidKey}, {ReceivablesDueDateNotInFuture}, {ReceivablesCurrencyMismatch},
+    /// {ReceivablesSelfBilling}, or a registry error when the seller is not an active supplier or the buyer
+    /// not an active core firm.
+    function registerInvoice(
+        bytes32 keyHash,
+        address buyer,
+        uint256 amount,
+        bytes3 currency,
+        uint64 dueDate,
+        bytes32 documentHash
+    ) external returns (uint256 invoiceId);
+
+    /// @notice Confirms an invoice: it becomes obligation (slot) `invoiceId` with a first piece held by the
+    /// seller. The buyer's confirmed-unpaid total must stay within its credit line and the time from now to
+    /// maturity within the maximum tenor.
+    /// @custom:access the invoice's buyer, an active core firm
+    /// @dev Emits {InvoiceConfirmed}, {IERC721-Transfer}, {IERC3525-SlotChanged}, {IERC3525-TransferValue}.
+    /// Reverts with {ReceivablesNotBuyer}, {ReceivablesInvalidTransition}, {ReceivablesDueDateNotInFuture},
+    /// {ReceivablesTenorTooLong}, {ReceivablesCreditLineExceeded} or a registry error.
+    function confirmInvoice(uint256 invoiceId) external returns (uint256 pieceId);
+
+    /// @notice Rejects a registered invoice; its key stays registered and cannot be used again.
+    /// @custom:access the invoice's buyer, an active core firm
+    /// @dev Emits {InvoiceRejected}. Reverts with {ReceivablesNotBuyer} or {ReceivablesInvalidTransition}.
+    function rejectInvoice(uint256 invoiceId, bytes32 reason) external;
+
+    /// @notice Sets the caller's grant of credit to `coreFirm`; the core firm's limit is the sum of grants.
+    /// @custom:access active financier or operator
+    /// @dev Emits {CreditLineSet}. Reverts with {ReceivablesCreditLineBelowUsage} when the new limit would be
+    /// below the core firm's confirmed-unpaid total, or a registry error.
+    function setCreditLine(address coreFirm, uint256 grant) external;
+
+    /// @notice Asks `financier` to finance `amount` of piece `pieceId`; the piece is locked until the
+    /// request is funded, declined or cancelled.
+    /// @custom:access the piece's holder, active
+    /// @dev Emits {FinancingRequested}. Reverts with {ReceivablesNotHolder}, {ReceivablesPieceLocked} (already
+    /// in an open request), {ReceivablesPieceFrozen}, {ReceivablesNotTransferable}, {ReceivablesMatured},
+    /// {ReceivablesZeroAmount}, {ReceivablesInsufficientValue}, {ReceivablesSelfFinancing} (the holder named
+    /// itself as financier) or a registry error.
+    function requestFinancing(uint256 pieceId, uint256 amount, address financier) external returns (uint256 requestId);
+
+    /// @notice Approves a request with its terms: discount rate a year in basis points, a fee in minor units,
+    /// and the day-count basis (360 or 365 days a year).
+    /// @custom:access the request's financier, active
+    /// @dev Emits {FinancingApproved}. Reverts with {ReceivablesNotFinancier}, {ReceivablesInvalidTerms} or
+    /// {ReceivablesRequestInvalidTransition}.
+    function approveFinancing(uint256 requestId, uint16 discountRateBps, uint256 fee, uint16 dayCountBasis) external;
+
+    /// @notice Funds an approved request in one transaction: the requested value moves to the financier (the
+    /// whole piece, or a new piece split from it) and the price moves from the financier to the holder in
+    /// deposit tokens; both or neither. Price = amount − discount − fee, where discount = amount × rate ×
+    /// days to maturity / (basis × 10,000), days counted up to whole days and the discount rounded up: the
+    /// holder is never paid more than the terms give.
+    /// @custom:access the request's financier, active, having approved this contract for the price
+    /// @dev Emits {FinancingFunded}, the ERC-721/ERC-3525 movement events and {IERC20-Transfer}. Reverts with
+    /// {ReceivablesNotFinancier}, {ReceivablesRequestInvalidTransition}, {ReceivablesMatured},
+    /// {ReceivablesPieceFrozen}, {ReceivablesPriceNotPositive}, a registry error or a deposit-token error.
+    function fundFinancing(uint256 requestId) external returns (uint256 pieceId);
+
+    /// @notice Declines a requested or approved request and unlocks the piece.
+    /// @custom:access the request's financier
+    /// @dev Emits {FinancingDeclined}. Reverts with {ReceivablesNotFinancier} or
+    /// {ReceivablesRequestInvalidTransition}.
+    function declineFinancing(uint256 requestId) external;
+
+    /// @notice Cancels a requested or approved request and unlocks the piece.
+    /// @custom:access the request's holder
+    /// @dev Emits {FinancingCancelled}. Reverts with {ReceivablesNotRequestHolder} or
+    /// {ReceivablesRequestInvalidTransition}.
+    function cancelFinancing(uint256 requestId) external;
+
+    /// @notice The buyer pays `amount` of obligation `slotId` in deposit tokens, in full or in part; the
+    /// obligation is `Paid` once the repaid total reaches face value. Frees the same amount of credit line.
+    /// @custom:access the obligation's buyer (payer)
+    /// @dev Emits {ObligationRepaid} (and {ObligationPaid}). Reverts with {ReceivablesNotBuyer},
+    /// {ReceivablesInvalidTransition} (not confirmed or defaulted), {ReceivablesZeroAmount},
+    /// {ReceivablesOverpayment} or a deposit-token error.
+    function repay(uint256 slotId, uint256 amount) external;
+
+    /// @notice Redeems piece `pieceId` for deposit tokens, pro rata to what the payer has repaid since the
+    /// piece last redeemed: payout = value × (repaid − checkpoint) / (face − checkpoint), rounded down. The
+    /// payout's value is burnt from the piece; a piece left with no value is burnt.
+    /// @custom:access the piece's holder, active
+    /// @dev Emits {PieceRedeemed}, {IERC3525-TransferValue} (and {IERC721-Transfer} on burn) and
+    /// {IERC20-Transfer}. Reverts with {ReceivablesNotHolder}, {ReceivablesPieceLocked},
+    /// {ReceivablesPieceFrozen} or {ReceivablesNothingToRedeem}.
+    function redeem(uint256 pieceId) external returns (uint256 payout);
+
+    /// @notice Marks a confirmed obligation defaulted once maturity plus the grace period has passed.
+    /// @custom:access the operator, or the holder of piece `pieceId` of slot `slotId`
+    /// @dev Emits {ObligationDefaulted}. Reverts with {ReceivablesNotOverdue}, {ReceivablesNotHolder},
+    /// {ReceivablesInvalidTransition}.
+    function markDefaulted(uint256 slotId, uint256 pieceId) external;
+
+    /// @notice Freezes a piece: it cannot move, be financed or redeemed until unfrozen.
+    /// @custom:access regulator
+    function freezePiece(uint256 pieceId, bytes32 reason) external;
+
+    /// @notice Unfreezes a piece. @custom:access regulator
+    function unfreezePiece(uint256 pieceId) external;
+
+    /// @notice Sets the maximum tenor (confirmation to maturity) and the grace period after maturity.
+    /// @custom:access operator
+    function setParameters(uint64 maxTenor, uint64 gracePeriod) external;
+
+    function invoice(uint256 invoiceId) external view returns (Invoice memory);
+    function invoiceIdOfKey(bytes32 keyHash) external view returns (uint256);
+    function piece(uint256 pieceId) external view returns (Piece memory);
+    function financingRequest(uint256 requestId) external view returns (FinancingRequest memory);
+    function creditLine(address coreFirm) external view returns (CreditLine memory);
+    function creditGrant(address grantor, address coreFirm) external view returns (uint256);
+    /// @notice State of an obligation as of now: `Overdue` for a confirmed one past maturity plus grace.
+    function obligationState(uint256 slotId) external view returns (InvoiceState);
+    /// @notice The pieces from the first piece of the slot down to `pieceId` (inclusive), parents first.
+    function pathOf(uint256 pieceId) external view returns (uint256[] memory path);
+    /// @notice What {redeem} would pay for `pieceId` now.
+    function redeemable(uint256 pieceId) external view returns (uint256);
+    /// @notice Discount, fee and price {fundFinancing} would settle now.
+    function quoteFinancing(uint256 requestId) external view returns (uint256 discount, uint256 fee, uint256 price);
+    function maxTenor() external view returns (uint64);
+    function gracePeriod() external view returns (uint64);
+}
