@@ -1,0 +1,127 @@
+"""Gas report: the gas used by each contract operation, measured on the in-process chain (eth-tester).
+
+    .venv/bin/python scripts/gas_report.py [--out build/gas-report]
+
+writes ``<out>.json`` (operation → gas used) and ``<out>.md`` (a table beside DESIGN.md's targets). Every
+figure is a real transaction's ``gasUsed`` from a fresh deployment, in the order of a realistic story: an
+invoice is registered and confirmed, split down the chain, financed, repaid and redeemed; a receipt is issued,
+pledged, revalued, repaid, enforced, redeemed and transferred (the warehouse figures are measured by
+:func:`tests.contracts.warehouse_fixtures.measure_warehouse_gas`, which the warehouse gas test shares).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ledger.sandbox import Sandbox  # noqa: E402
+from tests.contracts.support import DAY, YUAN, invoice_key  # noqa: E402
+from tests.contracts.warehouse_fixtures import measure_warehouse_gas  # noqa: E402
+
+#: DESIGN.md's gas targets, where it sets one.
+TARGETS = {
+    "confirm invoice (new slot + first piece)": 200_000,
+    "split-transfer of a piece": 140_000,
+    "fund financing (whole piece + cash leg)": 150_000,
+    "issue warehouse receipt": 130_000,
+}
+
+#: The report's name for each figure of :func:`measure_warehouse_gas`, in the report's order.
+WAREHOUSE_OPERATIONS = {
+    "issue": "issue warehouse receipt",
+    "issue (owner already holds a receipt)": "issue warehouse receipt (owner already holds one)",
+    "requestPledge": "request pledge",
+    "fundPledge": "fund pledge (lien + cash leg)",
+    "revalue": "revalue receipt",
+    "revalue (margin call)": "revalue receipt (margin call)",
+    "repay (partial)": "repay pledge (part)",
+    "repay": "repay pledge (in full, lien released)",
+    "enforce": "enforce pledge (receipt to the financier)",
+    "requestRedemption": "request redemption",
+    "confirmRedemption": "confirm redemption (receipt burnt)",
+    "transferFrom": "transfer of a receipt",
+}
+
+
+def measure_receivables(sb: Sandbox, record: Callable[[str, dict], None]) -> None:  # type: ignore[type-arg]
+    r, token = sb.contracts["receivables"], sb.contracts["token"]
+    record("set credit line", sb.send(r.functions.setCreditLine(sb.address("automaker"), 10**12), "bank"))
+    due = sb.now() + 90 * DAY
+    receipt = sb.send(
+        r.functions.registerInvoice(
+            invoice_key(), sb.address("automaker"), 1_000_000 * YUAN, b"CNY", due, b"\x01" * 32
+        ),
+        "seatmaker",
+    )
+    record("register invoice", receipt)
+    invoice_id = sb.events(receipt, "receivables", "InvoiceRegistered")[0]["invoiceId"]
+    receipt = sb.send(r.functions.confirmInvoice(invoice_id), "automaker")
+    record("confirm invoice (new slot + first piece)", receipt)
+    first = sb.events(receipt, "receivables", "InvoiceConfirmed")[0]["pieceId"]
+    split = r.get_function_by_signature("transferFrom(uint256,address,uint256)")
+    receipt = sb.send(split(first, sb.address("chemicals"), 400_000 * YUAN), "seatmaker")
+    record("split-transfer of a piece", receipt)
+    child = sb.events(receipt, "receivables", "PieceSplit")[0]["pieceId"]
+    receipt = sb.send(r.functions.transferFrom(sb.address("chemicals"), sb.address("trader"), child), "chemicals")
+    record("transfer of a whole piece", receipt)
+    receipt = sb.send(r.functions.requestFinancing(child, 400_000 * YUAN, sb.address("bank")), "trader")
+    record("request financing", receipt)
+    request = sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"]
+    record("approve financing", sb.send(r.functions.approveFinancing(request, 450, 100 * YUAN, 365), "bank"))
+    record("fund financing (whole piece + cash leg)", sb.send(r.functions.fundFinancing(request), "bank"))
+    receipt = sb.send(r.functions.requestFinancing(first, 100_000 * YUAN, sb.address("factor")), "seatmaker")
+    request = sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"]
+    sb.send(r.functions.approveFinancing(request, 500, 0, 360), "factor")
+    record("fund financing (part of a piece: split + cash leg)", sb.send(r.functions.fundFinancing(request), "factor"))
+    record("repay obligation (part)", sb.send(r.functions.repay(invoice_id, 500_000 * YUAN), "automaker"))
+    record("redeem piece (pro rata, piece kept)", sb.send(r.functions.redeem(first), "seatmaker"))
+    record("repay obligation (rest)", sb.send(r.functions.repay(invoice_id, 500_000 * YUAN), "automaker"))
+    record("redeem piece (in full, piece burnt)", sb.send(r.functions.redeem(child), "bank"))
+    record("deposit-token transfer", sb.send(token.functions.transfer(sb.address("trader"), 1_000 * YUAN), "bank"))
+
+
+def measure_warehouse(sb: Sandbox, record: Callable[[str, int], None]) -> None:
+    """The warehouse-receipt operations, on a chain state thrown away afterwards."""
+    gas = measure_warehouse_gas(sb)
+    for key, operation in WAREHOUSE_OPERATIONS.items():
+        record(operation, gas[key])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "gas-report", help="path without suffix")
+    args = parser.parse_args(argv)
+    print("compiling and deploying on eth-tester ...", file=sys.stderr)
+    sb = Sandbox.create()
+    figures: dict[str, int] = {}
+
+    def record_gas(operation: str, gas: int) -> None:
+        figures[operation] = gas
+        print(f"  {operation:<55} {gas:>9,}", file=sys.stderr)
+
+    def record(operation: str, receipt: dict) -> None:  # type: ignore[type-arg]
+        record_gas(operation, int(receipt["gasUsed"]))
+
+    measure_receivables(sb, record)
+    measure_warehouse(sb, record_gas)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")
+    lines = ["| operation | gas used | DESIGN.md target |", "|---|---:|---:|"]
+    for operation, gas in figures.items():
+        target = TARGETS.get(operation)
+        verdict = "" if target is None else f"≤ {target:,} {'✓' if gas <= target else '✗ over'}"
+        lines.append(f"| {operation} | {gas:,} | {verdict} |")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.md')}", file=sys.stderr)
+    over = [op for op, target in TARGETS.items() if op in figures and figures[op] > target]
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Deposit token: minted and burnt by the settlement agent, moving only between active participants."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.sandbox import Sandbox
+from tests.contracts.support import assert_reverts
+
+
+def test_token_is_in_fen_of_cny(ledger: Sandbox) -> None:
+    token = ledger.contracts["token"]
+    assert (token.functions.decimals().call(), token.functions.currency().call()) == (2, b"CNY")
+
+
+def test_mint_by_settlement_agent_credits_participant(ledger: Sandbox) -> None:
+    token = ledger.contracts["token"]
+    supply = token.functions.totalSupply().call()
+    receipt = ledger.send(token.functions.mint(ledger.address("trader"), 12_345, b"\x01" * 32), "agent")
+    assert ledger.events(receipt, "token", "DepositMinted")[0]["amount"] == 12_345
+    assert token.functions.totalSupply().call() == supply + 12_345
+
+
+def test_burn_by_settlement_agent_debits_participant(ledger: Sandbox) -> None:
+    token = ledger.contracts["token"]
+    before = ledger.balance("trader")
+    receipt = ledger.send(token.functions.burn(ledger.address("trader"), 345, b"\x02" * 32), "agent")
+    assert ledger.events(receipt, "token", "DepositBurned")[0]["from"] == ledger.address("trader")
+    assert ledger.balance("trader") == before - 345
+
+
+@pytest.mark.parametrize("caller", ["operator", "bank", "automaker", "regulator", "seatmaker", "outsider"])
+def test_mint_and_burn_revert_when_caller_is_not_settlement_agent(ledger: Sandbox, caller: str) -> None:
+    token = ledger.contracts["token"]
+    assert_reverts(ledger, token.functions.mint(ledger.address(caller), 1, b"\x00" * 32), caller, "RegistryMissingRole")
+    assert_reverts(ledger, token.functions.burn(ledger.address("bank"), 1, b"\x00" * 32), caller, "RegistryMissingRole")
+
+
+def test_mint_reverts_for_zero_amount_or_unregistered_holder(ledger: Sandbox) -> None:
+    token = ledger.contracts["token"]
+    assert_reverts(
+        ledger, token.functions.mint(ledger.address("trader"), 0, b"\x00" * 32), "agent", "DepositZeroAmount"
+    )
+    assert_reverts(
+        ledger, token.functions.mint(ledger.address("outsider"), 1, b"\x00" * 32), "agent", "RegistryNotRegistered"
+    )
+
+
+def test_transfer_between_active_participants(ledger: Sandbox) -> None:
+    token = ledger.contracts["token"]
+    before = (ledger.balance("bank"), ledger.balance("trader"))
+    ledger.send(token.functions.transfer(ledger.address("trader"), 500), "bank")
+    assert (ledger.balance("bank"), ledger.balance("trader")) == (before[0] - 500, before[1] + 500)
+
+
+def test_transfer_reverts_to_unregistered_suspended_or_frozen(ledger: Sandbox) -> None:
+    token, registry = ledger.contracts["token"], ledger.contracts["registry"]
+    assert_reverts(ledger, token.functions.transfer(ledger.address("outsider"), 1), "bank", "RegistryNotRegistered")
+    ledger.send(registry.functions.suspend(ledger.address("trader")), "operator")
+    assert_reverts(
+        ledger, token.functions.transfer(ledger.address("trader"), 1), "bank", "RegistryParticipantNotActive"
+    )
+    ledger.send(registry.functions.freeze(ledger.address("chemicals"), b"\x00" * 32), "regulator")
+    assert_reverts(
+        ledger, token.functions.transfer(ledger.address("chemicals"), 1), "bank", "RegistryParticipantFrozen"
+    )
+    assert_reverts(
+        ledger, token.functions.transfer(ledger.address("bank"), 1), "chemicals", "RegistryParticipantFrozen"
+    )
+
+
+def test_frozen_holder_cannot_be_burnt_by_agent(ledger: Sandbox) -> None:
+    token, registry = ledger.contracts["token"], ledger.contracts["registry"]
+    ledger.send(registry.functions.freeze(ledger.address("trader"), b"\x00" * 32), "regulator")
+    assert_reverts(
+        ledger, token.functions.burn(ledger.address("trader"), 1, b"\x00" * 32), "agent", "RegistryParticipantFrozen"
+    )
+
+
+def test_transfer_from_by_suspended_spender_reverts(ledger: Sandbox) -> None:
+    token, registry = ledger.contracts["token"], ledger.contracts["registry"]
+    ledger.send(token.functions.approve(ledger.address("factor"), 1_000), "bank")
+    ledger.send(registry.functions.suspend(ledger.address("factor")), "operator")
+    fn = token.functions.transferFrom(ledger.address("bank"), ledger.address("trader"), 10)
+    assert_reverts(ledger, fn, "factor", "RegistryParticipantNotActive")
+
+
+def test_burn_reverts_beyond_balance(ledger: Sandbox) -> None:
+    token = ledger.contracts["token"]
+    fn = token.functions.burn(ledger.address("trader"), ledger.balance("trader") + 1, b"\x00" * 32)
+    assert_reverts(ledger, fn, "agent", "ERC20InsufficientBalance")

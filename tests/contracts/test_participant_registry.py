@@ -1,0 +1,148 @@
+"""Participant registry: onboarding, roles, suspension and the regulator's freezes."""
+
+from __future__ import annotations
+
+import pytest
+from web3 import Web3
+
+from ledger.sandbox import Sandbox, identity_hash, role_id
+from tests.contracts.support import assert_reverts
+
+ACTIVE, SUSPENDED = 1, 2
+NEWCOMER = Web3.to_checksum_address("0x00000000000000000000000000000000000c0ffe")
+
+
+def test_register_records_identity_and_grants_roles(ledger: Sandbox) -> None:
+    registry = ledger.contracts["registry"]
+    receipt = ledger.send(
+        registry.functions.register(NEWCOMER, identity_hash("newcomer"), [role_id("supplier"), role_id("core-firm")]),
+        "operator",
+    )
+    (event,) = ledger.events(receipt, "registry", "ParticipantRegistered")
+    assert event == {
+        "account": NEWCOMER,
+        "identityHash": identity_hash("newcomer"),
+        "operator": ledger.address("operator"),
+    }
+    assert len(ledger.events(receipt, "registry", "RoleGranted")) == 2
+    record = registry.functions.participant(NEWCOMER).call()
+    assert (record[0], record[1], record[2]) == (identity_hash("newcomer"), ACTIVE, False)
+    assert registry.functions.hasRole(role_id("core-firm"), NEWCOMER).call()
+    assert registry.functions.isActive(NEWCOMER).call()
+
+
+@pytest.mark.parametrize("caller", ["automaker", "seatmaker", "bank", "warehouse", "regulator", "agent", "outsider"])
+def test_register_reverts_when_caller_is_not_operator(ledger: Sandbox, caller: str) -> None:
+    fn = ledger.contracts["registry"].functions.register(NEWCOMER, identity_hash("x"), [])
+    assert_reverts(ledger, fn, caller, "AccessControlUnauthorizedAccount")
+
+
+def test_register_reverts_for_known_account_zero_address_or_empty_identity(ledger: Sandbox) -> None:
+    registry = ledger.contracts["registry"]
+    assert_reverts(
+        ledger,
+        registry.functions.register(ledger.address("bank"), identity_hash("x"), []),
+        "operator",
+        "RegistryAlreadyRegistered",
+    )
+    assert_reverts(
+        ledger,
+        registry.functions.register("0x" + "00" * 20, identity_hash("x"), []),
+        "operator",
+        "RegistryInvalidParticipant",
+    )
+    assert_reverts(
+        ledger, registry.functions.register(NEWCOMER, b"\x00" * 32, []), "operator", "RegistryInvalidParticipant"
+    )
+
+
+def test_roles_can_only_be_granted_to_registered_participants(ledger: Sandbox) -> None:
+    fn = ledger.contracts["registry"].functions.grantRole(role_id("financier"), NEWCOMER)
+    assert_reverts(ledger, fn, "operator", "RegistryRoleForUnregistered")
+
+
+def test_regulator_cannot_grant_roles(ledger: Sandbox) -> None:
+    fn = ledger.contracts["registry"].functions.grantRole(role_id("financier"), ledger.address("seatmaker"))
+    assert_reverts(ledger, fn, "regulator", "AccessControlUnauthorizedAccount")
+
+
+def test_suspend_and_reinstate_by_operator(ledger: Sandbox) -> None:
+    registry = ledger.contracts["registry"]
+    bank = ledger.address("bank")
+    receipt = ledger.send(registry.functions.suspend(bank), "operator")
+    assert ledger.events(receipt, "registry", "ParticipantSuspended")[0]["account"] == bank
+    assert registry.functions.participant(bank).call()[1] == SUSPENDED
+    assert not registry.functions.isActive(bank).call()
+    assert_reverts(ledger, registry.functions.suspend(bank), "operator", "RegistryNoChange")
+    ledger.send(registry.functions.reinstate(bank), "operator")
+    assert registry.functions.isActive(bank).call()
+    assert_reverts(ledger, registry.functions.reinstate(bank), "operator", "RegistryNoChange")
+
+
+@pytest.mark.parametrize("caller", ["regulator", "bank", "automaker", "outsider"])
+def test_suspend_reverts_when_caller_is_not_operator(ledger: Sandbox, caller: str) -> None:
+    fn = ledger.contracts["registry"].functions.suspend(ledger.address("seatmaker"))
+    assert_reverts(ledger, fn, caller, "AccessControlUnauthorizedAccount")
+
+
+def test_freeze_and_unfreeze_by_regulator(ledger: Sandbox) -> None:
+    registry = ledger.contracts["registry"]
+    seatmaker = ledger.address("seatmaker")
+    receipt = ledger.send(registry.functions.freeze(seatmaker, b"\x07" * 32), "regulator")
+    assert ledger.events(receipt, "registry", "ParticipantFrozen")[0]["reason"] == b"\x07" * 32
+    assert not registry.functions.isActive(seatmaker).call()
+    with pytest.raises(Exception, match="RegistryParticipantFrozen"):
+        ledger.call(registry.functions.requireActive(seatmaker))
+    ledger.send(registry.functions.unfreeze(seatmaker), "regulator")
+    assert registry.functions.isActive(seatmaker).call()
+
+
+@pytest.mark.parametrize("caller", ["operator", "bank", "automaker", "agent", "outsider"])
+def test_freeze_reverts_when_caller_is_not_regulator(ledger: Sandbox, caller: str) -> None:
+    fn = ledger.contracts["registry"].functions.freeze(ledger.address("seatmaker"), b"\x00" * 32)
+    assert_reverts(ledger, fn, caller, "AccessControlUnauthorizedAccount")
+
+
+def test_update_identity_replaces_the_record_hash(ledger: Sandbox) -> None:
+    registry = ledger.contracts["registry"]
+    ledger.send(registry.functions.updateIdentity(ledger.address("bank"), identity_hash("bank v2")), "operator")
+    assert registry.functions.participant(ledger.address("bank")).call()[0] == identity_hash("bank v2")
+    assert_reverts(
+        ledger, registry.functions.updateIdentity(NEWCOMER, identity_hash("x")), "operator", "RegistryNotRegistered"
+    )
+
+
+def test_require_checks_report_the_failing_rule(ledger: Sandbox) -> None:
+    registry = ledger.contracts["registry"]
+    with pytest.raises(Exception, match="RegistryNotRegistered"):
+        ledger.call(registry.functions.requireActive(NEWCOMER))
+    with pytest.raises(Exception, match="RegistryMissingRole"):
+        ledger.call(registry.functions.requireActiveRole(role_id("financier"), ledger.address("seatmaker")))
+    ledger.call(registry.functions.requireTransfer(ledger.address("seatmaker"), ledger.address("bank")))
+
+
+def test_require_active_role_and_active_checks_both_parties_in_one_query(ledger: Sandbox) -> None:
+    """``requireActiveRoleAndActive(role, account, counterparty)``: ``requireActiveRole(role, account)`` then
+    ``requireActive(counterparty)``, with the same errors in the same order."""
+    registry = ledger.contracts["registry"]
+    warehouse, steel = ledger.address("warehouse"), ledger.address("steel")
+    check = registry.functions.requireActiveRoleAndActive
+    ledger.call(check(role_id("warehouse"), warehouse, steel))
+
+    def error_of(role: str, account: str, counterparty: str) -> tuple[str, str]:
+        with pytest.raises(Exception) as failure:
+            ledger.call(check(role_id(role), account, counterparty))
+        decoded = failure.value
+        return decoded.name, decoded.arguments["account"]  # type: ignore[attr-defined]
+
+    assert error_of("financier", warehouse, steel) == ("RegistryMissingRole", warehouse.lower())
+    assert error_of("warehouse", warehouse, NEWCOMER) == ("RegistryNotRegistered", NEWCOMER.lower())
+    ledger.send(registry.functions.freeze(steel, b"\x01" * 32), "regulator")
+    assert error_of("warehouse", warehouse, steel) == ("RegistryParticipantFrozen", steel.lower())
+    ledger.send(registry.functions.suspend(warehouse), "operator")
+    # The account is checked before the counterparty; suspension before a freeze.
+    assert error_of("warehouse", warehouse, steel) == ("RegistryParticipantNotActive", warehouse.lower())
+    ledger.send(registry.functions.freeze(warehouse, b"\x02" * 32), "regulator")
+    assert error_of("warehouse", warehouse, steel) == ("RegistryParticipantNotActive", warehouse.lower())
+    ledger.send(registry.functions.reinstate(warehouse), "operator")
+    assert error_of("warehouse", warehouse, steel) == ("RegistryParticipantFrozen", warehouse.lower())

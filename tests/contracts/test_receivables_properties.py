@@ -1,0 +1,465 @@
+"""Property-based (stateful) proof of the receivables invariants of DESIGN.md (1-6 and 9).
+
+Random participants, the regulator and strangers included, do random things: register (sometimes re-using a
+key), confirm, reject, grant credit, split, transfer, request/approve/fund/decline/cancel financing, repay,
+redeem, default, suspend, freeze, and move the clock. The machine does not predict outcomes; it checks that
+whatever succeeded was allowed, that what failed changed nothing, and after every step that:
+
+1. every invoice key maps to exactly one invoice;
+2. each core firm's confirmed-unpaid total equals what its obligations owe and stays within its credit line;
+3. for every slot the live pieces' values add up to face value minus what was redeemed;
+4. every successful movement was between active, unfrozen participants, before maturity;
+5. a funding moved the piece and the price together (or, failing, neither);
+6. per slot redeemed ≤ repaid, and the contract holds exactly what was repaid and not yet redeemed;
+9. only the roles named act (a successful action by anyone else fails the test).
+
+Size: ``MAX_EXAMPLES`` examples of up to ``STEPS`` steps each (about 40 s on eth-tester); the chain is reset
+between examples with snapshot/revert. ``make soak`` runs more (``SCF_PROPERTY_EXAMPLES``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from web3.types import TxReceipt
+
+from ledger.sandbox import CAST, Sandbox
+from tests.contracts.support import DAY, invoice_key
+
+MAX_EXAMPLES = int(os.environ.get("SCF_PROPERTY_EXAMPLES", "20"))
+STEPS = int(os.environ.get("SCF_PROPERTY_STEPS", "40"))
+
+CORE_FIRMS = ("automaker", "truckmaker")
+SUPPLIERS = ("seatmaker", "chemicals", "trader")
+FINANCIERS = ("bank", "factor")
+EVERYONE = (*CORE_FIRMS, *SUPPLIERS, *FINANCIERS, "regulator", "operator", "outsider")
+HOLDERS = (*SUPPLIERS, *FINANCIERS, *CORE_FIRMS)
+CONFIRMED, PAID, DEFAULTED = 3, 4, 5
+REQUESTED, APPROVED = 1, 2
+
+actors = st.sampled_from(EVERYONE)
+OUTCOMES: dict[str, int] = {}
+fractions = st.integers(min_value=1, max_value=100)
+
+
+@dataclass
+class Model:
+    keys: dict[bytes, int] = field(default_factory=dict)
+    invoices: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (seller, buyer)
+    pending: set[int] = field(default_factory=set)  # registered, not yet confirmed or rejected
+    slots: set[int] = field(default_factory=set)
+    pieces: dict[int, int] = field(default_factory=dict)  # piece -> slot
+    requests: set[int] = field(default_factory=set)  # every request ever made
+    approved: set[int] = field(default_factory=set)  # approved and not yet funded or closed
+    maturity: dict[int, int] = field(default_factory=dict)  # slot -> maturity
+    suspended: set[str] = field(default_factory=set)
+    frozen: set[str] = field(default_factory=set)
+
+
+class ReceivablesMachine(RuleBasedStateMachine):
+    def __init__(self, sb: Sandbox) -> None:
+        super().__init__()
+        self.sb = sb
+        self.r = sb.contracts["receivables"]
+        self.token = sb.contracts["token"]
+        self.registry = sb.contracts["registry"]
+        self.snapshot = sb.snapshot()
+        self.model = Model()
+        self.supply = int(self.token.functions.totalSupply().call())
+
+    def teardown(self) -> None:
+        self.sb.revert(self.snapshot)
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def active(self, who: str) -> bool:
+        return who != "outsider" and who not in self.model.suspended and who not in self.model.frozen
+
+    def send(self, fn, actor: str) -> TxReceipt | None:  # type: ignore[no-untyped-def]
+        receipt = self.sb.send_raw(fn, actor)
+        outcome = "ok" if receipt["status"] == 1 else self.sb.revert_of(fn, actor).name
+        OUTCOMES[f"{fn.fn_name} {outcome}"] = OUTCOMES.get(f"{fn.fn_name} {outcome}", 0) + 1
+        if receipt["status"] != 1:
+            assert receipt["logs"] == []
+            return None
+        return receipt
+
+    def pick(self, data: st.DataObject, rightful: str) -> str:
+        """The rightful actor six times in seven; otherwise anyone (the regulator and strangers too)."""
+        return data.draw(actors) if data.draw(st.integers(0, 6)) == 0 else rightful
+
+    def name_of(self, address: str) -> str:
+        return next((n for n in CAST if self.sb.address(n) == address), "outsider")
+
+    def piece(self, piece_id: int) -> tuple:  # type: ignore[type-arg]
+        return tuple(self.sb.read("receivables", "piece", piece_id))
+
+    def live_pieces(self) -> list[int]:
+        return [p for p in self.model.pieces if self.piece(p)[0] != "0x" + "00" * 20]
+
+    def maturity(self, slot: int) -> int:
+        return int(self.sb.read("receivables", "invoice", slot)[1])
+
+    @initialize(
+        amounts=st.lists(st.integers(1, 2_000_000), min_size=2, max_size=2),
+        due_days=st.lists(st.integers(20, 200), min_size=2, max_size=2),
+    )
+    def open_credit_lines_and_confirm_two_invoices(self, amounts: list[int], due_days: list[int]) -> None:
+        """Every example starts with credit lines and two confirmed obligations, so that its steps act on
+        real pieces from the first one."""
+        for core in CORE_FIRMS:
+            self.sb.send(self.r.functions.setCreditLine(self.sb.address(core), 5_000_000), "bank")
+        for (seller, buyer), amount, days in zip(
+            (("seatmaker", "automaker"), ("chemicals", "truckmaker")), amounts, due_days, strict=True
+        ):
+            key = invoice_key(seller)
+            fn = self.r.functions.registerInvoice(
+                key, self.sb.address(buyer), amount, b"CNY", self.sb.now() + days * DAY, b"\x01" * 32
+            )
+            registered = self.send(fn, seller)
+            assert registered is not None
+            invoice_id = self.sb.events(registered, "receivables", "InvoiceRegistered")[0]["invoiceId"]
+            receipt = self.send(self.r.functions.confirmInvoice(invoice_id), buyer)
+            assert receipt is not None
+            self.model.maturity[invoice_id] = self.sb.now() + days * DAY - 1
+            self.model.keys[key] = invoice_id
+            self.model.invoices[invoice_id] = (seller, buyer)
+            self.model.slots.add(invoice_id)
+            self.model.pieces[self.sb.events(receipt, "receivables", "InvoiceConfirmed")[0]["pieceId"]] = invoice_id
+
+    # -- rules --------------------------------------------------------------------------------------
+
+    @rule(
+        seller=st.sampled_from((*SUPPLIERS, *SUPPLIERS, *EVERYONE)),
+        buyer=st.sampled_from((*CORE_FIRMS, *CORE_FIRMS, *CORE_FIRMS, *EVERYONE)),
+        amount=st.integers(1, 3_000_000),
+        due_days=st.integers(1, 400),
+        reuse=st.booleans(),
+    )
+    def register(self, seller: str, buyer: str, amount: int, due_days: int, reuse: bool) -> None:
+        key = next(iter(self.model.keys)) if reuse and self.model.keys else invoice_key(seller)
+        fn = self.r.functions.registerInvoice(
+            key, self.sb.address(buyer), amount, b"CNY", self.sb.now() + due_days * DAY, b"\x01" * 32
+        )
+        receipt = self.send(fn, seller)
+        if receipt is None:
+            return
+        assert key not in self.model.keys, "invariant 1: a key was registered twice"
+        assert seller in SUPPLIERS and self.active(seller) and buyer in CORE_FIRMS, "invariant 9"
+        invoice_id = self.sb.events(receipt, "receivables", "InvoiceRegistered")[0]["invoiceId"]
+        self.model.keys[key] = invoice_id
+        self.model.invoices[invoice_id] = (seller, buyer)
+        self.model.pending.add(invoice_id)
+
+    @precondition(lambda self: bool(self.model.pending))
+    @rule(data=st.data())
+    def confirm(self, data: st.DataObject) -> None:
+        if not self.model.invoices:
+            return
+        invoice_id = data.draw(st.sampled_from(sorted(self.model.pending)))
+        actor = self.pick(data, self.model.invoices[invoice_id][1])
+        receipt = self.send(self.r.functions.confirmInvoice(invoice_id), actor)
+        if receipt is None:
+            return
+        assert actor == self.model.invoices[invoice_id][1], "invariant 2: confirmed by someone not the buyer"
+        assert self.active(actor) and self.active(self.model.invoices[invoice_id][0])
+        piece_id = self.sb.events(receipt, "receivables", "InvoiceConfirmed")[0]["pieceId"]
+        self.model.slots.add(invoice_id)
+        self.model.pending.discard(invoice_id)
+        self.model.maturity[invoice_id] = self.maturity(invoice_id)
+        self.model.pieces[piece_id] = invoice_id
+
+    @precondition(lambda self: bool(self.model.invoices))
+    @rule(data=st.data(), actor=actors)
+    def reject(self, data: st.DataObject, actor: str) -> None:
+        if not self.model.invoices:
+            return
+        invoice_id = data.draw(st.sampled_from(sorted(self.model.pending or self.model.invoices)))
+        if self.send(self.r.functions.rejectInvoice(invoice_id, b"\x00" * 32), actor) is not None:
+            assert actor == self.model.invoices[invoice_id][1], "invariant 9: rejected by someone not the buyer"
+            self.model.pending.discard(invoice_id)
+
+    @rule(
+        grantor=st.sampled_from((*FINANCIERS, *FINANCIERS, *EVERYONE)),
+        core=st.sampled_from((*CORE_FIRMS, *EVERYONE)),
+        grant=st.integers(0, 8_000_000),
+    )
+    def set_credit_line(self, grantor: str, core: str, grant: int) -> None:
+        if self.send(self.r.functions.setCreditLine(self.sb.address(core), grant), grantor) is not None:
+            assert grantor in (*FINANCIERS, "operator") and core in CORE_FIRMS, "invariant 9"
+
+    @precondition(lambda self: bool(self.model.pieces))
+    @rule(data=st.data(), to=actors, fraction=fractions, whole=st.booleans())
+    def transfer(self, data: st.DataObject, to: str, fraction: int, whole: bool) -> None:
+        if not self.model.pieces:
+            return
+        piece_id = data.draw(st.sampled_from(sorted(self.model.pieces)))
+        before = self.piece(piece_id)
+        holder = self.name_of(before[0])
+        actor = self.pick(data, holder)
+        if whole:
+            fn = self.r.functions.transferFrom(before[0], self.sb.address(to), piece_id)
+        else:
+            value = max(1, before[3] * fraction // 100)
+            fn = self.r.get_function_by_signature("transferFrom(uint256,address,uint256)")(
+                piece_id, self.sb.address(to), value
+            )
+        receipt = self.send(fn, actor)
+        if receipt is None:
+            return
+        slot = self.model.pieces[piece_id]
+        assert actor == holder, "invariant 9: a piece moved by someone not its holder (no approvals given)"
+        assert self.active(holder) and self.active(to), "invariant 4: moved to or from an inactive party"
+        assert before[5] == 0 and before[6] & 1 == 0, "invariant 4: a locked or frozen piece moved"
+        block_time = self.sb.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
+        assert block_time < self.maturity(slot), "invariant 4: moved at or after maturity"
+        for event in self.sb.events(receipt, "receivables", "PieceSplit"):
+            self.model.pieces[event["pieceId"]] = slot
+
+    @precondition(lambda self: bool(self.model.pieces))
+    @rule(data=st.data(), financier=st.sampled_from((*FINANCIERS, *FINANCIERS, *EVERYONE)), fraction=fractions)
+    def request_financing(self, data: st.DataObject, financier: str, fraction: int) -> None:
+        if not self.model.pieces:
+            return
+        piece_id = data.draw(st.sampled_from(sorted(self.model.pieces)))
+        owner, value = self.piece(piece_id)[0], self.piece(piece_id)[3]
+        actor = self.pick(data, self.name_of(owner))
+        fn = self.r.functions.requestFinancing(piece_id, max(1, value * fraction // 100), self.sb.address(financier))
+        receipt = self.send(fn, actor)
+        if receipt is None:
+            return
+        assert financier in FINANCIERS and self.active(actor), "invariant 9"
+        self.model.requests.add(self.sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"])
+
+    @precondition(lambda self: bool(self.model.requests))
+    @rule(data=st.data(), rate=st.integers(0, 2_000), fee_bps=st.integers(0, 300), basis=st.sampled_from([360, 365]))
+    def approve_financing(self, data: st.DataObject, rate: int, fee_bps: int, basis: int) -> None:
+        if not self.model.requests:
+            return
+        request_id = data.draw(st.sampled_from(sorted(self.model.requests)))
+        request = self.sb.read("receivables", "financingRequest", request_id)
+        financier, fee = request[5], request[7] * fee_bps // 10_000
+        actor = self.pick(data, self.name_of(financier))
+        if self.send(self.r.functions.approveFinancing(request_id, rate, fee, basis), actor) is not None:
+            assert self.sb.address(actor) == financier, "invariant 9: approved by someone not the financier"
+            self.model.approved.add(request_id)
+
+    @precondition(lambda self: bool(self.model.approved))
+    @rule(data=st.data())
+    def fund_financing(self, data: st.DataObject) -> None:
+        request_id = data.draw(st.sampled_from(sorted(self.model.approved)))
+        financier = self.sb.read("receivables", "financingRequest", request_id)[5]
+        self.fund(request_id, self.pick(data, self.name_of(financier)))
+
+    @precondition(lambda self: bool(self.model.pieces))
+    @rule(
+        data=st.data(),
+        financier=st.sampled_from(FINANCIERS),
+        fraction=fractions,
+        rate=st.integers(0, 1_500),
+        fee_bps=st.integers(0, 100),
+        basis=st.sampled_from([360, 365]),
+    )
+    def finance_a_piece(
+        self, data: st.DataObject, financier: str, fraction: int, rate: int, fee_bps: int, basis: int
+    ) -> None:
+        """The whole financing by the rightful parties: request, approve, fund (each step may still be refused
+        by the rules: a locked, frozen or matured piece, an inactive party)."""
+        piece_id = data.draw(st.sampled_from(sorted(self.model.pieces)))
+        owner, value = self.piece(piece_id)[0], self.piece(piece_id)[3]
+        holder = self.name_of(owner)
+        amount = max(1, value * fraction // 100)
+        requested = self.send(self.r.functions.requestFinancing(piece_id, amount, self.sb.address(financier)), holder)
+        if requested is None:
+            return
+        request_id = self.sb.events(requested, "receivables", "FinancingRequested")[0]["requestId"]
+        self.model.requests.add(request_id)
+        fee = amount * fee_bps // 10_000
+        if self.send(self.r.functions.approveFinancing(request_id, rate, fee, basis), financier) is None:
+            return
+        self.model.approved.add(request_id)
+        self.fund(request_id, financier)
+
+    def fund(self, request_id: int, actor: str) -> None:
+        request = self.sb.read("receivables", "financingRequest", request_id)
+        holder, source, financier = request[0], request[1], request[5]
+        owners = {p: self.piece(p)[0] for p in self.model.pieces}
+        cash = (self.cash(holder), self.cash(financier))
+        receipt = self.send(self.r.functions.fundFinancing(request_id), actor)
+        if receipt is None:
+            # invariant 5: nothing moved
+            assert {p: self.piece(p)[0] for p in self.model.pieces} == owners
+            assert (self.cash(holder), self.cash(financier)) == cash
+            return
+        assert self.sb.address(actor) == financier, "invariant 9: funded by someone not the financier"
+        self.model.approved.discard(request_id)
+        event = self.sb.events(receipt, "receivables", "FinancingFunded")[0]
+        price = event["price"]
+        assert 0 < price <= request[7], "a financing paid more than the value bought"
+        assert self.cash(holder) == cash[0] + price, "invariant 5: cash leg"
+        assert self.cash(financier) == cash[1] - price, "invariant 5: cash leg"
+        funded_piece = event["pieceId"]
+        self.model.pieces[funded_piece] = self.model.pieces[source]
+        assert self.piece(funded_piece)[0] == financier, "invariant 5: asset leg"
+        assert self.piece(funded_piece)[3] == request[7]
+
+    @precondition(lambda self: bool(self.model.requests))
+    @rule(data=st.data(), cancel=st.booleans())
+    def close_request(self, data: st.DataObject, cancel: bool) -> None:
+        if not self.model.requests:
+            return
+        request_id = data.draw(st.sampled_from(sorted(self.model.requests)))
+        request = self.sb.read("receivables", "financingRequest", request_id)
+        actor = self.pick(data, self.name_of(request[0] if cancel else request[5]))
+        fn = self.r.functions.cancelFinancing(request_id) if cancel else self.r.functions.declineFinancing(request_id)
+        if self.send(fn, actor) is not None:
+            assert self.sb.address(actor) == (request[0] if cancel else request[5]), "invariant 9"
+            self.model.approved.discard(request_id)
+
+    @precondition(lambda self: bool(self.model.slots))
+    @rule(data=st.data(), fraction=fractions)
+    def repay(self, data: st.DataObject, fraction: int) -> None:
+        if not self.model.slots:
+            return
+        slot = data.draw(st.sampled_from(sorted(self.model.slots)))
+        actor = self.pick(data, self.model.invoices[slot][1])
+        invoice = self.sb.read("receivables", "invoice", slot)
+        amount = max(1, (invoice[5] - invoice[6]) * fraction // 100)
+        if self.send(self.r.functions.repay(slot, amount), actor) is not None:
+            assert actor == self.model.invoices[slot][1], "invariant 9: repaid by someone not the buyer"
+
+    @precondition(lambda self: bool(self.model.pieces))
+    @rule(data=st.data())
+    def redeem(self, data: st.DataObject) -> None:
+        if not self.model.pieces:
+            return
+        piece_id = data.draw(st.sampled_from(sorted(self.model.pieces)))
+        owner = self.piece(piece_id)[0]
+        actor = self.pick(data, self.name_of(owner))
+        receipt = self.send(self.r.functions.redeem(piece_id), actor)
+        if receipt is not None:
+            assert self.sb.address(actor) == owner and self.active(actor), "invariant 9: redeemed by a non-holder"
+
+    @precondition(lambda self: any(self.sb.now() > m + 30 * DAY for m in self.model.maturity.values()))
+    @rule(data=st.data())
+    def mark_defaulted(self, data: st.DataObject) -> None:
+        if not self.model.pieces:
+            return
+        piece_id = data.draw(st.sampled_from(sorted(self.model.pieces)))
+        slot = self.model.pieces[piece_id]
+        owner = self.piece(piece_id)[0]
+        actor = self.pick(data, self.name_of(owner))
+        receipt = self.send(self.r.functions.markDefaulted(slot, piece_id), actor)
+        if receipt is not None:
+            assert actor == "operator" or self.sb.address(actor) == owner, "invariant 9"
+            block_time = self.sb.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
+            assert block_time > self.maturity(slot) + self.r.functions.gracePeriod().call()
+
+    @rule(
+        actor=st.sampled_from(("operator", "operator", *EVERYONE)),
+        who=st.sampled_from(HOLDERS),
+        action=st.sampled_from(["suspend", "reinstate"]),
+    )
+    def suspend_or_reinstate(self, actor: str, who: str, action: str) -> None:
+        fn = getattr(self.registry.functions, action)(self.sb.address(who))
+        if self.send(fn, actor) is not None:
+            assert actor == "operator", "invariant 9: only the operator suspends"
+            (self.model.suspended.add if action == "suspend" else self.model.suspended.discard)(who)
+
+    @rule(
+        actor=st.sampled_from(("regulator", "regulator", *EVERYONE)), who=st.sampled_from(HOLDERS), freeze=st.booleans()
+    )
+    def freeze_or_unfreeze(self, actor: str, who: str, freeze: bool) -> None:
+        fn = (
+            self.registry.functions.freeze(self.sb.address(who), b"\x00" * 32)
+            if freeze
+            else self.registry.functions.unfreeze(self.sb.address(who))
+        )
+        if self.send(fn, actor) is not None:
+            assert actor == "regulator", "invariant 9: only the regulator freezes"
+            (self.model.frozen.add if freeze else self.model.frozen.discard)(who)
+
+    @precondition(lambda self: bool(self.model.pieces))
+    @rule(data=st.data(), actor=st.sampled_from(("regulator", "regulator", *EVERYONE)), freeze=st.booleans())
+    def freeze_piece(self, data: st.DataObject, actor: str, freeze: bool) -> None:
+        if not self.model.pieces:
+            return
+        piece_id = data.draw(st.sampled_from(sorted(self.model.pieces)))
+        fn = (
+            self.r.functions.freezePiece(piece_id, b"\x00" * 32) if freeze else self.r.functions.unfreezePiece(piece_id)
+        )
+        if self.send(fn, actor) is not None:
+            assert actor == "regulator", "invariant 9: only the regulator freezes pieces"
+
+    @rule(days=st.integers(1, 45))
+    def let_time_pass(self, days: int) -> None:
+        self.sb.travel_to(self.sb.now() + days * DAY)
+
+    # -- invariants ---------------------------------------------------------------------------------
+
+    @invariant()
+    def each_key_maps_to_one_invoice(self) -> None:
+        for key, invoice_id in self.model.keys.items():
+            assert self.sb.read("receivables", "invoiceIdOfKey", key) == invoice_id
+        assert len(set(self.model.keys.values())) == len(self.model.keys)
+
+    @invariant()
+    def pieces_add_up_to_face_minus_redeemed_and_payouts_never_exceed_payments(self) -> None:
+        values: dict[int, int] = {}
+        for piece_id, slot in self.model.pieces.items():
+            p = self.piece(piece_id)
+            assert p[2] == 0 or self.model.pieces.get(p[2]) == slot, "a piece's parent is in another slot"
+            values[slot] = values.get(slot, 0) + p[3]
+        held = 0
+        owed: dict[str, int] = {}
+        for slot in self.model.slots:
+            invoice = self.sb.read("receivables", "invoice", slot)
+            amount, repaid, redeemed = invoice[5], invoice[6], invoice[7]
+            assert values.get(slot, 0) == amount - redeemed, "invariant 3"
+            assert redeemed <= repaid <= amount, "invariant 6"
+            held += repaid - redeemed
+            buyer = self.model.invoices[slot][1]
+            owed[buyer] = owed.get(buyer, 0) + amount - repaid
+        assert self.cash(self.r.address) == held, "invariant 6: contract cash"
+        for core in CORE_FIRMS:
+            limit, used = self.sb.read("receivables", "creditLine", self.sb.address(core))
+            assert used == owed.get(core, 0) and used <= limit, "invariant 2"
+
+    @invariant()
+    def deposit_tokens_are_conserved(self) -> None:
+        holders = [self.sb.address(n) for n in CAST] + [c.address for c in self.sb.contracts.values()]
+        assert self.sb.read("token", "totalSupply") == self.supply
+        assert sum(self.cash(h) for h in holders) == self.supply
+
+    def cash(self, holder: str) -> int:
+        return int(self.sb.read("token", "balanceOf", holder))
+
+
+def test_receivables_invariants_hold_under_random_operations(sandbox: Sandbox) -> None:
+    OUTCOMES.clear()
+    run_state_machine_as_test(
+        lambda: ReceivablesMachine(sandbox),
+        settings=settings(
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            derandomize=os.environ.get("SCF_PROPERTY_SEED") is None,
+            database=None,
+        ),
+    )
+    print("outcomes:", dict(sorted(OUTCOMES.items())))
+    # the run must have exercised the lifecycle, not only refusals
+    for operation in ("confirmInvoice", "transferFrom", "fundFinancing", "repay", "redeem"):
+        assert OUTCOMES.get(f"{operation} ok", 0) > 0, f"no successful {operation} in the whole run"
