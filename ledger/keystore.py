@@ -1,0 +1,185 @@
+"""Participants' signing keys, encrypted at rest.
+
+Each key is one Ethereum keystore v3 file (scrypt + AES-128-CTR + a keccak MAC, the format geth and every
+wallet read) at ``<directory>/<address>.json``, readable by its owner only (0600). The file's password is
+never stored: it is derived from the service's master secret and the account's address with
+HKDF-SHA256 (``info = b"scf-ledger keystore " + checksum address``), so every file has its own password and a
+copied file is useless without the master secret. No private key is ever written in plaintext.
+
+Decrypting costs one scrypt run (n = 2**14 here by default, about 50 ms; the keystore standard's 2**18 takes
+about a second), so a decrypted account is kept in memory after its first use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_address, to_checksum_address
+from pydantic import SecretStr
+
+DEFAULT_SCRYPT_N = 2**14
+"""scrypt cost of new key files: 16 times cheaper than the keystore standard's 2**18 (about 1 s per decrypt)."""
+
+_HKDF_INFO_PREFIX = b"scf-ledger keystore "
+
+
+class KeystoreError(Exception):
+    """A key file is missing, unreadable or cannot be decrypted."""
+
+
+class UnknownAccount(KeystoreError, KeyError):
+    """No key file for this address."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(f"no key for {address} in the keystore")
+
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return str(self.args[0])
+
+
+class KeyDecryptionError(KeystoreError):
+    """A key file does not decrypt with the password derived from the master secret: the file was altered
+    (MAC mismatch) or the master secret is not the one that wrote it."""
+
+
+def derive_password(master_secret: bytes, address: str) -> str:
+    """The keystore password of ``address``: HKDF-SHA256 of the master secret, hex-encoded."""
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=_HKDF_INFO_PREFIX + to_checksum_address(address).encode("ascii"),
+    )
+    return hkdf.derive(master_secret).hex()
+
+
+def _secret_bytes(master_secret: SecretStr | str | bytes) -> bytes:
+    if isinstance(master_secret, SecretStr):
+        master_secret = master_secret.get_secret_value()
+    if isinstance(master_secret, str):
+        master_secret = master_secret.encode("utf-8")
+    if not master_secret:
+        raise ValueError("the master secret must not be empty")
+    return master_secret
+
+
+class Keystore:
+    """Encrypted signing keys of the participants the service signs for.
+
+    ``directory`` is created (0700) when missing; usually ``Settings.data_dir / "keystore"``. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        directory: Path | str,
+        master_secret: SecretStr | str | bytes,
+        *,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+    ) -> None:
+        if scrypt_n < 2 or scrypt_n & (scrypt_n - 1):
+            raise ValueError("scrypt_n must be a power of two")
+        self.directory = Path(directory)
+        self.scrypt_n = scrypt_n
+        self._secret = _secret_bytes(master_secret)
+        self._accounts: dict[str, LocalAccount] = {}
+        self._lock = threading.Lock()
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def create(self) -> str:
+        """Generate a new key, store it encrypted and return its checksum address."""
+        account: LocalAccount = Account.create()
+        self._store(account)
+        return str(account.address)
+
+    def import_key(self, private_key: bytes | str) -> str:
+        """Store an existing private key (32 bytes, or hex) encrypted and return its address.
+
+        Importing a key that is already stored is a no-op; a different file under the same address (which can
+        only be a damaged one) is an error.
+        """
+        account: LocalAccount = Account.from_key(private_key)
+        address = str(account.address)
+        if self._path(address).exists():
+            if self.account(address).key != account.key:  # pragma: no cover - needs a keccak collision
+                raise KeystoreError(f"a different key is stored for {address}")
+            return address
+        self._store(account)
+        return address
+
+    def _store(self, account: LocalAccount) -> None:
+        address = str(account.address)
+        keyfile = Account.encrypt(
+            account.key, derive_password(self._secret, address), kdf="scrypt", iterations=self.scrypt_n
+        )
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self._path(address)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(keyfile, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        with self._lock:
+            self._accounts[address] = account
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def account(self, address: str) -> LocalAccount:
+        """The decrypted account of ``address`` (decrypted once, then served from memory)."""
+        if not is_address(address):
+            raise UnknownAccount(address)
+        address = to_checksum_address(address)
+        with self._lock:
+            cached = self._accounts.get(address)
+        if cached is not None:
+            return cached
+        path = self._path(address)
+        try:
+            keyfile: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UnknownAccount(address) from None
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"unreadable key file {path.name}: {exc}") from exc
+        try:
+            private_key = Account.decrypt(keyfile, derive_password(self._secret, address))
+        except ValueError as exc:  # eth_account: "MAC mismatch"
+            raise KeyDecryptionError(f"key file of {address} does not decrypt: {exc}") from exc
+        except (KeyError, TypeError) as exc:
+            raise KeystoreError(f"malformed key file {path.name}: {exc!r}") from exc
+        account: LocalAccount = Account.from_key(private_key)
+        if account.address != address:
+            raise KeyDecryptionError(f"key file {path.name} holds the key of {account.address}")
+        with self._lock:
+            self._accounts[address] = account
+        return account
+
+    def addresses(self) -> list[str]:
+        """Checksum addresses of every stored key, sorted."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in self.directory.glob("*.json"):
+            if is_address(path.stem):
+                found.append(to_checksum_address(path.stem))
+        return sorted(found)
+
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, str) and is_address(address) and self._path(address).exists()
+
+    def _path(self, address: str) -> Path:
+        return self.directory / f"{to_checksum_address(address)}.json"
