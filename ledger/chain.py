@@ -1,0 +1,642 @@
+"""The chain: a checked connection to any Ethereum JSON-RPC node, and the local anvil node run as a daemon.
+
+:func:`connect` works against anvil locally and against a permissioned network (Hyperledger Besu with QBFT)
+in production. It refuses to go on when the node's ``eth_chainId`` is not the configured one, and it decodes
+proof-of-authority blocks, whose ``extraData`` (QBFT's validators, round and seals) is longer than the
+32 bytes web3 otherwise accepts.
+
+:class:`Anvil` runs the local node from ``node_modules`` in the background, as ``scf chain start|stop|status``
+does. Its files live under ``<data_dir>/chain/``:
+
+- ``anvil-state.json``: the chain's state and blocks. anvil reads it at start, rewrites it every second
+  (``--state-interval 1``) and once more on a clean exit (SIGTERM). After a crash (SIGKILL) the chain
+  restarts from the last dump, so at most about a second of blocks is lost.
+- ``anvil-state.json.bak``: the state as it was at the last successful start. anvil rewrites the state file
+  in place (``O_TRUNC``, not a rename), so a crash in the middle of a dump leaves a truncated file that anvil
+  refuses to load. :meth:`Anvil.start` then sets the truncated file aside and restarts from this backup;
+  everything after that start is lost from the chain (the transaction journal re-sends it).
+- ``anvil.log`` (anvil's output, appended across starts), ``anvil.pid`` and ``anvil.lock``.
+
+anvil is started with the standard test mnemonic, so its dev accounts and their keys are the same on every
+machine and across restarts; they are public and only ever used on the local chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
+from requests.adapters import HTTPAdapter
+from web3 import HTTPProvider, Web3
+from web3.exceptions import Web3Exception
+from web3.middleware import ExtraDataToPOAMiddleware
+
+from ledger.settings import PROJECT_ROOT, Settings
+
+logger = logging.getLogger(__name__)
+
+LOCAL_CHAIN_ID: Final = 31337
+"""anvil's default chain id; the only chain on which the public dev keys may be used."""
+
+DEV_MNEMONIC: Final = "test test test test test test test test test test test junk"
+"""The standard test mnemonic (Hardhat, anvil): public, for the local chain only."""
+
+DEV_ACCOUNTS: Final = 10
+"""How many funded dev accounts anvil derives from :data:`DEV_MNEMONIC` (its default ``--accounts``)."""
+
+STATE_INTERVAL: Final = 1
+"""Seconds between anvil's state dumps (``--state-interval``): what a crash can lose."""
+
+HTTP_POOL_SIZE: Final = 32
+"""Connections kept alive per node, so that concurrent senders do not open one per request."""
+
+
+class ChainError(Exception):
+    """The chain cannot be used: base of the errors of this module. Its message is one line for the user."""
+
+
+class ChainUnreachable(ChainError):
+    """No JSON-RPC node answers at the configured URL."""
+
+
+class ChainIdMismatch(ChainError):
+    """The node serves another chain than the configured one."""
+
+    def __init__(self, rpc_url: str, expected: int, actual: int) -> None:
+        self.rpc_url = rpc_url
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"the node at {rpc_url} serves chain id {actual}, but chain id {expected} is configured "
+            "(SCF_CHAIN_ID); refusing to use it"
+        )
+
+
+class AnvilError(ChainError):
+    """The local anvil node could not be found, started or stopped."""
+
+
+# -- connecting ------------------------------------------------------------------------------------------
+
+
+def connect(rpc_url: str, expected_chain_id: int, *, timeout: float = 10.0) -> Web3:
+    """A :class:`Web3` on the JSON-RPC node at ``rpc_url``, checked to serve chain ``expected_chain_id``.
+
+    Requests go through one keep-alive HTTP session with a pool of connections, each waiting at most
+    ``timeout`` seconds for an answer. The proof-of-authority middleware is injected at layer 0, so blocks
+    of a Besu QBFT network (``extraData`` of ~100 bytes) decode; their ``extraData`` is then found under
+    ``proofOfAuthorityData``.
+
+    Raises :class:`ChainUnreachable` when nothing answers as a JSON-RPC node, :class:`ChainIdMismatch` when
+    the node's ``eth_chainId`` is another one.
+    """
+    shown = redact_url(rpc_url)
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=HTTP_POOL_SIZE)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, session=session))
+    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    try:
+        actual = w3.eth.chain_id
+    except (OSError, Web3Exception, ValueError) as exc:
+        session.close()
+        raise ChainUnreachable(f"no JSON-RPC node answers at {shown}: {_describe(exc, timeout)}") from exc
+    if actual != expected_chain_id:
+        session.close()
+        raise ChainIdMismatch(shown, expected_chain_id, actual)
+    return w3
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user, password or query string, which may hold credentials; for messages and logs."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    first_line = text.splitlines()[0] if text else type(exc).__name__
+    return first_line[:200]
+
+
+def dev_key(index: int = 0) -> bytes:
+    """The private key of anvil's dev account ``index`` (BIP-44 path ``m/44'/60'/0'/0/<index>`` of
+    :data:`DEV_MNEMONIC`). Public knowledge: for the local chain only."""
+    if not 0 <= index < DEV_ACCOUNTS:
+        raise ValueError(f"anvil has dev accounts 0 to {DEV_ACCOUNTS - 1}, not {index}")
+    return bytes(key_from_seed(seed_from_mnemonic(DEV_MNEMONIC, ""), f"m/44'/60'/0'/0/{index}"))
+
+
+# -- the anvil binary ------------------------------------------------------------------------------------
+
+
+def find_anvil(root: Path = PROJECT_ROOT) -> Path:
+    """The anvil executable installed by ``npm ci``.
+
+    Prefers the native binary of this platform's package (``@foundry-rs/anvil-linux-amd64``), because
+    ``node_modules/.bin/anvil`` is a Node.js wrapper that adds a process between us and the node (signals
+    sent to it must be forwarded); falls back to that wrapper, then to an ``anvil`` on ``PATH``.
+    """
+    foundry = root / "node_modules" / "@foundry-rs"
+    candidates = [foundry / f"anvil-{_platform_tag()}" / "bin" / "anvil", root / "node_modules" / ".bin" / "anvil"]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    on_path = shutil.which("anvil")
+    if on_path:
+        return Path(on_path)
+    raise AnvilError(f"anvil is not installed: none of {', '.join(map(str, candidates))} exists; run `npm ci`")
+
+
+def _platform_tag() -> str:
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    return f"{sys.platform}-{arch}"
+
+
+# -- the anvil process -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnvilStatus:
+    """What :meth:`Anvil.status` (and :meth:`Anvil.start`) found."""
+
+    running: bool
+    pid: int | None
+    rpc_url: str
+    chain_id: int | None
+    """``eth_chainId``; None when the process runs but does not answer."""
+    block_number: int | None
+    state_file: Path
+    log_file: Path
+    already_running: bool = False
+    """Set by :meth:`Anvil.start` when it found the node running and left it alone."""
+    restored_from: Path | None = None
+    """Set by :meth:`Anvil.start` when the state file was unreadable and the chain restarted from this backup."""
+
+
+@dataclass(frozen=True)
+class AnvilStopped:
+    """What :meth:`Anvil.stop` did."""
+
+    pid: int
+    state_saved: bool
+    """anvil rewrote its state file after it was asked to stop (it does on SIGTERM)."""
+    killed: bool = False
+    """anvil did not exit in time and was killed; the last interval of blocks may be lost."""
+
+
+@dataclass(frozen=True)
+class _PidRecord:
+    pid: int
+    host: str
+    port: int
+    chain_id: int
+    started_at: str
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+#: Processes this Python process started, kept so that they are reaped (no zombies) whichever
+#: :class:`Anvil` object stops them.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+_UNREADABLE_STATE: Final = re.compile(r"failed to parse json file|invalid value .* for '--state")
+
+
+class Anvil:
+    """The local anvil node, run in the background with its state, log and PID file under ``data_dir/chain``.
+
+    One node per data folder: :meth:`start` leaves a running node alone, :meth:`stop` and :meth:`status`
+    find it through the PID file, from any process.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 8545,
+        chain_id: int = LOCAL_CHAIN_ID,
+        block_time: float = 1.0,
+        gas_limit: int = 300_000_000,
+        host: str = "127.0.0.1",
+        state_interval: int = STATE_INTERVAL,
+        binary: Path | None = None,
+    ) -> None:
+        if block_time <= 0:
+            raise ValueError("block_time must be positive (anvil mines at this interval)")
+        self.data_dir = Path(data_dir)
+        self.port = port
+        self.chain_id = chain_id
+        self.block_time = block_time
+        self.gas_limit = gas_limit
+        self.host = host
+        self.state_interval = state_interval
+        self._binary = binary
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, port: int | None = None, block_time: float | None = None) -> Anvil:
+        return cls(
+            settings.data_dir,
+            port=settings.anvil_port if port is None else port,
+            chain_id=settings.chain_id,
+            block_time=settings.block_time if block_time is None else block_time,
+            gas_limit=settings.block_gas_limit,
+        )
+
+    # -- files ----------------------------------------------------------------------------------------
+
+    @property
+    def chain_dir(self) -> Path:
+        return self.data_dir / "chain"
+
+    @property
+    def state_file(self) -> Path:
+        return self.chain_dir / "anvil-state.json"
+
+    @property
+    def backup_file(self) -> Path:
+        return self.chain_dir / "anvil-state.json.bak"
+
+    @property
+    def log_file(self) -> Path:
+        return self.chain_dir / "anvil.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.chain_dir / "anvil.pid"
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def binary(self) -> Path:
+        if self._binary is None:
+            self._binary = find_anvil()
+        return self._binary
+
+    def command(self) -> list[str]:
+        """The command line that starts the node."""
+        return [
+            str(self.binary),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(self.chain_id),
+            "--hardfork",
+            "prague",
+            "--block-time",
+            f"{self.block_time:g}",
+            "--gas-limit",
+            str(self.gas_limit),
+            "--mnemonic",
+            DEV_MNEMONIC,
+            "--state",
+            str(self.state_file),
+            "--state-interval",
+            str(self.state_interval),
+        ]
+
+    # -- start, stop, status --------------------------------------------------------------------------
+
+    def start(self, *, timeout: float = 30.0) -> AnvilStatus:
+        """Start the node in the background and return once it answers JSON-RPC.
+
+        When it already runs, nothing is started and the status says ``already_running``. When the state
+        file is unreadable (a crash in the middle of a dump), it is set aside as ``anvil-state.json.corrupt-<time>``
+        and the node restarts from the backup taken at the previous start (``restored_from``).
+
+        Raises :class:`AnvilError` when the port is taken by another program, or the node exits or does not
+        answer within ``timeout`` seconds; the message ends with the last lines of its log.
+        """
+        self.chain_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            current = self.status()
+            if current.running:
+                return replace(current, already_running=True)
+            if _port_in_use(self.host, self.port):
+                raise AnvilError(
+                    f"port {self.port} on {self.host} is taken by another program; "
+                    "choose another with --port or SCF_ANVIL_PORT"
+                )
+            try:
+                self._launch(timeout)
+            except _StateUnreadable as unreadable:
+                backup = self._recover_state(unreadable.log_tail)
+                try:
+                    self._launch(timeout)
+                except _StateUnreadable as again:
+                    raise AnvilError(
+                        f"anvil cannot read the backup {backup} either; the unreadable state files are kept beside "
+                        f"it. anvil said:\n{again.log_tail}"
+                    ) from again
+                return replace(self.status(), restored_from=backup)
+            return self.status()
+
+    def stop(self, *, timeout: float = 15.0) -> AnvilStopped | None:
+        """Ask the node to stop (SIGTERM: it dumps its state, then exits) and wait until it has.
+
+        Returns None when it was not running. A node that does not exit within ``timeout`` seconds is killed.
+        """
+        if not self.chain_dir.is_dir():
+            return None
+        with self._lock():
+            return self._stop(timeout)
+
+    def _stop(self, timeout: float) -> AnvilStopped | None:
+        record = self._running_record()
+        if record is None:
+            return None
+        asked_at = time.time()
+        _signal(record.pid, signal.SIGTERM)
+        killed = False
+        if not _wait_for_exit(record.pid, timeout):
+            logger.warning("anvil (pid %d) did not stop within %g s; killing it", record.pid, timeout)
+            _signal(record.pid, signal.SIGKILL)
+            _wait_for_exit(record.pid, 5.0)
+            killed = True
+        self.pid_file.unlink(missing_ok=True)
+        state_saved = self.state_file.is_file() and self.state_file.stat().st_mtime >= asked_at - 0.01
+        return AnvilStopped(pid=record.pid, state_saved=state_saved, killed=killed)
+
+    def kill(self) -> int | None:
+        """Kill the node at once (SIGKILL), as a crash would: blocks since its last state dump are lost.
+
+        Returns the PID killed, or None when it was not running.
+        """
+        record = self._running_record()
+        if record is None:
+            return None
+        _signal(record.pid, signal.SIGKILL)
+        if not _wait_for_exit(record.pid, 10.0):
+            raise AnvilError(f"anvil (pid {record.pid}) is still alive after SIGKILL")
+        self.pid_file.unlink(missing_ok=True)
+        return record.pid
+
+    def status(self) -> AnvilStatus:
+        """Whether the node of this data folder runs, and what it answers (chain id, block number)."""
+        record = self._running_record()
+        if record is None:
+            return AnvilStatus(
+                running=False,
+                pid=None,
+                rpc_url=self.rpc_url,
+                chain_id=None,
+                block_number=None,
+                state_file=self.state_file,
+                log_file=self.log_file,
+            )
+        chain_id = block_number = None
+        try:
+            chain_id = int(_rpc(record.rpc_url, "eth_chainId", timeout=2.0), 16)
+            block_number = int(_rpc(record.rpc_url, "eth_blockNumber", timeout=2.0), 16)
+        except (OSError, ValueError, KeyError):
+            pass
+        return AnvilStatus(
+            running=True,
+            pid=record.pid,
+            rpc_url=record.rpc_url,
+            chain_id=chain_id,
+            block_number=block_number,
+            state_file=self.state_file,
+            log_file=self.log_file,
+        )
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialise starts and stops of this data folder's node across processes."""
+        with (self.chain_dir / "anvil.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _launch(self, timeout: float) -> None:
+        """Start the process, write the PID file and wait for the first answer."""
+        candidate = self.chain_dir / "anvil-state.json.candidate"
+        if self.state_file.is_file():
+            # Copied before anvil may rewrite it; becomes the backup once anvil has loaded it.
+            shutil.copyfile(self.state_file, candidate)
+        command = self.command()
+        with self.log_file.open("ab") as log:
+            log_offset = log.tell()
+            started = datetime.now(UTC).isoformat(timespec="seconds")
+            log.write(f"\n--- {started} scf chain start: {' '.join(command)}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.chain_dir,
+                start_new_session=True,  # its own session and process group: a terminal's signals do not reach it
+            )
+        _CHILDREN[process.pid] = process
+        record = _PidRecord(process.pid, self.host, self.port, self.chain_id, started)
+        _write_atomically(self.pid_file, json.dumps(asdict(record)) + "\n")
+
+        deadline = time.monotonic() + timeout
+        while True:
+            code = process.poll()
+            if code is not None:
+                _CHILDREN.pop(process.pid, None)
+                self.pid_file.unlink(missing_ok=True)
+                candidate.unlink(missing_ok=True)
+                tail = self._log_tail(log_offset)
+                if _UNREADABLE_STATE.search(tail):
+                    raise _StateUnreadable(tail)
+                raise AnvilError(f"anvil exited at start with code {code}; last lines of {self.log_file}:\n{tail}")
+            try:
+                answered = int(_rpc(self.rpc_url, "eth_chainId", timeout=1.0), 16)
+            except (OSError, ValueError, KeyError):
+                answered = None
+            if answered is not None:
+                break
+            if time.monotonic() > deadline:
+                _signal(process.pid, signal.SIGKILL)
+                _wait_for_exit(process.pid, 5.0)
+                self.pid_file.unlink(missing_ok=True)
+                candidate.unlink(missing_ok=True)
+                raise AnvilError(
+                    f"anvil did not answer at {self.rpc_url} within {timeout:g} s and was killed; "
+                    f"last lines of {self.log_file}:\n{self._log_tail(log_offset)}"
+                )
+            time.sleep(0.05)
+        if answered != self.chain_id:  # pragma: no cover - anvil honours --chain-id
+            raise AnvilError(f"anvil answers chain id {answered}, not {self.chain_id}")
+        if candidate.is_file():
+            os.replace(candidate, self.backup_file)
+
+    def _recover_state(self, log_tail: str) -> Path:
+        """Set the unreadable state file aside and put the backup in its place; return the backup's path."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        corrupt = self.chain_dir / f"anvil-state.json.corrupt-{stamp}"
+        os.replace(self.state_file, corrupt)
+        if not self.backup_file.is_file():
+            raise AnvilError(
+                f"anvil cannot read its state file, set aside as {corrupt}, and there is no backup "
+                f"({self.backup_file}); `scf chain start` again begins an empty chain. anvil said:\n{log_tail}"
+            )
+        logger.warning(
+            "anvil cannot read its state file (a crash during a state dump?); set aside as %s, "
+            "restarting from the backup of the previous start, %s",
+            corrupt,
+            self.backup_file,
+        )
+        shutil.copyfile(self.backup_file, self.state_file)
+        return self.backup_file
+
+    def _running_record(self) -> _PidRecord | None:
+        """The PID file's record when its process is alive and is anvil; a stale PID file is removed."""
+        try:
+            data = json.loads(self.pid_file.read_text(encoding="utf-8"))
+            record = _PidRecord(
+                pid=int(data["pid"]),
+                host=str(data["host"]),
+                port=int(data["port"]),
+                chain_id=int(data["chain_id"]),
+                started_at=str(data["started_at"]),
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.warning("ignoring unreadable PID file %s", self.pid_file)
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        if not _alive(record.pid) or not _is_anvil(record.pid):
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        return record
+
+    def _log_tail(self, offset: int, lines: int = 15) -> str:
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(offset)
+                text = log.read().decode("utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class _StateUnreadable(Exception):
+    def __init__(self, log_tail: str) -> None:
+        self.log_tail = log_tail
+        super().__init__(log_tail)
+
+
+# -- process and RPC helpers -----------------------------------------------------------------------------
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _rpc(url: str, method: str, params: list[Any] | None = None, *, timeout: float) -> Any:
+    """One JSON-RPC call to the local node, without a proxy; raises OSError or ValueError on failure."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with _NO_PROXY.open(request, timeout=timeout) as response:
+        answer = json.loads(response.read())
+    if "error" in answer:
+        raise ValueError(f"{method}: {answer['error']}")
+    return answer["result"]
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _signal(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process; reaps it when it is our own child that has exited."""
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is None:
+            return True
+        del _CHILDREN[pid]
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _proc_state(pid) not in ("Z", "X")
+
+
+def _proc_state(pid: int) -> str | None:
+    """The state letter of ``/proc/<pid>/stat`` (``Z`` for a zombie); None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[0]
+
+
+def _is_anvil(pid: int) -> bool:
+    """Whether ``pid`` runs anvil (guards against a PID reused by another program); True where unknown."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"anvil" in cmdline
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)

@@ -1,0 +1,254 @@
+"""``scf``: the ledger's command line.
+
+    scf chain start [--port N] [--block-time S]   run the local anvil node in the background
+    scf chain status                              is it running, on which chain, at which block
+    scf chain stop                                stop it; it saves its state first
+    scf deploy [--rpc-url URL] [--fresh]          compile if needed, deploy (or reuse), write the deployment file
+
+Settings come from ``SCF_*`` environment variables and ``.env`` (see ``.env.example``). Expected failures (no
+node, wrong chain id, a contract that reverts, no operator key) end with a one-line ``error:`` message and exit
+code 1; ``python -m ledger.cli`` runs the same commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, NoReturn
+from urllib.parse import urlsplit
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from ledger.chain import Anvil, AnvilStatus, ChainError, ChainUnreachable, connect, redact_url
+from ledger.compiler import CompilationError, compile_contracts
+from ledger.deployment import DeploymentError, DeploymentProgress, ensure_deployment, operator_account
+from ledger.settings import Settings
+
+app = typer.Typer(
+    name="scf",
+    help="Supply-chain finance ledger: run the local chain, deploy the contracts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+chain_app = typer.Typer(help="Run the local anvil node (state kept under SCF_DATA_DIR/chain).", no_args_is_help=True)
+app.add_typer(chain_app, name="chain")
+
+console = Console(highlight=False, markup=False, soft_wrap=True)
+
+
+class _StderrHandler(logging.Handler):
+    """Log lines to whatever ``sys.stderr`` is at the time (a test runner may swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+@app.callback()
+def main() -> None:
+    """Supply-chain finance ledger."""
+    configure_logging()
+
+
+def configure_logging() -> None:
+    """The ledger's log lines (INFO and up) to stderr, as bare messages; idempotent."""
+    ledger_logger = logging.getLogger("ledger")
+    if not any(isinstance(h, _StderrHandler) for h in ledger_logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        ledger_logger.addHandler(handler)
+        ledger_logger.setLevel(logging.INFO)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"SCF_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid settings: {problems}")
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# -- scf chain ---------------------------------------------------------------------------------------------
+
+PortOption = Annotated[int | None, typer.Option("--port", help="port to listen on [default: SCF_ANVIL_PORT]")]
+BlockTimeOption = Annotated[
+    float | None, typer.Option("--block-time", min=0.01, help="seconds per block [default: SCF_BLOCK_TIME]")
+]
+
+
+def _describe(status: AnvilStatus) -> str:
+    block = "not answering" if status.block_number is None else f"block {status.block_number}"
+    return f"pid {status.pid}, {status.rpc_url}, chain id {status.chain_id}, {block}"
+
+
+@chain_app.command("start")
+def chain_start(port: PortOption = None, block_time: BlockTimeOption = None) -> None:
+    """Start anvil in the background (hardfork prague, interval mining, state on disk)."""
+    settings = _settings()
+    anvil = Anvil.from_settings(settings, port=port, block_time=block_time)
+    try:
+        status = anvil.start()
+    except ChainError as exc:
+        _fail(str(exc))
+    if status.already_running:
+        console.print(f"anvil is already running: {_describe(status)}")
+        return
+    if status.restored_from is not None:
+        console.print(
+            f"warning: the state file was unreadable (a crash during a state dump); restarted from the backup "
+            f"of the previous start, {_shown(status.restored_from)}: later blocks are lost",
+            style="yellow",
+        )
+    console.print(f"anvil started: {_describe(status)}")
+    console.print(f"  block time {anvil.block_time:g} s, block gas limit {anvil.gas_limit:,}")
+    console.print(f"  state {_shown(status.state_file)} (saved every second and on stop)")
+    console.print(f"  log   {_shown(status.log_file)}")
+
+
+@chain_app.command("stop")
+def chain_stop() -> None:
+    """Stop anvil; it saves its state before it exits."""
+    settings = _settings()
+    anvil = Anvil.from_settings(settings)
+    try:
+        stopped = anvil.stop()
+    except ChainError as exc:
+        _fail(str(exc))
+    if stopped is None:
+        console.print(f"anvil is not running (data folder {_shown(settings.data_dir)})")
+        return
+    if stopped.killed:
+        console.print(f"warning: anvil (pid {stopped.pid}) did not stop in time and was killed", style="yellow")
+    saved = "state saved to" if stopped.state_saved else "warning: state not saved on exit; last saved in"
+    console.print(f"anvil stopped (pid {stopped.pid}); {saved} {_shown(anvil.state_file)}")
+
+
+@chain_app.command("status")
+def chain_status() -> None:
+    """Say whether anvil runs, on which chain id and at which block."""
+    settings = _settings()
+    status = Anvil.from_settings(settings).status()
+    if not status.running:
+        console.print(f"anvil is not running (data folder {_shown(settings.data_dir)})")
+        return
+    console.print(f"anvil is running: {_describe(status)}")
+    console.print(f"  state {_shown(status.state_file)}")
+    console.print(f"  log   {_shown(status.log_file)}")
+
+
+# -- scf deploy --------------------------------------------------------------------------------------------
+
+
+@app.command("deploy")
+def deploy_command(
+    rpc_url: Annotated[
+        str | None, typer.Option("--rpc-url", help="JSON-RPC endpoint [default: SCF_RPC_URL]", show_default=False)
+    ] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="deploy anew even when a live deployment exists")] = False,
+) -> None:
+    """Compile if needed, deploy every contract and wire roles (or reuse the live deployment), and write
+    deployments/chain-<chainId>/deployed_addresses.json and the ABIs."""
+    configure_logging()
+    settings = _settings()
+    url = rpc_url or settings.rpc_url
+    try:
+        with console.status("compiling contracts"):
+            artifacts = compile_contracts()
+        started = time.perf_counter()
+        w3 = connect(url, settings.chain_id, timeout=settings.rpc_timeout)
+        operator = operator_account(settings.operator_key, settings.chain_id)
+        console.print(f"chain {settings.chain_id} at {redact_url(url)}, operator {operator.address}")
+        with _DeployProgress() as progress:
+            outcome = ensure_deployment(
+                w3,
+                deployments_dir=settings.deployments_dir,
+                artifacts=artifacts,
+                deployer=operator,
+                fresh=fresh,
+                progress=progress,
+            )
+    except ChainUnreachable as exc:
+        local = urlsplit(url).hostname in ("127.0.0.1", "localhost")
+        _fail(f"{exc}{'; is anvil running? (`scf chain start`)' if local else ''}")
+    except (ChainError, DeploymentError, CompilationError) as exc:
+        _fail(str(exc))
+    deployment = outcome.deployment
+    if outcome.reused:
+        console.print(
+            f"reusing the deployment of block {deployment.block_number} on chain {deployment.chain_id} "
+            f"(nothing sent; --fresh deploys anew)"
+        )
+    else:
+        if outcome.replaced:
+            console.print(f"replaced a stale deployment: {outcome.replaced}", style="yellow")
+        elapsed = time.perf_counter() - started
+        console.print(
+            f"deployed {len(deployment.addresses)} contracts to chain {deployment.chain_id} "
+            f"by block {deployment.block_number} in {elapsed:.1f} s"
+        )
+    width = max(len(name) for name in deployment.addresses)
+    for name, address in deployment.addresses.items():
+        console.print(f"  {name:<{width}}  {address}")
+    addresses_file = _shown(outcome.directory / "deployed_addresses.json")
+    console.print(
+        f"{'deployment file' if outcome.reused else 'written to'} {addresses_file} (and abi/, deployment.json)"
+    )
+
+
+class _DeployProgress:
+    """A line per confirmed step, and on a terminal a progress bar over the steps while it waits."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> _DeployProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, event: DeploymentProgress) -> None:
+        if self._progress is None and console.is_terminal:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("deploying", total=event.total)
+        if not event.confirmed:
+            if self._progress is not None and self._task is not None:
+                self._progress.update(self._task, description=f"waiting for {event.label}")
+            return
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task)
+        where = f"  {event.address}" if event.address else ""
+        mined = f"block {event.block_number}, gas {event.gas_used or 0:,}"
+        console.print(f"  [{event.step}/{event.total}] {event.label}{where}  ({mined})")
+
+
+if __name__ == "__main__":
+    app()

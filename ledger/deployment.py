@@ -1,0 +1,563 @@
+"""Deploying the ledger's contracts, recording where they are, and finding them again.
+
+:func:`deploy` puts every contract on a chain and wires them together: the participant registry (with the
+operator as its first participant), the deposit token, the receivables and, when compiled, the warehouse
+receipts; then the operator registers each ledger contract in the registry as an active participant with the
+``system`` role, since deposit tokens move only between active participants and the contracts hold and pay
+them (escrow, repayments, loans). Transactions are signed here, with nonces counted here, and sent raw: a
+production node has no unlocked accounts. Like Hardhat Ignition, the work runs in batches, each sent at once
+and mined in one block: a transaction goes in the first batch after everything it needs is on chain (the
+receivables' constructor reads the token's currency; the registrations need the contracts).
+
+:func:`write_deployment` records the result under ``<deployments_dir>/chain-<chainId>/``:
+
+- ``deployed_addresses.json``: ``{"ScfLedger#Receivables": "0x..."}``, Hardhat Ignition's shape, for tools;
+- ``abi/<ContractName>.json``: the plain ABI of each deployed contract, for tools outside Python (Python
+  code takes ABIs from :func:`ledger.compiler.compile_contracts`, never from these files);
+- ``deployment.json``: what :func:`load_deployment` reads back: addresses, deployer, operator, the block of
+  the deployment and its hash, and the source hash of the compiled contracts.
+
+:func:`load_deployment` checks a recorded deployment against the chain (code at every address, the recorded
+block still the chain's block), so that a deployment file left over from an anvil that lost its state is
+caught as :class:`StaleDeployment` rather than used. :func:`ensure_deployment` reuses a live deployment of
+the same sources and deploys otherwise; it is what ``scf deploy`` and ``scripts/deploy.py`` run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, HexStr
+from eth_utils import keccak
+from hexbytes import HexBytes
+from pydantic import SecretStr
+from web3 import Web3
+from web3.exceptions import TimeExhausted, Web3Exception
+from web3.types import Nonce, TxParams, TxReceipt
+from web3.utils.address import get_create_address
+
+from ledger.chain import DEV_ACCOUNTS, LOCAL_CHAIN_ID, dev_key
+from ledger.compiler import Artifact
+from ledger.errors import ErrorDecoder
+
+logger = logging.getLogger(__name__)
+
+MODULE: Final = "ScfLedger"
+"""The Ignition module name: the prefix of the keys of ``deployed_addresses.json``."""
+
+DEPLOYMENT_FORMAT: Final = 1
+"""Version of the layout of ``deployment.json``."""
+
+SYSTEM_ROLE: Final = keccak(text="scf.role.system")
+"""``Roles.SYSTEM`` of ``contracts/Roles.sol``: held by the ledger's own contracts."""
+
+DEFAULT_OPERATOR_IDENTITY: Final = keccak(text="scf-ledger operator identity record")
+"""Stand-in hash of the operator's off-chain identity record, registered with the registry's constructor."""
+
+LEDGER_CONTRACTS: Final = ("ParticipantRegistry", "DepositToken", "Receivables", "WarehouseReceipts")
+"""The contracts a deployment holds, in order. ``WarehouseReceipts`` is deployed when it is compiled."""
+
+GAS_HEADROOM: Final = 1.2
+"""Gas limit = estimate × this: an estimate is exact for the state it ran on, and nothing else runs here."""
+
+
+class DeploymentError(Exception):
+    """A deployment could not be made or used. Its message is one line for the user."""
+
+
+class DeploymentFailed(DeploymentError):
+    """A deployment transaction was refused or reverted."""
+
+
+class StaleDeployment(DeploymentError):
+    """A recorded deployment is not on the chain any more (the chain was reset, or lost its state)."""
+
+
+class OutdatedDeployment(DeploymentError):
+    """A recorded deployment is live, but of other contract sources than those compiled now."""
+
+
+class OperatorKeyMissing(DeploymentError):
+    """No usable operator key for this chain."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The ledger's contracts on one chain."""
+
+    chain_id: int
+    addresses: Mapping[str, ChecksumAddress]
+    """Contract name → address, in deployment order."""
+    deployer: ChecksumAddress
+    operator: ChecksumAddress
+    block_number: int
+    """The block of the last deployment transaction: the deployment is complete from here on."""
+    block_hash: str
+    source_hash: str
+    """:attr:`ledger.compiler.Artifact.source_hash` of the contracts deployed."""
+    compiler_version: str
+    deployed_at: str
+    transactions: Mapping[str, str] = field(default_factory=dict)
+    """Step → transaction hash."""
+
+    def address(self, contract_name: str) -> ChecksumAddress:
+        try:
+            return self.addresses[contract_name]
+        except KeyError:
+            raise KeyError(f"{contract_name} is not part of the deployment on chain {self.chain_id}") from None
+
+    def ignition_addresses(self) -> dict[str, str]:
+        """``deployed_addresses.json``: ``{"ScfLedger#<ContractName>": address}``."""
+        return {f"{MODULE}#{name}": address for name, address in self.addresses.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": DEPLOYMENT_FORMAT,
+            "module": MODULE,
+            "chainId": self.chain_id,
+            "contracts": dict(self.addresses),
+            "deployer": self.deployer,
+            "operator": self.operator,
+            "blockNumber": self.block_number,
+            "blockHash": self.block_hash,
+            "sourceHash": self.source_hash,
+            "compilerVersion": self.compiler_version,
+            "deployedAt": self.deployed_at,
+            "transactions": dict(self.transactions),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Deployment:
+        if data.get("format") != DEPLOYMENT_FORMAT:
+            raise ValueError(f"unknown deployment format {data.get('format')!r}")
+        return cls(
+            chain_id=int(data["chainId"]),
+            addresses={str(k): Web3.to_checksum_address(v) for k, v in data["contracts"].items()},
+            deployer=Web3.to_checksum_address(data["deployer"]),
+            operator=Web3.to_checksum_address(data["operator"]),
+            block_number=int(data["blockNumber"]),
+            block_hash=str(data["blockHash"]),
+            source_hash=str(data["sourceHash"]),
+            compiler_version=str(data["compilerVersion"]),
+            deployed_at=str(data["deployedAt"]),
+            transactions={str(k): str(v) for k, v in data.get("transactions", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class DeploymentProgress:
+    """One step of :func:`deploy` sent or confirmed; given to the ``progress`` callback."""
+
+    step: int
+    """1-based position among ``total`` steps."""
+    total: int
+    label: str
+    tx_hash: str
+    confirmed: bool
+    """False when the transaction was just sent; True once it is in a block."""
+    address: ChecksumAddress | None = None
+    """The contract created by this step, if it deploys one."""
+    block_number: int | None = None
+    gas_used: int | None = None
+
+
+ProgressCallback = Callable[[DeploymentProgress], None]
+
+
+# -- the operator's key ----------------------------------------------------------------------------------
+
+
+def operator_account(operator_key: SecretStr | None, chain_id: int) -> LocalAccount:
+    """The operator, who deploys the contracts and onboards participants, from ``SCF_OPERATOR_KEY``.
+
+    Unset on the local chain (31337), it is anvil's first dev account (a public key), and a log line says
+    so. On any other chain the key is required, and anvil's public dev keys are refused.
+    """
+    if operator_key is not None and not operator_key.get_secret_value().strip():
+        operator_key = None  # SCF_OPERATOR_KEY= (empty) means unset
+    if operator_key is None:
+        if chain_id != LOCAL_CHAIN_ID:
+            raise OperatorKeyMissing(
+                f"SCF_OPERATOR_KEY is required on chain {chain_id}; "
+                f"anvil's public dev keys are used only on the local chain {LOCAL_CHAIN_ID}"
+            )
+        account: LocalAccount = Account.from_key(dev_key(0))
+        logger.info("SCF_OPERATOR_KEY is unset: the operator is anvil's first dev account %s", account.address)
+        return account
+    try:
+        account = Account.from_key(operator_key.get_secret_value().strip())
+    except (ValueError, TypeError) as exc:
+        raise OperatorKeyMissing("SCF_OPERATOR_KEY is not a valid private key (64 hex digits)") from exc
+    if chain_id != LOCAL_CHAIN_ID and account.key in {dev_key(i) for i in range(DEV_ACCOUNTS)}:
+        raise OperatorKeyMissing(
+            f"SCF_OPERATOR_KEY is one of anvil's public dev keys; refusing to use it on chain {chain_id}"
+        )
+    return account
+
+
+# -- deploying -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Step:
+    label: str
+    signer: LocalAccount
+    encode: Callable[[Mapping[str, ChecksumAddress]], HexStr]
+    """The transaction's data, given the addresses deployed by the earlier batches."""
+    contract: str | None = None
+    """The contract this step deploys; None for a call."""
+    target: str | None = None
+    """The contract this step calls; None for a deployment."""
+
+
+def deploy(
+    w3: Web3,
+    *,
+    deployer: LocalAccount,
+    artifacts: Mapping[str, Artifact],
+    operator: LocalAccount | None = None,
+    operator_identity_hash: bytes = DEFAULT_OPERATOR_IDENTITY,
+    currency: str = "CNY",
+    progress: ProgressCallback | None = None,
+    receipt_timeout: float = 120.0,
+) -> Deployment:
+    """Deploy every ledger contract from ``deployer`` and register them with the registry as ``operator``.
+
+    ``operator`` (default: the deployer) becomes the registry's first operator and signs the registrations.
+    The deposit token is named ``SCF Deposit <currency>`` with symbol ``d<currency>``. ``progress`` is called
+    when each transaction is sent and when it is confirmed. Raises :class:`DeploymentFailed` when a
+    transaction is refused, reverts or is not mined within ``receipt_timeout`` seconds.
+    """
+    operator = operator or deployer
+    if len(currency) != 3 or not currency.isascii() or not currency.isupper():
+        raise ValueError(f"currency must be an ISO 4217 code such as CNY, not {currency!r}")
+    missing = [name for name in LEDGER_CONTRACTS[:3] if name not in artifacts]
+    if missing:
+        raise DeploymentError(f"no compiled artifact for {', '.join(missing)}")
+    names = [name for name in LEDGER_CONTRACTS if name in artifacts]
+    batches = _plan(w3, artifacts, names, deployer, operator, operator_identity_hash, currency)
+    total = sum(len(batch) for batch in batches)
+    chain_id = w3.eth.chain_id
+    decoder = ErrorDecoder(artifact.abi for artifact in artifacts.values())
+    senders: dict[str, _Sender] = {}
+    addresses: dict[str, ChecksumAddress] = {}
+    transactions: dict[str, str] = {}
+    last_receipt: TxReceipt | None = None
+    step = 0
+
+    for batch in batches:
+        sent: list[tuple[int, _Step, HexBytes, ChecksumAddress | None]] = []
+        for item in batch:
+            step += 1
+            sender = senders.get(item.signer.address)
+            if sender is None:
+                sender = senders[item.signer.address] = _Sender(w3, item.signer, chain_id, decoder)
+            data = item.encode(addresses)
+            to = None if item.target is None else addresses[item.target]
+            tx_hash, nonce = sender.send(item.label, to, data)
+            created = get_create_address(item.signer.address, nonce) if item.contract else None
+            sent.append((step, item, tx_hash, created))
+            transactions[item.label] = tx_hash.to_0x_hex()
+            if progress:
+                progress(DeploymentProgress(step, total, item.label, tx_hash.to_0x_hex(), False, created))
+        for number, item, tx_hash, created in sent:
+            receipt = _wait(w3, item.label, tx_hash, receipt_timeout)
+            if item.contract is not None:
+                if receipt["contractAddress"] != created:  # pragma: no cover - CREATE addresses are fixed
+                    raise DeploymentFailed(f"{item.label} was created at {receipt['contractAddress']}, not {created}")
+                assert created is not None
+                addresses[item.contract] = created
+            last_receipt = receipt
+            if progress:
+                progress(
+                    DeploymentProgress(
+                        number,
+                        total,
+                        item.label,
+                        tx_hash.to_0x_hex(),
+                        True,
+                        created,
+                        receipt["blockNumber"],
+                        receipt["gasUsed"],
+                    )
+                )
+
+    assert last_receipt is not None
+    _check_wiring(w3, artifacts, addresses)
+    source_hash = artifacts["ParticipantRegistry"].source_hash
+    return Deployment(
+        chain_id=chain_id,
+        addresses={name: addresses[name] for name in names},
+        deployer=deployer.address,
+        operator=operator.address,
+        block_number=last_receipt["blockNumber"],
+        block_hash=last_receipt["blockHash"].to_0x_hex(),
+        source_hash=source_hash,
+        compiler_version=artifacts["ParticipantRegistry"].compiler_version,
+        deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        transactions=transactions,
+    )
+
+
+def _plan(
+    w3: Web3,
+    artifacts: Mapping[str, Artifact],
+    names: Sequence[str],
+    deployer: LocalAccount,
+    operator: LocalAccount,
+    operator_identity_hash: bytes,
+    currency: str,
+) -> list[list[_Step]]:
+    """The deployment's batches: each step's dependencies are mined in an earlier batch."""
+
+    def construct(name: str, arguments: Callable[[Mapping[str, ChecksumAddress]], list[Any]]) -> _Step:
+        factory = w3.eth.contract(abi=artifacts[name].abi, bytecode=artifacts[name].bytecode)
+        return _Step(
+            label=name,
+            signer=deployer,
+            contract=name,
+            encode=lambda addresses: HexStr(factory.constructor(*arguments(addresses)).data_in_transaction),
+        )
+
+    registry = w3.eth.contract(abi=artifacts["ParticipantRegistry"].abi)
+
+    def register_system(name: str) -> _Step:
+        return _Step(
+            label=f"register {name} as system",
+            signer=operator,
+            target="ParticipantRegistry",
+            encode=lambda addresses: registry.encode_abi(
+                "register", args=[addresses[name], contract_identity_hash(name), [SYSTEM_ROLE]]
+            ),
+        )
+
+    ledgers = [name for name in names if name not in ("ParticipantRegistry", "DepositToken")]
+    return [
+        [construct("ParticipantRegistry", lambda _: [operator.address, operator_identity_hash])],
+        [
+            construct(
+                "DepositToken",
+                lambda a: [a["ParticipantRegistry"], f"SCF Deposit {currency}", f"d{currency}", currency.encode()],
+            )
+        ],
+        [construct(name, lambda a: [a["ParticipantRegistry"], a["DepositToken"]]) for name in ledgers],
+        [register_system(name) for name in ["DepositToken", *ledgers]],
+    ]
+
+
+def contract_identity_hash(contract_name: str) -> bytes:
+    """The identity hash under which a ledger contract is registered as a ``system`` participant."""
+    return keccak(text=f"scf-ledger contract {contract_name}")
+
+
+class _Sender:
+    """Signs and sends one account's transactions, counting its nonces (this account sends nothing else
+    meanwhile), with fees from the latest block: EIP-1559 where the chain has a base fee, else legacy."""
+
+    def __init__(self, w3: Web3, account: LocalAccount, chain_id: int, decoder: ErrorDecoder) -> None:
+        self.w3 = w3
+        self.account = account
+        self.chain_id = chain_id
+        self.decoder = decoder
+        self.nonce: int = w3.eth.get_transaction_count(account.address, "pending")
+
+    def send(self, label: str, to: ChecksumAddress | None, data: HexStr) -> tuple[HexBytes, Nonce]:
+        call: TxParams = {"from": self.account.address, "data": data}
+        if to is not None:
+            call["to"] = to
+        try:
+            estimate = self.w3.eth.estimate_gas(call)
+        except (Web3Exception, ValueError) as exc:
+            decoded = self.decoder.from_exception(exc)
+            reason = str(decoded) if decoded is not None else _first_line(exc)
+            raise DeploymentFailed(f"{label} would revert: {reason}") from exc
+        transaction: dict[str, Any] = {
+            "chainId": self.chain_id,
+            "nonce": self.nonce,
+            "gas": int(estimate * GAS_HEADROOM),
+            "data": data,
+            "value": 0,
+            **self._fees(),
+        }
+        if to is not None:
+            transaction["to"] = to
+        signed = self.account.sign_transaction(transaction)
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except (Web3Exception, ValueError) as exc:
+            raise DeploymentFailed(f"{label} was refused by the node: {_first_line(exc)}") from exc
+        nonce = Nonce(self.nonce)
+        self.nonce += 1
+        return tx_hash, nonce
+
+    def _fees(self) -> dict[str, int]:
+        base_fee = self.w3.eth.get_block("latest").get("baseFeePerGas")
+        if base_fee is None:
+            return {"gasPrice": self.w3.eth.gas_price}
+        tip = self.w3.eth.max_priority_fee
+        return {"maxFeePerGas": 2 * base_fee + tip, "maxPriorityFeePerGas": tip}
+
+
+def _wait(w3: Web3, label: str, tx_hash: HexBytes, timeout: float) -> TxReceipt:
+    try:
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.05)
+    except TimeExhausted as exc:
+        raise DeploymentFailed(f"{label} ({tx_hash.to_0x_hex()}) was not mined within {timeout:g} s") from exc
+    if receipt["status"] != 1:
+        raise DeploymentFailed(
+            f"{label} reverted in block {receipt['blockNumber']} ({tx_hash.to_0x_hex()}, gas used {receipt['gasUsed']})"
+        )
+    return receipt
+
+
+def _check_wiring(w3: Web3, artifacts: Mapping[str, Artifact], addresses: Mapping[str, ChecksumAddress]) -> None:
+    registry = w3.eth.contract(address=addresses["ParticipantRegistry"], abi=artifacts["ParticipantRegistry"].abi)
+    for name, address in addresses.items():
+        if name == "ParticipantRegistry":
+            continue
+        if not registry.functions.hasRole(SYSTEM_ROLE, address).call():
+            raise DeploymentFailed(f"{name} at {address} did not get the system role")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+# -- recording and finding deployments -------------------------------------------------------------------
+
+
+def deployment_dir(deployments_dir: Path, chain_id: int) -> Path:
+    return Path(deployments_dir) / f"chain-{chain_id}"
+
+
+def write_deployment(deployments_dir: Path, deployment: Deployment, artifacts: Mapping[str, Artifact]) -> Path:
+    """Write ``deployment`` under ``<deployments_dir>/chain-<chainId>/``, replacing what was there, and return
+    that folder. The files are written to a temporary folder first, so a reader never sees half of them."""
+    target = deployment_dir(deployments_dir, deployment.chain_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        _write_json(staging / "deployed_addresses.json", deployment.ignition_addresses())
+        _write_json(staging / "deployment.json", deployment.to_json())
+        (staging / "abi").mkdir()
+        for name in deployment.addresses:
+            _write_json(staging / "abi" / f"{name}.json", artifacts[name].abi)
+        previous = None
+        if target.exists():
+            previous = target.with_name(f"{staging.name}-previous")
+            os.replace(target, previous)
+        os.replace(staging, target)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def load_deployment(deployments_dir: Path, chain_id: int, w3: Web3) -> Deployment | None:
+    """The deployment recorded for ``chain_id``, checked against the chain ``w3`` is connected to.
+
+    Returns None when none is recorded. Raises :class:`StaleDeployment` when the record does not match the
+    chain: a contract has no code, or the recorded deployment block is missing or another block (the chain
+    was reset, e.g. an anvil that lost its state, perhaps redeployed since at the same addresses).
+    """
+    path = deployment_dir(deployments_dir, chain_id) / "deployment.json"
+    try:
+        deployment = Deployment.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StaleDeployment(f"{path} is unreadable ({exc}); deploy anew") from exc
+    if deployment.chain_id != chain_id:
+        raise StaleDeployment(f"{path} records chain {deployment.chain_id}, not {chain_id}")
+    actual_chain_id = w3.eth.chain_id
+    if actual_chain_id != chain_id:
+        raise StaleDeployment(f"the node serves chain {actual_chain_id}; the deployment at {path} is for {chain_id}")
+    for name, address in deployment.addresses.items():
+        if not w3.eth.get_code(address):
+            raise StaleDeployment(
+                f"no code at {address} ({name}) on chain {chain_id}: the chain was reset after the deployment "
+                f"recorded in {path}"
+            )
+    head = w3.eth.block_number
+    if deployment.block_number > head:
+        raise StaleDeployment(
+            f"the deployment recorded in {path} is in block {deployment.block_number}, "
+            f"but the chain is at block {head}: it was reset"
+        )
+    block_hash = w3.eth.get_block(deployment.block_number)["hash"].to_0x_hex()
+    if block_hash != deployment.block_hash:
+        raise StaleDeployment(
+            f"block {deployment.block_number} is not the block of the deployment recorded in {path}: "
+            "the chain was reset and rebuilt"
+        )
+    return deployment
+
+
+@dataclass(frozen=True)
+class EnsuredDeployment:
+    """What :func:`ensure_deployment` did."""
+
+    deployment: Deployment
+    directory: Path
+    reused: bool
+    """True when a live deployment of the same sources was found and nothing was sent."""
+    replaced: str | None = None
+    """Why the recorded deployment was not reused (stale), when one was recorded."""
+
+
+def ensure_deployment(
+    w3: Web3,
+    *,
+    deployments_dir: Path,
+    artifacts: Mapping[str, Artifact],
+    deployer: LocalAccount,
+    operator: LocalAccount | None = None,
+    fresh: bool = False,
+    progress: ProgressCallback | None = None,
+) -> EnsuredDeployment:
+    """Reuse the live deployment recorded for this chain, or deploy and record a new one.
+
+    A recorded deployment that is stale (see :func:`load_deployment`) is replaced. One of other contract
+    sources than ``artifacts`` is refused with :class:`OutdatedDeployment` unless ``fresh``: moving a live
+    ledger to new contracts is a decision, not a side effect. ``fresh`` always deploys anew.
+    """
+    chain_id = w3.eth.chain_id
+    directory = deployment_dir(deployments_dir, chain_id)
+    replaced = None
+    if not fresh:
+        try:
+            existing = load_deployment(deployments_dir, chain_id, w3)
+        except StaleDeployment as exc:
+            existing = None
+            replaced = str(exc)
+            logger.info("replacing a stale deployment: %s", exc)
+        if existing is not None:
+            source_hash = artifacts["ParticipantRegistry"].source_hash
+            if existing.source_hash != source_hash:
+                raise OutdatedDeployment(
+                    f"the contracts on chain {chain_id} (block {existing.block_number}) were compiled from other "
+                    f"sources than the current ones ({existing.source_hash[:12]} ≠ {source_hash[:12]}); "
+                    "deploy anew with --fresh"
+                )
+            return EnsuredDeployment(existing, directory, reused=True)
+    deployment = deploy(w3, deployer=deployer, operator=operator, artifacts=artifacts, progress=progress)
+    directory = write_deployment(deployments_dir, deployment, artifacts)
+    return EnsuredDeployment(deployment, directory, reused=False, replaced=replaced)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

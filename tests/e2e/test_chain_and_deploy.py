@@ -1,0 +1,514 @@
+"""The local chain and the deployment, against real anvil nodes: start, deploy, reuse, restart, crash.
+
+Each test starts its own anvil (``make_anvil``) on a free port with its own data folder, mining a block
+every 0.2 s and dumping its state every second, as ``scf chain start`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from typer.testing import CliRunner
+from web3 import HTTPProvider, Web3
+from web3.exceptions import ExtraDataLengthError
+from web3.middleware import ExtraDataToPOAMiddleware
+
+from ledger.chain import (
+    DEV_MNEMONIC,
+    LOCAL_CHAIN_ID,
+    Anvil,
+    AnvilError,
+    ChainIdMismatch,
+    ChainUnreachable,
+    connect,
+    dev_key,
+)
+from ledger.cli import app
+from ledger.compiler import Artifact
+from ledger.deployment import (
+    MODULE,
+    SYSTEM_ROLE,
+    Deployment,
+    DeploymentProgress,
+    OperatorKeyMissing,
+    OutdatedDeployment,
+    StaleDeployment,
+    deploy,
+    deployment_dir,
+    ensure_deployment,
+    load_deployment,
+    operator_account,
+)
+from tests.e2e.conftest import dev_account, free_port, role, transact
+
+ROOT = Path(__file__).resolve().parents[2]
+LEDGER_CONTRACTS = ["ParticipantRegistry", "DepositToken", "Receivables", "WarehouseReceipts"]
+
+
+def _deploy(w3: Web3, artifacts: dict[str, Artifact], deployments: Path, **options: Any) -> Any:
+    return ensure_deployment(w3, deployments_dir=deployments, artifacts=artifacts, deployer=dev_account(0), **options)
+
+
+def _onboard_and_mint(w3: Web3, artifacts: dict[str, Artifact], deployment: Deployment, amount: int) -> int:
+    """Register a settlement agent and a supplier, mint ``amount`` to the supplier; return the mint's block."""
+    operator, agent, supplier = dev_account(0), dev_account(1), dev_account(2)
+    registry = w3.eth.contract(
+        address=deployment.address("ParticipantRegistry"), abi=artifacts["ParticipantRegistry"].abi
+    )
+    token = w3.eth.contract(address=deployment.address("DepositToken"), abi=artifacts["DepositToken"].abi)
+    transact(w3, operator, registry.functions.register(agent.address, b"\x01" * 32, [role("settlement-agent")]))
+    transact(w3, operator, registry.functions.register(supplier.address, b"\x02" * 32, [role("supplier")]))
+    receipt = transact(w3, agent, token.functions.mint(supplier.address, amount, b"\x03" * 32))
+    return int(receipt["blockNumber"])
+
+
+def _ledger_state(w3: Web3, artifacts: dict[str, Artifact], deployment: Deployment) -> tuple[bool, int]:
+    """(is the supplier an active participant, its deposit-token balance)."""
+    supplier = dev_account(2).address
+    registry = w3.eth.contract(
+        address=deployment.address("ParticipantRegistry"), abi=artifacts["ParticipantRegistry"].abi
+    )
+    token = w3.eth.contract(address=deployment.address("DepositToken"), abi=artifacts["DepositToken"].abi)
+    return registry.functions.isActive(supplier).call(), token.functions.balanceOf(supplier).call()
+
+
+def _dumped_block(anvil: Anvil) -> int:
+    """The head block of anvil's last state dump."""
+    number = json.loads(anvil.state_file.read_text())["best_block_number"]
+    return int(number, 0) if isinstance(number, str) else int(number)
+
+
+def _wait_until_dumped(anvil: Anvil, block: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if _dumped_block(anvil) >= block:
+                return
+        except (OSError, ValueError, KeyError):
+            pass  # being rewritten
+        assert time.monotonic() < deadline, f"anvil did not dump block {block} within {timeout} s"
+        time.sleep(0.1)
+
+
+# -- anvil ---------------------------------------------------------------------------------------------
+
+
+def test_start_answers_with_the_configured_chain_and_dev_accounts(anvil: Anvil, w3: Web3) -> None:
+    status = anvil.status()
+    assert status.running and status.pid is not None
+    assert status.chain_id == LOCAL_CHAIN_ID
+    assert status.rpc_url == anvil.rpc_url
+    assert anvil.pid_file.is_file() and anvil.log_file.is_file()
+    assert w3.eth.accounts[0] == dev_account(0).address  # the standard mnemonic's first account
+    assert DEV_MNEMONIC in " ".join(anvil.command())
+    assert w3.eth.get_block("latest")["gasLimit"] == anvil.gas_limit
+
+
+def test_start_twice_leaves_the_running_node_alone(anvil: Anvil) -> None:
+    first = anvil.status()
+    again = anvil.start()
+    assert again.already_running
+    assert again.pid == first.pid
+
+
+def test_concurrent_starts_of_one_data_folder_start_one_node(make_anvil: Callable[..., Anvil]) -> None:
+    node = make_anvil()
+    twin = Anvil(node.data_dir, port=node.port, block_time=node.block_time)
+    results: list[Any] = []
+    threads = [threading.Thread(target=lambda a=a: results.append(a.start())) for a in (node, twin)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.already_running for r in results) == [False, True]
+    assert len({r.pid for r in results}) == 1
+    assert node.status().running
+
+
+def test_start_refuses_a_port_taken_by_another_program(make_anvil: Callable[..., Anvil]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        node = make_anvil(port=squatter.getsockname()[1])
+        with pytest.raises(AnvilError, match="taken by another program"):
+            node.start()
+    assert not node.status().running
+    assert not node.pid_file.exists()
+
+
+def test_a_stale_pid_file_reads_as_not_running(make_anvil: Callable[..., Anvil]) -> None:
+    node = make_anvil()
+    node.chain_dir.mkdir(parents=True)
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    record = {"pid": exited.pid, "host": "127.0.0.1", "port": node.port, "chain_id": 31337, "started_at": ""}
+    node.pid_file.write_text(json.dumps(record))
+    assert not node.status().running
+    assert not node.pid_file.exists()
+    assert node.stop() is None
+
+
+def test_stop_saves_the_state_on_exit(make_anvil: Callable[..., Anvil]) -> None:
+    node = make_anvil(state_interval=3600)  # no interval dump: only the one on exit can hold the last block
+    node.start()
+    w3 = connect(node.rpc_url, node.chain_id)
+    tx_hash = w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": w3.eth.accounts[1], "value": 1})
+    w3.eth.wait_for_transaction_receipt(tx_hash, timeout=10, poll_latency=0.05)
+    last_block = w3.eth.block_number
+    stopped = node.stop()
+    assert stopped is not None and stopped.state_saved and not stopped.killed
+    assert not node.status().running and not node.pid_file.exists()
+    assert _dumped_block(node) >= last_block
+
+
+# -- connecting ----------------------------------------------------------------------------------------
+
+
+def test_connect_refuses_a_chain_id_mismatch(anvil: Anvil) -> None:
+    with pytest.raises(ChainIdMismatch) as caught:
+        connect(anvil.rpc_url, 1)
+    assert (caught.value.expected, caught.value.actual) == (1, LOCAL_CHAIN_ID)
+    assert "refusing" in str(caught.value)
+
+
+def test_connect_raises_chain_unreachable_when_no_node_answers() -> None:
+    with pytest.raises(ChainUnreachable, match="Connection refused"):
+        connect(f"http://127.0.0.1:{free_port()}", LOCAL_CHAIN_ID, timeout=2)
+
+
+class _QbftNode(BaseHTTPRequestHandler):
+    """Answers like a Besu QBFT validator: chain 1337, blocks whose extraData is 97 bytes."""
+
+    EXTRA_DATA = "0x" + "ab" * 97
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        results = {"eth_chainId": "0x539", "eth_getBlockByNumber": self._block()}
+        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": results[request["method"]]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _block(self) -> dict[str, Any]:
+        zero32 = "0x" + "00" * 32
+        return {
+            "number": "0x10",
+            "hash": "0x" + "11" * 32,
+            "parentHash": "0x" + "22" * 32,
+            "mixHash": "0x63746963616c2062797a616e74696e65206661756c7420746f6c6572616e6365",
+            "nonce": "0x0000000000000000",
+            "sha3Uncles": "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347",
+            "logsBloom": "0x" + "00" * 256,
+            "transactionsRoot": zero32,
+            "stateRoot": zero32,
+            "receiptsRoot": zero32,
+            "miner": "0x" + "33" * 20,
+            "difficulty": "0x1",
+            "totalDifficulty": "0x11",
+            "extraData": self.EXTRA_DATA,
+            "size": "0x2a0",
+            "gasLimit": "0x1c9c380",
+            "gasUsed": "0x0",
+            "timestamp": "0x6553f100",
+            "baseFeePerGas": "0x0",
+            "transactions": [],
+            "uncles": [],
+        }
+
+
+@pytest.fixture
+def qbft_node() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _QbftNode)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_connect_decodes_proof_of_authority_blocks_with_long_extra_data(qbft_node: str) -> None:
+    plain = Web3(HTTPProvider(qbft_node))
+    with pytest.raises(ExtraDataLengthError):  # what the middleware is for
+        plain.eth.get_block("latest")
+
+    w3 = connect(qbft_node, 1337)
+    assert ExtraDataToPOAMiddleware in w3.middleware_onion
+    block = w3.eth.get_block("latest")
+    assert block["number"] == 16
+    assert block["proofOfAuthorityData"].to_0x_hex() == _QbftNode.EXTRA_DATA
+
+
+# -- the operator's key --------------------------------------------------------------------------------
+
+
+def test_operator_defaults_to_the_first_dev_account_only_on_the_local_chain() -> None:
+    assert operator_account(None, LOCAL_CHAIN_ID).address == dev_account(0).address
+    assert operator_account(SecretStr(""), LOCAL_CHAIN_ID).address == dev_account(0).address
+    with pytest.raises(OperatorKeyMissing, match="required on chain 1337"):
+        operator_account(None, 1337)
+
+
+def test_operator_key_is_used_and_dev_keys_are_refused_off_the_local_chain() -> None:
+    own_key = "0x" + "42" * 32
+    assert operator_account(SecretStr(own_key), 1337).key.hex().endswith("42" * 32)
+    with pytest.raises(OperatorKeyMissing, match="public dev keys"):
+        operator_account(SecretStr("0x" + dev_key(3).hex()), 1337)
+    with pytest.raises(OperatorKeyMissing, match="not a valid private key"):
+        operator_account(SecretStr("not a key"), 1337)
+
+
+# -- deploying -----------------------------------------------------------------------------------------
+
+
+def test_deploy_writes_ignition_addresses_abis_and_wires_roles(
+    w3: Web3, artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    events: list[DeploymentProgress] = []
+    outcome = _deploy(w3, artifacts, tmp_path, progress=events.append)
+    deployment = outcome.deployment
+
+    assert not outcome.reused
+    assert outcome.directory == deployment_dir(tmp_path, LOCAL_CHAIN_ID) == tmp_path / "chain-31337"
+    addresses = json.loads((outcome.directory / "deployed_addresses.json").read_text())
+    assert list(addresses) == [f"{MODULE}#{name}" for name in LEDGER_CONTRACTS]
+    assert addresses["ScfLedger#Receivables"] == deployment.address("Receivables")
+    for name in LEDGER_CONTRACTS:
+        assert json.loads((outcome.directory / "abi" / f"{name}.json").read_text()) == artifacts[name].abi
+        assert w3.eth.get_code(deployment.address(name))
+    assert sorted(p.name for p in (outcome.directory / "abi").iterdir()) == sorted(
+        f"{n}.json" for n in LEDGER_CONTRACTS
+    )
+    record = json.loads((outcome.directory / "deployment.json").read_text())
+    assert record["chainId"] == LOCAL_CHAIN_ID
+    assert record["deployer"] == record["operator"] == dev_account(0).address
+    assert record["sourceHash"] == artifacts["Receivables"].source_hash
+    assert record["blockHash"] == w3.eth.get_block(record["blockNumber"])["hash"].to_0x_hex()
+
+    registry = w3.eth.contract(
+        address=deployment.address("ParticipantRegistry"), abi=artifacts["ParticipantRegistry"].abi
+    )
+    assert registry.functions.hasRole(role("operator"), dev_account(0).address).call()
+    for name in LEDGER_CONTRACTS[1:]:
+        assert registry.functions.hasRole(SYSTEM_ROLE, deployment.address(name)).call()
+        assert registry.functions.isActive(deployment.address(name)).call()
+    receivables = w3.eth.contract(address=deployment.address("Receivables"), abi=artifacts["Receivables"].abi)
+    assert receivables.functions.depositToken().call() == deployment.address("DepositToken")
+
+    # Every step reported sent, then confirmed; 4 contracts and 3 registrations, in 4 batches (blocks).
+    assert [e.step for e in events if e.confirmed] == list(range(1, 8))
+    assert len([e for e in events if not e.confirmed]) == 7
+    assert len({e.block_number for e in events if e.confirmed}) == 4
+
+
+def test_a_second_deploy_reuses_the_deployment_and_sends_nothing(
+    w3: Web3, artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    first = _deploy(w3, artifacts, tmp_path).deployment
+    nonce = w3.eth.get_transaction_count(dev_account(0).address)
+    written = (tmp_path / "chain-31337" / "deployment.json").stat().st_mtime_ns
+
+    again = _deploy(w3, artifacts, tmp_path)
+    assert again.reused
+    assert again.deployment == first
+    assert w3.eth.get_transaction_count(dev_account(0).address, "pending") == nonce
+    assert (tmp_path / "chain-31337" / "deployment.json").stat().st_mtime_ns == written
+
+    fresh = _deploy(w3, artifacts, tmp_path, fresh=True)
+    assert not fresh.reused
+    assert set(fresh.deployment.addresses.values()).isdisjoint(first.addresses.values())
+    assert w3.eth.get_transaction_count(dev_account(0).address) == nonce + 7
+    assert load_deployment(tmp_path, LOCAL_CHAIN_ID, w3) == fresh.deployment
+
+
+def test_a_deployment_of_other_sources_is_refused_unless_fresh(
+    w3: Web3, artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    _deploy(w3, artifacts, tmp_path)
+    record_file = tmp_path / "chain-31337" / "deployment.json"
+    record = json.loads(record_file.read_text())
+    record["sourceHash"] = "0" * 64
+    record_file.write_text(json.dumps(record))
+    with pytest.raises(OutdatedDeployment, match="--fresh"):
+        _deploy(w3, artifacts, tmp_path)
+    assert not _deploy(w3, artifacts, tmp_path, fresh=True).reused
+
+
+def test_a_deployment_from_a_chain_that_was_reset_is_stale_and_replaced(
+    make_anvil: Callable[..., Anvil], artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    first_chain = make_anvil()
+    first_chain.start()
+    w3 = connect(first_chain.rpc_url, LOCAL_CHAIN_ID)
+    recorded = _deploy(w3, artifacts, tmp_path).deployment
+    first_chain.kill()
+
+    # A new chain on the same port: nothing there.
+    reset = make_anvil(port=first_chain.port)
+    reset.start()
+    w3 = connect(reset.rpc_url, LOCAL_CHAIN_ID)
+    with pytest.raises(StaleDeployment, match="no code"):
+        load_deployment(tmp_path, LOCAL_CHAIN_ID, w3)
+
+    # The same deployer deploys again: same addresses (same nonces), but another chain history.
+    w3.eth.send_transaction({"from": w3.eth.accounts[5], "to": w3.eth.accounts[6], "value": 1})  # shift blocks
+    redeployed = deploy(w3, deployer=dev_account(0), artifacts=artifacts)
+    assert redeployed.addresses == recorded.addresses
+    with pytest.raises(StaleDeployment, match="reset"):
+        load_deployment(tmp_path, LOCAL_CHAIN_ID, w3)
+
+    replaced = _deploy(w3, artifacts, tmp_path)
+    assert not replaced.reused and replaced.replaced is not None
+    assert load_deployment(tmp_path, LOCAL_CHAIN_ID, w3) == replaced.deployment
+
+
+# -- restarts and crashes ------------------------------------------------------------------------------
+
+
+def test_a_clean_restart_keeps_contracts_participants_and_balances(
+    anvil: Anvil, w3: Web3, artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    deployment = _deploy(w3, artifacts, tmp_path).deployment
+    _onboard_and_mint(w3, artifacts, deployment, 12_345)
+    head = w3.eth.get_block("latest")
+
+    stopped = anvil.stop()
+    assert stopped is not None and stopped.state_saved
+    restarted = anvil.start()
+    assert not restarted.already_running and restarted.restored_from is None
+
+    w3 = connect(anvil.rpc_url, LOCAL_CHAIN_ID)
+    assert w3.eth.get_block(head["number"])["hash"] == head["hash"]  # the blocks too, not only the state
+    assert _ledger_state(w3, artifacts, deployment) == (True, 12_345)
+    assert load_deployment(tmp_path, LOCAL_CHAIN_ID, w3) == deployment
+    assert _deploy(w3, artifacts, tmp_path).reused
+    assert anvil.backup_file.is_file()  # the state as loaded at this start
+
+
+def test_after_sigkill_a_restart_has_the_state_up_to_the_last_dump(
+    anvil: Anvil, w3: Web3, artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    deployment = _deploy(w3, artifacts, tmp_path).deployment
+    minted_in = _onboard_and_mint(w3, artifacts, deployment, 777)
+    _wait_until_dumped(anvil, minted_in)
+    head_at_kill = w3.eth.block_number
+
+    assert anvil.kill() is not None
+    assert not anvil.status().running and not anvil.pid_file.exists()
+    dumped = _dumped_block(anvil)
+    assert minted_in <= dumped <= head_at_kill  # at most the last interval's blocks are lost
+
+    anvil.start()
+    w3 = connect(anvil.rpc_url, LOCAL_CHAIN_ID)
+    assert w3.eth.block_number >= dumped
+    assert _ledger_state(w3, artifacts, deployment) == (True, 777)
+    assert load_deployment(tmp_path, LOCAL_CHAIN_ID, w3) == deployment
+
+
+def test_a_state_file_truncated_by_a_crash_is_set_aside_and_the_backup_restored(
+    anvil: Anvil, w3: Web3, artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    deployment = _deploy(w3, artifacts, tmp_path).deployment
+    anvil.stop()
+    anvil.start()  # takes the backup: the state with the deployment
+    anvil.kill()
+    text = anvil.state_file.read_bytes()
+    anvil.state_file.write_bytes(text[: len(text) // 2])  # what a SIGKILL during a dump leaves
+
+    status = anvil.start()
+    assert status.running and status.restored_from == anvil.backup_file
+    assert len(list(anvil.chain_dir.glob("anvil-state.json.corrupt-*"))) == 1
+    w3 = connect(anvil.rpc_url, LOCAL_CHAIN_ID)
+    assert load_deployment(tmp_path, LOCAL_CHAIN_ID, w3) == deployment
+
+
+def test_a_truncated_state_file_without_backup_is_refused_with_the_reason(make_anvil: Callable[..., Anvil]) -> None:
+    node = make_anvil()
+    node.chain_dir.mkdir(parents=True)
+    node.state_file.write_text('{"block": {"number": ')
+    with pytest.raises(AnvilError, match="no backup"):
+        node.start()
+    assert not node.status().running
+    node.start()  # the unreadable file was set aside: an empty chain starts
+    assert node.status().block_number is not None
+
+
+# -- the command line ----------------------------------------------------------------------------------
+
+
+def test_cli_starts_deploys_reuses_reports_and_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_anvil: Callable[..., Anvil]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no developer's .env
+    port = free_port()
+    make_anvil(tmp_path / "data", port=port)  # so that the node is killed whatever happens
+    env = {
+        "SCF_DATA_DIR": str(tmp_path / "data"),
+        "SCF_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
+        "SCF_ANVIL_PORT": str(port),
+        "SCF_RPC_URL": f"http://127.0.0.1:{port}",
+        "SCF_BLOCK_TIME": "0.2",
+    }
+    runner = CliRunner()
+
+    def scf(*args: str, code: int = 0, **extra: str) -> str:
+        result = runner.invoke(app, list(args), env={**env, **extra})
+        assert result.exit_code == code, result.output
+        return result.output
+
+    assert "anvil is not running" in scf("chain", "status")
+    assert "anvil started" in scf("chain", "start")
+    assert "already running" in scf("chain", "start")
+
+    out = scf("deploy")
+    assert "[7/7] register WarehouseReceipts as system" in out
+    assert "deployed 4 contracts to chain 31337" in out
+    assert "deployed_addresses.json" in out
+    addresses = json.loads((tmp_path / "deployments" / "chain-31337" / "deployed_addresses.json").read_text())
+    assert set(addresses) == {f"ScfLedger#{name}" for name in LEDGER_CONTRACTS}
+    assert "reusing the deployment" in scf("deploy")
+    assert "deployed 4 contracts" in scf("deploy", "--fresh")
+
+    status = scf("chain", "status")
+    assert "anvil is running: pid" in status and "chain id 31337" in status
+
+    mismatch = scf("deploy", code=1, SCF_CHAIN_ID="1337")
+    assert mismatch.strip().splitlines()[-1].startswith("error: the node at")
+    assert "Traceback" not in mismatch
+
+    assert "state saved" in scf("chain", "stop")
+    assert "anvil is not running" in scf("chain", "stop")
+    unreachable = scf("deploy", code=1)
+    assert "error: no JSON-RPC node answers" in unreachable and "scf chain start" in unreachable
+    assert "Traceback" not in unreachable
+
+
+def test_deploy_script_does_what_scf_deploy_does(anvil: Anvil, tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SCF_RPC_URL": anvil.rpc_url,
+        "SCF_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
+        "SCF_DATA_DIR": str(tmp_path / "data"),
+    }
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "deploy.py")], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "deployed 4 contracts" in run.stdout
+    assert "anvil's first dev account" in run.stderr  # the log line naming the dev operator
+    assert (tmp_path / "deployments" / "chain-31337" / "abi" / "Receivables.json").is_file()
