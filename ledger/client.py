@@ -58,6 +58,10 @@ class TransactionSender(Protocol):
     async def wait(self, operation_id: str, timeout: float | None = None) -> Operation: ...
 
 
+class ReadOnlyClient(RuntimeError):
+    """A write (or a wait) on a client built without a sender and signer."""
+
+
 class OperationFailed(Exception):
     """An operation ended without effect and without a contract error (``replaced`` by another transaction
     with its nonce, or ``dropped``)."""
@@ -185,8 +189,8 @@ class LedgerClient:
         w3: Web3,
         contracts: Mapping[str, Contract],
         decoder: ErrorDecoder,
-        sender: TransactionSender,
-        signer: Callable[[str], LocalAccount],
+        sender: TransactionSender | None = None,
+        signer: Callable[[str], LocalAccount] | None = None,
     ) -> None:
         self.w3 = w3
         self.contracts = dict(contracts)
@@ -291,6 +295,8 @@ class LedgerClient:
     ) -> Operation:
         target = self.contracts[contract]
         data = bytes.fromhex(target.encode_abi(function, list(args))[2:])
+        if self._sender is None or self._signer is None:
+            raise ReadOnlyClient(f"{function}: this client was built for reads only (no sender or signer)")
         self.preflight(sender, target.address, data)
         return await self._sender.submit(self._signer(sender), target.address, data, None, operation_id)
 
@@ -309,7 +315,9 @@ class LedgerClient:
     async def outcome(self, operation: Operation, timeout: float | None = 60.0) -> Outcome:
         """Wait until ``operation`` is final. Confirmed: its events, decoded. Failed: raise its contract error
         (the same exception class pre-flight raises). Replaced or dropped: raise :class:`OperationFailed`."""
-        final = operation if operation.is_final else await self._sender.wait(operation.operation_id, timeout)
+        if not operation.is_final and self._sender is None:
+            raise ReadOnlyClient("outcome: this client has no sender to wait on")
+        final = operation if operation.is_final else await self._sender.wait(operation.operation_id, timeout)  # type: ignore[union-attr]
         if final.status is TransactionStatus.FAILED and final.error_name is not None:
             raise ErrorDecoder.exception_class(final.error_name)(final.error_args or {})
         if not final.confirmed:
