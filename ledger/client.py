@@ -52,7 +52,14 @@ class TransactionSender(Protocol):
     an in-process chain."""
 
     async def submit(
-        self, sender: LocalAccount, to: str | None, data: bytes, gas: int | None = None, operation_id: str | None = None
+        self,
+        sender: LocalAccount,
+        to: str | None,
+        data: bytes,
+        gas: int | None = None,
+        operation_id: str | None = None,
+        *,
+        value: int = 0,
     ) -> Operation: ...
 
     async def wait(self, operation_id: str, timeout: float | None = None) -> Operation: ...
@@ -112,13 +119,20 @@ class Web3Sender:
         self._operations: dict[str, Operation] = {}
 
     async def submit(
-        self, sender: LocalAccount, to: str | None, data: bytes, gas: int | None = None, operation_id: str | None = None
+        self,
+        sender: LocalAccount,
+        to: str | None,
+        data: bytes,
+        gas: int | None = None,
+        operation_id: str | None = None,
+        *,
+        value: int = 0,
     ) -> Operation:
         operation_id = operation_id or uuid.uuid4().hex
         known = self._operations.get(operation_id)
         if known is not None:
             return known
-        call: dict[str, Any] = {"from": sender.address, "data": data}
+        call: dict[str, Any] = {"from": sender.address, "data": data, "value": value}
         if to is not None:
             call["to"] = to
         gas_limit = gas if gas is not None else self.w3.eth.estimate_gas(call) * 13 // 10  # type: ignore[arg-type]
@@ -131,7 +145,6 @@ class Web3Sender:
             "chainId": self.chain_id,
             "maxFeePerGas": 2 * base_fee + 1,
             "maxPriorityFeePerGas": 1,
-            "value": 0,
         }
         signed = sender.sign_transaction(transaction)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -320,6 +333,8 @@ class LedgerClient:
         final = operation if operation.is_final else await self._sender.wait(operation.operation_id, timeout)  # type: ignore[union-attr]
         if final.status is TransactionStatus.FAILED and final.error_name is not None:
             raise ErrorDecoder.exception_class(final.error_name)(final.error_args or {})
+        if not final.is_final:
+            raise TimeoutError(f"operation {final.operation_id} is still {final.status.value} after {timeout} s")
         if not final.confirmed:
             raise OperationFailed(final)
         receipt = self.w3.eth.get_transaction_receipt(final.tx_hash)  # type: ignore[arg-type]
@@ -340,6 +355,12 @@ class LedgerClient:
         return events
 
     # participants and cash
+    async def send_ether(self, sender: str, to: str, amount_wei: int, operation_id: str | None = None) -> Operation:
+        """Send ether for gas (on chains that charge for gas; a permissioned chain usually does not)."""
+        if self._sender is None or self._signer is None:
+            raise ReadOnlyClient("send_ether: this client was built for reads only (no sender or signer)")
+        return await self._sender.submit(self._signer(sender), to, b"", 21_000, operation_id, value=amount_wei)
+
     async def register_participant(
         self, operator: str, account: str, identity_hash: bytes, roles: Sequence[Role], operation_id: str | None = None
     ) -> Operation:

@@ -50,6 +50,22 @@ class Settings(BaseSettings):
         description="platform salt of the invoice and lot keys put on chain (never change it after launch)",
     )
 
+    # -- service -------------------------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="address the REST service listens on")
+    api_port: int = Field(8000, description="port of the REST service")
+    token_ttl_seconds: int = Field(900, gt=0, description="lifetime of a sign-in JWT")
+    challenge_ttl_seconds: int = Field(300, gt=0, description="lifetime of a sign-in challenge nonce")
+    max_wait_seconds: float = Field(30.0, gt=0, description="longest `Prefer: wait=N` honoured")
+    gas_allowance_wei: int = Field(
+        10**18, ge=0, description="ether the operator sends each new participant for gas (0 on a gas-free chain)"
+    )
+    large_single_threshold: int = Field(
+        5_000_000, gt=0, description="report any single transfer or financing at or above this, in fen (50,000.00)"
+    )
+    large_daily_threshold: int = Field(
+        200_000_000, gt=0, description="report a participant's daily total at or above this, in fen (2,000,000.00)"
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -1399,6 +1399,12 @@ class Indexer:
         """Ask :meth:`run_forever` to return after its current sync."""
         self._stop.set()
 
+    def indexed_block(self) -> int | None:
+        """The last block the index holds (None before the first sync)."""
+        with self.session_factory() as session:
+            checkpoint = session.get(IndexCheckpointRow, _CHECKPOINT_ID)
+            return None if checkpoint is None else checkpoint.block_number
+
     def rebuild(self) -> int:
         """Forget everything indexed (raw events and projections) and read the chain again from the start
         block. Returns how many events were stored."""

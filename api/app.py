@@ -1,0 +1,90 @@
+"""The FastAPI application: ``create_app(settings)``; ``uvicorn api.app:app`` or ``scf serve`` runs it.
+
+Start-up (the lifespan) brings the ledger up (:meth:`api.service.LedgerService.start`): chain checked,
+contracts deployed if needed, database migrated, pipeline and indexer running. The first start prints the
+operator's API key once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from api import auth, operations, problems
+from api.routes import money, participants, receivables, regulator, system, warehouse
+from api.service import LedgerService
+from ledger.settings import Settings, get_settings
+
+logger = logging.getLogger("api")
+
+
+def create_app(settings: Settings | None = None, *, run_indexer: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = await LedgerService.start(settings or get_settings(), run_indexer=run_indexer)
+        app.state.ledger = service
+        if service.operator_api_key is not None:
+            banner = (
+                "\n" + "=" * 78 + "\n"
+                f"  The operator's API key (shown once, stored only as a hash):\n\n    {service.operator_api_key}\n\n"
+                "  Use it as `Authorization: Bearer <key>`; rotate with POST /participants/{id}/keys.\n" + "=" * 78
+            )
+            print(banner, flush=True)
+        try:
+            yield
+        finally:
+            app.state.ledger = None
+            await service.stop()
+
+    app = FastAPI(
+        title="scf-ledger",
+        version="0.1.0",
+        summary="Supply-chain finance ledger: confirmed receivables, financing, warehouse-receipt pledges.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = rid
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        system.observe(request, response.status_code, elapsed_ms / 1000)
+        logger.info(
+            "request_id=%s method=%s path=%s status=%s ms=%.1f operation_id=%s",
+            rid,
+            request.method,
+            request.url.path,
+            response.status_code,
+            elapsed_ms,
+            response.headers.get("location", "").removeprefix("/operations/") or "-",
+        )
+        return response
+
+    for router in (
+        auth.router,
+        operations.router,
+        participants.router,
+        money.router,
+        receivables.router,
+        warehouse.router,
+        regulator.router,
+        system.router,
+    ):
+        app.include_router(router)
+    return app
+
+
+def service_of(app: FastAPI) -> LedgerService:
+    service: LedgerService = app.state.ledger
+    return service
+
+
+app = create_app()

@@ -1,0 +1,251 @@
+"""State-changing requests: idempotency, ``Prefer: wait=N``, and the operation resource.
+
+Every state-changing route hands :func:`perform` a coroutine that submits one ledger operation. The request
+is answered ``202 Accepted`` with the operation (``Location: /operations/{id}``) at once, or, when the client
+sends ``Prefer: wait=N``, after the operation is final (up to N seconds): ``200`` with its result (the ids
+it created, from its events), or the contract's error as a problem.
+
+``Idempotency-Key``: the first request with a key is remembered with the hash of its body and the answer it
+got; a replay gets that answer and sends nothing; the same key with another body is a 422. The key also
+names the pipeline operation (``operation_id``), so even a replay racing the first one cannot send twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from api.auth import Caller, CurrentCaller, Service
+from api.problems import PROBLEM_JSON, Problem, from_contract, jsonable
+from api.service import LedgerService
+from api.store import IdempotencyRecord, ServiceOperationRecord
+from ledger.client import Outcome
+from ledger.errors import ContractRevert, ErrorDecoder
+from ledger.journal import TransactionStatus
+from ledger.pipeline import Operation, UnknownOperation
+
+_PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+#: event → {argument: result field}: what an operation's result shows.
+RESULT_FIELDS: Mapping[str, Mapping[str, str]] = {
+    "ParticipantRegistered": {"account": "address"},
+    "InvoiceRegistered": {"invoiceId": "invoice_id"},
+    "InvoiceConfirmed": {"pieceId": "piece_id"},
+    "PieceSplit": {"pieceId": "piece_id"},
+    "FinancingRequested": {"requestId": "request_id"},
+    "FinancingFunded": {"pieceId": "piece_id", "discount": "discount", "fee": "fee", "price": "price"},
+    "ObligationRepaid": {"repaid": "repaid", "outstanding": "outstanding"},
+    "PieceRedeemed": {"payout": "payout"},
+    "ReceiptIssued": {"receiptId": "receipt_id"},
+    "PledgeRequested": {"pledgeId": "pledge_id"},
+    "PledgeFunded": {"principal": "principal"},
+    "PledgeRepaid": {
+        "amount": "amount",
+        "principalOutstanding": "principal_outstanding",
+        "interestOutstanding": "interest_outstanding",
+    },
+    "DepositMinted": {"amount": "amount"},
+    "DepositBurned": {"amount": "amount"},
+}
+
+
+class OperationView(BaseModel):
+    operation_id: str
+    kind: str
+    status: str
+    tx_hash: str
+    block_number: int | None = None
+    error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+
+
+def result_of(outcome: Outcome) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for event in outcome.events:
+        for argument, name in RESULT_FIELDS.get(event.name, {}).items():
+            result.setdefault(name, jsonable(event.args[argument]))
+    result["events"] = [{"name": e.name, "args": jsonable(dict(e.args))} for e in outcome.events]
+    return result
+
+
+def prefer_wait(request: Request, service: LedgerService) -> float | None:
+    header = request.headers.get("prefer")
+    if not header:
+        return None
+    match = _PREFER_WAIT.search(header)
+    if match is None:
+        return None
+    return min(float(match.group(1)), service.settings.max_wait_seconds)
+
+
+async def view_of(service: LedgerService, operation: Operation, kind: str) -> tuple[int, dict[str, Any]]:
+    """(status code, body) for an operation as it is now."""
+    view = OperationView(
+        operation_id=operation.operation_id,
+        kind=kind,
+        status=operation.status.value,
+        tx_hash=operation.tx_hash,
+        block_number=operation.block_number,
+    )
+    if operation.status is TransactionStatus.CONFIRMED:
+        view.result = result_of(await service.client.outcome(operation))
+        return 200, view.model_dump()
+    if operation.status is TransactionStatus.FAILED:
+        error = ErrorDecoder.exception_class(operation.error_name or "UnknownRevert")(operation.error_args or {})
+        problem = from_contract(error)
+        view.error = problem.body()
+        return 200, view.model_dump()
+    if operation.is_final:  # replaced or dropped: never ran
+        view.error = {"type": "urn:scf:problem:operation-dropped", "title": f"operation {operation.status.value}"}
+        return 200, view.model_dump()
+    return 202, view.model_dump()
+
+
+def _request_hash(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _operation_id(caller: Caller, key: str) -> str:
+    return "idem-" + hashlib.sha256(f"{caller.address}\x00{key}".encode()).hexdigest()[:40]
+
+
+async def perform(
+    request: Request,
+    service: LedgerService,
+    caller: Caller,
+    kind: str,
+    body: BaseModel | None,
+    submit: Callable[[str | None], Awaitable[Operation]],
+) -> JSONResponse:
+    """Run one state-changing request (see the module's docstring); ``submit(operation_id)`` sends it."""
+    key = request.headers.get("idempotency-key")
+    record_id: int | None = None
+    if key is not None:
+        if not 1 <= len(key) <= 200:
+            raise Problem(422, "idempotency-key", "Invalid Idempotency-Key", "1 to 200 characters")
+        payload = body.model_dump(mode="json") if body is not None else None
+        request_hash = _request_hash(request.method, request.url.path, payload)
+        existing = _idempotency_record(service, caller, key)
+        if existing is not None:
+            return _replay(existing, request_hash)
+        try:
+            with service.sessions() as session, session.begin():
+                claim = IdempotencyRecord(participant=caller.address, key=key, request_hash=request_hash)
+                session.add(claim)
+                session.flush()
+                record_id = claim.id
+        except IntegrityError:  # a concurrent request with the same key claimed it first
+            existing = _idempotency_record(service, caller, key)
+            assert existing is not None
+            return _replay(existing, request_hash)
+    try:
+        status, content = await _perform(request, service, caller, kind, submit, key)
+    except ContractRevert as exc:
+        problem = from_contract(exc)
+        status, content = problem.status, problem.body(str(request.url.path))
+    except Problem as problem:
+        status, content = problem.status, problem.body(str(request.url.path))
+    if record_id is not None:
+        if status >= 500 or (status in (401, 403) and "operation_id" not in content):
+            _forget(service, record_id)  # nothing happened: let the client retry with the same key
+        else:
+            with service.sessions() as session, session.begin():
+                row = session.get(IdempotencyRecord, record_id)
+                if row is not None:
+                    row.status_code, row.response = status, content
+    return _response(status, content)
+
+
+async def _perform(
+    request: Request,
+    service: LedgerService,
+    caller: Caller,
+    kind: str,
+    submit: Callable[[str | None], Awaitable[Operation]],
+    key: str | None,
+) -> tuple[int, dict[str, Any]]:
+    operation = await submit(None if key is None else _operation_id(caller, key))
+    with service.sessions() as session, session.begin():
+        if session.get(ServiceOperationRecord, operation.operation_id) is None:
+            session.add(
+                ServiceOperationRecord(operation_id=operation.operation_id, participant=caller.address, kind=kind)
+            )
+    wait = prefer_wait(request, service)
+    if wait is not None and not operation.is_final:
+        operation = await service.pipeline.wait(operation.operation_id, wait)  # pending still after a timeout
+    status, content = await view_of(service, operation, kind)
+    if status == 200 and operation.status is TransactionStatus.FAILED:
+        assert content["error"] is not None
+        return int(content["error"]["status"]), {**content["error"], "operation_id": operation.operation_id}
+    return status, content
+
+
+def _idempotency_record(service: LedgerService, caller: Caller, key: str) -> IdempotencyRecord | None:
+    with service.sessions() as session:
+        return session.execute(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.participant == caller.address, IdempotencyRecord.key == key
+            )
+        ).scalar_one_or_none()
+
+
+def _replay(record: IdempotencyRecord, request_hash: str) -> JSONResponse:
+    if record.request_hash != request_hash:
+        raise Problem(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "this Idempotency-Key was used with a different request",
+        )
+    if record.status_code is None or record.response is None:
+        raise Problem(
+            409, "idempotency-in-progress", "Request in progress", "the first request with this key is running"
+        )
+    return _response(record.status_code, record.response, replayed=True)
+
+
+def _forget(service: LedgerService, record_id: int) -> None:
+    with service.sessions() as session, session.begin():
+        row = session.get(IdempotencyRecord, record_id)
+        if row is not None:
+            session.delete(row)
+
+
+def _response(status: int, content: dict[str, Any], *, replayed: bool = False) -> JSONResponse:
+    headers = {}
+    if "operation_id" in content:
+        headers["Location"] = f"/operations/{content['operation_id']}"
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    media_type = PROBLEM_JSON if status >= 400 else "application/json"
+    return JSONResponse(content, status_code=status, headers=headers, media_type=media_type)
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/operations/{operation_id}", response_model=OperationView, responses={202: {"model": OperationView}})
+async def get_operation(operation_id: str, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    with service.sessions() as session:
+        record = session.get(ServiceOperationRecord, operation_id)
+    if record is None or (record.participant != caller.address and not (caller.is_operator or caller.is_regulator)):
+        raise Problem(404, "not-found", "Not found", f"no operation {operation_id}")
+    try:
+        operation = service.pipeline.status(operation_id)
+    except UnknownOperation:
+        raise Problem(404, "not-found", "Not found", f"no operation {operation_id}") from None
+    wait = prefer_wait(request, service)
+    if wait is not None and not operation.is_final:
+        operation = await service.pipeline.wait(operation_id, wait)
+    status, content = await view_of(service, operation, record.kind)
+    return _response(status, content)

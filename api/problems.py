@@ -1,0 +1,189 @@
+"""RFC 9457 problem details: every error the service returns, with a stable ``type`` per kind of error.
+
+Contract errors keep their Solidity name: ``urn:scf:problem:contract:ReceivablesPieceLocked``, with the
+status chosen by what the error means (someone else's object 403, unknown 404, already done or in the way
+409, a rule of the ledger broken 422) and the error's arguments under ``arguments``. The service's own
+errors use ``urn:scf:problem:<slug>``. No input produces a 500: unexpected exceptions are logged with the
+request id and answered with a 500 that says only that (the tests fail on any of them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import ContractRevert
+
+logger = logging.getLogger("api")
+
+PROBLEM_JSON = "application/problem+json"
+
+#: Contract errors whose meaning is "this is not yours" or "your role may not".
+_FORBIDDEN_SUFFIXES = (
+    "NotBuyer",
+    "NotHolder",
+    "NotFinancier",
+    "NotRequestHolder",
+    "NotAuthorized",
+    "NotOwner",
+    "NotIssuer",
+    "NotAttester",
+    "NotBorrower",
+    "MissingRole",
+    "AccessControlUnauthorizedAccount",
+)
+#: ... "it does not exist".
+_NOT_FOUND = {
+    "ReceivablesUnknownInvoice",
+    "ReceivablesNonexistentPiece",
+    "ReceivablesUnknownRequest",
+    "ReceiptNotFound",
+    "PledgeNotFound",
+    "RegistryNotRegistered",
+}
+#: ... "it is already done, or something else holds it" (duplicates, double financing or pledge, states).
+_CONFLICT = {
+    "RegistryAlreadyRegistered",
+    "RegistryNoChange",
+    "ReceivablesInvoiceAlreadyRegistered",
+    "ReceivablesInvalidTransition",
+    "ReceivablesRequestInvalidTransition",
+    "ReceivablesPieceLocked",
+    "ReceivablesPieceFrozen",
+    "ReceivablesPieceNotFrozen",
+    "ReceivablesNotTransferable",
+    "ReceivablesCreditLineExceeded",
+    "ReceivablesCreditLineBelowUsage",
+    "ReceiptLotAlreadyReceipted",
+    "ReceiptAlreadyPledged",
+    "ReceiptInvalidTransition",
+    "ReceiptLocked",
+    "ReceiptIsFrozen",
+    "ReceiptNotFrozen",
+    "PledgeInvalidTransition",
+    "PledgeNotActive",
+    "RegistryParticipantFrozen",
+    "RegistryParticipantNotActive",
+    "ERC20InsufficientBalance",
+    "ERC20InsufficientAllowance",
+    "DepositTransferNotAllowed",
+}
+
+
+def contract_status(error_name: str) -> int:
+    """The HTTP status of a contract error."""
+    if error_name in _NOT_FOUND:
+        return 404
+    if error_name in _CONFLICT:
+        return 409
+    if error_name.endswith(_FORBIDDEN_SUFFIXES):
+        return 403
+    return 422
+
+
+class Problem(Exception):
+    """An error answered as ``application/problem+json``."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.type = slug if slug.startswith("urn:") else f"urn:scf:problem:{slug}"
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+def from_contract(error: ContractRevert) -> Problem:
+    """The problem for a contract error (raised at pre-flight or by a failed operation)."""
+    return Problem(
+        contract_status(error.name),
+        f"urn:scf:problem:contract:{error.name}",
+        error.name,
+        f"the ledger's contracts refused: {error}",
+        error=error.name,
+        arguments=jsonable(error.arguments),
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """Contract values as JSON: bytes as 0x-hex, big integers as decimal strings beyond 2**53."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    instance = str(request.url.path) if request is not None else None
+    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    return JSONResponse(problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("too-large", "Request too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation", "Invalid request"),
+    429: ("too-many-requests", "Too many requests"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def install(app: FastAPI) -> None:
+    """Register the problem handlers on ``app``."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(ContractRevert)
+    async def _contract(request: Request, exc: ContractRevert) -> JSONResponse:
+        return problem_response(from_contract(exc), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        problem = Problem(422, "validation", "Invalid request", "the request does not match the schema", errors=errors)
+        return problem_response(problem, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug, title = _HTTP_SLUGS.get(exc.status_code, ("http", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(Problem(exc.status_code, slug, title, detail), request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        problem = Problem(500, "internal", "Internal error", "an unexpected error; it was logged")
+        return problem_response(problem, request)

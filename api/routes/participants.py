@@ -1,0 +1,272 @@
+"""Participants (operator), their API keys, and credit lines (financier or operator → core firm)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from eth_utils import keccak
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import func, select, update
+
+from api.auth import Caller, CurrentCaller, Service, require_role
+from api.operations import perform
+from api.problems import Problem
+from api.routes.common import Address, Amount, PageNumber, PageSize, not_found, page_of
+from api.service import LedgerService, issue_api_key
+from api.store import ApiKeyRecord, ParticipantRecord
+from ledger.identifiers import InvalidIdentifier, validate_credit_code
+from ledger.models import Role
+
+router = APIRouter(tags=["participants"])
+
+ASSIGNABLE_ROLES = {r.role_name: r for r in Role if r not in (Role.OPERATOR, Role.SYSTEM)}
+
+
+class ParticipantCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Changchun Seat Systems Co., Ltd."])
+    credit_code: str = Field(min_length=18, max_length=18, description="unified social credit code (GB 32100)")
+    roles: list[str] = Field(min_length=1, max_length=6, examples=[["supplier"]])
+    login_address: Address | None = Field(None, description="a wallet of the participant's own, for sign-in")
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code(cls, value: str) -> str:
+        try:
+            return validate_credit_code(value)
+        except InvalidIdentifier as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(ASSIGNABLE_ROLES))
+        if unknown:
+            raise ValueError(f"unknown roles {unknown}; choose from {sorted(ASSIGNABLE_ROLES)}")
+        return sorted(set(value))
+
+
+class ParticipantView(BaseModel):
+    id: str = Field(description="the participant's on-chain account")
+    name: str
+    credit_code: str
+    roles: list[str]
+    login_address: str | None
+    status: str | None = Field(None, description="on chain: active or suspended (from the index)")
+    frozen: bool | None = None
+
+
+class CreatedParticipant(BaseModel):
+    participant: ParticipantView
+    api_key: str = Field(description="shown once; only its hash is stored")
+    operation_id: str
+    status: str
+
+
+def _view(record: ParticipantRecord, service: LedgerService) -> ParticipantView:
+    view = ParticipantView(
+        id=record.address,
+        name=record.name,
+        credit_code=record.credit_code,
+        roles=list(record.roles),
+        login_address=record.login_address,
+    )
+    try:
+        on_chain = service.client.participant(record.address)
+        view.status = on_chain.status.name.lower()
+        view.frozen = on_chain.frozen
+    except Exception:  # the registration is still in flight
+        view.status = "pending"
+    return view
+
+
+@router.post("/participants", status_code=201, response_model=CreatedParticipant)
+async def create_participant(
+    body: ParticipantCreate, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """Onboard a participant: a custodial account (key in the encrypted keystore), its roles registered on
+    chain by the operator, gas money sent where the chain charges for gas, and a first API key."""
+    require_role(caller, Role.OPERATOR)
+    with service.sessions() as session:
+        taken = session.execute(
+            select(ParticipantRecord).where(ParticipantRecord.credit_code == body.credit_code)
+        ).scalar_one_or_none()
+        if taken is not None:
+            raise Problem(409, "participant-exists", "Participant exists", f"credit code {body.credit_code} is taken")
+        if (
+            body.login_address is not None
+            and session.execute(
+                select(ParticipantRecord).where(ParticipantRecord.login_address == body.login_address)
+            ).scalar_one_or_none()
+        ):
+            raise Problem(409, "login-address-taken", "Login address taken", "another participant signs in with it")
+    address = await asyncio.to_thread(service.keystore.create)
+    identity = keccak(text=f"{body.credit_code}|{body.name}")
+    roles = [ASSIGNABLE_ROLES[r] for r in body.roles]
+    with service.sessions() as session, session.begin():
+        session.add(
+            ParticipantRecord(
+                address=address,
+                name=body.name,
+                credit_code=body.credit_code,
+                roles=body.roles,
+                login_address=body.login_address,
+            )
+        )
+        session.flush()
+        api_key = issue_api_key(session, address)
+    operator = service.operator.address
+    if service.settings.gas_allowance_wei:
+        gas = await service.client.send_ether(operator, address, service.settings.gas_allowance_wei)
+        await service.client.outcome(gas, timeout=service.settings.max_wait_seconds)
+    # Let the ledger contracts draw the participant's cash legs (repayments, funding, loan repayments).
+    approvals = [await service.client.approve_settlement(address, c) for c in ("receivables", "receipts")]
+    response = await perform(
+        request,
+        service,
+        caller,
+        "participant.register",
+        None,
+        lambda op_id: service.client.register_participant(operator, address, identity, roles, op_id),
+    )
+    if response.status_code == 200:
+        for approval in approvals:
+            await service.client.outcome(approval, timeout=service.settings.max_wait_seconds)
+    content: dict[str, Any] = {
+        "participant": _view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
+        "api_key": api_key,
+        "operation_id": response.headers.get("location", "").removeprefix("/operations/"),
+        "status": "confirmed" if response.status_code == 200 else "pending",
+    }
+    return JSONResponse(content, status_code=201, headers={"Location": f"/participants/{address}"})
+
+
+@router.get("/participants")
+def list_participants(
+    service: Service, caller: CurrentCaller, page: PageNumber = 1, size: PageSize = 50
+) -> dict[str, Any]:
+    if not (caller.is_operator or caller.is_regulator):
+        with service.sessions() as session:
+            me = session.get(ParticipantRecord, caller.address)
+        items = [] if me is None else [_view(me, service).model_dump()]
+        return page_of(items, 1, size, len(items))
+    with service.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(ParticipantRecord)) or 0
+        rows = session.scalars(
+            select(ParticipantRecord)
+            .order_by(ParticipantRecord.created_at, ParticipantRecord.address)
+            .offset((page - 1) * size)
+            .limit(size)
+        ).all()
+    return page_of([_view(r, service).model_dump() for r in rows], page, size, total)
+
+
+def _participant_or_404(service: LedgerService, participant_id: str) -> ParticipantRecord:
+    record = service.participant_record(participant_id)
+    if record is None:
+        try:
+            from eth_utils import to_checksum_address
+
+            record = service.participant_record(str(to_checksum_address(participant_id)))
+        except ValueError:
+            record = None
+    if record is None:
+        raise not_found(f"participant {participant_id}")
+    return record
+
+
+def _may_see(caller: Caller, participant: str) -> bool:
+    return caller.address == participant or caller.is_operator or caller.is_regulator
+
+
+@router.get("/participants/{participant_id}", response_model=ParticipantView)
+def get_participant(participant_id: str, service: Service, caller: CurrentCaller) -> ParticipantView:
+    record = _participant_or_404(service, participant_id)
+    if not _may_see(caller, record.address):
+        raise not_found(f"participant {participant_id}")
+    return _view(record, service)
+
+
+@router.post("/participants/{participant_id}/suspend", status_code=202)
+async def suspend_participant(
+    participant_id: str, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    require_role(caller, Role.OPERATOR)
+    record = _participant_or_404(service, participant_id)
+    operator = service.operator.address
+    return await perform(
+        request,
+        service,
+        caller,
+        "participant.suspend",
+        None,
+        lambda op_id: service.client.suspend_participant(operator, record.address, op_id),
+    )
+
+
+@router.post("/participants/{participant_id}/reinstate", status_code=202)
+async def reinstate_participant(
+    participant_id: str, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    require_role(caller, Role.OPERATOR)
+    record = _participant_or_404(service, participant_id)
+    operator = service.operator.address
+    return await perform(
+        request,
+        service,
+        caller,
+        "participant.reinstate",
+        None,
+        lambda op_id: service.client.reinstate_participant(operator, record.address, op_id),
+    )
+
+
+class NewKey(BaseModel):
+    api_key: str
+    revoked: int = Field(description="how many earlier keys were revoked")
+
+
+@router.post("/participants/{participant_id}/keys", status_code=201, response_model=NewKey)
+def rotate_key(participant_id: str, service: Service, caller: CurrentCaller) -> NewKey:
+    """Issue a new API key and revoke the participant's earlier ones (the operator's own included)."""
+    require_role(caller, Role.OPERATOR)
+    record = _participant_or_404(service, participant_id)
+    with service.sessions() as session, session.begin():
+        revoked = session.execute(  # type: ignore[attr-defined]
+            update(ApiKeyRecord)
+            .where(ApiKeyRecord.participant == record.address, ApiKeyRecord.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        ).rowcount
+        key = issue_api_key(session, record.address)
+    return NewKey(api_key=key, revoked=int(revoked or 0))
+
+
+class CreditLineCreate(BaseModel):
+    core_firm: Address
+    limit: Amount = Field(description="the grantor's grant to the core firm, fen; replaces the earlier grant")
+
+
+@router.post("/credit-lines", status_code=202)
+async def set_credit_line(
+    body: CreditLineCreate, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    require_role(caller, Role.FINANCIER, Role.OPERATOR)
+    grantor = service.operator.address if caller.is_operator else caller.address
+    return await perform(
+        request,
+        service,
+        caller,
+        "credit-line.set",
+        body,
+        lambda op_id: service.client.set_credit_line(grantor, body.core_firm, body.limit, op_id),
+    )
+
+
+@router.get("/credit-lines/{core_firm}")
+def get_credit_line(core_firm: str, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+    record = _participant_or_404(service, core_firm)
+    line = service.client.credit_line(record.address)
+    return {"core_firm": line.core_firm, "limit": line.limit, "used": line.used, "available": line.available}

@@ -1,0 +1,467 @@
+"""Invoices, receivable pieces, obligations and financing requests.
+
+Lists read from the index (they may trail the chain by a block); single objects and every check of who may
+act are read from the chain. The contracts enforce every rule again, so a request that slipped past these
+checks would still revert.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from enum import Enum
+from typing import Any
+
+from eth_utils import keccak
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import DeclarativeBase
+
+from api.auth import Caller, CurrentCaller, Service, require_role
+from api.operations import perform
+from api.problems import Problem, jsonable
+from api.routes.common import Address, Amount, Bps, PageNumber, PageSize, not_found, page_of, path_id
+from api.service import LedgerService
+from api.store import ParticipantRecord
+from ledger.errors import ContractRevert
+from ledger.identifiers import InvalidIdentifier, canonical_invoice_key, salted_key_hash
+from ledger.index.models import FinancingRequestRow, InvoiceRow, PieceRow
+from ledger.models import FinancingRequest, Invoice, InvoiceState, Piece, RequestState, Role
+
+router = APIRouter(tags=["receivables"])
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def row_dict(row: DeclarativeBase) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for column in row.__table__.columns:
+        value = getattr(row, column.key)
+        out[column.key] = value.name.lower() if isinstance(value, Enum) else jsonable(value)
+    return out
+
+
+def paged(service: LedgerService, query: Select[Any], page: int, size: int) -> dict[str, Any]:
+    with service.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.offset((page - 1) * size).limit(size)).all()
+        return page_of([row_dict(r) for r in rows], page, size, total)
+
+
+def sees_everything(caller: Caller) -> bool:
+    return caller.is_operator or caller.is_regulator
+
+
+# -- invoices -------------------------------------------------------------------------------------------------
+
+
+class InvoiceCreate(BaseModel):
+    buyer: Address = Field(description="the core firm billed")
+    amount: Amount
+    currency: str = Field("CNY", pattern="^[A-Z]{3}$")
+    invoice_number: str = Field(min_length=8, max_length=20, examples=["25117000000000123456"])
+    invoice_code: str | None = Field(None, description="10 or 12 digits, for an older VAT invoice only")
+    due_date: date
+    document_sha256: str | None = Field(None, pattern="^(0x)?[0-9a-fA-F]{64}$")
+
+    @field_validator("due_date")
+    @classmethod
+    def _future(cls, value: date) -> date:
+        if value.year > 2200:
+            raise ValueError("due date too far in the future")
+        return value
+
+
+def due_timestamp(value: date) -> int:
+    return int(datetime.combine(value, time(0, 0), tzinfo=UTC).timestamp())
+
+
+def invoice_view(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "id": invoice.invoice_id,
+        "seller": invoice.seller,
+        "buyer": invoice.buyer,
+        "amount": invoice.amount,
+        "repaid": invoice.repaid,
+        "redeemed": invoice.redeemed,
+        "outstanding": invoice.outstanding,
+        "state": invoice.state.name.lower(),
+        "due_date": invoice.due_date,
+        "confirmed_at": invoice.confirmed_at or None,
+        "document_hash": "0x" + invoice.document_hash.hex(),
+    }
+
+
+def _invoice(service: LedgerService, invoice_id: int) -> Invoice:
+    invoice = service.client.invoice(path_id(invoice_id))
+    if invoice.state is InvoiceState.NONE:
+        raise not_found(f"invoice {invoice_id}")
+    return invoice
+
+
+def _seller_code(service: LedgerService, caller: Caller) -> str:
+    with service.sessions() as session:
+        record = session.get(ParticipantRecord, caller.address)
+    assert record is not None
+    return record.credit_code
+
+
+@router.post("/invoices", status_code=202)
+async def register_invoice(
+    body: InvoiceCreate, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """Register an invoice on the buyer (supplier). Its key (seller credit code, invoice number) goes on chain
+    salted and hashed; the same invoice can be registered once only (409)."""
+    require_role(caller, Role.SUPPLIER)
+    try:
+        key = canonical_invoice_key(_seller_code(service, caller), body.invoice_number, body.invoice_code)
+    except InvalidIdentifier as exc:
+        raise Problem(422, "validation", "Invalid request", str(exc)) from None
+    key_hash = salted_key_hash(service.settings.key_salt.get_secret_value().encode().ljust(16, b"\0"), key)
+    document = bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else keccak(text=key)
+    due = due_timestamp(body.due_date)
+    return await perform(
+        request,
+        service,
+        caller,
+        "invoice.register",
+        body,
+        lambda op_id: service.client.register_invoice(
+            caller.address, key_hash, body.buyer, body.amount, body.currency, due, document, op_id
+        ),
+    )
+
+
+@router.get("/invoices")
+def list_invoices(
+    service: Service,
+    caller: CurrentCaller,
+    page: PageNumber = 1,
+    size: PageSize = 50,
+    state: str | None = Query(None, description="registered, rejected, confirmed, paid or defaulted"),
+) -> dict[str, Any]:
+    query = select(InvoiceRow).order_by(InvoiceRow.id.desc())
+    if not sees_everything(caller):
+        query = query.where(or_(InvoiceRow.seller == caller.address, InvoiceRow.buyer == caller.address))
+    if state is not None:
+        try:
+            query = query.where(InvoiceRow.state == InvoiceState[state.upper()])
+        except KeyError:
+            raise Problem(422, "validation", "Invalid request", f"unknown state {state!r}") from None
+    return paged(service, query, page, size)
+
+
+@router.get("/invoices/{invoice_id}")
+def get_invoice(invoice_id: int, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+    invoice = _invoice(service, invoice_id)
+    if not (sees_everything(caller) or caller.address in (invoice.seller, invoice.buyer)):
+        raise not_found(f"invoice {invoice_id}")
+    return invoice_view(invoice)
+
+
+@router.post("/invoices/{invoice_id}/confirm", status_code=202)
+async def confirm_invoice(invoice_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    require_role(caller, Role.CORE_FIRM)
+    invoice = _invoice(service, invoice_id)
+    if caller.address != invoice.buyer:
+        raise Problem(403, "not-buyer", "Forbidden", "only the invoice's buyer confirms it")
+    return await perform(
+        request,
+        service,
+        caller,
+        "invoice.confirm",
+        None,
+        lambda op_id: service.client.confirm_invoice(caller.address, invoice_id, op_id),
+    )
+
+
+class Rejection(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/invoices/{invoice_id}/reject", status_code=202)
+async def reject_invoice(
+    invoice_id: int, body: Rejection, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    require_role(caller, Role.CORE_FIRM)
+    invoice = _invoice(service, invoice_id)
+    if caller.address != invoice.buyer:
+        raise Problem(403, "not-buyer", "Forbidden", "only the invoice's buyer rejects it")
+    return await perform(
+        request,
+        service,
+        caller,
+        "invoice.reject",
+        body,
+        lambda op_id: service.client.reject_invoice(caller.address, invoice_id, keccak(text=body.reason), op_id),
+    )
+
+
+# -- pieces and obligations ------------------------------------------------------------------------------------
+
+
+def piece_view(piece: Piece, path: list[int] | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": piece.piece_id,
+        "owner": None if piece.owner == ZERO_ADDRESS else piece.owner,
+        "slot_id": piece.slot_id,
+        "parent_id": piece.parent_id or None,
+        "value": piece.value,
+        "open_request_id": piece.open_request_id or None,
+        "frozen": piece.frozen,
+    }
+    if path is not None:
+        view["path"] = path
+    return view
+
+
+def _piece(service: LedgerService, piece_id: int) -> Piece:
+    try:
+        return service.client.piece(path_id(piece_id))
+    except ContractRevert as exc:
+        if exc.name == "ReceivablesNonexistentPiece":
+            raise not_found(f"piece {piece_id}") from None
+        raise
+
+
+def _may_see_piece(service: LedgerService, caller: Caller, piece: Piece) -> bool:
+    if sees_everything(caller) or caller.address == piece.owner:
+        return True
+    invoice = service.client.invoice(piece.slot_id)
+    return caller.address in (invoice.buyer, invoice.seller)
+
+
+@router.get("/receivables")
+def list_receivables(
+    service: Service, caller: CurrentCaller, page: PageNumber = 1, size: PageSize = 50
+) -> dict[str, Any]:
+    """The pieces the caller holds (from the index)."""
+    query = select(PieceRow).where(PieceRow.owner == caller.address, PieceRow.burnt.is_(False)).order_by(PieceRow.id)
+    return paged(service, query, page, size)
+
+
+@router.get("/receivables/{piece_id}")
+def get_receivable(piece_id: int, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+    piece = _piece(service, piece_id)
+    if not _may_see_piece(service, caller, piece):
+        raise not_found(f"piece {piece_id}")
+    view = piece_view(piece, service.client.path_of(piece_id))
+    view["redeemable"] = service.client.redeemable(piece_id)
+    return view
+
+
+class PieceTransfer(BaseModel):
+    to: Address
+    amount: Amount
+
+
+def _require_holder(service: LedgerService, caller: Caller, piece_id: int) -> Piece:
+    piece = _piece(service, piece_id)
+    if piece.owner != caller.address:
+        if _may_see_piece(service, caller, piece):
+            raise Problem(403, "not-holder", "Forbidden", f"piece {piece_id} is not yours")
+        raise not_found(f"piece {piece_id}")
+    return piece
+
+
+@router.post("/receivables/{piece_id}/transfers", status_code=202)
+async def transfer_piece(
+    piece_id: int, body: PieceTransfer, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """Pay a supplier with part (or all) of a piece: a new piece recording its parent."""
+    _require_holder(service, caller, piece_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "receivable.transfer",
+        body,
+        lambda op_id: service.client.transfer_piece(caller.address, piece_id, body.to, body.amount, op_id),
+    )
+
+
+@router.post("/receivables/{piece_id}/redeem", status_code=202)
+async def redeem_piece(piece_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    _require_holder(service, caller, piece_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "receivable.redeem",
+        None,
+        lambda op_id: service.client.redeem(caller.address, piece_id, op_id),
+    )
+
+
+class Repayment(BaseModel):
+    amount: Amount
+
+
+@router.post("/obligations/{slot_id}/repayments", status_code=202)
+async def repay_obligation(
+    slot_id: int, body: Repayment, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    require_role(caller, Role.CORE_FIRM)
+    invoice = _invoice(service, slot_id)
+    if invoice.buyer != caller.address:
+        raise Problem(403, "not-obligor", "Forbidden", "only the obligation's core firm repays it here")
+    return await perform(
+        request,
+        service,
+        caller,
+        "obligation.repay",
+        body,
+        lambda op_id: service.client.repay(caller.address, slot_id, body.amount, op_id),
+    )
+
+
+# -- financing requests ------------------------------------------------------------------------------------------
+
+
+class FinancingCreate(BaseModel):
+    piece_id: int = Field(gt=0)
+    amount: Amount
+    financier: Address
+
+
+class FinancingTerms(BaseModel):
+    discount_rate_bps: Bps = Field(description="annual discount rate")
+    fee: int = Field(0, ge=0, le=2**96 - 1, description="flat fee in fen")
+    day_count_basis: int = Field(365, description="365 or 360")
+
+
+def request_view(request: FinancingRequest) -> dict[str, Any]:
+    return {
+        "id": request.request_id,
+        "holder": request.holder,
+        "piece_id": request.piece_id,
+        "financier": request.financier,
+        "amount": request.amount,
+        "state": request.state.name.lower(),
+        "discount_rate_bps": request.discount_rate_bps,
+        "day_count_basis": request.day_count_basis,
+        "fee": request.fee,
+        "price": request.price or None,
+        "funded_piece_id": request.funded_piece_id or None,
+    }
+
+
+def _request(service: LedgerService, caller: Caller, request_id: int) -> FinancingRequest:
+    found = service.client.financing_request(path_id(request_id))
+    if found.state is RequestState.NONE:
+        raise not_found(f"financing request {request_id}")
+    if not (sees_everything(caller) or caller.address in (found.holder, found.financier)):
+        raise not_found(f"financing request {request_id}")
+    return found
+
+
+@router.post("/financing-requests", status_code=202)
+async def request_financing(
+    body: FinancingCreate, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    _require_holder(service, caller, body.piece_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "financing.request",
+        body,
+        lambda op_id: service.client.request_financing(
+            caller.address, body.piece_id, body.amount, body.financier, op_id
+        ),
+    )
+
+
+@router.get("/financing-requests")
+def list_financing_requests(
+    service: Service, caller: CurrentCaller, page: PageNumber = 1, size: PageSize = 50, state: str | None = None
+) -> dict[str, Any]:
+    """Requests the caller made, or (a financier) those addressed to it."""
+    query = select(FinancingRequestRow).order_by(FinancingRequestRow.id.desc())
+    if not sees_everything(caller):
+        query = query.where(
+            or_(FinancingRequestRow.holder == caller.address, FinancingRequestRow.financier == caller.address)
+        )
+    if state is not None:
+        try:
+            query = query.where(FinancingRequestRow.state == RequestState[state.upper()])
+        except KeyError:
+            raise Problem(422, "validation", "Invalid request", f"unknown state {state!r}") from None
+    return paged(service, query, page, size)
+
+
+@router.get("/financing-requests/{request_id}")
+def get_financing_request(request_id: int, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+    view = request_view(_request(service, caller, request_id))
+    if view["state"] == "approved":
+        discount, fee, price = service.client.quote_financing(request_id)
+        view["quote"] = {"discount": discount, "fee": fee, "price": price}
+    return view
+
+
+def _as_financier(service: LedgerService, caller: Caller, request_id: int) -> FinancingRequest:
+    require_role(caller, Role.FINANCIER)
+    found = _request(service, caller, request_id)
+    if found.financier != caller.address:
+        raise Problem(403, "not-financier", "Forbidden", "this request is addressed to another financier")
+    return found
+
+
+@router.post("/financing-requests/{request_id}/approve", status_code=202)
+async def approve_financing(
+    request_id: int, body: FinancingTerms, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    _as_financier(service, caller, request_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "financing.approve",
+        body,
+        lambda op_id: service.client.approve_financing(
+            caller.address, request_id, body.discount_rate_bps, body.fee, body.day_count_basis, op_id
+        ),
+    )
+
+
+@router.post("/financing-requests/{request_id}/fund", status_code=202)
+async def fund_financing(request_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    """Pay the price and take the piece, in one transaction (delivery versus payment)."""
+    _as_financier(service, caller, request_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "financing.fund",
+        None,
+        lambda op_id: service.client.fund_financing(caller.address, request_id, op_id),
+    )
+
+
+@router.post("/financing-requests/{request_id}/decline", status_code=202)
+async def decline_financing(request_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    _as_financier(service, caller, request_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "financing.decline",
+        None,
+        lambda op_id: service.client.decline_financing(caller.address, request_id, op_id),
+    )
+
+
+@router.post("/financing-requests/{request_id}/cancel", status_code=202)
+async def cancel_financing(request_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    found = _request(service, caller, request_id)
+    if found.holder != caller.address:
+        raise Problem(403, "not-holder", "Forbidden", "only the requesting holder cancels")
+    return await perform(
+        request,
+        service,
+        caller,
+        "financing.cancel",
+        None,
+        lambda op_id: service.client.cancel_financing(caller.address, request_id, op_id),
+    )

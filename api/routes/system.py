@@ -1,0 +1,60 @@
+"""``GET /health`` (chain reachable, chain id, indexer lag) and ``GET /metrics`` (Prometheus text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from api.auth import Service
+
+router = APIRouter(tags=["system"])
+
+REGISTRY = CollectorRegistry()
+REQUESTS = Counter("scf_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
+LATENCY = Histogram(
+    "scf_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge("scf_pipeline_in_flight", "ledger operations signed and not yet final", registry=REGISTRY)
+CHAIN_HEAD = Gauge("scf_chain_head_block", "the chain's latest block", registry=REGISTRY)
+INDEXED = Gauge("scf_indexed_block", "the last block in the index", registry=REGISTRY)
+
+
+def observe(request: Request, status: int, seconds: float) -> None:
+    route = request.scope.get("route")
+    template = getattr(route, "path", "unmatched")
+    REQUESTS.labels(request.method, template, str(status)).inc()
+    LATENCY.labels(request.method, template).observe(seconds)
+
+
+@router.get("/health")
+def health(service: Service) -> JSONResponse:
+    body: dict[str, Any] = {"chain_id": service.settings.chain_id, "contracts": dict(service.deployment.addresses)}
+    try:
+        lag = service.indexer_lag()
+        body.update(status="ok", chain="reachable", **lag)
+        status = 200
+    except Exception as exc:
+        body.update(status="degraded", chain="unreachable", detail=str(exc).splitlines()[0][:200])
+        status = 503
+    body["in_flight"] = service.pipeline.in_flight
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/metrics")
+def metrics(service: Service) -> Response:
+    IN_FLIGHT.set(service.pipeline.in_flight)
+    try:
+        lag = service.indexer_lag()
+        CHAIN_HEAD.set(lag["head"])
+        if lag["indexed"] is not None:
+            INDEXED.set(lag["indexed"])
+    except Exception:
+        pass
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,195 @@
+"""The running ledger behind the REST service: one :class:`LedgerService` per process.
+
+At start it connects to the chain (refusing a chain-id mismatch), deploys the contracts if this chain has
+none of the current sources (``ensure_deployment``), migrates the database, starts the transaction pipeline
+and the indexer (a thread with its own web3), and makes sure the operator exists as a participant of the
+service: the first start creates the operator's API key and hands it back once, to be printed.
+
+Routes reach the ledger only through :attr:`LedgerService.client` (writes and single-object reads, straight
+from the chain) and :attr:`LedgerService.sessions` (lists, from the index), never through web3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
+
+from api.store import ApiKeyRecord, ParticipantRecord
+from ledger.chain import connect
+from ledger.client import LedgerClient
+from ledger.compiler import Artifact, compile_contracts
+from ledger.db import make_engine, make_sessionmaker
+from ledger.deployment import Deployment, ensure_deployment, operator_account
+from ledger.errors import ErrorDecoder
+from ledger.identifiers import synthetic_credit_code
+from ledger.index import Indexer
+from ledger.keystore import Keystore
+from ledger.migrations import ensure_sqlite_folder, upgrade
+from ledger.models import Role
+from ledger.pipeline import Pipeline
+from ledger.settings import Settings
+
+logger = logging.getLogger("api")
+
+CONTRACT_KEYS: Mapping[str, str] = {
+    "registry": "ParticipantRegistry",
+    "token": "DepositToken",
+    "receivables": "Receivables",
+    "receipts": "WarehouseReceipts",
+}
+
+API_KEY_PREFIX = "scf_"
+
+
+def new_api_key() -> str:
+    """A fresh API key: ``scf_`` and 43 URL-safe characters (256 random bits)."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 of the key: keys are random 256-bit strings, so a slow password hash would add nothing."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def issue_api_key(session: Session, participant: str) -> str:
+    """Store a new key for ``participant`` (hashed) and return it; the plaintext exists only in the answer."""
+    key = new_api_key()
+    session.add(ApiKeyRecord(participant=participant, key_hash=hash_api_key(key), prefix=key[:12]))
+    return key
+
+
+@dataclass
+class LedgerService:
+    settings: Settings
+    w3: Web3
+    artifacts: Mapping[str, Artifact]
+    deployment: Deployment
+    sessions: sessionmaker[Session]
+    pipeline: Pipeline
+    client: LedgerClient
+    keystore: Keystore
+    operator: LocalAccount
+    decoder: ErrorDecoder
+    indexer: Indexer
+    operator_api_key: str | None = None
+    """Set only on the first start, when the operator's key was just created (printed once, never stored)."""
+    _indexer_thread: threading.Thread | None = field(default=None, repr=False)
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    @classmethod
+    async def start(cls, settings: Settings, *, run_indexer: bool = True) -> LedgerService:
+        w3 = connect(settings.rpc_url, settings.chain_id, timeout=settings.rpc_timeout)
+        artifacts = compile_contracts()
+        operator = operator_account(settings.operator_key, settings.chain_id)
+        ensured = await asyncio.to_thread(
+            ensure_deployment,
+            w3,
+            deployments_dir=settings.deployments_dir,
+            artifacts=artifacts,
+            deployer=operator,
+        )
+        if not ensured.reused:
+            logger.info("deployed the ledger's contracts at block %s", ensured.deployment.block_number)
+        url = settings.resolved_database_url
+        ensure_sqlite_folder(url)
+        await asyncio.to_thread(upgrade, url)
+        sessions = make_sessionmaker(make_engine(url))
+        decoder = ErrorDecoder(a.abi for a in artifacts.values())
+        deployment = ensured.deployment
+        contracts = {
+            key: w3.eth.contract(address=deployment.address(name), abi=artifacts[name].abi)
+            for key, name in CONTRACT_KEYS.items()
+            if name in deployment.addresses
+        }
+        keystore = Keystore(settings.data_dir / "keystore", settings.master_secret)
+        pipeline = Pipeline(settings.rpc_url, settings.chain_id, sessions, decoder, rpc_timeout=settings.rpc_timeout)
+        await pipeline.start()
+
+        def signer(address: str) -> LocalAccount:
+            if address == operator.address:
+                return operator
+            return keystore.account(address)
+
+        client = LedgerClient(w3, contracts, decoder, pipeline, signer)
+        index_w3 = connect(settings.rpc_url, settings.chain_id, timeout=settings.rpc_timeout)
+        indexer = Indexer(
+            index_w3,
+            {key: str(c.address) for key, c in contracts.items()},
+            {key: c.abi for key, c in contracts.items()},
+            sessions,
+        )
+        service = cls(
+            settings=settings,
+            w3=w3,
+            artifacts=artifacts,
+            deployment=deployment,
+            sessions=sessions,
+            pipeline=pipeline,
+            client=client,
+            keystore=keystore,
+            operator=operator,
+            decoder=decoder,
+            indexer=indexer,
+        )
+        service.operator_api_key = service._bootstrap_operator()
+        if run_indexer:
+            service._indexer_thread = threading.Thread(
+                target=indexer.run_forever, kwargs={"poll_interval": 0.25}, name="indexer", daemon=True
+            )
+            service._indexer_thread.start()
+        return service
+
+    async def stop(self) -> None:
+        self.indexer.stop()
+        await self.pipeline.stop()
+        if self._indexer_thread is not None:
+            await asyncio.to_thread(self._indexer_thread.join, 30)
+
+    def _bootstrap_operator(self) -> str | None:
+        """Create the operator's service record and first API key unless they exist; return the new key."""
+        address = str(self.operator.address)
+        with self.sessions() as session, session.begin():
+            if session.get(ParticipantRecord, address) is not None:
+                return None
+            session.add(
+                ParticipantRecord(
+                    address=address,
+                    name="Platform operator",
+                    credit_code=synthetic_credit_code(1),
+                    roles=[Role.OPERATOR.role_name],
+                )
+            )
+            session.flush()
+            return issue_api_key(session, address)
+
+    # -- helpers for routes -------------------------------------------------------------------------
+
+    def participant_record(self, address: str) -> ParticipantRecord | None:
+        with self.sessions() as session:
+            return session.get(ParticipantRecord, address)
+
+    def participant_by_key(self, key: str) -> ParticipantRecord | None:
+        with self.sessions() as session:
+            row = session.execute(
+                select(ParticipantRecord)
+                .join(ApiKeyRecord, ApiKeyRecord.participant == ParticipantRecord.address)
+                .where(ApiKeyRecord.key_hash == hash_api_key(key), ApiKeyRecord.revoked_at.is_(None))
+            ).scalar_one_or_none()
+            return row
+
+    def indexer_lag(self) -> dict[str, Any]:
+        head = int(self.w3.eth.block_number)
+        indexed = self.indexer.indexed_block()
+        return {"head": head, "indexed": indexed, "lag": None if indexed is None else max(0, head - indexed)}

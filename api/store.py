@@ -1,0 +1,95 @@
+"""The service's own records (the chain holds the money; these hold who may ask for what).
+
+- ``api_participants``: the participants the operator onboarded through the service: their on-chain account
+  (custodial: its key is in the keystore), display name, unified social credit code, roles, and optionally a
+  wallet address of their own for signing in with an Ethereum signature.
+- ``api_keys``: API keys, stored as SHA-256 hashes (keys are 256-bit random, so a fast hash is enough); a
+  rotated key is revoked, never deleted.
+- ``auth_challenges``: single-use sign-in nonces with an expiry.
+- ``idempotency_records``: the first response to each (participant, ``Idempotency-Key``), with the hash of the
+  request it answered.
+- ``service_operations``: which participant started which pipeline operation, and what kind it is (to show
+  the operation's result, and only to its owner).
+- ``documents``: uploaded documents, encrypted with AES-GCM; the SHA-256 of the plaintext goes on chain.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.db import Base
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ParticipantRecord(Base):
+    __tablename__ = "api_participants"
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    credit_code: Mapped[str] = mapped_column(String(18), unique=True)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    login_address: Mapped[str | None] = mapped_column(String(42), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class ApiKeyRecord(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant: Mapped[str] = mapped_column(String(42), ForeignKey("api_participants.address"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuthChallengeRecord(Base):
+    __tablename__ = "auth_challenges"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("participant", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    participant: Mapped[str] = mapped_column(String(42))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class ServiceOperationRecord(Base):
+    __tablename__ = "service_operations"
+
+    operation_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    participant: Mapped[str] = mapped_column(String(42), index=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class DocumentRecord(Base):
+    __tablename__ = "documents"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uploaded_by: Mapped[str] = mapped_column(String(42))
+    content_type: Mapped[str] = mapped_column(String(200))
+    key_version: Mapped[int] = mapped_column(Integer)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    parties: Mapped[list[str]] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

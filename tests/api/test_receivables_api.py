@@ -1,0 +1,218 @@
+"""The receivable story over HTTP against a real anvil, with authorisation, idempotency, sign-in and problem
+details. Every route's success and its main refusals are here; the warehouse and regulator routes have
+their own modules."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from ledger.identifiers import synthetic_credit_code
+from tests.api.conftest import WAIT, Api, Participant
+
+YUAN = 100
+
+
+def due_in(days: int, api: Api) -> str:
+    return (datetime.fromtimestamp(api.now(), UTC).date() + timedelta(days=days)).isoformat()
+
+
+def ok(response: Any, status: int = 200) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["type"].startswith("urn:scf:problem:")
+    return body  # type: ignore[no-any-return]
+
+
+def cast(api: Api) -> dict[str, Participant]:
+    people = {
+        "agent": api.onboard("Settlement bank", "settlement-agent"),
+        "automaker": api.onboard("FAW Automotive", "core-firm"),
+        "seatmaker": api.onboard("Changchun Seats", "supplier"),
+        "foammaker": api.onboard("Jilin Foam", "supplier"),
+        "factor": api.onboard("Northeast Factoring", "financier"),
+    }
+    for name, amount in (("automaker", 5_000_000 * YUAN), ("factor", 5_000_000 * YUAN)):
+        ok(
+            api.http.post(
+                "/deposits",
+                json={"participant": people[name].id, "amount": amount, "bank_reference": f"opening {name}"},
+                headers=people["agent"].waiting(),
+            )
+        )
+    ok(
+        api.http.post(
+            "/credit-lines",
+            json={"core_firm": people["automaker"].id, "limit": 10_000_000 * YUAN},
+            headers={**api.operator_headers, **WAIT},
+        )
+    )
+    return people
+
+
+def test_receivable_story_over_http_settles_every_cash_leg(api: Api) -> None:
+    p = cast(api)
+    http = api.http
+    body = {
+        "buyer": p["automaker"].id,
+        "amount": 1_000_000 * YUAN,
+        "currency": "CNY",
+        "invoice_number": f"{int(time.time() * 1000):020d}",
+        "due_date": due_in(90, api),
+    }
+    registered = ok(http.post("/invoices", json=body, headers=p["seatmaker"].waiting()))
+    invoice_id = registered["result"]["invoice_id"]
+    assert registered["status"] == "confirmed" and registered["kind"] == "invoice.register"
+    duplicate = problem(http.post("/invoices", json=body, headers=p["seatmaker"].waiting()), 409)
+    assert duplicate["error"] == "ReceivablesInvoiceAlreadyRegistered"
+
+    # Only the buyer confirms; the others cannot even see the invoice.
+    problem(http.post(f"/invoices/{invoice_id}/confirm", headers=p["seatmaker"].waiting()), 403)
+    problem(http.get(f"/invoices/{invoice_id}", headers=p["factor"].headers), 404)
+    piece_id = ok(http.post(f"/invoices/{invoice_id}/confirm", headers=p["automaker"].waiting()))["result"]["piece_id"]
+    assert ok(http.get(f"/invoices/{invoice_id}", headers=p["seatmaker"].headers))["state"] == "confirmed"
+
+    # Tier 1 pays tier 2 with part of it.
+    split = ok(
+        http.post(
+            f"/receivables/{piece_id}/transfers",
+            json={"to": p["foammaker"].id, "amount": 300_000 * YUAN},
+            headers=p["seatmaker"].waiting(),
+        )
+    )
+    foam_piece = split["result"]["piece_id"]
+    detail = ok(http.get(f"/receivables/{foam_piece}", headers=p["foammaker"].headers))
+    assert detail["path"] == [piece_id, foam_piece] and detail["value"] == 300_000 * YUAN
+    problem(
+        http.post(
+            f"/receivables/{foam_piece}/transfers",
+            json={"to": p["seatmaker"].id, "amount": 1},
+            headers=p["seatmaker"].waiting(),
+        ),
+        403,  # the invoice's seller may see the piece, but it is not its to move
+    )
+
+    # Tier 2 finances its piece with the factor: DvP.
+    request_id = ok(
+        http.post(
+            "/financing-requests",
+            json={"piece_id": foam_piece, "amount": 300_000 * YUAN, "financier": p["factor"].id},
+            headers=p["foammaker"].waiting(),
+        )
+    )["result"]["request_id"]
+    again = problem(
+        http.post(
+            "/financing-requests",
+            json={"piece_id": foam_piece, "amount": 300_000 * YUAN, "financier": p["factor"].id},
+            headers=p["foammaker"].waiting(),
+        ),
+        409,
+    )
+    assert again["error"] == "ReceivablesPieceLocked"
+    problem(http.post(f"/financing-requests/{request_id}/fund", headers=p["seatmaker"].waiting()), 403)
+    ok(
+        http.post(
+            f"/financing-requests/{request_id}/approve",
+            json={"discount_rate_bps": 600, "fee": 500 * YUAN},
+            headers=p["factor"].waiting(),
+        )
+    )
+    quote = ok(http.get(f"/financing-requests/{request_id}", headers=p["foammaker"].headers))["quote"]
+    before = ok(http.get("/balances/me", headers=p["foammaker"].headers))["balance"]
+    funded = ok(http.post(f"/financing-requests/{request_id}/fund", headers=p["factor"].waiting()))
+    assert funded["result"]["price"] == quote["price"]
+    assert ok(http.get("/balances/me", headers=p["foammaker"].headers))["balance"] == before + quote["price"]
+
+    # Maturity: the core firm repays; holders redeem.
+    api.travel(91 * 86_400)
+    problem(
+        http.post(f"/obligations/{invoice_id}/repayments", json={"amount": 1}, headers=p["seatmaker"].waiting()), 403
+    )
+    ok(
+        http.post(
+            f"/obligations/{invoice_id}/repayments", json={"amount": 1_000_000 * YUAN}, headers=p["automaker"].waiting()
+        )
+    )
+    payout = ok(http.post(f"/receivables/{piece_id}/redeem", headers=p["seatmaker"].waiting()))["result"]["payout"]
+    assert payout == 700_000 * YUAN
+    factor_piece = funded["result"]["piece_id"]
+    ok(http.post(f"/receivables/{factor_piece}/redeem", headers=p["factor"].waiting()))
+    assert ok(http.get(f"/invoices/{invoice_id}", headers=p["automaker"].headers))["state"] == "paid"
+
+
+def test_idempotency_key_replays_the_first_answer_and_refuses_another_body(api: Api) -> None:
+    agent = api.onboard("Settlement bank 2", "settlement-agent")
+    holder = api.onboard("Holder", "supplier")
+    body = {"participant": holder.id, "amount": 12_345, "bank_reference": "wire 1"}
+    headers = agent.waiting(**{"Idempotency-Key": "deposit-1"})
+    first = ok(api.http.post("/deposits", json=body, headers=headers))
+    for _ in range(3):
+        replay = api.http.post("/deposits", json=body, headers=headers)
+        assert replay.json() == first and replay.headers["Idempotent-Replayed"] == "true"
+    assert ok(api.http.get("/balances/me", headers=holder.headers))["balance"] == 12_345
+    problem(api.http.post("/deposits", json={**body, "amount": 1}, headers=headers), 422)
+
+
+def test_requests_without_valid_credentials_or_role_are_refused(api: Api) -> None:
+    supplier = api.onboard("Some supplier", "supplier")
+    problem(api.http.get("/balances/me"), 401)
+    problem(api.http.get("/balances/me", headers={"Authorization": "Bearer scf_wrong"}), 401)
+    problem(api.http.get("/balances/me", headers={"Authorization": "Bearer a.b.c"}), 401)
+    body = {"name": "X", "credit_code": synthetic_credit_code(999_999), "roles": ["supplier"]}
+    problem(api.http.post("/participants", json=body, headers=supplier.headers), 403)
+    problem(
+        api.http.post(
+            "/deposits", json={"participant": supplier.id, "amount": 1, "bank_reference": "r"}, headers=supplier.headers
+        ),
+        403,
+    )
+    problem(api.http.post("/invoices", json={"buyer": "0x12", "amount": -5}, headers=supplier.headers), 422)
+
+
+def test_api_keys_rotate_and_the_old_key_stops_working(api: Api) -> None:
+    supplier = api.onboard("Rotating supplier", "supplier")
+    new = ok(api.http.post(f"/participants/{supplier.id}/keys", headers=api.operator_headers), 201)
+    assert new["revoked"] == 1
+    problem(api.http.get("/balances/me", headers=supplier.headers), 401)
+    ok(api.http.get("/balances/me", headers={"Authorization": f"Bearer {new['api_key']}"}))
+
+
+def test_sign_in_with_an_ethereum_key_gives_a_token_and_a_challenge_is_single_use(api: Api) -> None:
+    wallet = Account.create()
+    supplier = api.onboard("Wallet supplier", "supplier", login_address=wallet.address)
+    challenge = ok(api.http.post("/auth/challenge", json={"address": wallet.address}), 201)
+    signature = wallet.sign_message(encode_defunct(text=challenge["message"])).signature.to_0x_hex()
+    body = {"address": wallet.address, "nonce": challenge["nonce"], "signature": signature}
+    token = ok(api.http.post("/auth/token", json=body))["access_token"]
+    me = ok(api.http.get("/balances/me", headers={"Authorization": f"Bearer {token}"}))
+    assert me["participant"] == supplier.id
+    problem(api.http.post("/auth/token", json=body), 401)  # replayed challenge
+    other = ok(api.http.post("/auth/challenge", json={"address": wallet.address}), 201)
+    forged = Account.create().sign_message(encode_defunct(text=other["message"])).signature.to_0x_hex()
+    problem(api.http.post("/auth/token", json={**body, "nonce": other["nonce"], "signature": forged}), 401)
+
+
+def test_operation_resource_reports_status_and_only_to_its_owner(api: Api) -> None:
+    agent = api.onboard("Settlement bank 3", "settlement-agent")
+    holder = api.onboard("Holder 3", "supplier")
+    accepted = api.http.post(
+        "/deposits", json={"participant": holder.id, "amount": 7, "bank_reference": "w"}, headers=agent.headers
+    )
+    assert accepted.status_code in (200, 202), accepted.text
+    location = accepted.headers["Location"]
+    final = ok(api.http.get(location, headers={**agent.headers, **WAIT}))
+    assert final["status"] == "confirmed" and final["result"]["amount"] == 7
+    problem(api.http.get(location, headers=holder.headers), 404)
+    ok(api.http.get("/health"))
+    assert "scf_http_requests_total" in api.http.get("/metrics").text
+    assert date.today()
