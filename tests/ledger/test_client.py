@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_utils import keccak
-from web3.types import Wei
 
 from ledger.client import LedgerClient, Web3Sender
 from ledger.errors import ContractRevert, ErrorDecoder
@@ -55,8 +54,7 @@ class Env:
         self.sandbox.travel_to(timestamp)
 
     async def _fund_gas(self, address: str) -> None:
-        w3 = self.sandbox.w3
-        w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": address, "value": Wei(10**20), "gas": 21_000})
+        await done(self.client, self.client.send_ether(self.operator.address, address, 10**19))
 
 
 def sandbox_key(name: str) -> bytes:
