@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: setup compile lint test gas clean
+.PHONY: setup compile lint test gas clean run demo
 
 ## setup: create .venv and install the project (when pyproject.toml changed), npm ci (when
 ## package-lock.json changed), then compile the contracts (cached when unchanged).
@@ -41,6 +41,10 @@ lint: setup
 ## test: lint, then the whole test suite.
 test: lint
 	$(BIN)/pytest -q
+
+## run: set up, start the local chain (state in data/chain), deploy if needed, serve the API on :8000.
+run: setup
+	$(BIN)/scf serve
 
 ## gas: gas used by each contract operation -> build/gas-report.md and build/gas-report.json.
 gas: setup

@@ -4,6 +4,8 @@
     scf chain status                              is it running, on which chain, at which block
     scf chain stop                                stop it; it saves its state first
     scf deploy [--rpc-url URL] [--fresh]          compile if needed, deploy (or reuse), write the deployment file
+    scf serve                                     start the chain if needed and serve the REST API
+    scf demo --api-key KEY                        the whole story against the running service
 
 Settings come from ``SCF_*`` environment variables and ``.env`` (see ``.env.example``). Expected failures (no
 node, wrong chain id, a contract that reverts, no operator key) end with a one-line ``error:`` message and exit
@@ -252,3 +254,38 @@ class _DeployProgress:
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("serve")
+def serve_command(
+    chain: Annotated[bool, typer.Option(help="start the local anvil first (when SCF_RPC_URL is the local one)")] = True,
+) -> None:
+    """Run the REST service: start the local chain if needed, deploy if needed, index, serve the API."""
+    import uvicorn
+
+    settings = _settings()
+    if chain and urlsplit(settings.rpc_url).hostname in ("127.0.0.1", "localhost"):
+        try:
+            status = Anvil.from_settings(settings).start()
+        except ChainError as exc:
+            _fail(str(exc))
+        console.print(f"chain: {_describe(status)}")
+    console.print(f"serving the API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
+    uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+@app.command("demo")
+def demo_command(
+    api_key: Annotated[str, typer.Option(envvar="SCF_API_KEY", help="the operator's API key (printed at first start)")],
+    url: Annotated[str | None, typer.Option(help="base URL of the service")] = None,
+) -> None:
+    """Walk through the whole story against the running service and print a timeline."""
+    from api.demo import Demo, DemoError
+
+    settings = _settings()
+    base = url or f"http://{settings.api_host}:{settings.api_port}"
+    try:
+        Demo(base, api_key, settings.rpc_url, console.print).run()
+    except (DemoError, OSError) as exc:
+        _fail(str(exc))
+    console.print("demo complete")
