@@ -1,7 +1,528 @@
-"""(being written)"""
+"""Warehouse receipts and pledge loans.
+
+A warehouse issues a receipt (an ERC-721) for a lot it holds; the owner pledges it to a financier for a loan;
+while the loan is open the receipt can neither move nor be redeemed nor back a second loan. Lists read from
+the index (they may trail the chain by a block); single objects and every check of who may act are read from
+the chain. The contracts enforce every rule again, so a request that slipped past these checks would still
+revert.
+
+Receipt ids are the salted lot key hash read as a ``uint256``: beyond 2**53 they are given as decimal strings
+(JSON numbers that wide lose digits in many clients); they are accepted as numbers or strings.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated, Any
 
-router = APIRouter()
+from eth_utils import keccak
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+from sqlalchemy import or_, select
+
+from api.auth import Caller, CurrentCaller, Service, require_role
+from api.operations import perform
+from api.problems import Problem, jsonable
+from api.routes.common import Address, Amount, Bps, PageNumber, PageSize, not_found, path_id
+from api.routes.receivables import ZERO_ADDRESS, due_timestamp, paged, sees_everything
+from api.service import LedgerService
+from api.store import ParticipantRecord
+from ledger.errors import ContractRevert
+from ledger.identifiers import InvalidIdentifier, canonical_lot_key, salted_key_hash
+from ledger.index.models import PledgeRow, WarehouseReceiptRow
+from ledger.models import GoodsStatus, Pledge, PledgeState, Receipt, ReceiptState, Role
+
+router = APIRouter(tags=["warehouse"])
+
+ReceiptId = Annotated[int, Field(gt=0, lt=2**256, description="a receipt id (decimal, number or string)")]
+Quantity = Annotated[int, Field(gt=0, le=2**64 - 1, description="units of goods")]
+OPEN_RECEIPT_STATES = (ReceiptState.PLEDGE_REQUESTED, ReceiptState.PLEDGED)
+OPEN_PLEDGE_STATES = (PledgeState.REQUESTED, PledgeState.ACTIVE)
+
+
+def _not_too_late(value: date) -> date:
+    if value.year > 2200:
+        raise ValueError("date too far in the future")
+    return value
+
+
+LedgerDate = Annotated[date, AfterValidator(_not_too_late)]
+
+
+def _state_filter(enum: type[ReceiptState] | type[PledgeState], state: str) -> Any:
+    try:
+        return enum[state.upper()]
+    except KeyError:
+        raise Problem(422, "validation", "Invalid request", f"unknown state {state!r}") from None
+
+
+# -- views and look-ups -----------------------------------------------------------------------------------------
+
+
+def receipt_view(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "id": jsonable(receipt.receipt_id),
+        "warehouse": receipt.warehouse,
+        "owner": None if receipt.owner == ZERO_ADDRESS else receipt.owner,
+        "valuation": receipt.valuation,
+        "quantity": jsonable(receipt.quantity),
+        "unit": receipt.unit,
+        "valued_at": receipt.valued_at,
+        "expiry": receipt.expiry,
+        "goods_status": receipt.goods_status.name.lower(),
+        "state": receipt.state.name.lower(),
+        "frozen": receipt.frozen,
+    }
+
+
+def owed_view(service: LedgerService, pledge_id: int) -> dict[str, int]:
+    principal, interest = service.client.amount_owed(pledge_id)
+    return {"principal": principal, "interest": interest, "total": principal + interest}
+
+
+def pledge_view(service: LedgerService, pledge: Pledge) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": pledge.pledge_id,
+        "receipt_id": jsonable(pledge.receipt_id),
+        "borrower": pledge.borrower,
+        "financier": pledge.financier,
+        "state": pledge.state.name.lower(),
+        "rate_bps": pledge.rate_bps,
+        "principal": pledge.principal,
+        "interest_due": pledge.interest_due,
+        "due_date": pledge.due_date,
+        "accrued_from": pledge.accrued_from or None,
+    }
+    if pledge.state is PledgeState.ACTIVE:
+        view["owed"] = owed_view(service, pledge.pledge_id)
+    return view
+
+
+def _receipt(service: LedgerService, receipt_id: int) -> Receipt:
+    try:
+        receipt = service.client.receipt(path_id(receipt_id))
+    except ContractRevert as exc:
+        if exc.name in ("ERC721NonexistentToken", "ReceiptNotFound"):
+            raise not_found(f"warehouse receipt {receipt_id}") from None
+        raise
+    if receipt.state is ReceiptState.NONE:
+        raise not_found(f"warehouse receipt {receipt_id}")
+    return receipt
+
+
+def _open_pledge(service: LedgerService, receipt: Receipt) -> Pledge | None:
+    """The pledge the receipt is in (requested or active), if any."""
+    if receipt.state not in OPEN_RECEIPT_STATES:
+        return None
+    pledge_id = service.client.pledge_of(receipt.receipt_id)
+    return service.client.pledge_loan(pledge_id) if pledge_id else None
+
+
+def _may_see_receipt(service: LedgerService, caller: Caller, receipt: Receipt) -> bool:
+    if sees_everything(caller) or caller.address in (receipt.warehouse, receipt.owner):
+        return True
+    pledge = _open_pledge(service, receipt)
+    if pledge is not None:
+        return caller.address in (pledge.borrower, pledge.financier)
+    if receipt.state is ReceiptState.REDEEMED:  # burnt: its former borrowers and lenders still see it
+        with service.sessions() as session:
+            party = session.scalar(
+                select(PledgeRow.id)
+                .where(
+                    PledgeRow.receipt_id == receipt.receipt_id,
+                    or_(PledgeRow.borrower == caller.address, PledgeRow.financier == caller.address),
+                )
+                .limit(1)
+            )
+        return party is not None
+    return False
+
+
+def _visible_receipt(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
+    receipt = _receipt(service, receipt_id)
+    if not _may_see_receipt(service, caller, receipt):
+        raise not_found(f"warehouse receipt {receipt_id}")
+    return receipt
+
+
+def _as_issuer(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
+    require_role(caller, Role.WAREHOUSE)
+    receipt = _visible_receipt(service, caller, receipt_id)
+    if receipt.warehouse != caller.address:
+        raise Problem(403, "not-issuer", "Forbidden", f"only the warehouse that issued receipt {receipt_id} does this")
+    return receipt
+
+
+def _as_owner(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
+    receipt = _visible_receipt(service, caller, receipt_id)
+    if receipt.owner != caller.address:
+        raise Problem(403, "not-owner", "Forbidden", f"warehouse receipt {receipt_id} is not yours")
+    return receipt
+
+
+def _pledge(service: LedgerService, caller: Caller, pledge_id: int) -> Pledge:
+    pledge = service.client.pledge_loan(path_id(pledge_id))
+    if pledge.state is PledgeState.NONE:
+        raise not_found(f"pledge {pledge_id}")
+    if not (sees_everything(caller) or caller.address in (pledge.borrower, pledge.financier)):
+        raise not_found(f"pledge {pledge_id}")
+    return pledge
+
+
+def _as_financier(service: LedgerService, caller: Caller, pledge_id: int) -> Pledge:
+    require_role(caller, Role.FINANCIER)
+    pledge = _pledge(service, caller, pledge_id)
+    if pledge.financier != caller.address:
+        raise Problem(403, "not-financier", "Forbidden", "this pledge is addressed to another financier")
+    return pledge
+
+
+def _as_borrower(service: LedgerService, caller: Caller, pledge_id: int) -> Pledge:
+    pledge = _pledge(service, caller, pledge_id)
+    if pledge.borrower != caller.address:
+        raise Problem(403, "not-borrower", "Forbidden", "only the borrower does this")
+    return pledge
+
+
+def _credit_code(service: LedgerService, caller: Caller) -> str:
+    with service.sessions() as session:
+        record = session.get(ParticipantRecord, caller.address)
+    if record is None:
+        raise Problem(403, "unknown-participant", "Forbidden", "the caller has no participant record")
+    return record.credit_code
+
+
+# -- receipts ---------------------------------------------------------------------------------------------------
+
+
+class ReceiptCreate(BaseModel):
+    owner: Address = Field(description="the owner of the goods, who receives the receipt")
+    lot_number: str = Field(min_length=1, max_length=64, examples=["SH-2025-000123"])
+    goods_description: str = Field(min_length=1, max_length=2000, examples=["hot-rolled coil Q235B, 1,000 t"])
+    quantity: Quantity
+    unit: str = Field(min_length=1, max_length=8, examples=["t"], description="up to 8 ASCII characters")
+    valuation: Amount
+    expiry: LedgerDate
+    document_sha256: str | None = Field(None, pattern="^(0x)?[0-9a-fA-F]{64}$")
+
+    @field_validator("unit")
+    @classmethod
+    def _ascii_unit(cls, value: str) -> str:
+        if not value.isascii() or not value.isprintable() or len(value.encode("ascii")) > 8:
+            raise ValueError("a unit is 1 to 8 printable ASCII characters")
+        return value
+
+
+@router.post("/warehouse-receipts", status_code=202)
+async def issue_receipt(body: ReceiptCreate, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    """Issue a receipt for a lot the caller (a warehouse) holds. The lot's key (warehouse credit code, lot
+    number) goes on chain salted and hashed and is the receipt's id; a lot is receipted once only (409)."""
+    require_role(caller, Role.WAREHOUSE)
+    try:
+        key = canonical_lot_key(_credit_code(service, caller), body.lot_number)
+    except InvalidIdentifier as exc:
+        raise Problem(422, "validation", "Invalid request", str(exc)) from None
+    key_hash = salted_key_hash(service.settings.key_salt.get_secret_value().encode().ljust(16, b"\0"), key)
+    document = bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else keccak(text=key)
+    goods = keccak(text=body.goods_description)
+    expiry = due_timestamp(body.expiry)
+    return await perform(
+        request,
+        service,
+        caller,
+        "receipt.issue",
+        body,
+        lambda op_id: service.client.issue_receipt(
+            caller.address,
+            body.owner,
+            key_hash,
+            goods,
+            body.quantity,
+            body.unit,
+            body.valuation,
+            expiry,
+            document,
+            op_id,
+        ),
+    )
+
+
+@router.get("/warehouse-receipts")
+def list_receipts(
+    service: Service,
+    caller: CurrentCaller,
+    page: PageNumber = 1,
+    size: PageSize = 50,
+    state: str | None = Query(None, description="active, pledge_requested, pledged, redemption_requested or redeemed"),
+) -> dict[str, Any]:
+    """Receipts the caller issued (a warehouse), owns, or that are pledged or offered to it (a financier)."""
+    query = select(WarehouseReceiptRow).order_by(WarehouseReceiptRow.issued_at.desc(), WarehouseReceiptRow.id)
+    if not sees_everything(caller):
+        pledged_to_me = select(PledgeRow.receipt_id).where(
+            PledgeRow.financier == caller.address, PledgeRow.state.in_(OPEN_PLEDGE_STATES)
+        )
+        query = query.where(
+            or_(
+                WarehouseReceiptRow.warehouse == caller.address,
+                WarehouseReceiptRow.owner == caller.address,
+                WarehouseReceiptRow.id.in_(pledged_to_me),
+            )
+        )
+    if state is not None:
+        query = query.where(WarehouseReceiptRow.state == _state_filter(ReceiptState, state))
+    return paged(service, query, page, size)
+
+
+@router.get("/warehouse-receipts/{receipt_id}")
+def get_receipt(receipt_id: int, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+    """A receipt as on chain now, with its open pledge and what is owed on it."""
+    receipt = _visible_receipt(service, caller, receipt_id)
+    view = receipt_view(receipt)
+    pledge = _open_pledge(service, receipt)
+    view["pledge_id"] = pledge.pledge_id if pledge is not None else None
+    view["owed"] = owed_view(service, pledge.pledge_id) if pledge and pledge.state is PledgeState.ACTIVE else None
+    return view
+
+
+class Revaluation(BaseModel):
+    valuation: Amount
+    attestation: str = Field(min_length=1, max_length=2000, description="the basis; its keccak goes on chain")
+
+
+@router.post("/warehouse-receipts/{receipt_id}/valuations", status_code=202)
+async def revalue_receipt(
+    receipt_id: int, body: Revaluation, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """Attest a new valuation (the issuing warehouse). A pledged receipt whose loan is now above the
+    maintenance ratio raises a margin call (``PledgeMarginCalled`` among the result's events)."""
+    _as_issuer(service, caller, receipt_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "receipt.revalue",
+        body,
+        lambda op_id: service.client.revalue_receipt(
+            caller.address, receipt_id, body.valuation, keccak(text=body.attestation), op_id
+        ),
+    )
+
+
+class GoodsStatusUpdate(BaseModel):
+    status: str = Field(pattern="^(sound|damaged|disputed|missing)$")
+    attestation: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/warehouse-receipts/{receipt_id}/goods-status", status_code=202)
+async def update_goods_status(
+    receipt_id: int, body: GoodsStatusUpdate, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """Attest the condition of the goods (the issuing warehouse); goods not sound cannot be pledged."""
+    _as_issuer(service, caller, receipt_id)
+    status = GoodsStatus[body.status.upper()]
+    return await perform(
+        request,
+        service,
+        caller,
+        "receipt.goods-status",
+        body,
+        lambda op_id: service.client.update_goods_status(
+            caller.address, receipt_id, status, keccak(text=body.attestation), op_id
+        ),
+    )
+
+
+class ReceiptTransfer(BaseModel):
+    to: Address
+
+
+@router.post("/warehouse-receipts/{receipt_id}/transfers", status_code=202)
+async def transfer_receipt(
+    receipt_id: int, body: ReceiptTransfer, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """Hand the receipt (title to the goods) to another participant (the owner; not while pledged)."""
+    _as_owner(service, caller, receipt_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "receipt.transfer",
+        body,
+        lambda op_id: service.client.transfer_receipt(caller.address, receipt_id, body.to, op_id),
+    )
+
+
+@router.post("/warehouse-receipts/{receipt_id}/redeem", status_code=202)
+async def request_redemption(
+    receipt_id: int, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """Ask the warehouse to release the goods (the owner; not while pledged)."""
+    _as_owner(service, caller, receipt_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "receipt.redeem",
+        None,
+        lambda op_id: service.client.request_redemption(caller.address, receipt_id, op_id),
+    )
+
+
+@router.post("/warehouse-receipts/{receipt_id}/redemption/withdraw", status_code=202)
+async def withdraw_redemption(
+    receipt_id: int, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    _as_owner(service, caller, receipt_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "receipt.redemption-withdraw",
+        None,
+        lambda op_id: service.client.withdraw_redemption(caller.address, receipt_id, op_id),
+    )
+
+
+@router.post("/warehouse-receipts/{receipt_id}/redemption/confirm", status_code=202)
+async def confirm_redemption(
+    receipt_id: int, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """The goods have left (the issuing warehouse): the receipt is burnt."""
+    _as_issuer(service, caller, receipt_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "receipt.redemption-confirm",
+        None,
+        lambda op_id: service.client.confirm_redemption(caller.address, receipt_id, op_id),
+    )
+
+
+# -- pledge loans -----------------------------------------------------------------------------------------------
+
+
+class PledgeCreate(BaseModel):
+    receipt_id: ReceiptId
+    financier: Address
+    principal: Amount
+    rate_bps: Bps = Field(description="annual interest rate")
+    due_date: LedgerDate
+
+
+class PledgeRepayment(BaseModel):
+    amount: Amount | None = Field(None, description="fen; null pays everything owed when the transaction runs")
+
+
+@router.post("/pledges", status_code=202)
+async def request_pledge(body: PledgeCreate, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    """Ask a financier for a loan against a receipt the caller owns (at most the financier's advance rate of
+    its valuation); the financier then funds or declines it."""
+    _as_owner(service, caller, body.receipt_id)
+    due = due_timestamp(body.due_date)
+    return await perform(
+        request,
+        service,
+        caller,
+        "pledge.request",
+        body,
+        lambda op_id: service.client.pledge(
+            caller.address, body.receipt_id, body.financier, body.principal, body.rate_bps, due, op_id
+        ),
+    )
+
+
+@router.get("/pledges")
+def list_pledges(
+    service: Service,
+    caller: CurrentCaller,
+    page: PageNumber = 1,
+    size: PageSize = 50,
+    state: str | None = Query(None, description="requested, cancelled, declined, active, released or enforced"),
+) -> dict[str, Any]:
+    """Pledges the caller asked for (a borrower) or was asked for (a financier)."""
+    query = select(PledgeRow).order_by(PledgeRow.id.desc())
+    if not sees_everything(caller):
+        query = query.where(or_(PledgeRow.borrower == caller.address, PledgeRow.financier == caller.address))
+    if state is not None:
+        query = query.where(PledgeRow.state == _state_filter(PledgeState, state))
+    return paged(service, query, page, size)
+
+
+@router.get("/pledges/{pledge_id}")
+def get_pledge(pledge_id: int, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+    view = pledge_view(service, _pledge(service, caller, pledge_id))
+    if view["state"] == "requested":
+        view["advance_limit"] = service.client.advance_limit(int(view["receipt_id"]), view["financier"])
+    return view
+
+
+@router.post("/pledges/{pledge_id}/fund", status_code=202)
+async def fund_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    """Lend: the principal moves to the borrower and the receipt is pledged, in one transaction."""
+    _as_financier(service, caller, pledge_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "pledge.fund",
+        None,
+        lambda op_id: service.client.fund_pledge(caller.address, pledge_id, op_id),
+    )
+
+
+@router.post("/pledges/{pledge_id}/decline", status_code=202)
+async def decline_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    _as_financier(service, caller, pledge_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "pledge.decline",
+        None,
+        lambda op_id: service.client.decline_pledge(caller.address, pledge_id, op_id),
+    )
+
+
+@router.post("/pledges/{pledge_id}/cancel", status_code=202)
+async def cancel_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    _as_borrower(service, caller, pledge_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "pledge.cancel",
+        None,
+        lambda op_id: service.client.cancel_pledge(caller.address, pledge_id, op_id),
+    )
+
+
+@router.post("/pledges/{pledge_id}/repay", status_code=202)
+async def repay_pledge(
+    pledge_id: int, body: PledgeRepayment, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """Pay towards the loan, interest first; paying everything owed releases the lien."""
+    _as_borrower(service, caller, pledge_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "pledge.repay",
+        body,
+        lambda op_id: service.client.repay_pledge(caller.address, pledge_id, body.amount, op_id),
+    )
+
+
+@router.post("/pledges/{pledge_id}/enforce", status_code=202)
+async def enforce_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    """Take the receipt for an unpaid loan after its due date (the financier)."""
+    _as_financier(service, caller, pledge_id)
+    return await perform(
+        request,
+        service,
+        caller,
+        "pledge.enforce",
+        None,
+        lambda op_id: service.client.enforce_pledge(caller.address, pledge_id, op_id),
+    )
