@@ -1,7 +1,423 @@
-"""(being written)"""
+"""The regulator's view and powers: the audit trail, the large-transaction report, freezes; and documents.
+
+- ``GET /audit/events``: the raw event log of the index, newest first (regulator or operator).
+- ``GET /reports/large-transactions``: large single movements and large daily totals (regulator or operator),
+  the anti-money-laundering report of DOMAIN.md.
+- ``POST /freezes``, ``DELETE /freezes/{kind}:{target}``, ``GET /freezes``: freezing participants, receivable
+  pieces and warehouse receipts on chain (the regulator; the list also to the operator).
+- Documents: the routes of :mod:`api.documents`, included here.
+
+Reads come from the index (they may trail the chain by a block); freezes go to the chain through
+:func:`api.operations.perform` like every other state change, so ``Prefer: wait`` and ``Idempotency-Key`` work.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
 
-router = APIRouter()
+from eth_utils import is_address, keccak, to_checksum_address
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Text, cast, func, select
+
+from api import documents
+from api.auth import Caller, CurrentCaller, Service, require_role
+from api.operations import perform
+from api.problems import Problem, jsonable
+from api.routes.common import PageNumber, PageSize, page_of
+from api.routes.receivables import paged
+from api.service import LedgerService
+from ledger.index.models import (
+    DepositTransferRow,
+    EventRow,
+    FinancingRequestRow,
+    ParticipantRow,
+    PieceRow,
+    WarehouseReceiptRow,
+)
+from ledger.models import RequestState, Role
+
+router = APIRouter(tags=["regulator"])
+router.include_router(documents.router)
+
+FreezeKind = Literal["participant", "piece", "receipt"]
+_UINT256_MAX = 2**256 - 1
+_DAY = 86_400
+
+
+def _require_supervisor(caller: Caller) -> None:
+    require_role(caller, Role.REGULATOR, Role.OPERATOR)
+
+
+def _invalid(detail: str) -> Problem:
+    return Problem(422, "validation", "Invalid request", detail)
+
+
+def _checksummed(value: str, what: str) -> str:
+    if not is_address(value):
+        raise _invalid(f"{what} {value!r} is not an Ethereum address (0x and 40 hex digits)")
+    return str(to_checksum_address(value))
+
+
+# -- the audit trail --------------------------------------------------------------------------------------------
+
+
+@router.get("/audit/events")
+def audit_events(
+    service: Service,
+    caller: CurrentCaller,
+    page: PageNumber = 1,
+    size: PageSize = 50,
+    contract: str | None = Query(None, description="registry, token, receivables or receipts"),
+    name: str | None = Query(None, description="the event's name, e.g. ParticipantFrozen"),
+    participant: str | None = Query(None, description="an address appearing among the event's arguments"),
+    from_block: int | None = Query(None, ge=0),
+    to_block: int | None = Query(None, ge=0),
+    from_time: int | None = Query(None, ge=0, description="unix seconds, inclusive"),
+    to_time: int | None = Query(None, ge=0, description="unix seconds, inclusive"),
+) -> dict[str, Any]:
+    """Every event the ledger's contracts emitted, as the chain said it (from the index), newest first."""
+    _require_supervisor(caller)
+    query = select(EventRow).order_by(EventRow.block_number.desc(), EventRow.log_index.desc())
+    if contract is not None:
+        query = query.where(EventRow.contract == contract)
+    if name is not None:
+        query = query.where(EventRow.name == name)
+    if participant is not None:
+        address = _checksummed(participant, "participant").lower()
+        query = query.where(func.lower(cast(EventRow.args, Text)).contains(address, autoescape=True))
+    if from_block is not None:
+        query = query.where(EventRow.block_number >= from_block)
+    if to_block is not None:
+        query = query.where(EventRow.block_number <= to_block)
+    if from_time is not None:
+        query = query.where(EventRow.block_timestamp >= from_time)
+    if to_time is not None:
+        query = query.where(EventRow.block_timestamp <= to_time)
+    return paged(service, query, page, size)
+
+
+# -- the large-transaction report ---------------------------------------------------------------------------------
+
+
+def _day_start(value: date) -> int:
+    return int(datetime.combine(value, time(0, 0), tzinfo=UTC).timestamp())
+
+
+def _utc_date(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).date().isoformat()
+
+
+def _movement_kind(row: DepositTransferRow) -> str:
+    if row.sender is None:
+        return "deposit"
+    if row.recipient is None:
+        return "withdrawal"
+    return "transfer"
+
+
+def _transfer_item(row: DepositTransferRow) -> dict[str, Any]:
+    return {
+        "kind": _movement_kind(row),
+        "time": row.block_timestamp,
+        "date": _utc_date(row.block_timestamp),
+        "block_number": row.block_number,
+        "log_index": row.log_index,
+        "tx_hash": row.tx_hash,
+        "sender": row.sender,
+        "recipient": row.recipient,
+        "amount": jsonable(row.amount),
+        "bank_reference": row.bank_reference,
+        "agent": row.agent,
+    }
+
+
+def _financing_item(row: FinancingRequestRow) -> dict[str, Any]:
+    funded_at = row.closed_at or 0
+    return {
+        "kind": "financing",
+        "time": funded_at,
+        "date": _utc_date(funded_at),
+        "request_id": row.id,
+        "piece_id": row.piece_id,
+        "holder": row.holder,
+        "financier": row.financier,
+        "face_amount": jsonable(row.amount),
+        "amount": jsonable(row.price),
+        "discount": jsonable(row.discount),
+        "fee": jsonable(row.fee),
+        "funded_piece_id": row.funded_piece_id,
+    }
+
+
+@router.get("/reports/large-transactions")
+def large_transactions(
+    service: Service,
+    caller: CurrentCaller,
+    date_from: Annotated[date | None, Query(description="first UTC day reported (inclusive)")] = None,
+    date_to: Annotated[date | None, Query(description="last UTC day reported (inclusive)")] = None,
+    single_threshold: int | None = Query(None, gt=0, description="fen; default the setting (50,000.00 CNY)"),
+    daily_threshold: int | None = Query(None, gt=0, description="fen; default the setting (2,000,000.00 CNY)"),
+) -> dict[str, Any]:
+    """Large-value transactions (DOMAIN.md, "Regulatory reporting"), from the index, amounts in fen:
+
+    - ``single``: every deposit-token movement (deposit, withdrawal, transfer) and every funded financing
+      (its price) at or above the single threshold, newest first;
+    - ``daily``: each participant's total of deposit-token amounts sent and received in one UTC day, where
+      that total is at or above the daily threshold (a financing's price moves as a deposit-token transfer,
+      so it counts there).
+
+    The thresholds default to the service's settings; the regulator (or operator) may pass others.
+    """
+    _require_supervisor(caller)
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise _invalid("date_from is after date_to")
+    single = single_threshold or service.settings.large_single_threshold
+    daily = daily_threshold or service.settings.large_daily_threshold
+    start = _day_start(date_from) if date_from is not None else None
+    end = _day_start(date_to + timedelta(days=1)) if date_to is not None else None  # exclusive
+
+    transfers = select(DepositTransferRow).order_by(DepositTransferRow.block_number, DepositTransferRow.log_index)
+    financings = select(FinancingRequestRow).where(
+        FinancingRequestRow.state == RequestState.FUNDED,
+        FinancingRequestRow.price.is_not(None),
+        FinancingRequestRow.price >= single,
+    )
+    if start is not None:
+        transfers = transfers.where(DepositTransferRow.block_timestamp >= start)
+        financings = financings.where(FinancingRequestRow.closed_at >= start)
+    if end is not None:
+        transfers = transfers.where(DepositTransferRow.block_timestamp < end)
+        financings = financings.where(FinancingRequestRow.closed_at < end)
+
+    items: list[dict[str, Any]] = []
+    # (participant, day) -> [sent, received, movements]
+    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    with service.sessions() as session:
+        for row in session.scalars(transfers.execution_options(yield_per=1000)):
+            amount = int(row.amount)
+            day = _utc_date(row.block_timestamp)
+            if amount >= single:
+                items.append(_transfer_item(row))
+            if row.sender is not None:
+                entry = totals[(row.sender, day)]
+                entry[0] += amount
+                entry[2] += 1
+            if row.recipient is not None:
+                entry = totals[(row.recipient, day)]
+                entry[1] += amount
+                entry[2] += 1
+        items.extend(_financing_item(row) for row in session.scalars(financings))
+    items.sort(key=lambda item: item["time"], reverse=True)
+    days = [
+        {
+            "participant": participant,
+            "date": day,
+            "sent": jsonable(sent),
+            "received": jsonable(received),
+            "total": jsonable(sent + received),
+            "movements": count,
+        }
+        for (participant, day), (sent, received, count) in totals.items()
+        if sent + received >= daily
+    ]
+    days.sort(key=lambda entry: (entry["date"], entry["participant"]), reverse=True)
+    return {
+        "currency": "CNY",
+        "date_from": date_from,
+        "date_to": date_to,
+        "single_threshold": single,
+        "daily_threshold": daily,
+        "single": items,
+        "daily": days,
+    }
+
+
+# -- freezes -----------------------------------------------------------------------------------------------------
+
+
+class FreezeCreate(BaseModel):
+    kind: FreezeKind
+    target: str | int = Field(description="the participant's address, or the piece's or receipt's id")
+    reason: str = Field(min_length=1, max_length=1000, description="kept off chain; its keccak-256 goes on chain")
+
+
+def _target(kind: str, target: str | int) -> str | int:
+    """The chain's value for ``target``: a checksummed address, or a uint256 id (decimal, or 0x hex)."""
+    if kind == "participant":
+        if not isinstance(target, str):
+            raise _invalid("a participant is frozen by its address")
+        return _checksummed(target, "participant")
+    if kind not in ("piece", "receipt"):
+        raise _invalid(f"unknown kind {kind!r}: participant, piece or receipt")
+    try:
+        number = target if isinstance(target, int) else int(target.strip(), 0 if target.strip()[:2] == "0x" else 10)
+    except ValueError:
+        raise _invalid(f"a {kind} is named by its id, not {target!r}") from None
+    if not 0 < number <= _UINT256_MAX:
+        raise _invalid(f"no {kind} has id {number}")
+    return number
+
+
+def _freeze_id(kind: str, target: str | int) -> str:
+    return f"{kind}:{target}"
+
+
+@router.post("/freezes", status_code=202)
+async def freeze(body: FreezeCreate, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    """Freeze a participant (no deposit-token movement to or from it, no new business), a receivable piece or
+    a warehouse receipt, on chain. Lift it with ``DELETE /freezes/{kind}:{target}``."""
+    require_role(caller, Role.REGULATOR)
+    target = _target(body.kind, body.target)
+    reason = keccak(text=body.reason)
+    client = service.client
+    if body.kind == "participant":
+        assert isinstance(target, str)
+        return await perform(
+            request,
+            service,
+            caller,
+            "freeze.participant",
+            body,
+            lambda op_id: client.freeze_participant(caller.address, target, reason, op_id),
+        )
+    assert isinstance(target, int)
+    if body.kind == "piece":
+        return await perform(
+            request,
+            service,
+            caller,
+            "freeze.piece",
+            body,
+            lambda op_id: client.freeze_piece(caller.address, target, reason, op_id),
+        )
+    return await perform(
+        request,
+        service,
+        caller,
+        "freeze.receipt",
+        body,
+        lambda op_id: client.freeze_receipt(caller.address, target, reason, op_id),
+    )
+
+
+async def _lift(request: Request, service: LedgerService, caller: Caller, kind: str, raw: str) -> JSONResponse:
+    require_role(caller, Role.REGULATOR)
+    target = _target(kind, raw)
+    client = service.client
+    if kind == "participant":
+        assert isinstance(target, str)
+        return await perform(
+            request,
+            service,
+            caller,
+            "unfreeze.participant",
+            None,
+            lambda op_id: client.unfreeze_participant(caller.address, target, op_id),
+        )
+    assert isinstance(target, int)
+    if kind == "piece":
+        return await perform(
+            request,
+            service,
+            caller,
+            "unfreeze.piece",
+            None,
+            lambda op_id: client.unfreeze_piece(caller.address, target, op_id),
+        )
+    return await perform(
+        request,
+        service,
+        caller,
+        "unfreeze.receipt",
+        None,
+        lambda op_id: client.unfreeze_receipt(caller.address, target, op_id),
+    )
+
+
+@router.delete("/freezes/{freeze_id}", status_code=202)
+async def unfreeze(freeze_id: str, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    """Lift a freeze. The freeze's id is ``<kind>:<target>``, as ``GET /freezes`` lists it:
+    ``DELETE /freezes/participant:0x70997970C51812dc3A010C7d01b50e0d17dc79C8``, ``DELETE /freezes/piece:12``,
+    ``DELETE /freezes/receipt:<id>``. Lifting what is not frozen is a 409 with the contract's error."""
+    kind, separator, raw = freeze_id.partition(":")
+    if not separator or not raw:
+        raise _invalid("a freeze id is <kind>:<target>, e.g. piece:12")
+    return await _lift(request, service, caller, kind, raw)
+
+
+@router.delete("/freezes/{kind}/{target}", status_code=202, include_in_schema=False)
+async def unfreeze_by_parts(
+    kind: str, target: str, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """``DELETE /freezes/piece/12``: the same as ``DELETE /freezes/piece:12``."""
+    return await _lift(request, service, caller, kind, target)
+
+
+_FREEZE_EVENTS = {"ParticipantFrozen": "participant", "PieceFrozen": "piece", "ReceiptFrozen": "receipt"}
+_FREEZE_TARGET_ARG = {"participant": "account", "piece": "pieceId", "receipt": "receiptId"}
+
+
+@router.get("/freezes")
+def list_freezes(
+    service: Service,
+    caller: CurrentCaller,
+    page: PageNumber = 1,
+    size: PageSize = 50,
+    kind: Annotated[FreezeKind | None, Query()] = None,
+) -> dict[str, Any]:
+    """What is frozen now (from the index), with who froze it, when, and the hash of the reason."""
+    _require_supervisor(caller)
+    with service.sessions() as session:
+        frozen: list[tuple[str, str | int]] = []
+        if kind in (None, "participant"):
+            accounts = session.scalars(
+                select(ParticipantRow.account).where(ParticipantRow.frozen.is_(True)).order_by(ParticipantRow.account)
+            )
+            frozen.extend(("participant", account) for account in accounts)
+        if kind in (None, "piece"):
+            pieces = session.scalars(
+                select(PieceRow.id).where(PieceRow.frozen.is_(True), PieceRow.burnt.is_(False)).order_by(PieceRow.id)
+            )
+            frozen.extend(("piece", piece) for piece in pieces)
+        if kind in (None, "receipt"):
+            receipts = session.scalars(
+                select(WarehouseReceiptRow.id)
+                .where(WarehouseReceiptRow.frozen.is_(True))
+                .order_by(WarehouseReceiptRow.id)
+            )
+            frozen.extend(("receipt", int(receipt)) for receipt in receipts)
+        latest: dict[str, EventRow] = {}
+        if frozen:
+            names = [n for n, k in _FREEZE_EVENTS.items() if kind in (None, k)]
+            events = session.scalars(
+                select(EventRow)
+                .where(EventRow.name.in_(names))
+                .order_by(EventRow.block_number, EventRow.log_index)
+                .execution_options(yield_per=1000)
+            )
+            for event in events:
+                event_kind = _FREEZE_EVENTS[event.name]
+                value = event.args.get(_FREEZE_TARGET_ARG[event_kind])
+                if value is not None:
+                    latest[_freeze_id(event_kind, int(value) if event_kind != "participant" else value)] = event
+    items = []
+    for frozen_kind, target in frozen[(page - 1) * size : page * size]:
+        identifier = _freeze_id(frozen_kind, target)
+        last = latest.get(identifier)
+        items.append(
+            {
+                "id": identifier,
+                "kind": frozen_kind,
+                "target": jsonable(target),
+                "reason_hash": None if last is None else last.args.get("reason"),
+                "frozen_by": None if last is None else last.args.get("regulator"),
+                "frozen_at": None if last is None else last.block_timestamp,
+                "block_number": None if last is None else last.block_number,
+                "tx_hash": None if last is None else last.tx_hash,
+            }
+        )
+    return page_of(items, page, size, len(frozen))
