@@ -30,7 +30,7 @@ from ledger.chain import connect
 from ledger.client import LedgerClient
 from ledger.compiler import Artifact, compile_contracts
 from ledger.db import make_engine, make_sessionmaker
-from ledger.deployment import Deployment, ensure_deployment, operator_account
+from ledger.deployment import Deployment, bind_contracts, ensure_deployment, operator_account
 from ledger.errors import ErrorDecoder
 from ledger.identifiers import synthetic_credit_code
 from ledger.index import Indexer
@@ -41,13 +41,6 @@ from ledger.pipeline import Pipeline
 from ledger.settings import Settings
 
 logger = logging.getLogger("api")
-
-CONTRACT_KEYS: Mapping[str, str] = {
-    "registry": "ParticipantRegistry",
-    "token": "DepositToken",
-    "receivables": "Receivables",
-    "receipts": "WarehouseReceipts",
-}
 
 API_KEY_PREFIX = "scf_"
 
@@ -108,11 +101,7 @@ class LedgerService:
         sessions = make_sessionmaker(make_engine(url))
         decoder = ErrorDecoder(a.abi for a in artifacts.values())
         deployment = ensured.deployment
-        contracts = {
-            key: w3.eth.contract(address=deployment.address(name), abi=artifacts[name].abi)
-            for key, name in CONTRACT_KEYS.items()
-            if name in deployment.addresses
-        }
+        contracts = bind_contracts(w3, deployment, artifacts)
         keystore = Keystore(settings.data_dir / "keystore", settings.master_secret)
         pipeline = Pipeline(settings.rpc_url, settings.chain_id, sessions, decoder, rpc_timeout=settings.rpc_timeout)
         await pipeline.start()

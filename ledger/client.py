@@ -308,10 +308,14 @@ class LedgerClient:
     ) -> Operation:
         target = self.contracts[contract]
         data = bytes.fromhex(target.encode_abi(function, list(args))[2:])
-        if self._sender is None or self._signer is None:
-            raise ReadOnlyClient(f"{function}: this client was built for reads only (no sender or signer)")
+        transactions, signer = self._writer(function)
         self.preflight(sender, target.address, data)
-        return await self._sender.submit(self._signer(sender), target.address, data, None, operation_id)
+        return await transactions.submit(signer(sender), target.address, data, None, operation_id)
+
+    def _writer(self, what: str) -> tuple[TransactionSender, Callable[[str], LocalAccount]]:
+        if self._sender is None or self._signer is None:
+            raise ReadOnlyClient(f"{what}: this client was built for reads only (no sender or signer)")
+        return self._sender, self._signer
 
     def preflight(self, sender: str, to: str, data: bytes) -> None:
         """Raise the contracts' named error if ``sender`` calling ``to`` with ``data`` would revert now."""
@@ -357,9 +361,8 @@ class LedgerClient:
     # participants and cash
     async def send_ether(self, sender: str, to: str, amount_wei: int, operation_id: str | None = None) -> Operation:
         """Send ether for gas (on chains that charge for gas; a permissioned chain usually does not)."""
-        if self._sender is None or self._signer is None:
-            raise ReadOnlyClient("send_ether: this client was built for reads only (no sender or signer)")
-        return await self._sender.submit(self._signer(sender), to, b"", 21_000, operation_id, value=amount_wei)
+        transactions, signer = self._writer("send_ether")
+        return await transactions.submit(signer(sender), to, b"", 21_000, operation_id, value=amount_wei)
 
     async def register_participant(
         self, operator: str, account: str, identity_hash: bytes, roles: Sequence[Role], operation_id: str | None = None

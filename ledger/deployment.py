@@ -561,3 +561,21 @@ def ensure_deployment(
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+#: The short names the ledger's code uses for the deployed contracts (``client.contracts["receivables"]``).
+CONTRACT_KEYS: Final[Mapping[str, str]] = {
+    "registry": "ParticipantRegistry",
+    "token": "DepositToken",
+    "receivables": "Receivables",
+    "receipts": "WarehouseReceipts",
+}
+
+
+def bind_contracts(w3: Web3, deployment: Deployment, artifacts: Mapping[str, Artifact]) -> dict[str, Any]:
+    """Web3 contract objects of a deployment under :data:`CONTRACT_KEYS` (those deployed)."""
+    return {
+        key: w3.eth.contract(address=deployment.address(name), abi=artifacts[name].abi)
+        for key, name in CONTRACT_KEYS.items()
+        if name in deployment.addresses
+    }

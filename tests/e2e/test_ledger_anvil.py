@@ -19,7 +19,7 @@ from ledger.chain import Anvil, connect, dev_key, find_anvil
 from ledger.client import LedgerClient
 from ledger.compiler import Artifact
 from ledger.db import make_engine, make_sessionmaker
-from ledger.deployment import Deployment, ensure_deployment
+from ledger.deployment import bind_contracts, ensure_deployment
 from ledger.errors import ErrorDecoder
 from ledger.index import Indexer, snapshot_tables
 from ledger.journal import IN_FLIGHT_STATUSES, JournalTransaction
@@ -32,20 +32,6 @@ try:
     find_anvil()
 except Exception as exc:  # pragma: no cover - depends on `npm ci`
     pytest.skip(f"anvil is not installed: {exc}", allow_module_level=True)
-
-CONTRACT_KEYS = {
-    "registry": "ParticipantRegistry",
-    "token": "DepositToken",
-    "receivables": "Receivables",
-    "receipts": "WarehouseReceipts",
-}
-
-
-def ledger_contracts(w3: Web3, deployment: Deployment, artifacts: dict[str, Artifact]) -> dict[str, Any]:
-    return {
-        key: w3.eth.contract(address=deployment.address(name), abi=artifacts[name].abi)
-        for key, name in CONTRACT_KEYS.items()
-    }
 
 
 def anvil_chain(w3: Web3) -> Chain:
@@ -76,7 +62,7 @@ def test_both_stories_run_through_the_pipeline_and_survive_a_clean_anvil_restart
     ensured = ensure_deployment(w3, deployments_dir=tmp_path / "deployments", artifacts=artifacts, deployer=operator)
     assert not ensured.reused
     deployment = ensured.deployment
-    contracts = ledger_contracts(w3, deployment, artifacts)
+    contracts = bind_contracts(w3, deployment, artifacts)
     decoder = ErrorDecoder(a.abi for a in artifacts.values())
     sessions = database(tmp_path / "ledger.sqlite")
     signers = Signers()
@@ -122,7 +108,7 @@ def test_both_stories_run_through_the_pipeline_and_survive_a_clean_anvil_restart
         assert snapshot_tables(session) == live_tables
 
     def observed(w3: Web3) -> dict[str, Any]:
-        client = LedgerClient(w3, ledger_contracts(w3, deployment, artifacts), decoder)
+        client = LedgerClient(w3, bind_contracts(w3, deployment, artifacts), decoder)
         return {
             "invoice": client.invoice(receivables.invoice_id),
             "pieces": {n: client.piece(p) for n, p in receivables.pieces.items()},
