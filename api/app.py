@@ -57,14 +57,17 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool = True) ->
         response.headers["X-Request-ID"] = rid
         elapsed_ms = (time.perf_counter() - started) * 1000
         system.observe(request, response.status_code, elapsed_ms / 1000)
+        operation_id = getattr(request.state, "operation_id", None) or response.headers.get("location", "")
         logger.info(
-            "request_id=%s method=%s path=%s status=%s ms=%.1f operation_id=%s",
+            "request_id=%s method=%s path=%s status=%s ms=%.1f caller=%s operation_id=%s tx_hash=%s",
             rid,
             request.method,
             request.url.path,
             response.status_code,
             elapsed_ms,
-            response.headers.get("location", "").removeprefix("/operations/") or "-",
+            getattr(request.state, "caller", None) or "-",
+            operation_id.removeprefix("/operations/") or "-",
+            getattr(request.state, "tx_hash", None) or "-",
         )
         return response
 

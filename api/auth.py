@@ -76,6 +76,12 @@ def _caller_of(record: ParticipantRecord) -> Caller:
 
 
 def current_caller(request: Request, service: Service) -> Caller:
+    caller = _authenticate(request, service)
+    request.state.caller = caller.address  # for the request's log line
+    return caller
+
+
+def _authenticate(request: Request, service: Service) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -58,13 +58,17 @@ def main() -> None:
 
 
 def configure_logging() -> None:
-    """The ledger's log lines (INFO and up) to stderr, as bare messages; idempotent."""
-    ledger_logger = logging.getLogger("ledger")
-    if not any(isinstance(h, _StderrHandler) for h in ledger_logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        ledger_logger.addHandler(handler)
-        ledger_logger.setLevel(logging.INFO)
+    """The ledger's and the API's log lines (INFO and up) to stderr; idempotent. The API's request lines are
+    ``key=value`` pairs (request id, caller, operation id, transaction hash) after a UTC timestamp."""
+    for name, layout in (("ledger", "%(message)s"), ("api", "%(asctime)s %(levelname)s %(name)s %(message)s")):
+        named = logging.getLogger(name)
+        if not any(isinstance(h, _StderrHandler) for h in named.handlers):
+            handler = _StderrHandler()
+            formatter = logging.Formatter(layout)
+            formatter.converter = time.gmtime
+            handler.setFormatter(formatter)
+            named.addHandler(handler)
+            named.setLevel(logging.INFO)
 
 
 def _settings() -> Settings:
@@ -271,7 +275,9 @@ def serve_command(
             _fail(str(exc))
         console.print(f"chain: {_describe(status)}")
     console.print(f"serving the API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
-    uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, log_level="info")
+    # The API logs one line per request itself (with request id, operation id and transaction hash), so
+    # uvicorn's own access log would only repeat it.
+    uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, log_level="info", access_log=False)
 
 
 @app.command("demo")

@@ -13,6 +13,7 @@ Participants' keys come from the keystore by address; the client never sees a pl
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -309,7 +310,8 @@ class LedgerClient:
         target = self.contracts[contract]
         data = bytes.fromhex(target.encode_abi(function, list(args))[2:])
         transactions, signer = self._writer(function)
-        self.preflight(sender, target.address, data)
+        # A blocking JSON-RPC round trip: run it off the event loop so other requests keep moving meanwhile.
+        await asyncio.to_thread(self.preflight, sender, target.address, data)
         return await transactions.submit(signer(sender), target.address, data, None, operation_id)
 
     def _writer(self, what: str) -> tuple[TransactionSender, Callable[[str], LocalAccount]]:
@@ -341,7 +343,7 @@ class LedgerClient:
             raise TimeoutError(f"operation {final.operation_id} is still {final.status.value} after {timeout} s")
         if not final.confirmed:
             raise OperationFailed(final)
-        receipt = self.w3.eth.get_transaction_receipt(final.tx_hash)  # type: ignore[arg-type]
+        receipt = await asyncio.to_thread(self.w3.eth.get_transaction_receipt, final.tx_hash)  # type: ignore[arg-type]
         return Outcome(final, tuple(self.decode_logs(receipt["logs"])))
 
     def decode_logs(self, logs: Sequence[Mapping[str, Any]]) -> list[Event]:

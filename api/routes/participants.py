@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select, update
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
@@ -195,7 +196,7 @@ async def suspend_participant(
     participant_id: str, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     require_role(caller, Role.OPERATOR)
-    record = _participant_or_404(service, participant_id)
+    record = await run_in_threadpool(_participant_or_404, service, participant_id)
     operator = service.operator.address
     return await perform(
         request,
@@ -212,7 +213,7 @@ async def reinstate_participant(
     participant_id: str, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     require_role(caller, Role.OPERATOR)
-    record = _participant_or_404(service, participant_id)
+    record = await run_in_threadpool(_participant_or_404, service, participant_id)
     operator = service.operator.address
     return await perform(
         request,

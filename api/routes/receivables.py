@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import DeclarativeBase
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
@@ -163,7 +164,7 @@ def get_invoice(invoice_id: int, service: Service, caller: CurrentCaller) -> dic
 @router.post("/invoices/{invoice_id}/confirm", status_code=202)
 async def confirm_invoice(invoice_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     require_role(caller, Role.CORE_FIRM)
-    invoice = _invoice(service, invoice_id)
+    invoice = await run_in_threadpool(_invoice, service, invoice_id)
     if caller.address != invoice.buyer:
         raise Problem(403, "not-buyer", "Forbidden", "only the invoice's buyer confirms it")
     return await perform(
@@ -185,7 +186,7 @@ async def reject_invoice(
     invoice_id: int, body: Rejection, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     require_role(caller, Role.CORE_FIRM)
-    invoice = _invoice(service, invoice_id)
+    invoice = await run_in_threadpool(_invoice, service, invoice_id)
     if caller.address != invoice.buyer:
         raise Problem(403, "not-buyer", "Forbidden", "only the invoice's buyer rejects it")
     return await perform(
@@ -270,7 +271,7 @@ async def transfer_piece(
     piece_id: int, body: PieceTransfer, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Pay a supplier with part (or all) of a piece: a new piece recording its parent."""
-    _require_holder(service, caller, piece_id)
+    await run_in_threadpool(_require_holder, service, caller, piece_id)
     return await perform(
         request,
         service,
@@ -283,7 +284,7 @@ async def transfer_piece(
 
 @router.post("/receivables/{piece_id}/redeem", status_code=202)
 async def redeem_piece(piece_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    _require_holder(service, caller, piece_id)
+    await run_in_threadpool(_require_holder, service, caller, piece_id)
     return await perform(
         request,
         service,
@@ -303,7 +304,7 @@ async def repay_obligation(
     slot_id: int, body: Repayment, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     require_role(caller, Role.CORE_FIRM)
-    invoice = _invoice(service, slot_id)
+    invoice = await run_in_threadpool(_invoice, service, slot_id)
     if invoice.buyer != caller.address:
         raise Problem(403, "not-obligor", "Forbidden", "only the obligation's core firm repays it here")
     return await perform(
@@ -360,7 +361,7 @@ def _request(service: LedgerService, caller: Caller, request_id: int) -> Financi
 async def request_financing(
     body: FinancingCreate, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
-    _require_holder(service, caller, body.piece_id)
+    await run_in_threadpool(_require_holder, service, caller, body.piece_id)
     return await perform(
         request,
         service,
@@ -412,7 +413,7 @@ def _as_financier(service: LedgerService, caller: Caller, request_id: int) -> Fi
 async def approve_financing(
     request_id: int, body: FinancingTerms, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
-    _as_financier(service, caller, request_id)
+    await run_in_threadpool(_as_financier, service, caller, request_id)
     return await perform(
         request,
         service,
@@ -428,7 +429,7 @@ async def approve_financing(
 @router.post("/financing-requests/{request_id}/fund", status_code=202)
 async def fund_financing(request_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     """Pay the price and take the piece, in one transaction (delivery versus payment)."""
-    _as_financier(service, caller, request_id)
+    await run_in_threadpool(_as_financier, service, caller, request_id)
     return await perform(
         request,
         service,
@@ -441,7 +442,7 @@ async def fund_financing(request_id: int, request: Request, service: Service, ca
 
 @router.post("/financing-requests/{request_id}/decline", status_code=202)
 async def decline_financing(request_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    _as_financier(service, caller, request_id)
+    await run_in_threadpool(_as_financier, service, caller, request_id)
     return await perform(
         request,
         service,
@@ -454,7 +455,7 @@ async def decline_financing(request_id: int, request: Request, service: Service,
 
 @router.post("/financing-requests/{request_id}/cancel", status_code=202)
 async def cancel_financing(request_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    found = _request(service, caller, request_id)
+    found = await run_in_threadpool(_request, service, caller, request_id)
     if found.holder != caller.address:
         raise Problem(403, "not-holder", "Forbidden", "only the requesting holder cancels")
     return await perform(

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 from sqlalchemy import or_, select
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
@@ -296,7 +297,7 @@ async def revalue_receipt(
 ) -> JSONResponse:
     """Attest a new valuation (the issuing warehouse). A pledged receipt whose loan is now above the
     maintenance ratio raises a margin call (``PledgeMarginCalled`` among the result's events)."""
-    _as_issuer(service, caller, receipt_id)
+    await run_in_threadpool(_as_issuer, service, caller, receipt_id)
     return await perform(
         request,
         service,
@@ -319,7 +320,7 @@ async def update_goods_status(
     receipt_id: int, body: GoodsStatusUpdate, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Attest the condition of the goods (the issuing warehouse); goods not sound cannot be pledged."""
-    _as_issuer(service, caller, receipt_id)
+    await run_in_threadpool(_as_issuer, service, caller, receipt_id)
     status = GoodsStatus[body.status.upper()]
     return await perform(
         request,
@@ -342,7 +343,7 @@ async def transfer_receipt(
     receipt_id: int, body: ReceiptTransfer, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Hand the receipt (title to the goods) to another participant (the owner; not while pledged)."""
-    _as_owner(service, caller, receipt_id)
+    await run_in_threadpool(_as_owner, service, caller, receipt_id)
     return await perform(
         request,
         service,
@@ -358,7 +359,7 @@ async def request_redemption(
     receipt_id: int, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Ask the warehouse to release the goods (the owner; not while pledged)."""
-    _as_owner(service, caller, receipt_id)
+    await run_in_threadpool(_as_owner, service, caller, receipt_id)
     return await perform(
         request,
         service,
@@ -373,7 +374,7 @@ async def request_redemption(
 async def withdraw_redemption(
     receipt_id: int, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
-    _as_owner(service, caller, receipt_id)
+    await run_in_threadpool(_as_owner, service, caller, receipt_id)
     return await perform(
         request,
         service,
@@ -389,7 +390,7 @@ async def confirm_redemption(
     receipt_id: int, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """The goods have left (the issuing warehouse): the receipt is burnt."""
-    _as_issuer(service, caller, receipt_id)
+    await run_in_threadpool(_as_issuer, service, caller, receipt_id)
     return await perform(
         request,
         service,
@@ -419,7 +420,7 @@ class PledgeRepayment(BaseModel):
 async def request_pledge(body: PledgeCreate, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     """Ask a financier for a loan against a receipt the caller owns (at most the financier's advance rate of
     its valuation); the financier then funds or declines it."""
-    _as_owner(service, caller, body.receipt_id)
+    await run_in_threadpool(_as_owner, service, caller, body.receipt_id)
     due = due_timestamp(body.due_date)
     return await perform(
         request,
@@ -461,7 +462,7 @@ def get_pledge(pledge_id: int, service: Service, caller: CurrentCaller) -> dict[
 @router.post("/pledges/{pledge_id}/fund", status_code=202)
 async def fund_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     """Lend: the principal moves to the borrower and the receipt is pledged, in one transaction."""
-    _as_financier(service, caller, pledge_id)
+    await run_in_threadpool(_as_financier, service, caller, pledge_id)
     return await perform(
         request,
         service,
@@ -474,7 +475,7 @@ async def fund_pledge(pledge_id: int, request: Request, service: Service, caller
 
 @router.post("/pledges/{pledge_id}/decline", status_code=202)
 async def decline_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    _as_financier(service, caller, pledge_id)
+    await run_in_threadpool(_as_financier, service, caller, pledge_id)
     return await perform(
         request,
         service,
@@ -487,7 +488,7 @@ async def decline_pledge(pledge_id: int, request: Request, service: Service, cal
 
 @router.post("/pledges/{pledge_id}/cancel", status_code=202)
 async def cancel_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    _as_borrower(service, caller, pledge_id)
+    await run_in_threadpool(_as_borrower, service, caller, pledge_id)
     return await perform(
         request,
         service,
@@ -503,7 +504,7 @@ async def repay_pledge(
     pledge_id: int, body: PledgeRepayment, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Pay towards the loan, interest first; paying everything owed releases the lien."""
-    _as_borrower(service, caller, pledge_id)
+    await run_in_threadpool(_as_borrower, service, caller, pledge_id)
     return await perform(
         request,
         service,
@@ -517,7 +518,7 @@ async def repay_pledge(
 @router.post("/pledges/{pledge_id}/enforce", status_code=202)
 async def enforce_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     """Take the receipt for an unpaid loan after its due date (the financier)."""
-    _as_financier(service, caller, pledge_id)
+    await run_in_threadpool(_as_financier, service, caller, pledge_id)
     return await perform(
         request,
         service,

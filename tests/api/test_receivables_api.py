@@ -4,10 +4,12 @@ their own modules."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
@@ -216,3 +218,17 @@ def test_operation_resource_reports_status_and_only_to_its_owner(api: Api) -> No
     ok(api.http.get("/health"))
     assert "scf_http_requests_total" in api.http.get("/metrics").text
     assert date.today()
+
+
+def test_each_request_logs_its_request_id_caller_operation_and_transaction_hash(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    agent = api.onboard("Logging Settlement Bank", "settlement-agent")
+    body = {"participant": agent.id, "amount": 1, "bank_reference": "log line"}
+    with caplog.at_level(logging.INFO, logger="api"):
+        answer = ok(api.http.post("/deposits", json=body, headers=agent.waiting(**{"X-Request-ID": "req-log-1"})))
+    assert answer["status"] == "confirmed"
+    lines = [r.getMessage() for r in caplog.records if r.name == "api" and "request_id=req-log-1" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert f"caller={agent.id}" in lines[0] and "status=200" in lines[0]
+    assert f"operation_id={answer['operation_id']}" in lines[0] and f"tx_hash={answer['tx_hash']}" in lines[0]
