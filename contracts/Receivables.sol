@@ -184,7 +184,7 @@ contract Receivables is IReceivables, IERC721Metadata {
             _transition(slotId, inv, InvoiceState.Paid);
             emit ObligationPaid(slotId);
         }
-        _pullDeposit(buyer, amount);
+        _pullDeposit(msg.sender, address(this), amount);
     }
 
     /// @inheritdoc IReceivables
@@ -298,8 +298,9 @@ contract Receivables is IReceivables, IERC721Metadata {
         }
         r.fundedPieceId = uint48(pieceId);
         emit FinancingFunded(requestId, pieceId, financier, holder, amount, discount, r.fee, price);
-        // Cash leg last: if it fails, the piece's move above is undone with it.
-        depositToken.transferFrom(financier, holder, price);
+        // Cash leg last: if it fails, the piece's move above is undone with it. It is paid by the caller, whom
+        // the check above proved to be the request's financier.
+        _pullDeposit(msg.sender, holder, price);
     }
 
     /// @inheritdoc IReceivables
@@ -558,7 +559,7 @@ contract Receivables is IReceivables, IERC721Metadata {
     /// @inheritdoc IReceivables
     function pathOf(uint256 pieceId) external view returns (uint256[] memory path) {
         require(_pieces[pieceId].slotId != 0, ReceivablesNonexistentPiece(pieceId));
-        uint256 depth;
+        uint256 depth = 0;
         for (uint256 id = pieceId; id != 0; id = _pieces[id].parentId) ++depth;
         path = new uint256[](depth);
         for (uint256 id = pieceId; id != 0; id = _pieces[id].parentId) path[--depth] = id;
@@ -724,8 +725,10 @@ contract Receivables is IReceivables, IERC721Metadata {
         price = charges < amount ? amount - charges : 0;
     }
 
-    function _pullDeposit(address from, uint256 amount) private {
-        bool ok = depositToken.transferFrom(from, address(this), amount);
+    /// @dev Moves `amount` deposit tokens from `from` (always `msg.sender`, checked by the caller to be the party
+    /// that owes them) to `to`, and insists on the token's answer: a token that returned false is a failed leg.
+    function _pullDeposit(address from, address to, uint256 amount) private {
+        bool ok = depositToken.transferFrom(from, to, amount);
         require(ok, ReceivablesInvalidReceiver(from));
     }
 

@@ -162,6 +162,32 @@ def _build(root: Path | None, *, force: bool) -> _Build:
     return _Build(artifacts, cached=False, directory=directory)
 
 
+def standard_json_input(root: Path | None = None, *, for_analysis: bool = False) -> dict[str, Any]:
+    """The standard-JSON input a build of the project at ``root`` sends solc: every ``contracts/**/*.sol`` by
+    content, :func:`compiler_settings` and the contract outputs the artifacts hold. ``for_analysis`` also
+    selects each source's AST and the bytecodes' source maps, which analysers of the same compilation read
+    (``scripts/slither.py``, through crytic-compile)."""
+    root = (root if root is not None else Path(__file__).resolve().parents[1]).resolve()
+    return _standard_input(_read_sources(root), compiler_settings(), for_analysis=for_analysis)
+
+
+def _standard_input(
+    sources: Mapping[str, str], settings: Mapping[str, Any], *, for_analysis: bool = False
+) -> dict[str, Any]:
+    selection: dict[str, dict[str, list[str]]]
+    if for_analysis:
+        # Every source, the imported ones too: an analyser resolves inheritance through their ASTs.
+        outputs = [*OUTPUTS, "evm.bytecode.sourceMap", "evm.deployedBytecode.sourceMap"]
+        selection = {"*": {"*": outputs, "": ["ast"]}}
+    else:
+        selection = {name: {"*": list(OUTPUTS)} for name in sources}
+    return {
+        "language": "Solidity",
+        "sources": {name: {"content": content} for name, content in sources.items()},
+        "settings": {**settings, "outputSelection": selection},
+    }
+
+
 def _read_sources(root: Path) -> dict[str, str]:
     """Source unit name (``contracts/X.sol``) → content, sorted by name; hidden files are skipped."""
     contracts = root / CONTRACTS_DIR
@@ -227,14 +253,7 @@ def _run_solc(root: Path, sources: Mapping[str, str], settings: Mapping[str, Any
     wrapper = root / SOLC_WRAPPER
     if not os.access(wrapper, os.X_OK):
         raise CompilationError([f"{wrapper} is missing or not executable"])
-    standard_input = {
-        "language": "Solidity",
-        "sources": {name: {"content": content} for name, content in sources.items()},
-        "settings": {
-            **settings,
-            "outputSelection": {name: {"*": list(OUTPUTS)} for name in sources},
-        },
-    }
+    standard_input = _standard_input(sources, settings)
     started = time.perf_counter()
     try:
         output: dict[str, Any] = solcx.compile_standard(

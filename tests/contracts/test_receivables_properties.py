@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -37,8 +38,10 @@ from web3.types import TxReceipt
 from ledger.sandbox import CAST, Sandbox
 from tests.contracts.support import DAY, invoice_key
 
-MAX_EXAMPLES = int(os.environ.get("SCF_PROPERTY_EXAMPLES", "20"))
-STEPS = int(os.environ.get("SCF_PROPERTY_STEPS", "40"))
+SOAK = os.environ.get("SCF_SOAK") == "1"
+#: `make soak` (SCF_SOAK=1) runs 300 examples of up to 60 steps; SCF_PROPERTY_* override either size.
+MAX_EXAMPLES = int(os.environ.get("SCF_PROPERTY_EXAMPLES", "300" if SOAK else "20"))
+STEPS = int(os.environ.get("SCF_PROPERTY_STEPS", "60" if SOAK else "40"))
 
 CORE_FIRMS = ("automaker", "truckmaker")
 SUPPLIERS = ("seatmaker", "chemicals", "trader")
@@ -447,6 +450,16 @@ class ReceivablesMachine(RuleBasedStateMachine):
 
 
 def test_receivables_invariants_hold_under_random_operations(sandbox: Sandbox) -> None:
+    run_receivables_machine(sandbox)
+
+
+@pytest.mark.soak
+def test_receivables_invariants_hold_under_random_operations_on_anvil(anvil_sandbox: Sandbox) -> None:
+    """The same machine on a real anvil node, at the soak size when SCF_SOAK=1 (`make soak`)."""
+    run_receivables_machine(anvil_sandbox)
+
+
+def run_receivables_machine(sandbox: Sandbox) -> None:
     OUTCOMES.clear()
     run_state_machine_as_test(
         lambda: ReceivablesMachine(sandbox),

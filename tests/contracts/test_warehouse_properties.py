@@ -29,6 +29,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -66,8 +67,10 @@ from tests.contracts.warehouse_fixtures import (
     receipt_id_of,
 )
 
-MAX_EXAMPLES = int(os.environ.get("SCF_PROPERTY_EXAMPLES", "15"))
-STEPS = int(os.environ.get("SCF_PROPERTY_STEPS", "25"))
+SOAK = os.environ.get("SCF_SOAK") == "1"
+#: `make soak` (SCF_SOAK=1) runs 300 examples of up to 50 steps; SCF_PROPERTY_* override either size.
+MAX_EXAMPLES = int(os.environ.get("SCF_PROPERTY_EXAMPLES", "300" if SOAK else "15"))
+STEPS = int(os.environ.get("SCF_PROPERTY_STEPS", "50" if SOAK else "25"))
 
 WAREHOUSES = ("warehouse", "warehouse2")
 FINANCIERS = ("bank", "factor")
@@ -576,6 +579,16 @@ class WarehouseMachine(RuleBasedStateMachine):
 
 
 def test_warehouse_invariants_hold_under_random_operations(sandbox: Sandbox) -> None:
+    run_warehouse_machine(sandbox)
+
+
+@pytest.mark.soak
+def test_warehouse_invariants_hold_under_random_operations_on_anvil(anvil_sandbox: Sandbox) -> None:
+    """The same machine on a real anvil node, at the soak size when SCF_SOAK=1 (`make soak`)."""
+    run_warehouse_machine(anvil_sandbox)
+
+
+def run_warehouse_machine(sandbox: Sandbox) -> None:
     run_state_machine_as_test(
         lambda: WarehouseMachine(sandbox),
         settings=settings(
