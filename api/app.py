@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import Scope
 
-from api import auth, operations, problems
-from api.routes import money, participants, receivables, regulator, system, warehouse
+from api import auth, openapi, operations, problems
+from api.audit_log import AuditLog, AuditLogMiddleware
+from api.routes import audit, money, participants, receivables, regulator, system, warehouse
 from api.service import LedgerService
 from ledger.settings import Settings, get_settings
 
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool = True) ->
         lifespan=lifespan,
     )
     problems.install(app)
+    openapi.install(app)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -71,6 +74,9 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool = True) ->
         )
         return response
 
+    # Added last, so outermost: one audit record per action, with its final status and request id.
+    app.add_middleware(AuditLogMiddleware, log_of=_audit_log_of)
+
     for router in (
         auth.router,
         operations.router,
@@ -80,9 +86,15 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool = True) ->
         warehouse.router,
         regulator.router,
         system.router,
+        audit.router,
     ):
         app.include_router(router)
     return app
+
+
+def _audit_log_of(scope: Scope) -> AuditLog | None:
+    service: LedgerService | None = getattr(scope["app"].state, "ledger", None)
+    return None if service is None else service.audit_log
 
 
 def service_of(app: FastAPI) -> LedgerService:

@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_address, to_checksum_address
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.problems import Problem
 from api.service import API_KEY_PREFIX, LedgerService
@@ -75,7 +76,20 @@ def _caller_of(record: ParticipantRecord) -> Caller:
     return Caller(record.address, record.name, frozenset(record.roles))
 
 
-def current_caller(request: Request, service: Service) -> Caller:
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="an API key (`scf_...`) or a sign-in token from POST /auth/token",
+)
+"""Declares the scheme in the OpenAPI document (so clients and schemathesis know every route that needs it);
+:func:`current_caller` reads the header itself, so a missing or malformed one is a 401 problem."""
+
+
+def current_caller(
+    request: Request,
+    service: Service,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+) -> Caller:
     caller = _authenticate(request, service)
     request.state.caller = caller.address  # for the request's log line
     return caller
@@ -178,7 +192,17 @@ def create_token(body: TokenRequest, service: Service) -> Token:
         expires_at = challenge.expires_at if challenge.expires_at.tzinfo else challenge.expires_at.replace(tzinfo=UTC)
         if expires_at <= now:
             raise _unauthenticated("this challenge has expired")
-        challenge.used_at = now  # spent by this attempt, whether or not the signature verifies
+        # Spent by this attempt, whether or not the signature verifies. A conditional update, so that of
+        # concurrent attempts exactly one spends it (SQLite has no SELECT ... FOR UPDATE).
+        spent = session.execute(
+            update(AuthChallengeRecord)
+            .where(AuthChallengeRecord.nonce == body.nonce, AuthChallengeRecord.used_at.is_(None))
+            .values(used_at=now)
+            .returning(AuthChallengeRecord.nonce)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+        if spent is None:
+            raise _unauthenticated("this challenge was already used")
     message = encode_defunct(text=challenge_message(address, body.nonce, expires_at))
     try:
         signer = Account.recover_message(message, signature=body.signature)

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
+from api.audit_log import AuditAnchorer, AuditLog
 from api.store import ApiKeyRecord, ParticipantRecord
 from ledger.chain import connect
 from ledger.client import LedgerClient
@@ -75,6 +76,10 @@ class LedgerService:
     operator: LocalAccount
     decoder: ErrorDecoder
     indexer: Indexer
+    audit_log: AuditLog
+    """One hash-chained record per API action (:mod:`api.audit_log`)."""
+    audit_anchorer: AuditAnchorer
+    """Anchors the audit log's head on chain, every so many records or seconds."""
     operator_api_key: str | None = None
     """Set only on the first start, when the operator's key was just created (printed once, never stored)."""
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
@@ -131,8 +136,18 @@ class LedgerService:
             operator=operator,
             decoder=decoder,
             indexer=indexer,
+            audit_log=(audit_log := AuditLog(sessions)),
+            audit_anchorer=AuditAnchorer(
+                audit_log,
+                client,
+                str(operator.address),
+                every=settings.audit_anchor_every,
+                seconds=settings.audit_anchor_seconds,
+                timeout=settings.max_wait_seconds,
+            ),
         )
         service.operator_api_key = service._bootstrap_operator()
+        service.audit_anchorer.start()
         if run_indexer:
             service._indexer_thread = threading.Thread(
                 target=indexer.run_forever, kwargs={"poll_interval": 0.25}, name="indexer", daemon=True
@@ -141,6 +156,7 @@ class LedgerService:
         return service
 
     async def stop(self) -> None:
+        await self.audit_anchorer.stop()
         self.indexer.stop()
         await self.pipeline.stop()
         if self._indexer_thread is not None:

@@ -24,10 +24,12 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import TransactionNotFound
 
 from ledger.errors import ContractRevert, ErrorDecoder, UnknownRevert, abi_type
 from ledger.journal import TransactionStatus
 from ledger.models import (
+    AuditAnchor,
     CreditLine,
     FinancingRequest,
     GoodsStatus,
@@ -77,6 +79,15 @@ class OperationFailed(Exception):
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
         super().__init__(f"operation {operation.operation_id} ended {operation.status.value}")
+
+
+class OperationRolledBack(Exception):
+    """The operation was confirmed, but the block that held it is gone (a reorg, or a node restarted behind
+    after a crash). The pipeline's block follower puts it back in flight and sends it again: it is in flight."""
+
+    def __init__(self, operation: Operation) -> None:
+        self.operation = operation
+        super().__init__(f"operation {operation.operation_id}: its block is no longer on the chain")
 
 
 @dataclass(frozen=True)
@@ -302,6 +313,23 @@ class LedgerClient:
         """The most ``financier`` may lend against the receipt at its current valuation."""
         return int(self._read("receipts", "advanceLimit", receipt_id, financier))
 
+    def audit_anchor_head(self, sequence: int) -> bytes:
+        """The audit-log head anchored for record ``sequence`` (32 zero bytes when none was)."""
+        return bytes(self._read("anchor", "headAt", sequence))
+
+    def latest_audit_anchor(self) -> tuple[int, bytes]:
+        """(sequence, head) of the latest audit-log anchor; (0, zero bytes) before the first."""
+        head, sequence, _ = self._read("anchor", "latest")
+        return int(sequence), bytes(head)
+
+    def audit_anchors(self, from_block: int = 0) -> list[AuditAnchor]:
+        """Every audit-log anchor on chain since ``from_block``, in order (from the contract's events)."""
+        logs = self.contracts["anchor"].events.AuditLogAnchored.get_logs(from_block=from_block, to_block="latest")
+        return [
+            AuditAnchor(int(e["args"]["sequence"]), bytes(e["args"]["head"]), e["args"]["operator"], e["blockNumber"])
+            for e in logs
+        ]
+
     # -- writes -------------------------------------------------------------------------------------
 
     async def _submit(
@@ -343,7 +371,10 @@ class LedgerClient:
             raise TimeoutError(f"operation {final.operation_id} is still {final.status.value} after {timeout} s")
         if not final.confirmed:
             raise OperationFailed(final)
-        receipt = await asyncio.to_thread(self.w3.eth.get_transaction_receipt, final.tx_hash)  # type: ignore[arg-type]
+        try:
+            receipt = await asyncio.to_thread(self.w3.eth.get_transaction_receipt, final.tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            raise OperationRolledBack(final) from None
         return Outcome(final, tuple(self.decode_logs(receipt["logs"])))
 
     def decode_logs(self, logs: Sequence[Mapping[str, Any]]) -> list[Event]:
@@ -605,6 +636,13 @@ class LedgerClient:
     ) -> Operation:
         args = [financier, advance_rate_bps]
         return await self._submit(operator, "receipts", "setFinancierAdvanceRate", args, operation_id)
+
+    # the service's audit log
+    async def anchor_audit_log(
+        self, operator: str, sequence: int, head: bytes, operation_id: str | None = None
+    ) -> Operation:
+        """Anchor the audit log's head on chain: it holds ``sequence`` records and the last hashes to ``head``."""
+        return await self._submit(operator, "anchor", "anchor", [sequence, head], operation_id)
 
 
 @dataclass(frozen=True)

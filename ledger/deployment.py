@@ -1,12 +1,14 @@
 """Deploying the ledger's contracts, recording where they are, and finding them again.
 
 :func:`deploy` puts every contract on a chain and wires them together: the participant registry (with the
-operator as its first participant), the deposit token, the receivables and, when compiled, the warehouse
-receipts; then the operator registers each ledger contract in the registry as an active participant with the
-``system`` role, since deposit tokens move only between active participants and the contracts hold and pay
-them (escrow, repayments, loans). Transactions are signed here, with nonces counted here, and sent raw: a
-production node has no unlocked accounts. Like Hardhat Ignition, the work runs in batches, each sent at once
-and mined in one block: a transaction goes in the first batch after everything it needs is on chain (the
+operator as its first participant), the deposit token, the audit-log anchor, the receivables and, when
+compiled, the warehouse receipts; then the operator registers each ledger contract that holds deposit tokens
+in the registry as an active participant with the ``system`` role, since deposit tokens move only between
+active participants and the contracts hold and pay them (escrow, repayments, loans). The audit-log anchor
+(``AuditAnchor``) holds nothing and is not registered: it only asks the registry who is an operator.
+Transactions are signed here, with nonces counted here, and sent raw: a production node has no unlocked
+accounts. Like Hardhat Ignition, the work runs in batches, each sent at once and mined in one block: a
+transaction goes in the first batch after everything it needs is on chain (the
 receivables' constructor reads the token's currency; the registrations need the contracts).
 
 :func:`write_deployment` records the result under ``<deployments_dir>/chain-<chainId>/``:
@@ -65,8 +67,13 @@ SYSTEM_ROLE: Final = keccak(text="scf.role.system")
 DEFAULT_OPERATOR_IDENTITY: Final = keccak(text="scf-ledger operator identity record")
 """Stand-in hash of the operator's off-chain identity record, registered with the registry's constructor."""
 
-LEDGER_CONTRACTS: Final = ("ParticipantRegistry", "DepositToken", "Receivables", "WarehouseReceipts")
-"""The contracts a deployment holds, in order. ``WarehouseReceipts`` is deployed when it is compiled."""
+LEDGER_CONTRACTS: Final = ("ParticipantRegistry", "DepositToken", "AuditAnchor", "Receivables", "WarehouseReceipts")
+"""The contracts a deployment holds, in order. ``AuditAnchor`` and ``WarehouseReceipts`` are deployed when they
+are compiled."""
+
+UNREGISTERED_CONTRACTS: Final = ("ParticipantRegistry", "AuditAnchor")
+"""The contracts not registered as ``system`` participants: the registry itself, and the audit-log anchor,
+which holds no deposit tokens."""
 
 GAS_HEADROOM: Final = 1.2
 """Gas limit = estimate × this: an estimate is exact for the state it ran on, and nothing else runs here."""
@@ -242,7 +249,7 @@ def deploy(
     operator = operator or deployer
     if len(currency) != 3 or not currency.isascii() or not currency.isupper():
         raise ValueError(f"currency must be an ISO 4217 code such as CNY, not {currency!r}")
-    missing = [name for name in LEDGER_CONTRACTS[:3] if name not in artifacts]
+    missing = [name for name in ("ParticipantRegistry", "DepositToken", "Receivables") if name not in artifacts]
     if missing:
         raise DeploymentError(f"no compiled artifact for {', '.join(missing)}")
     names = [name for name in LEDGER_CONTRACTS if name in artifacts]
@@ -342,14 +349,15 @@ def _plan(
             ),
         )
 
-    ledgers = [name for name in names if name not in ("ParticipantRegistry", "DepositToken")]
+    ledgers = [name for name in names if name not in ("ParticipantRegistry", "DepositToken", "AuditAnchor")]
     return [
         [construct("ParticipantRegistry", lambda _: [operator.address, operator_identity_hash])],
         [
             construct(
                 "DepositToken",
                 lambda a: [a["ParticipantRegistry"], f"SCF Deposit {currency}", f"d{currency}", currency.encode()],
-            )
+            ),
+            *[construct(name, lambda a: [a["ParticipantRegistry"]]) for name in names if name == "AuditAnchor"],
         ],
         [construct(name, lambda a: [a["ParticipantRegistry"], a["DepositToken"]]) for name in ledgers],
         [register_system(name) for name in ["DepositToken", *ledgers]],
@@ -424,7 +432,7 @@ def _wait(w3: Web3, label: str, tx_hash: HexBytes, timeout: float) -> TxReceipt:
 def _check_wiring(w3: Web3, artifacts: Mapping[str, Artifact], addresses: Mapping[str, ChecksumAddress]) -> None:
     registry = w3.eth.contract(address=addresses["ParticipantRegistry"], abi=artifacts["ParticipantRegistry"].abi)
     for name, address in addresses.items():
-        if name == "ParticipantRegistry":
+        if name in UNREGISTERED_CONTRACTS:
             continue
         if not registry.functions.hasRole(SYSTEM_ROLE, address).call():
             raise DeploymentFailed(f"{name} at {address} did not get the system role")
@@ -569,6 +577,7 @@ CONTRACT_KEYS: Final[Mapping[str, str]] = {
     "token": "DepositToken",
     "receivables": "Receivables",
     "receipts": "WarehouseReceipts",
+    "anchor": "AuditAnchor",
 }
 
 

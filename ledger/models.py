@@ -191,3 +191,14 @@ class Pledge:
     interest_due: int
     due_date: int
     accrued_from: int
+
+
+@dataclass(frozen=True)
+class AuditAnchor:
+    """An anchor of the service's audit log on chain: the log had ``sequence`` records and the last one hashed
+    to ``head`` (``AuditAnchor.Anchor``, or an ``AuditLogAnchored`` event)."""
+
+    sequence: int
+    head: bytes
+    operator: str
+    block_number: int

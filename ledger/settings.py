@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     large_daily_threshold: int = Field(
         200_000_000, gt=0, description="report a participant's daily total at or above this, in fen (2,000,000.00)"
     )
+    audit_anchor_every: int = Field(
+        100, ge=0, description="anchor the audit log's head on chain after this many new records (0: never by count)"
+    )
+    audit_anchor_seconds: float = Field(
+        60.0, ge=0, description="anchor the audit log's head when it grew and this many seconds passed (0: never)"
+    )
 
     @property
     def resolved_database_url(self) -> str:

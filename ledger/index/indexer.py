@@ -82,6 +82,7 @@ CONTRACT_ARTIFACTS: Mapping[str, str] = {
     "token": "DepositToken",
     "receivables": "Receivables",
     "receipts": "WarehouseReceipts",
+    "anchor": "AuditAnchor",
 }
 _NAME_OF_ARTIFACT = {artifact: name for name, artifact in CONTRACT_ARTIFACTS.items()}
 
@@ -1269,6 +1270,7 @@ RAW_ONLY_EVENTS: frozenset[tuple[str, str]] = frozenset(
         ("receivables", "ApprovalValue"),
         ("receipts", "Approval"),
         ("receipts", "ApprovalForAll"),
+        ("anchor", "AuditLogAnchored"),  # the service's audit log verifies against the chain, not the index
     }
 )
 

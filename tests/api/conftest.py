@@ -118,7 +118,9 @@ class Participant:
 
 
 @pytest.fixture(scope="module")
-def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Api]:
     data_dir = tmp_path_factory.mktemp("api-data")
     anvil = Anvil(data_dir / "chain-node", port=free_port(), block_time=0.25)
     anvil.start()
@@ -129,6 +131,9 @@ def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         database_url=database_url,
         deployments_dir=data_dir / "deployments",
         master_secret=SecretStr("api tests master secret"),
+        # No audit-log anchors in the background (they are operator transactions that would move the
+        # transaction counts other modules assert); a module sets SETTINGS = {...} to change any setting.
+        **{"audit_anchor_every": 0, "audit_anchor_seconds": 0, **getattr(request.module, "SETTINGS", {})},
     )
     app = create_app(settings)
     try:

@@ -392,6 +392,7 @@ ROUTES = (
     ),
     _route("DELETE", "/freezes/{freeze_id}", lambda w: f"/freezes/participant:{w.id('disposable')}", {"regulator"}),
     _route("POST", "/documents", _fixed("/documents"), EVERYONE, content=b"%PDF-1.7 a delivery note"),
+    _route("POST", "/audit/log/anchors", _fixed("/audit/log/anchors"), {"operator"}),
 )
 
 #: Routes that need no credentials, or change only the caller's own session.

@@ -6,6 +6,7 @@ every 0.2 s and dumping its state every second, as ``scf chain start`` does.
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import subprocess
@@ -53,7 +54,9 @@ from ledger.deployment import (
 from tests.e2e.conftest import dev_account, free_port, role, transact
 
 ROOT = Path(__file__).resolve().parents[2]
-LEDGER_CONTRACTS = ["ParticipantRegistry", "DepositToken", "Receivables", "WarehouseReceipts"]
+LEDGER_CONTRACTS = ["ParticipantRegistry", "DepositToken", "AuditAnchor", "Receivables", "WarehouseReceipts"]
+#: The contracts registered as `system` participants (those that hold deposit tokens).
+SYSTEM_CONTRACTS = ["DepositToken", "Receivables", "WarehouseReceipts"]
 
 
 def _deploy(w3: Web3, artifacts: dict[str, Artifact], deployments: Path, **options: Any) -> Any:
@@ -304,16 +307,23 @@ def test_deploy_writes_ignition_addresses_abis_and_wires_roles(
         address=deployment.address("ParticipantRegistry"), abi=artifacts["ParticipantRegistry"].abi
     )
     assert registry.functions.hasRole(role("operator"), dev_account(0).address).call()
-    for name in LEDGER_CONTRACTS[1:]:
+    for name in SYSTEM_CONTRACTS:
         assert registry.functions.hasRole(SYSTEM_ROLE, deployment.address(name)).call()
         assert registry.functions.isActive(deployment.address(name)).call()
+    assert not registry.functions.hasRole(SYSTEM_ROLE, deployment.address("AuditAnchor")).call()
+    anchor = w3.eth.contract(address=deployment.address("AuditAnchor"), abi=artifacts["AuditAnchor"].abi)
+    assert anchor.functions.registry().call() == deployment.address("ParticipantRegistry")
     receivables = w3.eth.contract(address=deployment.address("Receivables"), abi=artifacts["Receivables"].abi)
     assert receivables.functions.depositToken().call() == deployment.address("DepositToken")
 
-    # Every step reported sent, then confirmed; 4 contracts and 3 registrations, in 4 batches (blocks).
-    assert [e.step for e in events if e.confirmed] == list(range(1, 8))
-    assert len([e for e in events if not e.confirmed]) == 7
-    assert len({e.block_number for e in events if e.confirmed}) == 4
+    # Every step reported sent, then confirmed; 5 contracts and 3 registrations, in 4 batches, each mined
+    # after the one before (a batch is sent at once, but on a busy machine it may straddle two blocks).
+    assert [e.step for e in events if e.confirmed] == list(range(1, 9))
+    assert len([e for e in events if not e.confirmed]) == 8
+    block_of = {e.step: e.block_number for e in events if e.confirmed}
+    batches = [[1], [2, 3], [4, 5], [6, 7, 8]]
+    for earlier, later in itertools.pairwise(batches):
+        assert max(block_of[s] for s in earlier) < min(block_of[s] for s in later), block_of
 
 
 def test_a_second_deploy_reuses_the_deployment_and_sends_nothing(
@@ -332,7 +342,7 @@ def test_a_second_deploy_reuses_the_deployment_and_sends_nothing(
     fresh = _deploy(w3, artifacts, tmp_path, fresh=True)
     assert not fresh.reused
     assert set(fresh.deployment.addresses.values()).isdisjoint(first.addresses.values())
-    assert w3.eth.get_transaction_count(dev_account(0).address) == nonce + 7
+    assert w3.eth.get_transaction_count(dev_account(0).address) == nonce + 8  # 5 contracts, 3 registrations
     assert load_deployment(tmp_path, LOCAL_CHAIN_ID, w3) == fresh.deployment
 
 
@@ -476,13 +486,13 @@ def test_cli_starts_deploys_reuses_reports_and_stops(
     assert "already running" in scf("chain", "start")
 
     out = scf("deploy")
-    assert "[7/7] register WarehouseReceipts as system" in out
-    assert "deployed 4 contracts to chain 31337" in out
+    assert "[8/8] register WarehouseReceipts as system" in out
+    assert "deployed 5 contracts to chain 31337" in out
     assert "deployed_addresses.json" in out
     addresses = json.loads((tmp_path / "deployments" / "chain-31337" / "deployed_addresses.json").read_text())
     assert set(addresses) == {f"ScfLedger#{name}" for name in LEDGER_CONTRACTS}
     assert "reusing the deployment" in scf("deploy")
-    assert "deployed 4 contracts" in scf("deploy", "--fresh")
+    assert "deployed 5 contracts" in scf("deploy", "--fresh")
 
     status = scf("chain", "status")
     assert "anvil is running: pid" in status and "chain id 31337" in status
@@ -509,6 +519,6 @@ def test_deploy_script_does_what_scf_deploy_does(anvil: Anvil, tmp_path: Path) -
         [sys.executable, str(ROOT / "scripts" / "deploy.py")], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert "deployed 4 contracts" in run.stdout
+    assert "deployed 5 contracts" in run.stdout
     assert "anvil's first dev account" in run.stderr  # the log line naming the dev operator
     assert (tmp_path / "deployments" / "chain-31337" / "abi" / "Receivables.json").is_file()

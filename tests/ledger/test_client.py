@@ -200,6 +200,28 @@ def test_an_operation_id_submitted_twice_runs_once(env: Env) -> None:
     run(story())
 
 
+def test_audit_log_anchors_read_back_and_only_move_forward(env: Env) -> None:
+    async def story() -> None:
+        client, operator = env.client, env.operator.address
+        start = env.sandbox.w3.eth.block_number
+        assert client.latest_audit_anchor() == (0, b"\x00" * 32)
+        for sequence in (3, 10):
+            await done(client, client.anchor_audit_log(operator, sequence, keccak(text=f"head {sequence}")))
+        assert client.latest_audit_anchor() == (10, keccak(text="head 10"))
+        assert client.audit_anchor_head(3) == keccak(text="head 3")
+        assert client.audit_anchor_head(4) == b"\x00" * 32
+        anchors = client.audit_anchors(start)
+        assert [(a.sequence, a.head, a.operator) for a in anchors] == [
+            (3, keccak(text="head 3"), operator),
+            (10, keccak(text="head 10"), operator),
+        ]
+        with pytest.raises(ContractRevert) as refused:
+            await client.anchor_audit_log(operator, 10, keccak(text="another head 10"))
+        assert refused.value.name == "AuditAnchorNotAdvancing"
+
+    run(story())
+
+
 def test_every_domain_method_of_the_client_is_exercised() -> None:
     if not EXERCISED:
         pytest.skip("run with the rest of this module: it checks what the other tests called")

@@ -1,0 +1,536 @@
+"""The audit log: one hash-chained record per API action, its head anchored on chain.
+
+Every *action* (a request with a method other than GET, HEAD or OPTIONS, and every read of a document) is
+written to ``audit_log`` by :class:`AuditLogMiddleware` before its response leaves the service: who (the
+authenticated participant, or none), the method, the route (its template, e.g. ``/invoices/{invoice_id}/
+confirm``) and path, the ledger operation it started, the SHA-256 of the request body as the service read
+it, the status code and the outcome (``ok``, ``accepted``, or the problem's ``type``), whether it was an
+idempotent replay, and the request id. Record ``n`` stores the hash of record ``n - 1`` (``prev_hash``; 64
+zeros for the first) and its own ``hash``: SHA-256 of a canonical JSON of all its fields, ``prev_hash``
+included. Changing, inserting or deleting any record therefore breaks the chain from that record on.
+
+Whoever can write the database could rewrite the whole chain after a change, so the head is anchored on
+chain (``contracts/AuditAnchor.sol``): the operator records ``(sequence, hash)`` of the head every
+:attr:`~ledger.settings.Settings.audit_anchor_every` records or every
+:attr:`~ledger.settings.Settings.audit_anchor_seconds` seconds when the log has grown, whichever comes
+first (:class:`AuditAnchorer`, through the transaction pipeline). Anchors only move forward and are never
+overwritten. :meth:`AuditLog.verify` recomputes every hash and compares the log with *every* anchor on the
+chain: a rewritten anchored prefix, or records deleted below an anchor, are caught; only the records after the
+latest anchor rest on the hashes alone.
+
+The request body is hashed as the service reads it, never stored: documents and keys stay out of the log. A
+request refused before its body was read (wrong credentials on an upload) has no body hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import Boolean, DateTime, Integer, String, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ledger.client import LedgerClient
+from ledger.db import Base
+from ledger.errors import ContractRevert
+from ledger.models import AuditAnchor
+
+logger = logging.getLogger("api.audit")
+
+GENESIS_HASH: Final = "0" * 64
+"""The ``prev_hash`` of the first record."""
+HASH_DOMAIN: Final = b"scf-ledger audit log v1\n"
+"""Prefixed to every record's canonical form before hashing."""
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_PATH: Final = 500
+MAX_ROUTE: Final = 200
+MAX_OUTCOME: Final = 200
+MAX_REQUEST_ID: Final = 100
+_PROBLEM_CAPTURE: Final = 64 * 1024
+"""A problem body longer than this is not parsed for its type (the outcome is then ``http-<status>``)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditRecord(Base):
+    """One API action (see the module's docstring). ``ledger/migrations/versions/0004_audit_log.py`` creates it."""
+
+    __tablename__ = "audit_log"
+
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str | None] = mapped_column(String(42), index=True)
+    method: Mapped[str] = mapped_column(String(10))
+    route: Mapped[str] = mapped_column(String(MAX_ROUTE))
+    path: Mapped[str] = mapped_column(String(MAX_PATH))
+    operation_id: Mapped[str | None] = mapped_column(String(100))
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(MAX_OUTCOME))
+    replayed: Mapped[bool] = mapped_column(Boolean)
+    request_id: Mapped[str | None] = mapped_column(String(MAX_REQUEST_ID))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# -- records and their hashes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What is recorded of one action, before it has a place in the chain."""
+
+    actor: str | None
+    method: str
+    route: str
+    path: str
+    operation_id: str | None
+    body_sha256: str | None
+    status_code: int
+    outcome: str
+    replayed: bool = False
+    request_id: str | None = None
+
+
+def _text(value: str, limit: int) -> str:
+    """``value`` as stored: at most ``limit`` characters, NUL replaced (PostgreSQL refuses it in text)."""
+    return value.replace("\x00", "\ufffd")[:limit]
+
+
+def _timestamp(value: datetime) -> str:
+    """UTC to the microsecond (SQLite hands timestamps back without a zone: they were written in UTC)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record_hash(record: AuditRecord) -> str:
+    """The hash of ``record``: SHA-256 of :data:`HASH_DOMAIN` and the canonical JSON of every field but ``hash``."""
+    canonical = json.dumps(
+        [
+            record.sequence,
+            _timestamp(record.recorded_at),
+            record.actor,
+            record.method,
+            record.route,
+            record.path,
+            record.operation_id,
+            record.body_sha256,
+            record.status_code,
+            record.outcome,
+            bool(record.replayed),
+            record.request_id,
+            record.prev_hash,
+        ],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(HASH_DOMAIN + canonical.encode("ascii")).hexdigest()
+
+
+def record_view(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "sequence": record.sequence,
+        "recorded_at": _timestamp(record.recorded_at),
+        "actor": record.actor,
+        "method": record.method,
+        "route": record.route,
+        "path": record.path,
+        "operation_id": record.operation_id,
+        "body_sha256": record.body_sha256,
+        "status_code": record.status_code,
+        "outcome": record.outcome,
+        "replayed": record.replayed,
+        "request_id": record.request_id,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+    }
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    sequence: int
+    """How many records the log holds (0 when empty)."""
+    hash: str
+    """The last record's hash (:data:`GENESIS_HASH` when empty)."""
+
+
+GENESIS: Final = AuditHead(0, GENESIS_HASH)
+
+
+@dataclass
+class AuditVerification:
+    """What :meth:`AuditLog.verify` found. ``valid`` is False from the first broken record or anchor on."""
+
+    valid: bool
+    records: int
+    """Records checked (all of them when the log is valid, else up to the first broken one)."""
+    head: AuditHead
+    anchors_checked: int = 0
+    latest_anchor: AuditAnchor | None = None
+    first_invalid: int | None = None
+    """The sequence of the first record that does not verify."""
+    reason: str | None = None
+
+    @property
+    def unanchored(self) -> int:
+        """Records after the latest anchor: they rest on the hash chain alone."""
+        return self.head.sequence - (self.latest_anchor.sequence if self.latest_anchor else 0)
+
+    def view(self) -> dict[str, Any]:
+        anchor = self.latest_anchor
+        return {
+            "valid": self.valid,
+            "records": self.records,
+            "head": {"sequence": self.head.sequence, "hash": self.head.hash},
+            "anchors_checked": self.anchors_checked,
+            "latest_anchor": None
+            if anchor is None
+            else {"sequence": anchor.sequence, "hash": anchor.head.hex(), "block_number": anchor.block_number},
+            "unanchored_records": self.unanchored,
+            "first_invalid": self.first_invalid,
+            "reason": self.reason,
+        }
+
+
+# -- the log --------------------------------------------------------------------------------------------------
+
+
+class AuditLog:
+    """Appends records to ``audit_log`` one at a time and verifies the whole chain.
+
+    Appends are serialised within the process by a lock; another process appending to the same database
+    takes the next sequence first, and the primary key refuses the loser, which re-reads the head and tries
+    again. So the chain never forks, whatever the number of service processes."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self._lock = threading.Lock()
+        self._head: AuditHead | None = None
+
+    def latest(self) -> AuditHead:
+        """The head this process last appended (or the database's, before its first append)."""
+        return self._head or self.head()
+
+    def head(self) -> AuditHead:
+        """The head as the database has it now."""
+        with self.sessions() as session:
+            last = session.scalars(select(AuditRecord).order_by(AuditRecord.sequence.desc()).limit(1)).first()
+        return GENESIS if last is None else AuditHead(last.sequence, last.hash)
+
+    def append(self, entry: AuditEntry) -> AuditRecord:
+        """Write ``entry`` as the next record and return it."""
+        with self._lock:
+            for _ in range(20):
+                head = self._head or self.head()
+                record = AuditRecord(
+                    sequence=head.sequence + 1,
+                    recorded_at=utc_now(),
+                    actor=entry.actor,
+                    method=_text(entry.method, 10),
+                    route=_text(entry.route, MAX_ROUTE),
+                    path=_text(entry.path, MAX_PATH),
+                    operation_id=entry.operation_id,
+                    body_sha256=entry.body_sha256,
+                    status_code=entry.status_code,
+                    outcome=_text(entry.outcome, MAX_OUTCOME),
+                    replayed=entry.replayed,
+                    request_id=None if entry.request_id is None else _text(entry.request_id, MAX_REQUEST_ID),
+                    prev_hash=head.hash,
+                )
+                record.hash = record_hash(record)
+                try:
+                    with self.sessions() as session, session.begin():
+                        session.add(record)
+                except IntegrityError:  # another process appended record `sequence` first
+                    self._head = None
+                    continue
+                self._head = AuditHead(record.sequence, record.hash)
+                return record
+        raise RuntimeError("could not append to the audit log: the head kept moving")
+
+    def page(self, first: int, size: int) -> list[AuditRecord]:
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(AuditRecord).where(AuditRecord.sequence >= first).order_by(AuditRecord.sequence).limit(size)
+                ).all()
+            )
+
+    def count(self) -> int:
+        with self.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(AuditRecord)) or 0)
+
+    def verify(self, anchors: Iterable[AuditAnchor], *, batch: int = 2_000) -> AuditVerification:
+        """Recompute every record's hash and link, in order, and compare the log with every anchor in
+        ``anchors`` (as read from the chain)."""
+        by_sequence: dict[int, AuditAnchor] = {}
+        latest: AuditAnchor | None = None
+        for anchor in anchors:
+            by_sequence[anchor.sequence] = anchor
+            if latest is None or anchor.sequence > latest.sequence:
+                latest = anchor
+        previous = GENESIS
+        checked = checked_anchors = 0
+
+        def broken(sequence: int, reason: str) -> AuditVerification:
+            return AuditVerification(False, checked, previous, checked_anchors, latest, sequence, reason)
+
+        while True:
+            records = self.page(previous.sequence + 1, batch)
+            if not records:
+                break
+            for record in records:
+                expected = previous.sequence + 1
+                if record.sequence != expected:
+                    return broken(expected, f"record {expected} is missing (the next is {record.sequence})")
+                if record.prev_hash != previous.hash:
+                    return broken(expected, f"record {expected} does not link to record {previous.sequence}")
+                if record_hash(record) != record.hash:
+                    return broken(expected, f"record {expected} was altered: its content does not match its hash")
+                at = by_sequence.get(expected)
+                if at is not None:
+                    if at.head.hex() != record.hash:
+                        return broken(
+                            expected,
+                            f"record {expected} is not the one anchored on chain in block {at.block_number}: "
+                            "the log was rewritten",
+                        )
+                    checked_anchors += 1
+                previous = AuditHead(expected, record.hash)
+                checked += 1
+        beyond = [a for a in by_sequence.values() if a.sequence > previous.sequence]
+        if beyond:
+            first = min(a.sequence for a in beyond)
+            return broken(
+                previous.sequence + 1,
+                f"the log ends at record {previous.sequence}, but record {first} was anchored on chain: "
+                "records were deleted",
+            )
+        return AuditVerification(True, checked, previous, checked_anchors, latest)
+
+
+# -- anchoring ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnchorResult:
+    sequence: int
+    hash: str
+    operation_id: str
+    block_number: int | None
+
+
+@dataclass
+class AuditAnchorer:
+    """Anchors the log's head on chain (see the module's docstring), one anchor at a time."""
+
+    log: AuditLog
+    client: LedgerClient
+    operator: str
+    every: int
+    """Anchor when this many records were appended since the latest anchor (0: never by count)."""
+    seconds: float
+    """Anchor when the log grew and this long passed since the latest anchor (0: never by time)."""
+    timeout: float = 30.0
+    poll_interval: float = 0.5
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _last_anchor_at: float = field(default_factory=time.monotonic, repr=False)
+    _anchored: int | None = field(default=None, repr=False)
+    """The latest anchored sequence as last seen (None: read it from the chain)."""
+
+    def start(self) -> None:
+        if self._task is None and (self.every > 0 or self.seconds > 0):
+            self._task = asyncio.create_task(self._run(), name="audit-anchorer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _operation_id(self, sequence: int) -> str:
+        address = str(self.client.contracts["anchor"].address).lower()
+        return f"audit-anchor-{address[2:14]}-{sequence}"
+
+    async def anchor(self) -> AnchorResult | None:
+        """Anchor the head now, unless it is anchored already; wait for the block. Raises the contract's
+        error if the chain refuses (another process anchored further meanwhile: ``AuditAnchorNotAdvancing``)."""
+        async with self._lock:
+            self._anchored = None
+            head = await asyncio.to_thread(self.log.head)
+            anchored, _ = await asyncio.to_thread(self.client.latest_audit_anchor)
+            if head.sequence <= anchored:
+                self._anchored = anchored
+                return None
+            operation = await self.client.anchor_audit_log(
+                self.operator, head.sequence, bytes.fromhex(head.hash), self._operation_id(head.sequence)
+            )
+            outcome = await self.client.outcome(operation, timeout=self.timeout)
+            self._anchored, self._last_anchor_at = head.sequence, time.monotonic()
+            logger.info("audit log anchored at record %s (%s)", head.sequence, head.hash)
+            return AnchorResult(head.sequence, head.hash, operation.operation_id, outcome.operation.block_number)
+
+    def due(self, head: int, anchored: int) -> bool:
+        grown = head - anchored
+        if grown <= 0:
+            return False
+        if self.every > 0 and grown >= self.every:
+            return True
+        return self.seconds > 0 and time.monotonic() - self._last_anchor_at >= self.seconds
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                if self._anchored is None:
+                    self._anchored, _ = await asyncio.to_thread(self.client.latest_audit_anchor)
+                head = await asyncio.to_thread(self.log.latest)
+                if self.due(head.sequence, self._anchored or 0):
+                    await self.anchor()
+            except asyncio.CancelledError:
+                raise
+            except (ContractRevert, TimeoutError) as exc:
+                logger.warning("anchoring the audit log: %s; trying again", exc)
+            except Exception:
+                logger.exception("anchoring the audit log failed; trying again")
+
+
+# -- recording every action -----------------------------------------------------------------------------------
+
+
+def is_action(method: str, path: str) -> bool:
+    """Whether a request is recorded: anything but a safe method, and every read of a document."""
+    return method not in SAFE_METHODS or (method == "GET" and path.startswith("/documents/"))
+
+
+def _outcome(status: int, problem: bytes | None) -> str:
+    if status >= 400:
+        if problem:
+            with contextlib.suppress(ValueError, AttributeError):
+                kind = json.loads(problem).get("type")
+                if isinstance(kind, str) and kind:
+                    return kind
+        return f"http-{status}"
+    return "accepted" if status == 202 else "ok"
+
+
+class AuditLogMiddleware:
+    """ASGI middleware writing one :class:`AuditRecord` per action, before the response leaves.
+
+    The log is found at ``app.state.ledger.audit_log`` (none while the service starts or stops: nothing is
+    recorded then, and the service answers 503). The caller is the address :func:`api.auth.current_caller`
+    put in ``request.state.caller``; the operation is ``request.state.operation_id`` (set by
+    :func:`api.operations.perform`) or the ``Location: /operations/{id}`` of the response (a replay). Installed
+    outermost, so it sees the final status and the ``X-Request-ID`` header."""
+
+    def __init__(self, app: ASGIApp, log_of: Callable[[Scope], AuditLog | None]) -> None:
+        self.app = app
+        self.log_of = log_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_action(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        state: MutableMapping[str, Any] = scope.setdefault("state", {})
+        digest = hashlib.sha256()
+        body = {"read": False}
+        if not _declares_body(scope):
+            body["read"] = True  # nothing to read: the hash is that of no bytes
+
+        async def hashing_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                digest.update(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body["read"] = True
+            return message
+
+        held: list[Message] = []
+        recorded = {"done": False}
+
+        def record(status: int, headers: Mapping[str, str], problem: bytes | None) -> None:
+            recorded["done"] = True
+            log = self.log_of(scope)
+            if log is None:
+                return
+            route = scope.get("route")
+            location = headers.get("location", "")
+            operation_id = state.get("operation_id") or (
+                location.removeprefix("/operations/") if location.startswith("/operations/") else None
+            )
+            caller = state.get("caller")
+            entry = AuditEntry(
+                actor=caller if isinstance(caller, str) else getattr(caller, "address", None),
+                method=scope["method"],
+                route=str(getattr(route, "path", scope["path"])),
+                path=scope["path"],
+                operation_id=operation_id,
+                body_sha256=digest.hexdigest() if body["read"] else None,
+                status_code=status,
+                outcome=_outcome(status, problem),
+                replayed=headers.get("idempotent-replayed") == "true",
+                request_id=headers.get("x-request-id"),
+            )
+            try:
+                log.append(entry)
+            except Exception:  # the answer still goes out; the failure is loud in the log
+                logger.exception("could not record %s %s in the audit log", scope["method"], scope["path"])
+
+        async def recording_send(message: Message) -> None:
+            if recorded["done"]:
+                await send(message)
+                return
+            if message["type"] == "http.response.start":
+                headers = _headers(message)
+                if headers.get("content-type", "").startswith("application/problem+json"):
+                    held.append(message)  # record once the problem's type is known
+                    return
+                record(int(message["status"]), headers, None)
+                await send(message)
+                return
+            if message["type"] == "http.response.body" and held:
+                held.append(message)
+                if message.get("more_body", False) and sum(len(m.get("body", b"")) for m in held) < _PROBLEM_CAPTURE:
+                    return
+                start = held[0]
+                problem = b"".join(m.get("body", b"") for m in held[1:])
+                record(int(start["status"]), _headers(start), problem)
+                for waiting in held:
+                    await send(waiting)
+                held.clear()
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, hashing_receive, recording_send)
+        except BaseException:
+            if not recorded["done"]:
+                record(500, {}, b'{"type": "urn:scf:problem:internal"}')
+            raise
+
+
+def _headers(message: Message) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])}
+
+
+def _declares_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length":
+            return value.strip() not in (b"", b"0")
+    return False
