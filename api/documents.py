@@ -344,7 +344,28 @@ _UPLOAD_BODY: dict[str, Any] = {
             },
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
+    },
+    "responses": {
+        status: {
+            "description": description,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["sha256", "size"],
+                        "properties": {"sha256": {"type": "string"}, "size": {"type": "integer"}},
+                    }
+                }
+            },
+        }
+        for status, description in (("201", "stored"), ("200", "already stored"))
     }
+    | {
+        "413": {
+            "description": "larger than the service stores",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    },
 }
 
 

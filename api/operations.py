@@ -8,6 +8,9 @@ it created, from its events), or the contract's error as a problem.
 ``Idempotency-Key``: the first request with a key is remembered with the hash of its body and the answer it
 got; a replay gets that answer and sends nothing; the same key with another body is a 422. The key also
 names the pipeline operation (``operation_id``), so even a replay racing the first one cannot send twice.
+A request that died without an answer (the chain did not answer: a 503; or the service crashed) can be sent
+again with the same key: when the pipeline had journaled its operation, the retry answers with that operation
+instead of running the request again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,10 +32,13 @@ from api.auth import Caller, CurrentCaller, Service
 from api.problems import PROBLEM_JSON, Problem, from_contract, jsonable
 from api.service import LedgerService
 from api.store import IdempotencyRecord, ServiceOperationRecord
-from ledger.client import Outcome
+from ledger.client import OperationRolledBack, Outcome
 from ledger.errors import ContractRevert, ErrorDecoder
 from ledger.journal import TransactionStatus
 from ledger.pipeline import Operation, UnknownOperation
+
+_STARTED_AT = datetime.now(UTC)
+"""When this process started: an idempotency claim older than this and never answered was abandoned."""
 
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -97,7 +104,11 @@ async def view_of(service: LedgerService, operation: Operation, kind: str) -> tu
         block_number=operation.block_number,
     )
     if operation.status is TransactionStatus.CONFIRMED:
-        view.result = result_of(await service.client.outcome(operation))
+        try:
+            view.result = result_of(await service.client.outcome(operation))
+        except OperationRolledBack:  # its block was lost; the pipeline sends it again: in flight meanwhile
+            view.status, view.block_number = TransactionStatus.SENT.value, None
+            return 202, view.model_dump()
         return 200, view.model_dump()
     if operation.status is TransactionStatus.FAILED:
         error = ErrorDecoder.exception_class(operation.error_name or "UnknownRevert")(operation.error_args or {})
@@ -136,6 +147,9 @@ async def perform(
         payload = body.model_dump(mode="json") if body is not None else None
         request_hash = _request_hash(request.method, request.url.path, payload)
         existing = _idempotency_record(service, caller, key)
+        if existing is not None and _abandoned(existing):
+            _forget(service, existing.id)  # claimed by a process that died before answering: start again
+            existing = None
         if existing is not None:
             return _replay(existing, request_hash)
         try:
@@ -149,12 +163,16 @@ async def perform(
             assert existing is not None
             return _replay(existing, request_hash)
     try:
-        status, content = await _perform(request, service, caller, kind, submit, key)
+        status, content = await _perform(request, service, caller, kind, _journaled_first(service, submit), key)
     except ContractRevert as exc:
         problem = from_contract(exc)
         status, content = problem.status, problem.body(str(request.url.path))
     except Problem as problem:
         status, content = problem.status, problem.body(str(request.url.path))
+    except BaseException:
+        if record_id is not None:  # e.g. the chain did not answer (a 503): the client retries with the same key
+            _forget(service, record_id)
+        raise
     if record_id is not None:
         if status >= 500 or (status in (401, 403) and "operation_id" not in content):
             _forget(service, record_id)  # nothing happened: let the client retry with the same key
@@ -190,6 +208,31 @@ async def _perform(
         assert content["error"] is not None
         return int(content["error"]["status"]), {**content["error"], "operation_id": operation.operation_id}
     return status, content
+
+
+def _journaled_first(
+    service: LedgerService, submit: Callable[[str | None], Awaitable[Operation]]
+) -> Callable[[str | None], Awaitable[Operation]]:
+    """``submit``, unless the pipeline already journaled this operation id: a retry after a crash or a lost
+    answer then gets that operation, with no second pre-flight (which would see the operation's own effects)."""
+
+    async def submit_once(operation_id: str | None) -> Operation:
+        if operation_id is not None:
+            try:
+                return service.pipeline.status(operation_id)
+            except UnknownOperation:
+                pass
+        return await submit(operation_id)
+
+    return submit_once
+
+
+def _abandoned(record: IdempotencyRecord) -> bool:
+    """A claim never answered, made before this process started: its request died with an earlier process."""
+    if record.status_code is not None:
+        return False
+    created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=UTC)
+    return created < _STARTED_AT
 
 
 def _idempotency_record(service: LedgerService, caller: Caller, key: str) -> IdempotencyRecord | None:

@@ -4,7 +4,8 @@ Contract errors keep their Solidity name: ``urn:scf:problem:contract:Receivables
 status chosen by what the error means (someone else's object 403, unknown 404, already done or in the way
 409, a rule of the ledger broken 422) and the error's arguments under ``arguments``. The service's own
 errors use ``urn:scf:problem:<slug>``. No input produces a 500: unexpected exceptions are logged with the
-request id and answered with a 500 that says only that (the tests fail on any of them).
+request id and answered with a 500 that says only that (the tests fail on any of them); a chain that does
+not answer is a 503 ``chain-unavailable`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.client import OperationRolledBack
 from ledger.errors import ContractRevert
+from ledger.pipeline import NodeUnavailable
 
 logger = logging.getLogger("api")
 
@@ -181,6 +184,23 @@ def install(app: FastAPI) -> None:
         slug, title = _HTTP_SLUGS.get(exc.status_code, ("http", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(Problem(exc.status_code, slug, title, detail), request)
+
+    @app.exception_handler(NodeUnavailable)
+    @app.exception_handler(OSError)  # web3's reads: requests' connection errors and timeouts are OSErrors
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("%s %s: the chain did not answer: %s", request.method, request.url.path, exc)
+        problem = Problem(503, "chain-unavailable", "Chain unavailable", "the ledger's chain did not answer; retry")
+        response = problem_response(problem, request)
+        response.headers["Retry-After"] = "1"
+        return response
+
+    @app.exception_handler(OperationRolledBack)
+    async def _rolled_back(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("%s %s: %s", request.method, request.url.path, exc)
+        problem = Problem(503, "chain-rolled-back", "Chain went back", f"{exc}; it is being sent again, retry")
+        response = problem_response(problem, request)
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated, Any, TypeVar
 
 from eth_utils import is_address, to_checksum_address
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from api.problems import Problem
 
@@ -21,6 +23,18 @@ def _address(value: str) -> str:
         raise ValueError("not an Ethereum address (0x and 40 hex digits)")
     return str(to_checksum_address(value))
 
+
+def _iso_date(value: object) -> object:
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("not a date as YYYY-MM-DD")
+    if not isinstance(value, str | date):
+        raise ValueError("not a date as YYYY-MM-DD")  # pydantic would read a number as a Unix time
+    return value
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+"""A calendar day written as the document says (``YYYY-MM-DD``), never a number."""
 
 Address = Annotated[str, AfterValidator(_address), Field(examples=["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"])]
 Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="integer amount in minor units (fen)")]

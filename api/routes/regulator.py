@@ -27,7 +27,7 @@ from api import documents
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
 from api.problems import Problem, jsonable
-from api.routes.common import PageNumber, PageSize, page_of
+from api.routes.common import IsoDate, PageNumber, PageSize, page_of
 from api.routes.receivables import paged
 from api.service import LedgerService
 from ledger.index.models import (
@@ -157,8 +157,8 @@ def _financing_item(row: FinancingRequestRow) -> dict[str, Any]:
 def large_transactions(
     service: Service,
     caller: CurrentCaller,
-    date_from: Annotated[date | None, Query(description="first UTC day reported (inclusive)")] = None,
-    date_to: Annotated[date | None, Query(description="last UTC day reported (inclusive)")] = None,
+    date_from: Annotated[IsoDate | None, Query(description="first UTC day reported (inclusive)")] = None,
+    date_to: Annotated[IsoDate | None, Query(description="last UTC day reported (inclusive)")] = None,
     single_threshold: int | None = Query(None, gt=0, description="fen; default the setting (50,000.00 CNY)"),
     daily_threshold: int | None = Query(None, gt=0, description="fen; default the setting (2,000,000.00 CNY)"),
 ) -> dict[str, Any]:

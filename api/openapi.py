@@ -1,0 +1,232 @@
+"""The OpenAPI document as clients (and schemathesis) need it: every answer the service can give is declared.
+
+FastAPI's generated document knows only the success answer of each route and its own 422 shape. This module
+completes it once, when it is first asked for:
+
+- every error is ``application/problem+json`` with the :data:`PROBLEM_SCHEMA` (RFC 9457): 400 where a body is
+  read, 401/403/404 on the
+  routes that need a caller, 409 on state-changing ones, 422 wherever input is validated, 503 everywhere (the
+  ledger starting, stopping, or its chain unreachable);
+- a state-changing route answers ``202`` with the operation, or ``200`` with it when ``Prefer: wait=N`` saw it
+  final: both are :class:`api.operations.OperationView`;
+- links (OpenAPI 3 ``links``) from what a request creates to the routes that use it: an operation to
+  ``GET /operations/{operation_id}``, an invoice to its confirmation, a piece to its transfer, a financing
+  request to its approval and funding, a receipt and a pledge to theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+
+from api.problems import PROBLEM_JSON
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `type` is stable per kind of error (`urn:scf:problem:...`).",
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "error": {"type": "string", "description": "a contract error's name"},
+        "arguments": {"type": "object", "description": "a contract error's arguments"},
+        "operation_id": {"type": "string", "description": "the operation that failed on chain"},
+        "errors": {
+            "type": "array",
+            "description": "what did not match the schema (422 validation)",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+    "required": ["type", "title", "status"],
+    "additionalProperties": True,
+}
+
+_ERROR_DESCRIPTIONS = {
+    "400": "the body cannot be parsed as the declared media type",
+    "401": "no caller: the `Authorization: Bearer` key or token is missing, unknown, revoked or expired",
+    "403": "the caller's role or relation to the object does not allow this",
+    "404": "no such object, or the caller may not see it",
+    "409": "already done, or the object is in a state that does not allow this",
+    "422": "the request does not match the schema, or breaks a rule of the ledger",
+    "503": "the ledger is starting or stopping, or its chain does not answer",
+}
+
+#: (method, path of the creating route) → [(link name, method, path of the target, {parameter: expression})].
+_LINKS: Mapping[tuple[str, str], list[tuple[str, str, str, dict[str, str]]]] = {
+    ("post", "/participants"): [
+        (
+            "GetParticipant",
+            "get",
+            "/participants/{participant_id}",
+            {"participant_id": "$response.body#/participant/id"},
+        ),
+        (
+            "SuspendParticipant",
+            "post",
+            "/participants/{participant_id}/suspend",
+            {"participant_id": "$response.body#/participant/id"},
+        ),
+        (
+            "ReinstateParticipant",
+            "post",
+            "/participants/{participant_id}/reinstate",
+            {"participant_id": "$response.body#/participant/id"},
+        ),
+        ("GetCreditLine", "get", "/credit-lines/{core_firm}", {"core_firm": "$response.body#/participant/id"}),
+    ],
+    ("post", "/invoices"): [
+        ("GetInvoice", "get", "/invoices/{invoice_id}", {"invoice_id": "$response.body#/result/invoice_id"}),
+        (
+            "ConfirmInvoice",
+            "post",
+            "/invoices/{invoice_id}/confirm",
+            {"invoice_id": "$response.body#/result/invoice_id"},
+        ),
+        ("RejectInvoice", "post", "/invoices/{invoice_id}/reject", {"invoice_id": "$response.body#/result/invoice_id"}),
+    ],
+    ("post", "/invoices/{invoice_id}/confirm"): [
+        ("GetPiece", "get", "/receivables/{piece_id}", {"piece_id": "$response.body#/result/piece_id"}),
+        ("TransferPiece", "post", "/receivables/{piece_id}/transfers", {"piece_id": "$response.body#/result/piece_id"}),
+        ("RedeemPiece", "post", "/receivables/{piece_id}/redeem", {"piece_id": "$response.body#/result/piece_id"}),
+    ],
+    ("post", "/receivables/{piece_id}/transfers"): [
+        ("GetPiece", "get", "/receivables/{piece_id}", {"piece_id": "$response.body#/result/piece_id"}),
+    ],
+    ("post", "/financing-requests"): [
+        ("GetRequest", "get", "/financing-requests/{request_id}", {"request_id": "$response.body#/result/request_id"}),
+        *[
+            (
+                f"{verb.capitalize()}Request",
+                "post",
+                f"/financing-requests/{{request_id}}/{verb}",
+                {"request_id": "$response.body#/result/request_id"},
+            )
+            for verb in ("approve", "fund", "decline", "cancel")
+        ],
+    ],
+    ("post", "/warehouse-receipts"): [
+        ("GetReceipt", "get", "/warehouse-receipts/{receipt_id}", {"receipt_id": "$response.body#/result/receipt_id"}),
+        *[
+            (
+                f"Receipt{name}",
+                "post",
+                f"/warehouse-receipts/{{receipt_id}}/{tail}",
+                {"receipt_id": "$response.body#/result/receipt_id"},
+            )
+            for name, tail in (
+                ("Valuation", "valuations"),
+                ("GoodsStatus", "goods-status"),
+                ("Transfer", "transfers"),
+                ("Redeem", "redeem"),
+                ("WithdrawRedemption", "redemption/withdraw"),
+                ("ConfirmRedemption", "redemption/confirm"),
+            )
+        ],
+    ],
+    ("post", "/pledges"): [
+        ("GetPledge", "get", "/pledges/{pledge_id}", {"pledge_id": "$response.body#/result/pledge_id"}),
+        *[
+            (
+                f"{verb.capitalize()}Pledge",
+                "post",
+                f"/pledges/{{pledge_id}}/{verb}",
+                {"pledge_id": "$response.body#/result/pledge_id"},
+            )
+            for verb in ("fund", "decline", "cancel", "repay", "enforce")
+        ],
+    ],
+}
+
+
+def _problem(status: str) -> dict[str, Any]:
+    return {
+        "description": _ERROR_DESCRIPTIONS[status],
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def _is_operation_answer(response: Mapping[str, Any]) -> bool:
+    """A 202 whose body FastAPI could not describe: the route answers with :func:`api.operations.perform`."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema")
+    return schema is None or schema == {}
+
+
+def complete(document: dict[str, Any]) -> dict[str, Any]:
+    """Complete FastAPI's ``document`` in place (see the module's docstring) and return it."""
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    operation_view = {"$ref": "#/components/schemas/OperationView"}
+    operation_ids: dict[tuple[str, str], str] = {}
+    for path, item in document.get("paths", {}).items():
+        for method, operation in item.items():
+            operation_ids[(method, path)] = operation["operationId"]
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            secured = bool(operation.get("security"))
+            validated = bool(operation.get("parameters") or operation.get("requestBody"))
+            statuses = ["503"]
+            if secured:
+                statuses += ["401", "403", "404", "422"]
+                if method != "get":
+                    statuses.append("409")
+            elif validated:
+                statuses += ["401", "422"]  # sign-in (/auth): an unknown challenge or a bad signature is a 401
+            if operation.get("requestBody"):
+                statuses.append("400")
+            for status in statuses:
+                responses[status] = _problem(status)
+            if "202" in responses and _is_operation_answer(responses["202"]):
+                for status, description in (("202", "the operation, accepted"), ("200", "the operation, final")):
+                    responses[status] = {
+                        "description": description,
+                        "content": {"application/json": {"schema": operation_view}},
+                    }
+            operation["responses"] = dict(sorted(responses.items()))
+    for (method, path), links in _LINKS.items():
+        operation = document["paths"][path][method]
+        success = "201" if "201" in operation["responses"] else "200"
+        operation["responses"][success]["links"] = {
+            name: {"operationId": operation_ids[(target_method, target_path)], "parameters": parameters}
+            for name, target_method, target_path, parameters in links
+        }
+    get_operation = operation_ids[("get", "/operations/{operation_id}")]
+    for method, path in operation_ids:
+        responses = document["paths"][path][method]["responses"]
+        for status in ("200", "202"):
+            if responses.get(status, {}).get("content", {}).get("application/json", {}).get("schema") == operation_view:
+                responses[status].setdefault("links", {})["GetOperation"] = {
+                    "operationId": get_operation,
+                    "parameters": {"operation_id": "$response.body#/operation_id"},
+                }
+    system = document["paths"]
+    if "/metrics" in system:
+        system["/metrics"]["get"]["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+    if "/health" in system:  # unhealthy: the health report itself, with status "degraded"
+        system["/health"]["get"]["responses"]["503"]["content"]["application/json"] = {"schema": {"type": "object"}}
+    return document
+
+
+def install(app: FastAPI) -> None:
+    """Serve the completed document at ``/openapi.json`` (and in ``/docs``)."""
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
