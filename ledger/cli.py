@@ -6,6 +6,7 @@
     scf deploy [--rpc-url URL] [--fresh]          compile if needed, deploy (or reuse), write the deployment file
     scf serve                                     start the chain if needed and serve the REST API
     scf demo --api-key KEY                        the whole story against the running service
+    scf bench [--quick]                           benchmarks -> bench/results/, docs/benchmarks.md and .png
 
 Settings come from ``SCF_*`` environment variables and ``.env`` (see ``.env.example``). Expected failures (no
 node, wrong chain id, a contract that reverts, no operator key) end with a one-line ``error:`` message and exit
@@ -15,8 +16,10 @@ code 1; ``python -m ledger.cli`` runs the same commands.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 from urllib.parse import urlsplit
@@ -29,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from ledger.chain import Anvil, AnvilStatus, ChainError, ChainUnreachable, connect, redact_url
 from ledger.compiler import CompilationError, compile_contracts
 from ledger.deployment import DeploymentError, DeploymentProgress, ensure_deployment, operator_account
-from ledger.settings import Settings
+from ledger.settings import PROJECT_ROOT, Settings
 
 app = typer.Typer(
     name="scf",
@@ -295,3 +298,42 @@ def demo_command(
     except (DemoError, OSError) as exc:
         _fail(str(exc))
     console.print("demo complete")
+
+
+@app.command("bench")
+def bench_command(
+    quick: Annotated[bool, typer.Option("--quick", help="small sizes: a smoke run of under two minutes")] = False,
+    results_dir: Annotated[Path, typer.Option(help="where the results JSON goes")] = PROJECT_ROOT / "bench" / "results",
+    markdown: Annotated[Path, typer.Option(help="the Markdown page whose table is rewritten")] = PROJECT_ROOT
+    / "docs"
+    / "benchmarks.md",
+    chart: Annotated[Path, typer.Option(help="the PNG chart")] = PROJECT_ROOT / "docs" / "benchmarks.png",
+    workdir: Annotated[
+        Path | None, typer.Option(help="keep the run's chain, databases and service log here (default: temporary)")
+    ] = None,
+    sizes: Annotated[
+        str | None, typer.Option(help="scaling sizes instead of the mode's, e.g. 1000,10000 (pieces held)")
+    ] = None,
+) -> None:
+    """Run the benchmarks on a fresh anvil of their own; write the results JSON, the table and the chart."""
+    from ledger.bench.load import BenchmarkFailed
+    from ledger.bench.report import write_results
+    from ledger.bench.runner import FULL, QUICK, run_benchmarks
+
+    config = QUICK if quick else FULL
+    if sizes:
+        try:
+            config = replace(config, scale_sizes=tuple(sorted(int(size) for size in sizes.split(","))))
+        except ValueError:
+            _fail(f"--sizes takes whole numbers separated by commas, not {sizes!r}")
+    # SIGTERM ends the run like Ctrl-C: the bench's anvil and service are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    console.print(f"scf bench: {config.mode} mode")
+    try:
+        results = run_benchmarks(config, console.print, workdir)
+    except (BenchmarkFailed, ChainError, DeploymentError, CompilationError) as exc:
+        _fail(str(exc))
+    written = write_results(results, results_dir, markdown, chart)
+    console.print(f"wrote {_shown(written)}, {_shown(markdown)} and {_shown(chart)}")

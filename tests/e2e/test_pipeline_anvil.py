@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -29,12 +28,13 @@ from sqlalchemy import Engine, select
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
+from ledger.bench.load import Call, naive_rate, node_ceiling
 from ledger.chain import Anvil, connect, dev_key, find_anvil
 from ledger.compiler import Artifact, compile_contracts
 from ledger.db import make_engine, make_sessionmaker
 from ledger.errors import ErrorDecoder
 from ledger.journal import JournalTransaction, TransactionStatus
-from ledger.pipeline import Operation, Pipeline, naive_send, sign_dynamic_fee_transaction
+from ledger.pipeline import Operation, Pipeline
 from ledger.sandbox import identity_hash, role_id
 
 try:
@@ -487,65 +487,24 @@ def test_pipeline_throughput_against_the_node_ceiling_and_the_naive_baseline(
     )
 
 
-def _node_ceiling(rpc_url: str, ledger: Deployed, count: int) -> float:
-    """Pre-sign ``count`` mints from the three agents, send them in batches of 250, time until all are mined."""
-    import coincurve
-    import httpx
+def _mint_calls(ledger: Deployed, tag: str, count: int, first_amount: int) -> list[Call]:
+    """``count`` mints spread over the three agents; call ``i`` mints ``first_amount + i``."""
+    return [
+        Call(ledger.agents[i % 3], ledger.token, ledger.mint_data(first_amount + i, reference(tag, i)))
+        for i in range(count)
+    ]
 
-    base_fee = int(ledger.w3.eth.get_block("latest")["baseFeePerGas"])  # type: ignore[typeddict-item]
-    keys = [coincurve.PrivateKey(bytes(a.key)) for a in ledger.agents]
-    nonces = [ledger.w3.eth.get_transaction_count(a.address, "pending") for a in ledger.agents]
-    raw = []
-    token = bytes.fromhex(ledger.token[2:])
-    for i in range(count):
-        sender = i % 3
-        signed, _ = sign_dynamic_fee_transaction(
-            keys[sender],
-            chain_id=CHAIN_ID,
-            nonce=nonces[sender] + i // 3,
-            max_priority_fee_per_gas=0,
-            max_fee_per_gas=2 * base_fee,
-            gas=MINT_GAS,
-            to=token,
-            value=0,
-            data=ledger.mint_data(1_000_000 + i, reference("ceiling", i)),
-        )
-        raw.append("0x" + signed.hex())
-    targets = [nonces[s] + len(range(s, count, 3)) for s in range(3)]
-    with httpx.Client(timeout=30) as client:
-        started = time.perf_counter()
-        for start in range(0, count, 250):
-            batch = [
-                {"jsonrpc": "2.0", "id": j, "method": "eth_sendRawTransaction", "params": [tx]}
-                for j, tx in enumerate(raw[start : start + 250])
-            ]
-            answers = client.post(rpc_url, json=batch).json()
-            assert all("result" in a for a in answers), answers[:3]
-        while [ledger.nonce(a.address) for a in ledger.agents] != targets:
-            time.sleep(0.02)
-        return count / (time.perf_counter() - started)
+
+def _node_ceiling(rpc_url: str, ledger: Deployed, count: int) -> float:
+    """Pre-sign ``count`` mints from the three agents, send them in batches, time until all are mined."""
+    return node_ceiling(rpc_url, CHAIN_ID, _mint_calls(ledger, "ceiling", count, 1_000_000), gas=MINT_GAS).per_second
 
 
 def _naive_rate(ledger: Deployed, *, seconds: float) -> float:
     """Each agent in its own thread: naive_send in a loop for ``seconds``; confirmed operations per second."""
-    done = [0] * 3
-    deadline = time.perf_counter() + seconds
 
-    def run(index: int) -> None:
-        w3 = connect(ledger.w3.provider.endpoint_uri, CHAIN_ID)  # type: ignore[attr-defined]
-        i = 0
-        while time.perf_counter() < deadline:
-            receipt = naive_send(
-                w3, ledger.agents[index], ledger.token, ledger.mint_data(1, reference(f"naive{index}", i))
-            )
-            assert receipt["status"] == 1
-            done[index] += 1
-            i += 1
+    def mint(index: int, i: int) -> Call:
+        return Call(ledger.agents[index], ledger.token, ledger.mint_data(1, reference(f"naive{index}", i)))
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(done) / (time.perf_counter() - started)
+    rpc_url = ledger.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    return naive_rate(rpc_url, CHAIN_ID, ledger.agents, mint, seconds).per_second

@@ -1,0 +1,468 @@
+"""One benchmark run, start to finish: see :mod:`ledger.bench`. :func:`run_benchmarks` returns the results
+(a JSON-able dict) and :func:`ledger.bench.report.write_results` writes them out."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ledger.bench.cast import BenchCast, onboard_cast, split_calls
+from ledger.bench.gas import measure_gas
+from ledger.bench.load import BenchmarkFailed, Call, gas_used, naive_rate, node_ceiling, pipeline_rate
+from ledger.bench.rest import STORY_STEPS, Member, RestLoad, ServiceProcess, percentile
+from ledger.chain import Anvil, connect
+from ledger.client import LedgerClient
+from ledger.compiler import compile_contracts
+from ledger.db import make_engine, make_sessionmaker
+from ledger.deployment import bind_contracts, ensure_deployment, operator_account
+from ledger.errors import ErrorDecoder
+from ledger.index import Indexer
+from ledger.index.models import PieceRow
+from ledger.migrations import upgrade
+from ledger.pipeline import Pipeline
+
+Say = Callable[[str], None]
+
+P99_ALLOWANCE = 0.25
+"""Seconds over one block interval that the p99 request-to-confirmation latency may take at half load."""
+
+FLAT_TOLERANCE = 0.25
+"""Growth of a latency from the smallest to the largest size still counted as flat (noise), as a fraction."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """How much each benchmark does."""
+
+    mode: str
+    holders: int
+    ceiling_ops: int
+    pipeline_ops: int
+    naive_seconds: float
+    rest_workers: int
+    rest_lanes: int
+    rest_seconds: float
+    half_load_seconds: float
+    list_requests: int
+    scale_sizes: tuple[int, ...]
+    scale_ops: int
+    block_time: float = 1.0
+    block_gas_limit: int = 1_000_000_000
+
+
+QUICK = BenchConfig(
+    mode="quick",
+    holders=4,
+    ceiling_ops=600,
+    pipeline_ops=600,
+    naive_seconds=4,
+    rest_workers=12,
+    rest_lanes=4,
+    rest_seconds=10,
+    half_load_seconds=6,
+    list_requests=10,
+    scale_sizes=(100, 1_000),
+    scale_ops=4,
+)
+
+FULL = BenchConfig(
+    mode="full",
+    holders=8,
+    ceiling_ops=8_000,
+    pipeline_ops=8_000,
+    naive_seconds=20,
+    rest_workers=64,
+    rest_lanes=16,
+    rest_seconds=60,
+    half_load_seconds=40,
+    list_requests=50,
+    scale_sizes=(1_000, 10_000, 100_000),
+    scale_ops=20,
+)
+
+MODES = {"quick": QUICK, "full": FULL}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def machine_info(anvil: Anvil) -> dict[str, Any]:
+    try:
+        version = (
+            subprocess.run([str(anvil.binary), "--version"], capture_output=True, text=True, timeout=10, check=False)
+            .stdout.strip()
+            .splitlines()[0]
+        )
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        version = "anvil (version unknown)"
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "anvil": version,
+    }
+
+
+class _Stage:
+    """Progress lines: one when a stage starts, one when it ends with its elapsed time."""
+
+    def __init__(self, say: Say) -> None:
+        self.say = say
+        self.started = time.perf_counter()
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        self.say(f"[{began - self.started:7.1f}s] {name} ...")
+        yield
+        self.say(f"[{time.perf_counter() - self.started:7.1f}s] {name}: done in {time.perf_counter() - began:.1f} s")
+
+
+def _latency_summary(values: list[float]) -> dict[str, float]:
+    return {
+        "count": len(values),
+        "p50": percentile(values, 0.50),
+        "p95": percentile(values, 0.95),
+        "p99": percentile(values, 0.99),
+        "max": max(values) if values else 0.0,
+    }
+
+
+def run_benchmarks(config: BenchConfig, say: Say, workdir: Path | None = None) -> dict[str, Any]:
+    """Run every benchmark of ``config`` in ``workdir`` (a temporary folder by default, removed afterwards)."""
+    own = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="scf-bench-")) if workdir is None else workdir
+    try:
+        return _run(config, say, root)
+    finally:
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    clock = time.perf_counter()
+    stage = _Stage(say)
+    results: dict[str, Any] = {"mode": config.mode, "started_at": started_at, "config": asdict(config)}
+    results["block_time"] = config.block_time
+    results["block_gas_limit"] = config.block_gas_limit
+    results["operation"] = "a receivable piece split-transfer, transferFrom(uint256,address,uint256) of 1 fen"
+
+    with stage("gas per operation (eth-tester, with the reference contracts)"):
+        results["gas"] = measure_gas(lambda line: say(f"    {line}"))
+
+    anvil = Anvil(
+        root / "node",
+        port=free_port(),
+        block_time=config.block_time,
+        gas_limit=config.block_gas_limit,
+        state_interval=3600,
+    )
+    service: ServiceProcess | None = None
+    try:
+        with stage(f"anvil ({config.block_time:g} s blocks) and a fresh deployment"):
+            anvil.start()
+            results["machine"] = machine_info(anvil)
+            w3 = connect(anvil.rpc_url, anvil.chain_id)
+            artifacts = compile_contracts()
+            operator = operator_account(None, anvil.chain_id)
+            deployments = root / "deployments"
+            deployment = ensure_deployment(
+                w3, deployments_dir=deployments, artifacts=artifacts, deployer=operator, fresh=True
+            ).deployment
+            contracts = bind_contracts(w3, deployment, artifacts)
+            decoder = ErrorDecoder(a.abi for a in artifacts.values())
+            journal_url = f"sqlite:///{root / 'bench-journal.sqlite3'}"
+            upgrade(journal_url)
+            sessions = make_sessionmaker(make_engine(journal_url))
+            say(f"    {len(deployment.addresses)} contracts at block {deployment.block_number}")
+
+        async def with_pipeline(work: Callable[[Pipeline], Any]) -> Any:
+            async with Pipeline(anvil.rpc_url, anvil.chain_id, sessions, decoder) as pipeline:
+                return await work(pipeline)
+
+        with stage(f"bench cast: {config.holders} holders with a large piece each"):
+            cast: BenchCast = asyncio.run(
+                with_pipeline(lambda p: onboard_cast(w3, contracts, decoder, p, operator, config.holders))
+            )
+        receivables = contracts["receivables"]
+        calls = split_calls(receivables, cast, config.ceiling_ops + config.pipeline_ops + 1)
+        estimate = int(w3.eth.estimate_gas({"from": calls[0].sender.address, "to": calls[0].to, "data": calls[0].data}))
+        throughput: dict[str, Any] = {}
+
+        with stage(f"node ceiling: {config.ceiling_ops:,} pre-signed split-transfers in JSON-RPC batches"):
+            ceiling = node_ceiling(anvil.rpc_url, anvil.chain_id, calls[: config.ceiling_ops], gas=estimate * 13 // 10)
+            throughput["node_ceiling"] = ceiling.per_second
+            say(f"    {ceiling.count:,} tx in {ceiling.seconds:.2f} s: {ceiling.per_second:,.0f} tx/s")
+
+        with stage(f"pipeline: {config.pipeline_ops:,} split-transfers submitted at once"):
+            rate, operations = asyncio.run(
+                pipeline_rate(anvil.rpc_url, anvil.chain_id, sessions, decoder, calls[config.ceiling_ops :])
+            )
+            throughput["pipeline"] = rate.per_second
+            split_gas = int(statistics.median(gas_used(anvil.rpc_url, [o.tx_hash for o in operations[-50:]])))
+            say(f"    {rate.count:,} ops in {rate.seconds:.2f} s: {rate.per_second:,.0f} ops/s; {split_gas:,} gas each")
+
+        def naive_call(index: int, i: int) -> Call:
+            return split_calls(receivables, cast, 1, offset=index)[0]
+
+        with stage(f"naive baseline: transact + wait per call, {config.holders} senders, {config.naive_seconds:g} s"):
+            naive = naive_rate(anvil.rpc_url, anvil.chain_id, cast.holders, naive_call, config.naive_seconds)
+            throughput["naive"] = naive.per_second
+            throughput["naive_senders"] = config.holders
+            say(f"    {naive.count:,} ops in {naive.seconds:.1f} s: {naive.per_second:,.1f} ops/s")
+        results["throughput"] = throughput
+
+        service = ServiceProcess(
+            rpc_url=anvil.rpc_url,
+            chain_id=anvil.chain_id,
+            data_dir=root / "service",
+            deployments_dir=deployments,
+            port=free_port(),
+        )
+        with stage("REST service (uvicorn, own process) reusing the deployment"):
+            operator_key = service.start()
+        results["rest"], results["scaling"] = asyncio.run(
+            _rest_and_scaling(config, say, stage, service, operator_key, anvil, w3, contracts, decoder, sessions, cast)
+        )
+        service.stop()
+        service = None
+
+        with stage("indexer: rebuild from block 0 into a new database"):
+            results["indexer"] = _indexer_rebuild(root, w3, contracts)
+            say(
+                f"    {results['indexer']['events']:,} events in {results['indexer']['seconds']:.1f} s: "
+                f"{results['indexer']['events_per_second']:,.0f} events/s"
+            )
+    finally:
+        if service is not None:
+            service.stop()
+        anvil.kill()
+
+    ceiling_rate = results["throughput"]["node_ceiling"]
+    naive_rate_ = results["throughput"]["naive"]
+    sustained = results["rest"]["sustained"]
+    results["ratios"] = {
+        "pipeline_to_ceiling": results["throughput"]["pipeline"] / ceiling_rate,
+        "rest_to_ceiling": sustained / ceiling_rate,
+        "naive_to_ceiling": naive_rate_ / ceiling_rate,
+        "pipeline_to_naive": results["throughput"]["pipeline"] / naive_rate_ if naive_rate_ else 0.0,
+        "rest_to_naive": sustained / naive_rate_ if naive_rate_ else 0.0,
+    }
+    results["targets"] = {
+        "pipeline_to_ceiling": results["ratios"]["pipeline_to_ceiling"] >= 0.8,
+        "rest_to_ceiling": results["ratios"]["rest_to_ceiling"] >= 0.5,
+        "rest_to_naive": results["ratios"]["rest_to_naive"] >= 10,
+        "p99_half_load": results["rest"]["half_load"]["p99"] <= config.block_time + P99_ALLOWANCE,
+        "indexer": results["indexer"]["events_per_second"] >= 5_000,
+        "flat_scaling": results["scaling"]["flat"],
+    }
+    results["duration_seconds"] = time.perf_counter() - clock
+    return results
+
+
+async def _rest_and_scaling(
+    config: BenchConfig,
+    say: Say,
+    stage: _Stage,
+    service: ServiceProcess,
+    operator_key: str,
+    anvil: Anvil,
+    w3: Any,
+    contracts: dict[str, Any],
+    decoder: ErrorDecoder,
+    sessions: Any,
+    cast: BenchCast,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    load = RestLoad(service.base_url, operator_key)
+    try:
+        with stage(f"REST cast: {config.rest_lanes} lanes onboarded through the API"):
+            rest_cast = await load.onboard_cast(config.rest_lanes)
+        with stage(f"REST full load: {config.rest_workers} concurrent stories for {config.rest_seconds:g} s"):
+            full = await load.closed_loop(rest_cast, config.rest_workers, config.rest_seconds)
+            warmup = min(10.0, config.rest_seconds / 4)
+            sustained = full.rate(warmup, config.rest_seconds)
+            if not full.completed:
+                raise BenchmarkFailed(f"no REST request completed: {full.errors[:3]}")
+            say(f"    {full.stories} stories, {len(full.completed):,} requests: {sustained:,.0f} ops/s sustained")
+        offered = sustained / 2
+        with stage(f"REST half load: {offered:,.0f} ops/s offered for {config.half_load_seconds:g} s"):
+            half = await load.open_loop(rest_cast, offered, config.half_load_seconds, config.rest_lanes)
+            half_summary = _latency_summary(half.latencies())
+            say(
+                f"    {len(half.completed):,} requests: p50 {half_summary['p50'] * 1000:.0f} ms, "
+                f"p95 {half_summary['p95'] * 1000:.0f} ms, p99 {half_summary['p99'] * 1000:.0f} ms"
+            )
+        head = int(w3.eth.block_number)
+        await load.indexed(head)
+        supplier, financier = rest_cast.suppliers[0], rest_cast.financiers[0]
+        with stage("list routes"):
+            routes = {
+                "/invoices?size=50 (operator: all)": ("/invoices?size=50", rest_cast.operator),
+                "/receivables?size=50 (a supplier)": ("/receivables?size=50", supplier.headers),
+                "/financing-requests?size=50 (a financier)": ("/financing-requests?size=50", financier.headers),
+            }
+            list_routes = {}
+            for name, (path, headers) in routes.items():
+                list_routes[name] = _latency_summary(await load.list_latency(path, headers, config.list_requests))
+        rest = {
+            "workers": config.rest_workers,
+            "lanes": config.rest_lanes,
+            "story_steps": STORY_STEPS,
+            "sustained": sustained,
+            "window_seconds": config.rest_seconds - warmup,
+            "full_load": {**_latency_summary(full.latencies()), "stories": full.stories, "errors": full.errors[:5]},
+            "half_load": {
+                **half_summary,
+                "offered": offered,
+                "achieved": half.rate(0, config.half_load_seconds),
+                "stories": half.stories,
+                "errors": half.errors[:5],
+            },
+            "list_routes": list_routes,
+        }
+        scaling = await _scaling(
+            config, say, stage, load, rest_cast.operator, anvil, w3, contracts, decoder, sessions, cast, service
+        )
+        return rest, scaling
+    finally:
+        await load.aclose()
+
+
+async def _scaling(
+    config: BenchConfig,
+    say: Say,
+    stage: _Stage,
+    load: RestLoad,
+    operator_headers: dict[str, str],
+    anvil: Anvil,
+    w3: Any,
+    contracts: dict[str, Any],
+    decoder: ErrorDecoder,
+    sessions: Any,
+    cast: BenchCast,
+    service: ServiceProcess,
+) -> dict[str, Any]:
+    holder: Member = await load.onboard("Bench scale holder", "supplier")
+    payee: Member = await load.onboard("Bench scale payee", "supplier")
+    receivables = contracts["receivables"]
+    service_sessions = make_sessionmaker(make_engine(f"sqlite:///{service.env['SCF_DATABASE_URL'].split('///', 1)[1]}"))
+    sizes = []
+    held = 0
+    big_piece: int | None = None
+    async with Pipeline(anvil.rpc_url, anvil.chain_id, sessions, decoder) as pipeline:
+        client = LedgerClient(w3, contracts, decoder, pipeline, cast.accounts().__getitem__)
+        first = cast.holders[0]
+        outcome = await client.outcome(
+            await client.transfer_piece(str(first.address), cast.pieces[str(first.address)], holder.address, 10**12)
+        )
+        big_piece = int(outcome.event("PieceSplit")["pieceId"])
+        held = 1
+        for size in config.scale_sizes:
+            with stage(f"scaling: {size:,} pieces held by the caller"):
+                chunk = 5_000
+                split_gas: list[int] = []
+                began = time.perf_counter()
+                while held < size:
+                    count = min(chunk, size - held)
+                    calls = split_calls(receivables, cast, count, to=holder.address, offset=held)
+                    submitted = await asyncio.gather(*(pipeline.submit(c.sender, c.to, c.data) for c in calls))
+                    done = await asyncio.gather(*(pipeline.wait(o.operation_id, 600) for o in submitted))
+                    failed = [o for o in done if not o.confirmed]
+                    if failed:
+                        raise BenchmarkFailed(f"{len(failed)} populating operations failed, e.g. {failed[0]}")
+                    split_gas = gas_used(anvil.rpc_url, [o.tx_hash for o in done[-50:]])
+                    held += count
+                    elapsed = time.perf_counter() - began
+                    say(f"    {held:,} / {size:,} pieces ({held / max(elapsed, 1e-9):,.0f} per s overall)")
+                await load.indexed(int(w3.eth.block_number))
+                transfer_latency, transfer_gas = [], []
+                for _ in range(config.scale_ops):
+                    started = time.perf_counter()
+                    answer = await load.call(
+                        "POST",
+                        f"/receivables/{big_piece}/transfers",
+                        holder.headers,
+                        json={"to": payee.address, "amount": 1},
+                    )
+                    transfer_latency.append(time.perf_counter() - started)
+                    receipt = w3.eth.get_transaction_receipt(answer["tx_hash"])
+                    transfer_gas.append(int(receipt["gasUsed"]))
+                receivables_latency = await load.list_latency(
+                    "/receivables?size=50", holder.headers, config.list_requests
+                )
+                invoices_latency = await load.list_latency("/invoices?size=50", operator_headers, config.list_requests)
+                with service_sessions() as session:
+                    ledger_pieces = int(session.scalar(select(func.count()).select_from(PieceRow)) or 0)
+                row = {
+                    "size": size,
+                    "ledger_pieces": ledger_pieces,
+                    "split_gas": int(statistics.median(split_gas)) if split_gas else 0,
+                    "rest_transfer_gas": int(statistics.median(transfer_gas)),
+                    "rest_transfer_p50": percentile(transfer_latency, 0.5),
+                    "list_receivables_p50": percentile(receivables_latency, 0.5),
+                    "list_receivables_p95": percentile(receivables_latency, 0.95),
+                    "list_invoices_p50": percentile(invoices_latency, 0.5),
+                }
+                sizes.append(row)
+                say(
+                    f"    split gas {row['split_gas']:,}, REST transfer p50 {row['rest_transfer_p50'] * 1000:.0f} ms, "
+                    f"GET /receivables p50 {row['list_receivables_p50'] * 1000:.1f} ms, "
+                    f"GET /invoices p50 {row['list_invoices_p50'] * 1000:.1f} ms ({ledger_pieces:,} pieces in all)"
+                )
+    return {"sizes": sizes, **_flatness(sizes, config.block_time)}
+
+
+def _flatness(sizes: list[dict[str, Any]], block_time: float) -> dict[str, Any]:
+    """Whether cost stayed flat from the smallest to the largest size (see :data:`FLAT_TOLERANCE`)."""
+    if len(sizes) < 2:
+        return {"flat": True, "verdict": "one size only"}
+    first, last = sizes[0], sizes[-1]
+    problems = []
+    if last["split_gas"] > first["split_gas"] * 1.01:
+        problems.append(f"split gas {first['split_gas']:,} → {last['split_gas']:,}")
+    # a transfer waits for the next block: a block interval of jitter is noise, not cost
+    if last["rest_transfer_p50"] > first["rest_transfer_p50"] * (1 + FLAT_TOLERANCE) + block_time / 2:
+        problems.append(f"REST transfer p50 {first['rest_transfer_p50']:.3f} s → {last['rest_transfer_p50']:.3f} s")
+    for key in ("list_receivables_p50", "list_invoices_p50"):
+        if last[key] > first[key] * (1 + FLAT_TOLERANCE) + 0.005:  # 5 ms: loopback and scheduling noise
+            problems.append(f"{key} {first[key] * 1000:.1f} ms → {last[key] * 1000:.1f} ms")
+    verdict = (
+        "; ".join(problems) if problems else (f"within noise from {first['size']:,} to {last['size']:,} pieces held")
+    )
+    return {"flat": not problems, "verdict": verdict}
+
+
+def _indexer_rebuild(root: Path, w3: Any, contracts: dict[str, Any]) -> dict[str, Any]:
+    url = f"sqlite:///{root / 'rebuild.sqlite3'}"
+    upgrade(url)
+    indexer = Indexer(
+        w3,
+        {key: str(c.address) for key, c in contracts.items()},
+        {key: c.abi for key, c in contracts.items()},
+        make_sessionmaker(make_engine(url)),
+    )
+    head = int(w3.eth.block_number)
+    started = time.perf_counter()
+    events = indexer.rebuild()
+    seconds = time.perf_counter() - started
+    return {"events": events, "blocks": head + 1, "seconds": seconds, "events_per_second": events / seconds}

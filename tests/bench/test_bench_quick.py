@@ -1,0 +1,75 @@
+"""``scf bench --quick`` runs every benchmark end to end (its own anvil, the REST service in its own process)
+and writes the results JSON, the Markdown table and the PNG chart. No figure is asserted against a time: only
+that each was measured, is consistent with the others, and is what the files say."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ledger.bench.report import BEGIN, END
+from ledger.chain import find_anvil
+from ledger.cli import app
+
+try:
+    find_anvil()
+except Exception as exc:  # pragma: no cover - depends on `npm ci`
+    pytest.skip(f"anvil is not installed: {exc}", allow_module_level=True)
+
+
+def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None:
+    results_dir, markdown, chart = tmp_path / "results", tmp_path / "docs" / "benchmarks.md", tmp_path / "bench.png"
+    markdown.parent.mkdir()
+    markdown.write_text("# Benchmarks\n\nMethod text kept.\n\n" + BEGIN + "\nold table\n" + END + "\n\nTail kept.\n")
+    outcome = CliRunner().invoke(
+        app,
+        ["bench", "--quick", "--results-dir", str(results_dir), "--markdown", str(markdown), "--chart", str(chart)],
+    )
+    assert outcome.exit_code == 0, outcome.output
+
+    [written] = list(results_dir.glob("*.json"))
+    assert written.name.endswith("-quick.json")
+    results = json.loads(written.read_text())
+    assert results["mode"] == "quick"
+    assert results["machine"]["cores"] >= 1 and results["machine"]["python"] and "anvil" in results["machine"]["anvil"]
+    assert results["block_time"] == 1.0
+
+    throughput, rest = results["throughput"], results["rest"]
+    for figure in (throughput["node_ceiling"], throughput["pipeline"], throughput["naive"], rest["sustained"]):
+        assert figure > 0
+    ceiling = throughput["node_ceiling"]
+    assert results["ratios"]["pipeline_to_ceiling"] == pytest.approx(throughput["pipeline"] / ceiling)
+    assert results["ratios"]["rest_to_ceiling"] == pytest.approx(rest["sustained"] / ceiling)
+    assert results["ratios"]["rest_to_naive"] == pytest.approx(rest["sustained"] / throughput["naive"])
+    half = rest["half_load"]
+    assert half["count"] > 0 and 0 < half["p50"] <= half["p95"] <= half["p99"] <= half["max"]
+    assert half["offered"] == pytest.approx(rest["sustained"] / 2)
+    assert set(rest["list_routes"]) and all(r["count"] > 0 and r["p50"] > 0 for r in rest["list_routes"].values())
+    assert results["indexer"]["events"] > 1_000 and results["indexer"]["events_per_second"] > 0
+    assert set(results["targets"]) == {
+        "pipeline_to_ceiling", "rest_to_ceiling", "rest_to_naive", "p99_half_load", "indexer", "flat_scaling"
+    }
+
+    sizes = results["scaling"]["sizes"]
+    assert [row["size"] for row in sizes] == [100, 1_000]
+    assert all(row["ledger_pieces"] > row["size"] and row["split_gas"] > 21_000 for row in sizes)
+    assert sizes[1]["ledger_pieces"] - sizes[0]["ledger_pieces"] >= 900  # the populating really happened
+
+    gas = results["gas"]
+    for operation in gas["targets"]:
+        assert gas["operations"][operation] > 21_000
+    compared = {row["operation"]: row for row in gas["comparisons"]}
+    assert "split-transfer of a piece" in compared and "confirm invoice (new slot + first piece)" in compared
+    assert all(row["reference_gas"] > 21_000 for row in compared.values())
+
+    text = markdown.read_text()
+    assert text.startswith("# Benchmarks\n\nMethod text kept.") and text.endswith("Tail kept.\n")
+    assert "old table" not in text and text.count(BEGIN) == 1
+    assert written.name in text
+    assert f"{round(ceiling):,} tx/s" in text
+    assert f"| split-transfer of a piece | {gas['operations']['split-transfer of a piece']:,} |" in text
+
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
