@@ -116,8 +116,13 @@ def connect(rpc_url: str, expected_chain_id: int, *, timeout: float = 10.0) -> W
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=HTTP_POOL_SIZE)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    if urlsplit(rpc_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        session.trust_env = False  # no proxy or ~/.netrc for a node on this machine: no file lookups per request
     w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, session=session))
     w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    # The validation middleware asks the node for its chain id before every eth_call and gas estimate (one more
+    # round trip each); the chain id is checked once below, and transactions are signed with it locally.
+    w3.middleware_onion.remove("validation")
     try:
         actual = w3.eth.chain_id
     except (OSError, Web3Exception, ValueError) as exc:

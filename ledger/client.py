@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from web3 import Web3
+from web3._utils.abi import map_abi_data
+from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
 
@@ -45,7 +49,7 @@ from ledger.models import (
     RequestState,
     Role,
 )
-from ledger.pipeline import Operation, UnknownOperation
+from ledger.pipeline import Operation, Pipeline, RpcError, UnknownOperation
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -88,6 +92,15 @@ class OperationRolledBack(Exception):
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
         super().__init__(f"operation {operation.operation_id}: its block is no longer on the chain")
+
+
+@dataclass(frozen=True)
+class _ViewSpec:
+    """How to call one view function: its selector and argument and result types."""
+
+    selector: bytes
+    input_types: list[str]
+    output_types: list[str]
 
 
 @dataclass(frozen=True)
@@ -223,17 +236,37 @@ class LedgerClient:
         self._sender = sender
         self._signer = signer
         self._events = _event_map(self.contracts)
+        self._view_specs: dict[tuple[str, str], _ViewSpec] = {}
 
     # -- reads --------------------------------------------------------------------------------------
 
     def _read(self, contract: str, function: str, *args: Any) -> Any:
+        """Call a view function. Encoded and decoded here with the function's ABI, looked up once: web3's
+        contract machinery re-validates the whole ABI (a keccak per function) on every call. Returns what
+        web3 would: the value of a single output, else the list of outputs, with addresses checksummed."""
+        spec = self._view_spec(contract, function)
+        data = spec.selector + abi_encode(spec.input_types, args)
         try:
-            return getattr(self.contracts[contract].functions, function)(*args).call()
+            raw = self.w3.eth.call({"to": self.contracts[contract].address, "data": data})
         except Exception as exc:
             decoded = self.decoder.from_exception(exc)
             if decoded is not None:
                 raise decoded from exc
             raise
+        values = map_abi_data(BASE_RETURN_NORMALIZERS, spec.output_types, abi_decode(spec.output_types, bytes(raw)))
+        return values[0] if len(values) == 1 else list(values)
+
+    def _view_spec(self, contract: str, function: str) -> _ViewSpec:
+        key = (contract, function)
+        spec = self._view_specs.get(key)
+        if spec is None:
+            entries = self.contracts[contract].abi
+            (abi,) = [e for e in entries if e.get("type") == "function" and e.get("name") == function]
+            spec = _ViewSpec(
+                function_abi_to_4byte_selector(abi), list(get_abi_input_types(abi)), list(get_abi_output_types(abi))
+            )
+            self._view_specs[key] = spec
+        return spec
 
     def participant(self, address: str) -> Participant:
         identity, status, frozen, registered_at = self._read("registry", "participant", address)
@@ -338,8 +371,10 @@ class LedgerClient:
         target = self.contracts[contract]
         data = bytes.fromhex(target.encode_abi(function, list(args))[2:])
         transactions, signer = self._writer(function)
-        # A blocking JSON-RPC round trip: run it off the event loop so other requests keep moving meanwhile.
-        await asyncio.to_thread(self.preflight, sender, target.address, data)
+        if isinstance(transactions, Pipeline):  # over the pipeline's async connection: no thread, no blocking
+            await self._preflight_async(transactions, sender, target.address, data)
+        else:
+            await asyncio.to_thread(self.preflight, sender, target.address, data)
         return await transactions.submit(signer(sender), target.address, data, None, operation_id)
 
     def _writer(self, what: str) -> tuple[TransactionSender, Callable[[str], LocalAccount]]:
@@ -358,6 +393,18 @@ class LedgerClient:
             if isinstance(decoded, UnknownRevert) and not decoded.data:
                 raise
             raise decoded from exc
+
+    async def _preflight_async(self, pipeline: Pipeline, sender: str, to: str, data: bytes) -> None:
+        """:meth:`preflight` through ``pipeline``'s asynchronous JSON-RPC connection."""
+        try:
+            await pipeline.call(sender, to, data)
+        except RpcError as exc:
+            revert = exc.data.get("data") if isinstance(exc.data, Mapping) else exc.data
+            if isinstance(revert, str) and revert.startswith("0x") and len(revert) > 2:
+                raise self.decoder.decode(bytes.fromhex(revert[2:])) from exc
+            if exc.code == 3 or "revert" in exc.message.lower():
+                raise UnknownRevert({"reason": exc.message}) from exc
+            raise
 
     async def outcome(self, operation: Operation, timeout: float | None = 60.0) -> Outcome:
         """Wait until ``operation`` is final. Confirmed: its events, decoded. Failed: raise its contract error

@@ -1484,6 +1484,15 @@ class Pipeline:
             session.flush()
             return [_Tracked.from_row(row) for row in rows]
 
+    async def call(self, sender: str, to: str, data: bytes) -> bytes:
+        """``eth_call`` from ``sender`` on the latest block over the pipeline's own (async) connection: what a
+        pre-flight needs without a blocking round trip. Raises :class:`RpcError` when the call reverts (the
+        revert data in ``data``) and :class:`NodeUnavailable` when the node does not answer."""
+        result = await self._require_rpc().call(
+            "eth_call", {"from": sender, "to": to, "data": "0x" + data.hex()}, "latest"
+        )
+        return bytes.fromhex(str(result)[2:])
+
     def _require_rpc(self) -> JsonRpcClient:
         if self._rpc is None:
             raise PipelineNotRunning("the pipeline is not running")
