@@ -67,6 +67,9 @@ _JOURNAL: Final = cast(Table, JournalTransaction.__table__)
 INTRINSIC_GAS: Final = 21_000
 FILLER_GAS: Final = 21_000
 DEFAULT_FALLBACK_GAS: Final = 2_000_000
+REPLACED_AFTER: Final = 5.0
+"""Seconds a transaction's nonce must stay used by something else, with the transaction unknown to the node,
+before it is given up as ``replaced``."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -162,7 +165,10 @@ class _Tracked:
     check_now: bool = False
     """Look it up at the next reconciliation whatever ``last_seen`` says."""
     nonce_taken_rounds: int = 0
-    """Consecutive look-ups that found the hash unknown and the nonce used: two make it ``replaced``."""
+    """Consecutive look-ups that found the hash unknown and the nonce used: two, ``REPLACED_AFTER`` seconds
+    apart at least, make it ``replaced``."""
+    nonce_taken_since: float | None = None
+    """Monotonic time of the first of those look-ups."""
     finalizing: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     sent: asyncio.Future[None] | None = None
@@ -1269,7 +1275,7 @@ class Pipeline:
                 resend.append(tracked)
             else:
                 tracked.last_seen = now
-                tracked.nonce_taken_rounds = 0
+                tracked.nonce_taken_rounds, tracked.nonce_taken_since = 0, None
                 if tracked.status is TransactionStatus.PENDING:
                     tracked.status = TransactionStatus.SENT
                     newly_known.append(tracked)
@@ -1298,13 +1304,18 @@ class Pipeline:
             if isinstance(info, RpcError) or tracked.status.is_final or tracked.finalizing:
                 continue
             if info is None:
+                # "Replaced" is final, so it takes two looks at least REPLACED_AFTER seconds apart: a node just
+                # restarted from its state file can answer for a moment before it serves every block it loaded.
                 tracked.nonce_taken_rounds += 1
-                if tracked.nonce_taken_rounds >= 2:
+                now = time.monotonic()
+                if tracked.nonce_taken_since is None:
+                    tracked.nonce_taken_since = now
+                if tracked.nonce_taken_rounds >= 2 and now - tracked.nonce_taken_since >= REPLACED_AFTER:
                     taken.append(tracked)
                 else:
                     tracked.check_now = True  # look again at the next round before giving it up
                 continue
-            tracked.nonce_taken_rounds = 0
+            tracked.nonce_taken_rounds, tracked.nonce_taken_since = 0, None
             block = info.get("blockNumber")
             if block is not None and _hex_int(block) <= self._followed:
                 mined.append(tracked)

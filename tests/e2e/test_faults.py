@@ -187,6 +187,11 @@ class Clients:
             result = await self.follow(http, previous.operation_id, previous.who)
             if result is None:
                 return None
+            if result == previous.result:
+                # The previous step itself was built from an id that changed under it (it acted, legitimately
+                # for its caller, on another flow's object): this flow cannot go on; it ends with the reason.
+                self.record.refused.append(f"{kind}: {answer.json()['type']} (an id changed by a rollback)")
+                return None
             previous.result = result
         if answer.status_code in (409, 422) and answer.json().get("error"):
             # Refused by the contracts before anything was sent: failed with a reason. After the chain went
