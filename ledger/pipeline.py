@@ -36,6 +36,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -169,6 +170,10 @@ class _Tracked:
     apart at least, make it ``replaced``."""
     nonce_taken_since: float | None = None
     """Monotonic time of the first of those look-ups."""
+    lost_block: int | None = None
+    """The block it was mined in before the chain went back under it: lost transactions are sent again in the
+    order of those blocks, so that one built on another's result (a confirmation of a registered invoice) does
+    not reach the node before it."""
     finalizing: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     sent: asyncio.Future[None] | None = None
@@ -1178,6 +1183,7 @@ class Pipeline:
     def _reopen(self, rows: Sequence[_Tracked]) -> None:
         for row in rows:
             tracked = self._final.pop(row.operation_id, None) or self._inflight.get(row.operation_id) or row
+            tracked.lost_block = row.lost_block
             tracked.status = TransactionStatus.SENT
             tracked.block_number = tracked.block_hash = tracked.gas_used = None
             tracked.error_name = None
@@ -1271,11 +1277,13 @@ class Pipeline:
             tracked.check_now = False
             if tracked.nonce < mined_count[tracked.sender]:
                 below.append(tracked)
-            elif tracked.nonce >= pool_count[tracked.sender]:
+                continue
+            # Its nonce is free again (the chain went back, say): earlier looks that found it taken do not count.
+            tracked.nonce_taken_rounds, tracked.nonce_taken_since = 0, None
+            if tracked.nonce >= pool_count[tracked.sender]:
                 resend.append(tracked)
             else:
                 tracked.last_seen = now
-                tracked.nonce_taken_rounds, tracked.nonce_taken_since = 0, None
                 if tracked.status is TransactionStatus.PENDING:
                     tracked.status = TransactionStatus.SENT
                     newly_known.append(tracked)
@@ -1284,7 +1292,9 @@ class Pipeline:
         if below:
             await self._settle_mined_nonces(below, mined_count)
         if resend:
-            resend.sort(key=lambda t: (t.sender, t.nonce))
+            # Lost blocks' transactions first, in the order of those blocks (an operation submitted after another
+            # was confirmed came in a later block), then the others; each sender's in nonce order.
+            resend.sort(key=lambda t: (math.inf if t.lost_block is None else t.lost_block, t.sender, t.nonce))
             logger.info("sending again %d transactions the node does not hold", len(resend))
             for start in range(0, len(resend), self.max_batch):
                 await self._send(resend[start : start + self.max_batch])
@@ -1487,13 +1497,17 @@ class Pipeline:
                     JournalTransaction.status.in_((TransactionStatus.CONFIRMED, TransactionStatus.FAILED)),
                 )
             ).all()
+            lost_blocks = {row.operation_id: row.block_number for row in rows}
             for row in rows:
                 row.status = TransactionStatus.SENT
                 row.block_number = row.block_hash = row.gas_used = None
                 row.error_name = None
                 row.error_args = None
             session.flush()
-            return [_Tracked.from_row(row) for row in rows]
+            reopened = [_Tracked.from_row(row) for row in rows]
+        for tracked in reopened:
+            tracked.lost_block = lost_blocks[tracked.operation_id]
+        return reopened
 
     async def call(self, sender: str, to: str, data: bytes) -> bytes:
         """``eth_call`` from ``sender`` on the latest block over the pipeline's own (async) connection: what a

@@ -1386,7 +1386,9 @@ class Indexer:
     def run_forever(self, poll_interval: float = 1.0) -> None:
         """Sync, then sync again every ``poll_interval`` seconds until :meth:`stop` (which also ends a long
         sync between two pages). Errors of the node or the database are logged and retried with a growing
-        pause; an inconsistent index stops the loop (raises :class:`IndexInconsistencyError`)."""
+        pause. An inconsistent index (an event about a row the index does not hold: the chain moved under it in
+        a way its rollback did not follow) is logged as an error and the index is rebuilt from the chain, so
+        that the lists never stay wrong and the thread never dies."""
         pause = poll_interval
         while not self._stop.is_set():
             try:
@@ -1395,6 +1397,13 @@ class Indexer:
             except (LogSourceError, OSError, OperationalError) as exc:
                 pause = min(pause * 2, 60.0)
                 logger.warning("indexer sync failed (%s); retrying in %.1f s", exc, pause)
+            except IndexInconsistencyError as exc:
+                logger.error("the index is inconsistent with the chain (%s); rebuilding it from the chain", exc)
+                try:
+                    self.rebuild()
+                except (LogSourceError, OSError, OperationalError, IndexInconsistencyError) as again:
+                    pause = min(pause * 2, 60.0)
+                    logger.warning("index rebuild failed (%s); retrying in %.1f s", again, pause)
             self._stop.wait(pause)
 
     def stop(self) -> None:
