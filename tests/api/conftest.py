@@ -9,17 +9,21 @@ import contextlib
 import itertools
 import os
 import socket
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
 from api.app import create_app
+from api.service import LedgerService
 from ledger.chain import Anvil, find_anvil
 from ledger.identifiers import synthetic_credit_code
 from ledger.settings import Settings
@@ -80,6 +84,12 @@ class Api:
     settings: Settings
     operator_headers: dict[str, str]
     anvil: Anvil
+
+    @property
+    def service(self) -> LedgerService:
+        """The running service behind ``http`` (its pipeline, client, database sessions)."""
+        service: LedgerService = self.http.app.state.ledger  # type: ignore[attr-defined]
+        return service
 
     def onboard(self, name: str, *roles: str, login_address: str | None = None) -> Participant:
         body: dict[str, Any] = {"name": name, "credit_code": synthetic_credit_code(next(_codes)), "roles": list(roles)}
@@ -144,3 +154,15 @@ def api(
     finally:
         with contextlib.suppress(Exception):
             anvil.kill()
+
+
+def at_once(attempts: int, send: Callable[[int], httpx.Response]) -> list[httpx.Response]:
+    """``send(i)`` from ``attempts`` threads, all released at the same moment."""
+    barrier = threading.Barrier(attempts)
+
+    def attempt(i: int) -> httpx.Response:
+        barrier.wait()
+        return send(i)
+
+    with ThreadPoolExecutor(attempts) as pool:
+        return list(pool.map(attempt, range(attempts)))

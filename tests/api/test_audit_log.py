@@ -20,7 +20,6 @@ import pytest
 from sqlalchemy import delete, select
 
 from api.audit_log import GENESIS_HASH, AuditEntry, AuditLog, AuditRecord, record_hash
-from api.service import LedgerService
 from ledger.db import Base, make_engine, make_sessionmaker
 from ledger.migrations import upgrade
 from tests.api.conftest import Api, Participant
@@ -30,13 +29,9 @@ SOAK_RECORDS = int(os.environ.get("SCF_SOAK_RECORDS", "500"))
 SETTINGS = {"audit_anchor_every": 100, "audit_anchor_seconds": 600.0}
 
 
-def service_of(api: Api) -> LedgerService:
-    service: LedgerService = api.http.app.state.ledger  # type: ignore[attr-defined]
-    return service
-
 
 def head(api: Api) -> int:
-    return service_of(api).audit_log.head().sequence
+    return api.service.audit_log.head().sequence
 
 
 def records_after(api: Api, sequence: int) -> list[dict[str, Any]]:
@@ -116,7 +111,7 @@ def test_document_reads_are_recorded_and_their_content_is_not(api: Api, people: 
     assert api.http.get(f"/documents/{uploaded.json()['sha256']}", headers=supplier.headers).content == content
     (read,) = records_after(api, start)
     assert (read["method"], read["route"], read["actor"]) == ("GET", "/documents/{sha256}", supplier.id)
-    with service_of(api).sessions() as session:
+    with api.service.sessions() as session:
         for record in session.scalars(select(AuditRecord)):
             assert content.decode() not in json.dumps([str(v) for v in record.__dict__.values()])
 
@@ -134,7 +129,7 @@ def test_only_the_regulator_and_the_operator_read_and_verify_the_log(api: Api, p
 def test_the_head_is_anchored_on_chain_and_the_log_verifies_against_every_anchor(
     api: Api, people: dict[str, Participant]
 ) -> None:
-    service = service_of(api)
+    service = api.service
     api.http.post("/deposits", json={"amount": 1}, headers=people["supplier"].waiting())  # one more record
     before = service.audit_log.head()
     anchored = anchor_now(api)
@@ -157,7 +152,7 @@ def tampering(api: Api) -> Iterator[AuditLog]:
     """Anchor the head, let a test alter the log, then put every record back as it was. Nothing is appended
     meanwhile (the test sends only reads), so the anchorer has nothing to anchor."""
     anchor_now(api)
-    log = service_of(api).audit_log
+    log = api.service.audit_log
     with log.sessions() as session:
         original = list(session.scalars(select(AuditRecord).order_by(AuditRecord.sequence)))
         for record in original:
@@ -251,7 +246,7 @@ def test_a_rewritten_chain_of_hashes_is_caught_by_the_anchor_on_chain(api: Api) 
                 row.hash = record_hash(row)
                 previous = row.hash
         report = verify(api)
-        anchored = sorted(a.sequence for a in service_of(api).client.audit_anchors())
+        anchored = sorted(a.sequence for a in api.service.client.audit_anchors())
         assert report["valid"] is False
         assert report["first_invalid"] == min(s for s in anchored if s >= target.sequence)
         assert "anchored on chain" in report["reason"]
@@ -276,7 +271,7 @@ def test_deleting_records_is_detected_in_the_middle_and_at_the_anchored_end(api:
 
 
 def test_the_anchorer_anchors_by_itself_after_enough_records(api: Api, people: dict[str, Participant]) -> None:
-    service = service_of(api)
+    service = api.service
     anchorer = service.audit_anchorer
     every = api.settings.audit_anchor_every
     assert anchorer.every == every > 0
@@ -292,7 +287,7 @@ def test_the_anchorer_anchors_by_itself_after_enough_records(api: Api, people: d
 
 
 def test_without_anchors_the_log_still_verifies_on_its_hashes(api: Api) -> None:
-    log = service_of(api).audit_log
+    log = api.service.audit_log
     head_before = log.head()
     report = log.verify([])
     assert report.valid and report.head == head_before and report.anchors_checked == 0

@@ -413,8 +413,7 @@ def _send(world: World, route: Route, caller: str | None, *, wait: bool = False)
 
 
 def _journal_size(api: Api) -> int:
-    service = api.http.app.state.ledger  # type: ignore[attr-defined]
-    with service.sessions() as session:
+    with api.service.sessions() as session:
         return int(session.scalar(select(func.count()).select_from(JournalTransaction)))
 
 

@@ -15,17 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from api.documents import DocumentIntegrityError, decrypt, document_key, rotate_document_keys
-from api.service import LedgerService
 from api.store import DocumentRecord, ParticipantRecord
 from ledger.db import Base
 from tests.api.conftest import Api, Participant
 
 MARKER = b"QX-PLAINTEXT-MARKER-91c4"
 
-
-def service_of(api: Api) -> LedgerService:
-    service: LedgerService = api.http.app.state.ledger  # type: ignore[attr-defined]
-    return service
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +39,7 @@ def download(api: Api, who: Participant, sha256: str) -> Any:
 
 
 def stored(api: Api, sha256: str) -> DocumentRecord:
-    with service_of(api).sessions() as session:
+    with api.service.sessions() as session:
         record = session.get(DocumentRecord, sha256)
         assert record is not None
         session.expunge(record)
@@ -52,7 +47,7 @@ def stored(api: Api, sha256: str) -> DocumentRecord:
 
 
 def overwrite(api: Api, sha256: str, **fields: bytes) -> None:
-    with service_of(api).sessions() as session, session.begin():
+    with api.service.sessions() as session, session.begin():
         record = session.get(DocumentRecord, sha256)
         assert record is not None
         for name, value in fields.items():
@@ -111,7 +106,7 @@ def test_a_ciphertext_moved_under_another_documents_name_is_refused(api: Api, ow
 
 
 def test_rotation_re_encrypts_every_document_and_the_old_key_decrypts_none(api: Api, owner: Participant) -> None:
-    service = service_of(api)
+    service = api.service
     secret = api.settings.master_secret
     contents = {
         upload(api, owner, b"supply contract %d " % i + MARKER): b"supply contract %d " % i + MARKER for i in range(3)
@@ -139,7 +134,7 @@ def test_rotation_re_encrypts_every_document_and_the_old_key_decrypts_none(api: 
 
 
 def _secrets(api: Api, participants: list[Participant]) -> dict[str, list[bytes]]:
-    service = service_of(api)
+    service = api.service
     with service.sessions() as session:
         custodial = [r.address for r in session.scalars(select(ParticipantRecord))]
     keys = [service.keystore.account(a).key for a in custodial if a != service.operator.address]
@@ -162,7 +157,7 @@ def _files(folder: Path) -> Iterator[Path]:
 
 
 def test_no_plaintext_document_secret_or_key_is_on_disk_or_in_the_database(api: Api, owner: Participant) -> None:
-    service = service_of(api)
+    service = api.service
     others = [api.onboard(f"Crypto Participant {i}", "supplier") for i in range(2)]
     upload(api, owner, b"a fresh scan " + MARKER)
     secrets = _secrets(api, [owner, *others])

@@ -5,10 +5,8 @@ one transaction; a sign-in challenge is spent by its first use, even when 50 use
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,34 +18,20 @@ from eth_account.messages import encode_defunct
 from sqlalchemy import func, or_, select
 
 from api.audit_log import AuditRecord
-from api.service import LedgerService
 from ledger.journal import JournalTransaction
-from tests.api.conftest import Api, Participant
+from tests.api.conftest import Api, Participant, at_once
 
 YUAN = 100
 REPLAYS = 1_000
 SOAK_REPLAYS = int(os.environ.get("SCF_SOAK_REPLAYS", "10000"))
 
 
-def service_of(api: Api) -> LedgerService:
-    service: LedgerService = api.http.app.state.ledger  # type: ignore[attr-defined]
-    return service
 
-
-def at_once(attempts: int, send: Callable[[int], httpx.Response]) -> list[httpx.Response]:
-    barrier = threading.Barrier(attempts)
-
-    def attempt(i: int) -> httpx.Response:
-        barrier.wait()
-        return send(i)
-
-    with ThreadPoolExecutor(attempts) as pool:
-        return list(pool.map(attempt, range(attempts)))
 
 
 def ledger_transactions(api: Api) -> int:
     """Transactions the service signed for ledger operations (the audit log's anchors left out)."""
-    service = service_of(api)
+    service = api.service
     anchor = service.client.contracts["anchor"].address
     with service.sessions() as session:
         count = session.scalar(
@@ -59,7 +43,7 @@ def ledger_transactions(api: Api) -> int:
 
 
 def nonces(api: Api, *who: Participant) -> list[int]:
-    w3 = service_of(api).w3
+    w3 = api.service.w3
     return [w3.eth.get_transaction_count(p.id, "pending") for p in who]  # type: ignore[arg-type]
 
 
@@ -118,7 +102,7 @@ def replay_keyed_requests(api: Api, cast: dict[str, Participant], replays: int, 
 
     transactions, sent = ledger_transactions(api), nonces(api, agent, buyer, supplier)
     cash = balance(api, supplier)
-    audited = service_of(api).audit_log.head().sequence
+    audited = api.service.audit_log.head().sequence
 
     def replay(i: int) -> None:
         path, body, headers = requests[i % len(requests)]
@@ -136,7 +120,7 @@ def replay_keyed_requests(api: Api, cast: dict[str, Participant], replays: int, 
     assert ledger_transactions(api) == transactions
     assert nonces(api, agent, buyer, supplier) == sent
     assert balance(api, supplier) == cash
-    with service_of(api).sessions() as session:
+    with api.service.sessions() as session:
         records = list(session.scalars(select(AuditRecord).where(AuditRecord.sequence > audited)))
     assert len(records) == replays and all(r.replayed and r.status_code == 200 for r in records)
     assert Counter(r.operation_id for r in records) == {a.json()["operation_id"]: replays // 4 for a in first}

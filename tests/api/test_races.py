@@ -5,20 +5,16 @@ second success); and the chain, read afterwards, holds exactly one invoice, one 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from api.service import LedgerService
 from ledger.models import PledgeState, ReceiptState, RequestState
-from tests.api.conftest import Api, Participant
+from tests.api.conftest import Api, Participant, at_once
 
 YUAN = 100
 ATTEMPTS = 100
@@ -26,21 +22,7 @@ SOAK_ROUNDS = int(os.environ.get("SCF_SOAK_ROUNDS", "10"))
 SOAK_ATTEMPTS = int(os.environ.get("SCF_SOAK_ATTEMPTS", "200"))
 
 
-def service_of(api: Api) -> LedgerService:
-    service: LedgerService = api.http.app.state.ledger  # type: ignore[attr-defined]
-    return service
 
-
-def at_once(attempts: int, send: Callable[[int], httpx.Response]) -> list[httpx.Response]:
-    """``send(i)`` from ``attempts`` threads, all released at the same moment."""
-    barrier = threading.Barrier(attempts)
-
-    def attempt(i: int) -> httpx.Response:
-        barrier.wait()
-        return send(i)
-
-    with ThreadPoolExecutor(attempts) as pool:
-        return list(pool.map(attempt, range(attempts)))
 
 
 def one_winner(responses: list[httpx.Response], *errors: str) -> dict[str, Any]:
@@ -65,7 +47,7 @@ def ok(response: httpx.Response) -> dict[str, Any]:
 
 
 def events_since(api: Api, contract: str, event: str, block: int) -> list[dict[str, Any]]:
-    handle = getattr(service_of(api).client.contracts[contract].events, event)
+    handle = getattr(api.service.client.contracts[contract].events, event)
     return [dict(e["args"]) for e in handle.get_logs(from_block=block)]
 
 
@@ -134,13 +116,13 @@ def test_races_hold_round_after_round(api: Api, cast: dict[str, Participant]) ->
 def race_to_register_one_invoice(api: Api, cast: dict[str, Participant], attempts: int) -> None:
     supplier = cast["supplier"]
     body = invoice_body(api, cast["buyer"], f"{time.time_ns() % 10**20:020d}")
-    block = service_of(api).w3.eth.block_number
+    block = api.service.w3.eth.block_number
     responses = at_once(attempts, lambda _: api.http.post("/invoices", json=body, headers=supplier.waiting()))
     winner = one_winner(responses, "ReceivablesInvoiceAlreadyRegistered")
 
     registered = events_since(api, "receivables", "InvoiceRegistered", block)
     assert [e["invoiceId"] for e in registered if e["seller"] == supplier.id] == [winner["invoice_id"]]
-    invoice = service_of(api).client.invoice(winner["invoice_id"])
+    invoice = api.service.client.invoice(winner["invoice_id"])
     assert (invoice.seller, invoice.buyer, invoice.amount) == (supplier.id, cast["buyer"].id, body["amount"])
 
 
@@ -149,7 +131,7 @@ def race_to_finance_one_piece(api: Api, cast: dict[str, Participant], attempts: 
     body = invoice_body(api, buyer, f"{time.time_ns() % 10**20:020d}")
     invoice_id = ok(api.http.post("/invoices", json=body, headers=supplier.waiting()))["invoice_id"]
     piece_id = ok(api.http.post(f"/invoices/{invoice_id}/confirm", headers=buyer.waiting()))["piece_id"]
-    client = service_of(api).client
+    client = api.service.client
 
     block = client.w3.eth.block_number
     ask = {"piece_id": piece_id, "amount": body["amount"], "financier": factor.id}
@@ -185,7 +167,7 @@ def race_to_pledge_one_receipt(api: Api, cast: dict[str, Participant], attempts:
         "expiry": chain_date(api, 365),
     }
     receipt_id = ok(api.http.post("/warehouse-receipts", json=lot, headers=warehouse.waiting()))["receipt_id"]
-    client = service_of(api).client
+    client = api.service.client
 
     block = client.w3.eth.block_number
     terms = {
