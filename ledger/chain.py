@@ -11,10 +11,16 @@ does. Its files live under ``<data_dir>/chain/``:
 - ``anvil-state.json``: the chain's state and blocks. anvil reads it at start, rewrites it every second
   (``--state-interval 1``) and once more on a clean exit (SIGTERM). After a crash (SIGKILL) the chain
   restarts from the last dump, so at most about a second of blocks is lost.
-- ``anvil-state.json.bak``: the state as it was at the last successful start. anvil rewrites the state file
-  in place (``O_TRUNC``, not a rename), so a crash in the middle of a dump leaves a truncated file that anvil
-  refuses to load. :meth:`Anvil.start` then sets the truncated file aside and restarts from this backup;
-  everything after that start is lost from the chain (the transaction journal re-sends it).
+- ``anvil-states/``: the last few dumps, copied by a small keeper process (:mod:`ledger.state_keeper`) that
+  runs beside anvil. anvil's dump is not taken at one instant: a dump written while a block is mined can hold
+  that block's effects on the accounts but not the block itself, and a chain loaded from it has transactions
+  that happened in no block (their nonces used, their events nowhere). anvil also rewrites the state file in
+  place (``O_TRUNC``, not a rename), so a crash in the middle of a dump leaves a truncated file. At every start
+  :meth:`Anvil.start` checks the state file (:func:`ledger.state_keeper.inspect_state`); when it is unreadable
+  or inconsistent, it is set aside and the newest consistent kept dump takes its place, so a crash loses a
+  second or two of blocks (the transaction journal re-sends them), never a block's effects without the block.
+- ``anvil-state.json.bak``: the state as it was at the last successful start, the last resort when no kept
+  dump is usable; everything after that start is then lost from the chain (the journal re-sends it).
 - ``anvil.log`` (anvil's output, appended across starts), ``anvil.pid`` and ``anvil.lock``.
 
 anvil is started with the standard test mnemonic, so its dev accounts and their keys are the same on every
@@ -35,6 +41,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -53,6 +60,7 @@ from web3.exceptions import Web3Exception
 from web3.middleware import ExtraDataToPOAMiddleware
 
 from ledger.settings import PROJECT_ROOT, Settings
+from ledger.state_keeper import inspect_state, kept_dumps, newest_consistent
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +218,8 @@ class AnvilStatus:
     already_running: bool = False
     """Set by :meth:`Anvil.start` when it found the node running and left it alone."""
     restored_from: Path | None = None
-    """Set by :meth:`Anvil.start` when the state file was unreadable and the chain restarted from this backup."""
+    """Set by :meth:`Anvil.start` when the state file was unreadable or inconsistent and the chain restarted from
+    this kept dump or backup instead."""
 
 
 @dataclass(frozen=True)
@@ -299,6 +308,10 @@ class Anvil:
         return self.chain_dir / "anvil-state.json.bak"
 
     @property
+    def keep_dir(self) -> Path:
+        return self.chain_dir / "anvil-states"
+
+    @property
     def log_file(self) -> Path:
         return self.chain_dir / "anvil.log"
 
@@ -346,8 +359,10 @@ class Anvil:
         """Start the node in the background and return once it answers JSON-RPC.
 
         When it already runs, nothing is started and the status says ``already_running``. When the state
-        file is unreadable (a crash in the middle of a dump), it is set aside as ``anvil-state.json.corrupt-<time>``
-        and the node restarts from the backup taken at the previous start (``restored_from``).
+        file is unreadable (a crash in the middle of a dump) or inconsistent (accounts ahead of the blocks: a
+        crash right after a dump taken while a block was mined), it is set aside as
+        ``anvil-state.json.corrupt-<time>`` and the node restarts from the newest consistent dump the keeper
+        kept, or else from the backup taken at the previous start (``restored_from``).
 
         Raises :class:`AnvilError` when the port is taken by another program, or the node exits or does not
         answer within ``timeout`` seconds; the message ends with the last lines of its log.
@@ -362,6 +377,7 @@ class Anvil:
                     f"port {self.port} on {self.host} is taken by another program; "
                     "choose another with --port or SCF_ANVIL_PORT"
                 )
+            chosen = self._choose_state()
             try:
                 self._launch(timeout)
             except _StateUnreadable as unreadable:
@@ -374,7 +390,7 @@ class Anvil:
                         f"it. anvil said:\n{again.log_tail}"
                     ) from again
                 return replace(self.status(), restored_from=backup)
-            return self.status()
+            return replace(self.status(), restored_from=chosen)
 
     def stop(self, *, timeout: float = 15.0) -> AnvilStopped | None:
         """Ask the node to stop (SIGTERM: it dumps its state, then exits) and wait until it has.
@@ -512,6 +528,63 @@ class Anvil:
             raise AnvilError(f"anvil answers chain id {answered}, not {self.chain_id}")
         if candidate.is_file():
             os.replace(candidate, self.backup_file)
+        self._start_keeper(process.pid)
+
+    def _choose_state(self) -> Path | None:
+        """Put a consistent dump in place of an unreadable or inconsistent state file; return where it came from.
+
+        Candidates, newest first: the keeper's dumps, then the backup of the last start. When none is consistent,
+        the state file stays as it is (an unreadable one then takes the backup path of :meth:`_launch`).
+        """
+        if not self.state_file.is_file():
+            return None
+        check = inspect_state(self.state_file)
+        if check.consistent:
+            return None
+        candidates = [*kept_dumps(self.keep_dir), *([self.backup_file] if self.backup_file.is_file() else [])]
+        good = newest_consistent(candidates)
+        if good is None:
+            logger.warning(
+                "anvil's state file %s is %s, and no kept dump or backup is consistent; starting from it as it is",
+                self.state_file,
+                check.problem,
+            )
+            return None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        corrupt = self.chain_dir / f"anvil-state.json.corrupt-{stamp}"
+        os.replace(self.state_file, corrupt)
+        shutil.copyfile(good.path, self.state_file)
+        logger.warning(
+            "anvil's state file is %s; set aside as %s, restarting from %s (block %s, was %s)",
+            check.problem,
+            corrupt.name,
+            good.path,
+            good.best_block,
+            check.best_block,
+        )
+        return good.path
+
+    def _start_keeper(self, anvil_pid: int) -> None:
+        """Start the process that keeps anvil's recent dumps (see :mod:`ledger.state_keeper`); it exits with anvil."""
+        keeper = Path(__file__).with_name("state_keeper.py")
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(keeper),
+                    "--state",
+                    str(self.state_file),
+                    "--keep-dir",
+                    str(self.keep_dir),
+                    "--pid",
+                    str(anvil_pid),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+        threading.Thread(target=process.wait, name=f"reap-state-keeper-{process.pid}", daemon=True).start()
 
     def _recover_state(self, log_tail: str) -> Path:
         """Set the unreadable state file aside and put the backup in its place; return the backup's path."""
