@@ -36,7 +36,6 @@ import contextlib
 import itertools
 import json
 import logging
-import math
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -1224,10 +1223,12 @@ class Pipeline:
                 if not isinstance(header, Mapping) or recent[number] != {header.get("hash")}:
                     lost_above = number - 1
                     break
+        lost_in: dict[str, int | None] = {}
         if lost_above is not None:
             logger.warning("blocks above %d were lost while the pipeline was stopped", lost_above)
-            await self._db(self._reopen_after, lost_above)
+            lost_in = {t.operation_id: t.lost_block for t in await self._db(self._reopen_after, lost_above)}
         for tracked in await self._db(self._select_in_flight):
+            tracked.lost_block = lost_in.get(tracked.operation_id)
             tracked.check_now = True
             self._inflight[tracked.operation_id] = tracked
             self._by_hash[tracked.tx_hash] = tracked
@@ -1291,13 +1292,29 @@ class Pipeline:
             await self._db(self._mark_sent, [t.tx_hash for t in newly_known])
         if below:
             await self._settle_mined_nonces(below, mined_count)
+        resend = self._next_wave(resend)
         if resend:
-            # Lost blocks' transactions first, in the order of those blocks (an operation submitted after another
-            # was confirmed came in a later block), then the others; each sender's in nonce order.
-            resend.sort(key=lambda t: (math.inf if t.lost_block is None else t.lost_block, t.sender, t.nonce))
             logger.info("sending again %d transactions the node does not hold", len(resend))
             for start in range(0, len(resend), self.max_batch):
                 await self._send(resend[start : start + self.max_batch])
+
+    def _next_wave(self, resend: list[_Tracked]) -> list[_Tracked]:
+        """Which of the transactions the node does not hold to send again now, each sender's in nonce order.
+
+        Transactions of lost blocks go back one lost block at a time: those of the earliest lost block still in
+        flight, and the next block's only once those are mined. An operation confirmed in one block can be what
+        an operation in a later block built on (an invoice confirmed after its registration was confirmed), and
+        a node orders the transactions of one block as it likes, so sending two lost blocks' transactions
+        together could mine them in the wrong order and fail the later one. Transactions the node simply dropped
+        go once no lost block's transaction is in flight.
+        """
+        lost = [t.lost_block for t in self._inflight.values() if t.lost_block is not None and not t.status.is_final]
+        earliest = min(lost, default=None)
+        wave = [t for t in resend if t.lost_block == earliest]
+        for tracked in resend:
+            if tracked.lost_block != earliest:
+                tracked.check_now = True  # due again at the next round
+        return sorted(wave, key=lambda t: (t.sender, t.nonce))
 
     async def _settle_mined_nonces(self, below: list[_Tracked], mined_count: Mapping[str, int]) -> None:
         """Transactions whose nonce the node has used: finalize ours from their receipts, mark the others
