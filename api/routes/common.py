@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import inspect
+import json
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
 from eth_utils import is_address, to_checksum_address
-from fastapi import Query
+from fastapi import Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, bindparam, func, or_, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.problems import Problem
+from ledger.index.models import ChainUint
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_AMOUNT = 2**96 - 1
 """Amounts the contracts store (uint96): about 7.9e28 fen."""
@@ -43,10 +53,14 @@ Bps = Annotated[int, Field(ge=0, le=10_000, description="basis points")]
 
 
 class Page(BaseModel):
+    """A page of a list. The lists of :func:`paged` also say ``next``, and leave ``page`` and ``total`` null
+    when they were not asked for (see :data:`PAGING`)."""
+
     items: list[Any]
-    page: int
+    page: int | None
     size: int
-    total: int
+    total: int | None
+    next: str | None = None
 
 
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
@@ -55,6 +69,181 @@ PageSize = Annotated[int, Query(ge=1, le=200)]
 
 def page_of(items: list[Any], page: int, size: int, total: int) -> dict[str, Any]:
     return {"items": items, "page": page, "size": size, "total": total}
+
+
+# -- lists paged by cursor (keyset) or page number ----------------------------------------------------------
+
+PAGING = """**Paging.** By cursor: the answer's `next` (null on the last page) sent back as `after` gives the items
+that follow; the first page is the one without `after`. A cursor page reads only its own rows from an index, so
+it costs the same at any depth and at any size of the ledger, and it never repeats or skips an item while items
+enter or leave the list in between (one that enters further along the order than the cursor shows on a later
+page; one that enters before it, on none of this walk's pages). By page number (`page`, as before): a page
+costs in proportion to its offset, and items entering or leaving in between shift the pages.
+
+`total` is the exact number of matching items, counted only when asked: by default with `page` and never with
+`after`; `total=false` or `total=true` says otherwise. The count costs in proportion to the matching items, so
+clients that do not show it send `total=false` (or page by cursor). An answer is `{"items", "page", "size",
+"total", "next"}`: `page` is null when paging by cursor, `total` null when not counted."""
+"""How the paged lists page (:func:`paged`); appended to each one's OpenAPI description by :func:`paging`."""
+
+_CURSOR_MAX_LENGTH = 256
+
+
+def paging(route: F) -> F:
+    """Append :data:`PAGING` to a list route's description (its docstring, which FastAPI publishes)."""
+    route.__doc__ = f"{inspect.cleandoc(route.__doc__ or '')}\n\n{PAGING}".strip()
+    return route
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of a list a request asks for: a page by number (``after`` None) or the page after a cursor."""
+
+    page: int
+    size: int
+    after: tuple[int, ...] | None
+    """The cursor's sort-key values: the page starts after the item that has them."""
+    total: bool
+    """Whether to count the matching items."""
+
+
+def encode_cursor(values: Sequence[int]) -> str:
+    """The cursor after an item with these sort-key values: URL-safe base64 of their JSON, unpadded. Opaque to
+    clients; it names a position in the list's order, not a row, so the row may go and the cursor still works."""
+    return base64.urlsafe_b64encode(json.dumps(list(values), separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+def _bad_cursor(detail: str = "`after` is not a cursor of this list: send back a `next` as given") -> Problem:
+    return Problem(422, "validation", "Invalid request", detail)
+
+
+def decode_cursor(cursor: str) -> tuple[int, ...]:
+    """The sort-key values of :func:`encode_cursor`; a 422 problem for anything else."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise _bad_cursor() from None
+    if not (isinstance(values, list) and values and all(type(v) is int and v >= 0 for v in values)):
+        raise _bad_cursor()
+    return tuple(values)
+
+
+def list_window(
+    request: Request,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="page number (offset paging); not with `after`")] = 1,
+    size: Annotated[int, Query(ge=1, le=200, description="items per page")] = 50,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=_CURSOR_MAX_LENGTH,
+            description="a `next` cursor from the previous page: the items after it (keyset paging)",
+        ),
+    ] = None,
+    total: Annotated[
+        bool | None,
+        Query(description="count the matching items (default: with `page` yes, with `after` no)"),
+    ] = None,
+) -> Window:
+    """The paging parameters of a list route (see :data:`PAGING`)."""
+    if after is not None and "page" in request.query_params:
+        raise _bad_cursor("send either `page` or `after`, not both")
+    return Window(
+        page=page,
+        size=size,
+        after=None if after is None else decode_cursor(after),
+        total=(after is None) if total is None else total,
+    )
+
+
+ListWindow = Annotated[Window, Depends(list_window)]
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """A column a list is ordered by. A list's keys end with a unique one (its id), so that they order the
+    items totally and a cursor names one position."""
+
+    column: InstrumentedAttribute[int]
+    descending: bool = False
+
+    def order(self) -> UnaryExpression[int]:
+        return self.column.desc() if self.descending else self.column.asc()
+
+    def bind(self, value: int) -> ColumnElement[int]:
+        """``value`` as a parameter of this column's type; a 422 problem if the column cannot hold it."""
+        if value >= (2**256 if isinstance(self.column.type, ChainUint) else 2**63):
+            raise _bad_cursor()
+        return bindparam(None, value, type_=self.column.type)
+
+
+def _after(keys: Sequence[SortKey], values: tuple[int, ...]) -> ColumnElement[bool]:
+    """The items after ``values`` in the order of ``keys``: one comparison for one key, a row-value comparison
+    when the keys run one way (an index range on every database), else the lexicographic comparison spelled
+    out."""
+    if len(values) != len(keys):
+        raise _bad_cursor()
+    bound = [key.bind(value) for key, value in zip(keys, values, strict=True)]
+    if len(keys) == 1:
+        return keys[0].column < bound[0] if keys[0].descending else keys[0].column > bound[0]
+    if len({key.descending for key in keys}) == 1:
+        columns, row = tuple_(*(key.column for key in keys)), tuple_(*bound)
+        return columns < row if keys[0].descending else columns > row
+    alternatives = []
+    for i, key in enumerate(keys):
+        beyond = key.column < bound[i] if key.descending else key.column > bound[i]
+        alternatives.append(and_(*(k.column == b for k, b in zip(keys[:i], bound[:i], strict=True)), beyond))
+    return or_(*alternatives)
+
+
+def _sort_values(keys: Sequence[SortKey], row: Any) -> tuple[int, ...]:
+    return tuple(int(getattr(row, key.column.key)) for key in keys)
+
+
+def page_rows(
+    session: Session,
+    query: Select[Any],
+    keys: Sequence[SortKey],
+    window: Window,
+    *,
+    any_of: Sequence[ColumnElement[bool]] = (),
+) -> tuple[list[Any], str | None, int | None]:
+    """The rows of ``window`` of the list ``query`` (one entity, filtered, not ordered) ordered by ``keys``,
+    restricted to the rows matching any of ``any_of`` (none: all): ``(rows, next cursor, total or None)``.
+
+    One more row than the page is read to know whether a next page exists. With several ``any_of`` (the lists
+    of what a participant sees as either party), a cursor page and the first page read each on its own, in
+    order from its own index and no further than the page needs, and merge them here: one ``OR`` would have
+    the database gather and sort every matching row before it could return the first. A later page by number
+    is one ``OR`` query with an offset, as it always was: its cost grows with the offset anyway."""
+    keys = tuple(keys)
+    orders = [key.order() for key in keys]
+    start = 0 if window.after is not None else (window.page - 1) * window.size
+    ranged = query if window.after is None else query.where(_after(keys, window.after))
+    if len(any_of) <= 1 or start > 0:
+        visible = ranged.where(or_(*any_of)) if any_of else ranged
+        rows = list(session.scalars(visible.order_by(*orders).offset(start or None).limit(window.size + 1)))
+    else:
+        merged: dict[tuple[int, ...], Any] = {}
+        for condition in any_of:
+            for row in session.scalars(ranged.where(condition).order_by(*orders).limit(window.size + 1)):
+                merged[_sort_values(keys, row)] = row
+        directions = [-1 if key.descending else 1 for key in keys]
+        ordered = sorted(merged, key=lambda values: tuple(d * v for d, v in zip(directions, values, strict=True)))
+        rows = [merged[values] for values in ordered[: window.size + 1]]
+    next_cursor = encode_cursor(_sort_values(keys, rows[window.size - 1])) if len(rows) > window.size else None
+    total = None
+    if window.total:
+        matching = query.where(or_(*any_of)) if any_of else query
+        # count(*) over the filter itself, not over a subquery of whole rows: the database may count an index
+        total = int(session.scalar(matching.with_only_columns(func.count(), maintain_column_froms=True)) or 0)
+    return rows[: window.size], next_cursor, total
+
+
+def listing(items: list[Any], window: Window, total: int | None, next_cursor: str | None) -> dict[str, Any]:
+    """The answer of a paged list (see :data:`PAGING`)."""
+    page = window.page if window.after is None else None
+    return {"items": items, "page": page, "size": window.size, "total": total, "next": next_cursor}
 
 
 def not_found(what: str) -> Problem:

@@ -7,6 +7,7 @@ checks would still revert.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from enum import Enum
 from typing import Any
@@ -15,14 +16,26 @@ from eth_utils import keccak
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import DeclarativeBase
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
 from api.problems import Problem, jsonable
-from api.routes.common import Address, Amount, Bps, PageNumber, PageSize, not_found, page_of, path_id
+from api.routes.common import (
+    Address,
+    Amount,
+    Bps,
+    ListWindow,
+    SortKey,
+    Window,
+    listing,
+    not_found,
+    page_rows,
+    paging,
+    path_id,
+)
 from api.service import LedgerService
 from api.store import ParticipantRecord
 from ledger.errors import ContractRevert
@@ -43,11 +56,20 @@ def row_dict(row: DeclarativeBase) -> dict[str, Any]:
     return out
 
 
-def paged(service: LedgerService, query: Select[Any], page: int, size: int) -> dict[str, Any]:
+def paged(
+    service: LedgerService,
+    query: Select[Any],
+    keys: Sequence[SortKey],
+    window: Window,
+    *,
+    any_of: Sequence[ColumnElement[bool]] = (),
+) -> dict[str, Any]:
+    """The answer of a list route: ``window`` of the index rows of ``query`` (filtered, not ordered) in the
+    order of ``keys``, restricted to those matching any of ``any_of`` (see :func:`api.routes.common.page_rows`
+    and :data:`api.routes.common.PAGING`)."""
     with service.sessions() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.offset((page - 1) * size).limit(size)).all()
-        return page_of([row_dict(r) for r in rows], page, size, total)
+        rows, next_cursor, total = page_rows(session, query, keys, window, any_of=any_of)
+        return listing([row_dict(r) for r in rows], window, total, next_cursor)
 
 
 def sees_everything(caller: Caller) -> bool:
@@ -135,22 +157,24 @@ async def register_invoice(
 
 
 @router.get("/invoices")
+@paging
 def list_invoices(
     service: Service,
     caller: CurrentCaller,
-    page: PageNumber = 1,
-    size: PageSize = 50,
+    window: ListWindow,
     state: str | None = Query(None, description="registered, rejected, confirmed, paid or defaulted"),
 ) -> dict[str, Any]:
-    query = select(InvoiceRow).order_by(InvoiceRow.id.desc())
-    if not sees_everything(caller):
-        query = query.where(or_(InvoiceRow.seller == caller.address, InvoiceRow.buyer == caller.address))
+    """Invoices the caller sold or is billed for (the regulator and the operator: all), newest first."""
+    query = select(InvoiceRow)
     if state is not None:
         try:
             query = query.where(InvoiceRow.state == InvoiceState[state.upper()])
         except KeyError:
             raise Problem(422, "validation", "Invalid request", f"unknown state {state!r}") from None
-    return paged(service, query, page, size)
+    parties = (
+        () if sees_everything(caller) else (InvoiceRow.seller == caller.address, InvoiceRow.buyer == caller.address)
+    )
+    return paged(service, query, (SortKey(InvoiceRow.id, descending=True),), window, any_of=parties)
 
 
 @router.get("/invoices/{invoice_id}")
@@ -234,12 +258,12 @@ def _may_see_piece(service: LedgerService, caller: Caller, piece: Piece) -> bool
 
 
 @router.get("/receivables")
-def list_receivables(
-    service: Service, caller: CurrentCaller, page: PageNumber = 1, size: PageSize = 50
-) -> dict[str, Any]:
-    """The pieces the caller holds (from the index)."""
-    query = select(PieceRow).where(PieceRow.owner == caller.address, PieceRow.burnt.is_(False)).order_by(PieceRow.id)
-    return paged(service, query, page, size)
+@paging
+def list_receivables(service: Service, caller: CurrentCaller, window: ListWindow) -> dict[str, Any]:
+    """The pieces the caller holds (from the index), oldest first."""
+    # the (owner, burnt, id) index answers a cursor page, and the count, without reading other rows
+    query = select(PieceRow).where(PieceRow.owner == caller.address, PieceRow.burnt.is_(False))
+    return paged(service, query, (SortKey(PieceRow.id),), window)
 
 
 @router.get("/receivables/{piece_id}")
@@ -375,21 +399,23 @@ async def request_financing(
 
 
 @router.get("/financing-requests")
+@paging
 def list_financing_requests(
-    service: Service, caller: CurrentCaller, page: PageNumber = 1, size: PageSize = 50, state: str | None = None
+    service: Service, caller: CurrentCaller, window: ListWindow, state: str | None = None
 ) -> dict[str, Any]:
-    """Requests the caller made, or (a financier) those addressed to it."""
-    query = select(FinancingRequestRow).order_by(FinancingRequestRow.id.desc())
-    if not sees_everything(caller):
-        query = query.where(
-            or_(FinancingRequestRow.holder == caller.address, FinancingRequestRow.financier == caller.address)
-        )
+    """Requests the caller made, or (a financier) those addressed to it, newest first."""
+    query = select(FinancingRequestRow)
     if state is not None:
         try:
             query = query.where(FinancingRequestRow.state == RequestState[state.upper()])
         except KeyError:
             raise Problem(422, "validation", "Invalid request", f"unknown state {state!r}") from None
-    return paged(service, query, page, size)
+    parties = (
+        ()
+        if sees_everything(caller)
+        else (FinancingRequestRow.holder == caller.address, FinancingRequestRow.financier == caller.address)
+    )
+    return paged(service, query, (SortKey(FinancingRequestRow.id, descending=True),), window, any_of=parties)
 
 
 @router.get("/financing-requests/{request_id}")

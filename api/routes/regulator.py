@@ -27,7 +27,7 @@ from api import documents
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
 from api.problems import Problem, jsonable
-from api.routes.common import IsoDate, PageNumber, PageSize, page_of
+from api.routes.common import IsoDate, ListWindow, PageNumber, PageSize, SortKey, page_of, paging
 from api.routes.receivables import paged
 from api.service import LedgerService
 from ledger.index.models import (
@@ -66,11 +66,11 @@ def _checksummed(value: str, what: str) -> str:
 
 
 @router.get("/audit/events")
+@paging
 def audit_events(
     service: Service,
     caller: CurrentCaller,
-    page: PageNumber = 1,
-    size: PageSize = 50,
+    window: ListWindow,
     contract: str | None = Query(None, description="registry, token, receivables or receipts"),
     name: str | None = Query(None, description="the event's name, e.g. ParticipantFrozen"),
     participant: str | None = Query(None, description="an address appearing among the event's arguments"),
@@ -81,7 +81,7 @@ def audit_events(
 ) -> dict[str, Any]:
     """Every event the ledger's contracts emitted, as the chain said it (from the index), newest first."""
     _require_supervisor(caller)
-    query = select(EventRow).order_by(EventRow.block_number.desc(), EventRow.log_index.desc())
+    query = select(EventRow)
     if contract is not None:
         query = query.where(EventRow.contract == contract)
     if name is not None:
@@ -97,7 +97,8 @@ def audit_events(
         query = query.where(EventRow.block_timestamp >= from_time)
     if to_time is not None:
         query = query.where(EventRow.block_timestamp <= to_time)
-    return paged(service, query, page, size)
+    keys = (SortKey(EventRow.block_number, descending=True), SortKey(EventRow.log_index, descending=True))
+    return paged(service, query, keys, window)
 
 
 # -- the large-transaction report ---------------------------------------------------------------------------------

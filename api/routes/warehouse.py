@@ -19,13 +19,13 @@ from eth_utils import keccak
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, field_validator
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
 from api.problems import Problem, jsonable
-from api.routes.common import Address, Amount, Bps, PageNumber, PageSize, not_found, path_id
+from api.routes.common import Address, Amount, Bps, ListWindow, SortKey, not_found, paging, path_id
 from api.routes.receivables import ZERO_ADDRESS, due_timestamp, paged, sees_everything
 from api.service import LedgerService
 from api.store import ParticipantRecord
@@ -250,29 +250,30 @@ async def issue_receipt(body: ReceiptCreate, request: Request, service: Service,
 
 
 @router.get("/warehouse-receipts")
+@paging
 def list_receipts(
     service: Service,
     caller: CurrentCaller,
-    page: PageNumber = 1,
-    size: PageSize = 50,
+    window: ListWindow,
     state: str | None = Query(None, description="active, pledge_requested, pledged, redemption_requested or redeemed"),
 ) -> dict[str, Any]:
-    """Receipts the caller issued (a warehouse), owns, or that are pledged or offered to it (a financier)."""
-    query = select(WarehouseReceiptRow).order_by(WarehouseReceiptRow.issued_at.desc(), WarehouseReceiptRow.id)
+    """Receipts the caller issued (a warehouse), owns, or that are pledged or offered to it (a financier),
+    newest first."""
+    query = select(WarehouseReceiptRow)
+    parties: tuple[ColumnElement[bool], ...] = ()
     if not sees_everything(caller):
         pledged_to_me = select(PledgeRow.receipt_id).where(
             PledgeRow.financier == caller.address, PledgeRow.state.in_(OPEN_PLEDGE_STATES)
         )
-        query = query.where(
-            or_(
-                WarehouseReceiptRow.warehouse == caller.address,
-                WarehouseReceiptRow.owner == caller.address,
-                WarehouseReceiptRow.id.in_(pledged_to_me),
-            )
+        parties = (
+            WarehouseReceiptRow.warehouse == caller.address,
+            WarehouseReceiptRow.owner == caller.address,
+            WarehouseReceiptRow.id.in_(pledged_to_me),
         )
     if state is not None:
         query = query.where(WarehouseReceiptRow.state == _state_filter(ReceiptState, state))
-    return paged(service, query, page, size)
+    keys = (SortKey(WarehouseReceiptRow.issued_at, descending=True), SortKey(WarehouseReceiptRow.id))
+    return paged(service, query, keys, window, any_of=parties)
 
 
 @router.get("/warehouse-receipts/{receipt_id}")
@@ -435,20 +436,21 @@ async def request_pledge(body: PledgeCreate, request: Request, service: Service,
 
 
 @router.get("/pledges")
+@paging
 def list_pledges(
     service: Service,
     caller: CurrentCaller,
-    page: PageNumber = 1,
-    size: PageSize = 50,
+    window: ListWindow,
     state: str | None = Query(None, description="requested, cancelled, declined, active, released or enforced"),
 ) -> dict[str, Any]:
-    """Pledges the caller asked for (a borrower) or was asked for (a financier)."""
-    query = select(PledgeRow).order_by(PledgeRow.id.desc())
-    if not sees_everything(caller):
-        query = query.where(or_(PledgeRow.borrower == caller.address, PledgeRow.financier == caller.address))
+    """Pledges the caller asked for (a borrower) or was asked for (a financier), newest first."""
+    query = select(PledgeRow)
     if state is not None:
         query = query.where(PledgeRow.state == _state_filter(PledgeState, state))
-    return paged(service, query, page, size)
+    parties = (
+        () if sees_everything(caller) else (PledgeRow.borrower == caller.address, PledgeRow.financier == caller.address)
+    )
+    return paged(service, query, (SortKey(PledgeRow.id, descending=True),), window, any_of=parties)
 
 
 @router.get("/pledges/{pledge_id}")

@@ -44,6 +44,12 @@ P99_ALLOWANCE = 0.25
 FLAT_TOLERANCE = 0.25
 """Growth of a latency from the smallest to the largest size still counted as flat (noise), as a fraction."""
 
+SCALING_LISTS = {
+    "receivables": "/receivables?size=50&total=false",
+    "invoices": "/invoices?size=50&total=false",
+}
+"""The list requests the scaling phase times: the first page of cursor paging (no ``after``, no count)."""
+
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -407,10 +413,14 @@ async def _scaling(
                     transfer_latency.append(time.perf_counter() - started)
                     receipt = w3.eth.get_transaction_receipt(answer["tx_hash"])
                     transfer_gas.append(int(receipt["gasUsed"]))
+                # Lists as a client pages them by cursor: the first page without `after`, and without the count
+                # (`total`), whose cost grows with the rows that match (see api.routes.common.PAGING).
                 receivables_latency = await load.list_latency(
-                    "/receivables?size=50", holder.headers, config.list_requests
+                    SCALING_LISTS["receivables"], holder.headers, config.list_requests
                 )
-                invoices_latency = await load.list_latency("/invoices?size=50", operator_headers, config.list_requests)
+                invoices_latency = await load.list_latency(
+                    SCALING_LISTS["invoices"], operator_headers, config.list_requests
+                )
                 with service_sessions() as session:
                     ledger_pieces = int(session.scalar(select(func.count()).select_from(PieceRow)) or 0)
                 row = {

@@ -260,7 +260,8 @@ class PieceRow(Base):
 
     __tablename__ = "pieces"
     __table_args__ = (
-        Index("ix_pieces_owner_id", "owner", "id"),
+        # GET /receivables: the caller's unburnt pieces by id; the index alone answers its pages and its count
+        Index("ix_pieces_owner_burnt_id", "owner", "burnt", "id"),
         Index("ix_pieces_slot_id_id", "slot_id", "id"),
         Index("ix_pieces_parent_id", "parent_id"),
         Index("ix_pieces_root_id", "root_id"),
