@@ -108,7 +108,14 @@ class LedgerService:
         deployment = ensured.deployment
         contracts = bind_contracts(w3, deployment, artifacts)
         keystore = Keystore(settings.data_dir / "keystore", settings.master_secret)
-        pipeline = Pipeline(settings.rpc_url, settings.chain_id, sessions, decoder, rpc_timeout=settings.rpc_timeout)
+        pipeline = Pipeline(
+            settings.rpc_url,
+            settings.chain_id,
+            sessions,
+            decoder,
+            rpc_timeout=settings.rpc_timeout,
+            confirmations=settings.confirmations,
+        )
         await pipeline.start()
 
         def signer(address: str) -> LocalAccount:
@@ -123,6 +130,7 @@ class LedgerService:
             {key: str(c.address) for key, c in contracts.items()},
             {key: c.abi for key, c in contracts.items()},
             sessions,
+            confirmations=settings.confirmations,  # the index shows what the pipeline reports confirmed
         )
         service = cls(
             settings=settings,

@@ -466,7 +466,11 @@ class Pipeline:
     """Signs, journals, sends and follows the ledger's transactions. Use from one asyncio event loop.
 
     ``session_factory`` opens sessions on the database holding ``journal_transactions``; ``decoder`` turns revert
-    data into the contracts' named errors.
+    data into the contracts' named errors. ``confirmations``: how many blocks must be on top of a transaction's
+    block before its operation is reported confirmed (or failed). 0 suits a chain with immediate finality (Besu
+    QBFT). On the local anvil, whose ``kill -9`` loses the blocks since its last consistent state dump (one to
+    three, typically), a few make a reported confirmation survive such a crash, at that many block times of
+    latency.
     """
 
     def __init__(
@@ -489,9 +493,12 @@ class Pipeline:
         rpc_timeout: float = 10.0,
         block_window: int = 256,
         keep_final: int = 200_000,
+        confirmations: int = 0,
     ) -> None:
         if base_fee_multiplier < 1:
             raise ValueError("base_fee_multiplier must be at least 1")
+        if confirmations < 0:
+            raise ValueError("confirmations must not be negative")
         self.rpc_url = rpc_url
         self.chain_id = chain_id
         self.max_priority_fee_per_gas = max_priority_fee_per_gas
@@ -506,6 +513,7 @@ class Pipeline:
         self.resend_after = resend_after
         self.block_window = block_window
         self.keep_final = keep_final
+        self.confirmations = confirmations
         self._sessions = session_factory
         self._decoder = decoder
         self._rpc_timeout = rpc_timeout
@@ -821,17 +829,23 @@ class Pipeline:
         return tracked.snapshot()
 
     async def sync(self, timeout: float = 30.0) -> int:
-        """Return once the block follower has processed the node's current head block, and that block's number.
+        """Return once the block follower has processed the node's current head block (with ``confirmations``,
+        the block that many below the head), and that block's number.
 
         After the node went back (a crash of anvil, a reorg), operations confirmed in the lost blocks still read
         ``confirmed`` until the follower notices; once ``sync`` returns they are back in flight. Raises
         ``TimeoutError`` when the follower has not caught up within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
+        rpc = self._require_rpc()
         while True:
-            head = await self._require_rpc().call("eth_getBlockByNumber", "latest", False)
-            number = _hex_int(head["number"])
-            if self._followed == number and self._block_hashes.get(number) == head["hash"]:
+            if self.confirmations:
+                number = _hex_int(await rpc.call("eth_blockNumber")) - self.confirmations
+                head = await rpc.call("eth_getBlockByNumber", hex(max(number, 0)), False) if number >= 0 else None
+            else:
+                head = await rpc.call("eth_getBlockByNumber", "latest", False)
+                number = _hex_int(head["number"])
+            if head is not None and self._followed == number and self._block_hashes.get(number) == head["hash"]:
                 return number
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the block follower has not reached block {number} within {timeout:g} s")
@@ -1036,9 +1050,10 @@ class Pipeline:
         if head < self._followed:
             await self._rewind(head)
             return
-        if head == self._followed:
+        settled = head - self.confirmations
+        if settled <= self._followed:
             return
-        numbers = range(self._followed + 1, min(head, self._followed + 32) + 1)
+        numbers = range(self._followed + 1, min(settled, self._followed + 32) + 1)
         headers = await rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
         for number, header in zip(numbers, headers, strict=True):
             if isinstance(header, RpcError) or header is None:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     block_gas_limit: int = Field(300_000_000, gt=0, description="anvil's block gas limit")
     anvil_port: int = Field(8545, description="port of the local anvil started by `scf chain start`")
     rpc_timeout: float = Field(10.0, gt=0, description="seconds to wait for one JSON-RPC answer")
+    confirmations: int = Field(
+        0, ge=0, description="blocks on top of an operation's block before it is reported confirmed or failed"
+    )
 
     # -- storage -------------------------------------------------------------------------------------
     data_dir: Path = Field(PROJECT_ROOT / "data", description="chain state, keystore, documents, SQLite file")

@@ -298,6 +298,27 @@ def test_reverting_call_is_recorded_failed_with_the_decoded_custom_error(
     assert minted[(7, reference("fine", 0))] == 1
 
 
+def test_with_confirmations_an_operation_is_reported_only_once_buried_that_deep(
+    node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path
+) -> None:
+    engine = journal_engine(tmp_path / "journal.sqlite3")
+
+    async def scenario() -> list[tuple[Operation, int]]:
+        async with make_pipeline(node.rpc_url, engine, decoder, confirmations=2) as pipeline:
+            operations = await submit_mints(pipeline, ledger, "buried", 6, first_amount=70_000)
+            seen = []
+            for operation in operations:
+                done = await pipeline.wait(operation.operation_id, 30)
+                seen.append((done, ledger.w3.eth.block_number))
+            synced = await pipeline.sync()
+            assert synced <= ledger.w3.eth.block_number - 2
+            return seen
+
+    for operation, head in asyncio.run(scenario()):
+        assert operation.confirmed and operation.block_number is not None
+        assert head >= operation.block_number + 2
+
+
 def test_submitting_an_operation_id_again_sends_nothing_new(
     node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path
 ) -> None:
