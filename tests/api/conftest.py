@@ -128,9 +128,7 @@ class Participant:
 
 
 @pytest.fixture(scope="module")
-def api(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[Api]:
+def api(database_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Api]:
     data_dir = tmp_path_factory.mktemp("api-data")
     anvil = Anvil(data_dir / "chain-node", port=free_port(), block_time=0.25)
     anvil.start()

@@ -29,7 +29,6 @@ SOAK_RECORDS = int(os.environ.get("SCF_SOAK_RECORDS", "500"))
 SETTINGS = {"audit_anchor_every": 100, "audit_anchor_seconds": 600.0}
 
 
-
 def head(api: Api) -> int:
     return api.service.audit_log.head().sequence
 

@@ -22,7 +22,6 @@ from tests.api.conftest import Api, Participant
 MARKER = b"QX-PLAINTEXT-MARKER-91c4"
 
 
-
 @pytest.fixture(scope="module")
 def owner(api: Api) -> Participant:
     return api.onboard("Crypto Seat Maker", "supplier")

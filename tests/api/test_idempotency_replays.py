@@ -26,9 +26,6 @@ REPLAYS = 1_000
 SOAK_REPLAYS = int(os.environ.get("SCF_SOAK_REPLAYS", "10000"))
 
 
-
-
-
 def ledger_transactions(api: Api) -> int:
     """Transactions the service signed for ledger operations (the audit log's anchors left out)."""
     service = api.service

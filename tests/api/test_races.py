@@ -22,9 +22,6 @@ SOAK_ROUNDS = int(os.environ.get("SCF_SOAK_ROUNDS", "10"))
 SOAK_ATTEMPTS = int(os.environ.get("SCF_SOAK_ATTEMPTS", "200"))
 
 
-
-
-
 def one_winner(responses: list[httpx.Response], *errors: str) -> dict[str, Any]:
     """Exactly one 200 with a confirmed operation; every other answer a 409 problem naming one of ``errors``."""
     statuses = Counter(r.status_code for r in responses)

@@ -50,7 +50,12 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     assert set(rest["list_routes"]) and all(r["count"] > 0 and r["p50"] > 0 for r in rest["list_routes"].values())
     assert results["indexer"]["events"] > 1_000 and results["indexer"]["events_per_second"] > 0
     assert set(results["targets"]) == {
-        "pipeline_to_ceiling", "rest_to_ceiling", "rest_to_naive", "p99_half_load", "indexer", "flat_scaling"
+        "pipeline_to_ceiling",
+        "rest_to_ceiling",
+        "rest_to_naive",
+        "p99_half_load",
+        "indexer",
+        "flat_scaling",
     }
 
     sizes = results["scaling"]["sizes"]

@@ -387,7 +387,8 @@ def assert_exactly_once_and_index_rebuilds_equal(stage: Stage, record: Record) -
             assert view["error"] and view["error"]["type"].startswith("urn:scf:problem:"), view
     for operation_id, tx_hash in record.seen_confirmed.items():  # nothing confirmed is lost
         final = record.final[operation_id]
-        assert final["status"] == "confirmed", f"{final['kind']} {operation_id} ended {final['status']}: {final['error']}"
+        ended = f"{final['kind']} {operation_id} ended {final['status']}: {final['error']}"
+        assert final["status"] == "confirmed", ended
         assert record.final[operation_id]["tx_hash"] == tx_hash
 
     w3 = connect(stage.anvil.rpc_url, stage.anvil.chain_id)
