@@ -1324,10 +1324,19 @@ class Pipeline:
         go once no lost block's transaction is in flight.
         """
         lost = [t.lost_block for t in self._inflight.values() if t.lost_block is not None and not t.status.is_final]
-        earliest = min(lost, default=None)
-        wave = [t for t in resend if t.lost_block == earliest]
+        if not lost:
+            return sorted(resend, key=lambda t: (t.sender, t.nonce))
+        earliest = min(lost)
+        # With a sender's transactions of the earliest lost block go the sender's lower nonces the node does not
+        # hold either, whatever block they were lost from (a second crash can lose a re-sent one again, in a
+        # later block): without them the wave would wait on a nonce gap for ever.
+        reach: dict[str, int] = {}
         for tracked in resend:
-            if tracked.lost_block != earliest:
+            if tracked.lost_block == earliest:
+                reach[tracked.sender] = max(reach.get(tracked.sender, -1), tracked.nonce)
+        wave = [t for t in resend if t.nonce <= reach.get(t.sender, -1)]
+        for tracked in resend:
+            if tracked.nonce > reach.get(tracked.sender, -1):
                 tracked.check_now = True  # due again at the next round
         return sorted(wave, key=lambda t: (t.sender, t.nonce))
 

@@ -23,8 +23,10 @@ from sqlalchemy import Engine, MetaData, create_engine, inspect, select, text, u
 from sqlalchemy.exc import IntegrityError
 
 from ledger.db import make_engine, make_sessionmaker
+from ledger.errors import ErrorDecoder
 from ledger.journal import JournalTransaction, TransactionKind, TransactionStatus
 from ledger.pipeline import (
+    Pipeline,
     _classify_send_error,
     _jsonable,
     _Tracked,
@@ -279,3 +281,52 @@ def test_a_nonce_is_held_by_one_live_transaction_and_may_be_taken_over_once_supe
             )
         ).all()
     assert holders == ["filler"]
+
+
+# -- sending lost blocks again ----------------------------------------------------------------------------
+
+
+def _lost(sender: str, nonce: int, lost_block: int | None) -> _Tracked:
+    return _Tracked(
+        operation_id=f"{sender}-{nonce}",
+        kind=TransactionKind.OPERATION,
+        sender=sender,
+        nonce=nonce,
+        tx_hash=f"0x{sender}{nonce:062x}"[:66],
+        raw_tx=b"",
+        to=None,
+        selector=None,
+        gas_limit=21_000,
+        status=TransactionStatus.SENT,
+        lost_block=lost_block,
+    )
+
+
+def _waves_of(pipeline: Pipeline, resend: list[_Tracked]) -> list[list[tuple[str, int]]]:
+    """The waves in which the pipeline sends ``resend`` again, each mined before the next is chosen."""
+    for tracked in resend:
+        pipeline._inflight[tracked.operation_id] = tracked
+    waves = []
+    while resend:
+        wave = pipeline._next_wave(resend)
+        assert wave, "a wave is empty while transactions wait: they would wait for ever"
+        waves.append([(t.sender, t.nonce) for t in wave])
+        for tracked in wave:  # mined and confirmed
+            tracked.status = TransactionStatus.CONFIRMED
+            del pipeline._inflight[tracked.operation_id]
+        resend = [t for t in resend if t not in wave]
+    return waves
+
+
+def test_lost_transactions_go_back_one_lost_block_at_a_time_then_the_dropped_ones() -> None:
+    pipeline = Pipeline("http://127.0.0.1:1", 31337, make_sessionmaker(make_engine("sqlite://")), ErrorDecoder([]))
+    resend = [_lost("b", 7, None), _lost("a", 3, 11), _lost("b", 5, 10), _lost("a", 2, 10), _lost("b", 6, 11)]
+    assert _waves_of(pipeline, resend) == [[("a", 2), ("b", 5)], [("a", 3), ("b", 6)], [("b", 7)]]
+
+
+def test_a_wave_takes_the_senders_lower_nonces_lost_later_so_no_nonce_gap_stalls_it() -> None:
+    """A second crash lost nonce 4 again (now from block 20) while nonces 5 and 6 of block 12 wait to go back:
+    sending 5 and 6 without 4 would leave them waiting on the gap for ever."""
+    pipeline = Pipeline("http://127.0.0.1:1", 31337, make_sessionmaker(make_engine("sqlite://")), ErrorDecoder([]))
+    resend = [_lost("a", 4, 20), _lost("a", 5, 12), _lost("a", 6, 12), _lost("c", 1, 20)]
+    assert _waves_of(pipeline, resend) == [[("a", 4), ("a", 5), ("a", 6)], [("c", 1)]]
