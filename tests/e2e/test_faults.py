@@ -6,8 +6,10 @@ POST with an ``Idempotency-Key``: a request whose answer was lost to a crash is 
 which answers with the operation it started, if it started one. Afterwards:
 
 - every operation the service accepted ended exactly once: confirmed, or failed with a reason;
-- nothing seen confirmed was lost: its transaction is in the chain, and the chain holds one event per confirmed
-  operation of each kind and no other (so nothing ran twice; the journal re-sent what anvil lost);
+- nothing seen confirmed was lost or changed: its transaction is in the chain, and the chain holds one event per
+  confirmed operation of each kind and no other (so nothing ran twice; the journal re-sent what anvil lost). The
+  service reports an operation confirmed only once its block is 3 s deep (``SCF_CONFIRMATIONS``), deeper than a
+  crash of anvil reaches back, so a client never builds on a result that a crash changes;
 - the service's live index equals an index rebuilt from block 0 into a fresh database.
 
 Fast: 2 kills of each. ``make soak``: 20 of each.
@@ -52,6 +54,8 @@ except Exception as exc:  # pragma: no cover - depends on `npm ci`
 SCF = str(Path(sys.executable).parent / "scf")
 KEY = re.compile(r"(scf_[A-Za-z0-9_-]{43})")
 FINAL = {"confirmed", "failed", "replaced", "dropped"}
+BLOCK_TIME = 0.25
+CONFIRMATIONS = 12  # 3 s of blocks
 AMOUNT = 5_000_000
 WORKERS = 4
 EVENTS = {
@@ -79,6 +83,10 @@ class ServiceProcess:
             "SCF_RPC_URL": anvil.rpc_url,
             "SCF_CHAIN_ID": str(anvil.chain_id),
             "SCF_RPC_TIMEOUT": "3",
+            # Report (and index) an operation confirmed only once its block is 3 s deep: a kill -9 of anvil loses
+            # up to about a second of blocks (its dump interval, once more when the last dump was inconsistent),
+            # and a client must never build on a result a crash can still change (README, SCF_CONFIRMATIONS).
+            "SCF_CONFIRMATIONS": str(CONFIRMATIONS),
         }
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -297,7 +305,7 @@ class Stage:
 def stage(tmp_path: Path) -> Iterator[Stage]:
     """anvil (state on disk every second), the service, and the cast: a core firm with a credit line, a
     financier with cash, and one supplier per client."""
-    anvil = Anvil(tmp_path / "chain-node", port=free_port(), block_time=0.25)
+    anvil = Anvil(tmp_path / "chain-node", port=free_port(), block_time=BLOCK_TIME)
     anvil.start()
     service = ServiceProcess(tmp_path, anvil)
     try:
@@ -359,7 +367,9 @@ def run_with_faults(stage: Stage, target: str, kills: int, seed: int) -> Record:
         try:
             await asyncio.sleep(2.0)
             for _ in range(kills):
-                await asyncio.sleep(chance.uniform(0.3, 3.0))
+                # Often enough to hit operations at every stage (sent, mined, a block or two deep), seldom enough
+                # that flows get through the 3 s confirmation window between crashes.
+                await asyncio.sleep(chance.uniform(0.5, 6.0))
                 await asyncio.to_thread(crash_and_restart)
             await asyncio.sleep(2.0)
         finally:
