@@ -259,10 +259,6 @@ class _DeployProgress:
         console.print(f"  [{event.step}/{event.total}] {event.label}{where}  ({mined})")
 
 
-if __name__ == "__main__":
-    app()
-
-
 @app.command("serve")
 def serve_command(
     chain: Annotated[bool, typer.Option(help="start the local anvil first (when SCF_RPC_URL is the local one)")] = True,
@@ -337,3 +333,7 @@ def bench_command(
         _fail(str(exc))
     written = write_results(results, results_dir, markdown, chart)
     console.print(f"wrote {_shown(written)}, {_shown(markdown)} and {_shown(chart)}")
+
+
+if __name__ == "__main__":  # after every command: `python -m ledger.cli serve` reaches them all
+    app()

@@ -661,3 +661,11 @@ def test_a_restart_after_sigkill_under_load_never_holds_effects_without_their_bl
         status = anvil.start()
         restored += status.restored_from is not None
         assert _nonces_without_a_block(anvil.rpc_url, senders) == {}, f"after {restored} restores from kept dumps"
+
+
+def test_python_dash_m_ledger_cli_reaches_every_command() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "--help"], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    for command in ("chain", "deploy", "serve", "demo", "bench"):
+        assert f" {command} " in shown, shown
