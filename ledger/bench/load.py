@@ -48,10 +48,11 @@ class Call:
 
 @dataclass(frozen=True)
 class Throughput:
-    """``count`` operations confirmed in ``seconds``."""
+    """``count`` operations confirmed in ``seconds``, the last of them handed to the node after ``sent_seconds``."""
 
     count: int
     seconds: float
+    sent_seconds: float = 0.0
 
     @property
     def per_second(self) -> float:
@@ -94,6 +95,7 @@ def node_ceiling(rpc_url: str, chain_id: int, calls: Sequence[Call], *, gas: int
             refused = [a for a in answers if "result" not in a]
             if refused:
                 raise BenchmarkFailed(f"the node refused {len(refused)} pre-signed transactions: {refused[:2]}")
+        sent = time.perf_counter() - started
         deadline = started + timeout
         pending = dict(next_nonce)
         while pending:
@@ -111,7 +113,7 @@ def node_ceiling(rpc_url: str, chain_id: int, calls: Sequence[Call], *, gas: int
                 del pending[address]
             if pending:
                 time.sleep(0.02)
-        return Throughput(len(raw), time.perf_counter() - started)
+        return Throughput(len(raw), time.perf_counter() - started, sent)
 
 
 async def pipeline_rate(
@@ -137,12 +139,13 @@ async def pipeline_rate(
         rest = calls[1:]
         started = time.perf_counter()
         submitted = await asyncio.gather(*(pipeline.submit(c.sender, c.to, c.data) for c in rest))
+        sent = time.perf_counter() - started  # submit returns once its transaction was handed to the node
         finished = await asyncio.gather(*(pipeline.wait(o.operation_id, timeout) for o in submitted))
         elapsed = time.perf_counter() - started
     failed = [o for o in finished if not o.confirmed]
     if failed:
         raise BenchmarkFailed(f"{len(failed)} pipeline operations did not confirm, e.g. {failed[0]}")
-    return Throughput(len(finished), elapsed), [warm, *finished]
+    return Throughput(len(finished), elapsed, sent), [warm, *finished]
 
 
 def gas_used(rpc_url: str, tx_hashes: Sequence[str]) -> list[int]:
