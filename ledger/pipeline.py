@@ -1323,6 +1323,8 @@ class Pipeline:
         together could mine them in the wrong order and fail the later one. Transactions the node simply dropped
         go once no lost block's transaction is in flight.
         """
+        if not resend:
+            return []  # the common round: nothing to send, no need to look through everything in flight
         lost = [t.lost_block for t in self._inflight.values() if t.lost_block is not None and not t.status.is_final]
         if not lost:
             return sorted(resend, key=lambda t: (t.sender, t.nonce))
