@@ -76,6 +76,8 @@ _CONFLICT = {
     "ERC20InsufficientBalance",
     "ERC20InsufficientAllowance",
     "DepositTransferNotAllowed",
+    "DepositMintReferenceUsed",
+    "DepositBurnReferenceUsed",
 }
 
 

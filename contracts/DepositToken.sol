@@ -12,6 +12,11 @@ contract DepositToken is ERC20, IDepositToken {
     IParticipantRegistry public immutable registry;
     bytes3 private immutable _currency;
 
+    uint256 private constant MINTED = 1;
+    uint256 private constant BURNT = 2;
+    /// @dev Which of mint and burn used each bank reference (bits MINTED and BURNT): one word per reference.
+    mapping(bytes32 bankReference => uint256 uses) private _referenceUses;
+
     constructor(IParticipantRegistry registry_, string memory name_, string memory symbol_, bytes3 currency_)
         ERC20(name_, symbol_)
     {
@@ -30,9 +35,16 @@ contract DepositToken is ERC20, IDepositToken {
     }
 
     /// @inheritdoc IDepositToken
+    function referenceUsed(bytes32 bankReference) external view returns (bool minted, bool burnt) {
+        uint256 uses = _referenceUses[bankReference];
+        return (uses & MINTED != 0, uses & BURNT != 0);
+    }
+
+    /// @inheritdoc IDepositToken
     function mint(address to, uint256 amount, bytes32 bankReference) external {
         registry.requireActiveRole(Roles.SETTLEMENT_AGENT, msg.sender);
         require(amount != 0, DepositZeroAmount());
+        _useReference(bankReference, MINTED);
         _mint(to, amount);
         emit DepositMinted(to, amount, bankReference, msg.sender);
     }
@@ -41,8 +53,20 @@ contract DepositToken is ERC20, IDepositToken {
     function burn(address from, uint256 amount, bytes32 bankReference) external {
         registry.requireActiveRole(Roles.SETTLEMENT_AGENT, msg.sender);
         require(amount != 0, DepositZeroAmount());
+        _useReference(bankReference, BURNT);
         _burn(from, amount);
         emit DepositBurned(from, amount, bankReference, msg.sender);
+    }
+
+    /// @dev Marks `bankReference` used by a mint or a burn (`use`), reverting when it already was.
+    function _useReference(bytes32 bankReference, uint256 use) private {
+        require(bankReference != bytes32(0), DepositInvalidReference());
+        uint256 uses = _referenceUses[bankReference];
+        if (uses & use != 0) {
+            if (use == MINTED) revert DepositMintReferenceUsed(bankReference);
+            revert DepositBurnReferenceUsed(bankReference);
+        }
+        _referenceUses[bankReference] = uses | use;
     }
 
     /// @dev Every movement, mint and burn included, involves only active, unfrozen participants. A spender

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_utils import keccak
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from api.auth import CurrentCaller, Service, require_role
 from api.operations import perform
 from api.routes.common import Address, Amount
+from ledger.identifiers import BANK_REFERENCE_PATTERN, bank_reference_hash, canonical_bank_reference
 from ledger.models import Role
 
 router = APIRouter(tags=["cash"])
@@ -21,14 +21,28 @@ router = APIRouter(tags=["cash"])
 class CashMovement(BaseModel):
     participant: Address
     amount: Amount
-    bank_reference: str = Field(min_length=1, max_length=100, description="the bank transfer's reference")
+    bank_reference: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=BANK_REFERENCE_PATTERN,
+        examples=["CNAPS 2026120400017"],
+        description="the bank transfer's reference, exactly as the bank gives it: ASCII letters, digits, "
+        ". _ / : ( ) , ' + - and single spaces between words. A reference credits once (deposits) and debits once "
+        "(withdrawals): its second use is refused on chain (409 `DepositMintReferenceUsed` / "
+        "`DepositBurnReferenceUsed`)",
+    )
+
+    @field_validator("bank_reference")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        return canonical_bank_reference(value)
 
 
 @router.post("/deposits", status_code=202)
 async def deposit(body: CashMovement, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     """Credit deposit tokens for money received at the settlement bank."""
     require_role(caller, Role.SETTLEMENT_AGENT)
-    reference = keccak(text=body.bank_reference)
+    reference = bank_reference_hash(body.bank_reference)
     return await perform(
         request,
         service,
@@ -43,7 +57,7 @@ async def deposit(body: CashMovement, request: Request, service: Service, caller
 async def withdraw(body: CashMovement, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     """Burn deposit tokens for money paid out by the settlement bank."""
     require_role(caller, Role.SETTLEMENT_AGENT)
-    reference = keccak(text=body.bank_reference)
+    reference = bank_reference_hash(body.bank_reference)
     return await perform(
         request,
         service,

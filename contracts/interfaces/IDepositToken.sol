@@ -16,19 +16,32 @@ interface IDepositToken is IERC20 {
 
     /// @notice Amounts must be positive.
     error DepositZeroAmount();
+    /// @notice A bank reference must be given (the zero hash is no reference).
+    error DepositInvalidReference();
+    /// @notice A bank transfer is credited once: `bankReference` was already used by a mint.
+    error DepositMintReferenceUsed(bytes32 bankReference);
+    /// @notice A payout is debited once: `bankReference` was already used by a burn.
+    error DepositBurnReferenceUsed(bytes32 bankReference);
 
     /// @notice ISO 4217 code of the currency the token's minor units are in (e.g. "CNY").
     function currency() external view returns (bytes3);
 
-    /// @notice Issues `amount` minor units to active participant `to`; `bankReference` ties it to the bank record.
+    /// @notice Whether `bankReference` was used by a mint and by a burn. Each is used at most once (a wire is
+    /// credited once, a payout debited once); one reference may serve one mint and one burn.
+    function referenceUsed(bytes32 bankReference) external view returns (bool minted, bool burnt);
+
+    /// @notice Issues `amount` minor units to active participant `to`; `bankReference` ties it to the bank record
+    /// and is used once for mints.
     /// @custom:access settlement agent
-    /// @dev Emits {DepositMinted} and {IERC20-Transfer}. Reverts with {DepositZeroAmount} or a registry error.
+    /// @dev Emits {DepositMinted} and {IERC20-Transfer}. Reverts with {DepositZeroAmount},
+    /// {DepositInvalidReference}, {DepositMintReferenceUsed} or a registry error.
     function mint(address to, uint256 amount, bytes32 bankReference) external;
 
     /// @notice Burns `amount` minor units held by active participant `from` when the money is paid out off
-    /// chain under `bankReference`.
+    /// chain under `bankReference`, which is used once for burns.
     /// @custom:access settlement agent
-    /// @dev Emits {DepositBurned} and {IERC20-Transfer}. Reverts with {DepositZeroAmount}, a registry error or
+    /// @dev Emits {DepositBurned} and {IERC20-Transfer}. Reverts with {DepositZeroAmount},
+    /// {DepositInvalidReference}, {DepositBurnReferenceUsed}, a registry error or
     /// {IERC20Errors-ERC20InsufficientBalance}.
     function burn(address from, uint256 amount, bytes32 bankReference) external;
 }

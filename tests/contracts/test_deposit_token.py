@@ -42,7 +42,7 @@ def test_mint_reverts_for_zero_amount_or_unregistered_holder(ledger: Sandbox) ->
         ledger, token.functions.mint(ledger.address("trader"), 0, b"\x00" * 32), "agent", "DepositZeroAmount"
     )
     assert_reverts(
-        ledger, token.functions.mint(ledger.address("outsider"), 1, b"\x00" * 32), "agent", "RegistryNotRegistered"
+        ledger, token.functions.mint(ledger.address("outsider"), 1, b"\x04" * 32), "agent", "RegistryNotRegistered"
     )
 
 
@@ -73,7 +73,7 @@ def test_frozen_holder_cannot_be_burnt_by_agent(ledger: Sandbox) -> None:
     token, registry = ledger.contracts["token"], ledger.contracts["registry"]
     ledger.send(registry.functions.freeze(ledger.address("trader"), b"\x00" * 32), "regulator")
     assert_reverts(
-        ledger, token.functions.burn(ledger.address("trader"), 1, b"\x00" * 32), "agent", "RegistryParticipantFrozen"
+        ledger, token.functions.burn(ledger.address("trader"), 1, b"\x05" * 32), "agent", "RegistryParticipantFrozen"
     )
 
 
@@ -87,5 +87,42 @@ def test_transfer_from_by_suspended_spender_reverts(ledger: Sandbox) -> None:
 
 def test_burn_reverts_beyond_balance(ledger: Sandbox) -> None:
     token = ledger.contracts["token"]
-    fn = token.functions.burn(ledger.address("trader"), ledger.balance("trader") + 1, b"\x00" * 32)
+    fn = token.functions.burn(ledger.address("trader"), ledger.balance("trader") + 1, b"\x06" * 32)
     assert_reverts(ledger, fn, "agent", "ERC20InsufficientBalance")
+
+
+def test_a_bank_reference_credits_once(ledger: Sandbox) -> None:
+    token = ledger.contracts["token"]
+    wire = b"\x07" * 32
+    ledger.send(token.functions.mint(ledger.address("trader"), 123_456, wire), "agent")
+    supply = token.functions.totalSupply().call()
+    assert_reverts(
+        ledger, token.functions.mint(ledger.address("trader"), 100, wire), "agent", "DepositMintReferenceUsed"
+    )
+    assert_reverts(  # to another participant, too: the wire is spent, not the pair
+        ledger, token.functions.mint(ledger.address("steel"), 100, wire), "agent", "DepositMintReferenceUsed"
+    )
+    assert token.functions.totalSupply().call() == supply
+    assert token.functions.referenceUsed(wire).call() == [True, False]
+
+
+def test_a_bank_reference_debits_once_apart_from_its_credit(ledger: Sandbox) -> None:
+    token = ledger.contracts["token"]
+    payout = b"\x08" * 32
+    ledger.send(token.functions.burn(ledger.address("trader"), 10, payout), "agent")
+    assert_reverts(
+        ledger, token.functions.burn(ledger.address("trader"), 10, payout), "agent", "DepositBurnReferenceUsed"
+    )
+    # mints and burns keep separate books: the payout's reference may still credit once
+    ledger.send(token.functions.mint(ledger.address("trader"), 10, payout), "agent")
+    assert token.functions.referenceUsed(payout).call() == [True, True]
+    assert_reverts(
+        ledger, token.functions.mint(ledger.address("trader"), 10, payout), "agent", "DepositMintReferenceUsed"
+    )
+
+
+def test_mint_and_burn_revert_without_a_bank_reference(ledger: Sandbox) -> None:
+    token = ledger.contracts["token"]
+    none = b"\x00" * 32
+    assert_reverts(ledger, token.functions.mint(ledger.address("trader"), 1, none), "agent", "DepositInvalidReference")
+    assert_reverts(ledger, token.functions.burn(ledger.address("trader"), 1, none), "agent", "DepositInvalidReference")
