@@ -33,7 +33,7 @@ from ledger.compiler import Artifact, compile_contracts
 from ledger.db import make_engine, make_sessionmaker
 from ledger.deployment import Deployment, bind_contracts, ensure_deployment, operator_account
 from ledger.errors import ErrorDecoder
-from ledger.identifiers import synthetic_credit_code
+from ledger.identifiers import salted_key_hash, synthetic_credit_code
 from ledger.index import Indexer
 from ledger.keystore import Keystore
 from ledger.migrations import ensure_sqlite_folder, upgrade
@@ -188,6 +188,10 @@ class LedgerService:
             return issue_api_key(session, address)
 
     # -- helpers for routes -------------------------------------------------------------------------
+
+    def identity_key_hash(self, canonical_key: str) -> bytes:
+        """The salted hash of an invoice's or lot's canonical key (:mod:`ledger.identifiers`): what goes on chain."""
+        return salted_key_hash(self.settings.key_salt.get_secret_value().encode().ljust(16, b"\0"), canonical_key)
 
     def participant_record(self, address: str) -> ParticipantRecord | None:
         with self.sessions() as session:

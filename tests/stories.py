@@ -140,7 +140,7 @@ async def receivable_story(client: LedgerClient, chain: Chain, cast: Cast) -> Re
     automaker, seatmaker, foammaker, factor, bank = (
         cast[n] for n in ("automaker", "seatmaker", "foammaker", "factor", "bank")
     )
-    seller_code = synthetic_credit_code(1_000 + next(_serial))
+    story = 1_000 + next(_serial)  # each run of the story registers invoices of its own
     amount = 1_000_000 * YUAN
     due = chain.now() + 90 * DAY
 
@@ -148,7 +148,7 @@ async def receivable_story(client: LedgerClient, chain: Chain, cast: Cast) -> Re
     assert client.credit_line(automaker).limit == 10 * amount
 
     def invoice_key(number: int) -> bytes:
-        return salted_key_hash(KEY_SALT, canonical_invoice_key(seller_code, f"{number:020d}"))
+        return salted_key_hash(KEY_SALT, canonical_invoice_key(f"{story:010d}{number:010d}"))
 
     registered = await done(
         client,

@@ -27,7 +27,10 @@ from api.routes.common import (
     Address,
     Amount,
     Bps,
+    Id,
+    JsonInt,
     ListWindow,
+    PathId,
     SortKey,
     Window,
     listing,
@@ -37,9 +40,14 @@ from api.routes.common import (
     path_id,
 )
 from api.service import LedgerService
-from api.store import ParticipantRecord
 from ledger.errors import ContractRevert
-from ledger.identifiers import InvalidIdentifier, canonical_invoice_key, salted_key_hash
+from ledger.identifiers import (
+    INVOICE_CODE_PATTERN,
+    INVOICE_NUMBER_PATTERN,
+    InvalidIdentifier,
+    canonical_invoice_key,
+    no_document_hash,
+)
 from ledger.index.models import FinancingRequestRow, InvoiceRow, PieceRow
 from ledger.models import FinancingRequest, Invoice, InvoiceState, Piece, RequestState, Role
 
@@ -83,8 +91,19 @@ class InvoiceCreate(BaseModel):
     buyer: Address = Field(description="the core firm billed")
     amount: Amount
     currency: str = Field("CNY", pattern="^[A-Z]{3}$")
-    invoice_number: str = Field(min_length=8, max_length=20, examples=["25117000000000123456"])
-    invoice_code: str | None = Field(None, description="10 or 12 digits, for an older VAT invoice only")
+    invoice_number: str = Field(
+        min_length=8,
+        max_length=20,
+        pattern=INVOICE_NUMBER_PATTERN,
+        examples=["25117000000000123456"],
+        description="a fully digitalised e-invoice's 20-digit number, or an older VAT invoice's 8-digit number "
+        "(with `invoice_code`); ASCII digits 0-9 only (full-width and other Unicode digits are refused)",
+    )
+    invoice_code: str | None = Field(
+        None,
+        pattern=INVOICE_CODE_PATTERN,
+        description="10 or 12 ASCII digits, for an older VAT invoice only",
+    )
     due_date: date
     document_sha256: str | None = Field(None, pattern="^(0x)?[0-9a-fA-F]{64}$")
 
@@ -123,26 +142,23 @@ def _invoice(service: LedgerService, invoice_id: int) -> Invoice:
     return invoice
 
 
-def _seller_code(service: LedgerService, caller: Caller) -> str:
-    with service.sessions() as session:
-        record = session.get(ParticipantRecord, caller.address)
-    assert record is not None
-    return record.credit_code
-
-
 @router.post("/invoices", status_code=202)
 async def register_invoice(
     body: InvoiceCreate, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
-    """Register an invoice on the buyer (supplier). Its key (seller credit code, invoice number) goes on chain
-    salted and hashed; the same invoice can be registered once only (409)."""
+    """Register an invoice on the buyer (supplier). Its key is the invoice's national identity (the 20-digit
+    e-invoice number, or an older VAT invoice's code and number, in ASCII digits): it goes on chain salted and
+    hashed, and the same invoice can be registered once only, by any seller (409
+    `ReceivablesInvoiceAlreadyRegistered`)."""
     require_role(caller, Role.SUPPLIER)
     try:
-        key = canonical_invoice_key(_seller_code(service, caller), body.invoice_number, body.invoice_code)
+        key = canonical_invoice_key(body.invoice_number, body.invoice_code)
     except InvalidIdentifier as exc:
         raise Problem(422, "validation", "Invalid request", str(exc)) from None
-    key_hash = salted_key_hash(service.settings.key_salt.get_secret_value().encode().ljust(16, b"\0"), key)
-    document = bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else keccak(text=key)
+    key_hash = service.identity_key_hash(key)
+    document = (
+        bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else no_document_hash(key_hash)
+    )
     due = due_timestamp(body.due_date)
     return await perform(
         request,
@@ -178,7 +194,7 @@ def list_invoices(
 
 
 @router.get("/invoices/{invoice_id}")
-def get_invoice(invoice_id: int, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+def get_invoice(invoice_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
     invoice = _invoice(service, invoice_id)
     if not (sees_everything(caller) or caller.address in (invoice.seller, invoice.buyer)):
         raise not_found(f"invoice {invoice_id}")
@@ -186,7 +202,9 @@ def get_invoice(invoice_id: int, service: Service, caller: CurrentCaller) -> dic
 
 
 @router.post("/invoices/{invoice_id}/confirm", status_code=202)
-async def confirm_invoice(invoice_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+async def confirm_invoice(
+    invoice_id: PathId, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
     require_role(caller, Role.CORE_FIRM)
     invoice = await run_in_threadpool(_invoice, service, invoice_id)
     if caller.address != invoice.buyer:
@@ -207,7 +225,7 @@ class Rejection(BaseModel):
 
 @router.post("/invoices/{invoice_id}/reject", status_code=202)
 async def reject_invoice(
-    invoice_id: int, body: Rejection, request: Request, service: Service, caller: CurrentCaller
+    invoice_id: PathId, body: Rejection, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     require_role(caller, Role.CORE_FIRM)
     invoice = await run_in_threadpool(_invoice, service, invoice_id)
@@ -267,7 +285,7 @@ def list_receivables(service: Service, caller: CurrentCaller, window: ListWindow
 
 
 @router.get("/receivables/{piece_id}")
-def get_receivable(piece_id: int, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+def get_receivable(piece_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
     piece = _piece(service, piece_id)
     if not _may_see_piece(service, caller, piece):
         raise not_found(f"piece {piece_id}")
@@ -292,7 +310,7 @@ def _require_holder(service: LedgerService, caller: Caller, piece_id: int) -> Pi
 
 @router.post("/receivables/{piece_id}/transfers", status_code=202)
 async def transfer_piece(
-    piece_id: int, body: PieceTransfer, request: Request, service: Service, caller: CurrentCaller
+    piece_id: PathId, body: PieceTransfer, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Pay a supplier with part (or all) of a piece: a new piece recording its parent."""
     await run_in_threadpool(_require_holder, service, caller, piece_id)
@@ -307,7 +325,7 @@ async def transfer_piece(
 
 
 @router.post("/receivables/{piece_id}/redeem", status_code=202)
-async def redeem_piece(piece_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+async def redeem_piece(piece_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     await run_in_threadpool(_require_holder, service, caller, piece_id)
     return await perform(
         request,
@@ -325,7 +343,7 @@ class Repayment(BaseModel):
 
 @router.post("/obligations/{slot_id}/repayments", status_code=202)
 async def repay_obligation(
-    slot_id: int, body: Repayment, request: Request, service: Service, caller: CurrentCaller
+    slot_id: PathId, body: Repayment, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     require_role(caller, Role.CORE_FIRM)
     invoice = await run_in_threadpool(_invoice, service, slot_id)
@@ -345,15 +363,15 @@ async def repay_obligation(
 
 
 class FinancingCreate(BaseModel):
-    piece_id: int = Field(gt=0)
+    piece_id: Id
     amount: Amount
     financier: Address
 
 
 class FinancingTerms(BaseModel):
     discount_rate_bps: Bps = Field(description="annual discount rate")
-    fee: int = Field(0, ge=0, le=2**96 - 1, description="flat fee in fen")
-    day_count_basis: int = Field(365, description="365 or 360")
+    fee: JsonInt = Field(0, ge=0, le=2**96 - 1, description="flat fee in fen")
+    day_count_basis: JsonInt = Field(365, description="365 or 360")
 
 
 def request_view(request: FinancingRequest) -> dict[str, Any]:
@@ -419,7 +437,7 @@ def list_financing_requests(
 
 
 @router.get("/financing-requests/{request_id}")
-def get_financing_request(request_id: int, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+def get_financing_request(request_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
     view = request_view(_request(service, caller, request_id))
     if view["state"] == "approved":
         discount, fee, price = service.client.quote_financing(request_id)
@@ -437,7 +455,7 @@ def _as_financier(service: LedgerService, caller: Caller, request_id: int) -> Fi
 
 @router.post("/financing-requests/{request_id}/approve", status_code=202)
 async def approve_financing(
-    request_id: int, body: FinancingTerms, request: Request, service: Service, caller: CurrentCaller
+    request_id: PathId, body: FinancingTerms, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     await run_in_threadpool(_as_financier, service, caller, request_id)
     return await perform(
@@ -453,7 +471,7 @@ async def approve_financing(
 
 
 @router.post("/financing-requests/{request_id}/fund", status_code=202)
-async def fund_financing(request_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+async def fund_financing(request_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     """Pay the price and take the piece, in one transaction (delivery versus payment)."""
     await run_in_threadpool(_as_financier, service, caller, request_id)
     return await perform(
@@ -467,7 +485,9 @@ async def fund_financing(request_id: int, request: Request, service: Service, ca
 
 
 @router.post("/financing-requests/{request_id}/decline", status_code=202)
-async def decline_financing(request_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+async def decline_financing(
+    request_id: PathId, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
     await run_in_threadpool(_as_financier, service, caller, request_id)
     return await perform(
         request,
@@ -480,7 +500,9 @@ async def decline_financing(request_id: int, request: Request, service: Service,
 
 
 @router.post("/financing-requests/{request_id}/cancel", status_code=202)
-async def cancel_financing(request_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+async def cancel_financing(
+    request_id: PathId, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
     found = await run_in_threadpool(_request, service, caller, request_id)
     if found.holder != caller.address:
         raise Problem(403, "not-holder", "Forbidden", "only the requesting holder cancels")

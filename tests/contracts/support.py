@@ -8,7 +8,7 @@ from typing import Any
 from web3.contract.contract import ContractFunction
 
 from ledger.errors import ContractRevert
-from ledger.identifiers import canonical_invoice_key, salted_key_hash, synthetic_credit_code
+from ledger.identifiers import canonical_invoice_key, salted_key_hash
 from ledger.sandbox import Sandbox
 
 DAY = 86_400
@@ -29,15 +29,14 @@ def assert_reverts(sb: Sandbox, fn: ContractFunction, sender: str, error: str, *
 
 SALT = b"sandbox salt of the scf-ledger tests"
 _invoice_numbers = itertools.count(1)
-SELLER_CODES = {name: synthetic_credit_code(i) for i, name in enumerate(("seatmaker", "chemicals", "trader", "steel"))}
 YUAN = 100  # fen
 
 
-def invoice_key(seller: str = "seatmaker", number: int | None = None) -> bytes:
-    """A fresh salted invoice key (a 20-digit e-invoice number under the seller's synthetic credit code)."""
+def invoice_key(number: int | None = None) -> bytes:
+    """A salted invoice key: a fresh 20-digit e-invoice number, or number ``number``. The key is the invoice's
+    national identity, whoever registers it."""
     n = next(_invoice_numbers) if number is None else number
-    code = SELLER_CODES.get(seller, synthetic_credit_code(99))
-    return salted_key_hash(SALT, canonical_invoice_key(code, f"{24310000000000000000 + n:020d}"))
+    return salted_key_hash(SALT, canonical_invoice_key(f"{24310000000000000000 + n:020d}"))
 
 
 def register_invoice(
@@ -53,7 +52,7 @@ def register_invoice(
     r = sb.contracts["receivables"]
     receipt = sb.send(
         r.functions.registerInvoice(
-            key or invoice_key(seller), sb.address(buyer), amount, b"CNY", sb.now() + due_in, document
+            key or invoice_key(), sb.address(buyer), amount, b"CNY", sb.now() + due_in, document
         ),
         seller,
     )
