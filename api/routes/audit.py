@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.audit_log import AuditVerification, record_view
 from api.auth import CurrentCaller, Service, require_role
 from api.problems import Problem, from_contract
+from api.routes.common import QueryInt
 from api.service import LedgerService
 from ledger.errors import ContractRevert
 from ledger.models import Role
@@ -35,8 +36,8 @@ def _verify(service: LedgerService) -> AuditVerification:
 def list_audit_log(
     service: Service,
     caller: CurrentCaller,
-    after: Annotated[int, Query(ge=0, description="the sequence to start after")] = 0,
-    size: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: Annotated[QueryInt, Query(ge=0, description="the sequence to start after")] = 0,
+    size: Annotated[QueryInt, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Records of the audit log in order, each with its hash and its predecessor's."""
     require_role(caller, Role.REGULATOR, Role.OPERATOR)

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Annotated, Any, TypeVar
 
 from eth_utils import is_address, to_checksum_address
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, bindparam, func, or_, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -46,10 +46,51 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 """A calendar day written as the document says (``YYYY-MM-DD``), never a number."""
 
+
+def json_integer(value: object) -> object:
+    """Money, ids, rates and counts in a JSON body are JSON integers: a boolean (``true`` would be 1 fen), a string
+    (``"100"``) or a number with a fraction or exponent (``100.0``, ``1e2``) is refused, never converted."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            "must be an integer written as a JSON number without fraction or exponent "
+            "(booleans, strings and decimals are refused)"
+        )
+    return value
+
+
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,79}")
+
+
+def decimal_integer(value: object) -> object:
+    """An integer given as text (a path or query parameter, or a JSON string for ids beyond 2^53): ASCII digits
+    only, without sign, spaces, separators, fraction or leading zeros; or a JSON integer as :func:`json_integer`."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value):
+            raise ValueError(
+                "must be a decimal integer: ASCII digits 0-9 without sign, spaces, separators or leading zeros"
+            )
+        return int(value)
+    return json_integer(value)
+
+
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
+"""An integer of a JSON body, strictly (see :func:`json_integer`)."""
+QueryInt = Annotated[int, BeforeValidator(decimal_integer)]
+"""An integer of a query string, strictly (see :func:`decimal_integer`); add ``Query(...)`` for its bounds."""
 Address = Annotated[str, AfterValidator(_address), Field(examples=["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"])]
-Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="integer amount in minor units (fen)")]
-Id = Annotated[int, Field(gt=0, lt=2**64)]
-Bps = Annotated[int, Field(ge=0, le=10_000, description="basis points")]
+Amount = Annotated[
+    int, BeforeValidator(json_integer), Field(gt=0, le=MAX_AMOUNT, description="integer amount in minor units (fen)")
+]
+Id = Annotated[int, BeforeValidator(json_integer), Field(gt=0, lt=2**64)]
+Bps = Annotated[int, BeforeValidator(json_integer), Field(ge=0, le=10_000, description="basis points")]
+PathId = Annotated[
+    int,
+    BeforeValidator(decimal_integer),
+    Path(description="the object's id: a decimal integer (ASCII digits, no sign or leading zeros)"),
+]
+"""An object's id in a path."""
 
 
 class Page(BaseModel):
@@ -63,8 +104,8 @@ class Page(BaseModel):
     next: str | None = None
 
 
-PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
-PageSize = Annotated[int, Query(ge=1, le=200)]
+PageNumber = Annotated[int, BeforeValidator(decimal_integer), Query(ge=1, le=1_000_000)]
+PageSize = Annotated[int, BeforeValidator(decimal_integer), Query(ge=1, le=200)]
 
 
 def page_of(items: list[Any], page: int, size: int, total: int) -> dict[str, Any]:
@@ -130,8 +171,12 @@ def decode_cursor(cursor: str) -> tuple[int, ...]:
 
 def list_window(
     request: Request,
-    page: Annotated[int, Query(ge=1, le=1_000_000, description="page number (offset paging); not with `after`")] = 1,
-    size: Annotated[int, Query(ge=1, le=200, description="items per page")] = 50,
+    page: Annotated[
+        int,
+        BeforeValidator(decimal_integer),
+        Query(ge=1, le=1_000_000, description="page number (offset paging); not with `after`"),
+    ] = 1,
+    size: Annotated[int, BeforeValidator(decimal_integer), Query(ge=1, le=200, description="items per page")] = 50,
     after: Annotated[
         str | None,
         Query(

@@ -13,6 +13,7 @@ Reads come from the index (they may trail the chain by a block); freezes go to t
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
@@ -27,7 +28,18 @@ from api import documents
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
 from api.problems import Problem, jsonable
-from api.routes.common import IsoDate, ListWindow, PageNumber, PageSize, SortKey, page_of, paging
+from api.routes.common import (
+    IsoDate,
+    JsonInt,
+    ListWindow,
+    PageNumber,
+    PageSize,
+    QueryInt,
+    SortKey,
+    decimal_integer,
+    page_of,
+    paging,
+)
 from api.routes.receivables import paged
 from api.service import LedgerService
 from ledger.index.models import (
@@ -74,10 +86,10 @@ def audit_events(
     contract: str | None = Query(None, description="registry, token, receivables or receipts"),
     name: str | None = Query(None, description="the event's name, e.g. ParticipantFrozen"),
     participant: str | None = Query(None, description="an address appearing among the event's arguments"),
-    from_block: int | None = Query(None, ge=0),
-    to_block: int | None = Query(None, ge=0),
-    from_time: int | None = Query(None, ge=0, description="unix seconds, inclusive"),
-    to_time: int | None = Query(None, ge=0, description="unix seconds, inclusive"),
+    from_block: Annotated[QueryInt | None, Query(ge=0)] = None,
+    to_block: Annotated[QueryInt | None, Query(ge=0)] = None,
+    from_time: Annotated[QueryInt | None, Query(ge=0, description="unix seconds, inclusive")] = None,
+    to_time: Annotated[QueryInt | None, Query(ge=0, description="unix seconds, inclusive")] = None,
 ) -> dict[str, Any]:
     """Every event the ledger's contracts emitted, as the chain said it (from the index), newest first."""
     _require_supervisor(caller)
@@ -160,8 +172,12 @@ def large_transactions(
     caller: CurrentCaller,
     date_from: Annotated[IsoDate | None, Query(description="first UTC day reported (inclusive)")] = None,
     date_to: Annotated[IsoDate | None, Query(description="last UTC day reported (inclusive)")] = None,
-    single_threshold: int | None = Query(None, gt=0, description="fen; default the setting (50,000.00 CNY)"),
-    daily_threshold: int | None = Query(None, gt=0, description="fen; default the setting (2,000,000.00 CNY)"),
+    single_threshold: Annotated[
+        QueryInt | None, Query(gt=0, description="fen; default the setting (50,000.00 CNY)")
+    ] = None,
+    daily_threshold: Annotated[
+        QueryInt | None, Query(gt=0, description="fen; default the setting (2,000,000.00 CNY)")
+    ] = None,
 ) -> dict[str, Any]:
     """Large-value transactions (DOMAIN.md, "Regulatory reporting"), from the index, amounts in fen:
 
@@ -242,8 +258,14 @@ def large_transactions(
 
 class FreezeCreate(BaseModel):
     kind: FreezeKind
-    target: str | int = Field(description="the participant's address, or the piece's or receipt's id")
+    target: str | JsonInt = Field(
+        description="the participant's address, or the piece's or receipt's id (a JSON integer, or a string of "
+        "decimal ASCII digits or 0x and hex digits)"
+    )
     reason: str = Field(min_length=1, max_length=1000, description="kept off chain; its keccak-256 goes on chain")
+
+
+_HEX_ID = re.compile(r"0x[0-9a-fA-F]{1,64}")
 
 
 def _target(kind: str, target: str | int) -> str | int:
@@ -254,10 +276,15 @@ def _target(kind: str, target: str | int) -> str | int:
         return _checksummed(target, "participant")
     if kind not in ("piece", "receipt"):
         raise _invalid(f"unknown kind {kind!r}: participant, piece or receipt")
-    try:
-        number = target if isinstance(target, int) else int(target.strip(), 0 if target.strip()[:2] == "0x" else 10)
-    except ValueError:
-        raise _invalid(f"a {kind} is named by its id, not {target!r}") from None
+    if isinstance(target, int):
+        number = target
+    elif _HEX_ID.fullmatch(target):
+        number = int(target[2:], 16)
+    else:
+        try:
+            number = int(decimal_integer(target))  # type: ignore[call-overload]
+        except ValueError:
+            raise _invalid(f"a {kind} is named by its id, not {target!r}") from None
     if not 0 < number <= _UINT256_MAX:
         raise _invalid(f"no {kind} has id {number}")
     return number

@@ -18,26 +18,55 @@ from typing import Annotated, Any
 from eth_utils import keccak
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
 from sqlalchemy import ColumnElement, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
 from api.problems import Problem, jsonable
-from api.routes.common import Address, Amount, Bps, ListWindow, SortKey, not_found, paging, path_id
+from api.routes.common import (
+    Address,
+    Amount,
+    Bps,
+    ListWindow,
+    PathId,
+    SortKey,
+    decimal_integer,
+    json_integer,
+    not_found,
+    paging,
+    path_id,
+)
 from api.routes.receivables import ZERO_ADDRESS, due_timestamp, paged, sees_everything
 from api.service import LedgerService
 from api.store import ParticipantRecord
 from ledger.errors import ContractRevert
-from ledger.identifiers import InvalidIdentifier, canonical_lot_key, salted_key_hash
+from ledger.identifiers import LOT_NUMBER_PATTERN, InvalidIdentifier, canonical_lot_key, no_document_hash
 from ledger.index.models import PledgeRow, WarehouseReceiptRow
 from ledger.models import GoodsStatus, Pledge, PledgeState, Receipt, ReceiptState, Role
 
 router = APIRouter(tags=["warehouse"])
 
-ReceiptId = Annotated[int, Field(gt=0, lt=2**256, description="a receipt id (decimal, number or string)")]
-Quantity = Annotated[int, Field(gt=0, le=2**64 - 1, description="units of goods")]
+ReceiptId = Annotated[
+    int,
+    BeforeValidator(decimal_integer),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": "^[1-9][0-9]{0,77}$"},
+            ]
+        }
+    ),
+    Field(
+        gt=0,
+        lt=2**256,
+        description="a receipt id: a JSON integer, or a decimal string of ASCII digits (ids beyond 2^53 do not survive "
+        "JavaScript's numbers)",
+    ),
+]
+Quantity = Annotated[int, BeforeValidator(json_integer), Field(gt=0, le=2**64 - 1, description="units of goods")]
 OPEN_RECEIPT_STATES = (ReceiptState.PLEDGE_REQUESTED, ReceiptState.PLEDGED)
 OPEN_PLEDGE_STATES = (PledgeState.REQUESTED, PledgeState.ACTIVE)
 
@@ -199,7 +228,13 @@ def _credit_code(service: LedgerService, caller: Caller) -> str:
 
 class ReceiptCreate(BaseModel):
     owner: Address = Field(description="the owner of the goods, who receives the receipt")
-    lot_number: str = Field(min_length=1, max_length=64, examples=["SH-2025-000123"])
+    lot_number: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=LOT_NUMBER_PATTERN,
+        examples=["SH-2025-000123"],
+        description="ASCII letters, digits and . _ / -; letters are case-insensitive (the key uses upper case)",
+    )
     goods_description: str = Field(min_length=1, max_length=2000, examples=["hot-rolled coil Q235B, 1,000 t"])
     quantity: Quantity
     unit: str = Field(min_length=1, max_length=8, examples=["t"], description="up to 8 ASCII characters")
@@ -224,8 +259,10 @@ async def issue_receipt(body: ReceiptCreate, request: Request, service: Service,
         key = canonical_lot_key(_credit_code(service, caller), body.lot_number)
     except InvalidIdentifier as exc:
         raise Problem(422, "validation", "Invalid request", str(exc)) from None
-    key_hash = salted_key_hash(service.settings.key_salt.get_secret_value().encode().ljust(16, b"\0"), key)
-    document = bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else keccak(text=key)
+    key_hash = service.identity_key_hash(key)
+    document = (
+        bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else no_document_hash(key_hash)
+    )
     goods = keccak(text=body.goods_description)
     expiry = due_timestamp(body.expiry)
     return await perform(
@@ -277,7 +314,7 @@ def list_receipts(
 
 
 @router.get("/warehouse-receipts/{receipt_id}")
-def get_receipt(receipt_id: int, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+def get_receipt(receipt_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
     """A receipt as on chain now, with its open pledge and what is owed on it."""
     receipt = _visible_receipt(service, caller, receipt_id)
     view = receipt_view(receipt)
@@ -294,7 +331,7 @@ class Revaluation(BaseModel):
 
 @router.post("/warehouse-receipts/{receipt_id}/valuations", status_code=202)
 async def revalue_receipt(
-    receipt_id: int, body: Revaluation, request: Request, service: Service, caller: CurrentCaller
+    receipt_id: PathId, body: Revaluation, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Attest a new valuation (the issuing warehouse). A pledged receipt whose loan is now above the
     maintenance ratio raises a margin call (``PledgeMarginCalled`` among the result's events)."""
@@ -318,7 +355,7 @@ class GoodsStatusUpdate(BaseModel):
 
 @router.post("/warehouse-receipts/{receipt_id}/goods-status", status_code=202)
 async def update_goods_status(
-    receipt_id: int, body: GoodsStatusUpdate, request: Request, service: Service, caller: CurrentCaller
+    receipt_id: PathId, body: GoodsStatusUpdate, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Attest the condition of the goods (the issuing warehouse); goods not sound cannot be pledged."""
     await run_in_threadpool(_as_issuer, service, caller, receipt_id)
@@ -341,7 +378,7 @@ class ReceiptTransfer(BaseModel):
 
 @router.post("/warehouse-receipts/{receipt_id}/transfers", status_code=202)
 async def transfer_receipt(
-    receipt_id: int, body: ReceiptTransfer, request: Request, service: Service, caller: CurrentCaller
+    receipt_id: PathId, body: ReceiptTransfer, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Hand the receipt (title to the goods) to another participant (the owner; not while pledged)."""
     await run_in_threadpool(_as_owner, service, caller, receipt_id)
@@ -357,7 +394,7 @@ async def transfer_receipt(
 
 @router.post("/warehouse-receipts/{receipt_id}/redeem", status_code=202)
 async def request_redemption(
-    receipt_id: int, request: Request, service: Service, caller: CurrentCaller
+    receipt_id: PathId, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Ask the warehouse to release the goods (the owner; not while pledged)."""
     await run_in_threadpool(_as_owner, service, caller, receipt_id)
@@ -373,7 +410,7 @@ async def request_redemption(
 
 @router.post("/warehouse-receipts/{receipt_id}/redemption/withdraw", status_code=202)
 async def withdraw_redemption(
-    receipt_id: int, request: Request, service: Service, caller: CurrentCaller
+    receipt_id: PathId, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     await run_in_threadpool(_as_owner, service, caller, receipt_id)
     return await perform(
@@ -388,7 +425,7 @@ async def withdraw_redemption(
 
 @router.post("/warehouse-receipts/{receipt_id}/redemption/confirm", status_code=202)
 async def confirm_redemption(
-    receipt_id: int, request: Request, service: Service, caller: CurrentCaller
+    receipt_id: PathId, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """The goods have left (the issuing warehouse): the receipt is burnt."""
     await run_in_threadpool(_as_issuer, service, caller, receipt_id)
@@ -454,7 +491,7 @@ def list_pledges(
 
 
 @router.get("/pledges/{pledge_id}")
-def get_pledge(pledge_id: int, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+def get_pledge(pledge_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
     view = pledge_view(service, _pledge(service, caller, pledge_id))
     if view["state"] == "requested":
         view["advance_limit"] = service.client.advance_limit(int(view["receipt_id"]), view["financier"])
@@ -462,7 +499,7 @@ def get_pledge(pledge_id: int, service: Service, caller: CurrentCaller) -> dict[
 
 
 @router.post("/pledges/{pledge_id}/fund", status_code=202)
-async def fund_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+async def fund_pledge(pledge_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     """Lend: the principal moves to the borrower and the receipt is pledged, in one transaction."""
     await run_in_threadpool(_as_financier, service, caller, pledge_id)
     return await perform(
@@ -476,7 +513,7 @@ async def fund_pledge(pledge_id: int, request: Request, service: Service, caller
 
 
 @router.post("/pledges/{pledge_id}/decline", status_code=202)
-async def decline_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+async def decline_pledge(pledge_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     await run_in_threadpool(_as_financier, service, caller, pledge_id)
     return await perform(
         request,
@@ -489,7 +526,7 @@ async def decline_pledge(pledge_id: int, request: Request, service: Service, cal
 
 
 @router.post("/pledges/{pledge_id}/cancel", status_code=202)
-async def cancel_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+async def cancel_pledge(pledge_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     await run_in_threadpool(_as_borrower, service, caller, pledge_id)
     return await perform(
         request,
@@ -503,7 +540,7 @@ async def cancel_pledge(pledge_id: int, request: Request, service: Service, call
 
 @router.post("/pledges/{pledge_id}/repay", status_code=202)
 async def repay_pledge(
-    pledge_id: int, body: PledgeRepayment, request: Request, service: Service, caller: CurrentCaller
+    pledge_id: PathId, body: PledgeRepayment, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
     """Pay towards the loan, interest first; paying everything owed releases the lien."""
     await run_in_threadpool(_as_borrower, service, caller, pledge_id)
@@ -518,7 +555,7 @@ async def repay_pledge(
 
 
 @router.post("/pledges/{pledge_id}/enforce", status_code=202)
-async def enforce_pledge(pledge_id: int, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+async def enforce_pledge(pledge_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     """Take the receipt for an unpaid loan after its due date (the financier)."""
     await run_in_threadpool(_as_financier, service, caller, pledge_id)
     return await perform(
