@@ -468,7 +468,11 @@ def test_the_state_keeper_keeps_the_newest_dumps_and_exits_with_anvil(
     time.sleep(6 * anvil.state_interval)  # more dumps than it keeps
     kept = kept_dumps(anvil.keep_dir)
     assert 1 <= len(kept) <= KEEP_DEFAULT
-    assert all(inspect_state(p).readable for p in kept)
+    # The keeper goes on copying and pruning while we read: a dump pruned between the listing and its reading is
+    # not a bad dump. Every dump still there after it was read must have been readable.
+    checks = [(p, inspect_state(p)) for p in kept]
+    assert all(check.readable for p, check in checks if p.exists()), [(p.name, c.problem) for p, c in checks]
+    assert any(check.readable for _, check in checks)
     pid = anvil.status().pid
     anvil.kill()
     deadline = time.monotonic() + 5
