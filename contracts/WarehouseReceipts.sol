@@ -409,7 +409,8 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
         interest -= interestPaid;
         p.principal = uint96(principal);
         p.interestDue = SafeCast.toUint96(interest);
-        p.accruedFrom = uint64(block.timestamp);
+        // Never moved back (a block older than the last accrual would otherwise charge that interval twice).
+        if (block.timestamp > p.accruedFrom) p.accruedFrom = uint64(block.timestamp);
         address financier = p.financier;
         uint256 receiptId = p.receiptId;
         emit PledgeRepaid(
@@ -832,9 +833,11 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
     }
 
     /// @dev Interest unpaid from before `accruedFrom` plus ⌈principal × rate × seconds since / (365 days ×
-    /// 10,000)⌉: rounded up, as every charge of the ledger.
+    /// 10,000)⌉: rounded up, as every charge of the ledger. A block stamped before `accruedFrom` (a node whose
+    /// clock went back) accrues nothing: time never counts negatively, and no read or repayment reverts on it.
     function _interestOwed(StoredPledge storage p, uint256 principal) private view returns (uint256) {
-        uint256 elapsed = block.timestamp - p.accruedFrom;
+        uint64 accruedFrom = p.accruedFrom;
+        uint256 elapsed = block.timestamp > accruedFrom ? block.timestamp - accruedFrom : 0;
         return p.interestDue + Math.ceilDiv(principal * p.rateBps * elapsed, YEAR * BPS);
     }
 }

@@ -526,9 +526,24 @@ class Anvil:
             time.sleep(0.05)
         if answered != self.chain_id:  # pragma: no cover - anvil honours --chain-id
             raise AnvilError(f"anvil answers chain id {answered}, not {self.chain_id}")
+        self._keep_time_moving_forward()
         if candidate.is_file():
             os.replace(candidate, self.backup_file)
         self._start_keeper(process.pid)
+
+    def _keep_time_moving_forward(self) -> None:
+        """Never let a block be older than the one before it (invariant 11), whatever happened to the clock.
+
+        anvil stamps a block with the wall clock plus an offset that ``evm_increaseTime`` moves (the demo, and any
+        test of maturities, move it forward by months) and that its state dump does not keep: loaded again, it
+        would stamp the next block with the plain wall clock, before the last one, and every rule that counts time
+        from a recorded timestamp would see time run backwards. So, at each start, when the last block is not
+        older than now, the clock is set to one second after it (``evm_setTime``) before the first new block: the
+        offset is back, and blocks go on from there at the pace of the wall clock."""
+        latest = _rpc(self.rpc_url, "eth_getBlockByNumber", ["latest", False], timeout=5.0)
+        last = int(latest["timestamp"], 16)
+        if last >= int(time.time()):
+            _rpc(self.rpc_url, "evm_setTime", [last + 1], timeout=5.0)
 
     def _choose_state(self) -> Path | None:
         """Put a consistent dump in place of an unreadable or inconsistent state file; return where it came from.

@@ -1203,13 +1203,14 @@ def _pledge_funded(p: _Projector, e: ChainEvent) -> None:
 @_projection("receipts", "PledgeRepaid")
 def _pledge_repaid(p: _Projector, e: ChainEvent) -> None:
     a = e.args
+    previous = p.pledges.require(a["pledgeId"], e)["accrued_from"] or 0
     p.change(
         p.pledges,
         a["pledgeId"],
         e,
         principal=a["principalOutstanding"],
         interest_due=a["interestOutstanding"],
-        accrued_from=a["paidAt"],
+        accrued_from=max(previous, a["paidAt"]),  # as the contract: the accrual mark never moves back
     )
     p.pledge_repayments.add(
         {

@@ -7,6 +7,7 @@ changing function against one caller of each role (and an unregistered one): onl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -1507,3 +1508,28 @@ class TestAuthorisation:
             assert ledger.send_raw(fn, caller)["status"] == 1, f"{caller} should be allowed to call {function}"
         else:
             assert_reverts(ledger, fn, caller, MATRIX_EXCEPTIONS.get((function, caller), error))
+
+
+def test_interest_never_counts_backwards_when_the_node_clock_goes_back(anvil_sandbox: Sandbox) -> None:
+    """Invariant 11: whatever a node's clock does, no read or repayment fails on time arithmetic. eth-tester cannot
+    stamp a block before its parent; anvil can (``evm_setTime``), as it did after a cold restart that lost its time
+    offset: reading what is owed and repaying must still work, and the interval that runs backwards accrues
+    nothing, and is never charged twice."""
+    sb = anvil_sandbox
+    snapshot = sb.tester.take_snapshot()
+    try:
+        _, pledge_id = pledged_receipt(sb)
+        w = receipts(sb)
+        funded_at = pledge_of(sb, pledge_id)[P_ACCRUED_FROM]
+        sb.tester._rpc("evm_setTime", [funded_at - 30 * DAY])  # type: ignore[attr-defined]
+        sb.tester._rpc("evm_mine", [])  # type: ignore[attr-defined]
+        assert sb.now() < funded_at
+        assert tuple(w.functions.amountOwed(pledge_id).call()) == (PRINCIPAL, 0)
+        tx = sb.send(w.functions.repayPledge(pledge_id, 1_000), "steel")
+        (event,) = sb.events(tx, "receipts", "PledgeRepaid")
+        assert (event["interestPaid"], event["principalPaid"]) == (0, 1_000)
+        assert pledge_of(sb, pledge_id)[P_ACCRUED_FROM] == funded_at  # not moved back: nothing is charged twice
+    finally:
+        sb.tester.revert_to_snapshot(snapshot)
+        latest = int(sb.w3.eth.get_block("latest")["timestamp"])
+        sb.tester._rpc("evm_setTime", [max(latest + 1, int(time.time()))])  # type: ignore[attr-defined]

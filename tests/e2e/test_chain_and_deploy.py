@@ -414,6 +414,34 @@ def test_a_clean_restart_keeps_contracts_participants_and_balances(
     assert anvil.backup_file.is_file()  # the state as loaded at this start
 
 
+@pytest.mark.parametrize("stop", ["clean", "sigkill"])
+def test_block_time_never_goes_back_across_a_restart_after_the_clock_was_moved_forward(
+    anvil: Anvil, w3: Web3, stop: str
+) -> None:
+    """Invariant 11. The demo and maturity tests move anvil's clock months ahead (evm_increaseTime); anvil does not
+    keep that offset in its state dump, so a restarted node used to stamp new blocks months before the last one."""
+    ninety_one_days = 91 * 24 * 3600
+    w3.provider.make_request("evm_increaseTime", [ninety_one_days])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    moved = w3.eth.get_block("latest")
+    assert moved["timestamp"] > time.time() + ninety_one_days - 60
+    if stop == "clean":
+        anvil.stop()
+    else:
+        _wait_until_dumped(anvil, moved["number"])
+        anvil.kill()
+    anvil.start()
+    w3 = connect(anvil.rpc_url, LOCAL_CHAIN_ID)
+    last = w3.eth.get_block("latest")
+    deadline = time.monotonic() + 10
+    while w3.eth.block_number < last["number"] + 3:  # a few new blocks, mined by the restarted node
+        assert time.monotonic() < deadline, "the restarted node mines no blocks"
+        time.sleep(0.05)
+    stamps = [w3.eth.get_block(n)["timestamp"] for n in range(moved["number"], w3.eth.block_number + 1)]
+    assert stamps == sorted(stamps), stamps  # never older than the block before
+    assert stamps[-1] >= moved["timestamp"]
+
+
 def test_after_sigkill_a_restart_has_the_state_up_to_the_last_dump(
     anvil: Anvil, w3: Web3, artifacts: dict[str, Artifact], tmp_path: Path
 ) -> None:
