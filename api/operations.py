@@ -29,13 +29,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.auth import Caller, CurrentCaller, Service
-from api.problems import PROBLEM_JSON, Problem, from_contract, jsonable
+from api.problems import PROBLEM_JSON, Problem, from_contract, jsonable, out_of_gas
 from api.service import LedgerService
 from api.store import IdempotencyRecord, ServiceOperationRecord
 from ledger.client import OperationRolledBack, Outcome
-from ledger.errors import ContractRevert, ErrorDecoder
+from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas
 from ledger.journal import TransactionStatus
-from ledger.pipeline import Operation, UnknownOperation
+from ledger.pipeline import OUT_OF_GAS, Operation, UnknownOperation
 
 _STARTED_AT = datetime.now(UTC)
 """When this process started: an idempotency claim older than this and never answered was abandoned."""
@@ -111,8 +111,11 @@ async def view_of(service: LedgerService, operation: Operation, kind: str) -> tu
             return 202, view.model_dump()
         return 200, view.model_dump()
     if operation.status is TransactionStatus.FAILED:
-        error = ErrorDecoder.exception_class(operation.error_name or "UnknownRevert")(operation.error_args or {})
-        problem = from_contract(error)
+        if operation.error_name == OUT_OF_GAS:  # the gas could not grow enough: not the contracts' answer
+            problem = out_of_gas(OutOfGas(operation.error_args))
+        else:
+            error = ErrorDecoder.exception_class(operation.error_name or "UnknownRevert")(operation.error_args or {})
+            problem = from_contract(error)
         view.error = problem.body()
         return 200, view.model_dump()
     if operation.is_final:  # replaced or dropped: never ran
@@ -163,7 +166,7 @@ async def perform(
             assert existing is not None
             return _replay(existing, request_hash)
     try:
-        status, content = await _perform(request, service, caller, kind, _journaled_first(service, submit), key)
+        status, content = await _perform(request, service, caller, kind, submit, key)
     except ContractRevert as exc:
         problem = from_contract(exc)
         status, content = problem.status, problem.body(str(request.url.path))
@@ -208,23 +211,6 @@ async def _perform(
         assert content["error"] is not None
         return int(content["error"]["status"]), {**content["error"], "operation_id": operation.operation_id}
     return status, content
-
-
-def _journaled_first(
-    service: LedgerService, submit: Callable[[str | None], Awaitable[Operation]]
-) -> Callable[[str | None], Awaitable[Operation]]:
-    """``submit``, unless the pipeline already journaled this operation id: a retry after a crash or a lost
-    answer then gets that operation, with no second pre-flight (which would see the operation's own effects)."""
-
-    async def submit_once(operation_id: str | None) -> Operation:
-        if operation_id is not None:
-            try:
-                return service.pipeline.status(operation_id)
-            except UnknownOperation:
-                pass
-        return await submit(operation_id)
-
-    return submit_once
 
 
 def _abandoned(record: IdempotencyRecord) -> bool:

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.client import OperationRolledBack
-from ledger.errors import ContractRevert
+from ledger.errors import ContractRevert, OutOfGas
 from ledger.pipeline import NodeUnavailable
 
 logger = logging.getLogger("api")
@@ -125,6 +125,18 @@ def from_contract(error: ContractRevert) -> Problem:
     )
 
 
+def out_of_gas(error: OutOfGas) -> Problem:
+    """The problem of an operation that ran out of gas however much the pipeline gave it: the chain's limit, not a
+    rule of the ledger (a 503: try again later, or ask the operator to look at the node's gas limit)."""
+    return Problem(
+        503,
+        "out-of-gas",
+        "Out of gas",
+        f"the transaction ran out of gas even when sent again with more; it is not the contracts' refusal: {error}",
+        arguments=jsonable(error.arguments),
+    )
+
+
 def jsonable(value: Any) -> Any:
     """Contract values as JSON: bytes as 0x-hex, big integers as decimal strings beyond 2**53."""
     if isinstance(value, bytes):
@@ -193,6 +205,12 @@ def install(app: FastAPI) -> None:
         logger.warning("%s %s: the chain did not answer: %s", request.method, request.url.path, exc)
         problem = Problem(503, "chain-unavailable", "Chain unavailable", "the ledger's chain did not answer; retry")
         response = problem_response(problem, request)
+        response.headers["Retry-After"] = "1"
+        return response
+
+    @app.exception_handler(OutOfGas)
+    async def _out_of_gas(request: Request, exc: OutOfGas) -> JSONResponse:
+        response = problem_response(out_of_gas(exc), request)
         response.headers["Retry-After"] = "1"
         return response
 

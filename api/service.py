@@ -108,6 +108,12 @@ class LedgerService:
         deployment = ensured.deployment
         contracts = bind_contracts(w3, deployment, artifacts)
         keystore = Keystore(settings.data_dir / "keystore", settings.master_secret)
+
+        def signer(address: str) -> LocalAccount:
+            if address == operator.address:
+                return operator
+            return keystore.account(address)
+
         pipeline = Pipeline(
             settings.rpc_url,
             settings.chain_id,
@@ -115,13 +121,9 @@ class LedgerService:
             decoder,
             rpc_timeout=settings.rpc_timeout,
             confirmations=settings.confirmations,
+            signer=signer,  # re-signing after a restart: an operation that ran out of gas, a nonce filler
         )
         await pipeline.start()
-
-        def signer(address: str) -> LocalAccount:
-            if address == operator.address:
-                return operator
-            return keystore.account(address)
 
         client = LedgerClient(w3, contracts, decoder, pipeline, signer)
         index_w3 = connect(settings.rpc_url, settings.chain_id, timeout=settings.rpc_timeout)

@@ -14,6 +14,7 @@ Participants' keys come from the keystore by address; the client never sees a pl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
 
-from ledger.errors import ContractRevert, ErrorDecoder, UnknownRevert, abi_type
+from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas, UnknownRevert, abi_type
 from ledger.journal import TransactionStatus
 from ledger.models import (
     AuditAnchor,
@@ -49,7 +50,7 @@ from ledger.models import (
     RequestState,
     Role,
 )
-from ledger.pipeline import Operation, Pipeline, RpcError, UnknownOperation
+from ledger.pipeline import OUT_OF_GAS, Operation, Pipeline, RpcError, UnknownOperation
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -371,11 +372,17 @@ class LedgerClient:
         target = self.contracts[contract]
         data = bytes.fromhex(target.encode_abi(function, list(args))[2:])
         transactions, signer = self._writer(function)
+        if operation_id is not None:
+            # Submitted before (a retry after a lost answer or a crash): that operation, and no second pre-flight,
+            # which would see the operation's own effects (a bank reference used, an invoice registered).
+            with contextlib.suppress(UnknownOperation):
+                return await transactions.wait(operation_id, 0)
+        gas: int | None = None
         if isinstance(transactions, Pipeline):  # over the pipeline's async connection: no thread, no blocking
-            await self._preflight_async(transactions, sender, target.address, data)
+            gas = await self._preflight_async(transactions, sender, target.address, data)
         else:
             await asyncio.to_thread(self.preflight, sender, target.address, data)
-        return await transactions.submit(signer(sender), target.address, data, None, operation_id)
+        return await transactions.submit(signer(sender), target.address, data, gas, operation_id)
 
     def _writer(self, what: str) -> tuple[TransactionSender, Callable[[str], LocalAccount]]:
         if self._sender is None or self._signer is None:
@@ -394,10 +401,11 @@ class LedgerClient:
                 raise
             raise decoded from exc
 
-    async def _preflight_async(self, pipeline: Pipeline, sender: str, to: str, data: bytes) -> None:
-        """:meth:`preflight` through ``pipeline``'s asynchronous JSON-RPC connection."""
+    async def _preflight_async(self, pipeline: Pipeline, sender: str, to: str, data: bytes) -> int:
+        """:meth:`preflight` through ``pipeline``'s asynchronous JSON-RPC connection, with this call's own gas
+        estimate in the same round trip; returns the gas limit to send it with."""
         try:
-            await pipeline.call(sender, to, data)
+            return await pipeline.preflight(sender, to, data)
         except RpcError as exc:
             revert = exc.data.get("data") if isinstance(exc.data, Mapping) else exc.data
             if isinstance(revert, str) and revert.startswith("0x") and len(revert) > 2:
@@ -412,6 +420,8 @@ class LedgerClient:
         if not operation.is_final and self._sender is None:
             raise ReadOnlyClient("outcome: this client has no sender to wait on")
         final = operation if operation.is_final else await self._sender.wait(operation.operation_id, timeout)  # type: ignore[union-attr]
+        if final.status is TransactionStatus.FAILED and final.error_name == OUT_OF_GAS:
+            raise OutOfGas(final.error_args)
         if final.status is TransactionStatus.FAILED and final.error_name is not None:
             raise ErrorDecoder.exception_class(final.error_name)(final.error_args or {})
         if not final.is_final:

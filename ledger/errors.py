@@ -64,6 +64,17 @@ class Panic(ContractRevert):
     error_name = "Panic"
 
 
+class OutOfGas(Exception):
+    """A transaction ran out of gas even after the pipeline signed it again with more: the node's or the block's
+    limit, never the contract's refusal (so it is not a :class:`ContractRevert`)."""
+
+    error_name: ClassVar[str] = "OutOfGas"
+
+    def __init__(self, arguments: Mapping[str, Any] | None = None) -> None:
+        self.arguments: dict[str, Any] = dict(arguments or {})
+        super().__init__(f"out of gas ({', '.join(f'{k}={v}' for k, v in self.arguments.items())})")
+
+
 def _render(value: Any) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()

@@ -5,9 +5,15 @@ Built for throughput and for never losing or duplicating an operation:
 - **Nonces** are assigned per sender by the pipeline itself: read once from the node (``pending`` count, or one
   past the journal's highest nonce, whichever is higher), then incremented locally. Never
   ``eth_getTransactionCount`` under concurrency.
-- **Signing** is local (EIP-1559, type 2) with an explicit gas limit (the caller's, or one ``eth_estimateGas``
-  per call shape, cached with a margin), ``maxFeePerGas`` from the base fee of the last block seen. The
+- **Signing** is local (EIP-1559, type 2) with an explicit gas limit (the caller's, or ``eth_estimateGas`` of
+  that very call with a margin: never an estimate of another call of the same function, whose cost can differ,
+  e.g. by a balance written from zero), ``maxFeePerGas`` from the base fee of the last block seen. The
   transaction hash is computed before anything is sent.
+- **Out of gas is not a refusal**: a transaction that ran out of gas (its trace says so, or, where the node does
+  not trace, it reverted without data having used all but the 1/64 EIP-150 keeps back) is not the contract's
+  answer. Its operation is signed again with a fresh estimate, at least twice the gas, under a new nonce, and
+  the spent attempt is kept in the journal as ``<operation id>~oog<n>``; only when the gas cannot grow any more
+  does the operation fail, with ``OutOfGas``.
 - **Journal first**: every signed transaction is committed to the journal (``ledger.journal``) before it is
   sent. Submissions that arrive together are journaled in one database transaction and sent in one JSON-RPC
   batch; many operations are in flight at once.
@@ -67,6 +73,10 @@ _JOURNAL: Final = cast(Table, JournalTransaction.__table__)
 INTRINSIC_GAS: Final = 21_000
 FILLER_GAS: Final = 21_000
 DEFAULT_FALLBACK_GAS: Final = 2_000_000
+OUT_OF_GAS: Final = "OutOfGas"
+"""``error_name`` of a transaction that ran out of gas (never a contract's error)."""
+MAX_GAS_RETRIES: Final = 3
+"""How many times an operation that ran out of gas is signed again with more gas."""
 REPLACED_AFTER: Final = 5.0
 """Seconds a transaction's nonce must stay used by something else, with the transaction unknown to the node,
 before it is given up as ``replaced``."""
@@ -176,6 +186,12 @@ class _Tracked:
     finalizing: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     sent: asyncio.Future[None] | None = None
+    gas_retries: int = 0
+    """How many earlier attempts of this operation ran out of gas."""
+    supersedes: _Supersession | None = None
+    """The attempt that ran out of gas, which the journal writer closes when it journals this one."""
+    superseded_by: _Tracked | None = None
+    """The attempt that took over this operation after this one ran out of gas: waiters follow it."""
 
     def snapshot(self) -> Operation:
         return Operation(
@@ -232,6 +248,26 @@ class _Tracked:
             error_name=row.error_name,
             error_args=row.error_args,
         )
+
+
+@dataclass(frozen=True)
+class _Supersession:
+    """An attempt that ran out of gas, renamed in the journal in the transaction that journals its successor."""
+
+    tracked: _Tracked
+    renamed: str
+    """``<operation id>~oog<n>``: the operation id stays with the new attempt."""
+    block_number: int
+    block_hash: str
+    gas_used: int
+
+
+def _attempt_id(operation_id: str, retry: int) -> str:
+    return f"{operation_id}~oog{retry}"
+
+
+def _is_spent_attempt(operation_id: str) -> bool:
+    return "~oog" in operation_id
 
 
 @dataclass(frozen=True)
@@ -454,6 +490,31 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _trace_ran_out_of_gas(trace: Any) -> bool:
+    """Whether a ``callTracer`` trace has a frame that ran out of gas (the top call or any inner one: an inner call
+    out of gas makes its caller revert without data)."""
+    if not isinstance(trace, Mapping):
+        return False
+    error = str(trace.get("error") or "").lower().replace(" ", "")
+    if "outofgas" in error:
+        return True
+    return any(_trace_ran_out_of_gas(frame) for frame in trace.get("calls") or ())
+
+
+def _looks_out_of_gas(revert: ContractRevert, gas_used: int, gas_limit: int) -> bool:
+    """Without a trace: a revert with no data (no contract error says nothing) that used all the gas but the 1/64
+    EIP-150 keeps back for the caller of an inner call."""
+    return isinstance(revert, UnknownRevert) and not revert.data and gas_used * 64 >= gas_limit * 63
+
+
+def _call(sender: str, to: str | None, data: bytes, value: int) -> dict[str, str]:
+    """The JSON-RPC call object of ``eth_call`` and ``eth_estimateGas``."""
+    call = {"from": sender, "data": "0x" + data.hex(), "value": hex(value)}
+    if to is not None:
+        call["to"] = to
+    return call
+
+
 def _hex_int(value: Any) -> int:
     return int(value, 16) if isinstance(value, str) else int(value)
 
@@ -494,6 +555,7 @@ class Pipeline:
         block_window: int = 256,
         keep_final: int = 200_000,
         confirmations: int = 0,
+        signer: Callable[[str], LocalAccount] | None = None,
     ) -> None:
         if base_fee_multiplier < 1:
             raise ValueError("base_fee_multiplier must be at least 1")
@@ -532,8 +594,7 @@ class Pipeline:
         self._next_nonce: dict[str, int] = {}
         self._nonce_locks: dict[str, asyncio.Lock] = {}
         self._keys: dict[str, coincurve.PrivateKey] = {}
-        self._gas_by_shape: dict[tuple[str | None, bytes], int] = {}
-        self._gas_estimates: dict[tuple[str | None, bytes], asyncio.Future[int | None]] = {}
+        self._signer = signer
         self._checksummed: dict[str, str] = {}
 
         self._journal_queue: asyncio.Queue[_Tracked] = asyncio.Queue()
@@ -638,7 +699,8 @@ class Pipeline:
     ) -> Operation:
         """Sign, journal and send a call of ``to`` with ``data`` from ``sender``; return at once (pending).
 
-        ``gas`` None: estimated once per (``to``, function selector) and cached with ``gas_margin_percent``.
+        ``gas`` None: ``eth_estimateGas`` of this call, plus ``gas_margin_percent`` (see :meth:`preflight`, which
+        pre-flights and estimates in one round trip).
         ``operation_id`` is the idempotency key: submitting an id again returns the journaled operation and
         sends nothing. Raises :class:`JournalWriteError` when the journal cannot be written (nothing is sent
         then) and :class:`NodeUnavailable` when a gas estimate or the first nonce cannot be read.
@@ -709,11 +771,13 @@ class Pipeline:
         kind: TransactionKind,
     ) -> _Tracked:
         key = self._keys.get(address)
-        if key is None:
-            if account is None:
-                raise PipelineError(f"no key for {address}")
+        if key is None and account is not None:
             key = coincurve.PrivateKey(bytes(account.key))
             self._keys[address] = key
+        elif key is None and self._has_key(address):
+            key = self._keys[address]
+        if key is None:
+            raise PipelineError(f"no key for {address}")
         max_fee = self._base_fee * self.base_fee_multiplier + self.max_priority_fee_per_gas
         raw, tx_hash = sign_dynamic_fee_transaction(
             key,
@@ -739,6 +803,20 @@ class Pipeline:
             sent=asyncio.get_running_loop().create_future(),
         )
 
+    def _has_key(self, address: str) -> bool:
+        """Whether the pipeline can sign for ``address`` without a caller handing it the account: a key it used
+        before, or one the ``signer`` given at construction provides (after a restart, for re-signing)."""
+        if address in self._keys:
+            return True
+        if self._signer is None:
+            return False
+        try:
+            account = self._signer(address)
+        except Exception:  # no such key in the keystore
+            return False
+        self._keys[address] = coincurve.PrivateKey(bytes(account.key))
+        return True
+
     def _checksum(self, address: str) -> str:
         known = self._checksummed.get(address)
         if known is None:
@@ -752,43 +830,35 @@ class Pipeline:
         if self._block_gas_limit is not None and gas > self._block_gas_limit:
             raise ValueError(f"gas {gas} exceeds the block gas limit {self._block_gas_limit}")
 
+    def _with_margin(self, estimate: int) -> int:
+        gas = estimate * (100 + self.gas_margin_percent) // 100
+        return gas if self._block_gas_limit is None else min(gas, self._block_gas_limit)
+
     async def _gas_for(self, sender: str, to: str | None, data: bytes, value: int) -> int:
-        shape = (to, data[:4])
-        cached = self._gas_by_shape.get(shape)
-        if cached is not None:
-            return cached
-        running = self._gas_estimates.get(shape)
-        if running is not None:
-            shared = await asyncio.shield(running)
-            return shared if shared is not None else self.fallback_gas
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._gas_estimates[shape] = future
-        estimate: int | None = None
-        failure: BaseException | None = None
+        """``eth_estimateGas`` of this very call, with the margin (a call that would revert now gets the fallback
+        gas: it is sent anyway, so that its failure is on record)."""
         try:
-            call: dict[str, str] = {"from": sender, "data": "0x" + data.hex(), "value": hex(value)}
-            if to is not None:
-                call["to"] = to
-            try:
-                estimated = _hex_int(await self._require_rpc().call("eth_estimateGas", call))
-            except RpcError as exc:  # it would revert now: send it anyway, so the failure is on record
-                logger.info("gas estimate of %s on %s reverts (%s); using the fallback gas", shape[1].hex(), to, exc)
-            else:
-                estimate = estimated * (100 + self.gas_margin_percent) // 100
-                if self._block_gas_limit is not None:
-                    estimate = min(estimate, self._block_gas_limit)
-                self._gas_by_shape[shape] = estimate
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            if failure is None:
-                future.set_result(estimate)
-            else:
-                future.set_exception(failure)
-                future.exception()  # retrieved here; each waiter re-raises it
-            self._gas_estimates.pop(shape, None)
-        return estimate if estimate is not None else self.fallback_gas
+            estimated = _hex_int(await self._require_rpc().call("eth_estimateGas", _call(sender, to, data, value)))
+        except RpcError as exc:
+            logger.info("gas estimate of %s on %s reverts (%s); using the fallback gas", data[:4].hex(), to, exc)
+            return self.fallback_gas
+        return self._with_margin(estimated)
+
+    async def preflight(self, sender: str, to: str, data: bytes, value: int = 0) -> int:
+        """Pre-flight a call and estimate its gas in one JSON-RPC batch (``eth_call`` and ``eth_estimateGas`` on the
+        latest block); return the gas limit to submit it with (the estimate plus ``gas_margin_percent``).
+
+        Raises :class:`RpcError` when the call reverts (the revert data in ``data``, as :meth:`call`) and
+        :class:`NodeUnavailable` when the node does not answer."""
+        call = _call(sender, to, data, value)
+        result, estimate = await self._require_rpc().batch(
+            [("eth_call", [call, "latest"]), ("eth_estimateGas", [call])]
+        )
+        if isinstance(result, RpcError):
+            raise result
+        if isinstance(estimate, RpcError):  # the call passed a moment ago: estimate once more, alone
+            return await self._gas_for(sender, to, data, value)
+        return self._with_margin(_hex_int(estimate))
 
     async def _ensure_nonce(self, address: str) -> None:
         if address in self._next_nonce:
@@ -823,10 +893,17 @@ class Pipeline:
             if found is None:
                 return self.status(operation_id)
             tracked = self._remember(found)
-        if not tracked.status.is_final:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tracked.done.wait(), timeout)
-        return tracked.snapshot()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if not tracked.status.is_final:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(tracked.done.wait(), remaining)
+            if tracked.superseded_by is None:
+                return tracked.snapshot()
+            tracked = tracked.superseded_by  # it ran out of gas and was signed again: wait for the new attempt
+            if deadline is not None and time.monotonic() >= deadline:
+                return tracked.snapshot()
 
     async def sync(self, timeout: float = 30.0) -> int:
         """Return once the block follower has processed the node's current head block (with ``confirmations``,
@@ -902,7 +979,8 @@ class Pipeline:
             while len(batch) < self.max_batch and not self._journal_queue.empty():
                 batch.append(self._journal_queue.get_nowait())
             try:
-                await self._db(self._insert_rows, [tracked.row() for tracked in batch])
+                supersessions = [tracked.supersedes for tracked in batch if tracked.supersedes is not None]
+                await self._db(self._insert_rows, [tracked.row() for tracked in batch], supersessions)
             except Exception as exc:
                 logger.exception("journal write failed; %d transactions not sent", len(batch))
                 self._abandon_unjournaled(batch, exc)
@@ -919,6 +997,13 @@ class Pipeline:
             self._inflight.pop(tracked.operation_id, None)
             self._by_hash.pop(tracked.tx_hash, None)
             self._next_nonce.pop(tracked.sender, None)
+            if tracked.supersedes is not None:  # the spent attempt is still the operation's: look it up again
+                spent = tracked.supersedes.tracked
+                spent.superseded_by, spent.finalizing, spent.check_now = None, False, True
+                spent.status, spent.error_name, spent.error_args = TransactionStatus.SENT, None, None
+                spent.done = asyncio.Event()
+                self._inflight[spent.operation_id] = spent
+                self._by_hash[spent.tx_hash] = spent
             if tracked.sent is not None and not tracked.sent.done():
                 tracked.sent.set_exception(JournalWriteError(f"journal write failed: {exc!r}"))
                 tracked.sent.exception()  # retrieved here; the submitter re-raises it
@@ -1122,24 +1207,78 @@ class Pipeline:
                     _Outcome(tracked, TransactionStatus.CONFIRMED, block_number, receipt["blockHash"], gas_used)
                 )
             else:
-                revert = await self._revert_of(tracked, block_number)
+                revert, out_of_gas = await self._revert_of(tracked, block_number)
+                if out_of_gas or _looks_out_of_gas(revert, gas_used, tracked.gas_limit):
+                    if await self._retry_with_more_gas(tracked, block_number, str(receipt["blockHash"]), gas_used):
+                        continue
+                    name, arguments = OUT_OF_GAS, {"gas_limit": tracked.gas_limit, "gas_used": gas_used}
+                else:
+                    name, arguments = revert.name, _jsonable(revert.arguments)
                 outcomes.append(
                     _Outcome(
-                        tracked,
-                        TransactionStatus.FAILED,
-                        block_number,
-                        receipt["blockHash"],
-                        gas_used,
-                        revert.name,
-                        _jsonable(revert.arguments),
+                        tracked, TransactionStatus.FAILED, block_number, receipt["blockHash"], gas_used, name, arguments
                     )
                 )
         await self._finalize(outcomes)
 
-    async def _revert_of(self, tracked: _Tracked, block_number: int) -> ContractRevert:
-        """The decoded error of a mined, reverted transaction: from its trace when the node traces, else by
-        replaying it as a call on the state before its block (which misses the effect of earlier transactions of
-        the same block)."""
+    async def _retry_with_more_gas(self, tracked: _Tracked, block_number: int, block_hash: str, gas_used: int) -> bool:
+        """Sign ``tracked``'s operation again, with a fresh estimate and at least twice the gas, under a new nonce;
+        False when it cannot be (not an operation, the gas at the block's limit, retries used up, no key)."""
+        cap = self._block_gas_limit or self.fallback_gas
+        if (
+            tracked.kind is not TransactionKind.OPERATION
+            or _is_spent_attempt(tracked.operation_id)
+            or tracked.gas_retries >= MAX_GAS_RETRIES
+            or tracked.gas_limit >= cap
+            or not self._has_key(tracked.sender)
+        ):
+            return False
+        fields = decode_dynamic_fee_transaction(tracked.raw_tx)
+        to = None if fields["to"] is None else self._checksum(str(fields["to"]))
+        data, value = bytes(fields["data"]), int(fields["value"])
+        try:
+            estimate = self._with_margin(
+                _hex_int(await self._require_rpc().call("eth_estimateGas", _call(tracked.sender, to, data, value)))
+            )
+        except RpcError:  # it would revert now: send it with more gas anyway, so that the refusal is on record
+            estimate = 0
+        gas = min(cap, max(estimate, tracked.gas_limit * 2))
+        await self._ensure_nonce(tracked.sender)
+        if tracked.status.is_final or tracked.finalizing or tracked.superseded_by is not None:
+            return True  # settled meanwhile (another look-up finalized it)
+        nonce = self._next_nonce[tracked.sender]
+        self._next_nonce[tracked.sender] = nonce + 1
+        retry = self._sign(
+            None, tracked.sender, nonce, to, data, gas, value, tracked.operation_id, TransactionKind.OPERATION
+        )
+        retry.gas_retries = tracked.gas_retries + 1
+        retry.supersedes = _Supersession(
+            tracked, _attempt_id(tracked.operation_id, retry.gas_retries), block_number, block_hash, gas_used
+        )
+        logger.warning(
+            "%s of %s ran out of gas (%d of %d): signed again with %d gas as %s",
+            tracked.tx_hash,
+            tracked.operation_id,
+            gas_used,
+            tracked.gas_limit,
+            gas,
+            retry.tx_hash,
+        )
+        tracked.status, tracked.superseded_by = TransactionStatus.FAILED, retry
+        tracked.block_number, tracked.block_hash, tracked.gas_used = block_number, block_hash, gas_used
+        tracked.error_name = OUT_OF_GAS
+        tracked.error_args = {"gas_limit": tracked.gas_limit, "gas_used": gas_used}
+        self._by_hash.pop(tracked.tx_hash, None)
+        self._inflight[retry.operation_id] = retry
+        self._by_hash[retry.tx_hash] = retry
+        self._journal_queue.put_nowait(retry)
+        tracked.done.set()
+        return True
+
+    async def _revert_of(self, tracked: _Tracked, block_number: int) -> tuple[ContractRevert, bool]:
+        """The decoded error of a mined, reverted transaction, and whether its trace shows it ran out of gas: from
+        its trace when the node traces, else by replaying it as a call on the state before its block (which misses
+        the effect of earlier transactions of the same block; the trace flag is then False)."""
         rpc = self._require_rpc()
         if self._trace_supported:
             try:
@@ -1148,11 +1287,12 @@ class Pipeline:
                 if exc.code in (-32601, -32600) or "not" in exc.message.lower():
                     self._trace_supported = False
             else:
+                out_of_gas = _trace_ran_out_of_gas(trace)
                 output = trace.get("output") if isinstance(trace, Mapping) else None
                 if isinstance(output, str) and len(output) > 2:
-                    return self._decoder.decode(bytes.fromhex(output[2:]))
+                    return self._decoder.decode(bytes.fromhex(output[2:])), out_of_gas
                 reason = trace.get("error") if isinstance(trace, Mapping) else None
-                return UnknownRevert({"reason": str(reason or "reverted without data")})
+                return UnknownRevert({"reason": str(reason or "reverted without data")}), out_of_gas
         fields = decode_dynamic_fee_transaction(tracked.raw_tx)
         call = {
             "from": tracked.sender,
@@ -1169,9 +1309,9 @@ class Pipeline:
             if isinstance(data, Mapping):
                 data = data.get("data")
             if isinstance(data, str) and data.startswith("0x") and len(data) > 2:
-                return self._decoder.decode(bytes.fromhex(data[2:]))
-            return UnknownRevert({"reason": exc.message})
-        return UnknownRevert({"reason": "the call succeeds when replayed before its block"})
+                return self._decoder.decode(bytes.fromhex(data[2:])), False
+            return UnknownRevert({"reason": exc.message}), False
+        return UnknownRevert({"reason": "the call succeeds when replayed before its block"}), False
 
     async def _rewind(self, below: int) -> None:
         """The chain no longer holds the blocks we followed above some height (a reorg, or the node restarted
@@ -1187,12 +1327,44 @@ class Pipeline:
                     fork = number
                     break
         logger.warning("chain went back: following again from block %d (was at %d)", fork, self._followed)
-        reopened = await self._db(self._reopen_after, fork)
+        reopened = await self._neutralise_spent_attempts(await self._db(self._reopen_after, fork))
         self._reopen(reopened)
         for number in [n for n in self._block_hashes if n > fork]:
             del self._block_hashes[number]
         self._followed = fork
         self._reconcile_soon.set()
+
+    async def _neutralise_spent_attempts(self, reopened: list[_Tracked]) -> list[_Tracked]:
+        """An attempt that ran out of gas and was signed again must not run a second time now that its block is
+        lost: mined again it might succeed, beside its successor. Its nonce is given to a nonce filler instead (a
+        zero transfer to the sender itself), so the successor, with a later nonce, is not stuck behind a gap."""
+        out: list[_Tracked] = []
+        for tracked in reopened:
+            if not _is_spent_attempt(tracked.operation_id) or tracked.kind is not TransactionKind.OPERATION:
+                out.append(tracked)
+                continue
+            if not self._has_key(tracked.sender):
+                logger.error("%s (%s) is in flight again and cannot be neutralised: no key", tracked.tx_hash, tracked)
+                out.append(tracked)
+                continue
+            filler = self._sign(
+                None,
+                tracked.sender,
+                tracked.nonce,
+                tracked.sender,
+                b"",
+                FILLER_GAS,
+                0,
+                tracked.operation_id,
+                TransactionKind.NONCE_FILLER,
+            )
+            filler.status, filler.lost_block = TransactionStatus.SENT, tracked.lost_block
+            assert filler.sent is not None
+            filler.sent.set_result(None)
+            await self._db(self._replace_transaction, tracked.tx_hash, filler)
+            logger.warning("%s ran out of gas in a lost block: its nonce goes to filler %s", tracked.tx_hash, filler)
+            out.append(filler)
+        return out
 
     def _reopen(self, rows: Sequence[_Tracked]) -> None:
         for row in rows:
@@ -1241,7 +1413,8 @@ class Pipeline:
         lost_in: dict[str, int | None] = {}
         if lost_above is not None:
             logger.warning("blocks above %d were lost while the pipeline was stopped", lost_above)
-            lost_in = {t.operation_id: t.lost_block for t in await self._db(self._reopen_after, lost_above)}
+            reopened = await self._neutralise_spent_attempts(await self._db(self._reopen_after, lost_above))
+            lost_in = {t.operation_id: t.lost_block for t in reopened}
         for tracked in await self._db(self._select_in_flight):
             tracked.lost_block = lost_in.get(tracked.operation_id)
             tracked.check_now = True
@@ -1433,8 +1606,25 @@ class Pipeline:
             raise PipelineNotRunning("the pipeline is not running")
         return await asyncio.get_running_loop().run_in_executor(self._db_executor, function, *args)
 
-    def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
+    def _insert_rows(self, rows: list[dict[str, Any]], supersessions: Sequence[_Supersession] = ()) -> None:
+        """Journal new transactions; in the same database transaction, rename each attempt that ran out of gas
+        (``supersessions``), so that the operation id passes to its new attempt atomically."""
         with self._sessions() as session, session.begin():
+            for spent in supersessions:
+                session.execute(
+                    update(_JOURNAL)
+                    .where(_JOURNAL.c.tx_hash == spent.tracked.tx_hash)
+                    .values(
+                        operation_id=spent.renamed,
+                        status=TransactionStatus.FAILED,
+                        block_number=spent.block_number,
+                        block_hash=spent.block_hash,
+                        gas_used=spent.gas_used,
+                        error_name=OUT_OF_GAS,
+                        error_args={"gas_limit": spent.tracked.gas_limit, "gas_used": spent.gas_used},
+                        updated_at=utc_now(),
+                    )
+                )
             session.execute(insert(JournalTransaction), rows)
 
     def _mark_sent(self, tx_hashes: list[str]) -> None:
@@ -1485,6 +1675,24 @@ class Pipeline:
         statement = update(_JOURNAL).where(_JOURNAL.c.tx_hash == bindparam("_tx_hash"))
         with self._sessions() as session, session.begin():
             session.connection().execute(statement, params)
+
+    def _replace_transaction(self, tx_hash: str, replacement: _Tracked) -> None:
+        """Journal ``replacement`` in place of transaction ``tx_hash`` (same operation id, sender and nonce)."""
+        with self._sessions() as session, session.begin():
+            session.execute(
+                update(_JOURNAL)
+                .where(_JOURNAL.c.tx_hash == tx_hash)
+                .values(
+                    kind=replacement.kind,
+                    tx_hash=replacement.tx_hash,
+                    raw_tx=replacement.raw_tx,
+                    to=replacement.to,
+                    selector=replacement.selector,
+                    gas_limit=replacement.gas_limit,
+                    status=replacement.status,
+                    updated_at=utc_now(),
+                )
+            )
 
     def _write_gas_used(self, values: list[tuple[str, int]]) -> None:
         if not values:

@@ -127,7 +127,9 @@ async def pipeline_rate(
 ) -> tuple[Throughput, list[Operation]]:
     """Submit every call to a fresh :class:`Pipeline` at once and wait until all are final (see the module).
 
-    The gas estimate of the call shape is warmed up by the first call, outside the timing. Raises
+    The first call, outside the timing, warms the pipeline up and gives the gas limit (its own estimate with the
+    pipeline's margin) every other call is signed with, as a client that knows the cost of its call shape would
+    (the same calls, so the same cost; the REST service pre-flights and estimates each call). Raises
     :class:`BenchmarkFailed` when an operation does not end confirmed.
     """
     async with Pipeline(rpc_url, chain_id, sessions, decoder) as pipeline:
@@ -138,7 +140,8 @@ async def pipeline_rate(
             raise BenchmarkFailed(f"the warm-up operation ended {warm.status.value}: {warm.error_name}")
         rest = calls[1:]
         started = time.perf_counter()
-        submitted = await asyncio.gather(*(pipeline.submit(c.sender, c.to, c.data) for c in rest))
+        gas = warm.gas_limit
+        submitted = await asyncio.gather(*(pipeline.submit(c.sender, c.to, c.data, gas) for c in rest))
         sent = time.perf_counter() - started  # submit returns once its transaction was handed to the node
         finished = await asyncio.gather(*(pipeline.wait(o.operation_id, timeout) for o in submitted))
         elapsed = time.perf_counter() - started

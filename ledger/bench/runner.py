@@ -417,7 +417,10 @@ async def _scaling(
                 while held < size:
                     count = min(chunk, size - held)
                     calls = split_calls(receivables, cast, count, to=holder.address, offset=held)
-                    submitted = await asyncio.gather(*(pipeline.submit(c.sender, c.to, c.data) for c in calls))
+                    gas = await pipeline.preflight(
+                        str(calls[0].sender.address), calls[0].to, calls[0].data
+                    )  # per chunk
+                    submitted = await asyncio.gather(*(pipeline.submit(c.sender, c.to, c.data, gas) for c in calls))
                     done = await asyncio.gather(*(pipeline.wait(o.operation_id, 600) for o in submitted))
                     failed = [o for o in done if not o.confirmed]
                     if failed:

@@ -298,6 +298,104 @@ def test_reverting_call_is_recorded_failed_with_the_decoded_custom_error(
     assert minted[(7, reference("fine", 0))] == 1
 
 
+@pytest.mark.parametrize("traced", [True, False], ids=["traced", "untraced"])
+def test_an_operation_that_runs_out_of_gas_is_signed_again_with_more_and_confirms_once(
+    node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path, traced: bool
+) -> None:
+    """Out of gas is never the contract's answer. Whatever gas an operation is first given (too little to reach
+    the inner call, or running out inside it, where the outer frame reverts without data and keeps 1/64 of
+    the gas), it ends confirmed exactly once; each spent attempt stays in the journal as ``<id>~oog<n>``. Without
+    a trace (Besu without the debug API), the pipeline tells an out-of-gas by a revert without data that used
+    all but 1/64 of the gas."""
+    engine = journal_engine(tmp_path / "journal.sqlite3")
+    agent = ledger.agents[2]
+    tag = f"oog-{traced}"
+    limits = [30_000, 45_000, 60_000, 70_000, 80_000, 90_000]
+
+    async def scenario() -> list[Operation]:
+        async with make_pipeline(node.rpc_url, engine, decoder) as pipeline:
+            pipeline._trace_supported = traced
+            submitted = [
+                await pipeline.submit(
+                    agent, ledger.token, ledger.mint_data(90_000 + i, reference(tag, i)), gas, f"{tag}-{i}"
+                )
+                for i, gas in enumerate(limits)
+            ]
+            return await wait_all(pipeline, submitted)
+
+    finished = asyncio.run(scenario())
+    assert [o.status for o in finished] == [TransactionStatus.CONFIRMED] * len(limits), finished
+    assert_minted_once(ledger, tag, len(limits), first_amount=90_000)
+    rows = {r.operation_id: r for r in journal_rows(engine)}
+    spent = [r for op, r in rows.items() if "~oog" in op]
+    assert spent, "no limit ran out of gas: the test no longer tests anything"
+    for row in spent:
+        assert row.status is TransactionStatus.FAILED and row.error_name == "OutOfGas"
+        assert row.operation_id.split("~oog")[0] in rows  # the operation id went to the new attempt
+        assert rows[row.operation_id.split("~oog")[0]].gas_limit >= 2 * row.gas_limit
+    for operation in finished:
+        assert rows[operation.operation_id].status is TransactionStatus.CONFIRMED
+
+
+def test_a_spent_attempt_in_a_lost_block_never_runs_again_beside_its_successor(
+    node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path
+) -> None:
+    """The chain goes back under an operation that ran out of gas and was signed again: sent again as it was, the
+    spent attempt might now succeed and run the operation twice. Its nonce goes to a nonce filler instead, the
+    successor is sent again, and the operation runs once."""
+    engine = journal_engine(tmp_path / "journal.sqlite3")
+    agent = ledger.agents[0]
+    w3 = ledger.w3
+
+    async def scenario() -> Operation:
+        async with make_pipeline(node.rpc_url, engine, decoder) as pipeline:
+            fork = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+            data = ledger.mint_data(95_000, reference("lost-oog", 0))
+            operation = await pipeline.submit(agent, ledger.token, data, 45_000, "lost-oog-0")
+            done = await pipeline.wait(operation.operation_id, 30)
+            assert done.confirmed and done.gas_limit > 45_000
+            assert w3.provider.make_request("evm_revert", [fork])["result"] is True  # type: ignore[arg-type]
+            await pipeline.sync()  # the follower notices the chain went back and reopens both attempts
+            await asyncio.sleep(0.5)
+            deadline = time.monotonic() + 30
+            while True:
+                again = pipeline.status("lost-oog-0")
+                if again.confirmed or time.monotonic() > deadline:
+                    return again
+                await asyncio.sleep(0.2)
+
+    final = asyncio.run(scenario())
+    assert final.confirmed
+    assert_minted_once(ledger, "lost-oog", 1, first_amount=95_000)
+    rows = {r.operation_id: r for r in journal_rows(engine)}
+    spent = rows["lost-oog-0~oog1"]
+    assert spent.kind.value == "nonce-filler" and spent.status is TransactionStatus.CONFIRMED
+
+
+def test_preflight_estimates_each_call_not_its_function(
+    node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path
+) -> None:
+    """Two calls of one function can cost different gas (a balance written from zero costs about 17,000 more than
+    one already held): each call's pre-flight gives that call's own estimate, never one cached for the function."""
+    engine = journal_engine(tmp_path / "journal.sqlite3")
+    agent = ledger.agents[0]
+    empty = ledger.agents[1].address  # a registered participant that holds no deposit tokens
+
+    async def scenario() -> tuple[int, int]:
+        async with make_pipeline(node.rpc_url, engine, decoder) as pipeline:
+            first = await pipeline.submit(agent, ledger.token, ledger.mint_data(5, reference("estimate", 0)), MINT_GAS)
+            assert (await pipeline.wait(first.operation_id, 30)).confirmed  # the recipient holds tokens now
+            address = str(agent.address)
+            held = await pipeline.preflight(address, ledger.token, ledger.mint_data(5, reference("estimate", 1)))
+            cold = await pipeline.preflight(
+                address, ledger.token, ledger.mint_data(5, reference("estimate", 2), to=empty)
+            )
+            return held, cold
+
+    held, cold = asyncio.run(scenario())
+    assert cold > held + 10_000, (cold, held)
+
+
 def test_with_confirmations_an_operation_is_reported_only_once_buried_that_deep(
     node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path
 ) -> None:

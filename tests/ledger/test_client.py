@@ -16,9 +16,10 @@ from eth_account import Account
 from eth_utils import keccak
 
 from ledger.client import LedgerClient, Web3Sender
-from ledger.errors import ContractRevert, ErrorDecoder
+from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas
 from ledger.journal import TransactionStatus
 from ledger.models import InvoiceState, Participant, ParticipantStatus, Role
+from ledger.pipeline import OUT_OF_GAS, Operation
 from ledger.sandbox import Sandbox, identity_hash
 from tests.stories import Chain, Signers, done, every_domain_method, onboard, receivable_story, warehouse_story
 
@@ -227,3 +228,22 @@ def test_every_domain_method_of_the_client_is_exercised() -> None:
         pytest.skip("run with the rest of this module: it checks what the other tests called")
     missing = DOMAIN_METHODS - EXERCISED
     assert not missing, f"client methods no test calls: {sorted(missing)}"
+
+
+def test_an_operation_out_of_gas_is_not_reported_as_the_contracts_refusal(env: Env) -> None:
+    spent = Operation(
+        operation_id="out-of-gas",
+        sender=env.operator.address,
+        nonce=0,
+        tx_hash="0x" + "00" * 32,
+        status=TransactionStatus.FAILED,
+        to=None,
+        selector=None,
+        gas_limit=30_000_000,
+        error_name=OUT_OF_GAS,
+        error_args={"gas_limit": 30_000_000, "gas_used": 29_999_000},
+    )
+    with pytest.raises(OutOfGas) as raised:
+        run(env.client.outcome(spent))
+    assert not isinstance(raised.value, ContractRevert)
+    assert raised.value.arguments["gas_used"] == 29_999_000

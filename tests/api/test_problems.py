@@ -1,0 +1,19 @@
+"""Problem details chosen by what an error means, not by where it came from."""
+
+from __future__ import annotations
+
+from api.problems import from_contract, out_of_gas
+from ledger.errors import ErrorDecoder, OutOfGas
+
+
+def test_out_of_gas_is_a_503_of_its_own_never_a_contract_problem() -> None:
+    problem = out_of_gas(OutOfGas({"gas_limit": 30_000_000, "gas_used": 29_999_000}))
+    assert (problem.status, problem.type) == (503, "urn:scf:problem:out-of-gas")
+    assert "contract" not in problem.type
+    assert problem.body()["arguments"] == {"gas_limit": 30_000_000, "gas_used": 29_999_000}
+
+
+def test_a_reused_bank_reference_is_a_conflict() -> None:
+    for name in ("DepositMintReferenceUsed", "DepositBurnReferenceUsed"):
+        problem = from_contract(ErrorDecoder.exception_class(name)({"bankReference": b"\x01" * 32}))
+        assert (problem.status, problem.type) == (409, f"urn:scf:problem:contract:{name}")
