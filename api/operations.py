@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -68,7 +69,10 @@ RESULT_FIELDS: Mapping[str, Mapping[str, str]] = {
 class OperationView(BaseModel):
     operation_id: str
     kind: str
-    status: str
+    status: str = Field(
+        description="pending or sent (in flight), indexing (confirmed on chain, not yet in the lists), confirmed, "
+        "failed, or replaced"
+    )
     tx_hash: str
     block_number: int | None = None
     error: dict[str, Any] | None = None
@@ -94,8 +98,18 @@ def prefer_wait(request: Request, service: LedgerService) -> float | None:
     return min(float(match.group(1)), service.settings.max_wait_seconds)
 
 
-async def view_of(service: LedgerService, operation: Operation, kind: str) -> tuple[int, dict[str, Any]]:
-    """(status code, body) for an operation as it is now."""
+INDEX_WAIT_SECONDS = 2.0
+"""How long an answer that found its operation confirmed waits, at least, for the index to hold the block."""
+
+
+async def view_of(
+    service: LedgerService, operation: Operation, kind: str, *, index_wait: float = INDEX_WAIT_SECONDS
+) -> tuple[int, dict[str, Any]]:
+    """(status code, body) for an operation as it is now.
+
+    A confirmed operation is answered ``confirmed`` only once the index holds its block (read-your-writes: the
+    lists of the client's next request show it); until then, up to ``index_wait`` seconds, it is ``indexing``
+    (202), as it is when the indexer falls that far behind."""
     view = OperationView(
         operation_id=operation.operation_id,
         kind=kind,
@@ -104,6 +118,10 @@ async def view_of(service: LedgerService, operation: Operation, kind: str) -> tu
         block_number=operation.block_number,
     )
     if operation.status is TransactionStatus.CONFIRMED:
+        assert operation.block_number is not None
+        if not await service.indexed(operation.block_number, index_wait):
+            view.status = "indexing"
+            return 202, view.model_dump()
         try:
             view.result = result_of(await service.client.outcome(operation))
         except OperationRolledBack:  # its block was lost; the pipeline sends it again: in flight meanwhile
@@ -122,6 +140,12 @@ async def view_of(service: LedgerService, operation: Operation, kind: str) -> tu
         view.error = {"type": "urn:scf:problem:operation-dropped", "title": f"operation {operation.status.value}"}
         return 200, view.model_dump()
     return 202, view.model_dump()
+
+
+def _index_wait(deadline: float | None) -> float:
+    """What is left of a request's ``Prefer: wait`` for the index, and at least :data:`INDEX_WAIT_SECONDS`."""
+    left = 0.0 if deadline is None else deadline - time.monotonic()
+    return max(left, INDEX_WAIT_SECONDS)
 
 
 def _request_hash(method: str, path: str, body: Any) -> str:
@@ -184,7 +208,7 @@ async def perform(
                 row = session.get(IdempotencyRecord, record_id)
                 if row is not None:
                     row.status_code, row.response = status, content
-    return _response(status, content)
+    return _response(status, content, applied=prefer_wait(request, service))
 
 
 async def _perform(
@@ -204,9 +228,10 @@ async def _perform(
                 ServiceOperationRecord(operation_id=operation.operation_id, participant=caller.address, kind=kind)
             )
     wait = prefer_wait(request, service)
+    deadline = None if wait is None else time.monotonic() + wait
     if wait is not None and not operation.is_final:
         operation = await service.pipeline.wait(operation.operation_id, wait)  # pending still after a timeout
-    status, content = await view_of(service, operation, kind)
+    status, content = await view_of(service, operation, kind, index_wait=_index_wait(deadline))
     if status == 200 and operation.status is TransactionStatus.FAILED:
         assert content["error"] is not None
         return int(content["error"]["status"]), {**content["error"], "operation_id": operation.operation_id}
@@ -252,8 +277,14 @@ def _forget(service: LedgerService, record_id: int) -> None:
             session.delete(row)
 
 
-def _response(status: int, content: dict[str, Any], *, replayed: bool = False) -> JSONResponse:
+def _response(
+    status: int, content: dict[str, Any], *, replayed: bool = False, applied: float | None = None
+) -> JSONResponse:
+    """The answer; ``applied``: the ``Prefer: wait`` honoured (capped at ``SCF_MAX_WAIT_SECONDS``), said back in
+    ``Preference-Applied`` (RFC 7240), so a client that asked for more knows it got less."""
     headers = {}
+    if applied is not None:
+        headers["Preference-Applied"] = f"wait={applied:g}"
     if "operation_id" in content:
         headers["Location"] = f"/operations/{content['operation_id']}"
     if replayed:
@@ -276,7 +307,8 @@ async def get_operation(operation_id: str, request: Request, service: Service, c
     except UnknownOperation:
         raise Problem(404, "not-found", "Not found", f"no operation {operation_id}") from None
     wait = prefer_wait(request, service)
+    deadline = None if wait is None else time.monotonic() + wait
     if wait is not None and not operation.is_final:
         operation = await service.pipeline.wait(operation_id, wait)
-    status, content = await view_of(service, operation, record.kind)
-    return _response(status, content)
+    status, content = await view_of(service, operation, record.kind, index_wait=_index_wait(deadline))
+    return _response(status, content, applied=wait)

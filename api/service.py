@@ -63,6 +63,46 @@ def issue_api_key(session: Session, participant: str) -> str:
     return key
 
 
+class IndexWatch:
+    """Where the index stands, for the event loop: the indexer thread reports each block it has indexed, and
+    requests wait here (without a thread or a database query) until the block of their operation is indexed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.through: int | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def indexed(self, block: int) -> None:
+        """From the indexer's thread: the index holds every block up to ``block``."""
+        self._loop.call_soon_threadsafe(self._advance, block)
+
+    def _advance(self, block: int) -> None:
+        self.through = block  # it may go back too: a reorganisation the index followed
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for wanted, future in self._waiters:
+            if future.done():
+                continue
+            if wanted <= block:
+                future.set_result(None)
+            else:
+                still.append((wanted, future))
+        self._waiters = still
+
+    async def reached(self, block: int, timeout: float) -> bool:
+        """Whether the index holds ``block``, waiting up to ``timeout`` seconds for it."""
+        if self.through is not None and self.through >= block:
+            return True
+        if timeout <= 0:
+            return False
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append((block, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
 @dataclass
 class LedgerService:
     settings: Settings
@@ -80,6 +120,8 @@ class LedgerService:
     """One hash-chained record per API action (:mod:`api.audit_log`)."""
     audit_anchorer: AuditAnchorer
     """Anchors the audit log's head on chain, every so many records or seconds."""
+    index_watch: IndexWatch | None = None
+    """Where the index stands (set when the indexer runs in this process)."""
     operator_api_key: str | None = None
     """Set only on the first start, when the operator's key was just created (printed once, never stored)."""
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
@@ -159,6 +201,8 @@ class LedgerService:
         service.operator_api_key = service._bootstrap_operator()
         service.audit_anchorer.start()
         if run_indexer:
+            service.index_watch = IndexWatch(asyncio.get_running_loop())
+            indexer.on_indexed(service.index_watch.indexed)
             service._indexer_thread = threading.Thread(
                 target=indexer.run_forever, kwargs={"poll_interval": 0.25}, name="indexer", daemon=True
             )
@@ -207,6 +251,18 @@ class LedgerService:
                 .where(ApiKeyRecord.key_hash == hash_api_key(key), ApiKeyRecord.revoked_at.is_(None))
             ).scalar_one_or_none()
             return row
+
+    async def indexed(self, block: int, timeout: float) -> bool:
+        """Whether the index holds ``block`` (waiting up to ``timeout`` seconds, and waking the indexer so that it
+        does not wait for its next poll). Read-your-writes: an operation is answered confirmed only once this
+        holds, so the lists of the next request show it. True when no indexer runs in this process."""
+        watch = self.index_watch
+        if watch is None:
+            return True
+        if watch.through is not None and watch.through >= block:
+            return True
+        self.indexer.poke()
+        return await watch.reached(block, timeout)
 
     def indexer_lag(self) -> dict[str, Any]:
         head = int(self.w3.eth.block_number)

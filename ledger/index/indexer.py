@@ -1356,9 +1356,33 @@ class Indexer:
         self.confirmations = confirmations
         self.last_sync = SyncStats()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._listeners: list[Callable[[int], None]] = []
+        self.indexed_through: int | None = None
+        """The last block the index holds, as this indexer last wrote or found it (None before its first sync)."""
         self._chain_id: int | None = None
 
     # -- public operations ------------------------------------------------------------------------------------
+
+    def on_indexed(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(block)`` (from the indexing thread) each time the index holds the blocks up to ``block``:
+        after every page written, and after every sync. The service uses it to answer an operation confirmed
+        only once its block is indexed, so that the next read shows it."""
+        self._listeners.append(listener)
+
+    def poke(self) -> None:
+        """Sync now instead of at the next poll (an operation was just confirmed: its block is there to index)."""
+        self._wake.set()
+
+    def _indexed(self, block: int | None) -> None:
+        self.indexed_through = block
+        if block is None:
+            return
+        for listener in self._listeners:
+            try:
+                listener(block)
+            except Exception:  # a listener's failure must not stop the indexer
+                logger.exception("index listener failed")
 
     def sync_once(self, *, to_block: int | None = None) -> int:
         """Read every block from the checkpoint up to the chain's head (less ``confirmations``, or up to
@@ -1382,6 +1406,7 @@ class Indexer:
             break
         stats.seconds = time.perf_counter() - started
         self.last_sync = stats
+        self._indexed(self.indexed_block())
         return stats.events
 
     def run_forever(self, poll_interval: float = 1.0) -> None:
@@ -1405,11 +1430,13 @@ class Indexer:
                 except (LogSourceError, OSError, OperationalError, IndexInconsistencyError) as again:
                     pause = min(pause * 2, 60.0)
                     logger.warning("index rebuild failed (%s); retrying in %.1f s", again, pause)
-            self._stop.wait(pause)
+            self._wake.wait(pause)
+            self._wake.clear()
 
     def stop(self) -> None:
         """Ask :meth:`run_forever` to return after its current sync."""
         self._stop.set()
+        self._wake.set()
 
     def indexed_block(self) -> int | None:
         """The last block the index holds (None before the first sync)."""
@@ -1514,6 +1541,7 @@ class Indexer:
                 logger.info("eth_getLogs %s..%s failed (%s); page size now %s", first, last, exc, size)
                 continue
             stored = self._write_page(page, previous)
+            self._indexed(last)
             stats.events += stored
             stats.pages += 1
             stats.blocks += last - first + 1
