@@ -94,14 +94,14 @@ class InvoiceCreate(BaseModel):
     invoice_number: str = Field(
         min_length=8,
         max_length=20,
-        pattern=INVOICE_NUMBER_PATTERN,
+        json_schema_extra={"pattern": INVOICE_NUMBER_PATTERN},  # checked by canonical_invoice_key
         examples=["25117000000000123456"],
         description="a fully digitalised e-invoice's 20-digit number, or an older VAT invoice's 8-digit number "
         "(with `invoice_code`); ASCII digits 0-9 only (full-width and other Unicode digits are refused)",
     )
     invoice_code: str | None = Field(
         None,
-        pattern=INVOICE_CODE_PATTERN,
+        json_schema_extra={"pattern": INVOICE_CODE_PATTERN},
         description="10 or 12 ASCII digits, for an older VAT invoice only",
     )
     due_date: date

@@ -231,7 +231,7 @@ class ReceiptCreate(BaseModel):
     lot_number: str = Field(
         min_length=1,
         max_length=64,
-        pattern=LOT_NUMBER_PATTERN,
+        json_schema_extra={"pattern": LOT_NUMBER_PATTERN},  # checked by canonical_lot_key
         examples=["SH-2025-000123"],
         description="ASCII letters, digits and . _ / -; letters are case-insensitive (the key uses upper case)",
     )
