@@ -391,7 +391,7 @@ ROUTES = (
         lambda w, c: {"kind": "participant", "target": w.id("disposable"), "reason": "court order 2026-0042"},
     ),
     _route("DELETE", "/freezes/{freeze_id}", lambda w: f"/freezes/participant:{w.id('disposable')}", {"regulator"}),
-    _route("POST", "/documents", _fixed("/documents"), EVERYONE, content=b"%PDF-1.7 a delivery note"),
+    _route("POST", "/documents", _fixed("/documents"), EVERYONE - {"regulator"}, content=b"%PDF-1.7 a delivery note"),
     _route("POST", "/audit/log/anchors", _fixed("/audit/log/anchors"), {"operator"}),
 )
 
