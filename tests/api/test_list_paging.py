@@ -11,6 +11,7 @@ import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,13 @@ from ledger.index.models import (
     EventRow,
     FinancingRequestRow,
     InvoiceRow,
+    ParticipantRow,
     PieceRow,
     PledgeRow,
     WarehouseReceiptRow,
 )
 from ledger.migrations import downgrade, upgrade
-from ledger.models import InvoiceState, PledgeState, ReceiptState, RequestState, Role
+from ledger.models import InvoiceState, ParticipantStatus, PledgeState, ReceiptState, RequestState, Role
 
 NOW = 1_790_000_000
 BIG = 2**200
@@ -349,6 +351,8 @@ LISTS = (
     ("/pledges", REGULATOR),
     ("/pledges", HOLDER),
     ("/audit/events", REGULATOR),
+    ("/participants", REGULATOR),
+    ("/participants", HOLDER),
 )
 
 
@@ -403,6 +407,9 @@ def test_a_list_counts_its_total_by_page_number_or_when_asked_and_never_otherwis
         ("/receivables", {"after": _cursor([2**63])}),
         ("/audit/events", {"after": _cursor([4])}),
         ("/warehouse-receipts", {"after": _cursor([NOW, 2**256])}),
+        ("/participants", {"after": _cursor([NOW * 10**6, 2**160])}),
+        ("/participants", {"after": _cursor([2**70, 1])}),
+        ("/participants", {"after": _cursor([NOW * 10**6])}),
         ("/receivables", {"after": ""}),
         ("/receivables", {"after": "A" * 257}),
     ],
@@ -435,11 +442,72 @@ def test_every_paged_route_documents_its_paging_in_the_openapi_description(index
         "/warehouse-receipts",
         "/pledges",
         "/audit/events",
+        "/participants",
     ):
         operation = document["paths"][path]["get"]
         assert "**Paging.**" in operation["description"], path
         names = {parameter["name"] for parameter in operation["parameters"]}
         assert {"page", "size", "after", "total"} <= names, path
+        for parameter in operation["parameters"]:
+            if parameter["name"] in ("page", "size", "after", "total"):
+                assert parameter.get("description"), (path, parameter["name"])
+
+
+def test_participants_page_in_onboarding_order_with_ties_broken_and_their_status_from_the_index(
+    index: Index,
+) -> None:
+    """Participants onboarded later come later, four onboarded in the same microsecond are each listed once;
+    status and freeze come from the index, `pending` for one not indexed yet; anyone but the operator and the
+    regulator sees itself alone."""
+    onboarded = datetime(2031, 1, 1, tzinfo=UTC)
+    late = {address(0xB000 + i): onboarded + timedelta(seconds=10 - i) for i in range(3)}  # inserted newest first
+    tied = {address(0xB100 + i): onboarded for i in range(4)}
+    added = {**late, **tied}
+    with Session(index.engine) as session, session.begin():
+        for n, (who, at) in enumerate(added.items(), start=500):
+            session.add(
+                ParticipantRecord(
+                    address=who, name=who, credit_code=synthetic_credit_code(n), roles=["supplier"], created_at=at
+                )
+            )
+    with index.engine.begin() as connection:
+        connection.execute(
+            insert(ParticipantRow),
+            [
+                {
+                    "account": who,
+                    "identity_hash": f"0x{n:064x}",
+                    "status": ParticipantStatus.SUSPENDED if n % 2 else ParticipantStatus.ACTIVE,
+                    "frozen": n == 2,
+                    "freeze_reason": None,
+                    "registered_at": NOW,
+                    "registered_by": REGULATOR,
+                    "updated_block": n,
+                }
+                for n, who in enumerate(late)
+            ],
+        )
+    try:
+        walked = index.walk("/participants", REGULATOR, size=2)
+        ids = [item["id"] for item in walked]
+        assert ids == _expected_ids(index, "/participants", REGULATOR)
+        assert len(ids) == len(set(ids)) == len(ROLES) + len(added)
+        assert ids[: len(ROLES)] == list(ROLES), "the earlier participants come first"
+        assert set(ids[len(ROLES) : len(ROLES) + len(tied)]) == set(tied)
+        assert ids[len(ROLES) + len(tied) :] == sorted(late, key=late.__getitem__)
+        by_id = {item["id"]: item for item in walked}
+        assert [(by_id[who]["status"], by_id[who]["frozen"]) for who in late] == [
+            ("active", False),
+            ("suspended", False),
+            ("active", True),
+        ]
+        assert {by_id[who]["status"] for who in tied} == {"pending"}
+        mine = index.ok("/participants", HOLDER)
+        assert [item["id"] for item in mine["items"]] == [HOLDER] and mine["total"] == 1 and mine["next"] is None
+    finally:
+        with index.engine.begin() as connection:
+            connection.execute(delete(ParticipantRow).where(ParticipantRow.account.in_(list(late))))
+            connection.execute(delete(ParticipantRecord).where(ParticipantRecord.address.in_(list(added))))
 
 
 # -- the cost, and the index behind it (SQLite files of their own) ----------------------------------------------
@@ -468,6 +536,31 @@ def test_the_migration_indexes_pieces_by_owner_burnt_and_id_as_the_model_does(tm
     assert piece_indexes() == {"ix_pieces_owner_id": ["owner", "id"]}
     upgrade(url)
     assert piece_indexes() == {"ix_pieces_owner_burnt_id": ["owner", "burnt", "id"]}
+
+
+def test_the_migration_indexes_participants_in_onboarding_order_as_the_model_does(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    url = f"sqlite:///{tmp_path / 'schema.sqlite3'}"
+
+    def participant_indexes() -> dict[str, list[str]]:
+        engine = make_engine(url)
+        found = {
+            ix["name"]: [str(c) for c in ix["column_names"]] for ix in inspect(engine).get_indexes("api_participants")
+        }
+        engine.dispose()
+        return {str(name): columns for name, columns in found.items()}
+
+    upgrade(url)
+    assert participant_indexes() == {"ix_api_participants_created_at_address": ["created_at", "address"]}
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert [d for d in differences if "api_participants" in repr(d)] == []
+    downgrade(url, "0005_piece_owner_burnt_index")
+    assert participant_indexes() == {}
 
 
 def _work_of_requests(tmp_path: Path, pieces: int) -> dict[str, int]:
