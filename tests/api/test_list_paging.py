@@ -33,6 +33,7 @@ from ledger.index.models import (
     InvoiceRow,
     ParticipantRow,
     PieceRow,
+    PledgeMarginCallRow,
     PledgeRow,
     WarehouseReceiptRow,
 )
@@ -214,6 +215,23 @@ def _fill(engine: Engine) -> dict[str, str]:
             }
             for i in range(1, 6)
         ],
+        PledgeMarginCallRow: [
+            {
+                # two calls in some blocks (the log index breaks the tie); the holder borrowed on the odd pledges
+                "block_number": 100 + i // 2,
+                "log_index": i % 2,
+                "tx_hash": f"0x{i:064x}",
+                "block_timestamp": NOW + i,
+                "pledge_id": i % 5 + 1,
+                "receipt_id": BIG + i,
+                "borrower": HOLDER if (i % 5 + 1) % 2 else OTHER,
+                "financier": FINANCIER,
+                "principal": 500_000,
+                "valuation": 600_000 - i,
+                "maintenance_ratio_bps": 8_000,
+            }
+            for i in range(1, 13)
+        ],
         EventRow: [
             {
                 "block_number": block,
@@ -353,6 +371,9 @@ LISTS = (
     ("/audit/events", REGULATOR),
     ("/participants", REGULATOR),
     ("/participants", HOLDER),
+    ("/margin-calls", REGULATOR),
+    ("/margin-calls", HOLDER),
+    ("/margin-calls", FINANCIER),
 )
 
 
@@ -371,6 +392,14 @@ def test_every_paged_list_by_cursor_or_by_page_number_lists_each_item_once_in_it
         assert (body["next"] is None) == (page * 3 >= len(expected))
         by_number += [_identity(item) for item in body["items"]]
     assert by_number == expected
+
+
+def test_margin_calls_are_listed_to_the_borrower_and_the_lender_of_their_pledge(index: Index) -> None:
+    calls = {i: (100 + i // 2, i % 2) for i in range(1, 13)}
+    holders = [calls[i] for i in range(1, 13) if (i % 5 + 1) % 2]
+    assert _expected_ids(index, "/margin-calls", HOLDER) == sorted(holders, reverse=True)
+    assert _expected_ids(index, "/margin-calls", FINANCIER) == sorted(calls.values(), reverse=True)
+    assert index.ok("/margin-calls", WAREHOUSE)["items"] == []
 
 
 def test_a_list_seen_as_either_party_lists_an_invoice_of_both_sides_once(index: Index) -> None:
@@ -443,6 +472,8 @@ def test_every_paged_route_documents_its_paging_in_the_openapi_description(index
         "/pledges",
         "/audit/events",
         "/participants",
+        "/margin-calls",
+        "/pledges/{pledge_id}/margin-calls",
     ):
         operation = document["paths"][path]["get"]
         assert "**Paging.**" in operation["description"], path
