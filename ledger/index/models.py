@@ -1,7 +1,7 @@
 """Tables of the event index: the raw event log, the blocks it came from, and the projections built from it.
 
 The raw event log (``events``) is what the chain said; every other table here is a projection of it,
-rebuilt exactly by replaying the log (DESIGN.md, invariant 8). Projection rows are keyed by the ids the
+rebuilt exactly by replaying the log (docs/design.md, invariant 8). Projection rows are keyed by the ids the
 contracts use, and every list the service will serve (by owner, seller, buyer, financier, state, block) has
 an index that starts with its filter and ends with the id it pages by, so a page costs the same at 1,000
 receivables as at 100,000.

@@ -902,7 +902,7 @@ class SyntheticLedger:
 
 
 def test_indexer_throughput_is_measured(sandbox: Sandbox, new_database: Database, database_kind: str) -> None:
-    """Prints events indexed per second on a synthetic ledger of ~20,000 events (DESIGN.md's target: 5,000)."""
+    """Prints events indexed per second on a synthetic ledger of ~20,000 events (docs/design.md's target: 5,000)."""
     abis = {name: list(contract.abi) for name, contract in sandbox.contracts.items()}
     addresses = {name: contract.address for name, contract in sandbox.contracts.items()}
     chain = SyntheticLedger(abis, addresses)
