@@ -62,9 +62,20 @@ test: lint
 soak: setup
 	SCF_SOAK=1 $(BIN)/pytest -q -m soak
 
-## run: set up, start the local chain (state in data/chain), deploy if needed, serve the API on :8000.
-run: setup
+## run: install what serving needs (.venv, node_modules: anvil, solc-js, Swagger UI), start the local chain
+## (state in data/chain) unless it already runs, compile and deploy if needed, serve the API on :8000. Ctrl-C
+## stops the service, and the chain too when this run started it (`scf chain stop` stops one left running).
+run: $(PY_STAMP) $(NODE_STAMP)
 	$(BIN)/scf serve
+
+## demo: the whole story against the running service (`make run` in another terminal), as the operator whose
+## API key is in SCF_API_KEY (printed once at the first start); the service's address from SCF_API_HOST/PORT.
+demo: $(PY_STAMP)
+	@if [ -z "$${SCF_API_KEY:-}" ]; then \
+		echo "make demo: set SCF_API_KEY to the operator's API key (printed once at the service's first start)" >&2; \
+		exit 2; \
+	fi
+	$(BIN)/scf demo
 
 ## bench: the benchmarks on an anvil of their own (full mode, up to about an hour) -> bench/results/<date>.json,
 ## docs/benchmarks.md and docs/benchmarks.png. bench-quick: the same in under two minutes, small sizes.

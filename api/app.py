@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from starlette.types import Scope
 
-from api import auth, openapi, operations, problems
+from api import auth, docs, openapi, operations, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
 from api.routes import audit, money, participants, receivables, regulator, system, warehouse
 from api.service import LedgerService
@@ -48,9 +48,14 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool = True) ->
         version="0.1.0",
         summary="Supply-chain finance ledger: confirmed receivables, financing, warehouse-receipt pledges.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc load their scripts from a CDN: api.docs serves /docs from our own origin.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     problems.install(app)
     openapi.install(app)
+    docs.install(app)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -14,12 +14,12 @@ with a spool large enough that Starlette's temporary file never rolls over to di
 
 Routes (included by :mod:`api.routes.regulator`'s router):
 
-- ``POST /documents``: any participant. Either ``multipart/form-data`` (a ``file`` part; optional
-  ``parties`` fields, repeated or comma-separated, and ``note``), or the raw bytes with their own
-  ``Content-Type`` (``parties`` and ``note`` then as query parameters). ``parties`` are the addresses that may
-  read the document besides the uploader, the regulator and the operator. Answers ``{sha256, size}``: 201
-  when stored, 200 when the same content was already stored (no duplicate; the new uploader and its parties
-  are added to the readers).
+- ``POST /documents``: any participant but a regulator, which reads documents and stores none (403). Either
+  ``multipart/form-data`` (a ``file`` part; optional ``parties`` fields, repeated or comma-separated, and
+  ``note``), or the raw bytes with their own ``Content-Type`` (``parties`` and ``note`` then as query
+  parameters). ``parties`` are the addresses that may read the document besides the uploader, the regulator
+  and the operator. Answers ``{sha256, size}``: 201 when stored, 200 when the same content was already stored
+  (no duplicate; the new uploader and its parties are added to the readers).
 - ``GET /documents/{sha256}``: the plaintext, to the uploader, the listed parties, the operator and the
   regulator; 404 to everyone else (as for a document that does not exist). Every read is logged. A
   ciphertext or tag that does not authenticate is answered ``409`` ``urn:scf:problem:document-integrity``
@@ -54,6 +54,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from api.auth import Caller, CurrentCaller, Service
 from api.problems import Problem
 from api.store import DocumentRecord
+from ledger.models import Role
 
 logger = logging.getLogger("api.documents")
 
@@ -327,6 +328,16 @@ async def _read_upload(request: Request, parties: list[str], note: str | None) -
 
 router = APIRouter(tags=["documents"])
 
+UPLOADER_ROLES = (
+    Role.OPERATOR,
+    Role.CORE_FIRM,
+    Role.SUPPLIER,
+    Role.FINANCIER,
+    Role.WAREHOUSE,
+    Role.SETTLEMENT_AGENT,
+)
+"""The roles that store documents: every participant's but the regulator's, which moves and stores nothing."""
+
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -377,7 +388,10 @@ async def upload_document(
     parties: Annotated[list[str] | None, Query(description="who may read it besides you and the regulator")] = None,
     note: str | None = Query(None, max_length=1000),
 ) -> JSONResponse:
-    """Store a document encrypted (see the module's docstring): 201 stored, 200 already stored."""
+    """Store a document encrypted (see the module's docstring): 201 stored, 200 already stored. A regulator
+    reads every document and stores none (403)."""
+    if not caller.has(*UPLOADER_ROLES):
+        raise Problem(403, "forbidden-role", "Forbidden", "a regulator reads documents but stores none")
     upload = await _read_upload(request, parties or [], note)
     if not upload.content:
         raise Problem(422, "validation", "Invalid request", "the document is empty")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db import Base
@@ -30,6 +30,8 @@ def utc_now() -> datetime:
 
 class ParticipantRecord(Base):
     __tablename__ = "api_participants"
+    # GET /participants pages in onboarding order, by cursor, from this index.
+    __table_args__ = (Index("ix_api_participants_created_at_address", "created_at", "address"),)
 
     address: Mapped[str] = mapped_column(String(42), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

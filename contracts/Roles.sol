@@ -2,7 +2,7 @@
 pragma solidity 0.8.37;
 
 /// @title Role identifiers of the ledger's participants
-/// @notice The roles of DESIGN.md, as OpenZeppelin AccessControl role ids held in the participant registry.
+/// @notice The roles of docs/design.md, as OpenZeppelin AccessControl role ids held in the participant registry.
 /// One participant may hold several roles (a tier-1 supplier is also the buyer of its tier-2 suppliers).
 library Roles {
     /// @notice Onboards and suspends participants, sets rule parameters; admin of every other role.

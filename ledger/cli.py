@@ -4,7 +4,8 @@
     scf chain status                              is it running, on which chain, at which block
     scf chain stop                                stop it; it saves its state first
     scf deploy [--rpc-url URL] [--fresh]          compile if needed, deploy (or reuse), write the deployment file
-    scf serve                                     start the chain if needed and serve the REST API
+    scf serve                                     start the chain if needed and serve the REST API (Ctrl-C
+                                                  stops the chain too when this started it)
     scf demo --api-key KEY                        the whole story against the running service
     scf bench [--quick]                           benchmarks -> bench/results/, docs/benchmarks.md and .png
 
@@ -263,20 +264,52 @@ class _DeployProgress:
 def serve_command(
     chain: Annotated[bool, typer.Option(help="start the local anvil first (when SCF_RPC_URL is the local one)")] = True,
 ) -> None:
-    """Run the REST service: start the local chain if needed, deploy if needed, index, serve the API."""
+    """Run the REST service: start the local chain if needed, deploy if needed, index, serve the API.
+
+    Ctrl-C (SIGINT) or SIGTERM stops the service, then the local chain if this command started it; a chain that
+    was already running (`scf chain start`) keeps running."""
     import uvicorn
 
     settings = _settings()
+    started: Anvil | None = None
     if chain and urlsplit(settings.rpc_url).hostname in ("127.0.0.1", "localhost"):
+        anvil = Anvil.from_settings(settings)
         try:
-            status = Anvil.from_settings(settings).start()
+            status = anvil.start()
         except ChainError as exc:
             _fail(str(exc))
         console.print(f"chain: {_describe(status)}")
+        if status.already_running:
+            console.print("  it was running already and keeps running after the service stops (`scf chain stop`)")
+        else:
+            started = anvil
+            console.print("  started for this service: Ctrl-C stops the service, then the chain")
     console.print(f"serving the API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
-    # The API logs one line per request itself (with request id, operation id and transaction hash), so
-    # uvicorn's own access log would only repeat it.
-    uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, log_level="info", access_log=False)
+    # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again: SIGTERM must end this
+    # process through Python (SystemExit), not by its default action, for the chain to be stopped below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        # The API logs one line per request itself (with request id, operation id and transaction hash), so
+        # uvicorn's own access log would only repeat it.
+        uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, log_level="info", access_log=False)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    finally:
+        if started is not None:
+            _stop_started_chain(started)
+
+
+def _stop_started_chain(anvil: Anvil) -> None:
+    """Stop the chain `scf serve` started, once the service (and its pipeline) has stopped."""
+    try:
+        stopped = anvil.stop()
+    except ChainError as exc:
+        console.print(f"warning: the chain this service started did not stop: {exc}", style="yellow")
+        return
+    if stopped is None:
+        return
+    saved = "state saved to" if stopped.state_saved else "warning: state not saved on exit; last saved in"
+    console.print(f"chain stopped (pid {stopped.pid}, started by this service); {saved} {_shown(anvil.state_file)}")
 
 
 @app.command("demo")

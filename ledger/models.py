@@ -77,7 +77,7 @@ class PledgeState(IntEnum):
 
 
 class Role(IntEnum):
-    """The participant roles of DESIGN.md; ``role_name`` gives the on-chain id's preimage."""
+    """The participant roles of docs/design.md; ``role_name`` gives the on-chain id's preimage."""
 
     OPERATOR = 0
     CORE_FIRM = 1

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/gas_report.py [--out build/gas-report]
 
-writes ``<out>.json`` (operation → gas used) and ``<out>.md`` (a table beside DESIGN.md's targets). Every
+writes ``<out>.json`` (operation → gas used) and ``<out>.md`` (a table beside docs/design.md's targets). Every
 figure is a real transaction's ``gasUsed`` from a fresh deployment, in the order of a realistic story: an
 invoice is registered and confirmed, split down the chain, financed, repaid and redeemed; a receipt is issued,
 pledged, revalued, repaid, enforced, redeemed and transferred (the warehouse figures are measured by
@@ -24,7 +24,7 @@ from ledger.sandbox import Sandbox  # noqa: E402
 from tests.contracts.support import DAY, YUAN, invoice_key  # noqa: E402
 from tests.contracts.warehouse_fixtures import measure_warehouse_gas  # noqa: E402
 
-#: DESIGN.md's gas targets, where it sets one.
+#: docs/design.md's gas targets, where it sets one.
 TARGETS = {
     "confirm invoice (new slot + first piece)": 200_000,
     "split-transfer of a piece": 140_000,
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     measure_warehouse(sb, record_gas)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")
-    lines = ["| operation | gas used | DESIGN.md target |", "|---|---:|---:|"]
+    lines = ["| operation | gas used | docs/design.md target |", "|---|---:|---:|"]
     for operation, gas in figures.items():
         target = TARGETS.get(operation)
         verdict = "" if target is None else f"≤ {target:,} {'✓' if gas <= target else '✗ over'}"

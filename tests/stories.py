@@ -5,7 +5,7 @@ The same code runs on eth-tester with the sequential :class:`~ledger.client.Web3
 (``tests/e2e/test_ledger_anvil.py``); only the chain's clock and the funding of gas differ, and they come in
 as a :class:`Chain`. Every participant is a fresh account the operator onboards through the client, so a story
 can run on any deployment. The stories assert as they go (balances move by exactly the prices, states follow
-the lifecycles of DESIGN.md, the double pledge is refused by its error name) and return what they made, so
+the lifecycles of docs/design.md, the double pledge is refused by its error name) and return what they made, so
 callers can check it again later (after an anvil restart, or against the index).
 """
 

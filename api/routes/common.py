@@ -207,16 +207,28 @@ ListWindow = Annotated[Window, Depends(list_window)]
 @dataclass(frozen=True)
 class SortKey:
     """A column a list is ordered by. A list's keys end with a unique one (its id), so that they order the
-    items totally and a cursor names one position."""
+    items totally and a cursor names one position.
 
-    column: InstrumentedAttribute[int]
+    A cursor holds integers: a column of another type gives ``to_cursor`` (its value as an integer) and
+    ``from_cursor`` (back, raising ``ValueError`` or ``OverflowError`` for an integer that is no such value). The
+    database compares and orders the column itself; only a list merged from several sides (``any_of``) orders
+    the cursor integers too, so there they must run in the column's order."""
+
+    column: InstrumentedAttribute[Any]
     descending: bool = False
+    to_cursor: Callable[[Any], int] = int
+    from_cursor: Callable[[int], Any] | None = None
 
-    def order(self) -> UnaryExpression[int]:
+    def order(self) -> UnaryExpression[Any]:
         return self.column.desc() if self.descending else self.column.asc()
 
-    def bind(self, value: int) -> ColumnElement[int]:
+    def bind(self, value: int) -> ColumnElement[Any]:
         """``value`` as a parameter of this column's type; a 422 problem if the column cannot hold it."""
+        if self.from_cursor is not None:
+            try:
+                return bindparam(None, self.from_cursor(value), type_=self.column.type)
+            except (ValueError, OverflowError):
+                raise _bad_cursor() from None
         if value >= (2**256 if isinstance(self.column.type, ChainUint) else 2**63):
             raise _bad_cursor()
         return bindparam(None, value, type_=self.column.type)
@@ -242,7 +254,7 @@ def _after(keys: Sequence[SortKey], values: tuple[int, ...]) -> ColumnElement[bo
 
 
 def _sort_values(keys: Sequence[SortKey], row: Any) -> tuple[int, ...]:
-    return tuple(int(getattr(row, key.column.key)) for key in keys)
+    return tuple(key.to_cursor(getattr(row, key.column.key)) for key in keys)
 
 
 def page_rows(

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
 from api.problems import Problem
-from api.routes.common import Address, Amount, PageNumber, PageSize, not_found, page_of
+from api.routes.common import Address, Amount, ListWindow, SortKey, listing, not_found, page_rows, paging
 from api.service import LedgerService, issue_api_key
 from api.store import ApiKeyRecord, ParticipantRecord
 from ledger.identifiers import InvalidIdentifier, validate_credit_code
+from ledger.index.models import ParticipantRow
 from ledger.models import Role
 
 router = APIRouter(tags=["participants"])
@@ -145,32 +146,73 @@ async def create_participant(
     return JSONResponse(content, status_code=201, headers={"Location": f"/participants/{address}"})
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _microseconds(value: datetime) -> int:
+    """An onboarding time as microseconds since 1970 (SQLite hands the stored UTC time back without its zone)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(microseconds=1)
+
+
+def _instant(microseconds: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=microseconds)
+
+
+def _account_number(address: str) -> int:
+    return int(address, 16)
+
+
+def _account(number: int) -> str:
+    if number >= 2**160:
+        raise ValueError("not an account")
+    return str(to_checksum_address(number.to_bytes(20, "big")))
+
+
+#: Onboarding order; two participants onboarded in the same microsecond by their accounts.
+PARTICIPANT_ORDER = (
+    SortKey(ParticipantRecord.created_at, to_cursor=_microseconds, from_cursor=_instant),
+    SortKey(ParticipantRecord.address, to_cursor=_account_number, from_cursor=_account),
+)
+
+
+def _listed(record: ParticipantRecord, indexed: ParticipantRow | None) -> dict[str, Any]:
+    view = ParticipantView(
+        id=record.address,
+        name=record.name,
+        credit_code=record.credit_code,
+        roles=list(record.roles),
+        login_address=record.login_address,
+        status="pending" if indexed is None else indexed.status.name.lower(),
+        frozen=None if indexed is None else indexed.frozen,
+    )
+    return view.model_dump()
+
+
 @router.get("/participants")
-def list_participants(
-    service: Service, caller: CurrentCaller, page: PageNumber = 1, size: PageSize = 50
-) -> dict[str, Any]:
+@paging
+def list_participants(service: Service, caller: CurrentCaller, window: ListWindow) -> dict[str, Any]:
+    """Participants in the order they were onboarded: all of them to the operator and the regulator, the caller
+    alone to anyone else. `status` (active or suspended) and `frozen` are read from the index of the chain, like
+    every list's: `pending` until the registration is indexed."""
+    query = select(ParticipantRecord)
     if not (caller.is_operator or caller.is_regulator):
-        with service.sessions() as session:
-            me = session.get(ParticipantRecord, caller.address)
-        items = [] if me is None else [_view(me, service).model_dump()]
-        return page_of(items, 1, size, len(items))
+        query = query.where(ParticipantRecord.address == caller.address)
     with service.sessions() as session:
-        total = session.scalar(select(func.count()).select_from(ParticipantRecord)) or 0
-        rows = session.scalars(
-            select(ParticipantRecord)
-            .order_by(ParticipantRecord.created_at, ParticipantRecord.address)
-            .offset((page - 1) * size)
-            .limit(size)
-        ).all()
-    return page_of([_view(r, service).model_dump() for r in rows], page, size, total)
+        rows, next_cursor, total = page_rows(session, query, PARTICIPANT_ORDER, window)
+        accounts = [row.address for row in rows]
+        indexed = {
+            row.account: row
+            for row in session.scalars(select(ParticipantRow).where(ParticipantRow.account.in_(accounts)))
+        }
+        items = [_listed(row, indexed.get(row.address)) for row in rows]
+    return listing(items, window, total, next_cursor)
 
 
 def _participant_or_404(service: LedgerService, participant_id: str) -> ParticipantRecord:
     record = service.participant_record(participant_id)
     if record is None:
         try:
-            from eth_utils import to_checksum_address
-
             record = service.participant_record(str(to_checksum_address(participant_id)))
         except ValueError:
             record = None

@@ -43,7 +43,7 @@ from api.service import LedgerService
 from api.store import ParticipantRecord
 from ledger.errors import ContractRevert
 from ledger.identifiers import LOT_NUMBER_PATTERN, InvalidIdentifier, canonical_lot_key, no_document_hash
-from ledger.index.models import PledgeRow, WarehouseReceiptRow
+from ledger.index.models import PledgeMarginCallRow, PledgeRow, WarehouseReceiptRow
 from ledger.models import GoodsStatus, Pledge, PledgeState, Receipt, ReceiptState, Role
 
 router = APIRouter(tags=["warehouse"])
@@ -496,6 +496,40 @@ def get_pledge(pledge_id: PathId, service: Service, caller: CurrentCaller) -> di
     if view["state"] == "requested":
         view["advance_limit"] = service.client.advance_limit(int(view["receipt_id"]), view["financier"])
     return view
+
+
+MARGIN_CALL_ORDER = (
+    SortKey(PledgeMarginCallRow.block_number, descending=True),
+    SortKey(PledgeMarginCallRow.log_index, descending=True),
+)
+"""Newest first, as raised on chain."""
+
+
+@router.get("/margin-calls")
+@paging
+def list_margin_calls(service: Service, caller: CurrentCaller, window: ListWindow) -> dict[str, Any]:
+    """Margin calls on the pledges the caller lent on (a financier) or borrowed on, newest first; every one to the
+    regulator and the operator. A margin call is raised when a revaluation of the receipt puts the outstanding
+    `principal` above `maintenance_ratio_bps` of its new `valuation` (principal × 10,000 > valuation × ratio); the
+    pledge stays active, and the borrower is expected to repay or the financier to act."""
+    parties = (
+        ()
+        if sees_everything(caller)
+        else (PledgeMarginCallRow.borrower == caller.address, PledgeMarginCallRow.financier == caller.address)
+    )
+    return paged(service, select(PledgeMarginCallRow), MARGIN_CALL_ORDER, window, any_of=parties)
+
+
+@router.get("/pledges/{pledge_id}/margin-calls")
+@paging
+def list_pledge_margin_calls(
+    pledge_id: PathId, service: Service, caller: CurrentCaller, window: ListWindow
+) -> dict[str, Any]:
+    """The margin calls raised on one pledge, newest first, to its financier and borrower, the regulator and the
+    operator (404 to anyone else, as for a pledge that does not exist); see `GET /margin-calls`."""
+    _pledge(service, caller, pledge_id)
+    query = select(PledgeMarginCallRow).where(PledgeMarginCallRow.pledge_id == pledge_id)
+    return paged(service, query, MARGIN_CALL_ORDER, window)
 
 
 @router.post("/pledges/{pledge_id}/fund", status_code=202)

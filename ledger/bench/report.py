@@ -87,7 +87,7 @@ def markdown(results: dict[str, Any], json_name: str) -> str:
     lines += [
         "### Gas per operation",
         "",
-        "| ledger operation | gas | reference action (same run) | reference gas | ratio | DESIGN.md target |",
+        "| ledger operation | gas | reference action (same run) | reference gas | ratio | docs/design.md target |",
         "|---|---:|---|---:|---:|---|",
     ]
     gas = results["gas"]

@@ -65,6 +65,7 @@ from ledger.index.models import (
     ParticipantRoleRow,
     ParticipantRow,
     PieceRow,
+    PledgeMarginCallRow,
     PledgeRepaymentRow,
     PledgeRow,
     RedemptionRow,
@@ -647,6 +648,7 @@ class _Projector:
         self.receipts = self.tables[WarehouseReceiptRow]
         self.pledges = self.tables[PledgeRow]
         self.pledge_repayments = self.tables[PledgeRepaymentRow]
+        self.margin_calls = self.tables[PledgeMarginCallRow]
         self.oracles = self.tables[WarehouseOracleRow]
         self.parameters = self.tables[LedgerParameterRow]
 
@@ -1245,7 +1247,23 @@ def _pledge_enforced(p: _Projector, e: ChainEvent) -> None:
 
 @_projection("receipts", "PledgeMarginCalled")
 def _pledge_margin_called(p: _Projector, e: ChainEvent) -> None:
-    p.change(p.pledges, e.args["pledgeId"], e, margin_called_at=e.block_timestamp)
+    a = e.args
+    p.change(p.pledges, a["pledgeId"], e, margin_called_at=e.block_timestamp)
+    p.margin_calls.add(
+        {
+            "block_number": e.block_number,
+            "log_index": e.log_index,
+            "tx_hash": e.tx_hash,
+            "block_timestamp": e.block_timestamp,
+            "pledge_id": a["pledgeId"],
+            "receipt_id": a["receiptId"],
+            "borrower": a["borrower"],
+            "financier": a["financier"],
+            "principal": a["principal"],
+            "valuation": a["valuation"],
+            "maintenance_ratio_bps": a["maintenanceRatioBps"],
+        }
+    )
 
 
 @_projection("receipts", "AdvanceRateSet")

@@ -1,7 +1,7 @@
 """Tables of the event index: the raw event log, the blocks it came from, and the projections built from it.
 
 The raw event log (``events``) is what the chain said; every other table here is a projection of it,
-rebuilt exactly by replaying the log (DESIGN.md, invariant 8). Projection rows are keyed by the ids the
+rebuilt exactly by replaying the log (docs/design.md, invariant 8). Projection rows are keyed by the ids the
 contracts use, and every list the service will serve (by owner, seller, buyer, financier, state, block) has
 an index that starts with its filter and ends with the id it pages by, so a page costs the same at 1,000
 receivables as at 100,000.
@@ -494,6 +494,34 @@ class PledgeRepaymentRow(Base):
     interest_outstanding: Mapped[int] = mapped_column(ChainUint())
 
 
+class PledgeMarginCallRow(Base):
+    """A margin call on a pledge loan (``PledgeMarginCalled``): a revaluation put the outstanding principal above
+    the maintenance ratio of the receipt's new valuation. The lender and the borrower read these; the pledge
+    itself stays active."""
+
+    __tablename__ = "pledge_margin_calls"
+    __table_args__ = (
+        Index("ix_pledge_margin_calls_pledge_block", "pledge_id", "block_number", "log_index"),
+        Index("ix_pledge_margin_calls_borrower_block", "borrower", "block_number", "log_index"),
+        Index("ix_pledge_margin_calls_financier_block", "financier", "block_number", "log_index"),
+    )
+
+    block_number: Mapped[int] = mapped_column(_BLOCK, primary_key=True, autoincrement=False)
+    log_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tx_hash: Mapped[str] = mapped_column(String(HASH))
+    block_timestamp: Mapped[int] = mapped_column(BigInteger)
+    pledge_id: Mapped[int] = mapped_column(_ID)
+    receipt_id: Mapped[int] = mapped_column(ChainUint())
+    borrower: Mapped[str] = mapped_column(String(ADDRESS))
+    financier: Mapped[str] = mapped_column(String(ADDRESS))
+    principal: Mapped[int] = mapped_column(ChainUint())
+    """The principal outstanding when the call was raised, fen."""
+    valuation: Mapped[int] = mapped_column(ChainUint())
+    """The receipt's new valuation that raised it, fen."""
+    maintenance_ratio_bps: Mapped[int] = mapped_column(Integer)
+    """The ratio the principal went above: principal × 10,000 > valuation × this."""
+
+
 class WarehouseOracleRow(Base):
     """The oracle a warehouse appointed to attest for all its receipts."""
 
@@ -531,6 +559,7 @@ PROJECTIONS: tuple[type[Base], ...] = (
     WarehouseReceiptRow,
     PledgeRow,
     PledgeRepaymentRow,
+    PledgeMarginCallRow,
     WarehouseOracleRow,
     LedgerParameterRow,
 )

@@ -156,6 +156,32 @@ def world(api: Api) -> World:
             headers=who["seller"].waiting(),
         )
     )["pledge_id"]
+    # A loan the financier funded whose receipt then lost value: a margin call on it.
+    margin_receipt = _done(
+        http.post("/warehouse-receipts", json=_receipt_body(world), headers=who["warehouse"].waiting())
+    )["receipt_id"]
+    world.ids["margin_pledge"] = _done(
+        http.post(
+            "/pledges",
+            json={
+                "receipt_id": margin_receipt,
+                "financier": world.id("financier"),
+                "principal": 100_000 * YUAN,
+                "rate_bps": 550,
+                "due_date": _day(api, 120),
+            },
+            headers=who["seller"].waiting(),
+        )
+    )["pledge_id"]
+    _done(http.post(f"/pledges/{world.ids['margin_pledge']}/fund", headers=who["financier"].waiting()))
+    called = _done(
+        http.post(
+            f"/warehouse-receipts/{margin_receipt}/valuations",
+            json={"valuation": 110_000 * YUAN, "attestation": "coil price collapse"},
+            headers=who["warehouse"].waiting(),
+        )
+    )
+    assert "PledgeMarginCalled" in {event["name"] for event in called["events"]}
     uploaded = http.post(
         "/documents",
         content=b"%PDF-1.7 authz purchase contract",
@@ -391,7 +417,7 @@ ROUTES = (
         lambda w, c: {"kind": "participant", "target": w.id("disposable"), "reason": "court order 2026-0042"},
     ),
     _route("DELETE", "/freezes/{freeze_id}", lambda w: f"/freezes/participant:{w.id('disposable')}", {"regulator"}),
-    _route("POST", "/documents", _fixed("/documents"), EVERYONE, content=b"%PDF-1.7 a delivery note"),
+    _route("POST", "/documents", _fixed("/documents"), EVERYONE - {"regulator"}, content=b"%PDF-1.7 a delivery note"),
     _route("POST", "/audit/log/anchors", _fixed("/audit/log/anchors"), {"operator"}),
 )
 
@@ -467,6 +493,7 @@ OBJECTS: tuple[tuple[Callable[[World], str], set[str]], ...] = (
         {"seller", "warehouse", "financier", "regulator", "operator"},
     ),
     (lambda w: f"/pledges/{w.ids['pledge']}", {"seller", "financier", "regulator", "operator"}),
+    (lambda w: f"/pledges/{w.ids['margin_pledge']}/margin-calls", {"seller", "financier", "regulator", "operator"}),
     (lambda w: f"/participants/{w.id('seller')}", {"seller", "regulator", "operator"}),
     (lambda w: f"/operations/{w.ids['operation']}", {"agent", "regulator", "operator"}),
     (lambda w: f"/documents/{w.ids['document']}", {"seller", "financier", "regulator", "operator"}),
@@ -482,25 +509,26 @@ def test_other_participants_objects_are_invisible_to_everyone_but_their_parties(
             assert response.status_code == expected, (path, caller, response.text)
 
 
-#: list route → {caller: whether the seller's object of that kind is in the caller's list}
-LISTS: tuple[tuple[str, str, set[str]], ...] = (
-    ("/invoices", "slot", {"seller", "core", "regulator", "operator"}),
-    ("/financing-requests", "request", {"seller", "financier", "regulator", "operator"}),
-    ("/pledges", "pledge", {"seller", "financier", "regulator", "operator"}),
+#: (list route, the seller's object, who finds it in the list, the item's field naming the object)
+LISTS: tuple[tuple[str, str, set[str], str], ...] = (
+    ("/invoices", "slot", {"seller", "core", "regulator", "operator"}, "id"),
+    ("/financing-requests", "request", {"seller", "financier", "regulator", "operator"}, "id"),
+    ("/pledges", "pledge", {"seller", "financier", "regulator", "operator"}, "id"),
+    ("/margin-calls", "margin_pledge", {"seller", "financier", "regulator", "operator"}, "pledge_id"),
 )
 
 
 def test_lists_show_a_caller_only_its_own_objects_and_the_regulator_everything(world: World) -> None:
     import time
 
-    for path, key, parties in LISTS:
+    for path, key, parties, field_name in LISTS:
         target = str(world.ids[key])
         deadline = time.monotonic() + 15
         for caller in CALLERS:
             while True:
                 response = world.api.http.get(path, params={"size": 200}, headers=world.headers(caller))
                 assert response.status_code == 200, (path, caller, response.text)
-                listed = {str(item["id"]) for item in response.json()["items"]}
+                listed = {str(item[field_name]) for item in response.json()["items"]}
                 if target in listed or caller not in parties or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)  # the index catches up with the chain

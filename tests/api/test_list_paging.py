@@ -11,6 +11,7 @@ import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,14 @@ from ledger.index.models import (
     EventRow,
     FinancingRequestRow,
     InvoiceRow,
+    ParticipantRow,
     PieceRow,
+    PledgeMarginCallRow,
     PledgeRow,
     WarehouseReceiptRow,
 )
 from ledger.migrations import downgrade, upgrade
-from ledger.models import InvoiceState, PledgeState, ReceiptState, RequestState, Role
+from ledger.models import InvoiceState, ParticipantStatus, PledgeState, ReceiptState, RequestState, Role
 
 NOW = 1_790_000_000
 BIG = 2**200
@@ -212,6 +215,23 @@ def _fill(engine: Engine) -> dict[str, str]:
             }
             for i in range(1, 6)
         ],
+        PledgeMarginCallRow: [
+            {
+                # two calls in some blocks (the log index breaks the tie); the holder borrowed on the odd pledges
+                "block_number": 100 + i // 2,
+                "log_index": i % 2,
+                "tx_hash": f"0x{i:064x}",
+                "block_timestamp": NOW + i,
+                "pledge_id": i % 5 + 1,
+                "receipt_id": BIG + i,
+                "borrower": HOLDER if (i % 5 + 1) % 2 else OTHER,
+                "financier": FINANCIER,
+                "principal": 500_000,
+                "valuation": 600_000 - i,
+                "maintenance_ratio_bps": 8_000,
+            }
+            for i in range(1, 13)
+        ],
         EventRow: [
             {
                 "block_number": block,
@@ -349,6 +369,11 @@ LISTS = (
     ("/pledges", REGULATOR),
     ("/pledges", HOLDER),
     ("/audit/events", REGULATOR),
+    ("/participants", REGULATOR),
+    ("/participants", HOLDER),
+    ("/margin-calls", REGULATOR),
+    ("/margin-calls", HOLDER),
+    ("/margin-calls", FINANCIER),
 )
 
 
@@ -367,6 +392,14 @@ def test_every_paged_list_by_cursor_or_by_page_number_lists_each_item_once_in_it
         assert (body["next"] is None) == (page * 3 >= len(expected))
         by_number += [_identity(item) for item in body["items"]]
     assert by_number == expected
+
+
+def test_margin_calls_are_listed_to_the_borrower_and_the_lender_of_their_pledge(index: Index) -> None:
+    calls = {i: (100 + i // 2, i % 2) for i in range(1, 13)}
+    holders = [calls[i] for i in range(1, 13) if (i % 5 + 1) % 2]
+    assert _expected_ids(index, "/margin-calls", HOLDER) == sorted(holders, reverse=True)
+    assert _expected_ids(index, "/margin-calls", FINANCIER) == sorted(calls.values(), reverse=True)
+    assert index.ok("/margin-calls", WAREHOUSE)["items"] == []
 
 
 def test_a_list_seen_as_either_party_lists_an_invoice_of_both_sides_once(index: Index) -> None:
@@ -403,6 +436,9 @@ def test_a_list_counts_its_total_by_page_number_or_when_asked_and_never_otherwis
         ("/receivables", {"after": _cursor([2**63])}),
         ("/audit/events", {"after": _cursor([4])}),
         ("/warehouse-receipts", {"after": _cursor([NOW, 2**256])}),
+        ("/participants", {"after": _cursor([NOW * 10**6, 2**160])}),
+        ("/participants", {"after": _cursor([2**70, 1])}),
+        ("/participants", {"after": _cursor([NOW * 10**6])}),
         ("/receivables", {"after": ""}),
         ("/receivables", {"after": "A" * 257}),
     ],
@@ -435,11 +471,74 @@ def test_every_paged_route_documents_its_paging_in_the_openapi_description(index
         "/warehouse-receipts",
         "/pledges",
         "/audit/events",
+        "/participants",
+        "/margin-calls",
+        "/pledges/{pledge_id}/margin-calls",
     ):
         operation = document["paths"][path]["get"]
         assert "**Paging.**" in operation["description"], path
         names = {parameter["name"] for parameter in operation["parameters"]}
         assert {"page", "size", "after", "total"} <= names, path
+        for parameter in operation["parameters"]:
+            if parameter["name"] in ("page", "size", "after", "total"):
+                assert parameter.get("description"), (path, parameter["name"])
+
+
+def test_participants_page_in_onboarding_order_with_ties_broken_and_their_status_from_the_index(
+    index: Index,
+) -> None:
+    """Participants onboarded later come later, four onboarded in the same microsecond are each listed once;
+    status and freeze come from the index, `pending` for one not indexed yet; anyone but the operator and the
+    regulator sees itself alone."""
+    onboarded = datetime(2031, 1, 1, tzinfo=UTC)
+    late = {address(0xB000 + i): onboarded + timedelta(seconds=10 - i) for i in range(3)}  # inserted newest first
+    tied = {address(0xB100 + i): onboarded for i in range(4)}
+    added = {**late, **tied}
+    with Session(index.engine) as session, session.begin():
+        for n, (who, at) in enumerate(added.items(), start=500):
+            session.add(
+                ParticipantRecord(
+                    address=who, name=who, credit_code=synthetic_credit_code(n), roles=["supplier"], created_at=at
+                )
+            )
+    with index.engine.begin() as connection:
+        connection.execute(
+            insert(ParticipantRow),
+            [
+                {
+                    "account": who,
+                    "identity_hash": f"0x{n:064x}",
+                    "status": ParticipantStatus.SUSPENDED if n % 2 else ParticipantStatus.ACTIVE,
+                    "frozen": n == 2,
+                    "freeze_reason": None,
+                    "registered_at": NOW,
+                    "registered_by": REGULATOR,
+                    "updated_block": n,
+                }
+                for n, who in enumerate(late)
+            ],
+        )
+    try:
+        walked = index.walk("/participants", REGULATOR, size=2)
+        ids = [item["id"] for item in walked]
+        assert ids == _expected_ids(index, "/participants", REGULATOR)
+        assert len(ids) == len(set(ids)) == len(ROLES) + len(added)
+        assert ids[: len(ROLES)] == list(ROLES), "the earlier participants come first"
+        assert set(ids[len(ROLES) : len(ROLES) + len(tied)]) == set(tied)
+        assert ids[len(ROLES) + len(tied) :] == sorted(late, key=late.__getitem__)
+        by_id = {item["id"]: item for item in walked}
+        assert [(by_id[who]["status"], by_id[who]["frozen"]) for who in late] == [
+            ("active", False),
+            ("suspended", False),
+            ("active", True),
+        ]
+        assert {by_id[who]["status"] for who in tied} == {"pending"}
+        mine = index.ok("/participants", HOLDER)
+        assert [item["id"] for item in mine["items"]] == [HOLDER] and mine["total"] == 1 and mine["next"] is None
+    finally:
+        with index.engine.begin() as connection:
+            connection.execute(delete(ParticipantRow).where(ParticipantRow.account.in_(list(late))))
+            connection.execute(delete(ParticipantRecord).where(ParticipantRecord.address.in_(list(added))))
 
 
 # -- the cost, and the index behind it (SQLite files of their own) ----------------------------------------------
@@ -468,6 +567,31 @@ def test_the_migration_indexes_pieces_by_owner_burnt_and_id_as_the_model_does(tm
     assert piece_indexes() == {"ix_pieces_owner_id": ["owner", "id"]}
     upgrade(url)
     assert piece_indexes() == {"ix_pieces_owner_burnt_id": ["owner", "burnt", "id"]}
+
+
+def test_the_migration_indexes_participants_in_onboarding_order_as_the_model_does(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    url = f"sqlite:///{tmp_path / 'schema.sqlite3'}"
+
+    def participant_indexes() -> dict[str, list[str]]:
+        engine = make_engine(url)
+        found = {
+            ix["name"]: [str(c) for c in ix["column_names"]] for ix in inspect(engine).get_indexes("api_participants")
+        }
+        engine.dispose()
+        return {str(name): columns for name, columns in found.items()}
+
+    upgrade(url)
+    assert participant_indexes() == {"ix_api_participants_created_at_address": ["created_at", "address"]}
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert [d for d in differences if "api_participants" in repr(d)] == []
+    downgrade(url, "0005_piece_owner_burnt_index")
+    assert participant_indexes() == {}
 
 
 def _work_of_requests(tmp_path: Path, pieces: int) -> dict[str, int]:

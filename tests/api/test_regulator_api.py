@@ -161,3 +161,28 @@ def test_documents_are_readable_by_their_parties_only(api: Api) -> None:
     damaged = api.http.get(f"/documents/{digest}", headers=uploader.headers)
     assert damaged.status_code == 409, damaged.text
     assert damaged.json()["type"] == "urn:scf:problem:document-integrity"
+
+
+def test_the_regulator_stores_no_document_and_nothing_is_stored_for_its_attempt(api: Api) -> None:
+    regulator = api.onboard("Municipal financial regulator", "regulator")
+    content = b"%PDF-1.7 an inspection note " + os.urandom(16)
+    digest = hashlib.sha256(content).hexdigest()
+    raw = {**regulator.headers, "Content-Type": "application/pdf"}
+    for refused in (
+        api.http.post(
+            "/documents", files={"file": ("note.pdf", content, "application/pdf")}, headers=regulator.headers
+        ),
+        api.http.post("/documents", content=content, headers=raw),
+    ):
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["type"] == "urn:scf:problem:forbidden-role"
+    with api.http.app.state.ledger.sessions() as session:  # type: ignore[attr-defined]
+        assert session.get(DocumentRecord, digest) is None
+    # It still reads what participants store.
+    supplier = api.onboard("Resin trader", "supplier")
+    stored = api.http.post(
+        "/documents", content=content, headers={**supplier.headers, "Content-Type": "application/pdf"}
+    )
+    assert stored.status_code == 201, stored.text
+    assert api.http.get(f"/documents/{digest}", headers=regulator.headers).content == content

@@ -159,6 +159,22 @@ def test_receipt_and_pledge_story(api: Api) -> None:
         api.http.post(f"/warehouse-receipts/{receipt_id}/valuations", json=revalue, headers=warehouse.waiting())
     )
     assert "ReceiptRevalued" in event_names(called) and "PledgeMarginCalled" in event_names(called)
+
+    # The lender sees the margin call on its pledge, and so does the borrower; another financier does not.
+    def margin_calls(who: Participant, path: str = "/margin-calls") -> list[dict[str, Any]]:
+        response = api.http.get(path, headers=who.headers, params={"size": 200})
+        assert response.status_code == 200, response.text
+        return [call for call in response.json()["items"] if call["pledge_id"] == pledge_id]
+
+    eventually(lambda: bool(margin_calls(bank)))
+    [call] = margin_calls(bank, f"/pledges/{pledge_id}/margin-calls")
+    assert call["receipt_id"] == receipt_id and (call["borrower"], call["financier"]) == (steel.id, bank.id)
+    assert (call["principal"], call["valuation"]) == (limit, revalue["valuation"])
+    assert call["maintenance_ratio_bps"] == 8_000 and call["principal"] * 10_000 > call["valuation"] * 8_000
+    assert margin_calls(bank) == margin_calls(steel) == margin_calls(steel, f"/pledges/{pledge_id}/margin-calls")
+    assert margin_calls(bank) == [call]
+    assert margin_calls(factor) == []
+    refused(api.http.get(f"/pledges/{pledge_id}/margin-calls", headers=factor.headers), 404)
     inspected = {"status": "sound", "attestation": "inspected on site"}
     status = ok(
         api.http.post(f"/warehouse-receipts/{receipt_id}/goods-status", json=inspected, headers=warehouse.waiting())

@@ -11,7 +11,7 @@ Each test names the kind of finding in its docstring and proves the ledger's con
   state-changing function without an entry fails, and every caller of the cast (each role, a second
   participant of the same role, a stranger) either may call it or is refused with the named error.
 
-DESIGN.md's invariants are cited where a test proves one (4: only active participants, 5: delivery versus
+docs/design.md's invariants are cited where a test proves one (4: only active participants, 5: delivery versus
 payment, 6: payouts never exceed payments, 7: one lien, 9: only the named roles act).
 """
 

@@ -1,4 +1,4 @@
-"""The gas report writes its table, and the operations DESIGN.md sets gas targets for stay within them."""
+"""The gas report writes its table, and the operations docs/design.md sets gas targets for stay within them."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_gas_report_writes_table_and_meets_design_targets(tmp_path: Path) -> Non
         "transfer of a receipt",
     ):
         assert operation in figures, f"the report lacks the warehouse operation {operation!r}"
-    assert all(operation in figures for operation in gas_report.TARGETS), "a DESIGN.md target was not measured"
+    assert all(operation in figures for operation in gas_report.TARGETS), "a docs/design.md target was not measured"
     for operation, target in gas_report.TARGETS.items():
         if operation in figures:
             assert figures[operation] <= target, f"{operation}: {figures[operation]:,} gas > target {target:,}"

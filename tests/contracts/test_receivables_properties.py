@@ -1,4 +1,4 @@
-"""Property-based (stateful) proof of the receivables invariants of DESIGN.md (1-6 and 9).
+"""Property-based (stateful) proof of the receivables invariants of docs/design.md (1-6 and 9).
 
 Random participants, the regulator and strangers included, do random things: register (sometimes re-using a
 key), confirm, reject, grant credit, split, transfer, request/approve/fund/decline/cancel financing, repay,

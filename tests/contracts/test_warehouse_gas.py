@@ -7,7 +7,7 @@ keys the gas report asks for are ``issue``, ``requestPledge+fund``, ``revalue``,
 
 ``issue`` is the owner's first receipt, which pays for a fresh ERC-721 balance word, as the design's reference
 mint does (the reference measured here: OpenZeppelin ERC-721 mint of a two-word struct, 123,307 for an owner's
-first token, 106,207 for its next). DESIGN.md's target for it is 130,000. A receipt writes three fresh words (its
+first token, 106,207 for its next). docs/design.md's target for it is 130,000. A receipt writes three fresh words (its
 id is its lot key, and its owner is packed into it) and the owner's balance, asks the registry once about the
 warehouse and the owner, and emits the mint's ``Transfer`` and ``ReceiptIssued``: about 126,800 gas of that is
 fixed (transaction and calldata, four fresh words, five cold reads, the cold registry, two logs).
@@ -23,7 +23,7 @@ from tests.contracts.warehouse_fixtures import measure_warehouse_gas
 
 OUTPUT = Path(__file__).resolve().parents[2] / "build" / "gas" / "warehouse.json"
 
-#: DESIGN.md: issuing a warehouse receipt costs at most this much gas.
+#: docs/design.md: issuing a warehouse receipt costs at most this much gas.
 ISSUE_TARGET = 130_000
 
 #: Regression guards: the figures measured when the contract was last changed, plus about 2% (the issue is held
@@ -53,6 +53,6 @@ def test_warehouse_gas_is_measured_and_written_for_the_gas_report(sandbox: Sandb
     assert all(21_000 < used < 1_000_000 for used in gas.values())
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(json.dumps(gas, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    assert gas["issue"] <= ISSUE_TARGET, f"issue: {gas['issue']:,} gas > DESIGN.md target {ISSUE_TARGET:,}"
+    assert gas["issue"] <= ISSUE_TARGET, f"issue: {gas['issue']:,} gas > docs/design.md target {ISSUE_TARGET:,}"
     over = {k: (gas[k], ceiling) for k, ceiling in REGRESSION_CEILINGS.items() if gas[k] > ceiling}
     assert not over, f"gas regressed above the recorded ceilings: {over}"

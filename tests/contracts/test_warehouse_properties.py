@@ -1,4 +1,4 @@
-"""Property-based (stateful) proof of the warehouse-receipt invariants of DESIGN.md (1, 4, 5, 7 and 9).
+"""Property-based (stateful) proof of the warehouse-receipt invariants of docs/design.md (1, 4, 5, 7 and 9).
 
 Random participants (warehouses, owners, financiers, the regulator, the operator and a stranger) do random
 things: issue receipts (sometimes re-using a lot key), request, fund, cancel and decline pledges, revalue and

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from eth_account import Account
 
 from ledger.chain import find_anvil
 from ledger.settings import PROJECT_ROOT
@@ -79,6 +80,12 @@ def test_scf_serve_and_scf_demo_complete_and_a_restart_keeps_everything(tmp_path
             )
             assert demo.returncode == 0, demo.stdout + demo.stderr
             assert "a second pledge of the same receipt was refused: 409" in demo.stdout
+            # It says before it moves the local chain's clock, and shows the terms and the arithmetic.
+            assert "the demo will move the chain's clock forward 91 days" in demo.stdout
+            assert "moved the chain's clock forward 91 days" in demo.stdout
+            assert "day count actual/365" in demo.stdout and "tenor: funded" in demo.stdout
+            assert re.search(r"discount = ¥300,000\.00 × 600 bps × \d+ days / \(365 × 10,000\)", demo.stdout)
+            assert re.search(r"interest = ¥2,000,000\.00 × 600 bps × [\d,]+ s / \(31,536,000 s × 10,000\)", demo.stdout)
             assert "demo complete" in demo.stdout
             headers = {"Authorization": f"Bearer {key}"}
             base = f"http://127.0.0.1:{env['SCF_API_PORT']}"
@@ -94,3 +101,52 @@ def test_scf_serve_and_scf_demo_complete_and_a_restart_keeps_everything(tmp_path
             assert [p["status"] for p in after["items"]] == [p["status"] for p in before["items"]]
     finally:
         subprocess.run([SCF, "chain", "stop"], env=env, capture_output=True, timeout=60, cwd=PROJECT_ROOT)
+
+
+def test_the_demo_leaves_the_clock_of_a_chain_that_is_not_a_local_dev_chain_alone(tmp_path: Path) -> None:
+    """On another chain id (as any shared or production chain has) the demo never moves the clock: it says so,
+    and the core firm repays before maturity."""
+    operator = Account.create()
+    env = {
+        **environment(tmp_path / "data", free_port(), free_port()),
+        "SCF_CHAIN_ID": "31338",
+        "SCF_OPERATOR_KEY": operator.key.hex(),
+        "SCF_MASTER_SECRET": "demo test master secret, not the development default",
+        "SCF_KEY_SALT": "demo test invoice key salt",
+    }
+    log = tmp_path / "serve.log"
+    try:
+        chain = subprocess.run([SCF, "chain", "start"], env=env, capture_output=True, timeout=60, cwd=PROJECT_ROOT)
+        assert chain.returncode == 0, chain.stderr
+        funded = httpx.post(
+            env["SCF_RPC_URL"],
+            json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance", "params": [operator.address, hex(10**22)]},
+        ).json()
+        assert "error" not in funded, funded
+        with serving(env, log):
+            found = KEY.search(log.read_text())
+            assert found, log.read_text()
+            started = httpx.post(
+                env["SCF_RPC_URL"],
+                json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]},
+            ).json()["result"]
+            demo = subprocess.run(
+                [SCF, "demo", "--api-key", found.group(1)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                cwd=PROJECT_ROOT,
+            )
+            assert demo.returncode == 0, demo.stdout + demo.stderr
+            ended = httpx.post(
+                env["SCF_RPC_URL"],
+                json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]},
+            ).json()["result"]
+    finally:
+        subprocess.run([SCF, "chain", "stop"], env=env, capture_output=True, timeout=60, cwd=PROJECT_ROOT)
+    assert "not a local development chain: the demo leaves its clock alone" in demo.stdout
+    assert "moved the chain's clock" not in demo.stdout and "will move" not in demo.stdout
+    assert "before maturity" in demo.stdout and "interest = " in demo.stdout and "demo complete" in demo.stdout
+    # The chain's clock ran as the wall clock did: minutes at most, not 91 days.
+    assert int(ended["timestamp"], 16) - int(started["timestamp"], 16) < 600

@@ -46,7 +46,7 @@ from ledger.index.models import (
     PledgeRow,
     WarehouseReceiptRow,
 )
-from ledger.migrations import upgrade
+from ledger.migrations import downgrade, upgrade
 from ledger.models import InvoiceState, PledgeState, RequestState
 from ledger.sandbox import Sandbox, role_id
 from tests.contracts.support import DAY, YUAN, confirmed_piece, grant_credit, register_invoice, split
@@ -319,7 +319,7 @@ def test_index_rebuilt_from_block_zero_equals_the_live_index(ledger: Sandbox, ne
     for table in ("events", "participants", "invoices", "pieces", "financing_requests", "repayments"):
         assert live_tables[table], f"the scenario left {table} empty"
     if "receipts" in ledger.contracts:
-        assert live_tables["pledges"] and live_tables["pledge_repayments"]
+        assert live_tables["pledges"] and live_tables["pledge_repayments"] and live_tables["pledge_margin_calls"]
 
     rebuilt_db = new_database()
     rebuilt = make_indexer(ledger, rebuilt_db)
@@ -724,6 +724,29 @@ def test_migration_creates_exactly_the_models_schema(new_database: Database) -> 
     assert differences == []
 
 
+def test_the_margin_call_migration_fills_its_table_from_the_raw_event_log(
+    ledger: Sandbox, new_database: Database
+) -> None:
+    """An index made before margin calls had a table of their own gets every one of them on upgrade, as a
+    replay of its raw event log would give."""
+    sessions = new_database()
+    live = make_indexer(ledger, sessions)
+    live.sync_once()
+    for step in Scenario(ledger).steps():
+        step()
+        live.sync_once()
+    margin_calls = snapshot(sessions)["pledge_margin_calls"]
+    assert margin_calls, "the scenario raised no margin call"
+    engine = sessions.kw["bind"]
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    downgrade(url, "0006_participants_order_index")
+    upgrade(url)
+    assert snapshot(sessions)["pledge_margin_calls"] == margin_calls
+    assert live.rebuild_projections() > 0
+    assert snapshot(sessions)["pledge_margin_calls"] == margin_calls
+
+
 @pytest.mark.parametrize("amount", [0, 1, 2**63 - 1, 2**63, 2**96 - 1, 2**256 - 1])
 def test_amounts_beyond_64_bits_are_stored_exactly(new_database: Database, amount: int) -> None:
     sessions = new_database()
@@ -879,7 +902,7 @@ class SyntheticLedger:
 
 
 def test_indexer_throughput_is_measured(sandbox: Sandbox, new_database: Database, database_kind: str) -> None:
-    """Prints events indexed per second on a synthetic ledger of ~20,000 events (DESIGN.md's target: 5,000)."""
+    """Prints events indexed per second on a synthetic ledger of ~20,000 events (docs/design.md's target: 5,000)."""
     abis = {name: list(contract.abi) for name, contract in sandbox.contracts.items()}
     addresses = {name: contract.address for name, contract in sandbox.contracts.items()}
     chain = SyntheticLedger(abis, addresses)
