@@ -20,7 +20,7 @@ from starlette.types import Scope
 
 from api import auth, openapi, operations, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
-from api.edge import BodyLimitMiddleware, EdgeMiddleware
+from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
 from api.routes import audit, money, participants, receivables, regulator, system, warehouse
 from api.service import LedgerService
 from ledger.settings import Settings, get_settings
@@ -41,6 +41,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger = service or await LedgerService.start(current_settings(), run_indexer=run_indexer)
         app.state.ledger = ledger
+        app.state.sign_in_limiter = RateLimiter(ledger.settings.sign_in_requests_per_minute)
         announce_operator_key(ledger)
         try:
             yield

@@ -202,7 +202,8 @@ def _checksummed(address: str) -> str:
 
 
 def sign_in_limiter(request: Request) -> RateLimiter:
-    """The application's limiter of sign-in requests, made at the first sign-in request."""
+    """The application's limiter of sign-in requests (made at start-up; here for an application whose
+    lifespan did not run)."""
     state = request.app.state
     limiter: RateLimiter | None = getattr(state, "sign_in_limiter", None)
     if limiter is None:

@@ -231,3 +231,26 @@ def test_a_master_secret_shows_its_id_never_its_value() -> None:
     assert len(ring.previous) == 1
     assert value not in repr(ring) and ring.current.id in repr(ring.current)
     assert ring.get(ring.previous[0].id) is ring.previous[0] and ring.get("0" * 16) is None
+
+
+# -- the commands --------------------------------------------------------------------------------------------------
+
+
+def test_scf_secrets_new_prints_values_that_scf_secrets_check_accepts_on_a_production_chain(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+
+    runner = CliRunner()
+    printed = runner.invoke(app, ["secrets", "new"])
+    assert printed.exit_code == 0, printed.output
+    values = dict(line.split("=", 1) for line in printed.output.splitlines() if line.startswith("SCF_"))
+    assert sorted(values) == ["SCF_KEY_SALT", "SCF_MASTER_SECRET", "SCF_OPERATOR_KEY"]
+    production_env = {"SCF_CHAIN_ID": str(PRODUCTION_CHAIN), "SCF_DATA_DIR": str(tmp_path)}
+    accepted = runner.invoke(app, ["secrets", "check"], env={**production_env, **values})
+    assert accepted.exit_code == 0, accepted.output
+    assert "accepted on chain 4242" in accepted.output
+    assert values["SCF_MASTER_SECRET"] not in accepted.output  # its id only
+    refused = runner.invoke(app, ["secrets", "check"], env={**production_env, **values, "SCF_KEY_SALT": DEV_KEY_SALT})
+    assert refused.exit_code == 1
+    assert "SCF_KEY_SALT holds the public development default" in refused.output
