@@ -1,8 +1,10 @@
 """The FastAPI application: ``create_app(settings)``; ``uvicorn api.app:app`` or ``scf serve`` runs it.
 
-Start-up (the lifespan) brings the ledger up (:meth:`api.service.LedgerService.start`): chain checked,
-contracts deployed if needed, database migrated, pipeline and indexer running. The first start prints the
-operator's API key once.
+Start-up (the lifespan) brings the ledger up (:meth:`api.service.LedgerService.start`): secrets checked,
+database migrated, chain checked, contracts deployed if needed, pipeline and indexer running; or takes a
+service already started (``scf serve`` starts it first, so that a failure is one line, not a traceback). The
+first start prints the operator's API key once. :mod:`api.edge` sits in front of every route: forwarded
+headers from trusted proxies only, request-size limits, security headers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from starlette.types import Scope
 
 from api import auth, docs, openapi, operations, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
+from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
 from api.routes import audit, money, participants, receivables, regulator, system, warehouse
 from api.service import LedgerService
 from ledger.settings import Settings, get_settings
@@ -25,23 +28,26 @@ from ledger.settings import Settings, get_settings
 logger = logging.getLogger("api")
 
 
-def create_app(settings: Settings | None = None, *, run_indexer: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, run_indexer: bool = True, service: LedgerService | None = None
+) -> FastAPI:
+    """The application; ``service``, when given, is a ledger already started, which the application stops at
+    its shutdown."""
+
+    def current_settings() -> Settings:
+        return service.settings if service is not None else settings or get_settings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await LedgerService.start(settings or get_settings(), run_indexer=run_indexer)
-        app.state.ledger = service
-        if service.operator_api_key is not None:
-            banner = (
-                "\n" + "=" * 78 + "\n"
-                f"  The operator's API key (shown once, stored only as a hash):\n\n    {service.operator_api_key}\n\n"
-                "  Use it as `Authorization: Bearer <key>`; rotate with POST /participants/{id}/keys.\n" + "=" * 78
-            )
-            print(banner, flush=True)
+        ledger = service or await LedgerService.start(current_settings(), run_indexer=run_indexer)
+        app.state.ledger = ledger
+        app.state.sign_in_limiter = RateLimiter(ledger.settings.sign_in_requests_per_minute)
+        announce_operator_key(ledger)
         try:
             yield
         finally:
             app.state.ledger = None
-            await service.stop()
+            await ledger.stop()
 
     app = FastAPI(
         title="scf-ledger",
@@ -56,6 +62,8 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool = True) ->
     problems.install(app)
     openapi.install(app)
     docs.install(app)
+    # Added first, so innermost: the routes read the body through it (api.edge).
+    app.add_middleware(BodyLimitMiddleware, settings_of=current_settings)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -79,8 +87,11 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool = True) ->
         )
         return response
 
-    # Added last, so outermost: one audit record per action, with its final status and request id.
+    # One audit record per action, with its final status and request id.
     app.add_middleware(AuditLogMiddleware, log_of=_audit_log_of)
+    # Added last, so outermost: every middleware sees the client and scheme a trusted proxy reported, and every
+    # answer gets the security headers (api.edge).
+    app.add_middleware(EdgeMiddleware, settings_of=current_settings)
 
     for router in (
         auth.router,
@@ -95,6 +106,19 @@ def create_app(settings: Settings | None = None, *, run_indexer: bool = True) ->
     ):
         app.include_router(router)
     return app
+
+
+def announce_operator_key(service: LedgerService) -> None:
+    """Print the operator's API key when this start created it (the first start): it is shown once only."""
+    if service.operator_api_key is None:
+        return
+    banner = (
+        "\n" + "=" * 78 + "\n"
+        f"  The operator's API key (shown once, stored only as a hash):\n\n    {service.operator_api_key}\n\n"
+        "  Use it as `Authorization: Bearer <key>`; rotate with POST /participants/{id}/keys,\n"
+        "  or, if it is lost, with `scf api-key reissue` on this machine.\n" + "=" * 78
+    )
+    print(banner, flush=True)
 
 
 def _audit_log_of(scope: Scope) -> AuditLog | None:

@@ -2,31 +2,45 @@
 by signing a single-use challenge with the participant's own Ethereum key (EIP-191, ``personal_sign``).
 
 The JWT is HS256 only (the algorithm is pinned when decoding, so ``alg: none`` or a switched algorithm is
-refused), signed with a key derived from the master secret, and carries the participant's account as ``sub``.
+refused), signed with a key derived from the current master secret (:attr:`ledger.secrets.MasterSecret.token_key`),
+names that secret by its id in the header's ``kid``, and carries the participant's account as ``sub``.
+
+After the master secret changed (``SCF_PREVIOUS_MASTER_SECRETS`` holds the old one), a token signed with the
+old one is accepted until the earlier of its own expiry and one token lifetime (``SCF_TOKEN_TTL_SECONDS``) after
+this service started: whoever holds the old secret cannot mint tokens that outlive the rotation, whatever
+``exp`` they write. Off the local chain a previous secret that is weak or the development default is never
+trusted for tokens, and a token under a secret the service does not hold is refused. A token without ``kid``
+(issued before tokens had one) is checked against the current secret.
+
+The sign-in routes (``POST /auth/challenge``, ``POST /auth/token``) are rate-limited per client
+(``SCF_SIGN_IN_REQUESTS_PER_MINUTE``, :class:`api.edge.RateLimiter`: 429 with ``Retry-After``), and expired
+challenges are deleted as new ones are made, so that no client can fill the database with challenges.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import jwt
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
+from api.edge import RateLimiter, client_key
 from api.problems import Problem
 from api.service import API_KEY_PREFIX, LedgerService
 from api.store import AuthChallengeRecord, ParticipantRecord
+from ledger.chain import LOCAL_CHAIN_ID
 from ledger.models import Role
+from ledger.secrets import MasterSecret
 
 JWT_ALGORITHM = "HS256"
 JWT_AUDIENCE = "scf-ledger"
@@ -62,10 +76,28 @@ def service_of(request: Request) -> LedgerService:
 Service = Annotated[LedgerService, Depends(service_of)]
 
 
-def _jwt_key(service: LedgerService) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"scf-ledger sign-in tokens").derive(
-        service.settings.master_secret.get_secret_value().encode()
-    )
+def _token_secret(service: LedgerService, token: str) -> MasterSecret:
+    """The master secret whose key must have signed ``token`` (see the module's docstring), or a 401."""
+    try:
+        secret_id = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise _unauthenticated(f"invalid token: {exc}") from None
+    ring = service.secrets
+    if secret_id is None:
+        return ring.current
+    secret = ring.get(str(secret_id))
+    if secret is None:
+        raise _unauthenticated("the token is signed with a key this service does not hold")
+    if secret is ring.current:
+        return secret
+    if not secret.strong and service.settings.chain_id != LOCAL_CHAIN_ID:
+        raise _unauthenticated("the token is signed with a previous master secret that is not trusted for tokens")
+    if time.time() > service.started_at + service.settings.token_ttl_seconds:
+        raise _unauthenticated(
+            "the token is signed with a previous master secret; such tokens expired one token lifetime after "
+            "the master secret changed: sign in again"
+        )
+    return secret
 
 
 def _unauthenticated(detail: str) -> Problem:
@@ -109,7 +141,7 @@ def _authenticate(request: Request, service: Service) -> Caller:
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            _jwt_key(service),
+            _token_secret(service, token).token_key,
             algorithms=[JWT_ALGORITHM],
             audience=JWT_AUDIENCE,
             options={"require": ["exp", "iat", "sub", "aud"]},
@@ -169,17 +201,48 @@ def _checksummed(address: str) -> str:
     return str(to_checksum_address(address))
 
 
-@router.post("/challenge", response_model=Challenge, status_code=201)
+def sign_in_limiter(request: Request) -> RateLimiter:
+    """The application's limiter of sign-in requests (made at start-up; here for an application whose
+    lifespan did not run)."""
+    state = request.app.state
+    limiter: RateLimiter | None = getattr(state, "sign_in_limiter", None)
+    if limiter is None:
+        limiter = state.sign_in_limiter = RateLimiter(service_of(request).settings.sign_in_requests_per_minute)
+    return limiter
+
+
+def limit_sign_in(request: Request) -> None:
+    """429 when this client sent too many sign-in requests (challenges and tokens together)."""
+    client = client_key(request.client.host if request.client else None)
+    refused = sign_in_limiter(request).refused(client, "sign-in requests")
+    if refused is not None:
+        raise refused
+
+
+SignInLimit = Depends(limit_sign_in)
+
+_TOO_MANY: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "too many sign-in requests from this client (see `Retry-After`)",
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    }
+}
+
+
+@router.post("/challenge", response_model=Challenge, status_code=201, dependencies=[SignInLimit], responses=_TOO_MANY)
 def create_challenge(body: ChallengeRequest, service: Service) -> Challenge:
     address = _checksummed(body.address)
     nonce = secrets.token_hex(16)
-    expires_at = datetime.now(UTC) + timedelta(seconds=service.settings.challenge_ttl_seconds)
+    now = datetime.now(UTC)
+    expires_at = now + timedelta(seconds=service.settings.challenge_ttl_seconds)
     with service.sessions() as session, session.begin():
+        session.execute(delete(AuthChallengeRecord).where(AuthChallengeRecord.expires_at < now))
         session.add(AuthChallengeRecord(nonce=nonce, address=address, expires_at=expires_at))
     return Challenge(nonce=nonce, message=challenge_message(address, nonce, expires_at), expires_at=expires_at)
 
 
-@router.post("/token", response_model=Token)
+@router.post("/token", response_model=Token, dependencies=[SignInLimit], responses=_TOO_MANY)
 def create_token(body: TokenRequest, service: Service) -> Token:
     address = _checksummed(body.address)
     now = datetime.now(UTC)
@@ -218,5 +281,6 @@ def create_token(body: TokenRequest, service: Service) -> Token:
         raise _unauthenticated("no participant signs in with this address")
     ttl = service.settings.token_ttl_seconds
     claims = {"sub": record.address, "aud": JWT_AUDIENCE, "iat": now, "exp": now + timedelta(seconds=ttl)}
-    token = jwt.encode(claims, _jwt_key(service), algorithm=JWT_ALGORITHM)
+    secret = service.secrets.current
+    token = jwt.encode(claims, secret.token_key, algorithm=JWT_ALGORITHM, headers={"kid": secret.id})
     return Token(access_token=token, expires_in=ttl)

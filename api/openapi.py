@@ -3,8 +3,8 @@
 FastAPI's generated document knows only the success answer of each route and its own 422 shape. This module
 completes it once, when it is first asked for:
 
-- every error is ``application/problem+json`` with the :data:`PROBLEM_SCHEMA` (RFC 9457): 400 where a body is
-  read, 401/403/404 on the
+- every error is ``application/problem+json`` with the :data:`PROBLEM_SCHEMA` (RFC 9457): 400 and 413 where a
+  body is read, 401/403/404 on the
   routes that need a caller, 409 on state-changing ones, 422 wherever input is validated, 503 everywhere (the
   ledger starting, stopping, or its chain unreachable);
 - a state-changing route answers ``202`` with the operation, or ``200`` with it when ``Prefer: wait=N`` saw it
@@ -59,6 +59,8 @@ _ERROR_DESCRIPTIONS = {
     "403": "the caller's role or relation to the object does not allow this",
     "404": "no such object, or the caller may not see it",
     "409": "already done, or the object is in a state that does not allow this",
+    "413": "the request body is larger than the service accepts (`SCF_MAX_REQUEST_BYTES`, documents "
+    "`SCF_MAX_DOCUMENT_BYTES`)",
     "422": "the request does not match the schema, or breaks a rule of the ledger",
     "503": "the ledger is starting or stopping, or its chain does not answer",
 }
@@ -186,7 +188,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             elif validated:
                 statuses += ["401", "422"]  # sign-in (/auth): an unknown challenge or a bad signature is a 401
             if operation.get("requestBody"):
-                statuses.append("400")
+                statuses += ["400", "413"]
             for status in statuses:
                 responses[status] = _problem(status)
             if "202" in responses and _is_operation_answer(responses["202"]):

@@ -95,8 +95,19 @@ def contract_status(error_name: str) -> int:
 class Problem(Exception):
     """An error answered as ``application/problem+json``."""
 
-    def __init__(self, status: int, slug: str, title: str, detail: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail or title)
+        self.headers = dict(headers or {})
+        """Headers of the answer, such as ``Retry-After``."""
         self.status = status
         self.type = slug if slug.startswith("urn:") else f"urn:scf:problem:{slug}"
         self.title = title
@@ -154,7 +165,8 @@ def jsonable(value: Any) -> Any:
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     instance = str(request.url.path) if request is not None else None
-    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else {}
+    headers.update(problem.headers)
     return JSONResponse(problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
 
 

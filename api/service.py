@@ -1,9 +1,13 @@
 """The running ledger behind the REST service: one :class:`LedgerService` per process.
 
-At start it connects to the chain (refusing a chain-id mismatch), deploys the contracts if this chain has
-none of the current sources (``ensure_deployment``), migrates the database, starts the transaction pipeline
-and the indexer (a thread with its own web3), and makes sure the operator exists as a participant of the
-service: the first start creates the operator's API key and hands it back once, to be printed.
+At start it checks the secret settings (:func:`ledger.secrets.check_secrets`: outside the local chain no
+development default or weak value), migrates the database, connects to the chain (refusing a chain-id
+mismatch), deploys the contracts if this chain has none of the current sources (``ensure_deployment``), starts
+the transaction pipeline and the indexer (a thread with its own web3), and makes sure the operator exists as a
+participant of the service: the first start creates the operator's API key and hands it back once, to be
+printed. Each of these fails with an exception whose message is one line naming the setting to change
+(:func:`api.server.failure_message`); the cheap checks come first, so nothing is sent to a chain by a service
+that cannot serve.
 
 Routes reach the ledger only through :attr:`LedgerService.client` (writes and single-object reads, straight
 from the chain) and :attr:`LedgerService.sessions` (lists, from the index), never through web3.
@@ -16,12 +20,14 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
@@ -30,7 +36,7 @@ from api.store import ApiKeyRecord, ParticipantRecord
 from ledger.chain import connect
 from ledger.client import LedgerClient
 from ledger.compiler import Artifact, compile_contracts
-from ledger.db import make_engine, make_sessionmaker
+from ledger.db import DatabaseUnavailable, make_engine, make_sessionmaker
 from ledger.deployment import Deployment, bind_contracts, ensure_deployment, operator_account
 from ledger.errors import ErrorDecoder
 from ledger.identifiers import salted_key_hash, synthetic_credit_code
@@ -39,6 +45,7 @@ from ledger.keystore import Keystore
 from ledger.migrations import ensure_sqlite_folder, upgrade
 from ledger.models import Role
 from ledger.pipeline import Pipeline
+from ledger.secrets import MasterSecrets, check_secrets, master_secrets
 from ledger.settings import Settings
 
 logger = logging.getLogger("api")
@@ -103,6 +110,18 @@ class IndexWatch:
         return True
 
 
+def reissue_api_key(session: Session, participant: str) -> tuple[str, int]:
+    """Revoke every active key of ``participant`` and issue a new one: ``(new key, how many were revoked)``."""
+    revoked = session.execute(
+        update(ApiKeyRecord)
+        .where(ApiKeyRecord.participant == participant, ApiKeyRecord.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+        .returning(ApiKeyRecord.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return issue_api_key(session, participant), len(revoked)
+
+
 @dataclass
 class LedgerService:
     settings: Settings
@@ -120,6 +139,11 @@ class LedgerService:
     """One hash-chained record per API action (:mod:`api.audit_log`)."""
     audit_anchorer: AuditAnchorer
     """Anchors the audit log's head on chain, every so many records or seconds."""
+    secrets: MasterSecrets
+    """The master secrets: the current one encrypts and signs, previous ones only read (:mod:`ledger.secrets`)."""
+    started_at: float = field(default_factory=time.time)
+    """When this service started (Unix time): a sign-in token signed with a previous master secret is accepted
+    for one token lifetime after it, no longer."""
     index_watch: IndexWatch | None = None
     """Where the index stands (set when the indexer runs in this process)."""
     operator_api_key: str | None = None
@@ -130,9 +154,19 @@ class LedgerService:
 
     @classmethod
     async def start(cls, settings: Settings, *, run_indexer: bool = True) -> LedgerService:
+        for warning in check_secrets(settings):
+            logger.warning("%s", warning)
+        secrets = master_secrets(settings)
+        operator = operator_account(settings.operator_key, settings.chain_id)
+        url = settings.resolved_database_url
+        try:
+            ensure_sqlite_folder(url)
+            await asyncio.to_thread(upgrade, url)
+            sessions = make_sessionmaker(make_engine(url))
+        except Exception as exc:  # any driver's error, a bad URL, an unwritable folder, an unknown revision
+            raise DatabaseUnavailable(url, exc) from exc
         w3 = connect(settings.rpc_url, settings.chain_id, timeout=settings.rpc_timeout)
         artifacts = compile_contracts()
-        operator = operator_account(settings.operator_key, settings.chain_id)
         ensured = await asyncio.to_thread(
             ensure_deployment,
             w3,
@@ -142,14 +176,10 @@ class LedgerService:
         )
         if not ensured.reused:
             logger.info("deployed the ledger's contracts at block %s", ensured.deployment.block_number)
-        url = settings.resolved_database_url
-        ensure_sqlite_folder(url)
-        await asyncio.to_thread(upgrade, url)
-        sessions = make_sessionmaker(make_engine(url))
         decoder = ErrorDecoder(a.abi for a in artifacts.values())
         deployment = ensured.deployment
         contracts = bind_contracts(w3, deployment, artifacts)
-        keystore = Keystore(settings.data_dir / "keystore", settings.master_secret)
+        keystore = Keystore(settings.data_dir / "keystore", secrets)
 
         def signer(address: str) -> LocalAccount:
             if address == operator.address:
@@ -197,6 +227,7 @@ class LedgerService:
                 seconds=settings.audit_anchor_seconds,
                 timeout=settings.max_wait_seconds,
             ),
+            secrets=secrets,
         )
         service.operator_api_key = service._bootstrap_operator()
         service.audit_anchorer.start()

@@ -10,7 +10,9 @@
   request it answered.
 - ``service_operations``: which participant started which pipeline operation, and what kind it is (to show
   the operation's result, and only to its owner).
-- ``documents``: uploaded documents, encrypted with AES-GCM; the SHA-256 of the plaintext goes on chain.
+- ``documents``: uploaded documents, encrypted with AES-GCM; the SHA-256 of the plaintext goes on chain. Its
+  record, :class:`ledger.documents.DocumentRecord`, is declared with the cipher in the ledger (and re-exported
+  here).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db import Base
+from ledger.documents import DocumentRecord as DocumentRecord
 
 
 def utc_now() -> datetime:
@@ -80,18 +83,4 @@ class ServiceOperationRecord(Base):
     operation_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     participant: Mapped[str] = mapped_column(String(42), index=True)
     kind: Mapped[str] = mapped_column(String(60))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
-
-
-class DocumentRecord(Base):
-    __tablename__ = "documents"
-
-    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    uploaded_by: Mapped[str] = mapped_column(String(42))
-    content_type: Mapped[str] = mapped_column(String(200))
-    key_version: Mapped[int] = mapped_column(Integer)
-    nonce: Mapped[bytes] = mapped_column(LargeBinary)
-    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    parties: Mapped[list[str]] = mapped_column(JSON)
-    note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -4,14 +4,19 @@
     scf chain status                              is it running, on which chain, at which block
     scf chain stop                                stop it; it saves its state first
     scf deploy [--rpc-url URL] [--fresh]          compile if needed, deploy (or reuse), write the deployment file
-    scf serve                                     start the chain if needed and serve the REST API (Ctrl-C
+    scf serve [--no-chain]                        start the chain if needed and serve the REST API (Ctrl-C
                                                   stops the chain too when this started it)
     scf demo --api-key KEY                        the whole story against the running service
     scf bench [--quick]                           benchmarks -> bench/results/, docs/benchmarks.md and .png
+    scf secrets new                               fresh values for SCF_MASTER_SECRET, SCF_KEY_SALT, SCF_OPERATOR_KEY
+    scf secrets check                             would these secret settings be accepted on this chain?
+    scf secrets rotate                            re-encrypt keys and documents under the current master secret
+    scf api-key reissue                           a new API key for the operator, the old ones revoked
 
 Settings come from ``SCF_*`` environment variables and ``.env`` (see ``.env.example``). Expected failures (no
-node, wrong chain id, a contract that reverts, no operator key) end with a one-line ``error:`` message and exit
-code 1; ``python -m ledger.cli`` runs the same commands.
+node, wrong chain id, a refused secret, an unreachable database, a port taken, a contract that reverts) end
+with a one-line ``error:`` message naming the setting to change, and exit code 1; ``scf --debug <command>``
+adds the traceback. ``python -m ledger.cli`` runs the same commands.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import signal
 import sys
 import time
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -44,6 +50,12 @@ app = typer.Typer(
 )
 chain_app = typer.Typer(help="Run the local anvil node (state kept under SCF_DATA_DIR/chain).", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
+secrets_app = typer.Typer(
+    help="Make, check and rotate the secret settings (master secret, key salt, operator key).", no_args_is_help=True
+)
+app.add_typer(secrets_app, name="secrets")
+api_key_app = typer.Typer(help="The operator's API key, from the service's machine.", no_args_is_help=True)
+app.add_typer(api_key_app, name="api-key")
 
 console = Console(highlight=False, markup=False, soft_wrap=True)
 
@@ -55,9 +67,17 @@ class _StderrHandler(logging.Handler):
         print(self.format(record), file=sys.stderr)
 
 
+_debug = False
+"""Whether ``--debug`` was given: failures then show their traceback."""
+
+DebugOption = Annotated[bool, typer.Option("--debug", help="show the traceback of a failure")]
+
+
 @app.callback()
-def main() -> None:
+def main(debug: DebugOption = False) -> None:
     """Supply-chain finance ledger."""
+    global _debug
+    _debug = _debug or debug
     configure_logging()
 
 
@@ -79,11 +99,22 @@ def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(f"SCF_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_setting_problem(e["loc"], e["msg"]) for e in exc.errors())
         _fail(f"invalid settings: {problems}")
 
 
+def _setting_problem(location: tuple[int | str, ...], message: str) -> str:
+    message = message.removeprefix("Value error, ")
+    if not location:  # a check of several settings together: its message names them
+        return message
+    return f"SCF_{'.'.join(map(str, location)).upper()}: {message}"
+
+
 def _fail(message: str) -> NoReturn:
+    """One line, ``error: <message>``, on stderr and exit code 1; with ``--debug``, the traceback of the exception
+    being handled first."""
+    if _debug and sys.exc_info()[0] is not None:
+        traceback.print_exc(file=sys.stderr)
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 
@@ -263,37 +294,42 @@ class _DeployProgress:
 @app.command("serve")
 def serve_command(
     chain: Annotated[bool, typer.Option(help="start the local anvil first (when SCF_RPC_URL is the local one)")] = True,
+    debug: DebugOption = False,
 ) -> None:
-    """Run the REST service: start the local chain if needed, deploy if needed, index, serve the API.
+    """Run the REST service: check the settings, start the local chain if needed, deploy if needed, index, serve
+    the API. A failure to start is one line naming the setting to change (--debug: and its traceback).
 
     Ctrl-C (SIGINT) or SIGTERM stops the service, then the local chain if this command started it; a chain that
     was already running (`scf chain start`) keeps running."""
-    import uvicorn
+    from api.server import failure_message, listening_socket, run
+    from ledger.secrets import check_secrets
 
+    global _debug
+    _debug = _debug or debug
     settings = _settings()
     started: Anvil | None = None
-    if chain and urlsplit(settings.rpc_url).hostname in ("127.0.0.1", "localhost"):
-        anvil = Anvil.from_settings(settings)
-        try:
-            status = anvil.start()
-        except ChainError as exc:
-            _fail(str(exc))
-        console.print(f"chain: {_describe(status)}")
-        if status.already_running:
-            console.print("  it was running already and keeps running after the service stops (`scf chain stop`)")
-        else:
-            started = anvil
-            console.print("  started for this service: Ctrl-C stops the service, then the chain")
-    console.print(f"serving the API on http://{settings.api_host}:{settings.api_port} (docs at /docs)")
-    # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again: SIGTERM must end this
-    # process through Python (SystemExit), not by its default action, for the chain to be stopped below.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        # The API logs one line per request itself (with request id, operation id and transaction hash), so
-        # uvicorn's own access log would only repeat it.
-        uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, log_level="info", access_log=False)
+        check_secrets(settings)
+        sock = listening_socket(settings.api_host, settings.api_port)
+        if chain and urlsplit(settings.rpc_url).hostname in ("127.0.0.1", "localhost"):
+            anvil = Anvil.from_settings(settings)
+            status = anvil.start()
+            console.print(f"chain: {_describe(status)}")
+            if status.already_running:
+                console.print("  it was running already and keeps running after the service stops (`scf chain stop`)")
+            else:
+                started = anvil
+                console.print("  started for this service: Ctrl-C stops the service, then the chain")
+        # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again: SIGTERM must end this
+        # process through Python (SystemExit), not by its default action, for the chain to be stopped below.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        run(settings, sock)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except Exception as exc:
+        message = failure_message(exc, settings)
+        shown = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _fail(message or f"unexpected {type(exc).__name__}: {shown} (`scf --debug serve` shows where)")
     finally:
         if started is not None:
             _stop_started_chain(started)
@@ -366,6 +402,147 @@ def bench_command(
         _fail(str(exc))
     written = write_results(results, results_dir, markdown, chart)
     console.print(f"wrote {_shown(written)}, {_shown(markdown)} and {_shown(chart)}")
+
+
+# -- scf secrets, scf api-key --------------------------------------------------------------------------------
+
+
+@secrets_app.command("new")
+def secrets_new() -> None:
+    """Print fresh random values for the secret settings, as lines for `.env` (or one file each for *_FILE)."""
+    from ledger.secrets import fresh_secrets
+
+    fresh = fresh_secrets()
+    console.print("# fresh secrets (32 random bytes each); keep them out of version control")
+    console.print("# the master secret derives the keys of hosted signing keys, documents and sign-in tokens")
+    console.print(f"SCF_MASTER_SECRET={fresh.master_secret}")
+    console.print("# the invoice and lot key salt: choose it once, before launch; it never changes after")
+    console.print(f"SCF_KEY_SALT={fresh.key_salt}")
+    console.print(f"# the operator's private key; its account {fresh.operator_address} needs gas on your chain")
+    console.print(f"SCF_OPERATOR_KEY={fresh.operator_key}")
+
+
+@secrets_app.command("check")
+def secrets_check() -> None:
+    """Say whether the secret settings would be accepted on the configured chain (SCF_CHAIN_ID), without starting."""
+    from ledger.secrets import SecretRefused, check_secrets, master_secrets
+
+    settings = _settings()
+    try:
+        warnings = check_secrets(settings)
+    except SecretRefused as exc:
+        _fail(str(exc))
+    secrets = master_secrets(settings)
+    console.print(f"the secret settings are accepted on chain {settings.chain_id}")
+    console.print(f"  master secret {secrets.current.id} (from {settings.secret_source('master_secret')})")
+    for secret in secrets.previous:
+        console.print(f"  previous master secret {secret.id}, read only")
+    for warning in warnings:
+        console.print(f"warning: {warning}", style="yellow")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="documents re-encrypted per transaction")] = 8,
+) -> None:
+    """Re-encrypt every hosted key and document under SCF_MASTER_SECRET, reading them with the previous master
+    secrets (SCF_PREVIOUS_MASTER_SECRETS); restart the service with both first. Safe to run again: it resumes."""
+    from api.admin import AdminError, reencrypt_under_current_secret
+    from ledger.db import DatabaseUnavailable
+    from ledger.deployment import OperatorKeyMissing
+    from ledger.documents import DocumentIntegrityError
+    from ledger.keystore import KeystoreError
+    from ledger.secrets import SecretRefused, check_secrets, master_secrets
+
+    settings = _settings()
+    try:
+        check_secrets(settings)
+    except SecretRefused as exc:
+        _fail(str(exc))
+    secrets = master_secrets(settings)
+    previous = ", ".join(s.id for s in secrets.previous) or "none"
+    console.print(f"re-encrypting under master secret {secrets.current.id} (previous: {previous})")
+    try:
+        with _RotationProgress() as shown:
+            result = reencrypt_under_current_secret(
+                settings,
+                on_keys=lambda total: shown.begin("hosted keys", total),
+                on_key=lambda _address, _changed: shown.advance("hosted keys", 1),
+                on_documents=lambda total: shown.begin("documents", total),
+                on_document_batch=lambda count: shown.advance("documents", count),
+                batch=batch,
+            )
+    except (AdminError, DatabaseUnavailable, OperatorKeyMissing, DocumentIntegrityError, KeystoreError) as exc:
+        _fail(f"{exc}; nothing is lost: fix it and run `scf secrets rotate` again, it resumes")
+    console.print(
+        f"re-encrypted {result.keys_rewritten} of {result.keys} hosted keys and {result.documents_rewritten} "
+        f"documents under master secret {result.secret_id}"
+    )
+    if result.keys_left or result.documents_left:
+        _fail(
+            f"{len(result.keys_left)} keys and {result.documents_left} documents are still under another secret "
+            "(written meanwhile by a service that does not use the new master secret?); run it again"
+        )
+    console.print(
+        "nothing is left under a previous master secret: remove SCF_PREVIOUS_MASTER_SECRETS and restart the "
+        f"service (sign-in tokens of the old secret expire {settings.token_ttl_seconds} s after the restart that "
+        "brought the new one in any case)"
+    )
+
+
+class _RotationProgress:
+    """Progress of ``scf secrets rotate``: bars on a terminal; otherwise a line per tenth of each part."""
+
+    def __init__(self) -> None:
+        self._bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._done: dict[str, int] = {}
+        self._total: dict[str, int] = {}
+
+    def __enter__(self) -> _RotationProgress:
+        self._bars.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._bars.stop()
+
+    def begin(self, part: str, total: int) -> None:
+        self._tasks[part] = self._bars.add_task(part, total=total)
+        self._done[part], self._total[part] = 0, total
+        if not console.is_terminal:
+            console.print(f"  {part}: {total} to go through")
+
+    def advance(self, part: str, count: int) -> None:
+        self._bars.advance(self._tasks[part], count)
+        before, self._done[part] = self._done[part], self._done[part] + count
+        step = max(1, self._total[part] // 10)
+        if not console.is_terminal and (self._done[part] // step > before // step or self._done[part] == count):
+            console.print(f"  {part}: {self._done[part]} of {self._total[part]}")
+
+
+@api_key_app.command("reissue")
+def api_key_reissue() -> None:
+    """Issue a new API key for the operator (the account of SCF_OPERATOR_KEY) and revoke every earlier one, in
+    the service's database; for a lost or leaked key. The running service honours it at once."""
+    from api.admin import AdminError, reissue_operator_key
+    from ledger.db import DatabaseUnavailable
+    from ledger.deployment import OperatorKeyMissing
+
+    settings = _settings()
+    try:
+        reissued = reissue_operator_key(settings)
+    except (AdminError, DatabaseUnavailable, OperatorKeyMissing) as exc:
+        _fail(str(exc))
+    console.print(f"revoked {reissued.revoked} earlier API key(s) of the operator {reissued.operator}")
+    console.print("the operator's new API key (shown once, stored only as a hash):")
+    console.print(f"  {reissued.api_key}")
 
 
 if __name__ == "__main__":  # after every command: `python -m ledger.cli serve` reaches them all

@@ -6,6 +6,7 @@ records) and the engine factory. SQLite by default, PostgreSQL by URL; the schem
 from __future__ import annotations
 
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -15,6 +16,26 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached, opened or migrated; the message is one line naming ``SCF_DATABASE_URL``."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        self.url = redact_database_url(url)
+        reason = (str(getattr(cause, "orig", None) or cause) or type(cause).__name__).strip().splitlines()
+        super().__init__(
+            f"the database {self.url} cannot be used: {reason[0] if reason else type(cause).__name__}; "
+            "check SCF_DATABASE_URL (and SCF_DATA_DIR for the default SQLite file)"
+        )
+
+
+def redact_database_url(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(an unreadable URL)"
 
 
 class Base(DeclarativeBase):

@@ -49,9 +49,10 @@ from web3.exceptions import TimeExhausted, Web3Exception
 from web3.types import Nonce, TxParams, TxReceipt
 from web3.utils.address import get_create_address
 
-from ledger.chain import DEV_ACCOUNTS, LOCAL_CHAIN_ID, dev_key
+from ledger.chain import dev_key
 from ledger.compiler import Artifact
 from ledger.errors import ErrorDecoder
+from ledger.secrets import operator_key_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -189,27 +190,18 @@ def operator_account(operator_key: SecretStr | None, chain_id: int) -> LocalAcco
     """The operator, who deploys the contracts and onboards participants, from ``SCF_OPERATOR_KEY``.
 
     Unset on the local chain (31337), it is anvil's first dev account (a public key), and a log line says
-    so. On any other chain the key is required, and anvil's public dev keys are refused.
+    so. On any other chain the key is required, and anvil's public dev keys and keys that are not random are
+    refused (:func:`ledger.secrets.operator_key_refusal`).
     """
-    if operator_key is not None and not operator_key.get_secret_value().strip():
-        operator_key = None  # SCF_OPERATOR_KEY= (empty) means unset
-    if operator_key is None:
-        if chain_id != LOCAL_CHAIN_ID:
-            raise OperatorKeyMissing(
-                f"SCF_OPERATOR_KEY is required on chain {chain_id}; "
-                f"anvil's public dev keys are used only on the local chain {LOCAL_CHAIN_ID}"
-            )
+    value = None if operator_key is None else operator_key.get_secret_value().strip()
+    refusal = operator_key_refusal(value, chain_id)
+    if refusal is not None:
+        raise OperatorKeyMissing(f"SCF_OPERATOR_KEY {refusal}")
+    if not value:  # unset or empty (SCF_OPERATOR_KEY=) on the local chain
         account: LocalAccount = Account.from_key(dev_key(0))
         logger.info("SCF_OPERATOR_KEY is unset: the operator is anvil's first dev account %s", account.address)
         return account
-    try:
-        account = Account.from_key(operator_key.get_secret_value().strip())
-    except (ValueError, TypeError) as exc:
-        raise OperatorKeyMissing("SCF_OPERATOR_KEY is not a valid private key (64 hex digits)") from exc
-    if chain_id != LOCAL_CHAIN_ID and account.key in {dev_key(i) for i in range(DEV_ACCOUNTS)}:
-        raise OperatorKeyMissing(
-            f"SCF_OPERATOR_KEY is one of anvil's public dev keys; refusing to use it on chain {chain_id}"
-        )
+    account = Account.from_key(value)
     return account
 
 

@@ -2,9 +2,14 @@
 
 Each key is one Ethereum keystore v3 file (scrypt + AES-128-CTR + a keccak MAC, the format geth and every
 wallet read) at ``<directory>/<address>.json``, readable by its owner only (0600). The file's password is
-never stored: it is derived from the service's master secret and the account's address with
-HKDF-SHA256 (``info = b"scf-ledger keystore " + checksum address``), so every file has its own password and a
-copied file is useless without the master secret. No private key is ever written in plaintext.
+never stored: it is derived from the service's master secret and the account's address
+(:meth:`ledger.secrets.MasterSecret.keystore_password`), so every file has its own password and a copied file
+is useless without the master secret. No private key is ever written in plaintext.
+
+A file records the id of the master secret that encrypted it (``x-scf-master-secret``, beside the standard
+fields, which wallets ignore), so that after the master secret changed it is read with the previous one it
+names; a file written before the field existed is tried with each secret in turn. :meth:`Keystore.reencrypt`
+writes a file again under the current secret (``scf secrets rotate`` does it for every file).
 
 Decrypting costs one scrypt run (n = 2**14 here by default, about 50 ms; the keystore standard's 2**18 takes
 about a second), so a decrypted account is kept in memory after its first use.
@@ -18,17 +23,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
-from pydantic import SecretStr
+
+from ledger.secrets import MasterSecret, MasterSecrets, SecretValue
 
 DEFAULT_SCRYPT_N = 2**14
 """scrypt cost of new key files: 16 times cheaper than the keystore standard's 2**18 (about 1 s per decrypt)."""
 
-_HKDF_INFO_PREFIX = b"scf-ledger keystore "
+SECRET_ID_FIELD = "x-scf-master-secret"
+"""The key file's field naming the master secret (its id) that encrypted it."""
 
 
 class KeystoreError(Exception):
@@ -51,37 +56,17 @@ class KeyDecryptionError(KeystoreError):
     (MAC mismatch) or the master secret is not the one that wrote it."""
 
 
-def derive_password(master_secret: bytes, address: str) -> str:
-    """The keystore password of ``address``: HKDF-SHA256 of the master secret, hex-encoded."""
-    hkdf = HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=None,
-        info=_HKDF_INFO_PREFIX + to_checksum_address(address).encode("ascii"),
-    )
-    return hkdf.derive(master_secret).hex()
-
-
-def _secret_bytes(master_secret: SecretStr | str | bytes) -> bytes:
-    if isinstance(master_secret, SecretStr):
-        master_secret = master_secret.get_secret_value()
-    if isinstance(master_secret, str):
-        master_secret = master_secret.encode("utf-8")
-    if not master_secret:
-        raise ValueError("the master secret must not be empty")
-    return master_secret
-
-
 class Keystore:
     """Encrypted signing keys of the participants the service signs for.
 
-    ``directory`` is created (0700) when missing; usually ``Settings.data_dir / "keystore"``. Thread-safe.
+    ``directory`` is created (0700) when missing; usually ``Settings.data_dir / "keystore"``. New files are
+    encrypted with the current master secret; a file is read with the secret it names. Thread-safe.
     """
 
     def __init__(
         self,
         directory: Path | str,
-        master_secret: SecretStr | str | bytes,
+        master_secrets: MasterSecrets | SecretValue,
         *,
         scrypt_n: int = DEFAULT_SCRYPT_N,
     ) -> None:
@@ -89,7 +74,7 @@ class Keystore:
             raise ValueError("scrypt_n must be a power of two")
         self.directory = Path(directory)
         self.scrypt_n = scrypt_n
-        self._secret = _secret_bytes(master_secret)
+        self.secrets = MasterSecrets.of(master_secrets)
         self._accounts: dict[str, LocalAccount] = {}
         self._lock = threading.Lock()
 
@@ -116,11 +101,31 @@ class Keystore:
         self._store(account)
         return address
 
+    def reencrypt(self, address: str) -> bool:
+        """Write the key file of ``address`` again under the current master secret, unless it already is;
+        return whether it was rewritten. The file is replaced atomically, so a reader sees the old file or
+        the new one, never a mix."""
+        address = to_checksum_address(address)
+        keyfile = self._read(address)
+        if keyfile.get(SECRET_ID_FIELD) == self.secrets.current.id:
+            return False
+        account = self._decrypt(address, keyfile)
+        self._store(account)
+        return True
+
+    def secret_id_of(self, address: str) -> str | None:
+        """The id of the master secret the key file of ``address`` says it is encrypted with (None: it
+        predates the field)."""
+        value = self._read(to_checksum_address(address)).get(SECRET_ID_FIELD)
+        return value if isinstance(value, str) else None
+
     def _store(self, account: LocalAccount) -> None:
         address = str(account.address)
+        secret = self.secrets.current
         keyfile = Account.encrypt(
-            account.key, derive_password(self._secret, address), kdf="scrypt", iterations=self.scrypt_n
+            account.key, secret.keystore_password(address), kdf="scrypt", iterations=self.scrypt_n
         )
+        keyfile[SECRET_ID_FIELD] = secret.id
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._path(address)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -148,6 +153,12 @@ class Keystore:
             cached = self._accounts.get(address)
         if cached is not None:
             return cached
+        account = self._decrypt(address, self._read(address))
+        with self._lock:
+            self._accounts[address] = account
+        return account
+
+    def _read(self, address: str) -> dict[str, Any]:
         path = self._path(address)
         try:
             keyfile: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -155,18 +166,35 @@ class Keystore:
             raise UnknownAccount(address) from None
         except (OSError, ValueError) as exc:
             raise KeystoreError(f"unreadable key file {path.name}: {exc}") from exc
-        try:
-            private_key = Account.decrypt(keyfile, derive_password(self._secret, address))
-        except ValueError as exc:  # eth_account: "MAC mismatch"
-            raise KeyDecryptionError(f"key file of {address} does not decrypt: {exc}") from exc
-        except (KeyError, TypeError) as exc:
-            raise KeystoreError(f"malformed key file {path.name}: {exc!r}") from exc
-        account: LocalAccount = Account.from_key(private_key)
-        if account.address != address:
-            raise KeyDecryptionError(f"key file {path.name} holds the key of {account.address}")
-        with self._lock:
-            self._accounts[address] = account
-        return account
+        if not isinstance(keyfile, dict):
+            raise KeystoreError(f"malformed key file {path.name}")
+        return keyfile
+
+    def _decrypt(self, address: str, keyfile: dict[str, Any]) -> LocalAccount:
+        """The account in ``keyfile``, decrypted with the master secret it names (or, when it names none, the
+        first that opens it)."""
+        named = keyfile.get(SECRET_ID_FIELD)
+        secret = self.secrets.get(named) if isinstance(named, str) else None
+        if named is not None and secret is None:
+            raise KeyDecryptionError(
+                f"key file of {address} is encrypted with master secret {named}, which is neither "
+                "SCF_MASTER_SECRET nor one of SCF_PREVIOUS_MASTER_SECRETS"
+            )
+        candidates: tuple[MasterSecret, ...] = (secret,) if secret is not None else self.secrets.all
+        failure: Exception | None = None
+        for candidate in candidates:
+            try:
+                private_key = Account.decrypt(keyfile, candidate.keystore_password(address))
+            except ValueError as exc:  # eth_account: "MAC mismatch"
+                failure = exc
+                continue
+            except (KeyError, TypeError) as exc:
+                raise KeystoreError(f"malformed key file of {address}: {exc!r}") from exc
+            account: LocalAccount = Account.from_key(private_key)
+            if account.address != address:
+                raise KeyDecryptionError(f"key file of {address} holds the key of {account.address}")
+            return account
+        raise KeyDecryptionError(f"key file of {address} does not decrypt: {failure}") from failure
 
     def addresses(self) -> list[str]:
         """Checksum addresses of every stored key, sorted."""

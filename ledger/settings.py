@@ -2,17 +2,62 @@
 
 Every setting has a default that runs the local stack (anvil on 127.0.0.1:8545, a SQLite file under
 ``data/``); production overrides them by environment. ``.env.example`` lists them all.
+
+Each secret setting can instead be read from a file, as container secrets are mounted: ``SCF_MASTER_SECRET_FILE``,
+``SCF_PREVIOUS_MASTER_SECRETS_FILE``, ``SCF_KEY_SALT_FILE``, ``SCF_OPERATOR_KEY_FILE`` name a file that only its
+owner may read or write (mode 0600 or 0400; anything more open is refused), holding the value (surrounding
+white space, such as a final new line, is not part of it). A setting and its ``_FILE`` together are refused.
+What the secrets must be outside the local chain is :mod:`ledger.secrets`' concern.
 """
 
 from __future__ import annotations
 
+import stat
 from functools import lru_cache
 from pathlib import Path
+from typing import Final
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+DEV_MASTER_SECRET: Final = "change-me-local-development-only"
+"""The master secret's default: public, accepted on the local chain only."""
+DEV_KEY_SALT: Final = "local-development-invoice-key-salt"
+"""The invoice and lot key salt's default: public, accepted on the local chain only."""
+
+SECRET_FILE_SETTINGS: Final = {
+    "master_secret": "master_secret_file",
+    "previous_master_secrets": "previous_master_secrets_file",
+    "key_salt": "key_salt_file",
+    "operator_key": "operator_key_file",
+}
+"""Each secret setting and the setting that names a file to read it from instead."""
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of a setting: ``master_secret`` -> ``SCF_MASTER_SECRET``."""
+    return f"SCF_{field_name.upper()}"
+
+
+def read_secret_file(path: Path, setting: str) -> str:
+    """The secret in ``path`` (stripped), refusing a file that other users may read or write."""
+    try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"{setting}: {path} is not a file")
+        if mode & 0o077:
+            raise ValueError(
+                f"{setting}: {path} can be read or written by other users (mode {stat.S_IMODE(mode):04o}); "
+                "make it readable by the service's user only (chmod 600, or mount the secret with mode 0400)"
+            )
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{setting}: cannot read {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise ValueError(f"{setting}: {path} is empty")
+    return value
 
 
 class Settings(BaseSettings):
@@ -40,8 +85,14 @@ class Settings(BaseSettings):
 
     # -- secrets -------------------------------------------------------------------------------------
     master_secret: SecretStr = Field(
-        SecretStr("change-me-local-development-only"),
-        description="derives the keys that encrypt participants' signing keys and documents",
+        SecretStr(DEV_MASTER_SECRET),
+        description="derives the keys that encrypt participants' signing keys and documents and sign sign-in "
+        "tokens; the default is public and refused outside the local chain",
+    )
+    previous_master_secrets: SecretStr | None = Field(
+        None,
+        description="earlier master secrets, separated by commas: only read with (documents and keys they "
+        "encrypted, sign-in tokens for one token lifetime) until `scf secrets rotate` re-encrypted everything",
     )
     operator_key: SecretStr | None = Field(
         None,
@@ -49,9 +100,16 @@ class Settings(BaseSettings):
         "unset on a local chain (31337) means anvil's first dev account, elsewhere it is required",
     )
     key_salt: SecretStr = Field(
-        SecretStr("local-development-invoice-key-salt"),
-        description="platform salt of the invoice and lot keys put on chain (never change it after launch)",
+        SecretStr(DEV_KEY_SALT),
+        description="platform salt of the invoice and lot keys put on chain (never change it after launch); "
+        "the default is public and refused outside the local chain",
     )
+    master_secret_file: Path | None = Field(None, description="read SCF_MASTER_SECRET from this file (mode 0600)")
+    previous_master_secrets_file: Path | None = Field(
+        None, description="read SCF_PREVIOUS_MASTER_SECRETS from this file, one per line (mode 0600)"
+    )
+    key_salt_file: Path | None = Field(None, description="read SCF_KEY_SALT from this file (mode 0600)")
+    operator_key_file: Path | None = Field(None, description="read SCF_OPERATOR_KEY from this file (mode 0600)")
 
     # -- service -------------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="address the REST service listens on")
@@ -74,6 +132,36 @@ class Settings(BaseSettings):
     audit_anchor_seconds: float = Field(
         60.0, ge=0, description="anchor the audit log's head when it grew and this many seconds passed (0: never)"
     )
+
+    # -- behind a reverse proxy ---------------------------------------------------------------------------
+    trusted_proxies: str = Field(
+        "",
+        description="addresses or networks (CIDR) of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed, separated by commas; none by default",
+    )
+    max_request_bytes: int = Field(1024 * 1024, gt=0, description="largest request body but a document upload")
+    max_document_bytes: int = Field(20 * 1024 * 1024, gt=0, description="largest document accepted")
+    sign_in_requests_per_minute: int = Field(
+        20, gt=0, description="sign-in challenges and token requests per client and minute (a burst as large)"
+    )
+
+    _secret_sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        for name, file_setting in SECRET_FILE_SETTINGS.items():
+            path: Path | None = getattr(self, file_setting)
+            if path is None:
+                continue
+            if name in self.model_fields_set:
+                raise ValueError(f"set {env_name(name)} or {env_name(file_setting)}, not both")
+            setattr(self, name, SecretStr(read_secret_file(path, env_name(file_setting))))
+            self._secret_sources[name] = env_name(file_setting)
+        return self
+
+    def secret_source(self, name: str) -> str:
+        """Where the secret setting ``name`` came from, for messages: ``SCF_<NAME>`` or ``SCF_<NAME>_FILE``."""
+        return self._secret_sources.get(name, env_name(name))
 
     @property
     def resolved_database_url(self) -> str:

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from api.documents import DocumentIntegrityError, decrypt, document_key, rotate_document_keys
-from api.store import DocumentRecord, ParticipantRecord
+from api.store import ParticipantRecord
 from ledger.db import Base
+from ledger.documents import DocumentIntegrityError, DocumentRecord, decrypt, rotate_document_keys
 from tests.api.conftest import Api, Participant
 
 MARKER = b"QX-PLAINTEXT-MARKER-91c4"
@@ -117,8 +117,8 @@ def test_rotation_re_encrypts_every_document_and_the_old_key_decrypts_none(api: 
 
     assert rotate_document_keys(service.sessions, secret, new, batch=2) == len(everything)
     assert rotate_document_keys(service.sessions, secret, new) == 0
-    old_keys = {v: document_key(secret, v) for v in set(everything.values())}
-    new_key = document_key(secret, new)
+    old_keys = {v: service.secrets.current.document_key(v) for v in set(everything.values())}
+    new_key = service.secrets.current.document_key(new)
     for sha256, version in everything.items():
         record = stored(api, sha256)
         assert record.key_version == new

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils import keccak
 from pydantic import SecretStr
 from typer.testing import CliRunner
 from web3 import HTTPProvider, Web3
@@ -272,8 +273,8 @@ def test_operator_defaults_to_the_first_dev_account_only_on_the_local_chain() ->
 
 
 def test_operator_key_is_used_and_dev_keys_are_refused_off_the_local_chain() -> None:
-    own_key = "0x" + "42" * 32
-    assert operator_account(SecretStr(own_key), 1337).key.hex().endswith("42" * 32)
+    own_key = "0x" + keccak(text="an operator's own key").hex()
+    assert operator_account(SecretStr(own_key), 1337).key.hex().endswith(own_key[2:])
     with pytest.raises(OperatorKeyMissing, match="public dev keys"):
         operator_account(SecretStr("0x" + dev_key(3).hex()), 1337)
     with pytest.raises(OperatorKeyMissing, match="not a valid private key"):

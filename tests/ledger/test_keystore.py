@@ -1,5 +1,6 @@
 """The encrypted keystore: keys survive a round trip, never touch the disk in plaintext, and refuse to decrypt
-when the file was altered or the master secret is another one."""
+when the file was altered or the master secret is another one; after a change of master secret a file is read
+with the previous secret it names until it is re-encrypted under the new one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from ledger.keystore import KeyDecryptionError, Keystore, UnknownAccount, derive_password
+from ledger.keystore import SECRET_ID_FIELD, KeyDecryptionError, Keystore, UnknownAccount
+from ledger.secrets import MasterSecret, MasterSecrets
 
 SECRET = "test master secret"
 FAST_N = 2**10  # scrypt cost for tests; production default is 2**14
@@ -49,7 +51,7 @@ def test_key_files_are_owner_only_and_hold_no_plaintext_key(keystore: Keystore) 
     content = path.read_bytes()
     for needle in (key, key.hex().encode(), key.hex().upper().encode()):
         assert needle not in content
-    password = derive_password(SECRET.encode(), address).encode()
+    password = MasterSecret.of(SECRET).keystore_password(address).encode()
     assert password not in content
     assert SECRET.encode() not in content
     keyfile = json.loads(content)
@@ -86,9 +88,9 @@ def test_wrong_master_secret_is_refused(keystore: Keystore) -> None:
 
 def test_each_account_has_its_own_password() -> None:
     one, two = Account.create().address, Account.create().address
-    assert derive_password(b"s", one) != derive_password(b"s", two)
-    assert derive_password(b"s", one) == derive_password(b"s", one.lower())
-    assert derive_password(b"s", one) != derive_password(b"t", one)
+    assert MasterSecret.of("s").keystore_password(one) != MasterSecret.of("s").keystore_password(two)
+    assert MasterSecret.of("s").keystore_password(one) == MasterSecret.of("s").keystore_password(one.lower())
+    assert MasterSecret.of("s").keystore_password(one) != MasterSecret.of("t").keystore_password(one)
 
 
 def test_unknown_address_raises_unknown_account(keystore: Keystore) -> None:
@@ -104,3 +106,47 @@ def test_empty_master_secret_and_bad_scrypt_cost_are_rejected(tmp_path: Path) ->
         Keystore(tmp_path, "")
     with pytest.raises(ValueError):
         Keystore(tmp_path, SECRET, scrypt_n=1000)
+
+
+NEW_SECRET = "the next master secret"
+
+
+def test_a_key_file_names_its_master_secret_and_is_read_with_the_previous_one_after_a_change(
+    keystore: Keystore,
+) -> None:
+    address = keystore.create()
+    key = keystore.account(address).key
+    path = keystore.directory / f"{address}.json"
+    assert json.loads(path.read_text())[SECRET_ID_FIELD] == MasterSecret.of(SECRET).id
+    rotated = Keystore(keystore.directory, MasterSecrets.of(NEW_SECRET, [SECRET]), scrypt_n=FAST_N)
+    assert rotated.account(address).key == key
+    with pytest.raises(KeyDecryptionError, match="neither SCF_MASTER_SECRET nor"):
+        Keystore(keystore.directory, NEW_SECRET, scrypt_n=FAST_N).account(address)
+
+
+def test_reencryption_puts_a_key_file_under_the_new_master_secret_only(keystore: Keystore) -> None:
+    address = keystore.create()
+    key = keystore.account(address).key
+    rotated = Keystore(keystore.directory, MasterSecrets.of(NEW_SECRET, [SECRET]), scrypt_n=FAST_N)
+    assert rotated.reencrypt(address) is True
+    assert rotated.reencrypt(address) is False  # already under the new secret: not written again
+    assert rotated.secret_id_of(address) == MasterSecret.of(NEW_SECRET).id
+    assert Keystore(keystore.directory, NEW_SECRET, scrypt_n=FAST_N).account(address).key == key
+    keyfile = json.loads((keystore.directory / f"{address}.json").read_text())
+    with pytest.raises(ValueError, match="MAC mismatch"):  # the old secret's password opens it no more
+        Account.decrypt(keyfile, MasterSecret.of(SECRET).keystore_password(address))
+    assert list(keystore.directory.glob(".*")) == []
+
+
+def test_a_key_file_from_before_secret_ids_is_read_by_trying_each_secret(keystore: Keystore) -> None:
+    address = keystore.create()
+    key = keystore.account(address).key
+    path = keystore.directory / f"{address}.json"
+    keyfile = json.loads(path.read_text())
+    del keyfile[SECRET_ID_FIELD]
+    path.write_text(json.dumps(keyfile))
+    rotated = Keystore(keystore.directory, MasterSecrets.of(NEW_SECRET, [SECRET]), scrypt_n=FAST_N)
+    assert rotated.secret_id_of(address) is None
+    assert rotated.account(address).key == key
+    assert rotated.reencrypt(address) is True
+    assert rotated.secret_id_of(address) == MasterSecret.of(NEW_SECRET).id

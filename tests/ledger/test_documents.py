@@ -1,6 +1,7 @@
 """Documents at rest (no chain needed): AES-GCM under a key derived from the master secret, bound to the
-document's SHA-256; altered ciphertext or tag refused; key rotation re-encrypts and retires the old key; no
-plaintext in the database file."""
+document's SHA-256; altered ciphertext or tag refused; key rotation re-encrypts and retires the old key; a
+change of master secret: documents read with the previous secret they name, re-encrypted under the new one
+until none is left under the old; no plaintext in the database file."""
 
 from __future__ import annotations
 
@@ -11,18 +12,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.documents import (
+from ledger.db import make_engine, make_sessionmaker
+from ledger.documents import (
     DocumentIntegrityError,
+    DocumentRecord,
     current_key_version,
     decrypt,
-    document_key,
+    documents_not_under,
     load_document,
     rotate_document_keys,
     store_document,
 )
-from api.store import DocumentRecord
-from ledger.db import make_engine, make_sessionmaker
 from ledger.migrations import upgrade
+from ledger.secrets import MasterSecret, MasterSecrets
 
 SECRET = "documents test master secret"
 UPLOADER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -98,7 +100,7 @@ def test_ciphertext_is_bound_to_its_name(database: tuple[sessionmaker[Session], 
     sessions, _ = database
     stored = store_document(sessions, SECRET, UPLOADER, CONTENT)
     record = _record(sessions, stored.sha256)
-    key = document_key(SECRET, 1)
+    key = MasterSecret.of(SECRET).document_key(1)
     assert decrypt(key, stored.sha256, record.nonce, record.ciphertext) == CONTENT
     with pytest.raises(DocumentIntegrityError):  # the same bytes presented as another document
         decrypt(key, "ab" * 32, record.nonce, record.ciphertext)
@@ -111,12 +113,12 @@ def test_rotation_re_encrypts_and_the_old_key_no_longer_decrypts(
     contents = [CONTENT, b"warehouse certificate lot 7", b"supply contract"]
     names = [store_document(sessions, SECRET, UPLOADER, c).sha256 for c in contents]
     before = {name: _record(sessions, name) for name in names}
-    old_key = document_key(SECRET, 1)
+    old_key = MasterSecret.of(SECRET).document_key(1)
 
     assert rotate_document_keys(sessions, SECRET, 2, batch=2) == 3
     assert rotate_document_keys(sessions, SECRET, 2) == 0  # nothing left under another version
 
-    new_key = document_key(SECRET, 2)
+    new_key = MasterSecret.of(SECRET).document_key(2)
     assert new_key != old_key
     for name, content in zip(names, contents, strict=True):
         after = _record(sessions, name)
@@ -145,3 +147,63 @@ def test_no_plaintext_reaches_the_database_file(database: tuple[sessionmaker[Ses
         data = file.read_bytes()
         assert marker not in data, file
         assert CONTENT[:64] not in data, file
+
+
+NEW_SECRET = "documents test master secret, the next one"
+
+
+def test_after_a_change_of_master_secret_documents_are_read_with_the_previous_one_they_name(
+    database: tuple[sessionmaker[Session], Path],
+) -> None:
+    sessions, _ = database
+    old = MasterSecret.of(SECRET)
+    stored = store_document(sessions, SECRET, UPLOADER, CONTENT)
+    assert _record(sessions, stored.sha256).secret_id == old.id
+    rotated = MasterSecrets.of(NEW_SECRET, [SECRET])
+    loaded = load_document(sessions, rotated, stored.sha256)
+    assert loaded is not None and loaded[1] == CONTENT
+    newer = store_document(sessions, rotated, UPLOADER, b"uploaded after the change")
+    assert _record(sessions, newer.sha256).secret_id == rotated.current.id != old.id
+    with pytest.raises(DocumentIntegrityError, match=f"master secret {old.id}, which is neither"):
+        load_document(sessions, NEW_SECRET, stored.sha256)  # the old secret no longer configured
+
+
+def test_reencryption_under_the_new_master_secret_leaves_nothing_under_the_old_one(
+    database: tuple[sessionmaker[Session], Path],
+) -> None:
+    sessions, _ = database
+    contents = [CONTENT, b"warehouse certificate lot 8", b"supply contract 2", b"pledge agreement"]
+    names = [store_document(sessions, SECRET, UPLOADER, c).sha256 for c in contents]
+    rotated = MasterSecrets.of(NEW_SECRET, [SECRET])
+    assert documents_not_under(sessions, rotated) == len(names)
+    batches: list[int] = []
+
+    assert rotate_document_keys(sessions, rotated, batch=3, progress=batches.append) == len(names)
+    assert batches == [3, 1]
+    assert documents_not_under(sessions, rotated) == 0
+    assert rotate_document_keys(sessions, rotated) == 0
+    old_key = MasterSecret.of(SECRET).document_key(1)
+    for name, content in zip(names, contents, strict=True):
+        record = _record(sessions, name)
+        assert (record.secret_id, record.key_version) == (rotated.current.id, 1)
+        with pytest.raises(DocumentIntegrityError):
+            decrypt(old_key, name, record.nonce, record.ciphertext)
+        loaded = load_document(sessions, NEW_SECRET, name)  # the new secret alone reads everything
+        assert loaded is not None and loaded[1] == content
+
+
+def test_a_document_from_before_secret_ids_is_read_by_trying_each_secret_and_stamped_by_the_rotation(
+    database: tuple[sessionmaker[Session], Path],
+) -> None:
+    sessions, _ = database
+    stored = store_document(sessions, SECRET, UPLOADER, CONTENT)
+    with sessions() as session, session.begin():
+        record = session.get(DocumentRecord, stored.sha256)
+        assert record is not None
+        record.secret_id = None  # as written before the column existed
+    rotated = MasterSecrets.of(NEW_SECRET, [SECRET])
+    loaded = load_document(sessions, rotated, stored.sha256)
+    assert loaded is not None and loaded[1] == CONTENT
+    assert documents_not_under(sessions, MasterSecrets.of(SECRET)) == 1  # unstamped: not known to be current
+    assert rotate_document_keys(sessions, rotated) == 1
+    assert _record(sessions, stored.sha256).secret_id == rotated.current.id

@@ -1,0 +1,101 @@
+"""The service as a process (``scf serve``): listen, start the ledger, serve; or say in one line why it cannot.
+
+The cheap checks come first, so that a service that cannot serve sends nothing to a chain: the secret settings
+(:func:`ledger.secrets.check_secrets`), then the listening socket (bound here and handed to uvicorn, so a port
+that is taken is found before anything starts), then the ledger (:meth:`api.service.LedgerService.start`:
+database, chain, deployment), and only then uvicorn. Every expected start-up failure has a one-line message
+naming the setting to change (:func:`failure_message`); ``scf serve`` prints it and exits with code 1, and
+``scf --debug serve`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from urllib.parse import urlsplit
+
+from ledger.chain import AnvilError, ChainIdMismatch, ChainUnreachable
+from ledger.compiler import CompilationError
+from ledger.db import DatabaseUnavailable
+from ledger.deployment import DeploymentError, OperatorKeyMissing
+from ledger.secrets import SecretRefused
+from ledger.settings import Settings
+
+
+class StartupFailure(Exception):
+    """The service cannot start; the message is one line naming the setting to change."""
+
+
+def failure_message(exc: BaseException, settings: Settings) -> str | None:
+    """The one line that explains ``exc`` as a start-up failure, or None when it is not an expected one."""
+    if isinstance(exc, (StartupFailure, SecretRefused, OperatorKeyMissing, ChainIdMismatch, DatabaseUnavailable)):
+        return _first_line(str(exc))
+    if isinstance(exc, ChainUnreachable):
+        local = urlsplit(settings.rpc_url).hostname in ("127.0.0.1", "localhost", "::1")
+        hint = " or start the local chain (`scf chain start`, or `scf serve` without --no-chain)" if local else ""
+        return f"{_first_line(str(exc))}; check SCF_RPC_URL{hint}"
+    if isinstance(exc, AnvilError):
+        return f"{_first_line(str(exc))} (the local chain: SCF_ANVIL_PORT, SCF_DATA_DIR)"
+    if isinstance(exc, DeploymentError):
+        return f"{_first_line(str(exc))} (the operator, SCF_OPERATOR_KEY, deploys and pays for gas)"
+    if isinstance(exc, CompilationError):
+        return f"the contracts do not compile: {_first_line(str(exc))} (`make setup` compiles them)"
+    return None
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return "(no message)"
+    return lines[0] + (" (more with --debug)" if len(lines) > 1 else "")
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not yet listening: uvicorn listens on it), or a
+    :class:`StartupFailure` naming ``SCF_API_PORT`` / ``SCF_API_HOST``."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise StartupFailure(f"SCF_API_HOST {host!r} is not an address of this machine: {exc.strerror}") from exc
+    sock = socket.socket(family, kind, protocol)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not past a listener: only TIME_WAIT leftovers
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupFailure(
+                f"port {port} on {host} is taken by another program; set SCF_API_PORT to a free port"
+            ) from exc
+        if exc.errno == errno.EACCES:
+            raise StartupFailure(
+                f"port {port} on {host} needs privileges this user lacks; set SCF_API_PORT above 1023"
+            ) from exc
+        raise StartupFailure(f"cannot listen on {host}:{port}: {exc.strerror}; check SCF_API_HOST") from exc
+    return sock
+
+
+def run(settings: Settings, sock: socket.socket, *, announce: bool = True) -> None:
+    """Start the ledger, then serve the API on ``sock`` until interrupted (the ledger stops with it)."""
+    asyncio.run(_serve(settings, sock, announce))
+
+
+async def _serve(settings: Settings, sock: socket.socket, announce: bool) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from api.service import LedgerService
+
+    service = await LedgerService.start(settings)
+    app = create_app(service=service)
+    # The API logs one line per request itself (with request id, operation id and transaction hash), so
+    # uvicorn's own access log would only repeat it. X-Forwarded-* are read by api.edge, from the proxies
+    # named in SCF_TRUSTED_PROXIES only, so uvicorn's own reading of them (from 127.0.0.1 by default) is off.
+    config = uvicorn.Config(app, log_level="info", access_log=False, proxy_headers=False, lifespan="on")
+    server = uvicorn.Server(config)
+    if announce:
+        print(f"serving the API on http://{settings.api_host}:{settings.api_port} (docs at /docs)", flush=True)
+    await server.serve(sockets=[sock])
