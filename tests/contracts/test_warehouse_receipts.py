@@ -1022,6 +1022,8 @@ def test_stranger_without_approval_cannot_transfer(ledger: Sandbox) -> None:
 #: word, the ERC-721 receiver's magic value ``onERC721Received.selector`` (the accepting one) or 0xdeadbeef.
 ACCEPTING_RECEIVER = "6010600c60003960106000f363150b7a0260e01b60005260206000f3"
 WRONG_MAGIC_RECEIVER = "6010600c60003960106000f363deadbeef60e01b60005260206000f3"
+#: A contract without onERC721Received: every call to it reverts with no data.
+NO_RECEIVER = "6005600c60003960056000f360006000fd"
 
 
 def receiver_participant(sb: Sandbox, init_code: str, name: str) -> str:
@@ -1127,8 +1129,10 @@ def test_safe_transfer_to_a_contract_needs_its_acceptance(ledger: Sandbox) -> No
     receipt_id = issue_receipt(ledger)
     accepting = receiver_participant(ledger, ACCEPTING_RECEIVER, "accepting receiver")
     wrong_magic = receiver_participant(ledger, WRONG_MAGIC_RECEIVER, "wrong-magic receiver")
-    # The deposit token is a registered participant (the system role) without onERC721Received.
-    for to in (wrong_magic, "token"):
+    # A registered contract participant without onERC721Received. (The ledger's own contracts are refused as
+    # recipients before the receiver is asked: tests/contracts/test_standards.py.)
+    no_receiver = receiver_participant(ledger, NO_RECEIVER, "contract without a receiver")
+    for to in (wrong_magic, no_receiver):
         for data in (None, b"memo"):
             assert_reverts(
                 ledger,
