@@ -64,6 +64,7 @@ _CONFLICT = {
     "ReceivablesNotTransferable",
     "ReceivablesCreditLineExceeded",
     "ReceivablesCreditLineBelowUsage",
+    "ReceivablesTooManyValueApprovals",
     "ReceiptLotAlreadyReceipted",
     "ReceiptAlreadyPledged",
     "ReceiptInvalidTransition",
