@@ -12,6 +12,7 @@ import {IReceivables} from "./interfaces/IReceivables.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IDepositToken} from "./interfaces/IDepositToken.sol";
 import {Roles} from "./Roles.sol";
+import {ReceivablesMetadata} from "./ReceivablesMetadata.sol";
 
 /// @title Receivables
 /// @notice Confirmed invoices as ERC-3525 slots whose pieces are split, passed down the supply chain,
@@ -40,6 +41,8 @@ contract Receivables is IReceivables, IERC721Metadata {
 
     IParticipantRegistry public immutable registry;
     IDepositToken public immutable depositToken;
+    /// @notice Renders {tokenURI}: a contract of its own, created with this one (see {ReceivablesMetadata}).
+    ReceivablesMetadata public immutable metadata;
     bytes3 private immutable _currency;
 
     uint64 public maxTenor = 365 days;
@@ -65,6 +68,7 @@ contract Receivables is IReceivables, IERC721Metadata {
         registry = registry_;
         depositToken = depositToken_;
         _currency = depositToken_.currency();
+        metadata = new ReceivablesMetadata();
         // The starting rule parameters are announced like every later change, so an index rebuilt from
         // events alone knows them (invariant 8).
         emit ParametersUpdated(maxTenor, gracePeriod);
@@ -447,10 +451,15 @@ contract Receivables is IReceivables, IERC721Metadata {
     }
 
     /// @inheritdoc IERC721Metadata
-    /// @dev Pieces carry no off-chain metadata: the ledger's index serves them. Returns "".
+    /// @dev A `data:application/json;base64,` URI of the piece's public facts as ERC-721 / ERC-3525 metadata
+    /// JSON, read from the chain at the time of asking (no off-chain server), rendered by {metadata}: see
+    /// {ReceivablesMetadata-pieceURI} for its fields. Reverts with {ReceivablesNonexistentPiece} for a piece that
+    /// does not exist or was burnt.
     function tokenURI(uint256 tokenId) external view returns (string memory) {
-        _existingPiece(tokenId);
-        return "";
+        Piece storage p = _existingPiece(tokenId);
+        uint256 slotId = p.slotId;
+        Invoice storage inv = _invoices[slotId];
+        return metadata.pieceURI(tokenId, slotId, p.value, _currency, inv.dueDate, inv.buyer, p.parentId);
     }
 
     // ---------------------------------------------------------------------------------------------------

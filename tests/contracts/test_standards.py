@@ -1,5 +1,6 @@
 """The token standards read as written (issue 21): ERC-3525 value allowances announced on every change, the
-end of each one included; and no asset delivered to one of the ledger's own contracts, where it would be stuck.
+end of each one included; ERC-721 metadata a wallet can show; and no asset delivered to one of the ledger's
+own contracts, where it would be stuck.
 
 - The deposit token, receivables and warehouse-receipt contracts are active participants (the receivables
   contract holds repayments in escrow), yet no piece or receipt may be sent or issued to one: the registry
@@ -7,26 +8,36 @@ end of each one included; and no asset delivered to one of the ledger's own cont
 - EIP-3525: ``ApprovalValue`` "MUST emit when the approval value of a token is set or changed". A whole piece
   changing hands or burnt ends its value allowances: each operator whose allowance was not zero gets
   ``ApprovalValue(piece, operator, 0)``, so allowances folded from the events equal ``allowance()``.
+- EIP-721 metadata (``0x5b5e139f``, which both contracts claim): ``tokenURI`` is a ``data:`` URI of the
+  token's public facts as metadata JSON.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
 from eth_utils import keccak, to_checksum_address
 
 from ledger.sandbox import Sandbox
-from tests.contracts.support import assert_reverts, confirmed_piece, split
+from tests.contracts.support import DAY, assert_reverts, confirmed_piece, split
 from tests.contracts.warehouse_fixtures import (
+    R_EXPIRY,
+    R_VALUATION,
+    R_VALUED_AT,
+    R_WAREHOUSE,
     issue_fn,
     issue_receipt,
     lot_key,
     owner_of,
+    receipt_of,
 )
 
 MAX_UINT256 = 2**256 - 1
 MAX_VALUE_APPROVALS = 8
+DATA_URI = "data:application/json;base64,"
 LEDGER_CONTRACTS = ("token", "receivables", "receipts")
 
 
@@ -281,3 +292,107 @@ def test_at_most_eight_operators_hold_a_value_allowance_on_a_piece_at_once(ledge
     for operator in operators[:MAX_VALUE_APPROVALS]:
         sb.send(approve_value(sb, piece_id, operator, 1), "chemicals")
     assert_reverts(sb, ninth, "chemicals", "ReceivablesTooManyValueApprovals")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ERC-721 metadata: a data URI of the token's public facts
+# ---------------------------------------------------------------------------------------------------------
+
+
+def metadata(uri: str) -> dict[str, Any]:
+    """The metadata document of a ``data:application/json;base64,`` URI: strict base64, UTF-8 and JSON (a
+    repeated key fails)."""
+    assert uri.startswith(DATA_URI), uri[:60]
+    document = base64.b64decode(uri[len(DATA_URI) :], validate=True).decode("utf-8")
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        assert len(keys) == len(set(keys)), f"repeated key in {keys}"
+        return dict(pairs)
+
+    parsed = json.loads(document, object_pairs_hook=unique)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def test_a_pieces_token_uri_is_metadata_json_of_its_public_facts(ledger: Sandbox) -> None:
+    sb = ledger
+    r = receivables(sb)
+    slot, first = confirmed_piece(sb, amount=1_234_567, due_in=60 * DAY)
+    child = split(sb, first, "chemicals", 34_567, "seatmaker")
+    due_date = r.functions.invoice(slot).call()[1]
+    for piece_id, value, parent in ((first, 1_200_000, 0), (child, 34_567, first)):
+        document = metadata(r.functions.tokenURI(piece_id).call())
+        assert document == {
+            "name": f"SCF Receivable {piece_id}",
+            "description": "A piece of a confirmed invoice: a claim on its payer, paid at maturity.",
+            "slot": slot,
+            "balance": value,
+            "properties": {
+                "invoiceId": slot,
+                "payer": sb.address("automaker"),
+                "currency": "CNY",
+                "valueDecimals": 2,
+                "dueDate": due_date,
+                "parentId": parent,
+            },
+        }
+        assert document["balance"] == r.functions.balanceOf(piece_id).call()
+    assert r.functions.supportsInterface(bytes.fromhex("5b5e139f")).call()
+
+
+def test_the_token_uri_of_a_burnt_or_unknown_piece_is_refused(ledger: Sandbox) -> None:
+    sb = ledger
+    r = receivables(sb)
+    slot, piece_id = confirmed_piece(sb, amount=1_000)
+    sb.send(r.functions.repay(slot, 1_000), "automaker")
+    sb.send(r.functions.redeem(piece_id), "seatmaker")
+    for unknown in (piece_id, piece_id + 1, 0):
+        assert_reverts(sb, r.functions.tokenURI(unknown), "seatmaker", "ReceivablesNonexistentPiece", pieceId=unknown)
+
+
+def test_a_receipts_token_uri_is_metadata_json_of_its_public_facts(ledger: Sandbox) -> None:
+    sb = ledger
+    w = sb.contracts["receipts"]
+    key = lot_key()
+    receipt_id = issue_receipt(sb, key=key, quantity=2_500, unit=b"kg".ljust(8, b"\0"), valuation=987_654_321)
+    sb.send(w.functions.revalueReceipt(receipt_id, 876_543_210, b"\x01" * 32), "warehouse")
+    facts = receipt_of(sb, receipt_id)
+    assert metadata(w.functions.tokenURI(receipt_id).call()) == {
+        "name": "SCF Warehouse Receipt, 2500 kg",
+        "description": "A warehouse receipt for a lot of goods held by a licensed warehouse.",
+        "properties": {
+            "lotKeyHash": "0x" + key.hex(),
+            "warehouse": facts[R_WAREHOUSE],
+            "quantity": 2_500,
+            "unit": "kg",
+            "valuation": facts[R_VALUATION],
+            "currency": "CNY",
+            "valueDecimals": 2,
+            "valuedAt": facts[R_VALUED_AT],
+            "expiry": facts[R_EXPIRY],
+        },
+    }
+    assert facts[R_VALUATION] == 876_543_210
+    assert w.functions.supportsInterface(bytes.fromhex("5b5e139f")).call()
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        b'"};x\x00\x00\x00\x00',
+        b"a\\b\x00\x00\x00\x00\x00",
+        b"t\x01\x00\x00\x00\x00\x00\x00",
+        b"\xe5\x90\xa8" + b"\0" * 5,
+    ],
+)
+def test_a_unit_that_is_not_plain_text_is_shown_in_hex_and_the_document_stays_valid(
+    ledger: Sandbox, unit: bytes
+) -> None:
+    """The contract accepts any non-zero 8 bytes as a unit (the service only printable ASCII): a quote, a
+    backslash, a control or non-ASCII byte cannot break the JSON; the unit is then shown as its 8 bytes."""
+    sb = ledger
+    receipt_id = issue_receipt(sb, unit=unit)
+    document = metadata(sb.contracts["receipts"].functions.tokenURI(receipt_id).call())
+    assert document["properties"]["unit"] == "0x" + unit.hex()
+    assert document["name"] == f"SCF Warehouse Receipt, 1000 0x{unit.hex()}"
