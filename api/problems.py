@@ -2,7 +2,8 @@
 
 Contract errors keep their Solidity name: ``urn:scf:problem:contract:ReceivablesPieceLocked``, with the
 status chosen by what the error means (someone else's object 403, unknown 404, already done or in the way
-409, a rule of the ledger broken 422) and the error's arguments under ``arguments``. The service's own
+409, a rule of the ledger broken 422: an asset sent to an address that may not receive it, such as one of the
+ledger's own contracts, is the last) and the error's arguments under ``arguments``. The service's own
 errors use ``urn:scf:problem:<slug>``. No input produces a 500: unexpected exceptions are logged with the
 request id and answered with a 500 that says only that (the tests fail on any of them); a chain that does
 not answer is a 503 ``chain-unavailable`` with ``Retry-After``.
@@ -63,6 +64,7 @@ _CONFLICT = {
     "ReceivablesNotTransferable",
     "ReceivablesCreditLineExceeded",
     "ReceivablesCreditLineBelowUsage",
+    "ReceivablesTooManyValueApprovals",
     "ReceiptLotAlreadyReceipted",
     "ReceiptAlreadyPledged",
     "ReceiptInvalidTransition",

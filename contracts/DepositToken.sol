@@ -70,14 +70,17 @@ contract DepositToken is ERC20, IDepositToken {
     }
 
     /// @dev Every movement, mint and burn included, involves only active, unfrozen participants. A spender
-    /// using an allowance must itself be active: an allowance does not outlive its holder's suspension.
+    /// using an allowance must itself be active: an allowance does not outlive its holder's suspension. No
+    /// token is minted or sent to one of the ledger's own contracts ({IParticipantRegistry-requireRecipient}),
+    /// except what such a contract takes into its own escrow itself with `transferFrom` (the receivables
+    /// contract pulling a repayment): {IParticipantRegistry-requireTransferBy}.
     function _update(address from, address to, uint256 value) internal override {
         if (from == address(0)) {
-            registry.requireActive(to);
+            registry.requireRecipient(to);
         } else if (to == address(0)) {
             registry.requireActive(from);
         } else {
-            registry.requireTransfer(from, to);
+            registry.requireTransferBy(from, to, msg.sender);
         }
         super._update(from, to, value);
     }

@@ -9,6 +9,19 @@ import {Roles} from "./Roles.sol";
 /// @notice Operator-managed participants with AccessControl roles, active/suspended status and regulator
 /// freezes. Every asset contract of the ledger asks it before moving anything.
 contract ParticipantRegistry is AccessControl, IParticipantRegistry {
+    /// @dev A participant as stored: {IParticipantRegistry-Participant} and, in the word of its status, whether
+    /// it is one of the ledger's own contracts (holds {Roles.SYSTEM}; kept with the role by {_grantRole} and
+    /// {_revokeRole}), so that a movement's checks read one storage word per party.
+    struct StoredParticipant {
+        // word 0
+        bytes32 identityHash;
+        // word 1
+        ParticipantStatus status;
+        bool frozen;
+        uint64 registeredAt;
+        bool ledgerContract;
+    }
+
     bytes32 public constant OPERATOR_ROLE = Roles.OPERATOR;
     bytes32 public constant CORE_FIRM_ROLE = Roles.CORE_FIRM;
     bytes32 public constant SUPPLIER_ROLE = Roles.SUPPLIER;
@@ -18,7 +31,13 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     bytes32 public constant SETTLEMENT_AGENT_ROLE = Roles.SETTLEMENT_AGENT;
     bytes32 public constant SYSTEM_ROLE = Roles.SYSTEM;
 
-    mapping(address account => Participant) private _participants;
+    /// @dev In a participant's status word ({_statusWord}): the status and frozen bytes, and with them the
+    /// ledger-contract byte; `ACTIVE` is an active, unfrozen participant that is not a ledger contract.
+    uint256 private constant ACTIVE_MASK = 0xffff;
+    uint256 private constant RECIPIENT_MASK = 0xff << 80 | 0xffff;
+    uint256 private constant ACTIVE = uint256(uint8(ParticipantStatus.Active));
+
+    mapping(address account => StoredParticipant) private _participants;
 
     /// @param operator The first operator; registered with `operatorIdentityHash` and made admin of all roles.
     constructor(address operator, bytes32 operatorIdentityHash) {
@@ -49,7 +68,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     /// @inheritdoc IParticipantRegistry
     function updateIdentity(address account, bytes32 identityHash) external onlyRole(OPERATOR_ROLE) {
-        Participant storage p = _registered(account);
+        StoredParticipant storage p = _registered(account);
         require(identityHash != bytes32(0), RegistryInvalidParticipant(account, identityHash));
         p.identityHash = identityHash;
         emit ParticipantIdentityUpdated(account, identityHash, msg.sender);
@@ -57,7 +76,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     /// @inheritdoc IParticipantRegistry
     function suspend(address account) external onlyRole(OPERATOR_ROLE) {
-        Participant storage p = _registered(account);
+        StoredParticipant storage p = _registered(account);
         require(p.status == ParticipantStatus.Active, RegistryNoChange(account));
         p.status = ParticipantStatus.Suspended;
         emit ParticipantSuspended(account, msg.sender);
@@ -65,7 +84,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     /// @inheritdoc IParticipantRegistry
     function reinstate(address account) external onlyRole(OPERATOR_ROLE) {
-        Participant storage p = _registered(account);
+        StoredParticipant storage p = _registered(account);
         require(p.status == ParticipantStatus.Suspended, RegistryNoChange(account));
         p.status = ParticipantStatus.Active;
         emit ParticipantReinstated(account, msg.sender);
@@ -73,7 +92,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     /// @inheritdoc IParticipantRegistry
     function freeze(address account, bytes32 reason) external onlyRole(REGULATOR_ROLE) {
-        Participant storage p = _registered(account);
+        StoredParticipant storage p = _registered(account);
         require(!p.frozen, RegistryNoChange(account));
         p.frozen = true;
         emit ParticipantFrozen(account, msg.sender, reason);
@@ -81,7 +100,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     /// @inheritdoc IParticipantRegistry
     function unfreeze(address account) external onlyRole(REGULATOR_ROLE) {
-        Participant storage p = _registered(account);
+        StoredParticipant storage p = _registered(account);
         require(p.frozen, RegistryNoChange(account));
         p.frozen = false;
         emit ParticipantUnfrozen(account, msg.sender);
@@ -89,55 +108,75 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     /// @inheritdoc IParticipantRegistry
     function participant(address account) external view returns (Participant memory) {
-        return _participants[account];
+        StoredParticipant storage p = _participants[account];
+        return Participant({
+            identityHash: p.identityHash, status: p.status, frozen: p.frozen, registeredAt: p.registeredAt
+        });
     }
 
     /// @inheritdoc IParticipantRegistry
     function isActive(address account) external view returns (bool) {
-        Participant storage p = _participants[account];
+        StoredParticipant storage p = _participants[account];
         return p.status == ParticipantStatus.Active && !p.frozen;
     }
 
     /// @inheritdoc IParticipantRegistry
-    function requireActive(address account) public view {
-        Participant storage p = _participants[account];
-        if (p.status != ParticipantStatus.Active) {
-            if (p.status == ParticipantStatus.Unregistered) revert RegistryNotRegistered(account);
-            revert RegistryParticipantNotActive(account, p.status);
-        }
-        require(!p.frozen, RegistryParticipantFrozen(account));
+    function requireActive(address account) external view {
+        _requireActive(account);
     }
 
     /// @inheritdoc IParticipantRegistry
     function requireActiveRole(bytes32 role, address account) external view {
         require(hasRole(role, account), RegistryMissingRole(account, role));
-        requireActive(account);
+        _requireActive(account);
     }
 
     /// @inheritdoc IParticipantRegistry
     function requireActiveRoleAndActive(bytes32 role, address account, address counterparty) external view {
         if (!hasRole(role, account)) revert RegistryMissingRole(account, role);
         _requireActive(account);
-        _requireActive(counterparty);
+        _requireRecipient(counterparty);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function requireRecipient(address account) external view {
+        _requireRecipient(account);
     }
 
     /// @inheritdoc IParticipantRegistry
     function requireTransfer(address from, address to) external view {
-        requireActive(from);
-        requireActive(to);
+        _requireActive(from);
+        _requireRecipient(to);
     }
 
-    /// @dev Roles go only to registered participants, so a role never outlives the participant's checks.
+    /// @inheritdoc IParticipantRegistry
+    function requireTransferBy(address from, address to, address caller) external view {
+        _requireActive(from);
+        if (to == caller) {
+            _requireActive(to);
+        } else {
+            _requireRecipient(to);
+        }
+    }
+
+    /// @dev Roles go only to registered participants, so a role never outlives the participant's checks. The
+    /// system role also marks the participant as a ledger contract in its status word.
     function _grantRole(bytes32 role, address account) internal override returns (bool) {
-        require(
-            _participants[account].status != ParticipantStatus.Unregistered, RegistryRoleForUnregistered(account, role)
-        );
+        StoredParticipant storage p = _participants[account];
+        require(p.status != ParticipantStatus.Unregistered, RegistryRoleForUnregistered(account, role));
+        if (role == SYSTEM_ROLE) p.ledgerContract = true;
         return super._grantRole(role, account);
+    }
+
+    /// @dev Revoking (or renouncing) the system role clears the ledger-contract mark with it.
+    function _revokeRole(bytes32 role, address account) internal override returns (bool) {
+        if (role == SYSTEM_ROLE) _participants[account].ledgerContract = false;
+        return super._revokeRole(role, account);
     }
 
     function _register(address account, bytes32 identityHash, address operator) private {
         require(account != address(0) && identityHash != bytes32(0), RegistryInvalidParticipant(account, identityHash));
-        Participant storage p = _participants[account];
+        StoredParticipant storage p = _participants[account];
         require(p.status == ParticipantStatus.Unregistered, RegistryAlreadyRegistered(account));
         p.identityHash = identityHash;
         p.status = ParticipantStatus.Active;
@@ -145,18 +184,43 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
         emit ParticipantRegistered(account, identityHash, operator);
     }
 
-    /// @dev {requireActive}, reading the participant's status word once (status and freeze share it).
+    /// @dev {requireActive}: one read of the participant's status word (status and freeze share it).
     function _requireActive(address account) private view {
-        Participant storage p = _participants[account];
-        (ParticipantStatus status, bool frozen) = (p.status, p.frozen);
+        if (_statusWord(account) & ACTIVE_MASK != ACTIVE) _revertInactive(account);
+    }
+
+    /// @dev {requireRecipient}: {_requireActive} and not a ledger contract, from the same single read.
+    function _requireRecipient(address account) private view {
+        if (_statusWord(account) & RECIPIENT_MASK != ACTIVE) {
+            _revertInactive(account);
+            revert RegistryRecipientIsLedgerContract(account);
+        }
+    }
+
+    /// @dev Word 1 of the participant's record, as the compiler lays out {StoredParticipant} (each word from its
+    /// lowest-order byte, in declaration order): status (byte 0), frozen (1), registeredAt (2-9), ledgerContract
+    /// (10). One storage read instead of one per field (the checks of every movement pass here); the tests
+    /// exercise each field's refusal through the compiler's own accessors ({_revertInactive}, {participant}).
+    function _statusWord(address account) private view returns (uint256 word) {
+        StoredParticipant storage p = _participants[account];
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            word := sload(add(p.slot, 1))
+        }
+    }
+
+    /// @dev Reverts with the reason `account` is not active (unregistered, suspended or frozen), if it is not.
+    function _revertInactive(address account) private view {
+        StoredParticipant storage p = _participants[account];
+        ParticipantStatus status = p.status;
         if (status != ParticipantStatus.Active) {
             if (status == ParticipantStatus.Unregistered) revert RegistryNotRegistered(account);
             revert RegistryParticipantNotActive(account, status);
         }
-        if (frozen) revert RegistryParticipantFrozen(account);
+        if (p.frozen) revert RegistryParticipantFrozen(account);
     }
 
-    function _registered(address account) private view returns (Participant storage p) {
+    function _registered(address account) private view returns (StoredParticipant storage p) {
         p = _participants[account];
         require(p.status != ParticipantStatus.Unregistered, RegistryNotRegistered(account));
     }

@@ -12,21 +12,37 @@ import {IReceivables} from "./interfaces/IReceivables.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IDepositToken} from "./interfaces/IDepositToken.sol";
 import {Roles} from "./Roles.sol";
+import {ReceivablesMetadata} from "./ReceivablesMetadata.sol";
 
 /// @title Receivables
 /// @notice Confirmed invoices as ERC-3525 slots whose pieces are split, passed down the supply chain,
 /// financed and redeemed; see {IReceivables}. ERC-721 and ERC-3525 are implemented here on OpenZeppelin 5
 /// primitives with packed storage (a piece is two storage words), so that a split-transfer costs one new
 /// piece and no more.
+///
+/// ERC-3525 value allowances are kept per piece in a list of at most {MAX_VALUE_APPROVALS} entries (operator
+/// and allowance in one word), so that a piece changing hands can announce the end of each one: the holder's
+/// allowances lapse with a whole-piece transfer or a burn, and each operator whose allowance was not zero gets
+/// `ApprovalValue(piece, operator, 0)`, as EIP-3525 requires of every change. A reader that rebuilds
+/// allowances from events (the ledger's index does) therefore never keeps one the contract no longer honours.
 contract Receivables is IReceivables, IERC721Metadata {
     uint8 private constant FROZEN = 1;
     uint8 private constant HAS_TOKEN_APPROVAL = 2;
-    uint8 private constant HAS_VALUE_APPROVALS = 4;
+    /// @dev Bits 2-5 of a piece's flags: how many entries of its value-allowance list are in use.
+    uint8 private constant VALUE_APPROVALS = 0x3c;
+    uint8 private constant ONE_VALUE_APPROVAL = 4;
+    /// @notice The most operators that hold a value allowance on one piece at once.
+    uint256 public constant MAX_VALUE_APPROVALS = 8;
+    /// @dev An allowance as stored (96 bits beside its operator); type(uint256).max, "unlimited", is stored as
+    /// this value, which no other allowance may take.
+    uint256 private constant UNLIMITED = type(uint96).max;
     uint256 private constant BPS = 10_000;
     bytes4 private constant ERC3525_RECEIVED = IERC3525Receiver.onERC3525Received.selector;
 
     IParticipantRegistry public immutable registry;
     IDepositToken public immutable depositToken;
+    /// @notice Renders {tokenURI}: a contract of its own, created with this one (see {ReceivablesMetadata}).
+    ReceivablesMetadata public immutable metadata;
     bytes3 private immutable _currency;
 
     uint64 public maxTenor = 365 days;
@@ -44,13 +60,15 @@ contract Receivables is IReceivables, IERC721Metadata {
     mapping(address holder => uint256) private _holdings;
     mapping(uint256 pieceId => address) private _tokenApprovals;
     mapping(address holder => mapping(address operator => bool)) private _operatorApprovals;
-    mapping(uint256 pieceId => uint256) private _approvalEpoch;
-    mapping(uint256 pieceId => mapping(uint256 epoch => mapping(address operator => uint256))) private _valueAllowances;
+    /// @dev Value allowances of a piece: `operator | allowance << 160` each; the first `flags & VALUE_APPROVALS`
+    /// entries are in use (an entry at zero allowance is free for the next operator), the rest are stale.
+    mapping(uint256 pieceId => uint256[MAX_VALUE_APPROVALS]) private _valueApprovals;
 
     constructor(IParticipantRegistry registry_, IDepositToken depositToken_) {
         registry = registry_;
         depositToken = depositToken_;
         _currency = depositToken_.currency();
+        metadata = new ReceivablesMetadata();
         // The starting rule parameters are announced like every later change, so an index rebuilt from
         // events alone knows them (invariant 8).
         emit ParametersUpdated(maxTenor, gracePeriod);
@@ -433,10 +451,15 @@ contract Receivables is IReceivables, IERC721Metadata {
     }
 
     /// @inheritdoc IERC721Metadata
-    /// @dev Pieces carry no off-chain metadata: the ledger's index serves them. Returns "".
+    /// @dev A `data:application/json;base64,` URI of the piece's public facts as ERC-721 / ERC-3525 metadata
+    /// JSON, read from the chain at the time of asking (no off-chain server), rendered by {metadata}: see
+    /// {ReceivablesMetadata-pieceURI} for its fields. Reverts with {ReceivablesNonexistentPiece} for a piece that
+    /// does not exist or was burnt.
     function tokenURI(uint256 tokenId) external view returns (string memory) {
-        _existingPiece(tokenId);
-        return "";
+        Piece storage p = _existingPiece(tokenId);
+        uint256 slotId = p.slotId;
+        Invoice storage inv = _invoices[slotId];
+        return metadata.pieceURI(tokenId, slotId, p.value, _currency, inv.dueDate, inv.buyer, p.parentId);
     }
 
     // ---------------------------------------------------------------------------------------------------
@@ -460,6 +483,11 @@ contract Receivables is IReceivables, IERC721Metadata {
     }
 
     /// @inheritdoc IERC3525
+    /// @dev `value` is at most the largest piece value (2^96 − 2) or type(uint256).max, an allowance that is never
+    /// used up; anything between reverts with {ReceivablesAmountTooLarge}. At most {MAX_VALUE_APPROVALS}
+    /// operators hold a non-zero allowance on one piece at once ({ReceivablesTooManyValueApprovals}); approving
+    /// 0 frees an operator's entry. Allowances lapse when the whole piece changes hands or is burnt, each with
+    /// `ApprovalValue(tokenId, operator, 0)`.
     function approve(uint256 tokenId, address operator, uint256 value) external {
         Piece storage p = _existingPiece(tokenId);
         address owner = p.owner;
@@ -467,15 +495,38 @@ contract Receivables is IReceivables, IERC721Metadata {
             msg.sender == owner || _operatorApprovals[owner][msg.sender], ReceivablesNotAuthorized(tokenId, msg.sender)
         );
         require(operator != address(0) && operator != owner, ReceivablesInvalidReceiver(operator));
-        _valueAllowances[tokenId][_approvalEpoch[tokenId]][operator] = value;
-        p.flags |= HAS_VALUE_APPROVALS;
+        require(value < UNLIMITED || value == type(uint256).max, ReceivablesAmountTooLarge(value));
+
+        uint256[MAX_VALUE_APPROVALS] storage entries = _valueApprovals[tokenId];
+        uint8 flags = p.flags;
+        uint256 count = (flags & VALUE_APPROVALS) / ONE_VALUE_APPROVAL;
+        uint256 index = count;
+        uint256 free = count;
+        for (uint256 i; i < count; ++i) {
+            uint256 entry = entries[i];
+            if (address(uint160(entry)) == operator) {
+                index = i;
+                break;
+            }
+            if (free == count && entry >> 160 == 0) free = i;
+        }
+        if (index == count && value != 0) {
+            index = free;
+            if (index == count) {
+                require(count < MAX_VALUE_APPROVALS, ReceivablesTooManyValueApprovals(tokenId, MAX_VALUE_APPROVALS));
+                p.flags = flags + ONE_VALUE_APPROVAL;
+            }
+        }
+        if (index != count || value != 0) {
+            entries[index] = uint256(uint160(operator)) | Math.min(value, UNLIMITED) << 160;
+        }
         emit ApprovalValue(tokenId, operator, value);
     }
 
     /// @inheritdoc IERC3525
-    function allowance(uint256 tokenId, address operator) external view returns (uint256) {
-        _existingPiece(tokenId);
-        return _valueAllowances[tokenId][_approvalEpoch[tokenId]][operator];
+    function allowance(uint256 tokenId, address operator) external view returns (uint256 allowed) {
+        Piece storage p = _existingPiece(tokenId);
+        (, allowed) = _valueApproval(_valueApprovals[tokenId], p.flags, operator);
     }
 
     /// @inheritdoc IERC3525
@@ -643,20 +694,49 @@ contract Receivables is IReceivables, IERC721Metadata {
         require(value != 0, ReceivablesZeroAmount());
         require(value <= p.value, ReceivablesInsufficientValue(tokenId, p.value, value));
         if (_isAuthorized(tokenId, p, msg.sender)) return;
-        mapping(address => uint256) storage allowances = _valueAllowances[tokenId][_approvalEpoch[tokenId]];
-        uint256 allowed = allowances[msg.sender];
+        uint256[MAX_VALUE_APPROVALS] storage entries = _valueApprovals[tokenId];
+        (uint256 index, uint256 allowed) = _valueApproval(entries, p.flags, msg.sender);
         require(allowed >= value, ReceivablesInsufficientAllowance(tokenId, msg.sender, allowed, value));
         if (allowed != type(uint256).max) {
-            allowances[msg.sender] = allowed - value;
+            // Found (a missing entry allows 0, refused above): the entry at `index` is the caller's.
+            entries[index] = uint256(uint160(msg.sender)) | (allowed - value) << 160;
             emit ApprovalValue(tokenId, msg.sender, allowed - value);
         }
     }
 
-    /// @dev Moves a whole piece; approvals given by the previous holder lapse.
+    /// @dev The entry of `operator` in a piece's value-allowance list and its allowance (type(uint256).max when
+    /// unlimited); (the number of entries in use, 0) when it has none.
+    function _valueApproval(uint256[MAX_VALUE_APPROVALS] storage entries, uint8 flags, address operator)
+        private
+        view
+        returns (uint256 index, uint256 allowed)
+    {
+        uint256 count = (flags & VALUE_APPROVALS) / ONE_VALUE_APPROVAL;
+        for (index = 0; index < count; ++index) {
+            uint256 entry = entries[index];
+            if (address(uint160(entry)) == operator) {
+                allowed = entry >> 160;
+                return (index, allowed == UNLIMITED ? type(uint256).max : allowed);
+            }
+        }
+    }
+
+    /// @dev Announces the end of the piece's value allowances (the caller then resets the count in its flags):
+    /// `ApprovalValue(tokenId, operator, 0)` for every entry in use whose allowance is not already zero.
+    function _clearValueApprovals(uint256 tokenId, uint8 flags) private {
+        uint256[MAX_VALUE_APPROVALS] storage entries = _valueApprovals[tokenId];
+        uint256 count = (flags & VALUE_APPROVALS) / ONE_VALUE_APPROVAL;
+        for (uint256 i; i < count; ++i) {
+            uint256 entry = entries[i];
+            if (entry >> 160 != 0) emit ApprovalValue(tokenId, address(uint160(entry)), 0);
+        }
+    }
+
+    /// @dev Moves a whole piece; approvals given by the previous holder lapse (value allowances announced).
     function _transferPiece(address from, address to, uint256 tokenId, Piece storage p) private {
         uint8 flags = p.flags;
         if (flags & HAS_TOKEN_APPROVAL != 0) delete _tokenApprovals[tokenId];
-        if (flags & HAS_VALUE_APPROVALS != 0) ++_approvalEpoch[tokenId];
+        if (flags & VALUE_APPROVALS != 0) _clearValueApprovals(tokenId, flags);
         p.flags = flags & FROZEN;
         p.owner = to;
         unchecked {
@@ -693,7 +773,7 @@ contract Receivables is IReceivables, IERC721Metadata {
     function _burn(uint256 pieceId, Piece storage p, address holder) private {
         uint8 flags = p.flags;
         if (flags & HAS_TOKEN_APPROVAL != 0) delete _tokenApprovals[pieceId];
-        if (flags & HAS_VALUE_APPROVALS != 0) ++_approvalEpoch[pieceId];
+        if (flags & VALUE_APPROVALS != 0) _clearValueApprovals(pieceId, flags);
         p.owner = address(0);
         p.flags = 0;
         unchecked {

@@ -9,6 +9,8 @@ import {IERC721Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.s
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
+import {Base64} from "@openzeppelin/contracts/utils/Base64.sol";
 import {IWarehouseReceipts} from "./interfaces/IWarehouseReceipts.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IDepositToken} from "./interfaces/IDepositToken.sol";
@@ -577,10 +579,46 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
     }
 
     /// @inheritdoc IERC721Metadata
-    /// @dev Receipts carry no off-chain metadata URI: the ledger's index serves them. Returns "".
+    /// @dev A `data:application/json;base64,` URI of the receipt's public facts as ERC-721 metadata JSON, read
+    /// from the chain at the time of asking (no off-chain server): `name`, `description` and `properties`:
+    /// `lotKeyHash` (the receipt's id), `warehouse`, `quantity` and `unit` (the unit as text when it is printable
+    /// ASCII without quotes or backslashes, else its 8 bytes in hex), `valuation` in minor units of `currency`
+    /// (the deposit token's ISO 4217 code) with `valueDecimals`, `valuedAt` and `expiry` (Unix seconds). Reverts
+    /// with {IERC721Errors-ERC721NonexistentToken} for a receipt not issued or already redeemed.
     function tokenURI(uint256 tokenId) external view returns (string memory) {
-        _requireOwned(tokenId, _receipts[tokenId]);
-        return "";
+        StoredReceipt storage r = _receipts[tokenId];
+        _requireOwned(tokenId, r);
+        string memory quantity = Strings.toString(r.quantity);
+        string memory unit = _unitText(r.unit);
+        // The JSON template is text a wallet reads: longer than 32 bytes by nature.
+        // solhint-disable-next-line gas-small-strings
+        string memory head = string.concat(
+            "{\"name\":\"SCF Warehouse Receipt, ",
+            quantity,
+            " ",
+            unit,
+            "\",\"description\":\"A warehouse receipt for a lot of goods held by a licensed warehouse.\","
+            "\"properties\":{\"lotKeyHash\":\"",
+            Strings.toHexString(tokenId, 32),
+            "\",\"warehouse\":\"",
+            Strings.toChecksumHexString(r.warehouse)
+        );
+        string memory terms = string.concat(
+            "\",\"quantity\":",
+            quantity,
+            ",\"unit\":\"",
+            unit,
+            "\",\"valuation\":",
+            Strings.toString(r.valuation),
+            ",\"currency\":\"",
+            string(abi.encodePacked(depositToken.currency())),
+            "\",\"valueDecimals\":2,\"valuedAt\":",
+            Strings.toString(r.valuedAt),
+            ",\"expiry\":",
+            Strings.toString(r.expiry),
+            "}}"
+        );
+        return string.concat("data:application/json;base64,", Base64.encode(bytes(string.concat(head, terms))));
     }
 
     /// @notice ERC-165: answers ERC-721, ERC-721 metadata, ERC-165 and {IWarehouseReceipts}.
@@ -740,6 +778,21 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
                 revert(ptr, returndatasize())
             }
         }
+    }
+
+    /// @dev A receipt's unit as JSON string content: its bytes up to the zero padding when every one is printable
+    /// ASCII other than `"` and `\` (what the service accepts), else all eight bytes in hex (`0x…`), so that a
+    /// unit a warehouse wrote by other means cannot break the metadata document.
+    function _unitText(bytes8 unit) private pure returns (string memory) {
+        uint256 length = 8;
+        while (length != 0 && unit[length - 1] == 0) --length;
+        bytes memory text = new bytes(length);
+        for (uint256 i; i < length; ++i) {
+            bytes1 c = unit[i];
+            if (c < 0x20 || c > 0x7e || c == "\"" || c == "\\") return Strings.toHexString(uint64(unit), 8);
+            text[i] = c;
+        }
+        return string(text);
     }
 
     /// @dev Drops the approval of a receipt that changes hands (it is not an {IERC721-Approval} change).

@@ -4,7 +4,8 @@
 
 writes ``<out>.json`` (operation → gas used) and ``<out>.md`` (a table beside docs/design.md's targets). Every
 figure is a real transaction's ``gasUsed`` from a fresh deployment, in the order of a realistic story: an
-invoice is registered and confirmed, split down the chain, financed, repaid and redeemed; a receipt is issued,
+invoice is registered and confirmed, split down the chain, financed, repaid and redeemed (then, on a piece of
+its own, ERC-3525 value allowances are given, used and ended by a transfer); a receipt is issued,
 pledged, revalued, repaid, enforced, redeemed and transferred (the warehouse figures are measured by
 :func:`tests.contracts.warehouse_fixtures.measure_warehouse_gas`, which the warehouse gas test shares).
 """
@@ -84,6 +85,30 @@ def measure_receivables(sb: Sandbox, record: Callable[[str, dict], None]) -> Non
     record("repay obligation (rest)", sb.send(r.functions.repay(invoice_id, 500_000 * YUAN), "automaker"))
     record("redeem piece (in full, piece burnt)", sb.send(r.functions.redeem(child), "bank"))
     record("deposit-token transfer", sb.send(token.functions.transfer(sb.address("trader"), 1_000 * YUAN), "bank"))
+    measure_value_allowances(sb, record)
+
+
+def measure_value_allowances(sb: Sandbox, record: Callable[[str, dict], None]) -> None:  # type: ignore[type-arg]
+    """ERC-3525 value allowances on a piece of their own (after the story, so that its figures stay as they
+    were): given, used by the operator, and ended with their events when the whole piece changes hands."""
+    r = sb.contracts["receivables"]
+    receipt = sb.send(
+        r.functions.registerInvoice(
+            invoice_key(), sb.address("automaker"), 200_000 * YUAN, b"CNY", sb.now() + 60 * DAY, b"\x02" * 32
+        ),
+        "seatmaker",
+    )
+    invoice_id = sb.events(receipt, "receivables", "InvoiceRegistered")[0]["invoiceId"]
+    receipt = sb.send(r.functions.confirmInvoice(invoice_id), "automaker")
+    piece = sb.events(receipt, "receivables", "InvoiceConfirmed")[0]["pieceId"]
+    approve_value = r.get_function_by_signature("approve(uint256,address,uint256)")
+    split = r.get_function_by_signature("transferFrom(uint256,address,uint256)")
+    record("approve a value allowance", sb.send(approve_value(piece, sb.address("bank"), 50_000 * YUAN), "seatmaker"))
+    sb.send(approve_value(piece, sb.address("factor"), 50_000 * YUAN), "seatmaker")
+    receipt = sb.send(split(piece, sb.address("chemicals"), 10_000 * YUAN), "factor")
+    record("split-transfer by a value-allowance operator (second entry)", receipt)
+    receipt = sb.send(r.functions.transferFrom(sb.address("seatmaker"), sb.address("trader"), piece), "seatmaker")
+    record("transfer of a whole piece ending two value allowances", receipt)
 
 
 def measure_warehouse(sb: Sandbox, record: Callable[[str, int], None]) -> None:

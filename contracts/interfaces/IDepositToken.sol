@@ -7,7 +7,9 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 /// @notice A permissioned ERC-20 in minor currency units (fen for CNY; `decimals()` is 2). The settlement
 /// agent mints it against money received off chain and burns it when money is paid out off chain. It moves
 /// only between active, unfrozen participants (the participant registry decides), so every cash leg of the
-/// ledger settles in it, delivery-versus-payment.
+/// ledger settles in it, delivery-versus-payment. It is never minted or sent to one of the ledger's own
+/// contracts ({IParticipantRegistry-RegistryRecipientIsLedgerContract}); the receivables contract holds
+/// repayments only by pulling them from the payer itself.
 interface IDepositToken is IERC20 {
     /// @notice The settlement agent issued `amount` to `to` against money received off chain.
     event DepositMinted(address indexed to, uint256 amount, bytes32 indexed bankReference, address indexed agent);

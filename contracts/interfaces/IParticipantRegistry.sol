@@ -7,7 +7,10 @@ import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol"
 /// @notice Who may hold or move anything on the ledger. The operator onboards participants with the hash of
 /// their off-chain identity record and the roles they hold (OpenZeppelin AccessControl roles), suspends and
 /// reinstates them; the regulator freezes and unfreezes them. Every other contract asks this registry
-/// before it moves an asset, so a suspended or frozen participant can neither send nor receive.
+/// before it moves an asset, so a suspended or frozen participant can neither send nor receive. The ledger's
+/// own contracts are participants too (they hold the system role, so that the receivables contract can hold
+/// repayments in escrow), but no asset may be sent to one: an asset sent there would be stuck for good. A
+/// ledger contract receives only what it takes into its own escrow itself (see {requireTransferBy}).
 interface IParticipantRegistry is IAccessControl {
     /// @notice Lifecycle of a participant. `Unregistered` is the zero value of an unknown address.
     enum ParticipantStatus {
@@ -53,6 +56,9 @@ interface IParticipantRegistry is IAccessControl {
     error RegistryRoleForUnregistered(address account, bytes32 role);
     /// @notice The participant is already in the requested state (suspending twice, unfreezing a free one).
     error RegistryNoChange(address account);
+    /// @notice `account` is one of the ledger's own contracts (it holds the system role): no asset may be sent
+    /// to it, as nothing could ever move it out again.
+    error RegistryRecipientIsLedgerContract(address account);
 
     /// @notice Onboards `account` with the hash of its identity record and the given roles.
     /// @custom:access operator
@@ -89,11 +95,24 @@ interface IParticipantRegistry is IAccessControl {
     /// @notice Reverts unless `account` is active, not frozen and holds `role`.
     function requireActiveRole(bytes32 role, address account) external view;
 
-    /// @notice Reverts unless `account` is active, not frozen and holds `role`, and `counterparty` is active
-    /// and not frozen: {requireActiveRole} and {requireActive} in one call (checked in that order), for an
-    /// action by a role holder in favour of another participant (a warehouse issuing a receipt to its owner).
+    /// @notice Reverts unless `account` is active, not frozen and holds `role`, and `counterparty` may receive
+    /// assets: {requireActiveRole} and {requireRecipient} in one call (checked in that order), for an action by
+    /// a role holder in favour of another participant (a warehouse issuing a receipt to its owner).
+    /// @dev Reverts with {RegistryMissingRole}, {RegistryNotRegistered}, {RegistryParticipantNotActive},
+    /// {RegistryParticipantFrozen} or, for the counterparty, {RegistryRecipientIsLedgerContract}.
     function requireActiveRoleAndActive(bytes32 role, address account, address counterparty) external view;
 
-    /// @notice Reverts unless both parties of a movement are active and not frozen.
+    /// @notice Reverts unless `account` may receive assets: registered, active, not frozen, and not one of the
+    /// ledger's own contracts ({RegistryRecipientIsLedgerContract}). Asked for a mint.
+    function requireRecipient(address account) external view;
+
+    /// @notice Reverts unless `from` is active and not frozen and `to` may receive assets ({requireRecipient}):
+    /// the check of every movement of an asset between two parties.
     function requireTransfer(address from, address to) external view;
+
+    /// @notice {requireTransfer} for a movement made by `caller` (the token's `msg.sender`), with one exception:
+    /// when `caller` is `to` itself, `to` takes the asset and only has to be active and not frozen. That is
+    /// how a ledger contract takes deposits into its own escrow (the receivables contract pulling a repayment
+    /// from the payer with `transferFrom`); no one else can send it anything.
+    function requireTransferBy(address from, address to, address caller) external view;
 }

@@ -49,6 +49,8 @@ interface IReceivables is IERC3525 {
 
     /// @notice A piece of an obligation. `checkpoint` is the obligation's repaid total when the piece last
     /// settled a redemption; `openRequestId` is non-zero while the piece is locked in a financing request.
+    /// `flags`: bit 0 frozen by the regulator; bit 1 an ERC-721 approval is set; bits 2-5 how many entries of
+    /// the piece's ERC-3525 value-allowance list are in use (bookkeeping; read allowances with `allowance`).
     struct Piece {
         address owner;
         uint48 slotId;
@@ -166,6 +168,9 @@ interface IReceivables is IERC3525 {
     error ReceivablesNothingToRedeem(uint256 pieceId);
     error ReceivablesNotOverdue(uint256 slotId, uint256 defaultableAt, uint256 timestamp);
     error ReceivablesInvalidParameters(uint64 maxTenor, uint64 gracePeriod);
+    /// @notice `limit` operators already hold a value allowance on piece `pieceId`: approve 0 for one of them
+    /// (or let it use its allowance up) before naming another.
+    error ReceivablesTooManyValueApprovals(uint256 pieceId, uint256 limit);
 
     /// @notice Registers an invoice of the caller (the seller) under the salted hash of its canonical key.
     /// @custom:access active supplier

@@ -64,6 +64,7 @@ from ledger.index.models import (
     LedgerParameterRow,
     ParticipantRoleRow,
     ParticipantRow,
+    PieceAllowanceRow,
     PieceRow,
     PledgeMarginCallRow,
     PledgeRepaymentRow,
@@ -639,6 +640,7 @@ class _Projector:
         self.roles = self.tables[ParticipantRoleRow]
         self.invoices = self.tables[InvoiceRow]
         self.pieces = self.tables[PieceRow]
+        self.allowances = self.tables[PieceAllowanceRow]
         self.requests = self.tables[FinancingRequestRow]
         self.repayments = self.tables[RepaymentRow]
         self.redemptions = self.tables[RedemptionRow]
@@ -681,6 +683,11 @@ class _Projector:
                     wanted.setdefault(model, set()).add(value)
         for model, keys in wanted.items():
             self.tables[model].prefetch(keys)
+        self.allowances.prefetch(
+            (event.args["_tokenId"], event.args["_operator"])
+            for event in events
+            if event.name == "ApprovalValue" and event.contract == "receivables"
+        )
         # Second hop: a request names its piece, a pledge its receipt.
         self.pieces.prefetch(row["piece_id"] for row in self.requests.rows.values() if row is not None)
         self.receipts.prefetch(row["receipt_id"] for row in self.pledges.rows.values() if row is not None)
@@ -953,6 +960,20 @@ def _piece_split(p: _Projector, e: ChainEvent) -> None:
         path=f"{parent['path']}/{piece_id}",
         checkpoint=parent["checkpoint"],
     )
+
+
+@_projection("receivables", "ApprovalValue")
+def _piece_allowance_set(p: _Projector, e: ChainEvent) -> None:
+    """An allowance set, spent, or ended (0: by the holder, used up, or the piece changed hands or was burnt)."""
+    key = (e.args["_tokenId"], e.args["_operator"])
+    value = e.args["_value"]
+    if value == 0:
+        if p.allowances.get(key) is not None:
+            p.allowances.remove(key)
+    elif p.allowances.get(key) is None:
+        p.allowances.add({"piece_id": key[0], "operator": key[1], "value": value, "updated_block": e.block_number})
+    else:
+        p.change(p.allowances, key, e, value=value)
 
 
 @_projection("receivables", "PieceFrozen", "PieceUnfrozen")
@@ -1278,15 +1299,14 @@ def _maintenance_ratio_set(p: _Projector, e: ChainEvent) -> None:
     p.set_parameter("receipts.maintenance_ratio_bps", e.args["maintenanceRatioBps"], e)
 
 
-#: Events kept in the raw log only: approvals (the service reads allowances from the chain when it needs
-#: them) and role administration.
+#: Events kept in the raw log only: ERC-721 approvals (the service reads them from the chain when it needs
+#: them; ERC-3525 value allowances are projected) and role administration.
 RAW_ONLY_EVENTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("registry", "RoleAdminChanged"),
         ("token", "Approval"),
         ("receivables", "Approval"),
         ("receivables", "ApprovalForAll"),
-        ("receivables", "ApprovalValue"),
         ("receipts", "Approval"),
         ("receipts", "ApprovalForAll"),
         ("anchor", "AuditLogAnchored"),  # the service's audit log verifies against the chain, not the index

@@ -285,6 +285,23 @@ class PieceRow(Base):
     updated_block: Mapped[int] = mapped_column(_BLOCK)
 
 
+class PieceAllowanceRow(Base):
+    """An ERC-3525 value allowance: ``operator`` may still move ``value`` out of piece ``piece_id``
+    (``2**256 - 1``: without limit), as ``allowance(piece_id, operator)`` answers.
+
+    Built from ``ApprovalValue`` events alone: the holder's ``approve``, an operator's spending, and the end of
+    every allowance when the whole piece changes hands or is burnt (the contract announces each with an
+    ``ApprovalValue`` of 0). A row exists only while the allowance is not zero.
+    """
+
+    __tablename__ = "piece_allowances"
+
+    piece_id: Mapped[int] = mapped_column(_ID, ForeignKey("pieces.id"), primary_key=True, autoincrement=False)
+    operator: Mapped[str] = mapped_column(String(ADDRESS), primary_key=True)
+    value: Mapped[int] = mapped_column(ChainUint())
+    updated_block: Mapped[int] = mapped_column(_BLOCK)
+
+
 class FinancingRequestRow(Base):
     """A holder's request to finance a piece with a named financier, its terms and its settlement."""
 
@@ -550,6 +567,7 @@ PROJECTIONS: tuple[type[Base], ...] = (
     ParticipantRoleRow,
     InvoiceRow,
     PieceRow,
+    PieceAllowanceRow,
     FinancingRequestRow,
     RepaymentRow,
     RedemptionRow,

@@ -152,6 +152,48 @@ def test_receivable_story_over_http_settles_every_cash_leg(api: Api) -> None:
     assert ok(http.get(f"/invoices/{invoice_id}", headers=p["automaker"].headers))["state"] == "paid"
 
 
+def test_assets_sent_to_a_ledger_contract_are_refused_as_a_broken_rule(api: Api) -> None:
+    """The ledger's contracts are participants (the receivables contract holds repayments in escrow), but a
+    piece or a deposit sent to one would be stuck there for good: 422 with the contract's error, nothing moved."""
+    agent = api.onboard("Settlement bank 3", "settlement-agent")
+    core = api.onboard("Dongfeng Trucks", "core-firm")
+    supplier = api.onboard("Wuhan Axles", "supplier")
+    ok(
+        api.http.post(
+            "/credit-lines",
+            json={"core_firm": core.id, "limit": 1_000 * YUAN},
+            headers={**api.operator_headers, **WAIT},
+        )
+    )
+    body = {
+        "buyer": core.id,
+        "amount": 1_000 * YUAN,
+        "currency": "CNY",
+        "invoice_number": f"{int(time.time() * 1000) + 7:020d}",
+        "due_date": due_in(60, api),
+    }
+    invoice_id = ok(api.http.post("/invoices", json=body, headers=supplier.waiting()))["result"]["invoice_id"]
+    piece_id = ok(api.http.post(f"/invoices/{invoice_id}/confirm", headers=core.waiting()))["result"]["piece_id"]
+    contracts = ok(api.http.get("/health"))["contracts"]
+    for name in ("Receivables", "DepositToken", "WarehouseReceipts"):
+        for amount in (1 * YUAN, 1_000 * YUAN):  # part of the piece, the whole piece
+            refused = problem(
+                api.http.post(
+                    f"/receivables/{piece_id}/transfers",
+                    json={"to": contracts[name], "amount": amount},
+                    headers=supplier.waiting(),
+                ),
+                422,
+            )
+            assert refused["type"] == "urn:scf:problem:contract:RegistryRecipientIsLedgerContract"
+            assert refused["arguments"] == {"account": contracts[name].lower()}
+        deposit = {"participant": contracts[name], "amount": 5 * YUAN, "bank_reference": f"wire to {name}"}
+        refused = problem(api.http.post("/deposits", json=deposit, headers=agent.waiting()), 422)
+        assert refused["error"] == "RegistryRecipientIsLedgerContract"
+    piece = ok(api.http.get(f"/receivables/{piece_id}", headers=supplier.headers))
+    assert (piece["owner"], piece["value"]) == (supplier.id, 1_000 * YUAN)
+
+
 def test_idempotency_key_replays_the_first_answer_and_refuses_another_body(api: Api) -> None:
     agent = api.onboard("Settlement bank 2", "settlement-agent")
     holder = api.onboard("Holder", "supplier")

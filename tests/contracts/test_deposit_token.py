@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.sandbox import Sandbox
-from tests.contracts.support import assert_reverts
+from tests.contracts.support import assert_reverts, confirmed_piece
 
 
 def test_token_is_in_fen_of_cny(ledger: Sandbox) -> None:
@@ -126,3 +126,50 @@ def test_mint_and_burn_revert_without_a_bank_reference(ledger: Sandbox) -> None:
     none = b"\x00" * 32
     assert_reverts(ledger, token.functions.mint(ledger.address("trader"), 1, none), "agent", "DepositInvalidReference")
     assert_reverts(ledger, token.functions.burn(ledger.address("trader"), 1, none), "agent", "DepositInvalidReference")
+
+
+# --- the ledger's own contracts ---------------------------------------------------------------------------
+
+LEDGER_CONTRACTS = ("token", "receivables", "receipts")
+
+
+@pytest.mark.parametrize("contract", LEDGER_CONTRACTS)
+def test_deposit_tokens_are_never_sent_or_minted_to_a_ledger_contract(ledger: Sandbox, contract: str) -> None:
+    """A transfer, a transfer through an allowance and a mint to one of the ledger's contracts would leave the
+    cash there for good: each is refused by name, and no balance moves."""
+    token = ledger.contracts["token"]
+    target = ledger.address(contract)
+    ledger.send(token.functions.approve(ledger.address("factor"), 1_000), "bank")
+    before = (
+        ledger.balance("bank"),
+        int(token.functions.balanceOf(target).call()),
+        token.functions.totalSupply().call(),
+    )
+    for fn, sender in (
+        (token.functions.transfer(target, 500), "bank"),
+        (token.functions.transferFrom(ledger.address("bank"), target, 500), "factor"),
+        (token.functions.mint(target, 500, b"\x07" * 32), "agent"),
+    ):
+        assert_reverts(ledger, fn, sender, "RegistryRecipientIsLedgerContract", account=target.lower())
+    after = (
+        ledger.balance("bank"),
+        int(token.functions.balanceOf(target).call()),
+        token.functions.totalSupply().call(),
+    )
+    assert after == before
+
+
+def test_the_receivables_contract_still_takes_a_repayment_into_its_escrow(ledger: Sandbox) -> None:
+    """The one legitimate leg into a ledger contract: the receivables contract pulling the payer's repayment
+    into itself with ``transferFrom`` (it is both the spender and the recipient)."""
+    slot, _ = confirmed_piece(ledger, amount=40_000)
+    receivables = ledger.contracts["receivables"]
+    before = ledger.balance("receivables")
+    receipt = ledger.send(receivables.functions.repay(slot, 40_000), "automaker")
+    (transfer,) = ledger.events(receipt, "token", "Transfer")
+    assert (transfer["from"], transfer["to"], transfer["value"]) == (
+        ledger.address("automaker"),
+        receivables.address,
+        40_000,
+    )
+    assert ledger.balance("receivables") == before + 40_000

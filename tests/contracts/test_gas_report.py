@@ -32,6 +32,9 @@ def test_gas_report_writes_table_and_meets_design_targets(tmp_path: Path) -> Non
         "repay obligation (part)",
         "redeem piece (pro rata, piece kept)",
         "deposit-token transfer",
+        "approve a value allowance",
+        "split-transfer by a value-allowance operator (second entry)",
+        "transfer of a whole piece ending two value allowances",
         *gas_report.WAREHOUSE_OPERATIONS.values(),
     ):
         assert figures[operation] > 21_000, operation

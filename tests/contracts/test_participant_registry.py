@@ -123,7 +123,7 @@ def test_require_checks_report_the_failing_rule(ledger: Sandbox) -> None:
 
 def test_require_active_role_and_active_checks_both_parties_in_one_query(ledger: Sandbox) -> None:
     """``requireActiveRoleAndActive(role, account, counterparty)``: ``requireActiveRole(role, account)`` then
-    ``requireActive(counterparty)``, with the same errors in the same order."""
+    ``requireRecipient(counterparty)``, with the same errors in the same order."""
     registry = ledger.contracts["registry"]
     warehouse, steel = ledger.address("warehouse"), ledger.address("steel")
     check = registry.functions.requireActiveRoleAndActive
@@ -146,3 +146,71 @@ def test_require_active_role_and_active_checks_both_parties_in_one_query(ledger:
     assert error_of("warehouse", warehouse, steel) == ("RegistryParticipantNotActive", warehouse.lower())
     ledger.send(registry.functions.reinstate(warehouse), "operator")
     assert error_of("warehouse", warehouse, steel) == ("RegistryParticipantFrozen", warehouse.lower())
+
+
+# --- the ledger's own contracts ---------------------------------------------------------------------------
+
+LEDGER_CONTRACTS = ("token", "receivables", "receipts")
+
+
+@pytest.mark.parametrize("contract", LEDGER_CONTRACTS)
+def test_a_ledger_contract_may_not_receive_assets_but_may_take_into_its_own_escrow(
+    ledger: Sandbox, contract: str
+) -> None:
+    """The ledger's contracts are active participants (the receivables contract holds repayments), but no
+    movement may deliver an asset to one: each check that names a recipient refuses it by name, except a
+    movement the contract makes to itself (``requireTransferBy`` with the contract as caller)."""
+    registry = ledger.contracts["registry"]
+    target, seatmaker = ledger.address(contract), ledger.address("seatmaker")
+    assert registry.functions.hasRole(role_id("system"), target).call()
+    assert registry.functions.isActive(target).call()
+    ledger.call(registry.functions.requireActive(target))
+    refusals = [
+        registry.functions.requireRecipient(target),
+        registry.functions.requireTransfer(seatmaker, target),
+        registry.functions.requireTransferBy(seatmaker, target, seatmaker),
+        registry.functions.requireActiveRoleAndActive(role_id("warehouse"), ledger.address("warehouse"), target),
+    ]
+    for check in refusals:
+        with pytest.raises(Exception) as refused:
+            ledger.call(check)
+        assert refused.value.name == "RegistryRecipientIsLedgerContract"  # type: ignore[attr-defined]
+        assert refused.value.arguments == {"account": target.lower()}  # type: ignore[attr-defined]
+    ledger.call(registry.functions.requireTransferBy(seatmaker, target, target))
+    # Sending from a ledger contract (paying out of escrow) is a movement like any other.
+    ledger.call(registry.functions.requireTransfer(target, seatmaker))
+
+
+def test_requirements_on_a_recipient_keep_their_order_inactive_before_ledger_contract(ledger: Sandbox) -> None:
+    """A suspended or frozen ledger contract is refused for that reason first, as any participant is; a
+    suspended one may not take into its escrow either."""
+    registry = ledger.contracts["registry"]
+    target, seatmaker = ledger.address("receivables"), ledger.address("seatmaker")
+    ledger.send(registry.functions.freeze(target, b"\x03" * 32), "regulator")
+    for check in (
+        registry.functions.requireRecipient(target),
+        registry.functions.requireTransferBy(seatmaker, target, target),
+    ):
+        with pytest.raises(Exception, match="RegistryParticipantFrozen"):
+            ledger.call(check)
+    ledger.send(registry.functions.suspend(target), "operator")
+    with pytest.raises(Exception, match="RegistryParticipantNotActive"):
+        ledger.call(registry.functions.requireRecipient(target))
+
+
+def test_the_system_role_marks_a_ledger_contract_and_revoking_it_unmarks(ledger: Sandbox) -> None:
+    """The registry knows a ledger contract by the system role: granting it to a participant makes the
+    participant a ledger contract for every recipient check, revoking (or renouncing) it ends that."""
+    registry = ledger.contracts["registry"]
+    trader, bank = ledger.address("trader"), ledger.address("bank")
+    ledger.call(registry.functions.requireTransfer(bank, trader))
+    ledger.send(registry.functions.grantRole(role_id("system"), trader), "operator")
+    with pytest.raises(Exception, match="RegistryRecipientIsLedgerContract"):
+        ledger.call(registry.functions.requireTransfer(bank, trader))
+    ledger.send(registry.functions.revokeRole(role_id("system"), trader), "operator")
+    ledger.call(registry.functions.requireTransfer(bank, trader))
+    ledger.send(registry.functions.grantRole(role_id("system"), trader), "operator")
+    ledger.send(registry.functions.renounceRole(role_id("system"), trader), "trader")
+    ledger.call(registry.functions.requireRecipient(trader))
+    # The participant record itself is unchanged by the mark.
+    assert tuple(registry.functions.participant(trader).call()[1:3]) == (ACTIVE, False)

@@ -13,6 +13,11 @@ whatever succeeded was allowed, that what failed changed nothing, and after ever
 6. per slot redeemed ≤ repaid, and the contract holds exactly what was repaid and not yet redeemed;
 9. only the roles named act (a successful action by anyone else fails the test).
 
+One move tries to leave assets stuck in the ledger's own contracts (active participants, since the
+receivables contract holds repayments): deposit tokens sent, sent through an allowance or minted to one, a
+piece or part of one sent to one. It must always fail, with ``RegistryRecipientIsLedgerContract`` whenever no
+earlier rule (an inactive sender, a locked, frozen or matured piece) refuses it first.
+
 Size: ``MAX_EXAMPLES`` examples of up to ``STEPS`` steps each (about 40 s on eth-tester); the chain is reset
 between examples with snapshot/revert. ``make soak`` runs more (``SCF_PROPERTY_EXAMPLES``).
 """
@@ -50,6 +55,16 @@ EVERYONE = (*CORE_FIRMS, *SUPPLIERS, *FINANCIERS, "regulator", "operator", "outs
 HOLDERS = (*SUPPLIERS, *FINANCIERS, *CORE_FIRMS)
 CONFIRMED, PAID, DEFAULTED = 3, 4, 5
 REQUESTED, APPROVED = 1, 2
+LEDGER_CONTRACTS = ("token", "receivables", "receipts")
+#: What may refuse a movement before its recipient is looked at: the piece's own state, then the sender.
+PIECE_REFUSALS = {
+    "ReceivablesNonexistentPiece",
+    "ReceivablesPieceLocked",
+    "ReceivablesPieceFrozen",
+    "ReceivablesNotTransferable",
+    "ReceivablesMatured",
+}
+SENDER_REFUSALS = {"RegistryParticipantNotActive", "RegistryParticipantFrozen"}
 
 actors = st.sampled_from(EVERYONE)
 OUTCOMES: dict[str, int] = {}
@@ -405,6 +420,62 @@ class ReceivablesMachine(RuleBasedStateMachine):
         if self.send(fn, actor) is not None:
             assert actor == "regulator", "invariant 9: only the regulator freezes pieces"
 
+    @rule(
+        data=st.data(),
+        contract=st.sampled_from(LEDGER_CONTRACTS),
+        kind=st.sampled_from(["cash", "cash through an allowance", "mint", "whole piece", "part of a piece"]),
+        fraction=fractions,
+    )
+    def send_to_a_ledger_contract(self, data: st.DataObject, contract: str, kind: str, fraction: int) -> None:
+        """The stuck-asset attempt: an asset delivered to one of the ledger's contracts by whoever may otherwise
+        move it. Refused always; by name whenever nothing else refuses it first (a failure changes nothing:
+        :meth:`send` checks that it emitted nothing, the invariants that every balance and value is intact)."""
+        target = self.sb.address(contract)
+        clear = True  # no rule but the recipient's can refuse it
+        if kind in ("cash", "cash through an allowance"):
+            holder = data.draw(st.sampled_from(HOLDERS))
+            amount = max(1, self.cash(self.sb.address(holder)) * fraction // 100)
+            if kind == "cash":
+                fn, actor = self.token.functions.transfer(target, amount), holder
+            else:
+                actor = data.draw(st.sampled_from([h for h in HOLDERS if h != holder]))
+                self.sb.send(self.token.functions.approve(self.sb.address(actor), amount), holder)
+                fn = self.token.functions.transferFrom(self.sb.address(holder), target, amount)
+                clear = self.active(actor)
+            clear = clear and self.active(holder)
+        elif kind == "mint":
+            fn, actor = self.token.functions.mint(target, 1 + fraction, b"\x15" * 32), "agent"
+        else:
+            if not self.model.pieces:
+                return
+            piece_id = data.draw(st.sampled_from(sorted(self.model.pieces)))
+            before = self.piece(piece_id)
+            actor = self.name_of(before[0])
+            if kind == "whole piece":
+                fn = self.r.functions.transferFrom(before[0], target, piece_id)
+            else:
+                fn = self.r.get_function_by_signature("transferFrom(uint256,address,uint256)")(
+                    piece_id, target, max(1, before[3] * fraction // 100)
+                )
+            slot = self.model.pieces[piece_id]
+            clear = (
+                before[0] != "0x" + "00" * 20
+                and self.active(actor)
+                and before[5] == 0
+                and before[6] & 1 == 0
+                and self.sb.read("receivables", "invoice", slot)[2] == CONFIRMED
+                and self.sb.now() + 2 < self.maturity(slot)
+            )
+        receipt = self.send(fn, actor)
+        assert receipt is None, f"invariant 4: {kind} delivered to the {contract} contract"
+        error = self.sb.revert_of(fn, actor).name
+        if clear:
+            assert error == "RegistryRecipientIsLedgerContract", f"{kind} to {contract}: {error}"
+        else:
+            allowed = {"RegistryRecipientIsLedgerContract", *SENDER_REFUSALS, *PIECE_REFUSALS}
+            assert error in allowed, f"{kind} to {contract}: {error}"
+        OUTCOMES[f"to a ledger contract: {error}"] = OUTCOMES.get(f"to a ledger contract: {error}", 0) + 1
+
     @rule(days=st.integers(1, 45))
     def let_time_pass(self, days: int) -> None:
         self.sb.travel_to(self.sb.now() + days * DAY)
@@ -476,3 +547,4 @@ def run_receivables_machine(sandbox: Sandbox) -> None:
     # the run must have exercised the lifecycle, not only refusals
     for operation in ("confirmInvoice", "transferFrom", "fundFinancing", "repay", "redeem"):
         assert OUTCOMES.get(f"{operation} ok", 0) > 0, f"no successful {operation} in the whole run"
+    assert OUTCOMES.get("to a ledger contract: RegistryRecipientIsLedgerContract", 0) > 0

@@ -18,6 +18,11 @@ emitted and moved nothing, and after every step that:
    core keeps its books);
 9. only the named party acts (a successful action by anyone else fails the test).
 
+One move tries to leave a receipt stuck in one of the ledger's own contracts (active participants): its owner
+sends it there through any ERC-721 entry point, or a warehouse issues one to it. It must always fail, with
+``RegistryRecipientIsLedgerContract`` whenever no earlier rule (a locked or frozen receipt, an inactive sender)
+refuses it first.
+
 Size: ``MAX_EXAMPLES`` examples of up to ``STEPS`` steps each (about 60 s on eth-tester); the chain is reset
 between examples with snapshot/revert, never redeployed. ``SCF_PROPERTY_EXAMPLES`` / ``SCF_PROPERTY_STEPS``
 run more.
@@ -79,6 +84,17 @@ PARTICIPANTS = (*WAREHOUSES, "steel", "trader", *FINANCIERS)
 OPEN = (PledgeState.REQUESTED, PledgeState.ACTIVE)
 LOCKED_BY_PLEDGE = (ReceiptState.PLEDGE_REQUESTED, ReceiptState.PLEDGED)
 LOCKED = (*LOCKED_BY_PLEDGE, ReceiptState.REDEMPTION_REQUESTED)
+
+LEDGER_CONTRACTS = ("token", "receivables", "receipts")
+#: What may refuse a movement before its recipient is looked at.
+EARLIER_REFUSALS = {
+    "ReceiptIsFrozen",
+    "ReceiptLocked",
+    "ERC721NonexistentToken",
+    "RegistryMissingRole",
+    "RegistryParticipantNotActive",
+    "RegistryParticipantFrozen",
+}
 
 #: Stands for "the party entitled to act here" (the receipt's owner, the pledge's financier, ...), resolved
 #: when the rule runs; drawn two times in three so that steps mostly get somewhere, else anyone acts.
@@ -451,6 +467,40 @@ class WarehouseMachine(RuleBasedStateMachine):
         tx = self.send(self.transfer_fn(entry, owner, to, receipt_id), mover)
         assert tx is None, f"invariant 7: a locked receipt was moved by {via} {mover}"
         assert self.owner(receipt_id) == owner
+
+    @rule(
+        data=st.data(),
+        contract=st.sampled_from(LEDGER_CONTRACTS),
+        entry=st.sampled_from(["plain", "safe", "safe+data", "issue"]),
+        warehouse=st.sampled_from(WAREHOUSES),
+    )
+    def send_a_receipt_to_a_ledger_contract(
+        self, data: st.DataObject, contract: str, entry: str, warehouse: str
+    ) -> None:
+        """The stuck-asset attempt: a receipt delivered to one of the ledger's contracts by its owner, or issued
+        to one by a warehouse. Refused always; by name whenever nothing else refuses it first."""
+        if entry == "issue":
+            fn = self.w.functions.issueReceipt(
+                self.sb.address(contract), lot_key(), GOODS, 1_000, TONNE, 1_000_00, self.sb.now() + 90 * DAY, GOODS
+            )
+            actor, clear = warehouse, self.active(warehouse)
+        else:
+            if not self.model.receipts:
+                return
+            receipt_id = self.pick_receipt(data, (ReceiptState.ACTIVE,))
+            owner = self.owner(receipt_id)
+            actor = self.resolve(RIGHT, owner)
+            fn = self.transfer_fn(entry, owner, contract, receipt_id)
+            before = self.receipt(receipt_id)
+            clear = owner != ZERO_ADDRESS and before[R_STATE] == ReceiptState.ACTIVE and not before[R_FROZEN]
+            clear = clear and self.active(actor)
+        assert self.send(fn, actor) is None, f"invariant 4: a receipt delivered to the {contract} contract"
+        error = self.sb.revert_of(fn, actor).name
+        event(f"to a ledger contract: {error}")
+        if clear:
+            assert error == "RegistryRecipientIsLedgerContract", f"{entry} to {contract}: {error}"
+        else:
+            assert error in {"RegistryRecipientIsLedgerContract", *EARLIER_REFUSALS}, f"{entry} to {contract}: {error}"
 
     def transfer_fn(self, entry: str, owner: str, to: str, receipt_id: int) -> Any:
         args = [owner, self.sb.address(to), receipt_id]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
-from sqlalchemy import Engine, create_engine, func, select, text, update
+from sqlalchemy import Engine, create_engine, func, inspect, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.db import make_engine, make_sessionmaker
@@ -42,6 +42,7 @@ from ledger.index.models import (
     LedgerParameterRow,
     ParticipantRoleRow,
     ParticipantRow,
+    PieceAllowanceRow,
     PieceRow,
     PledgeRow,
     WarehouseReceiptRow,
@@ -181,6 +182,22 @@ class Scenario:
         rejected = register_invoice(sb, seller="chemicals", amount=5_000 * YUAN)
         sb.send(r.functions.rejectInvoice(rejected, reason("not delivered")), "automaker")
         sb.send(self.token.functions.transfer(sb.address("chemicals"), 12_345), "seatmaker")
+        self.value_allowances()
+
+    def value_allowances(self) -> None:
+        """ERC-3525 value allowances given, spent and revoked. The later steps end some of them: tier 3 is
+        financed whole (its allowances lapse with the transfer), tier 2 is redeemed away (they lapse with the
+        burn); the root's stays."""
+        sb = self.sb
+        approve = self.r.get_function_by_signature("approve(uint256,address,uint256)")
+        split_value = self.r.get_function_by_signature("transferFrom(uint256,address,uint256)")
+        sb.send(approve(self.ids["tier3"], sb.address("bank"), 20_000 * YUAN), "trader")
+        sb.send(approve(self.ids["tier3"], sb.address("steel"), 2**256 - 1), "trader")
+        sb.send(approve(self.ids["tier2"], sb.address("factor"), 10_000 * YUAN), "chemicals")
+        sb.send(split_value(self.ids["tier2"], sb.address("trader"), 4_000 * YUAN), "factor")
+        sb.send(approve(self.ids["root"], sb.address("trader"), 5_000 * YUAN), "seatmaker")
+        sb.send(approve(self.ids["root"], sb.address("trader"), 0), "seatmaker")
+        sb.send(approve(self.ids["root"], sb.address("steel"), 7_000 * YUAN), "seatmaker")
 
     def financing(self) -> None:
         """Requests funded (split and whole), cancelled and declined; freezes, suspensions, cash issued."""
@@ -219,7 +236,10 @@ class Scenario:
         value_transfer = r.get_function_by_signature("transferFrom(uint256,uint256,uint256)")
         sb.send(value_transfer(piece2, other, 50_000 * YUAN), "seatmaker")
         whole_transfer = r.get_function_by_signature("transferFrom(address,address,uint256)")
+        approve = r.get_function_by_signature("approve(uint256,address,uint256)")
+        sb.send(approve(other, sb.address("bank"), 1_000 * YUAN), "chemicals")
         sb.send(whole_transfer(sb.address("chemicals"), sb.address("trader"), other), "chemicals")
+        sb.send(approve(piece2, sb.address("bank"), 2**256 - 1), "seatmaker")
         self.ids.update(slot2=slot2, piece2=piece2, other=other)
 
         sb.send(r.functions.unfreezePiece(self.ids["tier2"]), "regulator")
@@ -376,6 +396,18 @@ def test_index_agrees_with_the_contracts_views(ledger: Sandbox, new_database: Da
             assert path == list(sb.read("receivables", "pathOf", p.id))
             assert (p.root_id, p.depth) == (path[0], len(path) - 1)
         assert any(p.burnt for p in pieces) and any(p.open_request_id for p in pieces)
+
+        # ERC-3525 value allowances rebuilt from ApprovalValue events equal allowance(), every piece and every
+        # member of the cast (the issue: a whole-piece transfer or a burn used to end them without an event).
+        allowances = {(a.piece_id, a.operator): a.value for a in session.scalars(select(PieceAllowanceRow)).all()}
+        allowance = sb.contracts["receivables"].get_function_by_signature("allowance(uint256,address)")
+        for p in pieces:
+            for name in sb.accounts:
+                operator = sb.address(name)
+                expected = 0 if p.burnt else allowance(p.id, operator).call()
+                assert allowances.get((p.id, operator), 0) == expected, f"allowance of {name} on piece {p.id}"
+        assert set(allowances.values()) == {7_000 * YUAN, 2**256 - 1}, "the scenario left other allowances"
+        assert 0 not in allowances.values()
 
         requests = session.scalars(select(FinancingRequestRow)).all()
         assert {r.state for r in requests} == {
@@ -745,6 +777,30 @@ def test_the_margin_call_migration_fills_its_table_from_the_raw_event_log(
     assert snapshot(sessions)["pledge_margin_calls"] == margin_calls
     assert live.rebuild_projections() > 0
     assert snapshot(sessions)["pledge_margin_calls"] == margin_calls
+
+
+def test_the_allowances_migration_fills_the_table_from_the_raw_event_log(
+    ledger: Sandbox, new_database: Database
+) -> None:
+    """Revision 0009 adds ``piece_allowances`` to an index that already holds ``ApprovalValue`` events in its
+    raw log: the table it creates holds what the projection would (downgraded and upgraded again, the index is
+    unchanged)."""
+    sessions = new_database()
+    indexer = make_indexer(ledger, sessions)
+    scenario = Scenario(ledger)
+    for step in scenario.steps():
+        step()
+    indexer.sync_once()
+    before = snapshot(sessions)
+    assert before["piece_allowances"]
+    bind = sessions.kw["bind"]
+    url = bind.url.render_as_string(hide_password=False)
+    bind.dispose()
+    downgrade(url, "0008_document_secret_id")
+    with sessions() as session:
+        assert "piece_allowances" not in inspect(session.connection()).get_table_names()
+    upgrade(url)
+    assert snapshot(sessions) == before
 
 
 @pytest.mark.parametrize("amount", [0, 1, 2**63 - 1, 2**63, 2**96 - 1, 2**256 - 1])
