@@ -53,6 +53,7 @@ contract DepositToken is ERC20, IDepositToken {
     function burn(address from, uint256 amount, bytes32 bankReference) external {
         registry.requireActiveRole(Roles.SETTLEMENT_AGENT, msg.sender);
         require(amount != 0, DepositZeroAmount());
+        require(!registry.hasRole(Roles.SYSTEM, from), DepositEscrowNotBurnable(from));
         _useReference(bankReference, BURNT);
         _burn(from, amount);
         emit DepositBurned(from, amount, bankReference, msg.sender);

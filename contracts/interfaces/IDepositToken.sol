@@ -24,6 +24,9 @@ interface IDepositToken is IERC20 {
     error DepositMintReferenceUsed(bytes32 bankReference);
     /// @notice A payout is debited once: `bankReference` was already used by a burn.
     error DepositBurnReferenceUsed(bytes32 bankReference);
+    /// @notice `from` is one of the ledger's own contracts: what it holds is escrow owed to participants
+    /// (repayments waiting for holders), never paid out off chain.
+    error DepositEscrowNotBurnable(address from);
 
     /// @notice ISO 4217 code of the currency the token's minor units are in (e.g. "CNY").
     function currency() external view returns (bytes3);
@@ -43,7 +46,7 @@ interface IDepositToken is IERC20 {
     /// chain under `bankReference`, which is used once for burns.
     /// @custom:access settlement agent
     /// @dev Emits {DepositBurned} and {IERC20-Transfer}. Reverts with {DepositZeroAmount},
-    /// {DepositInvalidReference}, {DepositBurnReferenceUsed}, a registry error or
+    /// {DepositInvalidReference}, {DepositBurnReferenceUsed}, {DepositEscrowNotBurnable}, a registry error or
     /// {IERC20Errors-ERC20InsufficientBalance}.
     function burn(address from, uint256 amount, bytes32 bankReference) external;
 }

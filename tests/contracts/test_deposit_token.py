@@ -173,3 +173,17 @@ def test_the_receivables_contract_still_takes_a_repayment_into_its_escrow(ledger
         40_000,
     )
     assert ledger.balance("receivables") == before + 40_000
+
+
+def test_the_settlement_agent_cannot_burn_a_ledger_contracts_escrow(ledger: Sandbox) -> None:
+    """Repayments wait in the receivables contract for the holders to redeem them: burning them there would
+    destroy money owed to participants."""
+    slot, _ = confirmed_piece(ledger, amount=40_000)
+    ledger.send(ledger.contracts["receivables"].functions.repay(slot, 40_000), "automaker")
+    token = ledger.contracts["token"]
+    escrow = ledger.balance("receivables")
+    assert escrow >= 40_000
+    for contract in LEDGER_CONTRACTS:
+        fn = token.functions.burn(ledger.address(contract), 1, b"\x09" * 32)
+        assert_reverts(ledger, fn, "agent", "DepositEscrowNotBurnable")
+    assert ledger.balance("receivables") == escrow
