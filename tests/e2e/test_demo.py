@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -111,8 +112,9 @@ def test_the_demo_leaves_the_clock_of_a_chain_that_is_not_a_local_dev_chain_alon
         **environment(tmp_path / "data", free_port(), free_port()),
         "SCF_CHAIN_ID": "31338",
         "SCF_OPERATOR_KEY": operator.key.hex(),
-        "SCF_MASTER_SECRET": "demo test master secret, not the development default",
-        "SCF_KEY_SALT": "demo test invoice key salt",
+        # off the local chain the service takes only real secrets (random bytes, as `scf secrets new` prints)
+        "SCF_MASTER_SECRET": secrets.token_hex(32),
+        "SCF_KEY_SALT": secrets.token_hex(32),
     }
     log = tmp_path / "serve.log"
     try:
