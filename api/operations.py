@@ -44,6 +44,7 @@ _STARTED_AT = datetime.now(UTC)
 
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
+
 class OperationView(BaseModel):
     operation_id: str
     kind: str

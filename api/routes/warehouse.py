@@ -12,7 +12,6 @@ Receipt ids are the salted lot key hash read as a ``uint256``: beyond 2**53 they
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
 from sqlalchemy import ColumnElement, or_, select
 
-from api.actions import Action, Call, Link, Prepare, install, result_link
+from api.actions import Action, Call, Link, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.problems import Problem, jsonable
 from api.routes.common import (
@@ -345,16 +344,6 @@ def _transfer_receipt(service: LedgerService, caller: Caller, body: ReceiptTrans
     return Call("receipt.transfer", caller.address, {"receipt_id": receipt_id, "to": body.to})
 
 
-def _receipt_act(operation: str, check: Callable[[LedgerService, Caller, int], Receipt]) -> Prepare:
-    """What an owner or the issuing warehouse does to a receipt with no more than its id."""
-
-    def prepare(service: LedgerService, caller: Caller, body: None, receipt_id: int) -> Call:
-        check(service, caller, receipt_id)
-        return Call(operation, caller.address, {"receipt_id": receipt_id})
-
-    return prepare
-
-
 # -- pledge loans -----------------------------------------------------------------------------------------------
 
 
@@ -442,16 +431,6 @@ def list_pledge_margin_calls(
     return paged(service, query, MARGIN_CALL_ORDER, window)
 
 
-def _pledge_act(operation: str, check: Callable[[LedgerService, Caller, int], Pledge]) -> Prepare:
-    """What a pledge's financier or borrower does to it with no more than its id."""
-
-    def prepare(service: LedgerService, caller: Caller, body: None, pledge_id: int) -> Call:
-        check(service, caller, pledge_id)
-        return Call(operation, caller.address, {"pledge_id": pledge_id})
-
-    return prepare
-
-
 def _repay_pledge(service: LedgerService, caller: Caller, body: PledgeRepayment, pledge_id: int) -> Call:
     _as_borrower(service, caller, pledge_id)
     return Call("pledge.repay", caller.address, {"pledge_id": pledge_id, "amount": body.amount})
@@ -518,7 +497,7 @@ ACTIONS = (
         "POST",
         "/warehouse-receipts/{receipt_id}/redeem",
         "request_redemption",
-        _receipt_act("receipt.redeem", _as_owner),
+        act_on("receipt.redeem", "receipt_id", _as_owner),
         "receipt.redeem",
         description="Ask the warehouse to release the goods (the owner; not while pledged).",
     ),
@@ -526,14 +505,14 @@ ACTIONS = (
         "POST",
         "/warehouse-receipts/{receipt_id}/redemption/withdraw",
         "withdraw_redemption",
-        _receipt_act("receipt.redemption-withdraw", _as_owner),
+        act_on("receipt.redemption-withdraw", "receipt_id", _as_owner),
         "receipt.redemption-withdraw",
     ),
     Action(
         "POST",
         "/warehouse-receipts/{receipt_id}/redemption/confirm",
         "confirm_redemption",
-        _receipt_act("receipt.redemption-confirm", _as_issuer),
+        act_on("receipt.redemption-confirm", "receipt_id", _as_issuer),
         "receipt.redemption-confirm",
         description="The goods have left (the issuing warehouse): the receipt is burnt.",
     ),
@@ -558,7 +537,7 @@ ACTIONS = (
         "POST",
         "/pledges/{pledge_id}/fund",
         "fund_pledge",
-        _pledge_act("pledge.fund", _as_financier),
+        act_on("pledge.fund", "pledge_id", _as_financier),
         "pledge.fund",
         description="Lend: the principal moves to the borrower and the receipt is pledged, in one transaction.",
     ),
@@ -566,14 +545,14 @@ ACTIONS = (
         "POST",
         "/pledges/{pledge_id}/decline",
         "decline_pledge",
-        _pledge_act("pledge.decline", _as_financier),
+        act_on("pledge.decline", "pledge_id", _as_financier),
         "pledge.decline",
     ),
     Action(
         "POST",
         "/pledges/{pledge_id}/cancel",
         "cancel_pledge",
-        _pledge_act("pledge.cancel", _as_borrower),
+        act_on("pledge.cancel", "pledge_id", _as_borrower),
         "pledge.cancel",
     ),
     Action(
@@ -589,7 +568,7 @@ ACTIONS = (
         "POST",
         "/pledges/{pledge_id}/enforce",
         "enforce_pledge",
-        _pledge_act("pledge.enforce", _as_financier),
+        act_on("pledge.enforce", "pledge_id", _as_financier),
         "pledge.enforce",
         description="Take the receipt for an unpaid loan after its due date (the financier).",
     ),
