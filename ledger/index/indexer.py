@@ -50,6 +50,7 @@ from web3.providers import JSONBaseProvider
 
 from ledger.db import Base
 from ledger.errors import abi_type
+from ledger.index import feed
 from ledger.index.models import (
     INDEX_TABLES,
     PROJECTIONS,
@@ -1670,6 +1671,7 @@ class Indexer:
                 projector = _Projector(session)
                 projector.apply(events)
                 projector.write()
+                feed.append_added(session, events)
             checkpoint.block_number = page.last
             checkpoint.block_hash = page.last_header.hash
         if events:
@@ -1715,6 +1717,7 @@ def _roll_back(session: Session, base: BlockHeader | None) -> None:
     """Delete what the index holds above ``base`` (everything when None) and rebuild the projections from
     the raw events that remain."""
     first_gone = 0 if base is None else base.number + 1
+    feed.append_retracted(session, first_gone)
     removed = session.execute(delete(EventRow).where(EventRow.block_number >= first_gone)).rowcount  # type: ignore[attr-defined]
     session.execute(delete(BlockRow).where(BlockRow.number >= first_gone))
     if removed:

@@ -18,7 +18,14 @@ from ledger.db import Base, make_engine
 from ledger.migrations import ensure_sqlite_folder
 
 #: Every module that declares tables on ``Base.metadata``; one that does not exist yet is skipped.
-TABLE_MODULES = ("ledger.index.models", "ledger.journal", "ledger.documents", "api.store", "api.audit_log")
+TABLE_MODULES = (
+    "ledger.index.models",
+    "ledger.index.feed",
+    "ledger.journal",
+    "ledger.documents",
+    "api.store",
+    "api.audit_log",
+)
 
 config = context.config
 if config.config_file_name is not None:
