@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     audit_anchor_seconds: float = Field(
         60.0, ge=0, description="anchor the audit log's head when it grew and this many seconds passed (0: never)"
     )
+    events_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="send a comment line on an idle event stream (GET /events/stream) this often"
+    )
 
     # -- behind a reverse proxy ---------------------------------------------------------------------------
     trusted_proxies: str = Field(
