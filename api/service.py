@@ -33,6 +33,7 @@ from web3 import Web3
 
 from api.audit_log import AuditAnchorer, AuditLog
 from api.store import ApiKeyRecord, ParticipantRecord
+from api.webhooks import Deliverer, WebhookSettings
 from ledger.catalogue import CATALOGUE, Catalogue
 from ledger.chain import connect
 from ledger.client import LedgerClient
@@ -147,6 +148,8 @@ class LedgerService:
     for one token lifetime after it, no longer."""
     index_watch: IndexWatch | None = None
     """Where the index stands (set when the indexer runs in this process)."""
+    deliverer: Deliverer | None = None
+    """POSTs the event feed to the webhook subscriptions (:mod:`api.webhooks`)."""
     operator_api_key: str | None = None
     """Set only on the first start, when the operator's key was just created (printed once, never stored)."""
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
@@ -234,6 +237,8 @@ class LedgerService:
         )
         service.operator_api_key = service._bootstrap_operator()
         service.audit_anchorer.start()
+        service.deliverer = Deliverer(sessions, WebhookSettings.of(settings))
+        service.deliverer.start()
         if run_indexer:
             service.index_watch = IndexWatch(asyncio.get_running_loop())
             indexer.on_indexed(service.index_watch.indexed)
@@ -244,6 +249,8 @@ class LedgerService:
         return service
 
     async def stop(self) -> None:
+        if self.deliverer is not None:
+            await self.deliverer.stop()
         await self.audit_anchorer.stop()
         self.indexer.stop()
         await self.pipeline.stop()

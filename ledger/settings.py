@@ -135,6 +135,24 @@ class Settings(BaseSettings):
     events_heartbeat_seconds: float = Field(
         15.0, gt=0, description="send a comment line on an idle event stream (GET /events/stream) this often"
     )
+    webhook_allow: str = Field(
+        "",
+        description="host names and networks (CIDR) webhooks may call although they are not public addresses "
+        "(private, loopback, link-local, metadata), separated by commas; none by default",
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="longest one webhook request may take")
+    webhook_max_response_bytes: int = Field(
+        64 * 1024, gt=0, description="read at most this much of a webhook receiver's answer"
+    )
+    webhook_max_failures: int = Field(
+        10, ge=1, description="pause a webhook subscription after this many failed deliveries in a row"
+    )
+    webhook_backoff_seconds: float = Field(
+        1.0, gt=0, description="first retry of a failed webhook delivery within this many seconds (doubling)"
+    )
+    webhook_backoff_max_seconds: float = Field(
+        300.0, gt=0, description="longest wait between retries of a failed webhook delivery"
+    )
 
     # -- behind a reverse proxy ---------------------------------------------------------------------------
     trusted_proxies: str = Field(

@@ -25,6 +25,7 @@ TABLE_MODULES = (
     "ledger.documents",
     "api.store",
     "api.audit_log",
+    "api.webhooks",
 )
 
 config = context.config

@@ -31,6 +31,7 @@ from ledger.journal import JournalTransaction
 from tests.api.conftest import WAIT, Api, Participant
 
 YUAN = 100
+SETTINGS = {"webhook_allow": "127.0.0.1"}  # the subscription routes' test URLs (nothing listens there)
 _numbers = itertools.count(int.from_bytes(os.urandom(3), "big") * 1000)
 
 CALLERS = (
@@ -195,6 +196,13 @@ def world(api: Api) -> World:
         json={"participant": world.id("seller"), "amount": 1, "bank_reference": "authz operation"},
         headers=who["agent"].waiting(),
     ).json()["operation_id"]
+    subscription = http.post(
+        "/subscriptions",
+        json={"url": "http://127.0.0.1:9/", "kinds": ["audit.anchored"]},
+        headers=who["seller"].headers,
+    )
+    assert subscription.status_code == 201, subscription.text
+    world.ids["subscription"] = subscription.json()["id"]
     return world
 
 
@@ -419,6 +427,19 @@ ROUTES = (
     _route("DELETE", "/freezes/{freeze_id}", lambda w: f"/freezes/participant:{w.id('disposable')}", {"regulator"}),
     _route("POST", "/documents", _fixed("/documents"), EVERYONE - {"regulator"}, content=b"%PDF-1.7 a delivery note"),
     _route("POST", "/audit/log/anchors", _fixed("/audit/log/anchors"), {"operator"}),
+    _route("POST", "/subscriptions", _fixed("/subscriptions"), EVERYONE, lambda w, c: {"url": "http://127.0.0.1:9/"}),
+    _route(
+        "POST",
+        "/subscriptions/{subscription_id}/resume",
+        lambda w: f"/subscriptions/{w.ids['subscription']}/resume",
+        {"seller"},
+    ),
+    _route(
+        "DELETE",
+        "/subscriptions/{subscription_id}",
+        lambda w: f"/subscriptions/{w.ids['subscription']}",
+        {"seller"},
+    ),
 )
 
 #: Routes that need no credentials, or change only the caller's own session.
