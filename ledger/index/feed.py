@@ -18,14 +18,16 @@ Each row carries its business ``kind`` (``invoice.confirmed``, ``piece.transferr
 event's arguments in snake_case (``fields``: amounts as integer fen, ids as integers, addresses checksummed,
 ``bytes32`` as hex) and the participants who may see it (``parties``, also in ``event_feed_parties`` for the
 lists): the addresses among its arguments and, for an event that names an object only by its id, the parties
-of that object as the index holds them once the event's page is applied. The regulator and the operator see
-every row.
+of that object as the index holds them once the event's page is applied (a piece: its holder and its
+invoice's seller and buyer; an invoice or obligation: those and every holder of one of its pieces). The
+regulator and the operator see every row.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Protocol
 
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, Table, func, select
@@ -132,6 +134,7 @@ def _words(name: str) -> list[str]:
     return [word.lower() for word in _WORD.findall(name)]
 
 
+@lru_cache(maxsize=1024)
 def kind_of(contract: str, name: str) -> str:
     """The business kind of event ``name`` of ``contract``: its noun, a dot, the rest of its name in kebab case
     (``PledgeMarginCalled`` → ``pledge.margin-called``), or the kind :data:`IRREGULAR_KINDS` gives."""
@@ -144,6 +147,7 @@ def kind_of(contract: str, name: str) -> str:
     return f"{_CONTRACT_NOUNS.get(contract, contract)}.{'-'.join(words)}"
 
 
+@lru_cache(maxsize=4096)
 def snake_case(name: str) -> str:
     """An argument's name in snake case, without the leading underscore of ERC-3525's (``_tokenId`` →
     ``token_id``, ``maintenanceRatioBps`` → ``maintenance_ratio_bps``)."""
@@ -189,6 +193,7 @@ class _Parties:
     def __init__(self, session: Session, events: Sequence[FeedEvent]) -> None:
         pieces: set[int] = set()
         slots: set[int] = set()
+        obligations: set[int] = set()
         requests: set[int] = set()
         receipts: set[int] = set()
         pledges: set[int] = set()
@@ -199,6 +204,7 @@ class _Parties:
                 for name in ("slotId", "invoiceId"):
                     if name in args:
                         slots.add(int(args[name]))
+                        obligations.add(int(args[name]))
                 if "requestId" in args:
                     requests.add(int(args["requestId"]))
             elif event.contract == "receipts":
@@ -207,6 +213,9 @@ class _Parties:
                     pledges.add(int(args["pledgeId"]))
         self.pieces: dict[int, set[str]] = {}
         self.slots: dict[int, set[str]] = {}
+        """An invoice's seller and buyer (who see its pieces, as ``GET /receivables/{id}`` shows them)."""
+        self.holders: dict[int, set[str]] = {}
+        """Who holds a piece of an invoice (who hear of its obligation: repaid, paid, defaulted)."""
         self.requests: dict[int, set[str]] = {}
         self.receipts: dict[int, set[str]] = {}
         self.pledges: dict[int, set[str]] = {}
@@ -228,9 +237,10 @@ class _Parties:
             session, select(InvoiceRow.id, InvoiceRow.seller, InvoiceRow.buyer), InvoiceRow.id, slots
         ):
             self.slots[invoice_id] = {seller, buyer}
-        for slot_id, owner in _chunked(session, select(PieceRow.slot_id, PieceRow.owner), PieceRow.slot_id, slots):
+        query = select(PieceRow.slot_id, PieceRow.owner)
+        for slot_id, owner in _chunked(session, query, PieceRow.slot_id, obligations):
             if owner:
-                self.slots.setdefault(slot_id, set()).add(owner)
+                self.holders.setdefault(slot_id, set()).add(owner)
         for receipt_id, warehouse, owner in _chunked(
             session,
             select(WarehouseReceiptRow.id, WarehouseReceiptRow.warehouse, WarehouseReceiptRow.owner),
@@ -255,7 +265,7 @@ class _Parties:
                         found |= self.slots.get(self.piece_slots[piece], set())
             for name in ("slotId", "invoiceId"):
                 if name in args:
-                    found |= self.slots.get(int(args[name]), set())
+                    found |= self.slots.get(int(args[name]), set()) | self.holders.get(int(args[name]), set())
             if "requestId" in args:
                 found |= self.requests.get(int(args["requestId"]), set())
         elif event.contract == "receipts":
@@ -295,14 +305,23 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     seq = int(session.scalar(select(func.max(FeedRow.seq))) or 0)
-    parties: list[dict[str, Any]] = []
+    parties: list[tuple[str, int]] = []
     for row in rows:
         seq += 1
         row["seq"] = seq
-        parties.extend({"party": party, "seq": seq} for party in row["parties"])
+        parties.extend((party, seq) for party in row["parties"])
     session.execute(_table(FeedRow).insert(), rows)
     if parties:
-        session.execute(_table(FeedPartyRow).insert(), parties)
+        # About three of these a feed row: plain pairs straight to the driver (SQLAlchemy's per-row parameter
+        # processing would cost more than the database's work), on PostgreSQL as one statement of two arrays.
+        connection = session.connection()
+        table = FeedPartyRow.__tablename__
+        if connection.dialect.name == "postgresql":
+            statement = f"INSERT INTO {table} (party, seq) SELECT * FROM unnest(%s::varchar[], %s::bigint[])"
+            connection.exec_driver_sql(statement, ([p for p, _ in parties], [s for _, s in parties]))
+        else:
+            mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+            connection.exec_driver_sql(f"INSERT INTO {table} (party, seq) VALUES ({mark}, {mark})", parties)
 
 
 def _table(model: type[Base]) -> Table:

@@ -4,8 +4,8 @@ order, and one per event a reorganisation drops (:mod:`ledger.index.feed`).
 The upgrade fills the feed from the raw event log the index already holds, in block and log order, as the
 indexer would have appended it, so that an existing index needs no rebuild and its consumers start from a feed
 that agrees with the ``events`` table. (The parties of an event that names an object only by id are those of
-the object as the index holds it at the upgrade: its later holders too, where the live feed had those of the
-moment it was appended.)
+the object as the index holds it at the upgrade, where the live feed has those of the moment it appended the
+event: a piece's holder then.)
 
 Revision ID: 0010_event_feed
 Revises: 0009_piece_allowances
