@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from eth_utils import keccak
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.chain import Anvil, connect, find_anvil
@@ -26,6 +27,7 @@ from ledger.compiler import Artifact
 from ledger.db import make_engine, make_sessionmaker
 from ledger.deployment import bind_contracts, ensure_deployment
 from ledger.index import Indexer, snapshot_tables
+from ledger.index.feed import FeedRow
 from ledger.migrations import upgrade
 from ledger.models import Role
 from tests.e2e.conftest import dev_account, transact
@@ -102,6 +104,15 @@ def run_rollbacks(make_anvil: Callable[..., Anvil], artifacts: dict[str, Artifac
     registered = {row["account"] for row in live_tables["participants"]}
     assert set(kept) <= registered
     assert not set(abandoned) & registered, "the index kept events of an abandoned branch"
+    # The event feed followed: its live events (last row `added`) are exactly the index's events, and every
+    # registration of an abandoned branch was announced, then retracted.
+    with live.session_factory() as session:
+        feed = list(session.scalars(select(FeedRow).order_by(FeedRow.seq)))
+    last = {row.event_id: row.action for row in feed}
+    stored = {f"{event['block_hash']}:{event['log_index']}" for event in live_tables["events"]}
+    assert {event_id for event_id, action in last.items() if action == "added"} == stored
+    retracted = [row for row in feed if row.action == "retracted"]
+    assert {row.fields["account"] for row in retracted if row.kind == "participant.registered"} == set(abandoned)
     print(f"\n[reorgs] {rollbacks} rollbacks, {len(abandoned)} registrations abandoned, {len(kept)} kept")
 
 
