@@ -234,6 +234,24 @@ async def check_target(url: str, allow: AllowList) -> list[str]:
     return [str(a) for a in addresses]
 
 
+def pin(url: str, address: str) -> tuple[str, dict[str, Any]]:
+    """``url`` with its host replaced by the checked ``address``, so that the request goes where the check
+    looked (no second resolution a DNS rebinding could answer differently), and the request extensions that
+    keep TLS on the original name (SNI and the certificate's host name); the caller sends ``Host``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return url, {}
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), extensions
+
+
 # -- delivery -----------------------------------------------------------------------------------------------
 
 
@@ -290,12 +308,16 @@ async def post_event(
         return Attempt(ok, status, None if error is None else error[:300], int((time.monotonic() - started) * 1000))
 
     try:
-        await check_target(url, config.allow)
+        addresses = await check_target(url, config.allow)
     except TargetRefused as exc:
         return done(False, None, f"target refused: {exc}")
+    pinned, extensions = pin(url, addresses[0])
+    if pinned != url:
+        headers["Host"] = urlsplit(url).netloc
     try:
         async with asyncio.timeout(config.timeout):
-            async with client.stream("POST", url, content=body, headers=headers) as response:
+            request = client.build_request("POST", pinned, content=body, headers=headers, extensions=extensions)
+            async with contextlib.aclosing(await client.send(request, stream=True)) as response:
                 read = 0
                 async for chunk in response.aiter_raw():
                     read += len(chunk)
