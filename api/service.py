@@ -237,9 +237,10 @@ class LedgerService:
         )
         service.operator_api_key = service._bootstrap_operator()
         service.audit_anchorer.start()
-        service.deliverer = Deliverer(sessions, WebhookSettings.of(settings))
-        service.deliverer.start()
         if run_indexer:
+            # Webhooks are delivered where the index is written: one deliverer per database, like the indexer.
+            service.deliverer = Deliverer(sessions, WebhookSettings.of(settings))
+            service.deliverer.start()
             service.index_watch = IndexWatch(asyncio.get_running_loop())
             indexer.on_indexed(service.index_watch.indexed)
             service._indexer_thread = threading.Thread(
