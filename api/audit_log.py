@@ -42,7 +42,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.client import LedgerClient
-from ledger.db import Base
+from ledger.db import Base, utc_now
 from ledger.errors import ContractRevert
 from ledger.models import AuditAnchor
 
@@ -59,10 +59,6 @@ MAX_OUTCOME: Final = 200
 MAX_REQUEST_ID: Final = 100
 _PROBLEM_CAPTURE: Final = 64 * 1024
 """A problem body longer than this is not parsed for its type (the outcome is then ``http-<status>``)."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class AuditRecord(Base):

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from eth_utils import is_address, to_checksum_address
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -163,6 +164,15 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
+
+
+def checksummed_address(value: str, what: str | None = None) -> str:
+    """``value`` in its EIP-55 form, or a 422 ``validation`` problem naming ``what`` it was to be."""
+    if not is_address(value):
+        named = f"{what} {value!r}" if what else repr(value)
+        detail = f"{named} is not an Ethereum address (0x and 40 hex digits)"
+        raise Problem(422, "validation", "Invalid request", detail)
+    return str(to_checksum_address(value))
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:

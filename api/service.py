@@ -33,7 +33,6 @@ from web3 import Web3
 
 from api.audit_log import AuditAnchorer, AuditLog
 from api.store import ApiKeyRecord, ParticipantRecord
-from ledger.chain import connect
 from ledger.client import LedgerClient
 from ledger.compiler import Artifact, compile_contracts
 from ledger.db import DatabaseUnavailable, make_engine, make_sessionmaker
@@ -44,6 +43,7 @@ from ledger.index import Indexer
 from ledger.keystore import Keystore
 from ledger.migrations import ensure_sqlite_folder, upgrade
 from ledger.models import Role
+from ledger.node import connect
 from ledger.pipeline import Pipeline
 from ledger.secrets import MasterSecrets, check_secrets, master_secrets
 from ledger.settings import Settings

@@ -23,7 +23,7 @@ from typing import Any, Protocol, cast
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from web3 import Web3
 from web3._utils.abi import map_abi_data
@@ -32,6 +32,7 @@ from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
 
 from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas, UnknownRevert, abi_type
+from ledger.identifiers import checksummed
 from ledger.journal import TransactionStatus
 from ledger.models import (
     AuditAnchor,
@@ -215,8 +216,8 @@ class Web3Sender:
 
 
 def role_id(role: Role) -> bytes:
-    """The on-chain AccessControl id of ``role``."""
-    return keccak(text=f"scf.role.{role.role_name}")
+    """The on-chain AccessControl id of ``role`` (:attr:`ledger.models.Role.role_id`)."""
+    return role.role_id
 
 
 class LedgerClient:
@@ -715,19 +716,11 @@ class _EventSpec:
             values[name] = topic if _is_dynamic(type_) else abi_decode([type_], topic)[0]
         for (name, _), value in zip(self.plain, abi_decode([t for _, t in self.plain], data), strict=True):
             values[name] = value
-        return {name: _checksummed(values[name]) for name in self.order}
+        return {name: checksummed(values[name]) for name in self.order}
 
 
 def _is_dynamic(type_: str) -> bool:
     return type_ in ("string", "bytes") or type_.endswith("]") or type_.startswith("(")
-
-
-def _checksummed(value: Any) -> Any:
-    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
-        return to_checksum_address(value)
-    if isinstance(value, tuple | list):
-        return type(value)(_checksummed(v) for v in value)
-    return value
 
 
 def _event_map(contracts: Mapping[str, Contract]) -> dict[tuple[str, bytes], tuple[str, _EventSpec]]:

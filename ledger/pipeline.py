@@ -60,9 +60,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 from web3.types import TxReceipt
 
-from ledger.chain import ChainIdMismatch
 from ledger.errors import ContractRevert, ErrorDecoder, UnknownRevert
 from ledger.journal import IN_FLIGHT_STATUSES, JournalTransaction, TransactionKind, TransactionStatus, utc_now
+from ledger.node import ChainIdMismatch
 
 logger = logging.getLogger(__name__)
 

@@ -9,16 +9,19 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
+from enum import Enum
 from typing import Annotated, Any, TypeVar
 
 from eth_utils import is_address, to_checksum_address
 from fastapi import Depends, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, bindparam, func, or_, tuple_
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 
-from api.problems import Problem
+from api.auth import Caller
+from api.problems import Problem, jsonable
+from api.service import LedgerService
 from ledger.index.models import ChainUint
 
 T = TypeVar("T")
@@ -311,3 +314,40 @@ def path_id(value: int) -> int:
     if not 0 < value < 2**256:
         raise not_found(f"object {value}")
     return value
+
+
+# -- shared by the route modules ------------------------------------------------------------------------------
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def row_dict(row: DeclarativeBase) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for column in row.__table__.columns:
+        value = getattr(row, column.key)
+        out[column.key] = value.name.lower() if isinstance(value, Enum) else jsonable(value)
+    return out
+
+
+def paged(
+    service: LedgerService,
+    query: Select[Any],
+    keys: Sequence[SortKey],
+    window: Window,
+    *,
+    any_of: Sequence[ColumnElement[bool]] = (),
+) -> dict[str, Any]:
+    """The answer of a list route: ``window`` of the index rows of ``query`` (filtered, not ordered) in the
+    order of ``keys``, restricted to those matching any of ``any_of`` (see :func:`api.routes.common.page_rows`
+    and :data:`api.routes.common.PAGING`)."""
+    with service.sessions() as session:
+        rows, next_cursor, total = page_rows(session, query, keys, window, any_of=any_of)
+        return listing([row_dict(r) for r in rows], window, total, next_cursor)
+
+
+def sees_everything(caller: Caller) -> bool:
+    return caller.is_operator or caller.is_regulator
+
+
+def due_timestamp(value: date) -> int:
+    return int(datetime.combine(value, time(0, 0), tzinfo=UTC).timestamp())

@@ -7,23 +7,21 @@ checks would still revert.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
-from enum import Enum
+from datetime import date
 from typing import Any
 
 from eth_utils import keccak
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import ColumnElement, Select, select
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
-from api.problems import Problem, jsonable
+from api.problems import Problem
 from api.routes.common import (
+    ZERO_ADDRESS,
     Address,
     Amount,
     Bps,
@@ -32,12 +30,12 @@ from api.routes.common import (
     ListWindow,
     PathId,
     SortKey,
-    Window,
-    listing,
+    due_timestamp,
     not_found,
-    page_rows,
+    paged,
     paging,
     path_id,
+    sees_everything,
 )
 from api.service import LedgerService
 from ledger.errors import ContractRevert
@@ -52,37 +50,6 @@ from ledger.index.models import FinancingRequestRow, InvoiceRow, PieceRow
 from ledger.models import FinancingRequest, Invoice, InvoiceState, Piece, RequestState, Role
 
 router = APIRouter(tags=["receivables"])
-
-ZERO_ADDRESS = "0x" + "00" * 20
-
-
-def row_dict(row: DeclarativeBase) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for column in row.__table__.columns:
-        value = getattr(row, column.key)
-        out[column.key] = value.name.lower() if isinstance(value, Enum) else jsonable(value)
-    return out
-
-
-def paged(
-    service: LedgerService,
-    query: Select[Any],
-    keys: Sequence[SortKey],
-    window: Window,
-    *,
-    any_of: Sequence[ColumnElement[bool]] = (),
-) -> dict[str, Any]:
-    """The answer of a list route: ``window`` of the index rows of ``query`` (filtered, not ordered) in the
-    order of ``keys``, restricted to those matching any of ``any_of`` (see :func:`api.routes.common.page_rows`
-    and :data:`api.routes.common.PAGING`)."""
-    with service.sessions() as session:
-        rows, next_cursor, total = page_rows(session, query, keys, window, any_of=any_of)
-        return listing([row_dict(r) for r in rows], window, total, next_cursor)
-
-
-def sees_everything(caller: Caller) -> bool:
-    return caller.is_operator or caller.is_regulator
-
 
 # -- invoices -------------------------------------------------------------------------------------------------
 
@@ -113,10 +80,6 @@ class InvoiceCreate(BaseModel):
         if value.year > 2200:
             raise ValueError("due date too far in the future")
         return value
-
-
-def due_timestamp(value: date) -> int:
-    return int(datetime.combine(value, time(0, 0), tzinfo=UTC).timestamp())
 
 
 def invoice_view(invoice: Invoice) -> dict[str, Any]:

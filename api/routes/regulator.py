@@ -18,7 +18,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils import keccak
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -27,7 +27,7 @@ from sqlalchemy import Text, cast, func, select
 from api import documents
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
-from api.problems import Problem, jsonable
+from api.problems import Problem, checksummed_address, jsonable
 from api.routes.common import (
     IsoDate,
     JsonInt,
@@ -38,9 +38,9 @@ from api.routes.common import (
     SortKey,
     decimal_integer,
     page_of,
+    paged,
     paging,
 )
-from api.routes.receivables import paged
 from api.service import LedgerService
 from ledger.index.models import (
     DepositTransferRow,
@@ -68,12 +68,6 @@ def _invalid(detail: str) -> Problem:
     return Problem(422, "validation", "Invalid request", detail)
 
 
-def _checksummed(value: str, what: str) -> str:
-    if not is_address(value):
-        raise _invalid(f"{what} {value!r} is not an Ethereum address (0x and 40 hex digits)")
-    return str(to_checksum_address(value))
-
-
 # -- the audit trail --------------------------------------------------------------------------------------------
 
 
@@ -99,7 +93,7 @@ def audit_events(
     if name is not None:
         query = query.where(EventRow.name == name)
     if participant is not None:
-        address = _checksummed(participant, "participant").lower()
+        address = checksummed_address(participant, "participant").lower()
         query = query.where(func.lower(cast(EventRow.args, Text)).contains(address, autoescape=True))
     if from_block is not None:
         query = query.where(EventRow.block_number >= from_block)
@@ -273,7 +267,7 @@ def _target(kind: str, target: str | int) -> str | int:
     if kind == "participant":
         if not isinstance(target, str):
             raise _invalid("a participant is frozen by its address")
-        return _checksummed(target, "participant")
+        return checksummed_address(target, "participant")
     if kind not in ("piece", "receipt"):
         raise _invalid(f"unknown kind {kind!r}: participant, piece or receipt")
     if isinstance(target, int):

@@ -26,6 +26,7 @@ from api.auth import Caller, CurrentCaller, Service, require_role
 from api.operations import perform
 from api.problems import Problem, jsonable
 from api.routes.common import (
+    ZERO_ADDRESS,
     Address,
     Amount,
     Bps,
@@ -33,12 +34,14 @@ from api.routes.common import (
     PathId,
     SortKey,
     decimal_integer,
+    due_timestamp,
     json_integer,
     not_found,
+    paged,
     paging,
     path_id,
+    sees_everything,
 )
-from api.routes.receivables import ZERO_ADDRESS, due_timestamp, paged, sees_everything
 from api.service import LedgerService
 from api.store import ParticipantRecord
 from ledger.errors import ContractRevert

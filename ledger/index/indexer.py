@@ -98,7 +98,7 @@ _REPLAY_CHUNK = 5_000
 #: AccessControl role id (hex) → role name; ``admin`` is OpenZeppelin's ``DEFAULT_ADMIN_ROLE``.
 ROLE_NAMES: Mapping[str, str] = {
     "0x" + "00" * 32: "admin",
-    **{"0x" + keccak(text=f"scf.role.{role.role_name}").hex(): role.role_name for role in Role},
+    **{"0x" + role.role_id.hex(): role.role_name for role in Role},
 }
 
 

@@ -24,8 +24,9 @@ from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
 from ledger import chain
-from ledger.chain import Anvil, connect, dev_key
 from ledger.compiler import Artifact, compile_contracts
+from ledger.node import connect, dev_key
+from ledger.tooling.chain import Anvil
 
 BLOCK_TIME = 0.2
 """Seconds per block in these tests: fast, yet interval mining as in production."""

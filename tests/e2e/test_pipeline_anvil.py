@@ -27,14 +27,15 @@ from eth_utils import keccak, to_checksum_address
 from sqlalchemy import Engine, select
 from web3 import Web3
 
-from ledger.bench.load import Call, naive_rate, node_ceiling
-from ledger.chain import Anvil, connect, dev_key, find_anvil
+from bench.load import Call, naive_rate, node_ceiling
 from ledger.compiler import Artifact, compile_contracts
 from ledger.db import make_engine, make_sessionmaker
 from ledger.errors import ErrorDecoder
 from ledger.journal import JournalTransaction, TransactionStatus
+from ledger.node import connect, dev_key
 from ledger.pipeline import Operation, Pipeline
-from ledger.sandbox import identity_hash, role_id
+from ledger.tooling.chain import Anvil, find_anvil
+from ledger.tooling.sandbox import identity_hash, role_id
 
 try:
     find_anvil()
@@ -503,7 +504,7 @@ def test_operations_survive_anvil_being_killed_and_restarted_behind(
             for i in range(count):
                 expected = 1 if f"{tag}-{i}" in confirmed else 0
                 assert minted[(first + i, reference(tag, i))] == expected, f"{tag}-{i}"
-        # None ran without a block on record: anvil restarts from a consistent dump (ledger.state_keeper).
+        # None ran without a block on record: anvil restarts from a consistent dump (ledger.tooling.state_keeper).
         assert all(o.confirmed for o in everything), Counter((o.status, o.error_name) for o in everything)
     finally:
         anvil.stop()

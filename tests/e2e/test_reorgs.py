@@ -20,7 +20,6 @@ from eth_account import Account
 from eth_utils import keccak
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.chain import Anvil, connect, find_anvil
 from ledger.client import role_id
 from ledger.compiler import Artifact
 from ledger.db import make_engine, make_sessionmaker
@@ -28,6 +27,8 @@ from ledger.deployment import bind_contracts, ensure_deployment
 from ledger.index import Indexer, snapshot_tables
 from ledger.migrations import upgrade
 from ledger.models import Role
+from ledger.node import connect
+from ledger.tooling.chain import Anvil, find_anvil
 from tests.e2e.conftest import dev_account, transact
 
 try:

@@ -49,7 +49,7 @@ from ledger.index.models import (
 )
 from ledger.migrations import downgrade, upgrade
 from ledger.models import InvoiceState, PledgeState, RequestState
-from ledger.sandbox import Sandbox, role_id
+from ledger.tooling.sandbox import Sandbox, role_id
 from tests.contracts.support import DAY, YUAN, confirmed_piece, grant_credit, register_invoice, split
 
 ZERO = "0x" + "00" * 20

@@ -25,8 +25,8 @@ import httpx
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.chain import connect
 from ledger.errors import ErrorDecoder
+from ledger.node import connect
 from ledger.pipeline import Operation, Pipeline, naive_send, sign_dynamic_fee_transaction
 
 SEND_BATCH = 250

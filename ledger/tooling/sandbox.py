@@ -30,19 +30,19 @@ from web3.types import TxParams, TxReceipt, Wei
 
 from ledger.compiler import Artifact, compile_contracts
 from ledger.errors import ContractRevert, ErrorDecoder, UnknownRevert, abi_type
+from ledger.identifiers import checksummed
+from ledger.models import Role
 
 GAS_LIMIT = 5_000_000
 DEPLOY_GAS = 10_000_000
 CURRENCY = b"CNY"
 
-ROLE_NAMES = ("operator", "core-firm", "supplier", "financier", "warehouse", "regulator", "settlement-agent", "system")
+ROLE_NAMES = tuple(role.role_name for role in Role)
 
 
 def role_id(role: str) -> bytes:
-    """The AccessControl id of a role of ``contracts/Roles.sol`` (``keccak256("scf.role.<role>")``)."""
-    if role not in ROLE_NAMES:
-        raise ValueError(f"unknown role {role!r}")
-    return keccak(text=f"scf.role.{role}")
+    """The AccessControl id of a role of ``contracts/Roles.sol``, by its name (:attr:`ledger.models.Role.role_id`)."""
+    return Role.named(role).role_id
 
 
 #: name → roles held. ``outsider`` is never registered.
@@ -74,17 +74,6 @@ OPENING_BALANCES: Mapping[str, int] = {
     "trader": 100_000_000,
     "steel": 100_000_000,
 }
-
-
-def _checksummed(value: Any) -> Any:
-    """Addresses as web3 returns them (EIP-55), inside tuples too; eth_abi decodes them lower-case."""
-    if isinstance(value, tuple):
-        return tuple(_checksummed(v) for v in value)
-    if isinstance(value, list):
-        return [_checksummed(v) for v in value]
-    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
-        return Web3.to_checksum_address(value)
-    return value
 
 
 def _key_of(name: str) -> bytes:
@@ -226,7 +215,7 @@ class Sandbox:
             self._output_types[key] = output_types
         data = target.encode_abi(function, list(args))
         raw = self.tester.call({"from": self.accounts["operator"], "to": target.address, "data": data})
-        decoded = _checksummed(abi_decode(output_types, bytes.fromhex(raw[2:])))
+        decoded = checksummed(abi_decode(output_types, bytes.fromhex(raw[2:])))
         return decoded[0] if len(decoded) == 1 else decoded
 
     def events(self, receipt: TxReceipt, contract: str, event: str) -> list[dict[str, Any]]:
