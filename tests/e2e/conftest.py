@@ -23,9 +23,9 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
-from ledger import chain
 from ledger.compiler import Artifact, compile_contracts
 from ledger.node import connect, dev_key
+from ledger.tooling import chain
 from ledger.tooling.chain import Anvil
 
 BLOCK_TIME = 0.2

@@ -687,9 +687,10 @@ def test_a_restart_after_sigkill_under_load_never_holds_effects_without_their_bl
         assert _nonces_without_a_block(anvil.rpc_url, senders) == {}, f"after {restored} restores from kept dumps"
 
 
-def test_python_dash_m_ledger_cli_reaches_every_command() -> None:
+@pytest.mark.parametrize("module", ["scf", "scf.cli"])
+def test_python_dash_m_scf_reaches_every_command(module: str) -> None:
     shown = subprocess.run(
-        [sys.executable, "-m", "scf.cli", "--help"], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout
     for command in ("chain", "deploy", "serve", "demo", "bench"):
         assert f" {command} " in shown, shown
