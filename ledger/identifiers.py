@@ -19,9 +19,8 @@ to the same key, while nobody can recover invoice numbers from the chain by gues
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 #: GB 32100-2015 alphabet: digits and capitals without I, O, S, V, Z.
 CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -152,13 +151,3 @@ def no_document_hash(key_hash: bytes) -> bytes:
     """The document hash recorded for an invoice or lot registered without a document: derived from the *salted*
     key hash (never from the key itself, which would let anyone recover the invoice number by guessing)."""
     return keccak(b"scf-ledger:no-document:" + key_hash)
-
-
-def checksummed(value: Any) -> Any:
-    """Addresses in their EIP-55 form as web3 returns them, inside tuples and lists too (eth_abi decodes them
-    lower-case); any other value unchanged."""
-    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
-        return to_checksum_address(value)
-    if isinstance(value, tuple | list):
-        return type(value)(checksummed(v) for v in value)
-    return value
