@@ -1,8 +1,8 @@
 """Following confirmations and reconciling with the node.
 
 - **Receipts per block**: one task follows the chain block by block (checking each block's parent hash),
-  matches the block's transactions with those in flight and confirms them from the block's logs (the receipts
-  only of those without logs, with one ``eth_getBlockReceipts``-sized batch).
+  matches the block's transactions with those in flight and confirms them from the block's logs (one
+  ``eth_getLogs``); only those without logs have their receipts fetched, in one JSON-RPC batch.
 - **A timeout means "look it up"**, never "failed". A reconciler looks up every transaction that has been in
   flight for a while: one the node does not know is sent again from the journal, in nonce order (same bytes,
   same hash, so it cannot execute twice); one whose nonce the node has already used for something else is
