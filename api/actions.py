@@ -84,6 +84,17 @@ class Action:
         return [part[1:-1] for part in self.path.split("/") if part.startswith("{") and part.endswith("}")]
 
 
+def act_on(operation: str, parameter: str, check: Callable[[LedgerService, Caller, int], object]) -> Prepare:
+    """The ``prepare`` of an action with no body: the caller, once ``check(service, caller, id)`` passes, sends
+    ``operation`` on the object its path names (``/pledges/{pledge_id}/fund``)."""
+
+    def prepare(service: LedgerService, caller: Caller, body: None, **path: int) -> Call:
+        check(service, caller, path[parameter])
+        return Call(operation, caller.address, {parameter: path[parameter]})
+
+    return prepare
+
+
 LINKS: dict[tuple[str, str], list[Link]] = {}
 """(method, path) → the links of its success answer, for :mod:`api.openapi`."""
 

@@ -7,7 +7,7 @@ checks would still revert.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from enum import Enum
 from typing import Any
@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import DeclarativeBase
 
-from api.actions import Action, Call, install, result_link
+from api.actions import Action, Call, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.problems import Problem, jsonable
 from api.routes.common import (
@@ -284,11 +284,6 @@ def _transfer_piece(service: LedgerService, caller: Caller, body: PieceTransfer,
     return Call("receivable.transfer", caller.address, {"piece_id": piece_id, "to": body.to, "amount": body.amount})
 
 
-def _redeem_piece(service: LedgerService, caller: Caller, body: None, piece_id: int) -> Call:
-    _require_holder(service, caller, piece_id)
-    return Call("receivable.redeem", caller.address, {"piece_id": piece_id})
-
-
 class Repayment(BaseModel):
     amount: Amount
 
@@ -395,14 +390,6 @@ def _approve_financing(service: LedgerService, caller: Caller, body: FinancingTe
     return Call("financing.approve", caller.address, args)
 
 
-def _financier_acts(operation: str) -> Callable[..., Call]:
-    def prepare(service: LedgerService, caller: Caller, body: None, request_id: int) -> Call:
-        _as_financier(service, caller, request_id)
-        return Call(operation, caller.address, {"request_id": request_id})
-
-    return prepare
-
-
 def _cancel_financing(service: LedgerService, caller: Caller, body: None, request_id: int) -> Call:
     found = _request(service, caller, request_id)
     if found.holder != caller.address:
@@ -451,7 +438,13 @@ ACTIONS = (
         description="Pay a supplier with part (or all) of a piece: a new piece recording its parent.",
         links=(result_link("GetPiece", "get", "/receivables/{piece_id}", "piece_id"),),
     ),
-    Action("POST", "/receivables/{piece_id}/redeem", "redeem_piece", _redeem_piece, "receivable.redeem"),
+    Action(
+        "POST",
+        "/receivables/{piece_id}/redeem",
+        "redeem_piece",
+        act_on("receivable.redeem", "piece_id", _require_holder),
+        "receivable.redeem",
+    ),
     Action(
         "POST",
         "/obligations/{slot_id}/repayments",
@@ -489,14 +482,14 @@ ACTIONS = (
         "POST",
         "/financing-requests/{request_id}/fund",
         "fund_financing",
-        _financier_acts("financing.fund"),
+        act_on("financing.fund", "request_id", _as_financier),
         "financing.fund",
     ),
     Action(
         "POST",
         "/financing-requests/{request_id}/decline",
         "decline_financing",
-        _financier_acts("financing.decline"),
+        act_on("financing.decline", "request_id", _as_financier),
         "financing.decline",
     ),
     Action(
