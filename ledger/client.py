@@ -432,6 +432,11 @@ class LedgerClient:
             raise TimeoutError(f"operation {final.operation_id} is still {final.status.value} after {timeout} s")
         if not final.confirmed:
             raise OperationFailed(final)
+        if isinstance(self._sender, Pipeline):  # the logs its block follower already read: no receipt fetched again
+            logs = await self._sender.logs_of(final.operation_id)
+            if logs is None:
+                raise OperationRolledBack(final)
+            return Outcome(final, tuple(self.decode_logs(logs)))
         try:
             receipt = await asyncio.to_thread(self.w3.eth.get_transaction_receipt, final.tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:
