@@ -33,7 +33,7 @@ Built for throughput and for never losing or duplicating an operation:
 The pipeline must be the only signer of its senders' accounts: a transaction signed elsewhere with the same
 account takes a nonce the pipeline already assigned, and the pipeline's transaction is then ``replaced``.
 
-The benchmarks' naive baseline (sign, send, wait for the receipt, one at a time) is ``ledger.bench.naive``.
+The benchmarks' naive baseline (sign, send, wait for the receipt, one at a time) is ``bench.naive``.
 
 The package, one module per concern: ``submission`` (nonces, gas, signing, journaling and sending), ``reverts``
 (how a mined transaction finished: its decoded error, or out of gas and signed again), ``confirmation``

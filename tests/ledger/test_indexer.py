@@ -24,13 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledger.db import make_engine, make_sessionmaker
 from ledger.errors import ContractRevert, abi_type
 from ledger.index import Indexer, IndexMismatchError, RawLog, snapshot_tables
-from ledger.index.indexer import (
-    RAW_ONLY_EVENTS,
-    BlockHeader,
-    LogSourceError,
-    Web3LogSource,
-    projected_events,
-)
+from ledger.index.errors import LogSourceError
 from ledger.index.models import (
     INDEX_TABLES,
     CreditLineRow,
@@ -47,6 +41,8 @@ from ledger.index.models import (
     PledgeRow,
     WarehouseReceiptRow,
 )
+from ledger.index.projections import RAW_ONLY_EVENTS, projected_events
+from ledger.index.source import BlockHeader, Web3LogSource
 from ledger.migrations import downgrade, upgrade
 from ledger.models import InvoiceState, PledgeState, RequestState
 from ledger.tooling.sandbox import Sandbox, role_id
