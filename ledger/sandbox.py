@@ -110,7 +110,7 @@ class Sandbox:
     _output_types: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.decoder = ErrorDecoder(a.abi for a in self.artifacts.values())
+        self.decoder = ErrorDecoder.from_artifacts(self.artifacts)
 
     # -- construction -------------------------------------------------------------------------------
 
