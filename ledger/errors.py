@@ -1,10 +1,11 @@
 """Contract errors, decoded once, by name, into domain exceptions.
 
 Every revert of the ledger's contracts is a named custom error (``ReceivablesPieceLocked(pieceId,
-requestId)``). This module builds a selector → error map from the compiled ABIs and turns revert data into a
-:class:`ContractRevert` subclass named after the error, with its arguments by name. It understands how both
-kinds of node report a revert: eth-tester raises ``TransactionFailed("execution reverted: b'...'")`` and a
-JSON-RPC node (anvil, Besu) answers with the revert data as hex in the error's ``data``.
+requestId)``). This module builds a selector → error map from the compiled ABIs (with :mod:`ledger.abi`, the
+one codec) and turns revert data into a :class:`ContractRevert` subclass named after the error, with its
+arguments by name. It understands how both kinds of node report a revert: eth-tester raises
+``TransactionFailed("execution reverted: b'...'")`` and a JSON-RPC node (anvil, Besu) answers with the revert
+data as hex in the error's ``data``.
 
 What an error means to the caller is its :class:`ErrorKind`, declared beside the error in the contracts'
 NatSpec (``/// @custom:kind conflict``) and read from the compiled ``devdoc`` by :func:`error_kinds`; the
@@ -18,12 +19,15 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Protocol
 
 from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector
+
+from ledger.abi import ErrorSpec as ErrorSpec  # re-exported: the decoder's specs are the codec's
+from ledger.abi import abi_type as abi_type
+from ledger.abi import error_specs
 
 _PANIC_REASONS = {
     0x01: "assertion failed",
@@ -199,32 +203,6 @@ def _render(value: Any) -> str:
     return repr(value)
 
 
-@dataclass(frozen=True)
-class ErrorSpec:
-    """One custom error of the ABIs: its name, argument names and ABI types."""
-
-    name: str
-    argument_names: tuple[str, ...]
-    argument_types: tuple[str, ...]
-
-    @property
-    def signature(self) -> str:
-        return f"{self.name}({','.join(self.argument_types)})"
-
-    @property
-    def selector(self) -> bytes:
-        return function_signature_to_4byte_selector(self.signature)
-
-
-def abi_type(entry: Mapping[str, Any]) -> str:
-    """The canonical ABI type of an ABI input or output, tuples expanded (``(address,uint96)[]``)."""
-    kind = str(entry["type"])
-    if kind.startswith("tuple"):
-        inner = ",".join(abi_type(c) for c in entry["components"])
-        return f"({inner}){kind[len('tuple') :]}"
-    return kind
-
-
 class ErrorDecoder:
     """Maps revert data of the ledger's contracts to :class:`ContractRevert` subclasses, by selector.
 
@@ -240,20 +218,7 @@ class ErrorDecoder:
         name cannot have two kinds (:class:`ValueError`)."""
         for name, kind in (kinds or {}).items():
             self.exception_class(name, kind=kind)
-        self._by_selector: dict[bytes, ErrorSpec] = {}
-        for abi in abis:
-            for entry in abi:
-                if entry.get("type") != "error":
-                    continue
-                spec = ErrorSpec(
-                    name=str(entry["name"]),
-                    argument_names=tuple(str(i.get("name") or f"arg{n}") for n, i in enumerate(entry["inputs"])),
-                    argument_types=tuple(abi_type(i) for i in entry["inputs"]),
-                )
-                known = self._by_selector.get(spec.selector)
-                if known is not None and known.signature != spec.signature:  # pragma: no cover - 4-byte clash
-                    raise ValueError(f"selector clash between {known.signature} and {spec.signature}")
-                self._by_selector[spec.selector] = spec
+        self._by_selector: dict[bytes, ErrorSpec] = error_specs(list(abi) for abi in abis)
 
     @classmethod
     def from_artifacts(cls, artifacts: Mapping[str, DocumentedArtifact] | Iterable[DocumentedArtifact]) -> ErrorDecoder:
@@ -294,10 +259,10 @@ class ErrorDecoder:
         if spec is None:
             return UnknownRevert({"data": data}, data=data)
         try:
-            values = abi_decode(list(spec.argument_types), payload)
+            arguments = spec.decode_arguments(payload)
         except Exception:  # malformed payload under a known selector
             return UnknownRevert({"data": data}, data=data)
-        return self.exception_class(spec.name)(dict(zip(spec.argument_names, values, strict=True)), data=data)
+        return self.exception_class(spec.name)(arguments, data=data)
 
     def from_exception(self, exc: BaseException) -> ContractRevert | None:
         """The decoded revert carried by a web3 or eth-tester exception, or ``None`` when it carries none."""
