@@ -179,7 +179,7 @@ class LedgerService:
         )
         if not ensured.reused:
             logger.info("deployed the ledger's contracts at block %s", ensured.deployment.block_number)
-        decoder = ErrorDecoder(a.abi for a in artifacts.values())
+        decoder = ErrorDecoder.from_artifacts(artifacts)
         deployment = ensured.deployment
         contracts = bind_contracts(w3, deployment, artifacts)
         keystore = Keystore(settings.data_dir / "keystore", secrets)

@@ -201,7 +201,7 @@ def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
                 w3, deployments_dir=deployments, artifacts=artifacts, deployer=operator, fresh=True
             ).deployment
             contracts = bind_contracts(w3, deployment, artifacts)
-            decoder = ErrorDecoder(a.abi for a in artifacts.values())
+            decoder = ErrorDecoder.from_artifacts(artifacts)
             journal_url = f"sqlite:///{root / 'bench-journal.sqlite3'}"
             upgrade(journal_url)
             sessions = make_sessionmaker(make_engine(journal_url))

@@ -249,7 +249,7 @@ def deploy(
     batches = _plan(w3, artifacts, names, deployer, operator, operator_identity_hash, currency)
     total = sum(len(batch) for batch in batches)
     chain_id = w3.eth.chain_id
-    decoder = ErrorDecoder(artifact.abi for artifact in artifacts.values())
+    decoder = ErrorDecoder.from_artifacts(artifacts)
     senders: dict[str, _Sender] = {}
     addresses: dict[str, ChecksumAddress] = {}
     transactions: dict[str, str] = {}

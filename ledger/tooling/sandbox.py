@@ -98,7 +98,7 @@ class Sandbox:
     _codec: Codec | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.decoder = ErrorDecoder(a.abi for a in self.artifacts.values())
+        self.decoder = ErrorDecoder.from_artifacts(self.artifacts)
 
     @property
     def codec(self) -> Codec:
