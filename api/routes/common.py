@@ -14,10 +14,11 @@ from typing import Annotated, Any, TypeVar
 
 from eth_utils import is_address, to_checksum_address
 from fastapi import Depends, Path, Query, Request
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, bindparam, func, or_, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from api.models import NumberedPage, Page
 from api.problems import Problem
 from ledger.index.models import ChainUint
 
@@ -93,23 +94,13 @@ PathId = Annotated[
 """An object's id in a path."""
 
 
-class Page(BaseModel):
-    """A page of a list. The lists of :func:`paged` also say ``next``, and leave ``page`` and ``total`` null
-    when they were not asked for (see :data:`PAGING`)."""
-
-    items: list[Any]
-    page: int | None
-    size: int
-    total: int | None
-    next: str | None = None
-
-
 PageNumber = Annotated[int, BeforeValidator(decimal_integer), Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, BeforeValidator(decimal_integer), Query(ge=1, le=200)]
 
 
-def page_of(items: list[Any], page: int, size: int, total: int) -> dict[str, Any]:
-    return {"items": items, "page": page, "size": size, "total": total}
+def page_of(items: Sequence[T], page: int, size: int, total: int) -> NumberedPage[T]:
+    """The answer of a list paged by number only."""
+    return NumberedPage[T](items=list(items), page=page, size=size, total=total)
 
 
 # -- lists paged by cursor (keyset) or page number ----------------------------------------------------------
@@ -297,10 +288,10 @@ def page_rows(
     return rows[: window.size], next_cursor, total
 
 
-def listing(items: list[Any], window: Window, total: int | None, next_cursor: str | None) -> dict[str, Any]:
+def listing(items: Sequence[T], window: Window, total: int | None, next_cursor: str | None) -> Page[T]:
     """The answer of a paged list (see :data:`PAGING`)."""
     page = window.page if window.after is None else None
-    return {"items": items, "page": page, "size": window.size, "total": total, "next": next_cursor}
+    return Page[T](items=list(items), page=page, size=window.size, total=total, next=next_cursor)
 
 
 def not_found(what: str) -> Problem:

@@ -3,13 +3,12 @@ transfers), and balances."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from api.auth import CurrentCaller, Service, require_role
+from api.models import BalanceView
 from api.operations import perform
 from api.routes.common import Address, Amount
 from ledger.identifiers import BANK_REFERENCE_PATTERN, bank_reference_hash, canonical_bank_reference
@@ -68,6 +67,7 @@ async def withdraw(body: CashMovement, request: Request, service: Service, calle
     )
 
 
-@router.get("/balances/me")
-def my_balance(service: Service, caller: CurrentCaller) -> dict[str, Any]:
-    return {"participant": caller.address, "currency": "CNY", "balance": service.client.balance_of(caller.address)}
+@router.get("/balances/me", response_model=BalanceView)
+def my_balance(service: Service, caller: CurrentCaller) -> BalanceView:
+    """The caller's own deposit-token balance as on chain now, in fen (every participant sees its own only)."""
+    return BalanceView(participant=caller.address, currency="CNY", balance=service.client.balance_of(caller.address))
