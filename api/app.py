@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.types import Scope
 
 from api import auth, docs, openapi, operations, problems
@@ -23,23 +23,30 @@ from api.audit_log import AuditLog, AuditLogMiddleware
 from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
 from api.routes import audit, money, participants, receivables, regulator, system, warehouse
 from api.service import LedgerService
+from ledger.catalogue import CATALOGUE, Catalogue
 from ledger.settings import Settings, get_settings
 
 logger = logging.getLogger("api")
 
 
 def create_app(
-    settings: Settings | None = None, *, run_indexer: bool = True, service: LedgerService | None = None
+    settings: Settings | None = None,
+    *,
+    run_indexer: bool = True,
+    service: LedgerService | None = None,
+    catalogue: Catalogue = CATALOGUE,
+    extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The application; ``service``, when given, is a ledger already started, which the application stops at
-    its shutdown."""
+    its shutdown. ``catalogue``: the operations the ledger's client knows (:mod:`ledger.catalogue`), and
+    ``extra_routers`` the routes of any operations added to it (:mod:`api.actions`)."""
 
     def current_settings() -> Settings:
         return service.settings if service is not None else settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger = service or await LedgerService.start(current_settings(), run_indexer=run_indexer)
+        ledger = service or await LedgerService.start(current_settings(), run_indexer=run_indexer, catalogue=catalogue)
         app.state.ledger = ledger
         app.state.sign_in_limiter = RateLimiter(ledger.settings.sign_in_requests_per_minute)
         announce_operator_key(ledger)
@@ -103,6 +110,7 @@ def create_app(
         regulator.router,
         system.router,
         audit.router,
+        *extra_routers,
     ):
         app.include_router(router)
     return app

@@ -14,7 +14,8 @@ module adds it once, when the document is first asked for:
 - the answers of the routes that submit ledger operations, which return a ``JSONResponse`` from
   :func:`api.operations.perform`: ``202`` with the operation, or ``200`` with it when ``Prefer: wait=N`` saw it
   final, both :class:`api.operations.OperationView`;
-- links (OpenAPI 3 ``links``) from what a request creates to the routes that use it: an operation to
+- links (OpenAPI 3 ``links``, declared with each action: :data:`api.actions.LINKS`) from what a request creates
+  to the routes that use it: an operation to
   ``GET /operations/{operation_id}``, an invoice to its confirmation, a piece to its transfer, a financing
   request to its approval and funding, a receipt and a pledge to theirs. FastAPI has no parameter for links.
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.actions import LINKS
 from api.problems import PROBLEM_JSON
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -70,92 +72,6 @@ _ERROR_DESCRIPTIONS = {
     "`SCF_MAX_DOCUMENT_BYTES`)",
     "422": "the request does not match the schema, or breaks a rule of the ledger",
     "503": "the ledger is starting or stopping, or its chain does not answer",
-}
-
-#: (method, path of the creating route) → [(link name, method, path of the target, {parameter: expression})].
-_LINKS: Mapping[tuple[str, str], list[tuple[str, str, str, dict[str, str]]]] = {
-    ("post", "/participants"): [
-        (
-            "GetParticipant",
-            "get",
-            "/participants/{participant_id}",
-            {"participant_id": "$response.body#/participant/id"},
-        ),
-        (
-            "SuspendParticipant",
-            "post",
-            "/participants/{participant_id}/suspend",
-            {"participant_id": "$response.body#/participant/id"},
-        ),
-        (
-            "ReinstateParticipant",
-            "post",
-            "/participants/{participant_id}/reinstate",
-            {"participant_id": "$response.body#/participant/id"},
-        ),
-        ("GetCreditLine", "get", "/credit-lines/{core_firm}", {"core_firm": "$response.body#/participant/id"}),
-    ],
-    ("post", "/invoices"): [
-        ("GetInvoice", "get", "/invoices/{invoice_id}", {"invoice_id": "$response.body#/result/invoice_id"}),
-        (
-            "ConfirmInvoice",
-            "post",
-            "/invoices/{invoice_id}/confirm",
-            {"invoice_id": "$response.body#/result/invoice_id"},
-        ),
-        ("RejectInvoice", "post", "/invoices/{invoice_id}/reject", {"invoice_id": "$response.body#/result/invoice_id"}),
-    ],
-    ("post", "/invoices/{invoice_id}/confirm"): [
-        ("GetPiece", "get", "/receivables/{piece_id}", {"piece_id": "$response.body#/result/piece_id"}),
-        ("TransferPiece", "post", "/receivables/{piece_id}/transfers", {"piece_id": "$response.body#/result/piece_id"}),
-        ("RedeemPiece", "post", "/receivables/{piece_id}/redeem", {"piece_id": "$response.body#/result/piece_id"}),
-    ],
-    ("post", "/receivables/{piece_id}/transfers"): [
-        ("GetPiece", "get", "/receivables/{piece_id}", {"piece_id": "$response.body#/result/piece_id"}),
-    ],
-    ("post", "/financing-requests"): [
-        ("GetRequest", "get", "/financing-requests/{request_id}", {"request_id": "$response.body#/result/request_id"}),
-        *[
-            (
-                f"{verb.capitalize()}Request",
-                "post",
-                f"/financing-requests/{{request_id}}/{verb}",
-                {"request_id": "$response.body#/result/request_id"},
-            )
-            for verb in ("approve", "fund", "decline", "cancel")
-        ],
-    ],
-    ("post", "/warehouse-receipts"): [
-        ("GetReceipt", "get", "/warehouse-receipts/{receipt_id}", {"receipt_id": "$response.body#/result/receipt_id"}),
-        *[
-            (
-                f"Receipt{name}",
-                "post",
-                f"/warehouse-receipts/{{receipt_id}}/{tail}",
-                {"receipt_id": "$response.body#/result/receipt_id"},
-            )
-            for name, tail in (
-                ("Valuation", "valuations"),
-                ("GoodsStatus", "goods-status"),
-                ("Transfer", "transfers"),
-                ("Redeem", "redeem"),
-                ("WithdrawRedemption", "redemption/withdraw"),
-                ("ConfirmRedemption", "redemption/confirm"),
-            )
-        ],
-    ],
-    ("post", "/pledges"): [
-        ("GetPledge", "get", "/pledges/{pledge_id}", {"pledge_id": "$response.body#/result/pledge_id"}),
-        *[
-            (
-                f"{verb.capitalize()}Pledge",
-                "post",
-                f"/pledges/{{pledge_id}}/{verb}",
-                {"pledge_id": "$response.body#/result/pledge_id"},
-            )
-            for verb in ("fund", "decline", "cancel", "repay", "enforce")
-        ],
-    ],
 }
 
 
@@ -209,12 +125,12 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                         "content": {"application/json": {"schema": operation_view}},
                     }
             operation["responses"] = dict(sorted(responses.items()))
-    for (method, path), links in _LINKS.items():
+    for (method, path), links in LINKS.items():
         operation = document["paths"][path][method]
         success = "201" if "201" in operation["responses"] else "200"
         operation["responses"][success]["links"] = {
-            name: {"operationId": operation_ids[(target_method, target_path)], "parameters": parameters}
-            for name, target_method, target_path, parameters in links
+            link.name: {"operationId": operation_ids[(link.method, link.path)], "parameters": dict(link.parameters)}
+            for link in links
         }
     get_operation = operation_ids[("get", "/operations/{operation_id}")]
     for method, path in operation_ids:

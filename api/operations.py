@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from api.auth import Caller, CurrentCaller, Service
 from api.problems import PROBLEM_JSON, Problem, from_contract, jsonable, out_of_gas
 from api.service import LedgerService
 from api.store import IdempotencyRecord, ServiceOperationRecord
+from ledger.catalogue import CATALOGUE, Catalogue
 from ledger.client import OperationRolledBack, Outcome
 from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas
 from ledger.journal import TransactionStatus
@@ -42,28 +43,6 @@ _STARTED_AT = datetime.now(UTC)
 """When this process started: an idempotency claim older than this and never answered was abandoned."""
 
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
-
-#: event → {argument: result field}: what an operation's result shows.
-RESULT_FIELDS: Mapping[str, Mapping[str, str]] = {
-    "ParticipantRegistered": {"account": "address"},
-    "InvoiceRegistered": {"invoiceId": "invoice_id"},
-    "InvoiceConfirmed": {"pieceId": "piece_id"},
-    "PieceSplit": {"pieceId": "piece_id"},
-    "FinancingRequested": {"requestId": "request_id"},
-    "FinancingFunded": {"pieceId": "piece_id", "discount": "discount", "fee": "fee", "price": "price"},
-    "ObligationRepaid": {"repaid": "repaid", "outstanding": "outstanding"},
-    "PieceRedeemed": {"payout": "payout"},
-    "ReceiptIssued": {"receiptId": "receipt_id"},
-    "PledgeRequested": {"pledgeId": "pledge_id"},
-    "PledgeFunded": {"principal": "principal"},
-    "PledgeRepaid": {
-        "amount": "amount",
-        "principalOutstanding": "principal_outstanding",
-        "interestOutstanding": "interest_outstanding",
-    },
-    "DepositMinted": {"amount": "amount"},
-    "DepositBurned": {"amount": "amount"},
-}
 
 
 class OperationView(BaseModel):
@@ -79,11 +58,15 @@ class OperationView(BaseModel):
     result: dict[str, Any] | None = None
 
 
-def result_of(outcome: Outcome) -> dict[str, Any]:
+def result_of(outcome: Outcome, catalogue: Catalogue = CATALOGUE) -> dict[str, Any]:
+    """A confirmed operation's result: the fields the catalogue's operations show of its events (the ids it
+    created, the amounts it settled), and every event of its transaction."""
+    fields = catalogue.result_fields
     result: dict[str, Any] = {}
     for event in outcome.events:
-        for argument, name in RESULT_FIELDS.get(event.name, {}).items():
-            result.setdefault(name, jsonable(event.args[argument]))
+        for argument, name in fields.get(event.name, {}).items():
+            if argument in event.args:  # events of one name from two contracts (ERC-20 and ERC-721 Transfer)
+                result.setdefault(name, jsonable(event.args[argument]))
     result["events"] = [{"name": e.name, "args": jsonable(dict(e.args))} for e in outcome.events]
     return result
 
@@ -123,7 +106,7 @@ async def view_of(
             view.status = "indexing"
             return 202, view.model_dump()
         try:
-            view.result = result_of(await service.client.outcome(operation))
+            view.result = result_of(await service.client.outcome(operation), service.client.catalogue)
         except OperationRolledBack:  # its block was lost; the pipeline sends it again: in flight meanwhile
             view.status, view.block_number = TransactionStatus.SENT.value, None
             return 202, view.model_dump()

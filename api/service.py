@@ -33,6 +33,7 @@ from web3 import Web3
 
 from api.audit_log import AuditAnchorer, AuditLog
 from api.store import ApiKeyRecord, ParticipantRecord
+from ledger.catalogue import CATALOGUE, Catalogue
 from ledger.chain import connect
 from ledger.client import LedgerClient
 from ledger.compiler import Artifact, compile_contracts
@@ -153,7 +154,9 @@ class LedgerService:
     # -- life cycle ---------------------------------------------------------------------------------
 
     @classmethod
-    async def start(cls, settings: Settings, *, run_indexer: bool = True) -> LedgerService:
+    async def start(
+        cls, settings: Settings, *, run_indexer: bool = True, catalogue: Catalogue = CATALOGUE
+    ) -> LedgerService:
         for warning in check_secrets(settings):
             logger.warning("%s", warning)
         secrets = master_secrets(settings)
@@ -197,7 +200,7 @@ class LedgerService:
         )
         await pipeline.start()
 
-        client = LedgerClient(w3, contracts, decoder, pipeline, signer)
+        client = LedgerClient(w3, contracts, decoder, pipeline, signer, catalogue=catalogue)
         index_w3 = connect(settings.rpc_url, settings.chain_id, timeout=settings.rpc_timeout)
         indexer = Indexer(
             index_w3,

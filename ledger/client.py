@@ -20,18 +20,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
-from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from web3 import Web3
-from web3._utils.abi import map_abi_data
-from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
 
-from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas, UnknownRevert, abi_type
+from ledger.abi import Codec
+from ledger.catalogue import CATALOGUE, Catalogue, role_id
+from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas, UnknownRevert
 from ledger.journal import TransactionStatus
 from ledger.models import (
     AuditAnchor,
@@ -93,15 +89,6 @@ class OperationRolledBack(Exception):
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
         super().__init__(f"operation {operation.operation_id}: its block is no longer on the chain")
-
-
-@dataclass(frozen=True)
-class _ViewSpec:
-    """How to call one view function: its selector and argument and result types."""
-
-    selector: bytes
-    input_types: list[str]
-    output_types: list[str]
 
 
 @dataclass(frozen=True)
@@ -214,9 +201,38 @@ class Web3Sender:
             raise UnknownOperation(operation_id) from None
 
 
-def role_id(role: Role) -> bytes:
-    """The on-chain AccessControl id of ``role``."""
-    return keccak(text=f"scf.role.{role.role_name}")
+class OperationMethod:
+    """A client method that submits one catalogue operation: ``client.confirm_invoice(buyer, invoice_id)`` is
+    ``client.submit("invoice.confirm", buyer, [invoice_id])``. Arguments go by position in the operation's
+    order or by name, defaults as the catalogue declares them, then ``operation_id`` (by position after the
+    last argument, or by name)."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        self.__doc__ = CATALOGUE[operation].summary if operation in CATALOGUE else None
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, client: LedgerClient | None, owner: type) -> Any:
+        if client is None:
+            return self
+        spec = client.catalogue[self.operation]
+
+        async def method(sender: str, *args: Any, operation_id: str | None = None, **named: Any) -> Operation:
+            positional = list(args)
+            if len(positional) > len(spec.params):  # the operation id, by position after the arguments
+                if len(positional) != len(spec.params) + 1 or operation_id is not None:
+                    raise TypeError(f"{self.name}: too many arguments")
+                operation_id = positional.pop()
+            values = dict(zip(spec.params, positional, strict=False))
+            if set(values) & set(named):
+                raise TypeError(f"{self.name}: an argument given twice: {sorted(set(values) & set(named))}")
+            return await client.submit(self.operation, sender, {**values, **named}, operation_id)
+
+        method.__name__ = self.name
+        method.__doc__ = spec.summary
+        return method
 
 
 class LedgerClient:
@@ -230,44 +246,32 @@ class LedgerClient:
         decoder: ErrorDecoder,
         sender: TransactionSender | None = None,
         signer: Callable[[str], LocalAccount] | None = None,
+        catalogue: Catalogue = CATALOGUE,
     ) -> None:
         self.w3 = w3
+        self.catalogue = catalogue
         self.contracts = dict(contracts)
         self.decoder = decoder
         self._sender = sender
         self._signer = signer
-        self._events = _event_map(self.contracts)
-        self._view_specs: dict[tuple[str, str], _ViewSpec] = {}
+        self.codec = Codec({key: cast(list[dict[str, Any]], contract.abi) for key, contract in self.contracts.items()})
+        self._contract_of = {str(contract.address).lower(): key for key, contract in self.contracts.items()}
 
     # -- reads --------------------------------------------------------------------------------------
 
     def _read(self, contract: str, function: str, *args: Any) -> Any:
-        """Call a view function. Encoded and decoded here with the function's ABI, looked up once: web3's
-        contract machinery re-validates the whole ABI (a keccak per function) on every call. Returns what
-        web3 would: the value of a single output, else the list of outputs, with addresses checksummed."""
-        spec = self._view_spec(contract, function)
-        data = spec.selector + abi_encode(spec.input_types, args)
+        """Call a view function, encoded and decoded by the codec. Returns the value of a single output, else the
+        tuple of outputs, with addresses checksummed."""
+        spec = self.codec.function(contract, function)
         try:
-            raw = self.w3.eth.call({"to": self.contracts[contract].address, "data": data})
+            raw = self.w3.eth.call({"to": self.contracts[contract].address, "data": spec.encode_call(args)})
         except Exception as exc:
             decoded = self.decoder.from_exception(exc)
             if decoded is not None:
                 raise decoded from exc
             raise
-        values = map_abi_data(BASE_RETURN_NORMALIZERS, spec.output_types, abi_decode(spec.output_types, bytes(raw)))
-        return values[0] if len(values) == 1 else list(values)
-
-    def _view_spec(self, contract: str, function: str) -> _ViewSpec:
-        key = (contract, function)
-        spec = self._view_specs.get(key)
-        if spec is None:
-            entries = self.contracts[contract].abi
-            (abi,) = [e for e in entries if e.get("type") == "function" and e.get("name") == function]
-            spec = _ViewSpec(
-                function_abi_to_4byte_selector(abi), list(get_abi_input_types(abi)), list(get_abi_output_types(abi))
-            )
-            self._view_specs[key] = spec
-        return spec
+        values = spec.decode_result(bytes(raw))
+        return values[0] if len(values) == 1 else values
 
     def participant(self, address: str) -> Participant:
         identity, status, frozen, registered_at = self._read("registry", "participant", address)
@@ -370,7 +374,7 @@ class LedgerClient:
         self, sender: str, contract: str, function: str, args: Sequence[Any], operation_id: str | None
     ) -> Operation:
         target = self.contracts[contract]
-        data = bytes.fromhex(target.encode_abi(function, list(args))[2:])
+        data = self.codec.encode_call(contract, function, args)
         transactions, signer = self._writer(function)
         if operation_id is not None:
             # Submitted before (a retry after a lost answer or a crash): that operation, and no second pre-flight,
@@ -439,313 +443,90 @@ class LedgerClient:
         events = []
         for log in logs:
             topics = [bytes(t) for t in log["topics"]]
-            if not topics:
+            contract = self._contract_of.get(str(log["address"]).lower())
+            spec = None if contract is None or not topics else self.codec.event(contract, topics[0])
+            if spec is None:
                 continue
-            known = self._events.get((str(log["address"]).lower(), topics[0]))
-            if known is None:
-                continue
-            contract, spec = known
-            events.append(Event(contract, spec.name, spec.decode(topics[1:], bytes(log["data"])), int(log["logIndex"])))
+            args = spec.decode(topics, bytes(log["data"]))
+            events.append(Event(spec.contract, spec.name, args, int(log["logIndex"])))
         return events
 
-    # participants and cash
+    # -- operations ---------------------------------------------------------------------------------
+
+    def address_of(self, contract: str) -> str:
+        """The deployed address of a ledger contract, by key."""
+        return str(self.contracts[contract].address)
+
+    def piece_value(self, piece_id: int) -> int:
+        return self.piece(piece_id).value
+
+    async def submit(
+        self,
+        name: str,
+        sender: str,
+        args: Mapping[str, Any] | Sequence[Any],
+        operation_id: str | None = None,
+    ) -> Operation:
+        """Submit catalogue operation ``name`` from ``sender`` with ``args`` (by name, or in the operation's
+        order): encoded, pre-flighted and handed to the pipeline (see the module's docstring)."""
+        spec = self.catalogue[name]
+        if spec.reads:  # its encoding reads the chain: off the event loop
+            function, call_args = await asyncio.to_thread(spec.call, self, sender, args)
+        else:
+            function, call_args = spec.call(self, sender, args)
+        return await self._submit(sender, spec.contract, function, call_args, operation_id)
+
     async def send_ether(self, sender: str, to: str, amount_wei: int, operation_id: str | None = None) -> Operation:
         """Send ether for gas (on chains that charge for gas; a permissioned chain usually does not)."""
         transactions, signer = self._writer("send_ether")
         return await transactions.submit(signer(sender), to, b"", 21_000, operation_id, value=amount_wei)
 
-    async def register_participant(
-        self, operator: str, account: str, identity_hash: bytes, roles: Sequence[Role], operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(
-            operator, "registry", "register", [account, identity_hash, [role_id(r) for r in roles]], operation_id
-        )
-
-    async def grant_role(self, operator: str, account: str, role: Role, operation_id: str | None = None) -> Operation:
-        return await self._submit(operator, "registry", "grantRole", [role_id(role), account], operation_id)
-
-    async def suspend_participant(self, operator: str, account: str, operation_id: str | None = None) -> Operation:
-        return await self._submit(operator, "registry", "suspend", [account], operation_id)
-
-    async def reinstate_participant(self, operator: str, account: str, operation_id: str | None = None) -> Operation:
-        return await self._submit(operator, "registry", "reinstate", [account], operation_id)
-
-    async def freeze_participant(
-        self, regulator: str, account: str, reason: bytes, operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(regulator, "registry", "freeze", [account, reason], operation_id)
-
-    async def unfreeze_participant(self, regulator: str, account: str, operation_id: str | None = None) -> Operation:
-        return await self._submit(regulator, "registry", "unfreeze", [account], operation_id)
-
-    async def mint_deposit(
-        self, agent: str, to: str, amount: int, bank_reference: bytes, operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(agent, "token", "mint", [to, amount, bank_reference], operation_id)
-
-    async def burn_deposit(
-        self, agent: str, holder: str, amount: int, bank_reference: bytes, operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(agent, "token", "burn", [holder, amount, bank_reference], operation_id)
-
-    async def approve_settlement(
-        self, holder: str, spender_contract: str, operation_id: str | None = None
-    ) -> Operation:
-        """Let a ledger contract (``receivables`` or ``receipts``) draw the holder's cash legs."""
-        spender = self.contracts[spender_contract].address
-        return await self._submit(holder, "token", "approve", [spender, 2**256 - 1], operation_id)
-
-    # receivables
-    async def set_credit_line(
-        self, grantor: str, core_firm: str, grant: int, operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(grantor, "receivables", "setCreditLine", [core_firm, grant], operation_id)
-
-    async def register_invoice(
-        self,
-        seller: str,
-        key_hash: bytes,
-        buyer: str,
-        amount: int,
-        currency: str,
-        due_date: int,
-        document_hash: bytes,
-        operation_id: str | None = None,
-    ) -> Operation:
-        args = [key_hash, buyer, amount, currency.encode("ascii"), due_date, document_hash]
-        return await self._submit(seller, "receivables", "registerInvoice", args, operation_id)
-
-    async def confirm_invoice(self, buyer: str, invoice_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(buyer, "receivables", "confirmInvoice", [invoice_id], operation_id)
-
-    async def reject_invoice(
-        self, buyer: str, invoice_id: int, reason: bytes, operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(buyer, "receivables", "rejectInvoice", [invoice_id, reason], operation_id)
-
-    async def transfer_piece(
-        self, holder: str, piece_id: int, to: str, amount: int, operation_id: str | None = None
-    ) -> Operation:
-        """Move ``amount`` of a piece to ``to``: into a new piece recording its parent (ERC-3525 value
-        transfer), or the whole piece when ``amount`` is all of it."""
-        if amount == self.piece(piece_id).value:
-            whole = "transferFrom(address,address,uint256)"
-            return await self._submit(holder, "receivables", whole, [holder, to, piece_id], operation_id)
-        return await self._submit(
-            holder, "receivables", "transferFrom(uint256,address,uint256)", [piece_id, to, amount], operation_id
-        )
-
-    async def request_financing(
-        self, holder: str, piece_id: int, amount: int, financier: str, operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(
-            holder, "receivables", "requestFinancing", [piece_id, amount, financier], operation_id
-        )
-
-    async def approve_financing(
-        self,
-        financier: str,
-        request_id: int,
-        discount_rate_bps: int,
-        fee: int,
-        day_count_basis: int = 365,
-        operation_id: str | None = None,
-    ) -> Operation:
-        args = [request_id, discount_rate_bps, fee, day_count_basis]
-        return await self._submit(financier, "receivables", "approveFinancing", args, operation_id)
-
-    async def fund_financing(self, financier: str, request_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(financier, "receivables", "fundFinancing", [request_id], operation_id)
-
-    async def decline_financing(self, financier: str, request_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(financier, "receivables", "declineFinancing", [request_id], operation_id)
-
-    async def cancel_financing(self, holder: str, request_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(holder, "receivables", "cancelFinancing", [request_id], operation_id)
-
-    async def repay(self, payer: str, slot_id: int, amount: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(payer, "receivables", "repay", [slot_id, amount], operation_id)
-
-    async def redeem(self, holder: str, piece_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(holder, "receivables", "redeem", [piece_id], operation_id)
-
-    async def mark_defaulted(
-        self, caller: str, slot_id: int, piece_id: int = 0, operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(caller, "receivables", "markDefaulted", [slot_id, piece_id], operation_id)
-
-    async def freeze_piece(
-        self, regulator: str, piece_id: int, reason: bytes, operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(regulator, "receivables", "freezePiece", [piece_id, reason], operation_id)
-
-    async def unfreeze_piece(self, regulator: str, piece_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(regulator, "receivables", "unfreezePiece", [piece_id], operation_id)
-
-    # warehouse receipts and pledge loans
-    async def issue_receipt(
-        self,
-        warehouse: str,
-        owner: str,
-        lot_key_hash: bytes,
-        goods_hash: bytes,
-        quantity: int,
-        unit: str,
-        valuation: int,
-        expiry: int,
-        document_hash: bytes,
-        operation_id: str | None = None,
-    ) -> Operation:
-        unit_bytes = unit.encode("ascii")
-        if len(unit_bytes) > 8:
-            raise ValueError(f"unit {unit!r} is longer than 8 characters")
-        args = [
-            owner,
-            lot_key_hash,
-            goods_hash,
-            quantity,
-            unit_bytes.ljust(8, b"\x00"),
-            valuation,
-            expiry,
-            document_hash,
-        ]
-        return await self._submit(warehouse, "receipts", "issueReceipt", args, operation_id)
-
-    async def revalue_receipt(
-        self, valuer: str, receipt_id: int, valuation: int, attestation_hash: bytes, operation_id: str | None = None
-    ) -> Operation:
-        args = [receipt_id, valuation, attestation_hash]
-        return await self._submit(valuer, "receipts", "revalueReceipt", args, operation_id)
-
-    async def update_goods_status(
-        self,
-        valuer: str,
-        receipt_id: int,
-        status: GoodsStatus,
-        attestation_hash: bytes,
-        operation_id: str | None = None,
-    ) -> Operation:
-        args = [receipt_id, int(status), attestation_hash]
-        return await self._submit(valuer, "receipts", "updateGoodsStatus", args, operation_id)
-
-    async def appoint_oracle(self, warehouse: str, oracle: str, operation_id: str | None = None) -> Operation:
-        return await self._submit(warehouse, "receipts", "appointOracle", [oracle], operation_id)
-
-    async def transfer_receipt(
-        self, owner: str, receipt_id: int, to: str, operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(owner, "receipts", "transferFrom", [owner, to, receipt_id], operation_id)
-
-    async def pledge(
-        self,
-        owner: str,
-        receipt_id: int,
-        financier: str,
-        principal: int,
-        rate_bps: int,
-        due_date: int,
-        operation_id: str | None = None,
-    ) -> Operation:
-        """Ask ``financier`` for a loan of ``principal`` against the receipt (the financier then funds it)."""
-        args = [receipt_id, financier, principal, rate_bps, due_date]
-        return await self._submit(owner, "receipts", "requestPledge", args, operation_id)
-
-    async def fund_pledge(self, financier: str, pledge_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(financier, "receipts", "fundPledge", [pledge_id], operation_id)
-
-    async def decline_pledge(self, financier: str, pledge_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(financier, "receipts", "declinePledge", [pledge_id], operation_id)
-
-    async def cancel_pledge(self, owner: str, pledge_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(owner, "receipts", "cancelPledge", [pledge_id], operation_id)
-
-    async def repay_pledge(
-        self, borrower: str, pledge_id: int, amount: int | None = None, operation_id: str | None = None
-    ) -> Operation:
-        """Pay ``amount`` towards the loan (interest first), or with ``amount=None`` everything owed when the
-        transaction runs (interest accrues by the second, so a quoted figure is stale by then); paying
-        everything releases the lien."""
-        on_chain = 2**256 - 1 if amount is None else amount
-        return await self._submit(borrower, "receipts", "repayPledge", [pledge_id, on_chain], operation_id)
-
-    async def enforce_pledge(self, financier: str, pledge_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(financier, "receipts", "enforcePledge", [pledge_id], operation_id)
-
-    async def request_redemption(self, owner: str, receipt_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(owner, "receipts", "requestRedemption", [receipt_id], operation_id)
-
-    async def withdraw_redemption(self, owner: str, receipt_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(owner, "receipts", "withdrawRedemption", [receipt_id], operation_id)
-
-    async def confirm_redemption(self, warehouse: str, receipt_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(warehouse, "receipts", "confirmRedemption", [receipt_id], operation_id)
-
-    async def freeze_receipt(
-        self, regulator: str, receipt_id: int, reason: bytes, operation_id: str | None = None
-    ) -> Operation:
-        return await self._submit(regulator, "receipts", "freezeReceipt", [receipt_id, reason], operation_id)
-
-    async def unfreeze_receipt(self, regulator: str, receipt_id: int, operation_id: str | None = None) -> Operation:
-        return await self._submit(regulator, "receipts", "unfreezeReceipt", [receipt_id], operation_id)
-
-    async def set_advance_rate(
-        self, operator: str, financier: str, advance_rate_bps: int, operation_id: str | None = None
-    ) -> Operation:
-        args = [financier, advance_rate_bps]
-        return await self._submit(operator, "receipts", "setFinancierAdvanceRate", args, operation_id)
-
-    # the service's audit log
-    async def anchor_audit_log(
-        self, operator: str, sequence: int, head: bytes, operation_id: str | None = None
-    ) -> Operation:
-        """Anchor the audit log's head on chain: it holds ``sequence`` records and the last hashes to ``head``."""
-        return await self._submit(operator, "anchor", "anchor", [sequence, head], operation_id)
-
-
-@dataclass(frozen=True)
-class _EventSpec:
-    name: str
-    indexed: tuple[tuple[str, str], ...]
-    plain: tuple[tuple[str, str], ...]
-    order: tuple[str, ...]
-
-    def decode(self, topics: Sequence[bytes], data: bytes) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for (name, type_), topic in zip(self.indexed, topics, strict=True):
-            values[name] = topic if _is_dynamic(type_) else abi_decode([type_], topic)[0]
-        for (name, _), value in zip(self.plain, abi_decode([t for _, t in self.plain], data), strict=True):
-            values[name] = value
-        return {name: _checksummed(values[name]) for name in self.order}
-
-
-def _is_dynamic(type_: str) -> bool:
-    return type_ in ("string", "bytes") or type_.endswith("]") or type_.startswith("(")
-
-
-def _checksummed(value: Any) -> Any:
-    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
-        return to_checksum_address(value)
-    if isinstance(value, tuple | list):
-        return type(value)(_checksummed(v) for v in value)
-    return value
-
-
-def _event_map(contracts: Mapping[str, Contract]) -> dict[tuple[str, bytes], tuple[str, _EventSpec]]:
-    """(address lower-case, topic 0) → (contract key, event spec), for every event of every contract."""
-    events: dict[tuple[str, bytes], tuple[str, _EventSpec]] = {}
-    for key, contract in contracts.items():
-        abi: list[dict[str, Any]] = cast(list[dict[str, Any]], contract.abi)
-        for entry in abi:
-            if entry.get("type") != "event" or entry.get("anonymous"):
-                continue
-            inputs: list[dict[str, Any]] = entry.get("inputs", [])
-            types = [abi_type(i) for i in inputs]
-            signature = f"{entry['name']}({','.join(types)})"
-            spec = _EventSpec(
-                name=str(entry["name"]),
-                indexed=tuple((str(i["name"]), t) for i, t in zip(inputs, types, strict=True) if i.get("indexed")),
-                plain=tuple((str(i["name"]), t) for i, t in zip(inputs, types, strict=True) if not i.get("indexed")),
-                order=tuple(str(i["name"]) for i in inputs),
-            )
-            events[(str(contract.address).lower(), keccak(text=signature))] = (key, spec)
-    return events
+    # One line per catalogue operation (see ledger.catalogue): ``client.confirm_invoice(buyer, invoice_id)``.
+    register_participant = OperationMethod("participant.register")
+    grant_role = OperationMethod("participant.grant-role")
+    revoke_role = OperationMethod("participant.revoke-role")
+    update_identity = OperationMethod("participant.update-identity")
+    suspend_participant = OperationMethod("participant.suspend")
+    reinstate_participant = OperationMethod("participant.reinstate")
+    freeze_participant = OperationMethod("freeze.participant")
+    unfreeze_participant = OperationMethod("unfreeze.participant")
+    mint_deposit = OperationMethod("deposit")
+    burn_deposit = OperationMethod("withdrawal")
+    approve_settlement = OperationMethod("settlement.approve")
+    set_credit_line = OperationMethod("credit-line.set")
+    register_invoice = OperationMethod("invoice.register")
+    confirm_invoice = OperationMethod("invoice.confirm")
+    reject_invoice = OperationMethod("invoice.reject")
+    transfer_piece = OperationMethod("receivable.transfer")
+    request_financing = OperationMethod("financing.request")
+    approve_financing = OperationMethod("financing.approve")
+    fund_financing = OperationMethod("financing.fund")
+    decline_financing = OperationMethod("financing.decline")
+    cancel_financing = OperationMethod("financing.cancel")
+    repay = OperationMethod("obligation.repay")
+    redeem = OperationMethod("receivable.redeem")
+    mark_defaulted = OperationMethod("obligation.default")
+    set_receivables_rules = OperationMethod("rules.receivables")
+    freeze_piece = OperationMethod("freeze.piece")
+    unfreeze_piece = OperationMethod("unfreeze.piece")
+    issue_receipt = OperationMethod("receipt.issue")
+    revalue_receipt = OperationMethod("receipt.revalue")
+    update_goods_status = OperationMethod("receipt.goods-status")
+    appoint_oracle = OperationMethod("receipt.appoint-oracle")
+    appoint_receipt_oracle = OperationMethod("receipt.appoint-receipt-oracle")
+    transfer_receipt = OperationMethod("receipt.transfer")
+    pledge = OperationMethod("pledge.request")
+    fund_pledge = OperationMethod("pledge.fund")
+    decline_pledge = OperationMethod("pledge.decline")
+    cancel_pledge = OperationMethod("pledge.cancel")
+    repay_pledge = OperationMethod("pledge.repay")
+    enforce_pledge = OperationMethod("pledge.enforce")
+    request_redemption = OperationMethod("receipt.redeem")
+    withdraw_redemption = OperationMethod("receipt.redemption-withdraw")
+    confirm_redemption = OperationMethod("receipt.redemption-confirm")
+    freeze_receipt = OperationMethod("freeze.receipt")
+    unfreeze_receipt = OperationMethod("unfreeze.receipt")
+    set_advance_rate = OperationMethod("advance-rate.set")
+    set_default_advance_rate = OperationMethod("rules.default-advance-rate")
+    set_maintenance_ratio = OperationMethod("rules.maintenance-ratio")
+    anchor_audit_log = OperationMethod("audit.anchor")

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_utils import keccak
@@ -28,8 +27,9 @@ from web3.contract.contract import ContractFunction
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import TxParams, TxReceipt, Wei
 
+from ledger.abi import Codec
 from ledger.compiler import Artifact, compile_contracts
-from ledger.errors import ContractRevert, ErrorDecoder, UnknownRevert, abi_type
+from ledger.errors import ContractRevert, ErrorDecoder, UnknownRevert
 
 GAS_LIMIT = 5_000_000
 DEPLOY_GAS = 10_000_000
@@ -76,17 +76,6 @@ OPENING_BALANCES: Mapping[str, int] = {
 }
 
 
-def _checksummed(value: Any) -> Any:
-    """Addresses as web3 returns them (EIP-55), inside tuples too; eth_abi decodes them lower-case."""
-    if isinstance(value, tuple):
-        return tuple(_checksummed(v) for v in value)
-    if isinstance(value, list):
-        return [_checksummed(v) for v in value]
-    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
-        return Web3.to_checksum_address(value)
-    return value
-
-
 def _key_of(name: str) -> bytes:
     return keccak(text=f"scf-ledger sandbox participant {name}")
 
@@ -107,10 +96,17 @@ class Sandbox:
     contracts: dict[str, Contract] = field(default_factory=dict)
     decoder: ErrorDecoder = field(init=False)
 
-    _output_types: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    _codec: Codec | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.decoder = ErrorDecoder(a.abi for a in self.artifacts.values())
+
+    @property
+    def codec(self) -> Codec:
+        """The ABI codec of the contracts deployed so far (the same codec the client and the indexer use)."""
+        if self._codec is None or self._codec.contracts != tuple(self.contracts):
+            self._codec = Codec({key: list(contract.abi) for key, contract in self.contracts.items()})
+        return self._codec
 
     # -- construction -------------------------------------------------------------------------------
 
@@ -217,29 +213,23 @@ class Sandbox:
         """Call a view straight on eth-tester, bypassing web3's middleware (about 5 times faster than
         ``contract.functions.f().call()``; for tests that read a lot). Returns the decoded output: a
         single value, or a tuple when the function returns several values or a struct."""
-        target = self.contracts[contract]
-        key = (contract, function)
-        output_types = self._output_types.get(key)
-        if output_types is None:
-            outputs = target.get_function_by_name(function).abi["outputs"]
-            output_types = [abi_type(o) for o in outputs]
-            self._output_types[key] = output_types
-        data = target.encode_abi(function, list(args))
-        raw = self.tester.call({"from": self.accounts["operator"], "to": target.address, "data": data})
-        decoded = _checksummed(abi_decode(output_types, bytes.fromhex(raw[2:])))
+        spec = self.codec.function(contract, function)
+        data = "0x" + spec.encode_call(args).hex()
+        raw = self.tester.call(
+            {"from": self.accounts["operator"], "to": self.contracts[contract].address, "data": data}
+        )
+        decoded = spec.decode_result(bytes.fromhex(raw[2:]))
         return decoded[0] if len(decoded) == 1 else decoded
 
     def events(self, receipt: TxReceipt, contract: str, event: str) -> list[dict[str, Any]]:
         """The decoded arguments of every ``event`` of ``contract`` in ``receipt``."""
-        handler = getattr(self.contracts[contract].events, event)()
-        logs = [log for log in receipt["logs"] if log["address"] == self.contracts[contract].address]
-        decoded = []
-        for log in logs:
-            try:
-                decoded.append(dict(handler.process_log(log)["args"]))
-            except Exception:  # a log of another event of the same contract
-                continue
-        return decoded
+        spec = self.codec.event_named(contract, event)
+        address = self.contracts[contract].address
+        return [
+            spec.decode([bytes(t) for t in log["topics"]], bytes(log["data"]))
+            for log in receipt["logs"]
+            if log["address"] == address and log["topics"] and bytes(log["topics"][0]) == spec.topic
+        ]
 
     # -- chain state --------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from ledger.client import LedgerClient, Outcome
+from ledger.client import LedgerClient, OperationMethod, Outcome
 from ledger.errors import ContractRevert
 from ledger.identifiers import (
     canonical_invoice_key,
@@ -360,5 +360,10 @@ def every_domain_method() -> set[str]:
     return {
         name
         for name in dir(LedgerClient)
-        if not name.startswith("_") and asyncio.iscoroutinefunction(getattr(LedgerClient, name)) and name != "outcome"
+        if not name.startswith("_")
+        and name not in ("outcome", "submit")
+        and (
+            isinstance(getattr(LedgerClient, name), OperationMethod)
+            or asyncio.iscoroutinefunction(getattr(LedgerClient, name))
+        )
     }

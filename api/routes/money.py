@@ -3,14 +3,14 @@ transfers), and balances."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 
-from api.auth import CurrentCaller, Service, require_role
+from api.actions import Action, Call, Prepare, install
+from api.auth import Caller, CurrentCaller, Service, require_role
 from api.models import BalanceView
-from api.operations import perform
 from api.routes.common import Address, Amount
+from api.service import LedgerService
 from ledger.identifiers import BANK_REFERENCE_PATTERN, bank_reference_hash, canonical_bank_reference
 from ledger.models import Role
 
@@ -37,34 +37,26 @@ class CashMovement(BaseModel):
         return canonical_bank_reference(value)
 
 
-@router.post("/deposits", status_code=202)
-async def deposit(body: CashMovement, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    """Credit deposit tokens for money received at the settlement bank."""
-    require_role(caller, Role.SETTLEMENT_AGENT)
-    reference = bank_reference_hash(body.bank_reference)
-    return await perform(
-        request,
-        service,
-        caller,
-        "deposit",
-        body,
-        lambda op_id: service.client.mint_deposit(caller.address, body.participant, body.amount, reference, op_id),
-    )
+def _cash_movement(operation: str, holder: str) -> Prepare:
+    """A deposit (mint) or a withdrawal (burn) by the settlement agent, once per bank reference."""
+
+    def prepare(service: LedgerService, caller: Caller, body: CashMovement) -> Call:
+        require_role(caller, Role.SETTLEMENT_AGENT)
+        args = {
+            holder: body.participant,
+            "amount": body.amount,
+            "bank_reference": bank_reference_hash(body.bank_reference),
+        }
+        return Call(operation, caller.address, args)
+
+    return prepare
 
 
-@router.post("/withdrawals", status_code=202)
-async def withdraw(body: CashMovement, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    """Burn deposit tokens for money paid out by the settlement bank."""
-    require_role(caller, Role.SETTLEMENT_AGENT)
-    reference = bank_reference_hash(body.bank_reference)
-    return await perform(
-        request,
-        service,
-        caller,
-        "withdrawal",
-        body,
-        lambda op_id: service.client.burn_deposit(caller.address, body.participant, body.amount, reference, op_id),
-    )
+ACTIONS = (
+    Action("POST", "/deposits", "deposit", _cash_movement("deposit", "to"), "deposit", CashMovement),
+    Action("POST", "/withdrawals", "withdraw", _cash_movement("withdrawal", "holder"), "withdrawal", CashMovement),
+)
+install(router, ACTIONS)
 
 
 @router.get("/balances/me", response_model=BalanceView)

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select, update
-from starlette.concurrency import run_in_threadpool
 
+from api.actions import LINKS, Action, Call, Link, Prepare, install
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.models import CreditLineView, Page, ParticipantView
 from api.operations import perform
@@ -137,6 +137,16 @@ async def create_participant(
     return JSONResponse(content, status_code=201, headers={"Location": f"/participants/{address}"})
 
 
+LINKS[("post", "/participants")] = [
+    Link(name, method, path, {parameter: "$response.body#/participant/id"})
+    for name, method, path, parameter in (
+        ("GetParticipant", "get", "/participants/{participant_id}", "participant_id"),
+        ("SuspendParticipant", "post", "/participants/{participant_id}/suspend", "participant_id"),
+        ("ReinstateParticipant", "post", "/participants/{participant_id}/reinstate", "participant_id"),
+        ("GetCreditLine", "get", "/credit-lines/{core_firm}", "core_firm"),
+    )
+]
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -226,38 +236,15 @@ def get_participant(participant_id: str, service: Service, caller: CurrentCaller
     return _view(record, service)
 
 
-@router.post("/participants/{participant_id}/suspend", status_code=202)
-async def suspend_participant(
-    participant_id: str, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    require_role(caller, Role.OPERATOR)
-    record = await run_in_threadpool(_participant_or_404, service, participant_id)
-    operator = service.operator.address
-    return await perform(
-        request,
-        service,
-        caller,
-        "participant.suspend",
-        None,
-        lambda op_id: service.client.suspend_participant(operator, record.address, op_id),
-    )
+def _operator_acts(operation: str) -> Prepare:
+    """The operator suspends or reinstates a participant (signed with the operator's key)."""
 
+    def prepare(service: LedgerService, caller: Caller, body: None, participant_id: str) -> Call:
+        require_role(caller, Role.OPERATOR)
+        record = _participant_or_404(service, participant_id)
+        return Call(operation, service.operator.address, {"account": record.address})
 
-@router.post("/participants/{participant_id}/reinstate", status_code=202)
-async def reinstate_participant(
-    participant_id: str, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    require_role(caller, Role.OPERATOR)
-    record = await run_in_threadpool(_participant_or_404, service, participant_id)
-    operator = service.operator.address
-    return await perform(
-        request,
-        service,
-        caller,
-        "participant.reinstate",
-        None,
-        lambda op_id: service.client.reinstate_participant(operator, record.address, op_id),
-    )
+    return prepare
 
 
 class NewKey(BaseModel):
@@ -285,20 +272,41 @@ class CreditLineCreate(BaseModel):
     limit: Amount = Field(description="the grantor's grant to the core firm, fen; replaces the earlier grant")
 
 
-@router.post("/credit-lines", status_code=202)
-async def set_credit_line(
-    body: CreditLineCreate, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
+def _set_credit_line(service: LedgerService, caller: Caller, body: CreditLineCreate) -> Call:
     require_role(caller, Role.FINANCIER, Role.OPERATOR)
     grantor = service.operator.address if caller.is_operator else caller.address
-    return await perform(
-        request,
-        service,
-        caller,
+    return Call("credit-line.set", grantor, {"core_firm": body.core_firm, "grant": body.limit})
+
+
+ACTIONS = (
+    Action(
+        "POST",
+        "/participants/{participant_id}/suspend",
+        "suspend_participant",
+        _operator_acts("participant.suspend"),
+        "participant.suspend",
+        params={"participant_id": str},
+    ),
+    Action(
+        "POST",
+        "/participants/{participant_id}/reinstate",
+        "reinstate_participant",
+        _operator_acts("participant.reinstate"),
+        "participant.reinstate",
+        params={"participant_id": str},
+    ),
+    Action(
+        "POST",
+        "/credit-lines",
+        "set_credit_line",
+        _set_credit_line,
         "credit-line.set",
-        body,
-        lambda op_id: service.client.set_credit_line(grantor, body.core_firm, body.limit, op_id),
-    )
+        CreditLineCreate,
+        description="Set the caller's credit grant to a core firm (a financier's own; the operator's, signed with the "
+        "operator's key); it replaces the grantor's earlier grant.",
+    ),
+)
+install(router, ACTIONS)
 
 
 @router.get("/credit-lines/{core_firm}", response_model=CreditLineView)

@@ -13,13 +13,12 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from eth_utils import keccak
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import DeclarativeBase
-from starlette.concurrency import run_in_threadpool
 
+from api.actions import Action, Call, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.models import (
     FinancingRequestItem,
@@ -31,7 +30,6 @@ from api.models import (
     PieceView,
     Quote,
 )
-from api.operations import perform
 from api.problems import Problem, jsonable
 from api.routes.common import (
     Address,
@@ -158,14 +156,7 @@ def _invoice(service: LedgerService, invoice_id: int) -> Invoice:
     return invoice
 
 
-@router.post("/invoices", status_code=202)
-async def register_invoice(
-    body: InvoiceCreate, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    """Register an invoice on the buyer (supplier). Its key is the invoice's national identity (the 20-digit
-    e-invoice number, or an older VAT invoice's code and number, in ASCII digits): it goes on chain salted and
-    hashed, and the same invoice can be registered once only, by any seller (409
-    `ReceivablesInvoiceAlreadyRegistered`)."""
+def _register_invoice(service: LedgerService, caller: Caller, body: InvoiceCreate) -> Call:
     require_role(caller, Role.SUPPLIER)
     try:
         key = canonical_invoice_key(body.invoice_number, body.invoice_code)
@@ -175,17 +166,15 @@ async def register_invoice(
     document = (
         bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else no_document_hash(key_hash)
     )
-    due = due_timestamp(body.due_date)
-    return await perform(
-        request,
-        service,
-        caller,
-        "invoice.register",
-        body,
-        lambda op_id: service.client.register_invoice(
-            caller.address, key_hash, body.buyer, body.amount, body.currency, due, document, op_id
-        ),
-    )
+    args = {
+        "key_hash": key_hash,
+        "buyer": body.buyer,
+        "amount": body.amount,
+        "currency": body.currency,
+        "due_date": due_timestamp(body.due_date),
+        "document_hash": document,
+    }
+    return Call("invoice.register", caller.address, args)
 
 
 @router.get("/invoices", response_model=Page[InvoiceItem])
@@ -219,44 +208,26 @@ def get_invoice(invoice_id: PathId, service: Service, caller: CurrentCaller) -> 
     return invoice_view(invoice)
 
 
-@router.post("/invoices/{invoice_id}/confirm", status_code=202)
-async def confirm_invoice(
-    invoice_id: PathId, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
+def _as_buyer(service: LedgerService, caller: Caller, invoice_id: int, verb: str) -> Invoice:
     require_role(caller, Role.CORE_FIRM)
-    invoice = await run_in_threadpool(_invoice, service, invoice_id)
+    invoice = _invoice(service, invoice_id)
     if caller.address != invoice.buyer:
-        raise Problem(403, "not-buyer", "Forbidden", "only the invoice's buyer confirms it")
-    return await perform(
-        request,
-        service,
-        caller,
-        "invoice.confirm",
-        None,
-        lambda op_id: service.client.confirm_invoice(caller.address, invoice_id, op_id),
-    )
+        raise Problem(403, "not-buyer", "Forbidden", f"only the invoice's buyer {verb} it")
+    return invoice
+
+
+def _confirm_invoice(service: LedgerService, caller: Caller, body: None, invoice_id: int) -> Call:
+    _as_buyer(service, caller, invoice_id, "confirms")
+    return Call("invoice.confirm", caller.address, {"invoice_id": invoice_id})
 
 
 class Rejection(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@router.post("/invoices/{invoice_id}/reject", status_code=202)
-async def reject_invoice(
-    invoice_id: PathId, body: Rejection, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    require_role(caller, Role.CORE_FIRM)
-    invoice = await run_in_threadpool(_invoice, service, invoice_id)
-    if caller.address != invoice.buyer:
-        raise Problem(403, "not-buyer", "Forbidden", "only the invoice's buyer rejects it")
-    return await perform(
-        request,
-        service,
-        caller,
-        "invoice.reject",
-        body,
-        lambda op_id: service.client.reject_invoice(caller.address, invoice_id, keccak(text=body.reason), op_id),
-    )
+def _reject_invoice(service: LedgerService, caller: Caller, body: Rejection, invoice_id: int) -> Call:
+    _as_buyer(service, caller, invoice_id, "rejects")
+    return Call("invoice.reject", caller.address, {"invoice_id": invoice_id, "reason": keccak(text=body.reason)})
 
 
 # -- pieces and obligations ------------------------------------------------------------------------------------
@@ -325,55 +296,21 @@ def _require_holder(service: LedgerService, caller: Caller, piece_id: int) -> Pi
     return piece
 
 
-@router.post("/receivables/{piece_id}/transfers", status_code=202)
-async def transfer_piece(
-    piece_id: PathId, body: PieceTransfer, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    """Pay a supplier with part (or all) of a piece: a new piece recording its parent."""
-    await run_in_threadpool(_require_holder, service, caller, piece_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "receivable.transfer",
-        body,
-        lambda op_id: service.client.transfer_piece(caller.address, piece_id, body.to, body.amount, op_id),
-    )
-
-
-@router.post("/receivables/{piece_id}/redeem", status_code=202)
-async def redeem_piece(piece_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    await run_in_threadpool(_require_holder, service, caller, piece_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "receivable.redeem",
-        None,
-        lambda op_id: service.client.redeem(caller.address, piece_id, op_id),
-    )
+def _transfer_piece(service: LedgerService, caller: Caller, body: PieceTransfer, piece_id: int) -> Call:
+    _require_holder(service, caller, piece_id)
+    return Call("receivable.transfer", caller.address, {"piece_id": piece_id, "to": body.to, "amount": body.amount})
 
 
 class Repayment(BaseModel):
     amount: Amount
 
 
-@router.post("/obligations/{slot_id}/repayments", status_code=202)
-async def repay_obligation(
-    slot_id: PathId, body: Repayment, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
+def _repay_obligation(service: LedgerService, caller: Caller, body: Repayment, slot_id: int) -> Call:
     require_role(caller, Role.CORE_FIRM)
-    invoice = await run_in_threadpool(_invoice, service, slot_id)
+    invoice = _invoice(service, slot_id)
     if invoice.buyer != caller.address:
         raise Problem(403, "not-obligor", "Forbidden", "only the obligation's core firm repays it here")
-    return await perform(
-        request,
-        service,
-        caller,
-        "obligation.repay",
-        body,
-        lambda op_id: service.client.repay(caller.address, slot_id, body.amount, op_id),
-    )
+    return Call("obligation.repay", caller.address, {"slot_id": slot_id, "amount": body.amount})
 
 
 # -- financing requests ------------------------------------------------------------------------------------------
@@ -416,21 +353,10 @@ def _request(service: LedgerService, caller: Caller, request_id: int) -> Financi
     return found
 
 
-@router.post("/financing-requests", status_code=202)
-async def request_financing(
-    body: FinancingCreate, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    await run_in_threadpool(_require_holder, service, caller, body.piece_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "financing.request",
-        body,
-        lambda op_id: service.client.request_financing(
-            caller.address, body.piece_id, body.amount, body.financier, op_id
-        ),
-    )
+def _request_financing(service: LedgerService, caller: Caller, body: FinancingCreate) -> Call:
+    _require_holder(service, caller, body.piece_id)
+    args = {"piece_id": body.piece_id, "amount": body.amount, "financier": body.financier}
+    return Call("financing.request", caller.address, args)
 
 
 @router.get("/financing-requests", response_model=Page[FinancingRequestItem])
@@ -473,64 +399,121 @@ def _as_financier(service: LedgerService, caller: Caller, request_id: int) -> Fi
     return found
 
 
-@router.post("/financing-requests/{request_id}/approve", status_code=202)
-async def approve_financing(
-    request_id: PathId, body: FinancingTerms, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    await run_in_threadpool(_as_financier, service, caller, request_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "financing.approve",
-        body,
-        lambda op_id: service.client.approve_financing(
-            caller.address, request_id, body.discount_rate_bps, body.fee, body.day_count_basis, op_id
-        ),
-    )
+def _approve_financing(service: LedgerService, caller: Caller, body: FinancingTerms, request_id: int) -> Call:
+    _as_financier(service, caller, request_id)
+    args = {
+        "request_id": request_id,
+        "discount_rate_bps": body.discount_rate_bps,
+        "fee": body.fee,
+        "day_count_basis": body.day_count_basis,
+    }
+    return Call("financing.approve", caller.address, args)
 
 
-@router.post("/financing-requests/{request_id}/fund", status_code=202)
-async def fund_financing(request_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    """Pay the price and take the piece, in one transaction (delivery versus payment)."""
-    await run_in_threadpool(_as_financier, service, caller, request_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "financing.fund",
-        None,
-        lambda op_id: service.client.fund_financing(caller.address, request_id, op_id),
-    )
-
-
-@router.post("/financing-requests/{request_id}/decline", status_code=202)
-async def decline_financing(
-    request_id: PathId, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    await run_in_threadpool(_as_financier, service, caller, request_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "financing.decline",
-        None,
-        lambda op_id: service.client.decline_financing(caller.address, request_id, op_id),
-    )
-
-
-@router.post("/financing-requests/{request_id}/cancel", status_code=202)
-async def cancel_financing(
-    request_id: PathId, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    found = await run_in_threadpool(_request, service, caller, request_id)
+def _cancel_financing(service: LedgerService, caller: Caller, body: None, request_id: int) -> Call:
+    found = _request(service, caller, request_id)
     if found.holder != caller.address:
         raise Problem(403, "not-holder", "Forbidden", "only the requesting holder cancels")
-    return await perform(
-        request,
-        service,
-        caller,
-        "financing.cancel",
-        None,
-        lambda op_id: service.client.cancel_financing(caller.address, request_id, op_id),
-    )
+    return Call("financing.cancel", caller.address, {"request_id": request_id})
+
+
+ACTIONS = (
+    Action(
+        "POST",
+        "/invoices",
+        "register_invoice",
+        _register_invoice,
+        "invoice.register",
+        InvoiceCreate,
+        description="Register an invoice on the buyer (supplier). Its key is the invoice's national identity (the "
+        "20-digit e-invoice number, or an older VAT invoice's code and number, in ASCII digits): it goes on chain "
+        "salted and hashed, and the same invoice can be registered once only, by any seller (409 "
+        "`ReceivablesInvoiceAlreadyRegistered`).",
+        links=(
+            result_link("GetInvoice", "get", "/invoices/{invoice_id}", "invoice_id"),
+            result_link("ConfirmInvoice", "post", "/invoices/{invoice_id}/confirm", "invoice_id"),
+            result_link("RejectInvoice", "post", "/invoices/{invoice_id}/reject", "invoice_id"),
+        ),
+    ),
+    Action(
+        "POST",
+        "/invoices/{invoice_id}/confirm",
+        "confirm_invoice",
+        _confirm_invoice,
+        "invoice.confirm",
+        links=(
+            result_link("GetPiece", "get", "/receivables/{piece_id}", "piece_id"),
+            result_link("TransferPiece", "post", "/receivables/{piece_id}/transfers", "piece_id"),
+            result_link("RedeemPiece", "post", "/receivables/{piece_id}/redeem", "piece_id"),
+        ),
+    ),
+    Action("POST", "/invoices/{invoice_id}/reject", "reject_invoice", _reject_invoice, "invoice.reject", Rejection),
+    Action(
+        "POST",
+        "/receivables/{piece_id}/transfers",
+        "transfer_piece",
+        _transfer_piece,
+        "receivable.transfer",
+        PieceTransfer,
+        description="Pay a supplier with part (or all) of a piece: a new piece recording its parent.",
+        links=(result_link("GetPiece", "get", "/receivables/{piece_id}", "piece_id"),),
+    ),
+    Action(
+        "POST",
+        "/receivables/{piece_id}/redeem",
+        "redeem_piece",
+        act_on("receivable.redeem", "piece_id", _require_holder),
+        "receivable.redeem",
+    ),
+    Action(
+        "POST",
+        "/obligations/{slot_id}/repayments",
+        "repay_obligation",
+        _repay_obligation,
+        "obligation.repay",
+        Repayment,
+    ),
+    Action(
+        "POST",
+        "/financing-requests",
+        "request_financing",
+        _request_financing,
+        "financing.request",
+        FinancingCreate,
+        links=(
+            result_link("GetRequest", "get", "/financing-requests/{request_id}", "request_id"),
+            *(
+                result_link(
+                    f"{verb.capitalize()}Request", "post", f"/financing-requests/{{request_id}}/{verb}", "request_id"
+                )
+                for verb in ("approve", "fund", "decline", "cancel")
+            ),
+        ),
+    ),
+    Action(
+        "POST",
+        "/financing-requests/{request_id}/approve",
+        "approve_financing",
+        _approve_financing,
+        "financing.approve",
+        FinancingTerms,
+    ),
+    Action(
+        "POST",
+        "/financing-requests/{request_id}/fund",
+        "fund_financing",
+        act_on("financing.fund", "request_id", _as_financier),
+        "financing.fund",
+    ),
+    Action(
+        "POST",
+        "/financing-requests/{request_id}/decline",
+        "decline_financing",
+        act_on("financing.decline", "request_id", _as_financier),
+        "financing.decline",
+    ),
+    Action(
+        "POST", "/financing-requests/{request_id}/cancel", "cancel_financing", _cancel_financing, "financing.cancel"
+    ),
+)
+install(router, ACTIONS)

@@ -19,12 +19,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
 from eth_utils import is_address, keccak, to_checksum_address
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import Text, cast, func, select
 
 from api import documents
+from api.actions import Action, Call, install
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.models import (
     DailyTotal,
@@ -36,7 +36,6 @@ from api.models import (
     NumberedPage,
     Page,
 )
-from api.operations import perform
 from api.problems import Problem, jsonable
 from api.routes.common import (
     IsoDate,
@@ -306,95 +305,67 @@ def _freeze_id(kind: str, target: str | int) -> str:
     return f"{kind}:{target}"
 
 
-@router.post("/freezes", status_code=202)
-async def freeze(body: FreezeCreate, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    """Freeze a participant (no deposit-token movement to or from it, no new business), a receivable piece or
-    a warehouse receipt, on chain. Lift it with ``DELETE /freezes/{kind}:{target}``."""
+_FREEZE_ARGUMENT = {"participant": "account", "piece": "piece_id", "receipt": "receipt_id"}
+"""The argument of each freeze operation that names what it freezes."""
+
+
+def _freeze(service: LedgerService, caller: Caller, body: FreezeCreate) -> Call:
     require_role(caller, Role.REGULATOR)
     target = _target(body.kind, body.target)
-    reason = keccak(text=body.reason)
-    client = service.client
-    if body.kind == "participant":
-        assert isinstance(target, str)
-        return await perform(
-            request,
-            service,
-            caller,
-            "freeze.participant",
-            body,
-            lambda op_id: client.freeze_participant(caller.address, target, reason, op_id),
-        )
-    assert isinstance(target, int)
-    if body.kind == "piece":
-        return await perform(
-            request,
-            service,
-            caller,
-            "freeze.piece",
-            body,
-            lambda op_id: client.freeze_piece(caller.address, target, reason, op_id),
-        )
-    return await perform(
-        request,
-        service,
-        caller,
-        "freeze.receipt",
-        body,
-        lambda op_id: client.freeze_receipt(caller.address, target, reason, op_id),
-    )
+    args = {_FREEZE_ARGUMENT[body.kind]: target, "reason": keccak(text=body.reason)}
+    return Call(f"freeze.{body.kind}", caller.address, args)
 
 
-async def _lift(request: Request, service: LedgerService, caller: Caller, kind: str, raw: str) -> JSONResponse:
+def _lift(service: LedgerService, caller: Caller, kind: str, raw: str) -> Call:
     require_role(caller, Role.REGULATOR)
     target = _target(kind, raw)
-    client = service.client
-    if kind == "participant":
-        assert isinstance(target, str)
-        return await perform(
-            request,
-            service,
-            caller,
-            "unfreeze.participant",
-            None,
-            lambda op_id: client.unfreeze_participant(caller.address, target, op_id),
-        )
-    assert isinstance(target, int)
-    if kind == "piece":
-        return await perform(
-            request,
-            service,
-            caller,
-            "unfreeze.piece",
-            None,
-            lambda op_id: client.unfreeze_piece(caller.address, target, op_id),
-        )
-    return await perform(
-        request,
-        service,
-        caller,
-        "unfreeze.receipt",
-        None,
-        lambda op_id: client.unfreeze_receipt(caller.address, target, op_id),
-    )
+    return Call(f"unfreeze.{kind}", caller.address, {_FREEZE_ARGUMENT[kind]: target})
 
 
-@router.delete("/freezes/{freeze_id}", status_code=202)
-async def unfreeze(freeze_id: str, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    """Lift a freeze. The freeze's id is ``<kind>:<target>``, as ``GET /freezes`` lists it:
-    ``DELETE /freezes/participant:0x70997970C51812dc3A010C7d01b50e0d17dc79C8``, ``DELETE /freezes/piece:12``,
-    ``DELETE /freezes/receipt:<id>``. Lifting what is not frozen is a 409 with the contract's error."""
+def _unfreeze(service: LedgerService, caller: Caller, body: None, freeze_id: str) -> Call:
     kind, separator, raw = freeze_id.partition(":")
     if not separator or not raw:
         raise _invalid("a freeze id is <kind>:<target>, e.g. piece:12")
-    return await _lift(request, service, caller, kind, raw)
+    return _lift(service, caller, kind, raw)
 
 
-@router.delete("/freezes/{kind}/{target}", status_code=202, include_in_schema=False)
-async def unfreeze_by_parts(
-    kind: str, target: str, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    """``DELETE /freezes/piece/12``: the same as ``DELETE /freezes/piece:12``."""
-    return await _lift(request, service, caller, kind, target)
+def _unfreeze_by_parts(service: LedgerService, caller: Caller, body: None, kind: str, target: str) -> Call:
+    return _lift(service, caller, kind, target)
+
+
+ACTIONS = (
+    Action(
+        "POST",
+        "/freezes",
+        "freeze",
+        _freeze,
+        body=FreezeCreate,
+        description="Freeze a participant (no deposit-token movement to or from it, no new business), a receivable "
+        "piece or a warehouse receipt, on chain. Lift it with `DELETE /freezes/{kind}:{target}`.\n\n"
+        "Operations `freeze.participant`, `freeze.piece`, `freeze.receipt`.",
+    ),
+    Action(
+        "DELETE",
+        "/freezes/{freeze_id}",
+        "unfreeze",
+        _unfreeze,
+        params={"freeze_id": str},
+        description="Lift a freeze. The freeze's id is `<kind>:<target>`, as `GET /freezes` lists it: "
+        "`DELETE /freezes/participant:0x70997970C51812dc3A010C7d01b50e0d17dc79C8`, `DELETE /freezes/piece:12`, "
+        "`DELETE /freezes/receipt:<id>`. Lifting what is not frozen is a 409 with the contract's error.\n\n"
+        "Operations `unfreeze.participant`, `unfreeze.piece`, `unfreeze.receipt`.",
+    ),
+    Action(
+        "DELETE",
+        "/freezes/{kind}/{target}",
+        "unfreeze_by_parts",
+        _unfreeze_by_parts,
+        params={"kind": str, "target": str},
+        description="`DELETE /freezes/piece/12`: the same as `DELETE /freezes/piece:12`.",
+        include_in_schema=False,
+    ),
+)
+install(router, ACTIONS)
 
 
 _FREEZE_EVENTS = {"ParticipantFrozen": "participant", "PieceFrozen": "piece", "ReceiptFrozen": "receipt"}

@@ -16,15 +16,13 @@ from datetime import date
 from typing import Annotated, Any
 
 from eth_utils import keccak
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
 from sqlalchemy import ColumnElement, or_, select
-from starlette.concurrency import run_in_threadpool
 
+from api.actions import Action, Call, Link, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.models import MarginCallItem, Owed, Page, PledgeItem, PledgeView, ReceiptItem, ReceiptView
-from api.operations import perform
 from api.problems import Problem, jsonable
 from api.routes.common import (
     Address,
@@ -255,10 +253,7 @@ class ReceiptCreate(BaseModel):
         return value
 
 
-@router.post("/warehouse-receipts", status_code=202)
-async def issue_receipt(body: ReceiptCreate, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    """Issue a receipt for a lot the caller (a warehouse) holds. The lot's key (warehouse credit code, lot
-    number) goes on chain salted and hashed and is the receipt's id; a lot is receipted once only (409)."""
+def _issue_receipt(service: LedgerService, caller: Caller, body: ReceiptCreate) -> Call:
     require_role(caller, Role.WAREHOUSE)
     try:
         key = canonical_lot_key(_credit_code(service, caller), body.lot_number)
@@ -268,27 +263,17 @@ async def issue_receipt(body: ReceiptCreate, request: Request, service: Service,
     document = (
         bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else no_document_hash(key_hash)
     )
-    goods = keccak(text=body.goods_description)
-    expiry = due_timestamp(body.expiry)
-    return await perform(
-        request,
-        service,
-        caller,
-        "receipt.issue",
-        body,
-        lambda op_id: service.client.issue_receipt(
-            caller.address,
-            body.owner,
-            key_hash,
-            goods,
-            body.quantity,
-            body.unit,
-            body.valuation,
-            expiry,
-            document,
-            op_id,
-        ),
-    )
+    args = {
+        "owner": body.owner,
+        "lot_key_hash": key_hash,
+        "goods_hash": keccak(text=body.goods_description),
+        "quantity": body.quantity,
+        "unit": body.unit,
+        "valuation": body.valuation,
+        "expiry": due_timestamp(body.expiry),
+        "document_hash": document,
+    }
+    return Call("receipt.issue", caller.address, args)
 
 
 @router.get("/warehouse-receipts", response_model=Page[ReceiptItem])
@@ -334,23 +319,10 @@ class Revaluation(BaseModel):
     attestation: str = Field(min_length=1, max_length=2000, description="the basis; its keccak goes on chain")
 
 
-@router.post("/warehouse-receipts/{receipt_id}/valuations", status_code=202)
-async def revalue_receipt(
-    receipt_id: PathId, body: Revaluation, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    """Attest a new valuation (the issuing warehouse). A pledged receipt whose loan is now above the
-    maintenance ratio raises a margin call (``PledgeMarginCalled`` among the result's events)."""
-    await run_in_threadpool(_as_issuer, service, caller, receipt_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "receipt.revalue",
-        body,
-        lambda op_id: service.client.revalue_receipt(
-            caller.address, receipt_id, body.valuation, keccak(text=body.attestation), op_id
-        ),
-    )
+def _revalue_receipt(service: LedgerService, caller: Caller, body: Revaluation, receipt_id: int) -> Call:
+    _as_issuer(service, caller, receipt_id)
+    args = {"receipt_id": receipt_id, "valuation": body.valuation, "attestation_hash": keccak(text=body.attestation)}
+    return Call("receipt.revalue", caller.address, args)
 
 
 class GoodsStatusUpdate(BaseModel):
@@ -358,90 +330,23 @@ class GoodsStatusUpdate(BaseModel):
     attestation: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/warehouse-receipts/{receipt_id}/goods-status", status_code=202)
-async def update_goods_status(
-    receipt_id: PathId, body: GoodsStatusUpdate, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    """Attest the condition of the goods (the issuing warehouse); goods not sound cannot be pledged."""
-    await run_in_threadpool(_as_issuer, service, caller, receipt_id)
-    status = GoodsStatus[body.status.upper()]
-    return await perform(
-        request,
-        service,
-        caller,
-        "receipt.goods-status",
-        body,
-        lambda op_id: service.client.update_goods_status(
-            caller.address, receipt_id, status, keccak(text=body.attestation), op_id
-        ),
-    )
+def _update_goods_status(service: LedgerService, caller: Caller, body: GoodsStatusUpdate, receipt_id: int) -> Call:
+    _as_issuer(service, caller, receipt_id)
+    args = {
+        "receipt_id": receipt_id,
+        "status": GoodsStatus[body.status.upper()],
+        "attestation_hash": keccak(text=body.attestation),
+    }
+    return Call("receipt.goods-status", caller.address, args)
 
 
 class ReceiptTransfer(BaseModel):
     to: Address
 
 
-@router.post("/warehouse-receipts/{receipt_id}/transfers", status_code=202)
-async def transfer_receipt(
-    receipt_id: PathId, body: ReceiptTransfer, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    """Hand the receipt (title to the goods) to another participant (the owner; not while pledged)."""
-    await run_in_threadpool(_as_owner, service, caller, receipt_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "receipt.transfer",
-        body,
-        lambda op_id: service.client.transfer_receipt(caller.address, receipt_id, body.to, op_id),
-    )
-
-
-@router.post("/warehouse-receipts/{receipt_id}/redeem", status_code=202)
-async def request_redemption(
-    receipt_id: PathId, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    """Ask the warehouse to release the goods (the owner; not while pledged)."""
-    await run_in_threadpool(_as_owner, service, caller, receipt_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "receipt.redeem",
-        None,
-        lambda op_id: service.client.request_redemption(caller.address, receipt_id, op_id),
-    )
-
-
-@router.post("/warehouse-receipts/{receipt_id}/redemption/withdraw", status_code=202)
-async def withdraw_redemption(
-    receipt_id: PathId, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    await run_in_threadpool(_as_owner, service, caller, receipt_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "receipt.redemption-withdraw",
-        None,
-        lambda op_id: service.client.withdraw_redemption(caller.address, receipt_id, op_id),
-    )
-
-
-@router.post("/warehouse-receipts/{receipt_id}/redemption/confirm", status_code=202)
-async def confirm_redemption(
-    receipt_id: PathId, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    """The goods have left (the issuing warehouse): the receipt is burnt."""
-    await run_in_threadpool(_as_issuer, service, caller, receipt_id)
-    return await perform(
-        request,
-        service,
-        caller,
-        "receipt.redemption-confirm",
-        None,
-        lambda op_id: service.client.confirm_redemption(caller.address, receipt_id, op_id),
-    )
+def _transfer_receipt(service: LedgerService, caller: Caller, body: ReceiptTransfer, receipt_id: int) -> Call:
+    _as_owner(service, caller, receipt_id)
+    return Call("receipt.transfer", caller.address, {"receipt_id": receipt_id, "to": body.to})
 
 
 # -- pledge loans -----------------------------------------------------------------------------------------------
@@ -459,22 +364,16 @@ class PledgeRepayment(BaseModel):
     amount: Amount | None = Field(None, description="fen; null pays everything owed when the transaction runs")
 
 
-@router.post("/pledges", status_code=202)
-async def request_pledge(body: PledgeCreate, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    """Ask a financier for a loan against a receipt the caller owns (at most the financier's advance rate of
-    its valuation); the financier then funds or declines it."""
-    await run_in_threadpool(_as_owner, service, caller, body.receipt_id)
-    due = due_timestamp(body.due_date)
-    return await perform(
-        request,
-        service,
-        caller,
-        "pledge.request",
-        body,
-        lambda op_id: service.client.pledge(
-            caller.address, body.receipt_id, body.financier, body.principal, body.rate_bps, due, op_id
-        ),
-    )
+def _request_pledge(service: LedgerService, caller: Caller, body: PledgeCreate) -> Call:
+    _as_owner(service, caller, body.receipt_id)
+    args = {
+        "receipt_id": body.receipt_id,
+        "financier": body.financier,
+        "principal": body.principal,
+        "rate_bps": body.rate_bps,
+        "due_date": due_timestamp(body.due_date),
+    }
+    return Call("pledge.request", caller.address, args)
 
 
 @router.get("/pledges", response_model=Page[PledgeItem])
@@ -541,71 +440,146 @@ def list_pledge_margin_calls(
     return paged(service, query, MARGIN_CALL_ORDER, window, MarginCallItem)
 
 
-@router.post("/pledges/{pledge_id}/fund", status_code=202)
-async def fund_pledge(pledge_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    """Lend: the principal moves to the borrower and the receipt is pledged, in one transaction."""
-    await run_in_threadpool(_as_financier, service, caller, pledge_id)
-    return await perform(
-        request,
-        service,
-        caller,
+def _repay_pledge(service: LedgerService, caller: Caller, body: PledgeRepayment, pledge_id: int) -> Call:
+    _as_borrower(service, caller, pledge_id)
+    return Call("pledge.repay", caller.address, {"pledge_id": pledge_id, "amount": body.amount})
+
+
+def _receipt_links(field: str) -> tuple[Link, ...]:
+    return (
+        result_link("GetReceipt", "get", "/warehouse-receipts/{receipt_id}", field),
+        *(
+            result_link(f"Receipt{name}", "post", f"/warehouse-receipts/{{receipt_id}}/{tail}", field)
+            for name, tail in (
+                ("Valuation", "valuations"),
+                ("GoodsStatus", "goods-status"),
+                ("Transfer", "transfers"),
+                ("Redeem", "redeem"),
+                ("WithdrawRedemption", "redemption/withdraw"),
+                ("ConfirmRedemption", "redemption/confirm"),
+            )
+        ),
+    )
+
+
+ACTIONS = (
+    Action(
+        "POST",
+        "/warehouse-receipts",
+        "issue_receipt",
+        _issue_receipt,
+        "receipt.issue",
+        ReceiptCreate,
+        description="Issue a receipt for a lot the caller (a warehouse) holds. The lot's key (warehouse credit code, "
+        "lot number) goes on chain salted and hashed and is the receipt's id; a lot is receipted once only (409).",
+        links=_receipt_links("receipt_id"),
+    ),
+    Action(
+        "POST",
+        "/warehouse-receipts/{receipt_id}/valuations",
+        "revalue_receipt",
+        _revalue_receipt,
+        "receipt.revalue",
+        Revaluation,
+        description="Attest a new valuation (the issuing warehouse). A pledged receipt whose loan is now above the "
+        "maintenance ratio raises a margin call (`PledgeMarginCalled` among the result's events).",
+    ),
+    Action(
+        "POST",
+        "/warehouse-receipts/{receipt_id}/goods-status",
+        "update_goods_status",
+        _update_goods_status,
+        "receipt.goods-status",
+        GoodsStatusUpdate,
+        description="Attest the condition of the goods (the issuing warehouse); goods not sound cannot be pledged.",
+    ),
+    Action(
+        "POST",
+        "/warehouse-receipts/{receipt_id}/transfers",
+        "transfer_receipt",
+        _transfer_receipt,
+        "receipt.transfer",
+        ReceiptTransfer,
+        description="Hand the receipt (title to the goods) to another participant (the owner; not while pledged).",
+    ),
+    Action(
+        "POST",
+        "/warehouse-receipts/{receipt_id}/redeem",
+        "request_redemption",
+        act_on("receipt.redeem", "receipt_id", _as_owner),
+        "receipt.redeem",
+        description="Ask the warehouse to release the goods (the owner; not while pledged).",
+    ),
+    Action(
+        "POST",
+        "/warehouse-receipts/{receipt_id}/redemption/withdraw",
+        "withdraw_redemption",
+        act_on("receipt.redemption-withdraw", "receipt_id", _as_owner),
+        "receipt.redemption-withdraw",
+    ),
+    Action(
+        "POST",
+        "/warehouse-receipts/{receipt_id}/redemption/confirm",
+        "confirm_redemption",
+        act_on("receipt.redemption-confirm", "receipt_id", _as_issuer),
+        "receipt.redemption-confirm",
+        description="The goods have left (the issuing warehouse): the receipt is burnt.",
+    ),
+    Action(
+        "POST",
+        "/pledges",
+        "request_pledge",
+        _request_pledge,
+        "pledge.request",
+        PledgeCreate,
+        description="Ask a financier for a loan against a receipt the caller owns (at most the financier's advance "
+        "rate of its valuation); the financier then funds or declines it.",
+        links=(
+            result_link("GetPledge", "get", "/pledges/{pledge_id}", "pledge_id"),
+            *(
+                result_link(f"{verb.capitalize()}Pledge", "post", f"/pledges/{{pledge_id}}/{verb}", "pledge_id")
+                for verb in ("fund", "decline", "cancel", "repay", "enforce")
+            ),
+        ),
+    ),
+    Action(
+        "POST",
+        "/pledges/{pledge_id}/fund",
+        "fund_pledge",
+        act_on("pledge.fund", "pledge_id", _as_financier),
         "pledge.fund",
-        None,
-        lambda op_id: service.client.fund_pledge(caller.address, pledge_id, op_id),
-    )
-
-
-@router.post("/pledges/{pledge_id}/decline", status_code=202)
-async def decline_pledge(pledge_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    await run_in_threadpool(_as_financier, service, caller, pledge_id)
-    return await perform(
-        request,
-        service,
-        caller,
+        description="Lend: the principal moves to the borrower and the receipt is pledged, in one transaction.",
+    ),
+    Action(
+        "POST",
+        "/pledges/{pledge_id}/decline",
+        "decline_pledge",
+        act_on("pledge.decline", "pledge_id", _as_financier),
         "pledge.decline",
-        None,
-        lambda op_id: service.client.decline_pledge(caller.address, pledge_id, op_id),
-    )
-
-
-@router.post("/pledges/{pledge_id}/cancel", status_code=202)
-async def cancel_pledge(pledge_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    await run_in_threadpool(_as_borrower, service, caller, pledge_id)
-    return await perform(
-        request,
-        service,
-        caller,
+    ),
+    Action(
+        "POST",
+        "/pledges/{pledge_id}/cancel",
+        "cancel_pledge",
+        act_on("pledge.cancel", "pledge_id", _as_borrower),
         "pledge.cancel",
-        None,
-        lambda op_id: service.client.cancel_pledge(caller.address, pledge_id, op_id),
-    )
-
-
-@router.post("/pledges/{pledge_id}/repay", status_code=202)
-async def repay_pledge(
-    pledge_id: PathId, body: PledgeRepayment, request: Request, service: Service, caller: CurrentCaller
-) -> JSONResponse:
-    """Pay towards the loan, interest first; paying everything owed releases the lien."""
-    await run_in_threadpool(_as_borrower, service, caller, pledge_id)
-    return await perform(
-        request,
-        service,
-        caller,
+    ),
+    Action(
+        "POST",
+        "/pledges/{pledge_id}/repay",
+        "repay_pledge",
+        _repay_pledge,
         "pledge.repay",
-        body,
-        lambda op_id: service.client.repay_pledge(caller.address, pledge_id, body.amount, op_id),
-    )
-
-
-@router.post("/pledges/{pledge_id}/enforce", status_code=202)
-async def enforce_pledge(pledge_id: PathId, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
-    """Take the receipt for an unpaid loan after its due date (the financier)."""
-    await run_in_threadpool(_as_financier, service, caller, pledge_id)
-    return await perform(
-        request,
-        service,
-        caller,
+        PledgeRepayment,
+        description="Pay towards the loan, interest first; paying everything owed releases the lien.",
+    ),
+    Action(
+        "POST",
+        "/pledges/{pledge_id}/enforce",
+        "enforce_pledge",
+        act_on("pledge.enforce", "pledge_id", _as_financier),
         "pledge.enforce",
-        None,
-        lambda op_id: service.client.enforce_pledge(caller.address, pledge_id, op_id),
-    )
+        description="Take the receipt for an unpaid loan after its due date (the financier).",
+    ),
+)
+install(router, ACTIONS)

@@ -143,7 +143,8 @@ def api(database_url: str, tmp_path_factory: pytest.TempPathFactory, request: py
         # transaction counts other modules assert); a module sets SETTINGS = {...} to change any setting.
         **{"audit_anchor_every": 0, "audit_anchor_seconds": 0, **getattr(request.module, "SETTINGS", {})},
     )
-    app = create_app(settings)
+    # a module sets APP = {...} for create_app's options (an extended operation catalogue, extra routers)
+    app = create_app(settings, **getattr(request.module, "APP", {}))
     try:
         with TestClient(app, raise_server_exceptions=False) as http:
             key = app.state.ledger.operator_api_key

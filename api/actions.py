@@ -1,0 +1,162 @@
+"""State-changing routes declared as data: one :class:`Action` per route, generated into FastAPI routes.
+
+Every route that performs a ledger operation has the same shape: check who the caller is and what it may do
+(reading the chain where the rule depends on an object: the invoice's buyer, the piece's holder), turn the
+request into the operation's arguments, and hand it to :func:`api.operations.perform` (idempotency,
+``Prefer: wait``, the operation resource). An :class:`Action` declares only what differs: the method and
+path, the body model, and ``prepare`` — a plain function ``(service, caller, body, **path parameters) →
+Call`` that makes the checks (raising :class:`api.problems.Problem`) and names the catalogue operation, its
+sender and its arguments. :func:`install` builds each route from its action: its signature (path parameters,
+body), ``response_model`` (:class:`api.operations.OperationView`, 202 and 200), its description (the action's
+own, or the operation's summary from :mod:`ledger.catalogue`, with the fields its result shows), and its
+OpenAPI links (:data:`LINKS`, written into the document by :mod:`api.openapi`).
+
+``prepare`` runs in a worker thread (it may read the chain); the submission itself runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Caller, CurrentCaller, Service
+from api.operations import OperationView, perform
+from api.routes.common import PathId
+from api.service import LedgerService
+from ledger.catalogue import CATALOGUE, OperationSpec
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a request becomes: a catalogue operation, who sends it, and its arguments by name."""
+
+    operation: str
+    sender: str
+    args: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Link:
+    """An OpenAPI link from a route's answer to a route that uses what it created."""
+
+    name: str
+    method: str
+    path: str
+    parameters: Mapping[str, str]
+
+
+def result_link(name: str, method: str, path: str, field: str) -> Link:
+    """A link whose one path parameter is the field ``field`` of the operation's result."""
+    (parameter,) = [part[1:-1] for part in path.split("/") if part.startswith("{")][:1]
+    return Link(name, method, path, {parameter: f"$response.body#/result/{field}"})
+
+
+Prepare = Callable[..., Call]
+"""``prepare(service, caller, body, **path parameters) → Call``: the checks, then the operation to run."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """One state-changing route."""
+
+    method: str
+    path: str
+    name: str
+    """The route's name (its OpenAPI ``operationId`` and summary derive from it)."""
+    prepare: Prepare
+    operation: str | None = None
+    """The catalogue operation it performs; None when ``prepare`` picks one of several (freezes)."""
+    body: type[BaseModel] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Annotations of path parameters other than ids (an id parameter is a :data:`api.routes.common.PathId`)."""
+    description: str | None = None
+    links: Sequence[Link] = ()
+    include_in_schema: bool = True
+
+    def path_parameters(self) -> list[str]:
+        return [part[1:-1] for part in self.path.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+def act_on(operation: str, parameter: str, check: Callable[[LedgerService, Caller, int], object]) -> Prepare:
+    """The ``prepare`` of an action with no body: the caller, once ``check(service, caller, id)`` passes, sends
+    ``operation`` on the object its path names (``/pledges/{pledge_id}/fund``)."""
+
+    def prepare(service: LedgerService, caller: Caller, body: None, **path: int) -> Call:
+        check(service, caller, path[parameter])
+        return Call(operation, caller.address, {parameter: path[parameter]})
+
+    return prepare
+
+
+LINKS: dict[tuple[str, str], list[Link]] = {}
+"""(method, path) → the links of its success answer, for :mod:`api.openapi`."""
+
+
+def describe(action: Action, catalogue: Mapping[str, OperationSpec] = CATALOGUE) -> str:
+    """The route's description: the action's own (else the operation's summary), and what its result shows."""
+    spec = catalogue.get(action.operation) if action.operation else None
+    text = action.description or (spec.summary if spec else "")
+    if spec is not None:
+        fields = [f"`{name}` (from `{event}`)" for event, names in spec.results.items() for name in names.values()]
+        text += f"\n\nOperation `{spec.name}`: `{spec.contract}.{spec.function.split('(')[0]}`."
+        if fields:
+            text += " Its result shows " + ", ".join(fields) + ", and every event of its transaction."
+    return text
+
+
+def install(router: APIRouter, actions: Sequence[Action], catalogue: Mapping[str, OperationSpec] = CATALOGUE) -> None:
+    """Add a route to ``router`` for each action."""
+    for action in actions:
+        if action.operation is not None and action.operation not in catalogue:
+            raise LookupError(f"{action.method} {action.path}: no operation {action.operation} in the catalogue")
+        router.add_api_route(
+            action.path,
+            _endpoint(action),
+            methods=[action.method],
+            name=action.name,
+            status_code=202,
+            response_model=OperationView,
+            response_description="the operation, accepted",
+            responses={200: {"model": OperationView, "description": "the operation, final"}},
+            description=describe(action, catalogue),
+            include_in_schema=action.include_in_schema,
+        )
+        if action.links:
+            LINKS[(action.method.lower(), action.path)] = list(action.links)
+
+
+def _endpoint(action: Action) -> Callable[..., Any]:
+    path_names = action.path_parameters()
+
+    async def endpoint(request: Request, service: LedgerService, caller: Caller, **values: Any) -> JSONResponse:
+        body = values.pop("body", None)
+        call = await run_in_threadpool(action.prepare, service, caller, body, **values)
+        return await perform(
+            request,
+            service,
+            caller,
+            call.operation,
+            body,
+            lambda op_id: service.client.submit(call.operation, call.sender, call.args, op_id),
+        )
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [inspect.Parameter(name, keyword, annotation=action.params.get(name, PathId)) for name in path_names]
+    if action.body is not None:
+        parameters.append(inspect.Parameter("body", keyword, annotation=action.body))
+    parameters += [
+        inspect.Parameter("request", keyword, annotation=Request),
+        inspect.Parameter("service", keyword, annotation=Service),
+        inspect.Parameter("caller", keyword, annotation=CurrentCaller),
+    ]
+    endpoint.__signature__ = inspect.Signature(parameters, return_annotation=JSONResponse)  # type: ignore[attr-defined]
+    endpoint.__name__ = action.name
+    endpoint.__doc__ = action.description
+    return endpoint

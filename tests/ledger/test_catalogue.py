@@ -1,0 +1,69 @@
+"""The catalogue covers the contracts: every function that changes state is a declared operation, or is named
+here with the reason it is not one; every operation names a real function, every result field a real event
+argument, and the client offers every operation."""
+
+from __future__ import annotations
+
+from ledger.abi import Codec
+from ledger.catalogue import CATALOGUE
+from ledger.client import LedgerClient, OperationMethod
+from ledger.compiler import compile_contracts
+
+CONTRACTS = {
+    "registry": "ParticipantRegistry",
+    "token": "DepositToken",
+    "receivables": "Receivables",
+    "receipts": "WarehouseReceipts",
+    "anchor": "AuditAnchor",
+}
+
+NOT_OPERATIONS = {
+    ("registry", "renounceRole(bytes32,address)"): "a participant gives up a role itself; the operator revokes",
+    ("token", "transfer(address,uint256)"): "cash moves only as the leg of a financing, repayment or pledge",
+    ("token", "transferFrom(address,address,uint256)"): "drawn by the ledger's contracts for settlement legs",
+    ("receivables", "transferFrom(address,address,uint256)"): "receivable.transfer picks it for a whole piece",
+    ("receivables", "transferFrom(uint256,uint256,uint256)"): "ERC-3525 value into an existing piece: no route",
+    ("receivables", "approve(address,uint256)"): "ERC-721 approvals: wallets' own, not the service's",
+    ("receivables", "approve(uint256,address,uint256)"): "ERC-3525 value approvals: wallets' own",
+    ("receivables", "setApprovalForAll(address,bool)"): "ERC-721 operator approvals: wallets' own",
+    ("receivables", "safeTransferFrom(address,address,uint256)"): "ERC-721 safe transfer: wallets' own",
+    ("receivables", "safeTransferFrom(address,address,uint256,bytes)"): "ERC-721 safe transfer: wallets' own",
+    ("receipts", "approve(address,uint256)"): "ERC-721 approvals: wallets' own",
+    ("receipts", "setApprovalForAll(address,bool)"): "ERC-721 operator approvals: wallets' own",
+    ("receipts", "safeTransferFrom(address,address,uint256)"): "ERC-721 safe transfer: wallets' own",
+    ("receipts", "safeTransferFrom(address,address,uint256,bytes)"): "ERC-721 safe transfer: wallets' own",
+}
+
+
+def _codec() -> Codec:
+    artifacts = compile_contracts()
+    return Codec({key: artifacts[name].abi for key, name in CONTRACTS.items()})
+
+
+def test_every_state_changing_function_is_an_operation_or_says_why_not() -> None:
+    codec = _codec()
+    declared = CATALOGUE.functions()
+    undeclared = {
+        (key, spec.signature)
+        for key in CONTRACTS
+        for spec in codec.functions(key)
+        if spec.changes_state and (key, spec.name) not in declared and (key, spec.signature) not in declared
+    }
+    assert undeclared == set(NOT_OPERATIONS)
+
+
+def test_every_operation_names_a_function_its_arguments_fit_and_events_that_exist() -> None:
+    codec = _codec()
+    for operation in CATALOGUE.values():
+        function = codec.function(operation.contract, operation.function)
+        assert function.changes_state, operation.name
+        if operation.encode is None:  # its arguments go on chain as given, in order
+            assert len(operation.params) == len(function.argument_types), operation.name
+        for event, fields in operation.results.items():
+            arguments = {a for spec in codec.events() if spec.name == event for a in spec.order}
+            assert set(fields) <= arguments, (operation.name, event)
+
+
+def test_the_client_offers_every_operation_as_a_method() -> None:
+    offered = {value.operation for value in vars(LedgerClient).values() if isinstance(value, OperationMethod)}
+    assert offered == set(CATALOGUE)
