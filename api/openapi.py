@@ -11,20 +11,18 @@ module adds it once, when the document is first asked for:
   validated (in place of FastAPI's own 422 shape, which the service never answers), 503 everywhere (the ledger
   starting, stopping, or its chain unreachable). A route that declares an answer of its own for one of these
   statuses (``/health``'s 503) keeps it beside the problem;
-- the answers of the routes that submit ledger operations, which return a ``JSONResponse`` from
-  :func:`api.operations.perform`: ``202`` with the operation, or ``200`` with it when ``Prefer: wait=N`` saw it
-  final, both :class:`api.operations.OperationView`;
 - links (OpenAPI 3 ``links``, declared with each action: :data:`api.actions.LINKS`) from what a request creates
-  to the routes that use it: an operation to
-  ``GET /operations/{operation_id}``, an invoice to its confirmation, a piece to its transfer, a financing
-  request to its approval and funding, a receipt and a pledge to theirs. FastAPI has no parameter for links.
+  to the routes that use it: an operation to ``GET /operations/{operation_id}``, an invoice to its confirmation,
+  a piece to its transfer, a financing request to its approval and funding, a receipt and a pledge to theirs.
+  FastAPI has no parameter for links: they are resolved here, to the operationIds FastAPI generated.
 
-The last two belong to the write routes, and go when those routes declare their answers and links themselves.
+The operations' own answers (``202`` accepted, ``200`` final, both :class:`api.operations.OperationView`) are
+declared by the actions (:mod:`api.actions`); this module no longer completes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -82,12 +80,6 @@ def _problem(status: str) -> dict[str, Any]:
     }
 
 
-def _is_operation_answer(response: Mapping[str, Any]) -> bool:
-    """A 202 whose body FastAPI could not describe: the route answers with :func:`api.operations.perform`."""
-    schema = response.get("content", {}).get("application/json", {}).get("schema")
-    return schema is None or schema == {}
-
-
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Complete FastAPI's ``document`` in place (see the module's docstring) and return it."""
     components = document.setdefault("components", {})
@@ -118,12 +110,6 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                     responses[status] = _problem(status)
                 else:  # the route's own answer for this status, and the problem beside it
                     declared.setdefault("content", {}).update(_problem(status)["content"])
-            if "202" in responses and _is_operation_answer(responses["202"]):
-                for status, description in (("202", "the operation, accepted"), ("200", "the operation, final")):
-                    responses[status] = {
-                        "description": description,
-                        "content": {"application/json": {"schema": operation_view}},
-                    }
             operation["responses"] = dict(sorted(responses.items()))
     for (method, path), links in LINKS.items():
         operation = document["paths"][path][method]
