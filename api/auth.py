@@ -225,6 +225,8 @@ _TOO_MANY: dict[int | str, dict[str, Any]] = {
 
 @router.post("/challenge", response_model=Challenge, status_code=201, dependencies=[SignInLimit], responses=_TOO_MANY)
 def create_challenge(body: ChallengeRequest, service: Service) -> Challenge:
+    """Sign-in, step 1, without a key: a one-time challenge for a participant's login address, to be signed with
+    that wallet (EIP-191) and sent to `POST /auth/token` before it expires."""
     address = checksummed_address(body.address)
     nonce = secrets.token_hex(16)
     now = datetime.now(UTC)
@@ -237,6 +239,8 @@ def create_challenge(body: ChallengeRequest, service: Service) -> Challenge:
 
 @router.post("/token", response_model=Token, dependencies=[SignInLimit], responses=_TOO_MANY)
 def create_token(body: TokenRequest, service: Service) -> Token:
+    """Sign-in, step 2: the signed challenge for a bearer token of the participant whose login address signed it
+    (401 for an unknown, used or expired challenge, or a signature of another key)."""
     address = checksummed_address(body.address)
     now = datetime.now(UTC)
     with service.sessions() as session, session.begin():

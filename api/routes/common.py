@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, bindparam, 
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 
 from api.auth import Caller
+from api.models import NumberedPage, Page
 from api.problems import Problem, jsonable
 from api.service import LedgerService
 from ledger.index.models import ChainUint
@@ -96,23 +97,13 @@ PathId = Annotated[
 """An object's id in a path."""
 
 
-class Page(BaseModel):
-    """A page of a list. The lists of :func:`paged` also say ``next``, and leave ``page`` and ``total`` null
-    when they were not asked for (see :data:`PAGING`)."""
-
-    items: list[Any]
-    page: int | None
-    size: int
-    total: int | None
-    next: str | None = None
-
-
 PageNumber = Annotated[int, BeforeValidator(decimal_integer), Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, BeforeValidator(decimal_integer), Query(ge=1, le=200)]
 
 
-def page_of(items: list[Any], page: int, size: int, total: int) -> dict[str, Any]:
-    return {"items": items, "page": page, "size": size, "total": total}
+def page_of(items: Sequence[T], page: int, size: int, total: int) -> NumberedPage[T]:
+    """The answer of a list paged by number only."""
+    return NumberedPage[T](items=list(items), page=page, size=size, total=total)
 
 
 # -- lists paged by cursor (keyset) or page number ----------------------------------------------------------
@@ -300,10 +291,10 @@ def page_rows(
     return rows[: window.size], next_cursor, total
 
 
-def listing(items: list[Any], window: Window, total: int | None, next_cursor: str | None) -> dict[str, Any]:
+def listing(items: Sequence[T], window: Window, total: int | None, next_cursor: str | None) -> Page[T]:
     """The answer of a paged list (see :data:`PAGING`)."""
     page = window.page if window.after is None else None
-    return {"items": items, "page": page, "size": window.size, "total": total, "next": next_cursor}
+    return Page[T](items=list(items), page=page, size=window.size, total=total, next=next_cursor)
 
 
 def not_found(what: str) -> Problem:
@@ -329,20 +320,24 @@ def row_dict(row: DeclarativeBase) -> dict[str, Any]:
     return out
 
 
+Item = TypeVar("Item", bound=BaseModel)
+
+
 def paged(
     service: LedgerService,
     query: Select[Any],
     keys: Sequence[SortKey],
     window: Window,
+    item: type[Item],
     *,
     any_of: Sequence[ColumnElement[bool]] = (),
-) -> dict[str, Any]:
+) -> Page[Item]:
     """The answer of a list route: ``window`` of the index rows of ``query`` (filtered, not ordered) in the
-    order of ``keys``, restricted to those matching any of ``any_of`` (see :func:`api.routes.common.page_rows`
-    and :data:`api.routes.common.PAGING`)."""
+    order of ``keys``, restricted to those matching any of ``any_of`` (see :func:`page_rows` and
+    :data:`PAGING`), each row as an ``item`` (:func:`row_dict`)."""
     with service.sessions() as session:
         rows, next_cursor, total = page_rows(session, query, keys, window, any_of=any_of)
-        return listing([row_dict(r) for r in rows], window, total, next_cursor)
+        return listing([item.model_validate(row_dict(r)) for r in rows], window, total, next_cursor)
 
 
 def sees_everything(caller: Caller) -> bool:

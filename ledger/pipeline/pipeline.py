@@ -17,8 +17,8 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.node import ChainIdMismatch
 from ledger.errors import ErrorDecoder
+from ledger.node import ChainIdMismatch
 from ledger.pipeline.confirmation import Confirmation
 from ledger.pipeline.exceptions import NodeUnavailable, RpcError, UnknownOperation
 from ledger.pipeline.journal_store import SqlJournalStore
