@@ -46,7 +46,7 @@ compile: $(PY_STAMP) $(NODE_STAMP)
 ## finding of medium impact or higher not triaged in contracts/SLITHER.md).
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger api
+	$(BIN)/mypy ledger api scf bench
 	npm run lint:sol
 	$(BIN)/python scripts/slither.py
 

@@ -41,8 +41,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.models import AuditAnchorView, AuditHeadView, AuditRecordView, AuditVerificationView
 from ledger.client import LedgerClient
-from ledger.db import Base
+from ledger.db import Base, utc_now
 from ledger.errors import ContractRevert
 from ledger.models import AuditAnchor
 
@@ -59,10 +60,6 @@ MAX_OUTCOME: Final = 200
 MAX_REQUEST_ID: Final = 100
 _PROBLEM_CAPTURE: Final = 64 * 1024
 """A problem body longer than this is not parsed for its type (the outcome is then ``http-<status>``)."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class AuditRecord(Base):
@@ -139,23 +136,23 @@ def record_hash(record: AuditRecord) -> str:
     return hashlib.sha256(HASH_DOMAIN + canonical.encode("ascii")).hexdigest()
 
 
-def record_view(record: AuditRecord) -> dict[str, Any]:
-    return {
-        "sequence": record.sequence,
-        "recorded_at": _timestamp(record.recorded_at),
-        "actor": record.actor,
-        "method": record.method,
-        "route": record.route,
-        "path": record.path,
-        "operation_id": record.operation_id,
-        "body_sha256": record.body_sha256,
-        "status_code": record.status_code,
-        "outcome": record.outcome,
-        "replayed": record.replayed,
-        "request_id": record.request_id,
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-    }
+def record_view(record: AuditRecord) -> AuditRecordView:
+    return AuditRecordView(
+        sequence=record.sequence,
+        recorded_at=_timestamp(record.recorded_at),
+        actor=record.actor,
+        method=record.method,
+        route=record.route,
+        path=record.path,
+        operation_id=record.operation_id,
+        body_sha256=record.body_sha256,
+        status_code=record.status_code,
+        outcome=record.outcome,
+        replayed=record.replayed,
+        request_id=record.request_id,
+        prev_hash=record.prev_hash,
+        hash=record.hash,
+    )
 
 
 @dataclass(frozen=True)
@@ -188,20 +185,20 @@ class AuditVerification:
         """Records after the latest anchor: they rest on the hash chain alone."""
         return self.head.sequence - (self.latest_anchor.sequence if self.latest_anchor else 0)
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> AuditVerificationView:
         anchor = self.latest_anchor
-        return {
-            "valid": self.valid,
-            "records": self.records,
-            "head": {"sequence": self.head.sequence, "hash": self.head.hash},
-            "anchors_checked": self.anchors_checked,
-            "latest_anchor": None
+        return AuditVerificationView(
+            valid=self.valid,
+            records=self.records,
+            head=AuditHeadView(sequence=self.head.sequence, hash=self.head.hash),
+            anchors_checked=self.anchors_checked,
+            latest_anchor=None
             if anchor is None
-            else {"sequence": anchor.sequence, "hash": anchor.head.hex(), "block_number": anchor.block_number},
-            "unanchored_records": self.unanchored,
-            "first_invalid": self.first_invalid,
-            "reason": self.reason,
-        }
+            else AuditAnchorView(sequence=anchor.sequence, hash=anchor.head.hex(), block_number=anchor.block_number),
+            unanchored_records=self.unanchored,
+            first_invalid=self.first_invalid,
+            reason=self.reason,
+        )
 
 
 # -- the log --------------------------------------------------------------------------------------------------

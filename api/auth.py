@@ -28,18 +28,17 @@ from typing import Annotated, Any
 import jwt
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select, update
 
 from api.edge import RateLimiter, client_key
-from api.problems import Problem
+from api.problems import Problem, checksummed_address
 from api.service import API_KEY_PREFIX, LedgerService
 from api.store import AuthChallengeRecord, ParticipantRecord
-from ledger.chain import LOCAL_CHAIN_ID
 from ledger.models import Role
+from ledger.node import LOCAL_CHAIN_ID
 from ledger.secrets import MasterSecret
 
 JWT_ALGORITHM = "HS256"
@@ -195,12 +194,6 @@ def challenge_message(address: str, nonce: str, expires_at: datetime) -> str:
     return f"Sign in to scf-ledger\naddress: {address}\nnonce: {nonce}\nexpires: {expires_at.isoformat()}"
 
 
-def _checksummed(address: str) -> str:
-    if not is_address(address):
-        raise Problem(422, "validation", "Invalid request", f"{address!r} is not an Ethereum address")
-    return str(to_checksum_address(address))
-
-
 def sign_in_limiter(request: Request) -> RateLimiter:
     """The application's limiter of sign-in requests (made at start-up; here for an application whose
     lifespan did not run)."""
@@ -232,7 +225,9 @@ _TOO_MANY: dict[int | str, dict[str, Any]] = {
 
 @router.post("/challenge", response_model=Challenge, status_code=201, dependencies=[SignInLimit], responses=_TOO_MANY)
 def create_challenge(body: ChallengeRequest, service: Service) -> Challenge:
-    address = _checksummed(body.address)
+    """Sign-in, step 1, without a key: a one-time challenge for a participant's login address, to be signed with
+    that wallet (EIP-191) and sent to `POST /auth/token` before it expires."""
+    address = checksummed_address(body.address)
     nonce = secrets.token_hex(16)
     now = datetime.now(UTC)
     expires_at = now + timedelta(seconds=service.settings.challenge_ttl_seconds)
@@ -244,7 +239,9 @@ def create_challenge(body: ChallengeRequest, service: Service) -> Challenge:
 
 @router.post("/token", response_model=Token, dependencies=[SignInLimit], responses=_TOO_MANY)
 def create_token(body: TokenRequest, service: Service) -> Token:
-    address = _checksummed(body.address)
+    """Sign-in, step 2: the signed challenge for a bearer token of the participant whose login address signed it
+    (401 for an unknown, used or expired challenge, or a signature of another key)."""
+    address = checksummed_address(body.address)
     now = datetime.now(UTC)
     with service.sessions() as session, session.begin():
         challenge = session.get(AuthChallengeRecord, body.nonce, with_for_update=True)

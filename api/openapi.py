@@ -1,23 +1,28 @@
 """The OpenAPI document as clients (and schemathesis) need it: every answer the service can give is declared.
 
-FastAPI's generated document knows only the success answer of each route and its own 422 shape. This module
-completes it once, when it is first asked for:
+The routes declare what FastAPI can express: every read route its answer's model (:mod:`api.models`) and a
+description (its docstring); ``/metrics`` its text answer (``response_class``); ``/health`` its 503 report
+(``responses``); ``POST /documents`` its 200 and 201. What remains here is what FastAPI cannot express, and this
+module adds it once, when the document is first asked for:
 
-- every error is ``application/problem+json`` with the :data:`PROBLEM_SCHEMA` (RFC 9457): 400 and 413 where a
-  body is read, 401/403/404 on the
-  routes that need a caller, 409 on state-changing ones, 422 wherever input is validated, 503 everywhere (the
-  ledger starting, stopping, or its chain unreachable);
-- a state-changing route answers ``202`` with the operation, or ``200`` with it when ``Prefer: wait=N`` saw it
-  final: both are :class:`api.operations.OperationView`;
+- the errors. Every error is ``application/problem+json`` with the :data:`PROBLEM_SCHEMA` (RFC 9457), raised by
+  :mod:`api.problems`' handlers rather than returned, so FastAPI knows nothing of them: 400 and 413 where a
+  body is read, 401/403/404 on the routes that need a caller, 409 on state-changing ones, 422 wherever input is
+  validated (in place of FastAPI's own 422 shape, which the service never answers), 503 everywhere (the ledger
+  starting, stopping, or its chain unreachable). A route that declares an answer of its own for one of these
+  statuses (``/health``'s 503) keeps it beside the problem;
 - links (OpenAPI 3 ``links``, declared with each action: :data:`api.actions.LINKS`) from what a request creates
-  to the routes that use it: an operation to
-  ``GET /operations/{operation_id}``, an invoice to its confirmation, a piece to its transfer, a financing
-  request to its approval and funding, a receipt and a pledge to theirs.
+  to the routes that use it: an operation to ``GET /operations/{operation_id}``, an invoice to its confirmation,
+  a piece to its transfer, a financing request to its approval and funding, a receipt and a pledge to theirs.
+  FastAPI has no parameter for links: they are resolved here, to the operationIds FastAPI generated.
+
+The operations' own answers (``202`` accepted, ``200`` final, both :class:`api.operations.OperationView`) are
+declared by the actions (:mod:`api.actions`); this module no longer completes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -75,12 +80,6 @@ def _problem(status: str) -> dict[str, Any]:
     }
 
 
-def _is_operation_answer(response: Mapping[str, Any]) -> bool:
-    """A 202 whose body FastAPI could not describe: the route answers with :func:`api.operations.perform`."""
-    schema = response.get("content", {}).get("application/json", {}).get("schema")
-    return schema is None or schema == {}
-
-
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Complete FastAPI's ``document`` in place (see the module's docstring) and return it."""
     components = document.setdefault("components", {})
@@ -106,13 +105,11 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             if operation.get("requestBody"):
                 statuses += ["400", "413"]
             for status in statuses:
-                responses[status] = _problem(status)
-            if "202" in responses and _is_operation_answer(responses["202"]):
-                for status, description in (("202", "the operation, accepted"), ("200", "the operation, final")):
-                    responses[status] = {
-                        "description": description,
-                        "content": {"application/json": {"schema": operation_view}},
-                    }
+                declared = responses.get(status)
+                if declared is None or status == "422":  # FastAPI's own 422 shape is never answered
+                    responses[status] = _problem(status)
+                else:  # the route's own answer for this status, and the problem beside it
+                    declared.setdefault("content", {}).update(_problem(status)["content"])
             operation["responses"] = dict(sorted(responses.items()))
     for (method, path), links in LINKS.items():
         operation = document["paths"][path][method]
@@ -130,11 +127,6 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                     "operationId": get_operation,
                     "parameters": {"operation_id": "$response.body#/operation_id"},
                 }
-    system = document["paths"]
-    if "/metrics" in system:
-        system["/metrics"]["get"]["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
-    if "/health" in system:  # unhealthy: the health report itself, with status "degraded"
-        system["/health"]["get"]["responses"]["503"]["content"]["application/json"] = {"schema": {"type": "object"}}
     return document
 
 

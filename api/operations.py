@@ -281,6 +281,9 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/operations/{operation_id}", response_model=OperationView, responses={202: {"model": OperationView}})
 async def get_operation(operation_id: str, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
+    """An operation a state-changing request sent, as it is now (``Prefer: wait=N`` waits up to N seconds for it to
+    be final): 200 when final, 202 while in flight; to the participant that sent it, the operator and the
+    regulator (404 to anyone else)."""
     with service.sessions() as session:
         record = session.get(ServiceOperationRecord, operation_id)
     if record is None or (record.participant != caller.address and not (caller.is_operator or caller.is_regulator)):

@@ -15,10 +15,10 @@ import errno
 import socket
 from urllib.parse import urlsplit
 
-from ledger.chain import AnvilError, ChainIdMismatch, ChainUnreachable
 from ledger.compiler import CompilationError
 from ledger.db import DatabaseUnavailable
 from ledger.deployment import DeploymentError, OperatorKeyMissing
+from ledger.node import ChainIdMismatch, ChainUnreachable
 from ledger.secrets import SecretRefused
 from ledger.settings import Settings
 
@@ -30,21 +30,20 @@ class StartupFailure(Exception):
 def failure_message(exc: BaseException, settings: Settings) -> str | None:
     """The one line that explains ``exc`` as a start-up failure, or None when it is not an expected one."""
     if isinstance(exc, (StartupFailure, SecretRefused, OperatorKeyMissing, ChainIdMismatch, DatabaseUnavailable)):
-        return _first_line(str(exc))
+        return first_line(str(exc))
     if isinstance(exc, ChainUnreachable):
         local = urlsplit(settings.rpc_url).hostname in ("127.0.0.1", "localhost", "::1")
         hint = " or start the local chain (`scf chain start`, or `scf serve` without --no-chain)" if local else ""
-        return f"{_first_line(str(exc))}; check SCF_RPC_URL{hint}"
-    if isinstance(exc, AnvilError):
-        return f"{_first_line(str(exc))} (the local chain: SCF_ANVIL_PORT, SCF_DATA_DIR)"
+        return f"{first_line(str(exc))}; check SCF_RPC_URL{hint}"
     if isinstance(exc, DeploymentError):
-        return f"{_first_line(str(exc))} (the operator, SCF_OPERATOR_KEY, deploys and pays for gas)"
+        return f"{first_line(str(exc))} (the operator, SCF_OPERATOR_KEY, deploys and pays for gas)"
     if isinstance(exc, CompilationError):
-        return f"the contracts do not compile: {_first_line(str(exc))} (`make setup` compiles them)"
+        return f"the contracts do not compile: {first_line(str(exc))} (`make setup` compiles them)"
     return None
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
+    """The first non-blank line of ``text``, saying when there is more (shown with --debug)."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return "(no message)"

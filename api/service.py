@@ -35,7 +35,6 @@ from api.audit_log import AuditAnchorer, AuditLog
 from api.store import ApiKeyRecord, ParticipantRecord
 from api.webhooks import Deliverer, WebhookSettings
 from ledger.catalogue import CATALOGUE, Catalogue
-from ledger.chain import connect
 from ledger.client import LedgerClient
 from ledger.compiler import Artifact, compile_contracts
 from ledger.db import DatabaseUnavailable, make_engine, make_sessionmaker
@@ -46,6 +45,7 @@ from ledger.index import Indexer
 from ledger.keystore import Keystore
 from ledger.migrations import ensure_sqlite_folder, upgrade
 from ledger.models import Role
+from ledger.node import connect
 from ledger.pipeline import Pipeline
 from ledger.secrets import MasterSecrets, check_secrets, master_secrets
 from ledger.settings import Settings
@@ -182,7 +182,7 @@ class LedgerService:
         )
         if not ensured.reused:
             logger.info("deployed the ledger's contracts at block %s", ensured.deployment.block_number)
-        decoder = ErrorDecoder(a.abi for a in artifacts.values())
+        decoder = ErrorDecoder.from_artifacts(artifacts)
         deployment = ensured.deployment
         contracts = bind_contracts(w3, deployment, artifacts)
         keystore = Keystore(settings.data_dir / "keystore", secrets)

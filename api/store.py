@@ -17,18 +17,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.db import Base
+from ledger.db import Base, utc_now
 from ledger.documents import DocumentRecord as DocumentRecord
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ParticipantRecord(Base):

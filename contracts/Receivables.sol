@@ -5,7 +5,6 @@ import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {ERC165Checker} from "@openzeppelin/contracts/utils/introspection/ERC165Checker.sol";
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
-import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {IERC3525, IERC3525Receiver} from "./interfaces/IERC3525.sol";
 import {IReceivables} from "./interfaces/IReceivables.sol";
@@ -13,19 +12,22 @@ import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IDepositToken} from "./interfaces/IDepositToken.sol";
 import {Roles} from "./Roles.sol";
 import {ReceivablesMetadata} from "./ReceivablesMetadata.sol";
+import {PackedERC721} from "./PackedERC721.sol";
 
 /// @title Receivables
 /// @notice Confirmed invoices as ERC-3525 slots whose pieces are split, passed down the supply chain,
-/// financed and redeemed; see {IReceivables}. ERC-721 and ERC-3525 are implemented here on OpenZeppelin 5
-/// primitives with packed storage (a piece is two storage words), so that a split-transfer costs one new
-/// piece and no more.
+/// financed and redeemed; see {IReceivables}. ERC-721 is {PackedERC721}'s, with the owner packed into the
+/// piece's record, and ERC-3525 is implemented here on OpenZeppelin 5 primitives (a piece is two storage words),
+/// so that a split-transfer costs one new piece and no more. Every change of a piece's owner passes
+/// {PackedERC721-_update}, overridden here with the rules of a piece's movement and the lapse of its value
+/// allowances.
 ///
 /// ERC-3525 value allowances are kept per piece in a list of at most {MAX_VALUE_APPROVALS} entries (operator
 /// and allowance in one word), so that a piece changing hands can announce the end of each one: the holder's
 /// allowances lapse with a whole-piece transfer or a burn, and each operator whose allowance was not zero gets
 /// `ApprovalValue(piece, operator, 0)`, as EIP-3525 requires of every change. A reader that rebuilds
 /// allowances from events (the ledger's index does) therefore never keeps one the contract no longer honours.
-contract Receivables is IReceivables, IERC721Metadata {
+contract Receivables is IReceivables, PackedERC721 {
     uint8 private constant FROZEN = 1;
     uint8 private constant HAS_TOKEN_APPROVAL = 2;
     /// @dev Bits 2-5 of a piece's flags: how many entries of its value-allowance list are in use.
@@ -57,9 +59,6 @@ contract Receivables is IReceivables, IERC721Metadata {
     mapping(uint256 requestId => FinancingRequest) private _requests;
     mapping(address coreFirm => CreditLine) private _creditLines;
     mapping(address grantor => mapping(address coreFirm => uint96)) private _creditGrants;
-    mapping(address holder => uint256) private _holdings;
-    mapping(uint256 pieceId => address) private _tokenApprovals;
-    mapping(address holder => mapping(address operator => bool)) private _operatorApprovals;
     /// @dev Value allowances of a piece: `operator | allowance << 160` each; the first `flags & VALUE_APPROVALS`
     /// entries are in use (an entry at zero allowance is free for the next operator), the rest are stale.
     mapping(uint256 pieceId => uint256[MAX_VALUE_APPROVALS]) private _valueApprovals;
@@ -142,11 +141,8 @@ contract Receivables is IReceivables, IERC721Metadata {
             openRequestId: 0,
             flags: 0
         });
-        unchecked {
-            ++_holdings[seller];
-        }
         emit InvoiceConfirmed(invoiceId, buyer, seller, pieceId, amount, dueDate);
-        emit Transfer(address(0), seller, pieceId);
+        _update(address(0), seller, pieceId, address(0));
         emit SlotChanged(pieceId, 0, invoiceId);
         emit TransferValue(0, pieceId, amount);
     }
@@ -224,7 +220,7 @@ contract Receivables is IReceivables, IERC721Metadata {
         inv.redeemed += uint96(payout);
         emit TransferValue(pieceId, 0, payout);
         if (remaining == 0) {
-            _burn(pieceId, p, holder);
+            _update(holder, address(0), pieceId, address(0));
         }
         emit PieceRedeemed(pieceId, slotId, holder, payout, remaining);
         _payDeposit(holder, payout);
@@ -310,7 +306,8 @@ contract Receivables is IReceivables, IERC721Metadata {
         r.price = uint96(price);
         if (amount == p.value) {
             pieceId = sourceId;
-            _transferPiece(holder, financier, sourceId, p);
+            // Authorised and checked above: the gate moves the piece and ends its allowances.
+            _update(holder, financier, sourceId, address(0));
         } else {
             pieceId = _split(sourceId, p, financier, amount);
         }
@@ -377,67 +374,11 @@ contract Receivables is IReceivables, IERC721Metadata {
     // ERC-721
     // ---------------------------------------------------------------------------------------------------
 
-    /// @inheritdoc IERC721
-    function balanceOf(address owner) external view returns (uint256) {
-        require(owner != address(0), ReceivablesInvalidReceiver(owner));
-        return _holdings[owner];
-    }
-
-    /// @inheritdoc IERC721
-    function ownerOf(uint256 tokenId) public view returns (address) {
-        return _existingPiece(tokenId).owner;
-    }
-
-    /// @inheritdoc IERC721
-    function approve(address to, uint256 tokenId) external {
-        Piece storage p = _existingPiece(tokenId);
-        address owner = p.owner;
-        require(
-            msg.sender == owner || _operatorApprovals[owner][msg.sender], ReceivablesNotAuthorized(tokenId, msg.sender)
-        );
-        _tokenApprovals[tokenId] = to;
-        if (to != address(0)) p.flags |= HAS_TOKEN_APPROVAL;
-        emit Approval(owner, to, tokenId);
-    }
-
-    /// @inheritdoc IERC721
-    function getApproved(uint256 tokenId) external view returns (address) {
-        _existingPiece(tokenId);
-        return _tokenApprovals[tokenId];
-    }
-
-    /// @inheritdoc IERC721
-    function setApprovalForAll(address operator, bool approved) external {
-        require(operator != address(0) && operator != msg.sender, ReceivablesInvalidReceiver(operator));
-        _operatorApprovals[msg.sender][operator] = approved;
-        emit ApprovalForAll(msg.sender, operator, approved);
-    }
-
-    /// @inheritdoc IERC721
-    function isApprovedForAll(address owner, address operator) external view returns (bool) {
-        return _operatorApprovals[owner][operator];
-    }
-
-    /// @inheritdoc IERC721
-    function transferFrom(address from, address to, uint256 tokenId) public {
-        Piece storage p = _existingPiece(tokenId);
-        require(p.owner == from, ReceivablesNotHolder(tokenId, from, p.owner));
-        require(_isAuthorized(tokenId, p, msg.sender), ReceivablesNotAuthorized(tokenId, msg.sender));
-        require(from != to, ReceivablesSelfTransfer(tokenId));
-        _requireMovable(tokenId, p);
-        _requireParties(from, to);
-        _transferPiece(from, to, tokenId, p);
-    }
-
-    /// @inheritdoc IERC721
-    function safeTransferFrom(address from, address to, uint256 tokenId) external {
-        safeTransferFrom(from, to, tokenId, "");
-    }
-
-    /// @inheritdoc IERC721
-    function safeTransferFrom(address from, address to, uint256 tokenId, bytes memory data) public {
-        transferFrom(from, to, tokenId);
-        ERC721Utils.checkOnERC721Received(msg.sender, from, to, tokenId, data);
+    /// @inheritdoc PackedERC721
+    /// @dev Operators are others: appointing oneself reverts with {ReceivablesInvalidReceiver}.
+    function setApprovalForAll(address operator, bool approved) public override(IERC721, PackedERC721) {
+        require(operator != msg.sender, ReceivablesInvalidReceiver(operator));
+        super.setApprovalForAll(operator, approved);
     }
 
     /// @inheritdoc IERC721Metadata
@@ -492,7 +433,7 @@ contract Receivables is IReceivables, IERC721Metadata {
         Piece storage p = _existingPiece(tokenId);
         address owner = p.owner;
         require(
-            msg.sender == owner || _operatorApprovals[owner][msg.sender], ReceivablesNotAuthorized(tokenId, msg.sender)
+            msg.sender == owner || isApprovedForAll(owner, msg.sender), ReceivablesNotAuthorized(tokenId, msg.sender)
         );
         require(operator != address(0) && operator != owner, ReceivablesInvalidReceiver(operator));
         require(value < UNLIMITED || value == type(uint256).max, ReceivablesAmountTooLarge(value));
@@ -631,9 +572,9 @@ contract Receivables is IReceivables, IERC721Metadata {
     }
 
     /// @inheritdoc IERC165
-    function supportsInterface(bytes4 interfaceId) external pure returns (bool) {
-        return interfaceId == type(IERC3525).interfaceId || interfaceId == type(IERC721).interfaceId
-            || interfaceId == type(IERC721Metadata).interfaceId || interfaceId == type(IERC165).interfaceId;
+    /// @dev ERC-3525, and ERC-721, its metadata and ERC-165 ({PackedERC721-supportsInterface}).
+    function supportsInterface(bytes4 interfaceId) public pure override(IERC165, PackedERC721) returns (bool) {
+        return interfaceId == type(IERC3525).interfaceId || super.supportsInterface(interfaceId);
     }
 
     // ---------------------------------------------------------------------------------------------------
@@ -682,18 +623,12 @@ contract Receivables is IReceivables, IERC721Metadata {
         if (msg.sender != from) registry.requireActive(msg.sender);
     }
 
-    function _isAuthorized(uint256 tokenId, Piece storage p, address spender) private view returns (bool) {
-        address owner = p.owner;
-        return spender == owner || _operatorApprovals[owner][spender]
-            || (p.flags & HAS_TOKEN_APPROVAL != 0 && _tokenApprovals[tokenId] == spender);
-    }
-
     /// @dev Authorises `msg.sender` to move `value` out of `tokenId`: the holder, an ERC-721-approved
     /// address or operator, or an ERC-3525 value allowance (decremented unless unlimited).
     function _spendValue(uint256 tokenId, Piece storage p, uint256 value) private {
         require(value != 0, ReceivablesZeroAmount());
         require(value <= p.value, ReceivablesInsufficientValue(tokenId, p.value, value));
-        if (_isAuthorized(tokenId, p, msg.sender)) return;
+        if (_isAuthorized(p.owner, msg.sender, tokenId)) return;
         uint256[MAX_VALUE_APPROVALS] storage entries = _valueApprovals[tokenId];
         (uint256 index, uint256 allowed) = _valueApproval(entries, p.flags, msg.sender);
         require(allowed >= value, ReceivablesInsufficientAllowance(tokenId, msg.sender, allowed, value));
@@ -732,18 +667,26 @@ contract Receivables is IReceivables, IERC721Metadata {
         }
     }
 
-    /// @dev Moves a whole piece; approvals given by the previous holder lapse (value allowances announced).
-    function _transferPiece(address from, address to, uint256 tokenId, Piece storage p) private {
-        uint8 flags = p.flags;
-        if (flags & HAS_TOKEN_APPROVAL != 0) delete _tokenApprovals[tokenId];
-        if (flags & VALUE_APPROVALS != 0) _clearValueApprovals(tokenId, flags);
-        p.flags = flags & FROZEN;
-        p.owner = to;
-        unchecked {
-            --_holdings[from];
-            ++_holdings[to];
+    /// @dev The gate of {PackedERC721}, with a piece's rules. A move asked for by `auth` (transferFrom and both
+    /// safeTransferFrom) is authorised first (an ERC-721 approval or operator; a value allowance does not move a
+    /// whole piece), then must be a move to another holder of a movable piece between parties allowed to deal
+    /// ({_requireMovable}, {_requireParties}); the moves the contract makes itself (a mint, a funded request's
+    /// whole piece, a redemption's burn) were checked by their callers. A piece leaving its holder (moved or
+    /// burnt) ends its value allowances, each announced ({_clearValueApprovals}); its token approval lapses in
+    /// {_writeOwner}.
+    function _update(address from, address to, uint256 tokenId, address auth) internal override {
+        if (from != address(0)) {
+            Piece storage p = _pieces[tokenId];
+            if (auth != address(0)) {
+                _checkAuthorized(from, auth, tokenId);
+                require(from != to, ReceivablesSelfTransfer(tokenId));
+                _requireMovable(tokenId, p);
+                _requireParties(from, to);
+            }
+            uint8 flags = p.flags;
+            if (flags & VALUE_APPROVALS != 0) _clearValueApprovals(tokenId, flags);
         }
-        emit Transfer(from, to, tokenId);
+        super._update(from, to, tokenId, address(0));
     }
 
     /// @dev Moves `value` out of piece `fromId` into a new piece of the same slot held by `to`, recording
@@ -761,25 +704,10 @@ contract Receivables is IReceivables, IERC721Metadata {
             openRequestId: 0,
             flags: 0
         });
-        unchecked {
-            ++_holdings[to];
-        }
-        emit Transfer(address(0), to, newId);
+        _update(address(0), to, newId, address(0));
         emit SlotChanged(newId, 0, slotId);
         emit TransferValue(fromId, newId, value);
         emit PieceSplit(fromId, newId, to, slotId, value);
-    }
-
-    function _burn(uint256 pieceId, Piece storage p, address holder) private {
-        uint8 flags = p.flags;
-        if (flags & HAS_TOKEN_APPROVAL != 0) delete _tokenApprovals[pieceId];
-        if (flags & VALUE_APPROVALS != 0) _clearValueApprovals(pieceId, flags);
-        p.owner = address(0);
-        p.flags = 0;
-        unchecked {
-            --_holdings[holder];
-        }
-        emit Transfer(holder, address(0), pieceId);
     }
 
     /// @dev Pro-rata share of repayments since the piece's checkpoint, rounded down.
@@ -837,5 +765,60 @@ contract Receivables is IReceivables, IERC721Metadata {
     function _existingRequest(uint256 requestId) private view returns (FinancingRequest storage r) {
         r = _requests[requestId];
         require(r.state != RequestState.None, ReceivablesUnknownRequest(requestId));
+    }
+
+    // ---------------------------------------------------------------------------------------------------
+    // PackedERC721: the owner is word 0 of the piece, the approval flag a bit of its flags; the errors
+    // ---------------------------------------------------------------------------------------------------
+
+    function _ownerOf(uint256 tokenId) internal view override returns (address) {
+        return _pieces[tokenId].owner;
+    }
+
+    /// @dev The new holder takes the piece without the previous holder's approvals: every flag but FROZEN is
+    /// cleared (the token approval and the count of value allowances, announced by {_update}).
+    function _writeOwner(uint256 tokenId, address to) internal override returns (bool hadApproval) {
+        Piece storage p = _pieces[tokenId];
+        uint8 flags = p.flags;
+        p.flags = flags & FROZEN;
+        p.owner = to;
+        return flags & HAS_TOKEN_APPROVAL != 0;
+    }
+
+    function _hasApprovalFlag(uint256 tokenId) internal view override returns (bool) {
+        return _pieces[tokenId].flags & HAS_TOKEN_APPROVAL != 0;
+    }
+
+    /// @dev Set when an approval is given; withdrawing it leaves the flag (the approval itself is zero).
+    function _setApprovalFlag(uint256 tokenId, bool approved) internal override {
+        if (approved) _pieces[tokenId].flags |= HAS_TOKEN_APPROVAL;
+    }
+
+    function _revertInvalidOwner(address owner) internal pure override {
+        revert ReceivablesInvalidReceiver(owner);
+    }
+
+    function _revertNonexistentToken(uint256 tokenId) internal pure override {
+        revert ReceivablesNonexistentPiece(tokenId);
+    }
+
+    function _revertIncorrectOwner(address from, uint256 tokenId, address owner) internal pure override {
+        revert ReceivablesNotHolder(tokenId, from, owner);
+    }
+
+    function _revertInsufficientApproval(address spender, uint256 tokenId) internal pure override {
+        revert ReceivablesNotAuthorized(tokenId, spender);
+    }
+
+    function _revertInvalidApprover(address approver, uint256 tokenId) internal pure override {
+        revert ReceivablesNotAuthorized(tokenId, approver);
+    }
+
+    function _revertInvalidOperator(address operator) internal pure override {
+        revert ReceivablesInvalidReceiver(operator);
+    }
+
+    function _revertInvalidReceiver(address receiver) internal pure override {
+        revert ReceivablesInvalidReceiver(receiver);
     }
 }

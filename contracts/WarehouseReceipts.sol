@@ -4,7 +4,6 @@ pragma solidity 0.8.37;
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
-import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
 import {IERC721Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
@@ -15,16 +14,18 @@ import {IWarehouseReceipts} from "./interfaces/IWarehouseReceipts.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IDepositToken} from "./interfaces/IDepositToken.sol";
 import {Roles} from "./Roles.sol";
+import {PackedERC721} from "./PackedERC721.sol";
 
 /// @title Warehouse receipts and pledge loans
 /// @notice One ERC-721 receipt per lot of goods, pledged to financiers against deposit-token loans; see
-/// {IWarehouseReceipts}. The ERC-721 core is implemented here on OpenZeppelin 5 primitives (its errors and
-/// {ERC721Utils}), as {Receivables} does for pieces, so that a receipt's owner is packed into the receipt's
-/// own storage: issuing a receipt writes three words and the owner's balance, no more. Every movement between
-/// participants (transferFrom and both safeTransferFrom, by the owner, an approved address or an operator; and
-/// enforcement) passes one gate, {_move}, with the lock, freeze and participant checks; the mint is only in
-/// {issueReceipt} and the burn only in {confirmRedemption}, each with its own checks.
-contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors {
+/// {IWarehouseReceipts}. The ERC-721 core is {PackedERC721}'s, shared with {Receivables}, with OpenZeppelin 5's
+/// ERC-721 errors, and a receipt's owner is packed into the receipt's own storage: issuing a receipt writes
+/// three words and the owner's balance, no more. Every change of owner passes the one gate,
+/// {PackedERC721-_update}, overridden here: a movement between participants (transferFrom and both
+/// safeTransferFrom, by the owner, an approved address or an operator; and enforcement) meets the lock, freeze
+/// and participant checks there; the mint is only in {issueReceipt} and the burn only in {confirmRedemption},
+/// each with its own checks.
+contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
     using SafeERC20 for IDepositToken;
 
     uint256 private constant BPS = 10_000;
@@ -53,7 +54,7 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
         // word 2: ownership (written by every movement)
         address owner;
         bytes8 unit;
-        bool hasApproval; // `_tokenApprovals[id]` is set; cleared with it on every movement
+        bool hasApproval; // an approval is set ({PackedERC721}); cleared with it on every movement
     }
 
     /// @dev A pledge as stored: four words, the fourth written from funding on. The view {pledge} returns it
@@ -88,9 +89,6 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
 
     mapping(uint256 receiptId => StoredReceipt) private _receipts;
     mapping(uint256 pledgeId => StoredPledge) private _pledges;
-    mapping(address owner => uint256) private _balances;
-    mapping(uint256 receiptId => address) private _tokenApprovals;
-    mapping(address owner => mapping(address operator => bool)) private _operatorApprovals;
     mapping(address financier => uint16 advanceRateBps) private _financierAdvanceRate;
     /// @inheritdoc IWarehouseReceipts
     mapping(address warehouse => address oracle) public warehouseOracle;
@@ -150,10 +148,7 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
         }
 
         _writeIssued(r, owner, quantity, unit, valuation, expiry);
-        unchecked {
-            ++_balances[owner]; // bounded by the number of lot keys
-        }
-        emit Transfer(address(0), owner, receiptId);
+        _update(address(0), owner, receiptId, address(0));
         emit ReceiptIssued(
             receiptId, msg.sender, owner, lotKeyHash, goodsHash, quantity, unit, valuation,
             uint64(block.timestamp), expiry, documentHash
@@ -259,12 +254,7 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
 
         // The burn: the record stays (in `Redeemed`, so the lot key stays taken) without an owner.
         _transition(receiptId, r, ReceiptState.Redeemed);
-        _clearApproval(receiptId, r);
-        r.owner = address(0);
-        unchecked {
-            --_balances[owner];
-        }
-        emit Transfer(owner, address(0), receiptId);
+        _update(owner, address(0), receiptId, address(0));
         emit ReceiptRedeemed(receiptId, owner, warehouse);
     }
 
@@ -458,8 +448,8 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
         // The closed pledge keeps what was owed at enforcement, as {PledgeEnforced} reports it.
         p.interestDue = SafeCast.toUint96(interest);
         _transition(receiptId, r, ReceiptState.Active);
-        // The lien authorises the move (no spender); `_move` checks that borrower and financier are active.
-        _move(borrower, financier, receiptId, r, address(0));
+        // The lien authorises the move (no spender); the gate checks that borrower and financier are active.
+        _update(borrower, financier, receiptId, address(0));
         emit PledgeEnforced(pledgeId, borrower, financier, receiptId, principal, interest);
     }
 
@@ -502,70 +492,19 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
     // ERC-721
     // -------------------------------------------------------------------------------------------------------
 
-    /// @inheritdoc IERC721
-    function balanceOf(address owner) external view returns (uint256) {
-        require(owner != address(0), ERC721InvalidOwner(address(0)));
-        return _balances[owner];
-    }
-
-    /// @inheritdoc IERC721
-    function ownerOf(uint256 tokenId) external view returns (address) {
-        return _requireOwned(tokenId, _receipts[tokenId]);
-    }
-
-    /// @inheritdoc IERC721
+    /// @inheritdoc PackedERC721
     /// @dev Approving is a state change: the approver (the owner or an operator of the owner) must be active.
     /// Approving a locked receipt is allowed; moving it is not.
-    function approve(address to, uint256 tokenId) external {
+    function approve(address to, uint256 tokenId) public override(IERC721, PackedERC721) {
         registry.requireActive(msg.sender);
-        StoredReceipt storage r = _receipts[tokenId];
-        address owner = _requireOwned(tokenId, r);
-        require(msg.sender == owner || _operatorApprovals[owner][msg.sender], ERC721InvalidApprover(msg.sender));
-
-        _tokenApprovals[tokenId] = to;
-        r.hasApproval = to != address(0);
-        emit Approval(owner, to, tokenId);
+        super.approve(to, tokenId);
     }
 
-    /// @inheritdoc IERC721
-    function getApproved(uint256 tokenId) external view returns (address) {
-        _requireOwned(tokenId, _receipts[tokenId]);
-        return _tokenApprovals[tokenId];
-    }
-
-    /// @inheritdoc IERC721
+    /// @inheritdoc PackedERC721
     /// @dev Granting or revoking an operator is a state change: the owner must be active.
-    function setApprovalForAll(address operator, bool approved) external {
+    function setApprovalForAll(address operator, bool approved) public override(IERC721, PackedERC721) {
         registry.requireActive(msg.sender);
-        require(operator != address(0), ERC721InvalidOperator(operator));
-
-        _operatorApprovals[msg.sender][operator] = approved;
-        emit ApprovalForAll(msg.sender, operator, approved);
-    }
-
-    /// @inheritdoc IERC721
-    function isApprovedForAll(address owner, address operator) external view returns (bool) {
-        return _operatorApprovals[owner][operator];
-    }
-
-    /// @inheritdoc IERC721
-    function transferFrom(address from, address to, uint256 tokenId) public {
-        require(to != address(0), ERC721InvalidReceiver(address(0)));
-        StoredReceipt storage r = _receipts[tokenId];
-        address owner = _requireOwned(tokenId, r);
-        require(owner == from, ERC721IncorrectOwner(from, tokenId, owner));
-        _move(from, to, tokenId, r, msg.sender);
-    }
-
-    /// @inheritdoc IERC721
-    function safeTransferFrom(address from, address to, uint256 tokenId) external {
-        safeTransferFrom(from, to, tokenId, "");
-    }
-
-    /// @inheritdoc IERC721
-    function safeTransferFrom(address from, address to, uint256 tokenId, bytes memory data) public {
-        transferFrom(from, to, tokenId);
-        ERC721Utils.checkOnERC721Received(msg.sender, from, to, tokenId, data);
+        super.setApprovalForAll(operator, approved);
     }
 
     /// @inheritdoc IERC721Metadata
@@ -586,8 +525,8 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
     /// (the deposit token's ISO 4217 code) with `valueDecimals`, `valuedAt` and `expiry` (Unix seconds). Reverts
     /// with {IERC721Errors-ERC721NonexistentToken} for a receipt not issued or already redeemed.
     function tokenURI(uint256 tokenId) external view returns (string memory) {
+        _requireOwned(tokenId);
         StoredReceipt storage r = _receipts[tokenId];
-        _requireOwned(tokenId, r);
         string memory quantity = Strings.toString(r.quantity);
         string memory unit = _unitText(r.unit);
         // The JSON template is text a wallet reads: longer than 32 bytes by nature.
@@ -622,9 +561,8 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
     }
 
     /// @notice ERC-165: answers ERC-721, ERC-721 metadata, ERC-165 and {IWarehouseReceipts}.
-    function supportsInterface(bytes4 interfaceId) external pure returns (bool) {
-        return interfaceId == type(IWarehouseReceipts).interfaceId || interfaceId == type(IERC721).interfaceId
-            || interfaceId == type(IERC721Metadata).interfaceId || interfaceId == type(IERC165).interfaceId;
+    function supportsInterface(bytes4 interfaceId) public pure override(IERC165, PackedERC721) returns (bool) {
+        return interfaceId == type(IWarehouseReceipts).interfaceId || super.supportsInterface(interfaceId);
     }
 
     // -------------------------------------------------------------------------------------------------------
@@ -697,31 +635,22 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
     // Internals
     // -------------------------------------------------------------------------------------------------------
 
-    /// @dev The one gate of every movement between participants: transferFrom and both safeTransferFrom (with
-    /// `spender` the caller) and enforcement (no spender: the lien authorises it). The receipt must be `Active`
-    /// (no open pledge or redemption: invariant 7) and not frozen, both parties active (invariant 4), and a
-    /// spender other than the owner must itself be active and be approved for the receipt or an operator of
-    /// the owner. The previous owner's approval lapses.
-    function _move(address from, address to, uint256 receiptId, StoredReceipt storage r, address spender) private {
-        require(!r.frozen, ReceiptIsFrozen(receiptId));
-        ReceiptState state = r.state;
-        require(state == ReceiptState.Active, ReceiptLocked(receiptId, state));
-        registry.requireTransfer(from, to);
-        if (spender != address(0) && spender != from) {
-            registry.requireActive(spender);
-            require(
-                _operatorApprovals[from][spender] || (r.hasApproval && _tokenApprovals[receiptId] == spender),
-                ERC721InsufficientApproval(spender, receiptId)
-            );
+    /// @dev The gate of {PackedERC721}, with a receipt's rules for every movement between participants:
+    /// transferFrom and both safeTransferFrom (`auth` the caller) and enforcement (no `auth`: the lien authorises
+    /// it). The receipt must be `Active` (no open pledge or redemption: invariant 7) and not frozen, both parties
+    /// active (invariant 4), and a spender other than the owner must itself be active, and then (in
+    /// `super._update`) be approved for the receipt or an operator of the owner. The previous owner's approval
+    /// lapses. The mint ({issueReceipt}) and the burn ({confirmRedemption}) pass with their own checks.
+    function _update(address from, address to, uint256 tokenId, address auth) internal override {
+        if (from != address(0) && to != address(0)) {
+            StoredReceipt storage r = _receipts[tokenId];
+            require(!r.frozen, ReceiptIsFrozen(tokenId));
+            ReceiptState state = r.state;
+            require(state == ReceiptState.Active, ReceiptLocked(tokenId, state));
+            registry.requireTransfer(from, to);
+            if (auth != address(0) && auth != from) registry.requireActive(auth);
         }
-
-        _clearApproval(receiptId, r);
-        r.owner = to;
-        unchecked {
-            --_balances[from];
-            ++_balances[to];
-        }
-        emit Transfer(from, to, receiptId);
+        super._update(from, to, tokenId, auth);
     }
 
     /// @dev Writes the record of a receipt being issued, `Active` (the edge None → Active of {ReceiptState}), as
@@ -793,20 +722,6 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
             text[i] = c;
         }
         return string(text);
-    }
-
-    /// @dev Drops the approval of a receipt that changes hands (it is not an {IERC721-Approval} change).
-    function _clearApproval(uint256 receiptId, StoredReceipt storage r) private {
-        if (r.hasApproval) {
-            delete _tokenApprovals[receiptId];
-            r.hasApproval = false;
-        }
-    }
-
-    /// @dev The owner of an existing (issued and not burnt) receipt; reverts with the ERC-721 error otherwise.
-    function _requireOwned(uint256 tokenId, StoredReceipt storage r) private view returns (address owner) {
-        owner = r.owner;
-        require(owner != address(0), ERC721NonexistentToken(tokenId));
     }
 
     /// @dev Moves a receipt along an allowed edge of {ReceiptState}; the only writer of its `state` after the
@@ -892,5 +807,56 @@ contract WarehouseReceipts is IWarehouseReceipts, IERC721Metadata, IERC721Errors
         uint64 accruedFrom = p.accruedFrom;
         uint256 elapsed = block.timestamp > accruedFrom ? block.timestamp - accruedFrom : 0;
         return p.interestDue + Math.ceilDiv(principal * p.rateBps * elapsed, YEAR * BPS);
+    }
+
+    // -------------------------------------------------------------------------------------------------------
+    // PackedERC721: the owner and the approval flag are in word 2 of the receipt; the errors are ERC-6093's
+    // -------------------------------------------------------------------------------------------------------
+
+    function _ownerOf(uint256 tokenId) internal view override returns (address) {
+        return _receipts[tokenId].owner;
+    }
+
+    function _writeOwner(uint256 tokenId, address to) internal override returns (bool hadApproval) {
+        StoredReceipt storage r = _receipts[tokenId];
+        hadApproval = r.hasApproval;
+        if (hadApproval) r.hasApproval = false;
+        r.owner = to;
+    }
+
+    function _hasApprovalFlag(uint256 tokenId) internal view override returns (bool) {
+        return _receipts[tokenId].hasApproval;
+    }
+
+    function _setApprovalFlag(uint256 tokenId, bool approved) internal override {
+        _receipts[tokenId].hasApproval = approved;
+    }
+
+    function _revertInvalidOwner(address owner) internal pure override {
+        revert ERC721InvalidOwner(owner);
+    }
+
+    function _revertNonexistentToken(uint256 tokenId) internal pure override {
+        revert ERC721NonexistentToken(tokenId);
+    }
+
+    function _revertIncorrectOwner(address from, uint256 tokenId, address owner) internal pure override {
+        revert ERC721IncorrectOwner(from, tokenId, owner);
+    }
+
+    function _revertInsufficientApproval(address spender, uint256 tokenId) internal pure override {
+        revert ERC721InsufficientApproval(spender, tokenId);
+    }
+
+    function _revertInvalidApprover(address approver, uint256) internal pure override {
+        revert ERC721InvalidApprover(approver);
+    }
+
+    function _revertInvalidOperator(address operator) internal pure override {
+        revert ERC721InvalidOperator(operator);
+    }
+
+    function _revertInvalidReceiver(address receiver) internal pure override {
+        revert ERC721InvalidReceiver(receiver);
     }
 }

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
-from eth_utils import keccak
-
 from ledger.models import GoodsStatus, Role
 
 MAX_UINT256 = 2**256 - 1
@@ -140,8 +138,8 @@ class Catalogue(Mapping[str, OperationSpec]):
 
 
 def role_id(role: Role) -> bytes:
-    """The on-chain AccessControl id of ``role`` (``keccak256("scf.role.<role>")``, as ``contracts/Roles.sol``)."""
-    return keccak(text=f"scf.role.{role.role_name}")
+    """The on-chain AccessControl id of ``role`` (:attr:`ledger.models.Role.role_id`)."""
+    return role.role_id
 
 
 def currency_code(currency: str) -> bytes:
@@ -166,10 +164,6 @@ def _register_participant(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple
 
 def _grant_role(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
     return "grantRole", [role_id(v["role"]), v["account"]]
-
-
-def _revoke_role(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    return "revokeRole", [role_id(v["role"]), v["account"]]
 
 
 def _approve_settlement(reader: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
@@ -267,14 +261,6 @@ CATALOGUE = Catalogue(
         _op(
             "participant.grant-role", "registry", "grantRole", "operator", "account role", _OPERATOR,
             "Grant a registered participant one more role.", encode=_grant_role,
-        ),
-        _op(
-            "participant.revoke-role", "registry", "revokeRole", "operator", "account role", _OPERATOR,
-            "Revoke one of a participant's roles.", encode=_revoke_role,
-        ),
-        _op(
-            "participant.update-identity", "registry", "updateIdentity", "operator", "account identity_hash",
-            _OPERATOR, "Replace the hash of a registered participant's identity record.",
         ),
         _op(
             "participant.suspend", "registry", "suspend", "operator", "account", _OPERATOR,
@@ -378,10 +364,6 @@ CATALOGUE = Catalogue(
             defaults={"piece_id": 0},
         ),
         _op(
-            "rules.receivables", "receivables", "setParameters", "operator", "max_tenor grace_period", _OPERATOR,
-            "Set the longest tenor (confirmation to maturity) and the grace period after maturity, in seconds.",
-        ),
-        _op(
             "freeze.piece", "receivables", "freezePiece", "regulator", "piece_id reason", _REGULATOR,
             "Freeze a receivable piece: it cannot move, be financed or be redeemed.",
         ),
@@ -412,10 +394,6 @@ CATALOGUE = Catalogue(
         _op(
             "receipt.appoint-oracle", "receipts", "appointOracle", "warehouse", "oracle", _WAREHOUSE,
             "Appoint an inspection oracle to value and watch the warehouse's goods.",
-        ),
-        _op(
-            "receipt.appoint-receipt-oracle", "receipts", "appointReceiptOracle", "warehouse", "receipt_id oracle",
-            _WAREHOUSE, "Appoint an oracle to attest for one receipt only (oracle 0 revokes).",
         ),
         _op(
             "receipt.transfer", "receipts", "transferFrom", "owner", "receipt_id to", _ANYONE,
@@ -479,14 +457,6 @@ CATALOGUE = Catalogue(
         _op(
             "advance-rate.set", "receipts", "setFinancierAdvanceRate", "operator", "financier advance_rate_bps",
             _OPERATOR, "Set the most a financier may lend against a receipt, in basis points of its valuation.",
-        ),
-        _op(
-            "rules.default-advance-rate", "receipts", "setDefaultAdvanceRate", "operator", "advance_rate_bps",
-            _OPERATOR, "Set the advance rate for financiers without their own, in basis points of the valuation.",
-        ),
-        _op(
-            "rules.maintenance-ratio", "receipts", "setMaintenanceRatio", "operator", "ratio_bps", _OPERATOR,
-            "Set the loan-to-value ratio above which a revaluation raises a margin call, in basis points.",
         ),
         # the service's audit log
         _op(

@@ -432,6 +432,11 @@ class LedgerClient:
             raise TimeoutError(f"operation {final.operation_id} is still {final.status.value} after {timeout} s")
         if not final.confirmed:
             raise OperationFailed(final)
+        if isinstance(self._sender, Pipeline):  # the logs its block follower already read: no receipt fetched again
+            logs = await self._sender.logs_of(final.operation_id)
+            if logs is None:
+                raise OperationRolledBack(final)
+            return Outcome(final, tuple(self.decode_logs(logs)))
         try:
             receipt = await asyncio.to_thread(self.w3.eth.get_transaction_receipt, final.tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:
@@ -484,8 +489,6 @@ class LedgerClient:
     # One line per catalogue operation (see ledger.catalogue): ``client.confirm_invoice(buyer, invoice_id)``.
     register_participant = OperationMethod("participant.register")
     grant_role = OperationMethod("participant.grant-role")
-    revoke_role = OperationMethod("participant.revoke-role")
-    update_identity = OperationMethod("participant.update-identity")
     suspend_participant = OperationMethod("participant.suspend")
     reinstate_participant = OperationMethod("participant.reinstate")
     freeze_participant = OperationMethod("freeze.participant")
@@ -506,14 +509,12 @@ class LedgerClient:
     repay = OperationMethod("obligation.repay")
     redeem = OperationMethod("receivable.redeem")
     mark_defaulted = OperationMethod("obligation.default")
-    set_receivables_rules = OperationMethod("rules.receivables")
     freeze_piece = OperationMethod("freeze.piece")
     unfreeze_piece = OperationMethod("unfreeze.piece")
     issue_receipt = OperationMethod("receipt.issue")
     revalue_receipt = OperationMethod("receipt.revalue")
     update_goods_status = OperationMethod("receipt.goods-status")
     appoint_oracle = OperationMethod("receipt.appoint-oracle")
-    appoint_receipt_oracle = OperationMethod("receipt.appoint-receipt-oracle")
     transfer_receipt = OperationMethod("receipt.transfer")
     pledge = OperationMethod("pledge.request")
     fund_pledge = OperationMethod("pledge.fund")
@@ -527,6 +528,4 @@ class LedgerClient:
     freeze_receipt = OperationMethod("freeze.receipt")
     unfreeze_receipt = OperationMethod("unfreeze.receipt")
     set_advance_rate = OperationMethod("advance-rate.set")
-    set_default_advance_rate = OperationMethod("rules.default-advance-rate")
-    set_maintenance_ratio = OperationMethod("rules.maintenance-ratio")
     anchor_audit_log = OperationMethod("audit.anchor")

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,10 +42,18 @@ SOLC_WRAPPER: Final = Path("scripts") / "solc"
 SOLC_PACKAGE_JSON: Final = Path("node_modules") / "solc" / "package.json"
 OPENZEPPELIN_PACKAGE_JSON: Final = Path("node_modules") / "@openzeppelin" / "contracts" / "package.json"
 
-ARTIFACT_FORMAT: Final = 1
-"""Version of the artifact layout written here; part of the source hash, so a change rebuilds."""
+ARTIFACT_FORMAT: Final = 2
+"""Version of the artifact layout written here; part of the source hash, so a change rebuilds (2: the NatSpec
+``devdoc`` and ``userdoc``, which carry each custom error's sentence and ``@custom:kind``)."""
 
-OUTPUTS: Final = ("abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.methodIdentifiers")
+OUTPUTS: Final = (
+    "abi",
+    "devdoc",
+    "userdoc",
+    "evm.bytecode.object",
+    "evm.deployedBytecode.object",
+    "evm.methodIdentifiers",
+)
 
 
 def compiler_settings() -> dict[str, Any]:
@@ -83,12 +91,18 @@ class Artifact:
     """Runtime code, 0x-prefixed hex; ``"0x"`` for an interface or abstract contract."""
     source_hash: str
     compiler_version: str
+    devdoc: dict[str, Any] = field(default_factory=dict)
+    """solc's developer NatSpec: ``@dev`` texts and ``@custom:`` tags, by member (``errors`` by signature)."""
+    userdoc: dict[str, Any] = field(default_factory=dict)
+    """solc's user NatSpec: the ``@notice`` texts, by member (``errors`` by signature)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "contractName": self.name,
             "sourceName": self.source_name,
             "abi": self.abi,
+            "devdoc": self.devdoc,
+            "userdoc": self.userdoc,
             "bytecode": self.bytecode,
             "deployedBytecode": self.deployed_bytecode,
             "sourceHash": self.source_hash,
@@ -105,6 +119,8 @@ class Artifact:
             deployed_bytecode=str(data["deployedBytecode"]),
             source_hash=str(data["sourceHash"]),
             compiler_version=str(data["compilerVersion"]),
+            devdoc=dict(data.get("devdoc") or {}),
+            userdoc=dict(data.get("userdoc") or {}),
         )
 
 
@@ -300,6 +316,8 @@ def _artifacts_from_output(
                 deployed_bytecode="0x" + evm.get("deployedBytecode", {}).get("object", ""),
                 source_hash=source_hash,
                 compiler_version=compiler_version,
+                devdoc=dict(compiled.get("devdoc", {})),
+                userdoc=dict(compiled.get("userdoc", {})),
             )
     return artifacts
 

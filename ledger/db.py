@@ -5,6 +5,8 @@ records) and the engine factory. SQLite by default, PostgreSQL by URL; the schem
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -16,6 +18,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, timezone-aware: the default of every timestamp column."""
+    return datetime.now(UTC)
 
 
 class DatabaseUnavailable(Exception):

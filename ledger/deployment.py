@@ -49,9 +49,10 @@ from web3.exceptions import TimeExhausted, Web3Exception
 from web3.types import Nonce, TxParams, TxReceipt
 from web3.utils.address import get_create_address
 
-from ledger.chain import dev_key
 from ledger.compiler import Artifact
 from ledger.errors import ErrorDecoder
+from ledger.models import Role
+from ledger.node import dev_key
 from ledger.secrets import operator_key_refusal
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ MODULE: Final = "ScfLedger"
 DEPLOYMENT_FORMAT: Final = 1
 """Version of the layout of ``deployment.json``."""
 
-SYSTEM_ROLE: Final = keccak(text="scf.role.system")
+SYSTEM_ROLE: Final = Role.SYSTEM.role_id
 """``Roles.SYSTEM`` of ``contracts/Roles.sol``: held by the ledger's own contracts."""
 
 DEFAULT_OPERATOR_IDENTITY: Final = keccak(text="scf-ledger operator identity record")
@@ -248,7 +249,7 @@ def deploy(
     batches = _plan(w3, artifacts, names, deployer, operator, operator_identity_hash, currency)
     total = sum(len(batch) for batch in batches)
     chain_id = w3.eth.chain_id
-    decoder = ErrorDecoder(artifact.abi for artifact in artifacts.values())
+    decoder = ErrorDecoder.from_artifacts(artifacts)
     senders: dict[str, _Sender] = {}
     addresses: dict[str, ChecksumAddress] = {}
     transactions: dict[str, str] = {}

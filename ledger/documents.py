@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -30,17 +30,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from ledger.db import Base
+from ledger.db import Base, utc_now
 from ledger.secrets import MasterSecret, MasterSecrets, SecretValue
 
 NONCE_BYTES = 12
 TAG_BYTES = 16
 _SHA256 = re.compile(r"^(?:0x)?([0-9a-fA-F]{64})$")
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class DocumentRecord(Base):
@@ -59,7 +55,7 @@ class DocumentRecord(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     parties: Mapped[list[str]] = mapped_column(JSON)
     note: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class DocumentIntegrityError(Exception):

@@ -23,13 +23,13 @@ wait behind a gap.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Enum, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.db import Base
+from ledger.db import Base, utc_now
 
 
 class TransactionStatus(enum.StrEnum):
@@ -67,10 +67,6 @@ class TransactionKind(enum.StrEnum):
     """A caller's operation (``Pipeline.submit``)."""
     NONCE_FILLER = "nonce-filler"
     """A zero-value self-transfer that takes the nonce of a transaction the node refused."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class JournalTransaction(Base):

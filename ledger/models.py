@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from eth_utils import keccak
+
 
 class ParticipantStatus(IntEnum):
     """``IParticipantRegistry.ParticipantStatus``."""
@@ -92,6 +94,19 @@ class Role(IntEnum):
     def role_name(self) -> str:
         """``keccak256("scf.role.<role_name>")`` is the role's AccessControl id (``contracts/Roles.sol``)."""
         return self.name.lower().replace("_", "-")
+
+    @property
+    def role_id(self) -> bytes:
+        """The role's on-chain AccessControl id, ``keccak256("scf.role.<role_name>")``: derived here only."""
+        return keccak(text=f"scf.role.{self.role_name}")
+
+    @classmethod
+    def named(cls, role_name: str) -> Role:
+        """The role whose :attr:`role_name` is ``role_name`` (``"core-firm"``); ValueError for another name."""
+        for role in cls:
+            if role.role_name == role_name:
+                return role
+        raise ValueError(f"unknown role {role_name!r}")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ How a value is judged outside the local chain
 ---------------------------------------------
 
 Entropy cannot be measured from one value, so a secret setting is accepted off the local chain (any chain id
-but :data:`~ledger.chain.LOCAL_CHAIN_ID`) only in the form ``scf secrets new`` prints, random bytes written out:
+but :data:`~ledger.node.LOCAL_CHAIN_ID`) only in the form ``scf secrets new`` prints, random bytes written out:
 
 - hex (optionally ``0x``) or base64 / base64url (padding optional) of **at least 32 bytes**;
 - with **at least 16 distinct byte values** among them (32 random bytes have about 30; a value made of a few
@@ -56,7 +56,7 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from pydantic import SecretStr
 
-from ledger.chain import DEV_ACCOUNTS, LOCAL_CHAIN_ID, dev_key
+from ledger.node import DEV_ACCOUNTS, LOCAL_CHAIN_ID, dev_key
 from ledger.settings import DEV_KEY_SALT, DEV_MASTER_SECRET, Settings
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 import typer  # noqa: E402
 
-from ledger.cli import deploy_command  # noqa: E402
+from scf.cli import deploy_command  # noqa: E402
 
 script = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 script.command()(deploy_command)

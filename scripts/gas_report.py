@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ledger.sandbox import Sandbox  # noqa: E402
+from ledger.tooling.sandbox import Sandbox  # noqa: E402
 from tests.contracts.support import DAY, YUAN, invoice_key  # noqa: E402
 from tests.contracts.warehouse_fixtures import measure_warehouse_gas  # noqa: E402
 

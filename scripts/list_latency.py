@@ -10,8 +10,8 @@ measured one (a financier) holds half, as one participant holds them all in the 
 of the pieces burnt, and a financing request for every tenth piece. The app (:func:`api.app.create_app`) is
 then driven in process through ``httpx.ASGITransport``, without its lifespan: the list routes read only the
 index and the service's participant records, so a stand-in service holding the database sessions is enough.
-Each route is timed with the bench's own GETs (:meth:`ledger.bench.rest.RestLoad.list_latency`), the sizes
-taking turns, and reported as p50 and p95 (:func:`ledger.bench.rest.percentile`).
+Each route is timed with the bench's own GETs (:meth:`bench.rest.RestLoad.list_latency`), the sizes
+taking turns, and reported as p50 and p95 (:func:`bench.rest.percentile`).
 
 ``--new-way`` also times the lists without the count (``total=false``) and by cursor (``after``) from the
 middle of the list, beside a page number as deep. ``--profile`` prints a pyinstrument profile of the slowest
@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.service import LedgerService, hash_api_key  # noqa: E402
 from api.store import ApiKeyRecord, ParticipantRecord  # noqa: E402
-from ledger.bench.rest import RestLoad, percentile  # noqa: E402
+from bench.rest import RestLoad, percentile  # noqa: E402
 from ledger.db import make_engine, make_sessionmaker  # noqa: E402
 from ledger.identifiers import synthetic_credit_code  # noqa: E402
 from ledger.index.models import FinancingRequestRow, InvoiceRow, PieceRow  # noqa: E402

@@ -42,6 +42,10 @@ GREETER_INTERFACE = """\
 pragma solidity 0.8.37;
 
 interface IGreeter {
+    /// @notice Nobody called `name` is known here.
+    /// @custom:kind not-found
+    error GreeterUnknown(string name);
+
     function greet() external view returns (string memory);
 }
 """
@@ -126,12 +130,29 @@ def test_compile_produces_abi_and_bytecode_for_each_contract(project: Path) -> N
         "contractName",
         "sourceName",
         "abi",
+        "devdoc",
+        "userdoc",
         "bytecode",
         "deployedBytecode",
         "sourceHash",
         "compilerVersion",
     }
     assert Artifact.from_json(on_disk) == token
+
+
+def test_artifacts_keep_each_errors_natspec_custom_tags_included(project: Path) -> None:
+    """solc puts an error's @notice in userdoc and its @dev and @custom: tags in devdoc, by signature; the
+    contract that inherits the error carries them too, and library errors keep their own @dev."""
+    artifacts = compile_contracts(project)
+
+    for name in ("IGreeter", "Token"):
+        artifact = artifacts[name]
+        assert artifact.devdoc["errors"]["GreeterUnknown(string)"] == [{"custom:kind": "not-found"}]
+        assert artifact.userdoc["errors"]["GreeterUnknown(string)"] == [
+            {"notice": "Nobody called `name` is known here."}
+        ]
+    (library,) = artifacts["Token"].devdoc["errors"]["ERC20InsufficientBalance(address,uint256,uint256)"]
+    assert library["details"].startswith("Indicates an error related to the current `balance` of a `sender`")
 
 
 def test_second_compile_with_unchanged_sources_does_not_invoke_solc(

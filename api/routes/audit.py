@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.audit_log import AuditVerification, record_view
 from api.auth import CurrentCaller, Service, require_role
+from api.models import AuditAnchorResult, AuditLogPage, AuditVerificationView
 from api.problems import Problem, from_contract
 from api.routes.common import QueryInt
 from api.service import LedgerService
@@ -32,28 +33,30 @@ def _verify(service: LedgerService) -> AuditVerification:
     return service.audit_log.verify(anchors)
 
 
-@router.get("")
+@router.get("", response_model=AuditLogPage)
 def list_audit_log(
     service: Service,
     caller: CurrentCaller,
     after: Annotated[QueryInt, Query(ge=0, description="the sequence to start after")] = 0,
     size: Annotated[QueryInt, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
-    """Records of the audit log in order, each with its hash and its predecessor's."""
+) -> AuditLogPage:
+    """Records of the audit log in order, each with its hash and its predecessor's: to the regulator and the
+    operator."""
     require_role(caller, Role.REGULATOR, Role.OPERATOR)
     records = service.audit_log.page(after + 1, size)
-    return {"items": [record_view(r) for r in records], "after": after, "size": size}
+    return AuditLogPage(items=[record_view(r) for r in records], after=after, size=size)
 
 
-@router.get("/verify")
-async def verify_audit_log(service: Service, caller: CurrentCaller) -> dict[str, Any]:
-    """Verify the whole audit log: hashes, links, and every anchor of its head on chain."""
+@router.get("/verify", response_model=AuditVerificationView)
+async def verify_audit_log(service: Service, caller: CurrentCaller) -> AuditVerificationView:
+    """Verify the whole audit log: hashes, links, and every anchor of its head on chain; to the regulator and
+    the operator."""
     require_role(caller, Role.REGULATOR, Role.OPERATOR)
     verification = await run_in_threadpool(_verify, service)
     return verification.view()
 
 
-@router.post("/anchors")
+@router.post("/anchors", response_model=AuditAnchorResult, response_model_exclude_unset=True)
 async def anchor_audit_log(service: Service, caller: CurrentCaller) -> dict[str, Any]:
     """Anchor the audit log's head on chain now and wait for the block."""
     require_role(caller, Role.OPERATOR)

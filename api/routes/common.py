@@ -9,16 +9,20 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
+from enum import Enum
 from typing import Annotated, Any, TypeVar
 
 from eth_utils import is_address, to_checksum_address
 from fastapi import Depends, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, bindparam, func, or_, tuple_
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 
-from api.problems import Problem
+from api.auth import Caller
+from api.models import NumberedPage, Page
+from api.problems import Problem, jsonable
+from api.service import LedgerService
 from ledger.index.models import ChainUint
 
 T = TypeVar("T")
@@ -93,23 +97,13 @@ PathId = Annotated[
 """An object's id in a path."""
 
 
-class Page(BaseModel):
-    """A page of a list. The lists of :func:`paged` also say ``next``, and leave ``page`` and ``total`` null
-    when they were not asked for (see :data:`PAGING`)."""
-
-    items: list[Any]
-    page: int | None
-    size: int
-    total: int | None
-    next: str | None = None
-
-
 PageNumber = Annotated[int, BeforeValidator(decimal_integer), Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, BeforeValidator(decimal_integer), Query(ge=1, le=200)]
 
 
-def page_of(items: list[Any], page: int, size: int, total: int) -> dict[str, Any]:
-    return {"items": items, "page": page, "size": size, "total": total}
+def page_of(items: Sequence[T], page: int, size: int, total: int) -> NumberedPage[T]:
+    """The answer of a list paged by number only."""
+    return NumberedPage[T](items=list(items), page=page, size=size, total=total)
 
 
 # -- lists paged by cursor (keyset) or page number ----------------------------------------------------------
@@ -297,10 +291,10 @@ def page_rows(
     return rows[: window.size], next_cursor, total
 
 
-def listing(items: list[Any], window: Window, total: int | None, next_cursor: str | None) -> dict[str, Any]:
+def listing(items: Sequence[T], window: Window, total: int | None, next_cursor: str | None) -> Page[T]:
     """The answer of a paged list (see :data:`PAGING`)."""
     page = window.page if window.after is None else None
-    return {"items": items, "page": page, "size": window.size, "total": total, "next": next_cursor}
+    return Page[T](items=list(items), page=page, size=window.size, total=total, next=next_cursor)
 
 
 def not_found(what: str) -> Problem:
@@ -311,3 +305,66 @@ def path_id(value: int) -> int:
     if not 0 < value < 2**256:
         raise not_found(f"object {value}")
     return value
+
+
+# -- shared by the route modules ------------------------------------------------------------------------------
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def row_dict(row: DeclarativeBase) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for column in row.__table__.columns:
+        value = getattr(row, column.key)
+        out[column.key] = value.name.lower() if isinstance(value, Enum) else jsonable(value)
+    return out
+
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+def paged(
+    service: LedgerService,
+    query: Select[Any],
+    keys: Sequence[SortKey],
+    window: Window,
+    item: type[Item],
+    *,
+    any_of: Sequence[ColumnElement[bool]] = (),
+) -> Page[Item]:
+    """The answer of a list route: ``window`` of the index rows of ``query`` (filtered, not ordered) in the
+    order of ``keys``, restricted to those matching any of ``any_of`` (see :func:`page_rows` and
+    :data:`PAGING`), each row as an ``item`` (:func:`row_dict`)."""
+    with service.sessions() as session:
+        rows, next_cursor, total = page_rows(session, query, keys, window, any_of=any_of)
+        return listing([item.model_validate(row_dict(r)) for r in rows], window, total, next_cursor)
+
+
+def sees_everything(caller: Caller) -> bool:
+    return caller.is_operator or caller.is_regulator
+
+
+def due_timestamp(value: date) -> int:
+    return int(datetime.combine(value, time(0, 0), tzinfo=UTC).timestamp())
+
+
+# -- event kinds (the feed's filters: GET /events, subscriptions) -------------------------------------------
+
+MAX_KINDS = 50
+EVENT_KIND = re.compile(r"[a-z][a-z0-9-]*\.[a-z][a-z0-9-]*")
+
+
+def parse_kinds(kinds: list[str] | None) -> list[str]:
+    """The kinds of a ``kinds`` filter (repeated, or separated by commas); a 422 problem for a malformed one."""
+    found: list[str] = []
+    for entry in kinds or ():
+        for kind in entry.split(","):
+            kind = kind.strip()
+            if not EVENT_KIND.fullmatch(kind):
+                detail = f"{kind!r} is not an event kind (a noun, a dot and a verb, like `invoice.confirmed`)"
+                raise Problem(422, "validation", "Invalid request", detail)
+            if kind not in found:
+                found.append(kind)
+    if len(found) > MAX_KINDS:
+        raise Problem(422, "validation", "Invalid request", f"at most {MAX_KINDS} kinds")
+    return found

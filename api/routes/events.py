@@ -26,14 +26,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service
 from api.problems import Problem
-from api.routes.common import Address, QueryInt
+from api.routes.common import Address, QueryInt, parse_kinds
 from api.service import LedgerService
 from ledger.index.feed import FeedRow, feed_view, read_feed
 
 router = APIRouter(prefix="/events", tags=["events"])
 
-_KIND = re.compile(r"[a-z][a-z0-9-]*\.[a-z][a-z0-9-]*")
-MAX_KINDS = 50
 _STREAM_BATCH = 200
 _STREAM_POLL_SECONDS = 0.25
 
@@ -49,22 +47,6 @@ Kinds = Annotated[
     ),
 ]
 Counterparty = Annotated[Address | None, Query(description="only events that name this participant")]
-
-
-def parse_kinds(kinds: list[str] | None) -> list[str]:
-    """The kinds of a ``kinds`` filter (repeated, or separated by commas); a 422 problem for a malformed one."""
-    found: list[str] = []
-    for entry in kinds or ():
-        for kind in entry.split(","):
-            kind = kind.strip()
-            if not _KIND.fullmatch(kind):
-                detail = f"{kind!r} is not an event kind (a noun, a dot and a verb, like `invoice.confirmed`)"
-                raise Problem(422, "validation", "Invalid request", detail)
-            if kind not in found:
-                found.append(kind)
-    if len(found) > MAX_KINDS:
-        raise Problem(422, "validation", "Invalid request", f"at most {MAX_KINDS} kinds")
-    return found
 
 
 def visible_to(caller: Caller) -> str | None:

@@ -3,13 +3,12 @@ transfers), and balances."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 
 from api.actions import Action, Call, Prepare, install
 from api.auth import Caller, CurrentCaller, Service, require_role
+from api.models import BalanceView
 from api.routes.common import Address, Amount
 from api.service import LedgerService
 from ledger.identifiers import BANK_REFERENCE_PATTERN, bank_reference_hash, canonical_bank_reference
@@ -60,6 +59,7 @@ ACTIONS = (
 install(router, ACTIONS)
 
 
-@router.get("/balances/me")
-def my_balance(service: Service, caller: CurrentCaller) -> dict[str, Any]:
-    return {"participant": caller.address, "currency": "CNY", "balance": service.client.balance_of(caller.address)}
+@router.get("/balances/me", response_model=BalanceView)
+def my_balance(service: Service, caller: CurrentCaller) -> BalanceView:
+    """The caller's own deposit-token balance as on chain now, in fen (every participant sees its own only)."""
+    return BalanceView(participant=caller.address, currency="CNY", balance=service.client.balance_of(caller.address))

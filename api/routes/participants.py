@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from api.actions import LINKS, Action, Call, Link, Prepare, install
 from api.auth import Caller, CurrentCaller, Service, require_role
+from api.models import CreditLineView, Page, ParticipantView
 from api.operations import perform
 from api.problems import Problem
 from api.routes.common import Address, Amount, ListWindow, SortKey, listing, not_found, page_rows, paging
@@ -49,16 +50,6 @@ class ParticipantCreate(BaseModel):
         if unknown:
             raise ValueError(f"unknown roles {unknown}; choose from {sorted(ASSIGNABLE_ROLES)}")
         return sorted(set(value))
-
-
-class ParticipantView(BaseModel):
-    id: str = Field(description="the participant's on-chain account")
-    name: str
-    credit_code: str
-    roles: list[str]
-    login_address: str | None
-    status: str | None = Field(None, description="on chain: active or suspended (from the index)")
-    frozen: bool | None = None
 
 
 class CreatedParticipant(BaseModel):
@@ -186,8 +177,8 @@ PARTICIPANT_ORDER = (
 )
 
 
-def _listed(record: ParticipantRecord, indexed: ParticipantRow | None) -> dict[str, Any]:
-    view = ParticipantView(
+def _listed(record: ParticipantRecord, indexed: ParticipantRow | None) -> ParticipantView:
+    return ParticipantView(
         id=record.address,
         name=record.name,
         credit_code=record.credit_code,
@@ -196,12 +187,11 @@ def _listed(record: ParticipantRecord, indexed: ParticipantRow | None) -> dict[s
         status="pending" if indexed is None else indexed.status.name.lower(),
         frozen=None if indexed is None else indexed.frozen,
     )
-    return view.model_dump()
 
 
-@router.get("/participants")
+@router.get("/participants", response_model=Page[ParticipantView])
 @paging
-def list_participants(service: Service, caller: CurrentCaller, window: ListWindow) -> dict[str, Any]:
+def list_participants(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[ParticipantView]:
     """Participants in the order they were onboarded: all of them to the operator and the regulator, the caller
     alone to anyone else. `status` (active or suspended) and `frozen` are read from the index of the chain, like
     every list's: `pending` until the registration is indexed."""
@@ -237,6 +227,9 @@ def _may_see(caller: Caller, participant: str) -> bool:
 
 @router.get("/participants/{participant_id}", response_model=ParticipantView)
 def get_participant(participant_id: str, service: Service, caller: CurrentCaller) -> ParticipantView:
+    """A participant by its account (any spelling of the address), with its status on chain (`pending` while
+    its registration is in flight): to the participant itself, the operator and the regulator (404 to anyone
+    else, as for an account that is no participant)."""
     record = _participant_or_404(service, participant_id)
     if not _may_see(caller, record.address):
         raise not_found(f"participant {participant_id}")
@@ -316,8 +309,10 @@ ACTIONS = (
 install(router, ACTIONS)
 
 
-@router.get("/credit-lines/{core_firm}")
-def get_credit_line(core_firm: str, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+@router.get("/credit-lines/{core_firm}", response_model=CreditLineView)
+def get_credit_line(core_firm: str, service: Service, caller: CurrentCaller) -> CreditLineView:
+    """A core firm's credit line as on chain now (the financiers' grants, what its confirmed invoices use, what
+    is left), to any participant: financiers weigh it before they finance the core firm's invoices."""
     record = _participant_or_404(service, core_firm)
     line = service.client.credit_line(record.address)
-    return {"core_firm": line.core_firm, "limit": line.limit, "used": line.used, "available": line.available}
+    return CreditLineView(core_firm=line.core_firm, limit=line.limit, used=line.used, available=line.available)

@@ -7,21 +7,28 @@ checks would still revert.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
-from enum import Enum
-from typing import Any
+from datetime import date
 
 from eth_utils import keccak
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import ColumnElement, Select, select
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import select
 
 from api.actions import Action, Call, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
-from api.problems import Problem, jsonable
+from api.models import (
+    FinancingRequestItem,
+    FinancingRequestView,
+    InvoiceItem,
+    InvoiceView,
+    Page,
+    PieceItem,
+    PieceView,
+    Quote,
+)
+from api.problems import Problem
 from api.routes.common import (
+    ZERO_ADDRESS,
     Address,
     Amount,
     Bps,
@@ -30,12 +37,12 @@ from api.routes.common import (
     ListWindow,
     PathId,
     SortKey,
-    Window,
-    listing,
+    due_timestamp,
     not_found,
-    page_rows,
+    paged,
     paging,
     path_id,
+    sees_everything,
 )
 from api.service import LedgerService
 from ledger.errors import ContractRevert
@@ -50,37 +57,6 @@ from ledger.index.models import FinancingRequestRow, InvoiceRow, PieceRow
 from ledger.models import FinancingRequest, Invoice, InvoiceState, Piece, RequestState, Role
 
 router = APIRouter(tags=["receivables"])
-
-ZERO_ADDRESS = "0x" + "00" * 20
-
-
-def row_dict(row: DeclarativeBase) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for column in row.__table__.columns:
-        value = getattr(row, column.key)
-        out[column.key] = value.name.lower() if isinstance(value, Enum) else jsonable(value)
-    return out
-
-
-def paged(
-    service: LedgerService,
-    query: Select[Any],
-    keys: Sequence[SortKey],
-    window: Window,
-    *,
-    any_of: Sequence[ColumnElement[bool]] = (),
-) -> dict[str, Any]:
-    """The answer of a list route: ``window`` of the index rows of ``query`` (filtered, not ordered) in the
-    order of ``keys``, restricted to those matching any of ``any_of`` (see :func:`api.routes.common.page_rows`
-    and :data:`api.routes.common.PAGING`)."""
-    with service.sessions() as session:
-        rows, next_cursor, total = page_rows(session, query, keys, window, any_of=any_of)
-        return listing([row_dict(r) for r in rows], window, total, next_cursor)
-
-
-def sees_everything(caller: Caller) -> bool:
-    return caller.is_operator or caller.is_regulator
-
 
 # -- invoices -------------------------------------------------------------------------------------------------
 
@@ -113,24 +89,22 @@ class InvoiceCreate(BaseModel):
         return value
 
 
-def due_timestamp(value: date) -> int:
-    return int(datetime.combine(value, time(0, 0), tzinfo=UTC).timestamp())
 
 
-def invoice_view(invoice: Invoice) -> dict[str, Any]:
-    return {
-        "id": invoice.invoice_id,
-        "seller": invoice.seller,
-        "buyer": invoice.buyer,
-        "amount": invoice.amount,
-        "repaid": invoice.repaid,
-        "redeemed": invoice.redeemed,
-        "outstanding": invoice.outstanding,
-        "state": invoice.state.name.lower(),
-        "due_date": invoice.due_date,
-        "confirmed_at": invoice.confirmed_at or None,
-        "document_hash": "0x" + invoice.document_hash.hex(),
-    }
+def invoice_view(invoice: Invoice) -> InvoiceView:
+    return InvoiceView(
+        id=invoice.invoice_id,
+        seller=invoice.seller,
+        buyer=invoice.buyer,
+        amount=invoice.amount,
+        repaid=invoice.repaid,
+        redeemed=invoice.redeemed,
+        outstanding=invoice.outstanding,
+        state=invoice.state.name.lower(),
+        due_date=invoice.due_date,
+        confirmed_at=invoice.confirmed_at or None,
+        document_hash="0x" + invoice.document_hash.hex(),
+    )
 
 
 def _invoice(service: LedgerService, invoice_id: int) -> Invoice:
@@ -161,14 +135,14 @@ def _register_invoice(service: LedgerService, caller: Caller, body: InvoiceCreat
     return Call("invoice.register", caller.address, args)
 
 
-@router.get("/invoices")
+@router.get("/invoices", response_model=Page[InvoiceItem])
 @paging
 def list_invoices(
     service: Service,
     caller: CurrentCaller,
     window: ListWindow,
     state: str | None = Query(None, description="registered, rejected, confirmed, paid or defaulted"),
-) -> dict[str, Any]:
+) -> Page[InvoiceItem]:
     """Invoices the caller sold or is billed for (the regulator and the operator: all), newest first."""
     query = select(InvoiceRow)
     if state is not None:
@@ -179,11 +153,13 @@ def list_invoices(
     parties = (
         () if sees_everything(caller) else (InvoiceRow.seller == caller.address, InvoiceRow.buyer == caller.address)
     )
-    return paged(service, query, (SortKey(InvoiceRow.id, descending=True),), window, any_of=parties)
+    return paged(service, query, (SortKey(InvoiceRow.id, descending=True),), window, InvoiceItem, any_of=parties)
 
 
-@router.get("/invoices/{invoice_id}")
-def get_invoice(invoice_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+@router.get("/invoices/{invoice_id}", response_model=InvoiceView)
+def get_invoice(invoice_id: PathId, service: Service, caller: CurrentCaller) -> InvoiceView:
+    """An invoice as on chain now, with what was repaid, redeemed and is still outstanding: to its seller and its
+    buyer, the operator and the regulator (404 to anyone else, as for an invoice that does not exist)."""
     invoice = _invoice(service, invoice_id)
     if not (sees_everything(caller) or caller.address in (invoice.seller, invoice.buyer)):
         raise not_found(f"invoice {invoice_id}")
@@ -215,19 +191,18 @@ def _reject_invoice(service: LedgerService, caller: Caller, body: Rejection, inv
 # -- pieces and obligations ------------------------------------------------------------------------------------
 
 
-def piece_view(piece: Piece, path: list[int] | None = None) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": piece.piece_id,
-        "owner": None if piece.owner == ZERO_ADDRESS else piece.owner,
-        "slot_id": piece.slot_id,
-        "parent_id": piece.parent_id or None,
-        "value": piece.value,
-        "open_request_id": piece.open_request_id or None,
-        "frozen": piece.frozen,
-    }
-    if path is not None:
-        view["path"] = path
-    return view
+def piece_view(piece: Piece, path: list[int], redeemable: int) -> PieceView:
+    return PieceView(
+        id=piece.piece_id,
+        owner=None if piece.owner == ZERO_ADDRESS else piece.owner,
+        slot_id=piece.slot_id,
+        parent_id=piece.parent_id or None,
+        value=piece.value,
+        open_request_id=piece.open_request_id or None,
+        frozen=piece.frozen,
+        path=path,
+        redeemable=redeemable,
+    )
 
 
 def _piece(service: LedgerService, piece_id: int) -> Piece:
@@ -246,23 +221,23 @@ def _may_see_piece(service: LedgerService, caller: Caller, piece: Piece) -> bool
     return caller.address in (invoice.buyer, invoice.seller)
 
 
-@router.get("/receivables")
+@router.get("/receivables", response_model=Page[PieceItem])
 @paging
-def list_receivables(service: Service, caller: CurrentCaller, window: ListWindow) -> dict[str, Any]:
+def list_receivables(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[PieceItem]:
     """The pieces the caller holds (from the index), oldest first."""
     # the (owner, burnt, id) index answers a cursor page, and the count, without reading other rows
     query = select(PieceRow).where(PieceRow.owner == caller.address, PieceRow.burnt.is_(False))
-    return paged(service, query, (SortKey(PieceRow.id),), window)
+    return paged(service, query, (SortKey(PieceRow.id),), window, PieceItem)
 
 
-@router.get("/receivables/{piece_id}")
-def get_receivable(piece_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+@router.get("/receivables/{piece_id}", response_model=PieceView)
+def get_receivable(piece_id: PathId, service: Service, caller: CurrentCaller) -> PieceView:
+    """A receivable piece as on chain now, with its path of splits and what its holder could redeem: to its
+    holder, the invoice's seller and buyer, the operator and the regulator (404 to anyone else)."""
     piece = _piece(service, piece_id)
     if not _may_see_piece(service, caller, piece):
         raise not_found(f"piece {piece_id}")
-    view = piece_view(piece, service.client.path_of(piece_id))
-    view["redeemable"] = service.client.redeemable(piece_id)
-    return view
+    return piece_view(piece, service.client.path_of(piece_id), service.client.redeemable(piece_id))
 
 
 class PieceTransfer(BaseModel):
@@ -311,20 +286,20 @@ class FinancingTerms(BaseModel):
     day_count_basis: JsonInt = Field(365, description="365 or 360")
 
 
-def request_view(request: FinancingRequest) -> dict[str, Any]:
-    return {
-        "id": request.request_id,
-        "holder": request.holder,
-        "piece_id": request.piece_id,
-        "financier": request.financier,
-        "amount": request.amount,
-        "state": request.state.name.lower(),
-        "discount_rate_bps": request.discount_rate_bps,
-        "day_count_basis": request.day_count_basis,
-        "fee": request.fee,
-        "price": request.price or None,
-        "funded_piece_id": request.funded_piece_id or None,
-    }
+def request_view(request: FinancingRequest) -> FinancingRequestView:
+    return FinancingRequestView(
+        id=request.request_id,
+        holder=request.holder,
+        piece_id=request.piece_id,
+        financier=request.financier,
+        amount=request.amount,
+        state=request.state.name.lower(),
+        discount_rate_bps=request.discount_rate_bps,
+        day_count_basis=request.day_count_basis,
+        fee=request.fee,
+        price=request.price or None,
+        funded_piece_id=request.funded_piece_id or None,
+    )
 
 
 def _request(service: LedgerService, caller: Caller, request_id: int) -> FinancingRequest:
@@ -342,11 +317,11 @@ def _request_financing(service: LedgerService, caller: Caller, body: FinancingCr
     return Call("financing.request", caller.address, args)
 
 
-@router.get("/financing-requests")
+@router.get("/financing-requests", response_model=Page[FinancingRequestItem])
 @paging
 def list_financing_requests(
     service: Service, caller: CurrentCaller, window: ListWindow, state: str | None = None
-) -> dict[str, Any]:
+) -> Page[FinancingRequestItem]:
     """Requests the caller made, or (a financier) those addressed to it, newest first."""
     query = select(FinancingRequestRow)
     if state is not None:
@@ -359,15 +334,18 @@ def list_financing_requests(
         if sees_everything(caller)
         else (FinancingRequestRow.holder == caller.address, FinancingRequestRow.financier == caller.address)
     )
-    return paged(service, query, (SortKey(FinancingRequestRow.id, descending=True),), window, any_of=parties)
+    keys = (SortKey(FinancingRequestRow.id, descending=True),)
+    return paged(service, query, keys, window, FinancingRequestItem, any_of=parties)
 
 
-@router.get("/financing-requests/{request_id}")
-def get_financing_request(request_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
+@router.get("/financing-requests/{request_id}", response_model=FinancingRequestView, response_model_exclude_unset=True)
+def get_financing_request(request_id: PathId, service: Service, caller: CurrentCaller) -> FinancingRequestView:
+    """A financing request as on chain now and, while it is approved, the `quote` that funding would settle
+    now: to its holder and its financier, the operator and the regulator (404 to anyone else)."""
     view = request_view(_request(service, caller, request_id))
-    if view["state"] == "approved":
+    if view.state == "approved":
         discount, fee, price = service.client.quote_financing(request_id)
-        view["quote"] = {"discount": discount, "fee": fee, "price": price}
+        view.quote = Quote(discount=discount, fee=fee, price=price)
     return view
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils import keccak
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import Text, cast, func, select
@@ -26,7 +26,17 @@ from sqlalchemy import Text, cast, func, select
 from api import documents
 from api.actions import Action, Call, install
 from api.auth import Caller, CurrentCaller, Service, require_role
-from api.problems import Problem, jsonable
+from api.models import (
+    DailyTotal,
+    EventItem,
+    FreezeItem,
+    LargeFinancing,
+    LargeMovement,
+    LargeTransactionReport,
+    NumberedPage,
+    Page,
+)
+from api.problems import Problem, checksummed_address, jsonable
 from api.routes.common import (
     IsoDate,
     JsonInt,
@@ -37,9 +47,9 @@ from api.routes.common import (
     SortKey,
     decimal_integer,
     page_of,
+    paged,
     paging,
 )
-from api.routes.receivables import paged
 from api.service import LedgerService
 from ledger.index.models import (
     DepositTransferRow,
@@ -67,16 +77,10 @@ def _invalid(detail: str) -> Problem:
     return Problem(422, "validation", "Invalid request", detail)
 
 
-def _checksummed(value: str, what: str) -> str:
-    if not is_address(value):
-        raise _invalid(f"{what} {value!r} is not an Ethereum address (0x and 40 hex digits)")
-    return str(to_checksum_address(value))
-
-
 # -- the audit trail --------------------------------------------------------------------------------------------
 
 
-@router.get("/audit/events")
+@router.get("/audit/events", response_model=Page[EventItem])
 @paging
 def audit_events(
     service: Service,
@@ -89,8 +93,9 @@ def audit_events(
     to_block: Annotated[QueryInt | None, Query(ge=0)] = None,
     from_time: Annotated[QueryInt | None, Query(ge=0, description="unix seconds, inclusive")] = None,
     to_time: Annotated[QueryInt | None, Query(ge=0, description="unix seconds, inclusive")] = None,
-) -> dict[str, Any]:
-    """Every event the ledger's contracts emitted, as the chain said it (from the index), newest first."""
+) -> Page[EventItem]:
+    """Every event the ledger's contracts emitted, as the chain said it (from the index), newest first: to the
+    regulator and the operator."""
     _require_supervisor(caller)
     query = select(EventRow)
     if contract is not None:
@@ -98,7 +103,7 @@ def audit_events(
     if name is not None:
         query = query.where(EventRow.name == name)
     if participant is not None:
-        address = _checksummed(participant, "participant").lower()
+        address = checksummed_address(participant, "participant").lower()
         query = query.where(func.lower(cast(EventRow.args, Text)).contains(address, autoescape=True))
     if from_block is not None:
         query = query.where(EventRow.block_number >= from_block)
@@ -109,7 +114,7 @@ def audit_events(
     if to_time is not None:
         query = query.where(EventRow.block_timestamp <= to_time)
     keys = (SortKey(EventRow.block_number, descending=True), SortKey(EventRow.log_index, descending=True))
-    return paged(service, query, keys, window)
+    return paged(service, query, keys, window, EventItem)
 
 
 # -- the large-transaction report ---------------------------------------------------------------------------------
@@ -131,41 +136,41 @@ def _movement_kind(row: DepositTransferRow) -> str:
     return "transfer"
 
 
-def _transfer_item(row: DepositTransferRow) -> dict[str, Any]:
-    return {
-        "kind": _movement_kind(row),
-        "time": row.block_timestamp,
-        "date": _utc_date(row.block_timestamp),
-        "block_number": row.block_number,
-        "log_index": row.log_index,
-        "tx_hash": row.tx_hash,
-        "sender": row.sender,
-        "recipient": row.recipient,
-        "amount": jsonable(row.amount),
-        "bank_reference": row.bank_reference,
-        "agent": row.agent,
-    }
+def _transfer_item(row: DepositTransferRow) -> LargeMovement:
+    return LargeMovement(
+        kind=_movement_kind(row),
+        time=row.block_timestamp,
+        date=_utc_date(row.block_timestamp),
+        block_number=row.block_number,
+        log_index=row.log_index,
+        tx_hash=row.tx_hash,
+        sender=row.sender,
+        recipient=row.recipient,
+        amount=jsonable(row.amount),
+        bank_reference=row.bank_reference,
+        agent=row.agent,
+    )
 
 
-def _financing_item(row: FinancingRequestRow) -> dict[str, Any]:
+def _financing_item(row: FinancingRequestRow) -> LargeFinancing:
     funded_at = row.closed_at or 0
-    return {
-        "kind": "financing",
-        "time": funded_at,
-        "date": _utc_date(funded_at),
-        "request_id": row.id,
-        "piece_id": row.piece_id,
-        "holder": row.holder,
-        "financier": row.financier,
-        "face_amount": jsonable(row.amount),
-        "amount": jsonable(row.price),
-        "discount": jsonable(row.discount),
-        "fee": jsonable(row.fee),
-        "funded_piece_id": row.funded_piece_id,
-    }
+    return LargeFinancing(
+        kind="financing",
+        time=funded_at,
+        date=_utc_date(funded_at),
+        request_id=row.id,
+        piece_id=row.piece_id,
+        holder=row.holder,
+        financier=row.financier,
+        face_amount=jsonable(row.amount),
+        amount=jsonable(row.price),
+        discount=jsonable(row.discount),
+        fee=jsonable(row.fee),
+        funded_piece_id=row.funded_piece_id,
+    )
 
 
-@router.get("/reports/large-transactions")
+@router.get("/reports/large-transactions", response_model=LargeTransactionReport)
 def large_transactions(
     service: Service,
     caller: CurrentCaller,
@@ -177,7 +182,7 @@ def large_transactions(
     daily_threshold: Annotated[
         QueryInt | None, Query(gt=0, description="fen; default the setting (2,000,000.00 CNY)")
     ] = None,
-) -> dict[str, Any]:
+) -> LargeTransactionReport:
     """Large-value transactions (DOMAIN.md, "Regulatory reporting"), from the index, amounts in fen:
 
     - ``single``: every deposit-token movement (deposit, withdrawal, transfer) and every funded financing
@@ -186,7 +191,8 @@ def large_transactions(
       that total is at or above the daily threshold (a financing's price moves as a deposit-token transfer,
       so it counts there).
 
-    The thresholds default to the service's settings; the regulator (or operator) may pass others.
+    The thresholds default to the service's settings; the regulator (or operator) may pass others. To the
+    regulator and the operator only.
     """
     _require_supervisor(caller)
     if date_from is not None and date_to is not None and date_from > date_to:
@@ -209,7 +215,7 @@ def large_transactions(
         transfers = transfers.where(DepositTransferRow.block_timestamp < end)
         financings = financings.where(FinancingRequestRow.closed_at < end)
 
-    items: list[dict[str, Any]] = []
+    items: list[LargeMovement | LargeFinancing] = []
     # (participant, day) -> [sent, received, movements]
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     with service.sessions() as session:
@@ -227,29 +233,29 @@ def large_transactions(
                 entry[1] += amount
                 entry[2] += 1
         items.extend(_financing_item(row) for row in session.scalars(financings))
-    items.sort(key=lambda item: item["time"], reverse=True)
+    items.sort(key=lambda item: item.time, reverse=True)
     days = [
-        {
-            "participant": participant,
-            "date": day,
-            "sent": jsonable(sent),
-            "received": jsonable(received),
-            "total": jsonable(sent + received),
-            "movements": count,
-        }
+        DailyTotal(
+            participant=participant,
+            date=day,
+            sent=jsonable(sent),
+            received=jsonable(received),
+            total=jsonable(sent + received),
+            movements=count,
+        )
         for (participant, day), (sent, received, count) in totals.items()
         if sent + received >= daily
     ]
-    days.sort(key=lambda entry: (entry["date"], entry["participant"]), reverse=True)
-    return {
-        "currency": "CNY",
-        "date_from": date_from,
-        "date_to": date_to,
-        "single_threshold": single,
-        "daily_threshold": daily,
-        "single": items,
-        "daily": days,
-    }
+    days.sort(key=lambda entry: (entry.date, entry.participant), reverse=True)
+    return LargeTransactionReport(
+        currency="CNY",
+        date_from=date_from,
+        date_to=date_to,
+        single_threshold=single,
+        daily_threshold=daily,
+        single=items,
+        daily=days,
+    )
 
 
 # -- freezes -----------------------------------------------------------------------------------------------------
@@ -272,7 +278,7 @@ def _target(kind: str, target: str | int) -> str | int:
     if kind == "participant":
         if not isinstance(target, str):
             raise _invalid("a participant is frozen by its address")
-        return _checksummed(target, "participant")
+        return checksummed_address(target, "participant")
     if kind not in ("piece", "receipt"):
         raise _invalid(f"unknown kind {kind!r}: participant, piece or receipt")
     if isinstance(target, int):
@@ -360,15 +366,17 @@ _FREEZE_EVENTS = {"ParticipantFrozen": "participant", "PieceFrozen": "piece", "R
 _FREEZE_TARGET_ARG = {"participant": "account", "piece": "pieceId", "receipt": "receiptId"}
 
 
-@router.get("/freezes")
+@router.get("/freezes", response_model=NumberedPage[FreezeItem])
 def list_freezes(
     service: Service,
     caller: CurrentCaller,
     page: PageNumber = 1,
     size: PageSize = 50,
     kind: Annotated[FreezeKind | None, Query()] = None,
-) -> dict[str, Any]:
-    """What is frozen now (from the index), with who froze it, when, and the hash of the reason."""
+) -> NumberedPage[FreezeItem]:
+    """What is frozen now (from the index), with who froze it, when, and the hash of the reason: to the
+    regulator and the operator. Participants first (by account), then pieces and receipts (by id); paged by
+    number only."""
     _require_supervisor(caller)
     with service.sessions() as session:
         frozen: list[tuple[str, str | int]] = []
@@ -408,15 +416,15 @@ def list_freezes(
         identifier = _freeze_id(frozen_kind, target)
         last = latest.get(identifier)
         items.append(
-            {
-                "id": identifier,
-                "kind": frozen_kind,
-                "target": jsonable(target),
-                "reason_hash": None if last is None else last.args.get("reason"),
-                "frozen_by": None if last is None else last.args.get("regulator"),
-                "frozen_at": None if last is None else last.block_timestamp,
-                "block_number": None if last is None else last.block_number,
-                "tx_hash": None if last is None else last.tx_hash,
-            }
+            FreezeItem(
+                id=identifier,
+                kind=frozen_kind,
+                target=jsonable(target),
+                reason_hash=None if last is None else last.args.get("reason"),
+                frozen_by=None if last is None else last.args.get("regulator"),
+                frozen_at=None if last is None else last.block_timestamp,
+                block_number=None if last is None else last.block_number,
+                tx_hash=None if last is None else last.tx_hash,
+            )
         )
     return page_of(items, page, size, len(frozen))

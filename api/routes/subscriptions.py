@@ -15,8 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service
 from api.problems import Problem
-from api.routes.common import Address, JsonInt, PathId, QueryInt, not_found
-from api.routes.events import MAX_KINDS, parse_kinds
+from api.routes.common import MAX_KINDS, Address, JsonInt, PathId, QueryInt, not_found, parse_kinds
 from api.webhooks import (
     ACTIVE,
     DELETED,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from api.auth import Service
+from api.models import Health
 
 router = APIRouter(tags=["system"])
 
@@ -33,8 +34,14 @@ def observe(request: Request, status: int, seconds: float) -> None:
     LATENCY.labels(request.method, template).observe(seconds)
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "the chain does not answer: the report, `status` degraded"}},
+)
 def health(service: Service) -> JSONResponse:
+    """Whether the service reaches its chain, and how far the index trails it; to anyone, without a key (for
+    load balancers and monitors). 200 with `status` ok, or 503 with `status` degraded and the reason."""
     body: dict[str, Any] = {"chain_id": service.settings.chain_id, "contracts": dict(service.deployment.addresses)}
     try:
         lag = service.indexer_lag()
@@ -47,8 +54,10 @@ def health(service: Service) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 def metrics(service: Service) -> Response:
+    """The service's metrics in the Prometheus text format (requests, latency, operations in flight, the chain's
+    head and the index's last block); to anyone, without a key."""
     IN_FLIGHT.set(service.pipeline.in_flight)
     try:
         lag = service.indexer_lag()

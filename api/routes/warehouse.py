@@ -22,8 +22,10 @@ from sqlalchemy import ColumnElement, or_, select
 
 from api.actions import Action, Call, Link, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
+from api.models import MarginCallItem, Owed, Page, PledgeItem, PledgeView, ReceiptItem, ReceiptView
 from api.problems import Problem, jsonable
 from api.routes.common import (
+    ZERO_ADDRESS,
     Address,
     Amount,
     Bps,
@@ -31,12 +33,14 @@ from api.routes.common import (
     PathId,
     SortKey,
     decimal_integer,
+    due_timestamp,
     json_integer,
     not_found,
+    paged,
     paging,
     path_id,
+    sees_everything,
 )
-from api.routes.receivables import ZERO_ADDRESS, due_timestamp, paged, sees_everything
 from api.service import LedgerService
 from api.store import ParticipantRecord
 from ledger.errors import ContractRevert
@@ -88,42 +92,46 @@ def _state_filter(enum: type[ReceiptState] | type[PledgeState], state: str) -> A
 # -- views and look-ups -----------------------------------------------------------------------------------------
 
 
-def receipt_view(receipt: Receipt) -> dict[str, Any]:
-    return {
-        "id": jsonable(receipt.receipt_id),
-        "warehouse": receipt.warehouse,
-        "owner": None if receipt.owner == ZERO_ADDRESS else receipt.owner,
-        "valuation": receipt.valuation,
-        "quantity": jsonable(receipt.quantity),
-        "unit": receipt.unit,
-        "valued_at": receipt.valued_at,
-        "expiry": receipt.expiry,
-        "goods_status": receipt.goods_status.name.lower(),
-        "state": receipt.state.name.lower(),
-        "frozen": receipt.frozen,
-    }
+def receipt_view(receipt: Receipt, pledge_id: int | None, owed: Owed | None) -> ReceiptView:
+    return ReceiptView(
+        id=jsonable(receipt.receipt_id),
+        warehouse=receipt.warehouse,
+        owner=None if receipt.owner == ZERO_ADDRESS else receipt.owner,
+        valuation=receipt.valuation,
+        quantity=jsonable(receipt.quantity),
+        unit=receipt.unit,
+        valued_at=receipt.valued_at,
+        expiry=receipt.expiry,
+        goods_status=receipt.goods_status.name.lower(),
+        state=receipt.state.name.lower(),
+        frozen=receipt.frozen,
+        pledge_id=pledge_id,
+        owed=owed,
+    )
 
 
-def owed_view(service: LedgerService, pledge_id: int) -> dict[str, int]:
+def owed_view(service: LedgerService, pledge_id: int) -> Owed:
     principal, interest = service.client.amount_owed(pledge_id)
-    return {"principal": principal, "interest": interest, "total": principal + interest}
+    return Owed(principal=principal, interest=interest, total=principal + interest)
 
 
-def pledge_view(service: LedgerService, pledge: Pledge) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": pledge.pledge_id,
-        "receipt_id": jsonable(pledge.receipt_id),
-        "borrower": pledge.borrower,
-        "financier": pledge.financier,
-        "state": pledge.state.name.lower(),
-        "rate_bps": pledge.rate_bps,
-        "principal": pledge.principal,
-        "interest_due": pledge.interest_due,
-        "due_date": pledge.due_date,
-        "accrued_from": pledge.accrued_from or None,
-    }
+def pledge_view(service: LedgerService, pledge: Pledge) -> PledgeView:
+    """The pledge; with `owed` while it is active (the other fields are always there: the route answers the
+    fields set, see :mod:`api.models`)."""
+    view = PledgeView(
+        id=pledge.pledge_id,
+        receipt_id=jsonable(pledge.receipt_id),
+        borrower=pledge.borrower,
+        financier=pledge.financier,
+        state=pledge.state.name.lower(),
+        rate_bps=pledge.rate_bps,
+        principal=pledge.principal,
+        interest_due=pledge.interest_due,
+        due_date=pledge.due_date,
+        accrued_from=pledge.accrued_from or None,
+    )
     if pledge.state is PledgeState.ACTIVE:
-        view["owed"] = owed_view(service, pledge.pledge_id)
+        view.owed = owed_view(service, pledge.pledge_id)
     return view
 
 
@@ -271,14 +279,14 @@ def _issue_receipt(service: LedgerService, caller: Caller, body: ReceiptCreate) 
     return Call("receipt.issue", caller.address, args)
 
 
-@router.get("/warehouse-receipts")
+@router.get("/warehouse-receipts", response_model=Page[ReceiptItem])
 @paging
 def list_receipts(
     service: Service,
     caller: CurrentCaller,
     window: ListWindow,
     state: str | None = Query(None, description="active, pledge_requested, pledged, redemption_requested or redeemed"),
-) -> dict[str, Any]:
+) -> Page[ReceiptItem]:
     """Receipts the caller issued (a warehouse), owns, or that are pledged or offered to it (a financier),
     newest first."""
     query = select(WarehouseReceiptRow)
@@ -295,18 +303,18 @@ def list_receipts(
     if state is not None:
         query = query.where(WarehouseReceiptRow.state == _state_filter(ReceiptState, state))
     keys = (SortKey(WarehouseReceiptRow.issued_at, descending=True), SortKey(WarehouseReceiptRow.id))
-    return paged(service, query, keys, window, any_of=parties)
+    return paged(service, query, keys, window, ReceiptItem, any_of=parties)
 
 
-@router.get("/warehouse-receipts/{receipt_id}")
-def get_receipt(receipt_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
-    """A receipt as on chain now, with its open pledge and what is owed on it."""
+@router.get("/warehouse-receipts/{receipt_id}", response_model=ReceiptView)
+def get_receipt(receipt_id: PathId, service: Service, caller: CurrentCaller) -> ReceiptView:
+    """A receipt as on chain now, with its open pledge and what is owed on it: to its warehouse and owner, the
+    borrower and financier of its open pledge (of any of its pledges once redeemed), the operator and the
+    regulator (404 to anyone else)."""
     receipt = _visible_receipt(service, caller, receipt_id)
-    view = receipt_view(receipt)
     pledge = _open_pledge(service, receipt)
-    view["pledge_id"] = pledge.pledge_id if pledge is not None else None
-    view["owed"] = owed_view(service, pledge.pledge_id) if pledge and pledge.state is PledgeState.ACTIVE else None
-    return view
+    owed = owed_view(service, pledge.pledge_id) if pledge and pledge.state is PledgeState.ACTIVE else None
+    return receipt_view(receipt, pledge.pledge_id if pledge is not None else None, owed)
 
 
 class Revaluation(BaseModel):
@@ -371,14 +379,14 @@ def _request_pledge(service: LedgerService, caller: Caller, body: PledgeCreate) 
     return Call("pledge.request", caller.address, args)
 
 
-@router.get("/pledges")
+@router.get("/pledges", response_model=Page[PledgeItem])
 @paging
 def list_pledges(
     service: Service,
     caller: CurrentCaller,
     window: ListWindow,
     state: str | None = Query(None, description="requested, cancelled, declined, active, released or enforced"),
-) -> dict[str, Any]:
+) -> Page[PledgeItem]:
     """Pledges the caller asked for (a borrower) or was asked for (a financier), newest first."""
     query = select(PledgeRow)
     if state is not None:
@@ -386,14 +394,18 @@ def list_pledges(
     parties = (
         () if sees_everything(caller) else (PledgeRow.borrower == caller.address, PledgeRow.financier == caller.address)
     )
-    return paged(service, query, (SortKey(PledgeRow.id, descending=True),), window, any_of=parties)
+    return paged(service, query, (SortKey(PledgeRow.id, descending=True),), window, PledgeItem, any_of=parties)
 
 
-@router.get("/pledges/{pledge_id}")
-def get_pledge(pledge_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
-    view = pledge_view(service, _pledge(service, caller, pledge_id))
-    if view["state"] == "requested":
-        view["advance_limit"] = service.client.advance_limit(int(view["receipt_id"]), view["financier"])
+@router.get("/pledges/{pledge_id}", response_model=PledgeView, response_model_exclude_unset=True)
+def get_pledge(pledge_id: PathId, service: Service, caller: CurrentCaller) -> PledgeView:
+    """A pledge loan as on chain now: with what is `owed` while it is active, and the financier's
+    `advance_limit` on the receipt while it is requested; to its borrower and its financier, the operator and
+    the regulator (404 to anyone else)."""
+    pledge = _pledge(service, caller, pledge_id)
+    view = pledge_view(service, pledge)
+    if pledge.state is PledgeState.REQUESTED:
+        view.advance_limit = service.client.advance_limit(pledge.receipt_id, pledge.financier)
     return view
 
 
@@ -404,9 +416,9 @@ MARGIN_CALL_ORDER = (
 """Newest first, as raised on chain."""
 
 
-@router.get("/margin-calls")
+@router.get("/margin-calls", response_model=Page[MarginCallItem])
 @paging
-def list_margin_calls(service: Service, caller: CurrentCaller, window: ListWindow) -> dict[str, Any]:
+def list_margin_calls(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[MarginCallItem]:
     """Margin calls on the pledges the caller lent on (a financier) or borrowed on, newest first; every one to the
     regulator and the operator. A margin call is raised when a revaluation of the receipt puts the outstanding
     `principal` above `maintenance_ratio_bps` of its new `valuation` (principal × 10,000 > valuation × ratio); the
@@ -416,19 +428,19 @@ def list_margin_calls(service: Service, caller: CurrentCaller, window: ListWindo
         if sees_everything(caller)
         else (PledgeMarginCallRow.borrower == caller.address, PledgeMarginCallRow.financier == caller.address)
     )
-    return paged(service, select(PledgeMarginCallRow), MARGIN_CALL_ORDER, window, any_of=parties)
+    return paged(service, select(PledgeMarginCallRow), MARGIN_CALL_ORDER, window, MarginCallItem, any_of=parties)
 
 
-@router.get("/pledges/{pledge_id}/margin-calls")
+@router.get("/pledges/{pledge_id}/margin-calls", response_model=Page[MarginCallItem])
 @paging
 def list_pledge_margin_calls(
     pledge_id: PathId, service: Service, caller: CurrentCaller, window: ListWindow
-) -> dict[str, Any]:
+) -> Page[MarginCallItem]:
     """The margin calls raised on one pledge, newest first, to its financier and borrower, the regulator and the
     operator (404 to anyone else, as for a pledge that does not exist); see `GET /margin-calls`."""
     _pledge(service, caller, pledge_id)
     query = select(PledgeMarginCallRow).where(PledgeMarginCallRow.pledge_id == pledge_id)
-    return paged(service, query, MARGIN_CALL_ORDER, window)
+    return paged(service, query, MARGIN_CALL_ORDER, window, MarginCallItem)
 
 
 def _repay_pledge(service: LedgerService, caller: Caller, body: PledgeRepayment, pledge_id: int) -> Call:

@@ -31,12 +31,16 @@ contract BenchERC3525 {
     event SlotChanged(uint256 indexed tokenId, uint256 indexed oldSlot, uint256 indexed newSlot);
 
     /// @notice The token does not exist.
+    /// @custom:kind invalid
     error BenchNonexistentToken(uint256 tokenId);
     /// @notice The caller may not move the token's value.
+    /// @custom:kind forbidden
     error BenchNotAuthorized(uint256 tokenId, address operator);
     /// @notice The token holds less value than asked.
+    /// @custom:kind invalid
     error BenchInsufficientBalance(uint256 tokenId, uint256 balance, uint256 value);
     /// @notice Minting to the zero address.
+    /// @custom:kind invalid
     error BenchZeroAddress();
 
     TokenData[] private _allTokens;

@@ -19,8 +19,10 @@ interface IAuditAnchor {
     event AuditLogAnchored(uint64 indexed sequence, bytes32 indexed head, address indexed operator);
 
     /// @notice An anchor must move the log forward: `sequence` must exceed the latest anchored one.
+    /// @custom:kind invalid
     error AuditAnchorNotAdvancing(uint64 sequence, uint64 latestSequence);
     /// @notice A head must be a hash (not zero) and a sequence at least 1.
+    /// @custom:kind invalid
     error AuditAnchorInvalidHead(uint64 sequence, bytes32 head);
 
     /// @notice Anchors the audit log's head: the log holds `sequence` records and the last one hashes to

@@ -17,15 +17,20 @@ interface IDepositToken is IERC20 {
     event DepositBurned(address indexed from, uint256 amount, bytes32 indexed bankReference, address indexed agent);
 
     /// @notice Amounts must be positive.
+    /// @custom:kind invalid
     error DepositZeroAmount();
     /// @notice A bank reference must be given (the zero hash is no reference).
+    /// @custom:kind invalid
     error DepositInvalidReference();
     /// @notice A bank transfer is credited once: `bankReference` was already used by a mint.
+    /// @custom:kind conflict
     error DepositMintReferenceUsed(bytes32 bankReference);
     /// @notice A payout is debited once: `bankReference` was already used by a burn.
+    /// @custom:kind conflict
     error DepositBurnReferenceUsed(bytes32 bankReference);
     /// @notice `from` is one of the ledger's own contracts: what it holds is escrow owed to participants
     /// (repayments waiting for holders), never paid out off chain.
+    /// @custom:kind invalid
     error DepositEscrowNotBurnable(address from);
 
     /// @notice ISO 4217 code of the currency the token's minor units are in (e.g. "CNY").

@@ -41,23 +41,32 @@ interface IParticipantRegistry is IAccessControl {
     event ParticipantUnfrozen(address indexed account, address indexed regulator);
 
     /// @notice The account is already registered.
+    /// @custom:kind conflict
     error RegistryAlreadyRegistered(address account);
     /// @notice The account is not a registered participant.
+    /// @custom:kind not-found
     error RegistryNotRegistered(address account);
     /// @notice The participant is registered but not active (suspended).
+    /// @custom:kind conflict
     error RegistryParticipantNotActive(address account, ParticipantStatus status);
     /// @notice The participant is frozen by the regulator.
+    /// @custom:kind conflict
     error RegistryParticipantFrozen(address account);
     /// @notice The participant lacks a role the action needs.
+    /// @custom:kind forbidden
     error RegistryMissingRole(address account, bytes32 role);
     /// @notice An identity record hash must not be zero; an account must not be the zero address.
+    /// @custom:kind invalid
     error RegistryInvalidParticipant(address account, bytes32 identityHash);
     /// @notice A role can only be granted to a registered participant.
+    /// @custom:kind invalid
     error RegistryRoleForUnregistered(address account, bytes32 role);
     /// @notice The participant is already in the requested state (suspending twice, unfreezing a free one).
+    /// @custom:kind conflict
     error RegistryNoChange(address account);
     /// @notice `account` is one of the ledger's own contracts (it holds the system role): no asset may be sent
     /// to it, as nothing could ever move it out again.
+    /// @custom:kind invalid
     error RegistryRecipientIsLedgerContract(address account);
 
     /// @notice Onboards `account` with the hash of its identity record and the given roles.

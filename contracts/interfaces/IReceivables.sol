@@ -130,46 +130,128 @@ interface IReceivables is IERC3525 {
     event PieceRedeemed(uint256 indexed pieceId, uint256 indexed slotId, address indexed holder, uint256 payout, uint256 remaining);
     event ParametersUpdated(uint64 maxTenor, uint64 gracePeriod);
 
+    /// @notice An invoice with key hash `keyHash` was registered before (by anyone), as `invoiceId`.
+    /// @custom:kind conflict
     error ReceivablesInvoiceAlreadyRegistered(bytes32 keyHash, uint256 invoiceId);
+    /// @notice No invoice (obligation) `invoiceId` exists.
+    /// @custom:kind not-found
     error ReceivablesUnknownInvoice(uint256 invoiceId);
+    /// @notice An amount (of an invoice, a repayment, a financing request or a value transfer) must be positive.
+    /// @custom:kind invalid
     error ReceivablesZeroAmount();
+    /// @notice `amount` is more than the ledger stores (96 bits); a value allowance is below that or unlimited.
+    /// @custom:kind invalid
     error ReceivablesAmountTooLarge(uint256 amount);
+    /// @notice An invoice key hash must not be zero.
+    /// @custom:kind invalid
     error ReceivablesInvalidKey(bytes32 keyHash);
+    /// @notice The due date `dueDate` is not after now (`timestamp`).
+    /// @custom:kind invalid
     error ReceivablesDueDateNotInFuture(uint64 dueDate, uint256 timestamp);
+    /// @notice The invoice's `currency` is not the ledger's settlement currency, `settlementCurrency`.
+    /// @custom:kind invalid
     error ReceivablesCurrencyMismatch(bytes3 currency, bytes3 settlementCurrency);
+    /// @notice A seller named itself (`account`) as the buyer of its invoice.
+    /// @custom:kind invalid
     error ReceivablesSelfBilling(address account);
+    /// @notice Invoice `invoiceId` cannot go from `from` to `to` (decided twice, or repaid once paid).
+    /// @custom:kind conflict
     error ReceivablesInvalidTransition(uint256 invoiceId, InvoiceState from, InvoiceState to);
+    /// @notice `caller` is not the invoice's buyer (`buyer`), who alone confirms, rejects and repays it.
+    /// @custom:kind forbidden
     error ReceivablesNotBuyer(uint256 invoiceId, address caller, address buyer);
+    /// @notice The invoice falls due `tenor` seconds after its confirmation, more than the ledger's maximum
+    /// `maxTenor`.
+    /// @custom:kind invalid
     error ReceivablesTenorTooLong(uint256 invoiceId, uint256 tenor, uint256 maxTenor);
+    /// @notice Confirming `amount` would take the core firm's confirmed-unpaid total `used` past its credit line
+    /// `limit`.
+    /// @custom:kind conflict
     error ReceivablesCreditLineExceeded(address coreFirm, uint256 used, uint256 amount, uint256 limit);
+    /// @notice A credit line `limit` cannot be below what the core firm already uses (`used`, confirmed and
+    /// unpaid).
+    /// @custom:kind conflict
     error ReceivablesCreditLineBelowUsage(address coreFirm, uint256 limit, uint256 used);
+    /// @notice No piece `pieceId` exists, or it was burnt.
+    /// @custom:kind not-found
     error ReceivablesNonexistentPiece(uint256 pieceId);
+    /// @notice `caller` is neither the piece's holder nor approved for it, nor an operator of the holder.
+    /// @custom:kind forbidden
     error ReceivablesNotAuthorized(uint256 pieceId, address caller);
+    /// @notice `caller` (or the named sender) is not the holder of piece `pieceId` (`holder`).
+    /// @custom:kind forbidden
     error ReceivablesNotHolder(uint256 pieceId, address caller, address holder);
+    /// @notice The piece is locked by the open financing request `requestId` and cannot move or be redeemed.
+    /// @custom:kind conflict
     error ReceivablesPieceLocked(uint256 pieceId, uint256 requestId);
+    /// @notice The piece is frozen by the regulator.
+    /// @custom:kind conflict
     error ReceivablesPieceFrozen(uint256 pieceId);
+    /// @notice The piece is not frozen, so there is nothing to unfreeze.
+    /// @custom:kind conflict
     error ReceivablesPieceNotFrozen(uint256 pieceId);
+    /// @notice The piece's invoice is `state`, not `Confirmed`, so the piece cannot move.
+    /// @custom:kind conflict
     error ReceivablesNotTransferable(uint256 pieceId, InvoiceState state);
+    /// @notice The piece's invoice fell due at `maturity` (now is `timestamp`): the piece no longer moves.
+    /// @custom:kind invalid
     error ReceivablesMatured(uint256 pieceId, uint64 maturity, uint256 timestamp);
+    /// @notice The piece holds `value`, less than the `requested` amount.
+    /// @custom:kind invalid
     error ReceivablesInsufficientValue(uint256 pieceId, uint256 value, uint256 requested);
+    /// @notice `operator` may move `allowance` of the piece's value, less than the `requested` amount.
+    /// @custom:kind invalid
     error ReceivablesInsufficientAllowance(uint256 pieceId, address operator, uint256 allowance, uint256 requested);
+    /// @notice Value moves only between pieces of the same invoice (slot).
+    /// @custom:kind invalid
     error ReceivablesSlotMismatch(uint256 fromPieceId, uint256 toPieceId);
+    /// @notice Value moves only between pieces that last redeemed at the same repaid total (checkpoint).
+    /// @custom:kind invalid
     error ReceivablesCheckpointMismatch(uint256 fromPieceId, uint256 toPieceId);
+    /// @notice `receiver` cannot take part: the zero address, the caller as its own operator, a contract that
+    /// refused the piece, or a deposit-token leg that failed.
+    /// @custom:kind invalid
     error ReceivablesInvalidReceiver(address receiver);
+    /// @notice A piece cannot go from its holder to the same holder, nor value from a piece to itself.
+    /// @custom:kind invalid
     error ReceivablesSelfTransfer(uint256 pieceId);
+    /// @notice No financing request `requestId` exists.
+    /// @custom:kind not-found
     error ReceivablesUnknownRequest(uint256 requestId);
+    /// @notice Financing request `requestId` cannot go from `from` to `to`.
+    /// @custom:kind conflict
     error ReceivablesRequestInvalidTransition(uint256 requestId, RequestState from, RequestState to);
+    /// @notice `caller` is not the financier the request names (`financier`).
+    /// @custom:kind forbidden
     error ReceivablesNotFinancier(uint256 requestId, address caller, address financier);
+    /// @notice A holder cannot name itself (`holder`) as the financier of its own piece.
+    /// @custom:kind invalid
     error ReceivablesSelfFinancing(uint256 pieceId, address holder);
+    /// @notice `caller` is not the holder who made the financing request (`holder`).
+    /// @custom:kind forbidden
     error ReceivablesNotRequestHolder(uint256 requestId, address caller, address holder);
+    /// @notice A discount rate must be at most 10,000 bps and the day-count basis 360 or 365.
+    /// @custom:kind invalid
     error ReceivablesInvalidTerms(uint16 discountRateBps, uint16 dayCountBasis);
+    /// @notice The `discount` and the `fee` would take all of the financed `amount`: nothing would be paid for it.
+    /// @custom:kind invalid
     error ReceivablesPriceNotPositive(uint256 requestId, uint256 amount, uint256 discount, uint256 fee);
+    /// @notice A repayment of `amount` exceeds what is still owed on the invoice (`outstanding`).
+    /// @custom:kind invalid
     error ReceivablesOverpayment(uint256 slotId, uint256 amount, uint256 outstanding);
+    /// @notice The piece's share of the repayments since it last redeemed is zero: nothing to pay out.
+    /// @custom:kind invalid
     error ReceivablesNothingToRedeem(uint256 pieceId);
+    /// @notice The obligation can be declared in default only after `defaultableAt` (due date plus grace period);
+    /// now is `timestamp`.
+    /// @custom:kind invalid
     error ReceivablesNotOverdue(uint256 slotId, uint256 defaultableAt, uint256 timestamp);
+    /// @notice The maximum tenor must be positive and at most 3,650 days, the grace period at most 365 days.
+    /// @custom:kind invalid
     error ReceivablesInvalidParameters(uint64 maxTenor, uint64 gracePeriod);
     /// @notice `limit` operators already hold a value allowance on piece `pieceId`: approve 0 for one of them
     /// (or let it use its allowance up) before naming another.
+    /// @custom:kind conflict
     error ReceivablesTooManyValueApprovals(uint256 pieceId, uint256 limit);
 
     /// @notice Registers an invoice of the caller (the seller) under the salted hash of its canonical key.

@@ -268,69 +268,101 @@ interface IWarehouseReceipts is IERC721 {
     // -------------------------------------------------------------------------------------------------------
 
     /// @notice No receipt `receiptId` exists, or it was redeemed (burnt).
+    /// @custom:kind not-found
     error ReceiptNotFound(uint256 receiptId);
     /// @notice Lot key `lotKeyHash` was receipted before, as `existingReceiptId` (perhaps since redeemed).
+    /// @custom:kind conflict
     error ReceiptLotAlreadyReceipted(bytes32 lotKeyHash, uint256 existingReceiptId);
     /// @notice A lot key hash must not be zero.
+    /// @custom:kind invalid
     error ReceiptInvalidLotKey(bytes32 lotKeyHash);
     /// @notice The goods description hash and the document hash must not be zero.
+    /// @custom:kind invalid
     error ReceiptInvalidDocuments(bytes32 goodsHash, bytes32 documentHash);
     /// @notice The quantity must be positive and fit 64 bits; the unit must not be empty.
+    /// @custom:kind invalid
     error ReceiptInvalidQuantity(uint256 quantity, bytes8 unit);
     /// @notice The valuation must fit 96 bits, and be positive at issue.
+    /// @custom:kind invalid
     error ReceiptInvalidValuation(uint256 valuation);
     /// @notice The expiry must be after `timestamp` (now) and fit 48 bits.
+    /// @custom:kind invalid
     error ReceiptInvalidExpiry(uint256 expiry, uint256 timestamp);
     /// @notice The receipt cannot go from `from` to `to`.
+    /// @custom:kind conflict
     error ReceiptInvalidTransition(uint256 receiptId, ReceiptState from, ReceiptState to);
     /// @notice `account` is not the owner of the receipt (`owner`).
+    /// @custom:kind forbidden
     error ReceiptNotOwner(uint256 receiptId, address account, address owner);
     /// @notice `account` is not the warehouse that issued the receipt (`warehouse`).
+    /// @custom:kind forbidden
     error ReceiptNotIssuer(uint256 receiptId, address account, address warehouse);
     /// @notice `account` is neither the issuing warehouse nor an oracle it appointed for the receipt.
+    /// @custom:kind forbidden
     error ReceiptNotAttester(uint256 receiptId, address account);
     /// @notice The receipt is locked in `state` (a pledge or a redemption is open) and cannot move.
+    /// @custom:kind conflict
     error ReceiptLocked(uint256 receiptId, ReceiptState state);
     /// @notice The receipt is frozen by the regulator.
+    /// @custom:kind conflict
     error ReceiptIsFrozen(uint256 receiptId);
     /// @notice The receipt is not frozen.
+    /// @custom:kind conflict
     error ReceiptNotFrozen(uint256 receiptId);
     /// @notice The receipt expired at `expiry` (now is `timestamp`).
+    /// @custom:kind invalid
     error ReceiptExpired(uint256 receiptId, uint256 expiry, uint256 timestamp);
     /// @notice The goods are not `Sound` (`status`), so the receipt cannot be pledged or the pledge funded.
+    /// @custom:kind invalid
     error ReceiptGoodsNotSound(uint256 receiptId, GoodsStatus status);
     /// @notice The receipt already has an open pledge request or an active pledge, `pledgeId`.
+    /// @custom:kind conflict
     error ReceiptAlreadyPledged(uint256 receiptId, uint256 pledgeId);
 
     /// @notice No pledge `pledgeId` exists.
+    /// @custom:kind not-found
     error PledgeNotFound(uint256 pledgeId);
     /// @notice The pledge cannot go from `from` to `to`.
+    /// @custom:kind conflict
     error PledgeInvalidTransition(uint256 pledgeId, PledgeState from, PledgeState to);
     /// @notice The pledge is not `Active` (it is `state`), so it cannot be repaid.
+    /// @custom:kind conflict
     error PledgeNotActive(uint256 pledgeId, PledgeState state);
     /// @notice `account` is not the pledge's borrower (`borrower`).
+    /// @custom:kind forbidden
     error PledgeNotBorrower(uint256 pledgeId, address account, address borrower);
     /// @notice `account` is not the pledge's financier (`financier`).
+    /// @custom:kind forbidden
     error PledgeNotFinancier(uint256 pledgeId, address account, address financier);
     /// @notice The owner named itself as financier.
+    /// @custom:kind invalid
     error PledgeFinancierIsBorrower(address account);
     /// @notice The principal must be positive.
+    /// @custom:kind invalid
     error PledgeZeroPrincipal();
     /// @notice `principal` exceeds the advance limit `limit` = valuation × advance rate / 10,000 (rounded down).
+    /// @custom:kind invalid
     error PledgeExceedsAdvanceLimit(uint256 receiptId, uint256 principal, uint256 limit);
     /// @notice The due date must be after now (`timestamp`) and before the receipt's `expiry`.
+    /// @custom:kind invalid
     error PledgeInvalidDueDate(uint256 dueDate, uint256 timestamp, uint256 expiry);
     /// @notice The request's due date has passed (now is `timestamp`); it can no longer be funded.
+    /// @custom:kind invalid
     error PledgePastDue(uint256 pledgeId, uint256 dueDate, uint256 timestamp);
     /// @notice The loan is not yet due (now is `timestamp`); it cannot be enforced.
+    /// @custom:kind invalid
     error PledgeNotDue(uint256 pledgeId, uint256 dueDate, uint256 timestamp);
     /// @notice A repayment must be positive.
+    /// @custom:kind invalid
     error PledgeZeroRepayment(uint256 pledgeId);
     /// @notice `amount` exceeds everything owed now (`owed` = principal + interest).
+    /// @custom:kind invalid
     error PledgeRepaymentExceedsDebt(uint256 pledgeId, uint256 amount, uint256 owed);
     /// @notice An advance rate must be at most 10,000 bps (and positive for the default).
+    /// @custom:kind invalid
     error PledgeInvalidAdvanceRate(uint256 advanceRateBps);
     /// @notice A maintenance ratio must be positive and at most 10,000 bps.
+    /// @custom:kind invalid
     error PledgeInvalidMaintenanceRatio(uint256 maintenanceRatioBps);
 
     // -------------------------------------------------------------------------------------------------------

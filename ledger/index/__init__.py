@@ -4,22 +4,11 @@
 :func:`snapshot_tables` compares two indexes (a live one and one rebuilt from block 0 must be equal).
 """
 
-from ledger.index.indexer import (
-    CONTRACT_ARTIFACTS,
-    BlockHeader,
-    ChainEvent,
-    EventDecoder,
-    Indexer,
-    IndexerError,
-    IndexInconsistencyError,
-    IndexMismatchError,
-    LogSource,
-    LogSourceError,
-    RawLog,
-    SyncStats,
-    Web3LogSource,
-    snapshot_tables,
-)
+from ledger.index.decoding import ChainEvent, EventDecoder
+from ledger.index.errors import IndexerError, IndexInconsistencyError, IndexMismatchError, LogSourceError
+from ledger.index.indexer import CONTRACT_ARTIFACTS, Indexer, SyncStats
+from ledger.index.snapshot import snapshot_tables
+from ledger.index.source import BlockHeader, LogSource, RawLog, Web3LogSource
 
 __all__ = [
     "CONTRACT_ARTIFACTS",

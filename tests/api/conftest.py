@@ -24,9 +24,9 @@ from sqlalchemy import create_engine, text
 
 from api.app import create_app
 from api.service import LedgerService
-from ledger.chain import Anvil, find_anvil
 from ledger.identifiers import synthetic_credit_code
 from ledger.settings import Settings
+from ledger.tooling.chain import Anvil, find_anvil
 
 try:
     find_anvil()

@@ -19,9 +19,9 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.service import LedgerService
-from ledger.chain import Anvil
 from ledger.identifiers import synthetic_credit_code
 from ledger.settings import Settings
+from ledger.tooling.chain import Anvil
 from tests.api.conftest import free_port
 
 _codes = itertools.count(int.from_bytes(os.urandom(2), "big") * 1000 + 10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.problems import from_contract, out_of_gas
+from ledger.compiler import compile_contracts
 from ledger.errors import ErrorDecoder, OutOfGas
 
 
@@ -14,6 +15,7 @@ def test_out_of_gas_is_a_503_of_its_own_never_a_contract_problem() -> None:
 
 
 def test_a_reused_bank_reference_is_a_conflict() -> None:
+    decoder = ErrorDecoder.from_artifacts(compile_contracts())  # as the service builds it: errors with their kinds
     for name in ("DepositMintReferenceUsed", "DepositBurnReferenceUsed"):
-        problem = from_contract(ErrorDecoder.exception_class(name)({"bankReference": b"\x01" * 32}))
+        problem = from_contract(decoder.exception_class(name)({"bankReference": b"\x01" * 32}))
         assert (problem.status, problem.type) == (409, f"urn:scf:problem:contract:{name}")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ledger.bench.report import BEGIN, END
-from ledger.chain import find_anvil
-from ledger.cli import app
+from bench.report import BEGIN, END
+from ledger.tooling.chain import find_anvil
+from scf.cli import app
 
 try:
     find_anvil()

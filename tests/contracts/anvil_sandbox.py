@@ -1,7 +1,7 @@
 """The contract sandbox on a real anvil node, for the long property runs where eth-tester is too slow.
 
 :func:`anvil_sandbox` starts anvil from ``node_modules`` (``--hardfork prague``, mining each transaction as it
-arrives) on a free port, and builds the same :class:`ledger.sandbox.Sandbox` on it: the same cast, deployment
+arrives) on a free port, and builds the same :class:`ledger.tooling.sandbox.Sandbox` on it: the same cast, deployment
 and opening balances, with anvil's impersonation standing in for eth-tester's keys. What the sandbox asks of
 eth-tester directly (raw calls, snapshots, time travel) :class:`AnvilTester` answers with anvil's JSON-RPC
 methods, so the stateful machines run unchanged. The node is this fixture's own and is killed afterwards.
@@ -22,10 +22,10 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
-from ledger.chain import find_anvil
 from ledger.compiler import compile_contracts
-from ledger.sandbox import CAST, DEPLOY_GAS, Sandbox, _key_of
-from ledger.sandbox import GAS_LIMIT as SANDBOX_GAS
+from ledger.tooling.chain import find_anvil
+from ledger.tooling.sandbox import CAST, DEPLOY_GAS, Sandbox, _key_of
+from ledger.tooling.sandbox import GAS_LIMIT as SANDBOX_GAS
 
 GAS_LIMIT = 60_000_000
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger.sandbox import Sandbox
+from ledger.tooling.sandbox import Sandbox
 from tests.contracts.anvil_sandbox import anvil_sandbox  # noqa: F401 (the soak runs' sandbox on anvil)
 
 

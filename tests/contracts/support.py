@@ -9,7 +9,7 @@ from web3.contract.contract import ContractFunction
 
 from ledger.errors import ContractRevert
 from ledger.identifiers import canonical_invoice_key, salted_key_hash
-from ledger.sandbox import Sandbox
+from ledger.tooling.sandbox import Sandbox
 
 DAY = 86_400
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from eth_utils import keccak
 
-from ledger.sandbox import Sandbox
+from ledger.tooling.sandbox import Sandbox
 from tests.contracts.support import assert_reverts
 
 ANCHOR_GAS_TARGET = 80_000

@@ -27,7 +27,7 @@ from eth_utils import keccak
 from web3.contract.contract import ContractFunction
 
 from ledger.errors import ContractRevert
-from ledger.sandbox import CAST, GAS_LIMIT, Sandbox, role_id
+from ledger.tooling.sandbox import CAST, GAS_LIMIT, Sandbox, role_id
 from tests.contracts.support import DAY, assert_reverts, confirmed_piece, register_invoice, split
 from tests.contracts.warehouse_fixtures import (
     MAX_UINT256,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.sandbox import Sandbox
+from ledger.tooling.sandbox import Sandbox
 from tests.contracts.support import assert_reverts, confirmed_piece
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from ledger.sandbox import Sandbox, identity_hash, role_id
+from ledger.tooling.sandbox import Sandbox, identity_hash, role_id
 from tests.contracts.support import assert_reverts
 
 ACTIVE, SUSPENDED = 1, 2

@@ -40,7 +40,7 @@ from hypothesis.stateful import (
 )
 from web3.types import TxReceipt
 
-from ledger.sandbox import CAST, Sandbox
+from ledger.tooling.sandbox import CAST, Sandbox
 from tests.contracts.support import DAY, invoice_key
 
 SOAK = os.environ.get("SCF_SOAK") == "1"

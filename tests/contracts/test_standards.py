@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from eth_utils import keccak, to_checksum_address
 
-from ledger.sandbox import Sandbox
+from ledger.tooling.sandbox import Sandbox
 from tests.contracts.support import DAY, assert_reverts, confirmed_piece, split
 from tests.contracts.warehouse_fixtures import (
     R_EXPIRY,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ledger.sandbox import Sandbox
+from ledger.tooling.sandbox import Sandbox
 from tests.contracts.warehouse_fixtures import measure_warehouse_gas
 
 OUTPUT = Path(__file__).resolve().parents[2] / "build" / "gas" / "warehouse.json"

@@ -47,7 +47,7 @@ from hypothesis.stateful import (
 )
 from web3.types import TxReceipt
 
-from ledger.sandbox import CAST, Sandbox
+from ledger.tooling.sandbox import CAST, Sandbox
 from tests.contracts.warehouse_fixtures import (
     DAY,
     GOODS,

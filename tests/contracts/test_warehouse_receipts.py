@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from eth_utils import function_signature_to_4byte_selector, keccak
 
-from ledger.sandbox import Sandbox
+from ledger.tooling.sandbox import Sandbox
 from tests.contracts.support import assert_reverts
 from tests.contracts.warehouse_fixtures import (
     DAY,

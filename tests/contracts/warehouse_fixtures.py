@@ -1,6 +1,6 @@
 """Helpers and fixtures shared by the warehouse-receipt tests (examples, properties, gas).
 
-They build on the lead's :class:`ledger.sandbox.Sandbox` (``WarehouseReceipts`` deployed as ``receipts``,
+They build on the lead's :class:`ledger.tooling.sandbox.Sandbox` (``WarehouseReceipts`` deployed as ``receipts``,
 every opening-balance holder having approved it for deposit tokens) and add what only these tests need:
 mirrors of the contract's enums, salted lot keys, issue/pledge/fund shortcuts, a ``sensor`` participant
 (an oracle with no role) registered for one test, and :func:`measure_warehouse_gas`, which the gas test and
@@ -12,14 +12,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import IntEnum
 from typing import Any
 
 from eth_utils import keccak
 from web3.types import TxReceipt
 
 from ledger.identifiers import canonical_lot_key, salted_key_hash, synthetic_credit_code
-from ledger.sandbox import Sandbox
+from ledger.models import GoodsStatus as GoodsStatus
+from ledger.models import PledgeState as PledgeState
+from ledger.models import ReceiptState as ReceiptState
+from ledger.tooling.sandbox import Sandbox
 
 DAY = 86_400
 YEAR = 365 * DAY
@@ -43,32 +45,6 @@ PRINCIPAL = VALUATION * 7_000 // BPS
 RATE_BPS = 600
 
 _lot_numbers = itertools.count(1)
-
-
-class ReceiptState(IntEnum):
-    NONE = 0
-    ACTIVE = 1
-    PLEDGE_REQUESTED = 2
-    PLEDGED = 3
-    REDEMPTION_REQUESTED = 4
-    REDEEMED = 5
-
-
-class GoodsStatus(IntEnum):
-    SOUND = 0
-    DAMAGED = 1
-    DISPUTED = 2
-    MISSING = 3
-
-
-class PledgeState(IntEnum):
-    NONE = 0
-    REQUESTED = 1
-    CANCELLED = 2
-    DECLINED = 3
-    ACTIVE = 4
-    RELEASED = 5
-    ENFORCED = 6
 
 
 # Field positions of the `receipt(id)` and `pledge(id)` tuples.

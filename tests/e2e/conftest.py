@@ -18,14 +18,15 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
-from ledger import chain
-from ledger.chain import Anvil, connect, dev_key
 from ledger.compiler import Artifact, compile_contracts
+from ledger.models import Role
+from ledger.node import connect, dev_key
+from ledger.tooling import chain
+from ledger.tooling.chain import Anvil
 
 BLOCK_TIME = 0.2
 """Seconds per block in these tests: fast, yet interval mining as in production."""
@@ -45,8 +46,8 @@ def free_port() -> int:
 
 
 def role(name: str) -> bytes:
-    """``keccak256("scf.role.<name>")``, as in ``contracts/Roles.sol``."""
-    return keccak(text=f"scf.role.{name}")
+    """The AccessControl id of the role called ``name`` (:attr:`ledger.models.Role.role_id`)."""
+    return Role.named(name).role_id
 
 
 def dev_account(index: int) -> LocalAccount:

@@ -28,18 +28,6 @@ from web3 import HTTPProvider, Web3
 from web3.exceptions import ExtraDataLengthError
 from web3.middleware import ExtraDataToPOAMiddleware
 
-from ledger.chain import (
-    DEV_MNEMONIC,
-    LOCAL_CHAIN_ID,
-    Anvil,
-    AnvilError,
-    ChainIdMismatch,
-    ChainUnreachable,
-    _rpc,
-    connect,
-    dev_key,
-)
-from ledger.cli import app
 from ledger.compiler import Artifact
 from ledger.deployment import (
     MODULE,
@@ -55,7 +43,10 @@ from ledger.deployment import (
     load_deployment,
     operator_account,
 )
-from ledger.state_keeper import KEEP_DEFAULT, inspect_state, kept_dumps
+from ledger.node import DEV_MNEMONIC, LOCAL_CHAIN_ID, ChainIdMismatch, ChainUnreachable, connect, dev_key
+from ledger.tooling.chain import Anvil, AnvilError, _rpc
+from ledger.tooling.state_keeper import KEEP_DEFAULT, inspect_state, kept_dumps
+from scf.cli import app
 from tests.e2e.conftest import dev_account, free_port, role, transact
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -696,9 +687,10 @@ def test_a_restart_after_sigkill_under_load_never_holds_effects_without_their_bl
         assert _nonces_without_a_block(anvil.rpc_url, senders) == {}, f"after {restored} restores from kept dumps"
 
 
-def test_python_dash_m_ledger_cli_reaches_every_command() -> None:
+@pytest.mark.parametrize("module", ["scf", "scf.cli"])
+def test_python_dash_m_scf_reaches_every_command(module: str) -> None:
     shown = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "--help"], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout
     for command in ("chain", "deploy", "serve", "demo", "bench"):
         assert f" {command} " in shown, shown

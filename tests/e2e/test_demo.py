@@ -19,8 +19,8 @@ import httpx
 import pytest
 from eth_account import Account
 
-from ledger.chain import find_anvil
 from ledger.settings import PROJECT_ROOT
+from ledger.tooling.chain import find_anvil
 from tests.e2e.conftest import free_port
 
 try:

@@ -37,13 +37,14 @@ import httpx
 import pytest
 from web3 import Web3
 
-from ledger.chain import Anvil, connect, find_anvil
 from ledger.compiler import compile_contracts
 from ledger.db import make_engine, make_sessionmaker
 from ledger.deployment import bind_contracts, load_deployment
 from ledger.index import Indexer, snapshot_tables
 from ledger.migrations import upgrade
+from ledger.node import connect
 from ledger.settings import PROJECT_ROOT
+from ledger.tooling.chain import Anvil, find_anvil
 from tests.e2e.conftest import free_port
 
 try:

@@ -15,7 +15,6 @@ from eth_account import Account
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
-from ledger.chain import Anvil, connect, dev_key, find_anvil
 from ledger.client import LedgerClient
 from ledger.compiler import Artifact
 from ledger.db import make_engine, make_sessionmaker
@@ -25,7 +24,9 @@ from ledger.index import Indexer, snapshot_tables
 from ledger.journal import IN_FLIGHT_STATUSES, JournalTransaction
 from ledger.migrations import upgrade
 from ledger.models import InvoiceState, PledgeState, ReceiptState
+from ledger.node import connect, dev_key
 from ledger.pipeline import Pipeline
+from ledger.tooling.chain import Anvil, find_anvil
 from tests.stories import Chain, Signers, onboard, receivable_story, warehouse_story
 
 try:

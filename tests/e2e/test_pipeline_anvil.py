@@ -25,16 +25,18 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy import Engine, select
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 
-from ledger.bench.load import Call, naive_rate, node_ceiling
-from ledger.chain import Anvil, connect, dev_key, find_anvil
+from bench.load import Call, naive_rate, node_ceiling
+from ledger.client import LedgerClient, Outcome
 from ledger.compiler import Artifact, compile_contracts
 from ledger.db import make_engine, make_sessionmaker
 from ledger.errors import ErrorDecoder
 from ledger.journal import JournalTransaction, TransactionStatus
-from ledger.pipeline import Operation, Pipeline
-from ledger.sandbox import identity_hash, role_id
+from ledger.node import connect, dev_key
+from ledger.pipeline import JsonRpcClient, Operation, Pipeline
+from ledger.tooling.chain import Anvil, find_anvil
+from ledger.tooling.sandbox import identity_hash, role_id
 
 try:
     find_anvil()
@@ -450,6 +452,65 @@ def test_submitting_an_operation_id_again_sends_nothing_new(
     assert Counter(amount for amount, _ in ledger.minted())[987_654_321] == 0
 
 
+class CountingProvider(HTTPProvider):
+    """A web3 provider that counts the JSON-RPC methods it is asked."""
+
+    def __init__(self, url: str, asked: Counter[str]) -> None:
+        super().__init__(url)
+        self.asked = asked
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        self.asked[str(method)] += 1
+        return super().make_request(method, params)
+
+
+def test_an_outcome_decodes_the_logs_the_pipeline_read_and_fetches_no_receipt_again(
+    node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The block follower confirms a mint from its block's logs; ``LedgerClient.outcome`` decodes those: neither
+    the pipeline nor the client's web3 asks the node for the receipt. A pipeline started again over the journal
+    has not read that block: it fetches the receipt once."""
+    engine = journal_engine(tmp_path / "journal.sqlite3")
+    asked: Counter[str] = Counter()  # JSON-RPC methods asked by the pipelines and by the client's web3
+    post = JsonRpcClient._post
+
+    async def counting_post(self: JsonRpcClient, payload: Any) -> Any:
+        for message in payload if isinstance(payload, list) else [payload]:
+            asked[message["method"]] += 1
+        return await post(self, payload)
+
+    monkeypatch.setattr(JsonRpcClient, "_post", counting_post)
+    w3 = Web3(CountingProvider(node.rpc_url, asked))
+    contracts = {"token": w3.eth.contract(address=to_checksum_address(ledger.token), abi=ledger.token_abi)}
+    data = ledger.mint_data(31, reference("outcome", 0))
+    # No reconciliation round meanwhile: it would fill in the gas used from the receipt, while idle.
+    options = {"reconcile_interval": 600.0}
+
+    async def scenario() -> tuple[Outcome, int, Outcome, int]:
+        async with make_pipeline(node.rpc_url, engine, decoder, **options) as pipeline:
+            client = LedgerClient(w3, contracts, decoder, pipeline)
+            operation = await pipeline.submit(ledger.agents[2], ledger.token, data, MINT_GAS, "outcome-0")
+            first = await client.outcome(operation, timeout=30)
+            receipts_first = asked["eth_getTransactionReceipt"]
+        async with make_pipeline(node.rpc_url, engine, decoder, **options) as restarted:
+            before = asked["eth_getTransactionReceipt"]
+            client = LedgerClient(w3, contracts, decoder, restarted)
+            again = await client.outcome(restarted.status("outcome-0"), timeout=30)
+            receipts_again = asked["eth_getTransactionReceipt"] - before
+        return first, receipts_first, again, receipts_again
+
+    first, receipts_first, again, receipts_again = asyncio.run(scenario())
+    assert first.operation.confirmed and first.operation.gas_used is None  # confirmed from the block's logs
+    assert receipts_first == 0
+    assert receipts_again == 1
+    minted = first.event("DepositMinted")
+    assert (minted["amount"], minted["bankReference"]) == (31, reference("outcome", 0))
+    assert minted["agent"] == ledger.agents[2].address
+    # the same events as decoded from web3's receipt, and the same again after the restart
+    from_receipt = asyncio.run(LedgerClient(w3, contracts, decoder).outcome(first.operation))
+    assert first.events == again.events == from_receipt.events
+
+
 def test_operations_survive_anvil_being_killed_and_restarted_behind(
     artifacts: dict[str, Artifact], decoder: ErrorDecoder, tmp_path: Path
 ) -> None:
@@ -503,7 +564,7 @@ def test_operations_survive_anvil_being_killed_and_restarted_behind(
             for i in range(count):
                 expected = 1 if f"{tag}-{i}" in confirmed else 0
                 assert minted[(first + i, reference(tag, i))] == expected, f"{tag}-{i}"
-        # None ran without a block on record: anvil restarts from a consistent dump (ledger.state_keeper).
+        # None ran without a block on record: anvil restarts from a consistent dump (ledger.tooling.state_keeper).
         assert all(o.confirmed for o in everything), Counter((o.status, o.error_name) for o in everything)
     finally:
         anvil.stop()

@@ -21,8 +21,9 @@ import httpx
 import pytest
 from eth_account import Account
 
-from ledger.chain import Anvil, dev_key, find_anvil
+from ledger.node import dev_key
 from ledger.settings import DEV_MASTER_SECRET
+from ledger.tooling.chain import Anvil, find_anvil
 from tests.e2e.conftest import free_port
 from tests.e2e.processes import base_environment, one_error_line, run_scf, serving, strong, token
 

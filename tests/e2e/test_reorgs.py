@@ -21,7 +21,6 @@ from eth_utils import keccak
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.chain import Anvil, connect, find_anvil
 from ledger.client import role_id
 from ledger.compiler import Artifact
 from ledger.db import make_engine, make_sessionmaker
@@ -30,6 +29,8 @@ from ledger.index import Indexer, snapshot_tables
 from ledger.index.feed import FeedRow
 from ledger.migrations import upgrade
 from ledger.models import Role
+from ledger.node import connect
+from ledger.tooling.chain import Anvil, find_anvil
 from tests.e2e.conftest import dev_account, transact
 
 try:

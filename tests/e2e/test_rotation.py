@@ -21,11 +21,11 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from ledger.chain import Anvil
 from ledger.documents import DocumentIntegrityError, DocumentRecord, decrypt
 from ledger.identifiers import synthetic_credit_code
 from ledger.keystore import SECRET_ID_FIELD
 from ledger.secrets import MasterSecret
+from ledger.tooling.chain import Anvil
 from tests.e2e.processes import Served, base_environment, run_scf, serving, strong, token
 
 TOKEN_TTL = 25

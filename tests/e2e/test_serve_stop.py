@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.chain import Anvil
 from ledger.settings import PROJECT_ROOT, Settings
+from ledger.tooling.chain import Anvil
 from tests.e2e.conftest import free_port
 from tests.e2e.test_demo import SCF, environment
 

@@ -16,7 +16,7 @@ from web3 import Web3
 
 from ledger.abi import Codec, EventSpec, UnknownFunction, abi_type, to_json
 from ledger.compiler import compile_contracts
-from ledger.sandbox import Sandbox
+from ledger.tooling.sandbox import Sandbox
 
 _ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 

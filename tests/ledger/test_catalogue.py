@@ -18,6 +18,12 @@ CONTRACTS = {
 }
 
 NOT_OPERATIONS = {
+    ("registry", "revokeRole(bytes32,address)"): "operator administration: no route or client test yet",
+    ("registry", "updateIdentity(address,bytes32)"): "operator administration: no route or client test yet",
+    ("receivables", "setParameters(uint64,uint64)"): "the market's rule parameters: set at deployment for now",
+    ("receipts", "appointReceiptOracle(uint256,address)"): "per-receipt oracles: no route or client test yet",
+    ("receipts", "setDefaultAdvanceRate(uint16)"): "the market's rule parameters: set at deployment for now",
+    ("receipts", "setMaintenanceRatio(uint16)"): "the market's rule parameters: set at deployment for now",
     ("registry", "renounceRole(bytes32,address)"): "a participant gives up a role itself; the operator revokes",
     ("token", "transfer(address,uint256)"): "cash moves only as the leg of a financing, repayment or pledge",
     ("token", "transferFrom(address,address,uint256)"): "drawn by the ledger's contracts for settlement legs",

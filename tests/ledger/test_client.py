@@ -20,7 +20,7 @@ from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas
 from ledger.journal import TransactionStatus
 from ledger.models import InvoiceState, Participant, ParticipantStatus, Role
 from ledger.pipeline import OUT_OF_GAS, Operation
-from ledger.sandbox import Sandbox, identity_hash
+from ledger.tooling.sandbox import Sandbox, identity_hash
 from tests.stories import Chain, Signers, done, every_domain_method, onboard, receivable_story, warehouse_story
 
 DOMAIN_METHODS = every_domain_method()

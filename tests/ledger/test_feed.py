@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledger.index.feed import ADDED, RETRACTED, FeedPartyRow, FeedRow, kind_of, snake_case
 from ledger.index.models import EventRow
 from ledger.migrations import downgrade, upgrade
-from ledger.sandbox import Sandbox
+from ledger.tooling.sandbox import Sandbox
 from tests.contracts.support import YUAN, split
 from tests.ledger import test_indexer
 from tests.ledger.test_indexer import Database, Scenario, make_indexer

@@ -24,13 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledger.db import make_engine, make_sessionmaker
 from ledger.errors import ContractRevert, abi_type
 from ledger.index import Indexer, IndexMismatchError, RawLog, snapshot_tables
-from ledger.index.indexer import (
-    RAW_ONLY_EVENTS,
-    BlockHeader,
-    LogSourceError,
-    Web3LogSource,
-    projected_events,
-)
+from ledger.index.errors import LogSourceError
 from ledger.index.models import (
     INDEX_TABLES,
     CreditLineRow,
@@ -47,9 +41,11 @@ from ledger.index.models import (
     PledgeRow,
     WarehouseReceiptRow,
 )
+from ledger.index.projections import RAW_ONLY_EVENTS, projected_events
+from ledger.index.source import BlockHeader, Web3LogSource
 from ledger.migrations import downgrade, upgrade
 from ledger.models import InvoiceState, PledgeState, RequestState
-from ledger.sandbox import Sandbox, role_id
+from ledger.tooling.sandbox import Sandbox, role_id
 from tests.contracts.support import DAY, YUAN, confirmed_piece, grant_credit, register_invoice, split
 
 ZERO = "0x" + "00" * 20

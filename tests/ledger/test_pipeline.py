@@ -305,7 +305,7 @@ def _lost(sender: str, nonce: int, lost_block: int | None) -> _Tracked:
 def _waves_of(pipeline: Pipeline, resend: list[_Tracked]) -> list[list[tuple[str, int]]]:
     """The waves in which the pipeline sends ``resend`` again, each mined before the next is chosen."""
     for tracked in resend:
-        pipeline._inflight[tracked.operation_id] = tracked
+        pipeline._registry.inflight[tracked.operation_id] = tracked
     waves = []
     while resend:
         wave = pipeline._next_wave(resend)
@@ -313,7 +313,7 @@ def _waves_of(pipeline: Pipeline, resend: list[_Tracked]) -> list[list[tuple[str
         waves.append([(t.sender, t.nonce) for t in wave])
         for tracked in wave:  # mined and confirmed
             tracked.status = TransactionStatus.CONFIRMED
-            del pipeline._inflight[tracked.operation_id]
+            del pipeline._registry.inflight[tracked.operation_id]
         resend = [t for t in resend if t not in wave]
     return waves
 

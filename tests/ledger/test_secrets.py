@@ -16,7 +16,7 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from pydantic import SecretStr, ValidationError
 
-from ledger.chain import DEV_ACCOUNTS, LOCAL_CHAIN_ID, dev_key
+from ledger.node import DEV_ACCOUNTS, LOCAL_CHAIN_ID, dev_key
 from ledger.secrets import (
     MasterSecret,
     MasterSecrets,
@@ -225,6 +225,18 @@ def test_derived_keys_are_those_earlier_versions_derived_so_stored_data_stays_re
     assert len(keys) == 3  # one key per use
 
 
+def test_derived_bytes_are_pinned_so_data_encrypted_today_decrypts_tomorrow() -> None:
+    """Every key the ledger derives from a master secret is derived in :mod:`ledger.secrets` only; these values
+    were derived by the code that encrypted existing key files, documents and tokens, so a change that would
+    leave them unreadable fails here."""
+    secret = MasterSecret.of("pinned-master-secret-of-the-layout-test-0123456789")
+    assert secret.id == "67f0dce3583bb3e6"
+    assert secret.token_key.hex() == "e515ffc554b7afdc44ce42227556c3c82723103b7ce8c78d61b1b897256a77b0"
+    assert secret.document_key(1).hex() == "1ecf16337050c404a197c26a4681c10039d1ca662f3a5b5b5b659715f4f4bf79"
+    password = secret.keystore_password("0x" + "ab" * 20)
+    assert password == "9cdf4e81721b6731c4ddce7389769e301e4d610be511943117180b000a4f498d"
+
+
 def test_a_master_secret_shows_its_id_never_its_value() -> None:
     value = strong()
     ring = MasterSecrets.of(value, [strong(), value])  # the current one repeated as previous is dropped
@@ -239,7 +251,7 @@ def test_a_master_secret_shows_its_id_never_its_value() -> None:
 def test_scf_secrets_new_prints_values_that_scf_secrets_check_accepts_on_a_production_chain(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli import app
+    from scf.cli import app
 
     runner = CliRunner()
     printed = runner.invoke(app, ["secrets", "new"])

@@ -1,5 +1,5 @@
-"""One benchmark run, start to finish: see :mod:`ledger.bench`. :func:`run_benchmarks` returns the results
-(a JSON-able dict) and :func:`ledger.bench.report.write_results` writes them out."""
+"""One benchmark run, start to finish: see :mod:`bench`. :func:`run_benchmarks` returns the results
+(a JSON-able dict) and :func:`bench.report.write_results` writes them out."""
 
 from __future__ import annotations
 
@@ -21,11 +21,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ledger.bench.cast import BenchCast, onboard_cast, split_calls
-from ledger.bench.gas import measure_gas
-from ledger.bench.load import BenchmarkFailed, Call, gas_used, naive_rate, node_ceiling, pipeline_rate
-from ledger.bench.rest import STORY_STEPS, Member, RestLoad, ServiceProcess, percentile
-from ledger.chain import Anvil, connect
+from bench.cast import BenchCast, onboard_cast, split_calls
+from bench.gas import measure_gas
+from bench.load import BenchmarkFailed, Call, gas_used, naive_rate, node_ceiling, pipeline_rate
+from bench.rest import STORY_STEPS, Member, RestLoad, ServiceProcess, percentile
 from ledger.client import LedgerClient
 from ledger.compiler import compile_contracts
 from ledger.db import make_engine, make_sessionmaker
@@ -34,7 +33,9 @@ from ledger.errors import ErrorDecoder
 from ledger.index import Indexer
 from ledger.index.models import PieceRow
 from ledger.migrations import upgrade
+from ledger.node import connect
 from ledger.pipeline import Pipeline
+from ledger.tooling.chain import Anvil
 
 Say = Callable[[str], None]
 
@@ -200,7 +201,7 @@ def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
                 w3, deployments_dir=deployments, artifacts=artifacts, deployer=operator, fresh=True
             ).deployment
             contracts = bind_contracts(w3, deployment, artifacts)
-            decoder = ErrorDecoder(a.abi for a in artifacts.values())
+            decoder = ErrorDecoder.from_artifacts(artifacts)
             journal_url = f"sqlite:///{root / 'bench-journal.sqlite3'}"
             upgrade(journal_url)
             sessions = make_sessionmaker(make_engine(journal_url))

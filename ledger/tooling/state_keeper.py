@@ -12,9 +12,9 @@ Two parts, both without third-party imports (the keeper runs as its own small pr
 - :func:`inspect_state` reads a dump and checks it: every transaction in a block at or below the best block,
   and every externally owned account's nonce equal to the number of transactions it sent. The check is exact:
   every change to the state comes from a transaction, and every transaction moves its sender's nonce.
-- :func:`keep` (``python -m ledger.state_keeper``) runs beside anvil: each time the state file has been
+- :func:`keep` (``python -m ledger.tooling.state_keeper``) runs beside anvil: each time the state file has been
   rewritten and stays unchanged for a moment, it copies it into the keep folder, keeping the newest few, and it
-  exits when anvil does. :meth:`ledger.chain.Anvil.start` starts it and, at the next start, chooses.
+  exits when anvil does. :meth:`ledger.tooling.chain.Anvil.start` starts it and, at the next start, chooses.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ measure the same operation and their ratios mean something:
   ours is on the path: this is what the node itself can mine.
 - :func:`pipeline_rate`: the calls submitted to :class:`ledger.pipeline.Pipeline` all at once (signed,
   journaled, batched, followed block by block), timed from the first submission until the last is confirmed.
-- :func:`naive_rate`: one thread per sender doing :func:`ledger.pipeline.naive_send` (estimate, sign, send,
+- :func:`naive_rate`: one thread per sender doing :func:`bench.naive.naive_send` (estimate, sign, send,
   wait for the receipt) in a loop for a fixed time.
 """
 
@@ -25,9 +25,10 @@ import httpx
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.chain import connect
+from bench.naive import naive_send
 from ledger.errors import ErrorDecoder
-from ledger.pipeline import Operation, Pipeline, naive_send, sign_dynamic_fee_transaction
+from ledger.node import connect
+from ledger.pipeline import Operation, Pipeline, sign_dynamic_fee_transaction
 
 SEND_BATCH = 250
 """Transactions per JSON-RPC batch when measuring the node's ceiling (the pipeline's default batch too)."""

@@ -16,7 +16,7 @@
 Settings come from ``SCF_*`` environment variables and ``.env`` (see ``.env.example``). Expected failures (no
 node, wrong chain id, a refused secret, an unreachable database, a port taken, a contract that reverts) end
 with a one-line ``error:`` message naming the setting to change, and exit code 1; ``scf --debug <command>``
-adds the traceback. ``python -m ledger.cli`` runs the same commands.
+adds the traceback. ``python -m scf.cli`` runs the same commands.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ledger.chain import Anvil, AnvilStatus, ChainError, ChainUnreachable, connect, redact_url
 from ledger.compiler import CompilationError, compile_contracts
 from ledger.deployment import DeploymentError, DeploymentProgress, ensure_deployment, operator_account
+from ledger.node import ChainError, ChainUnreachable, connect, redact_url
 from ledger.settings import PROJECT_ROOT, Settings
+from ledger.tooling.chain import Anvil, AnvilError, AnvilStatus
 
 app = typer.Typer(
     name="scf",
@@ -301,7 +302,7 @@ def serve_command(
 
     Ctrl-C (SIGINT) or SIGTERM stops the service, then the local chain if this command started it; a chain that
     was already running (`scf chain start`) keeps running."""
-    from api.server import failure_message, listening_socket, run
+    from api.server import failure_message, first_line, listening_socket, run
     from ledger.secrets import check_secrets
 
     global _debug
@@ -326,6 +327,8 @@ def serve_command(
         run(settings, sock)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except AnvilError as exc:  # the local chain, which only this command starts
+        _fail(f"{first_line(str(exc))} (the local chain: SCF_ANVIL_PORT, SCF_DATA_DIR)")
     except Exception as exc:
         message = failure_message(exc, settings)
         shown = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -354,7 +357,7 @@ def demo_command(
     url: Annotated[str | None, typer.Option(help="base URL of the service")] = None,
 ) -> None:
     """Walk through the whole story against the running service and print a timeline."""
-    from api.demo import Demo, DemoError
+    from scf.demo import Demo, DemoError
 
     settings = _settings()
     base = url or f"http://{settings.api_host}:{settings.api_port}"
@@ -381,9 +384,9 @@ def bench_command(
     ] = None,
 ) -> None:
     """Run the benchmarks on a fresh anvil of their own; write the results JSON, the table and the chart."""
-    from ledger.bench.load import BenchmarkFailed
-    from ledger.bench.report import write_results
-    from ledger.bench.runner import FULL, QUICK, run_benchmarks
+    from bench.load import BenchmarkFailed
+    from bench.report import write_results
+    from bench.runner import FULL, QUICK, run_benchmarks
 
     config = QUICK if quick else FULL
     if sizes:
@@ -545,5 +548,5 @@ def api_key_reissue() -> None:
     console.print(f"  {reissued.api_key}")
 
 
-if __name__ == "__main__":  # after every command: `python -m ledger.cli serve` reaches them all
+if __name__ == "__main__":  # after every command: `python -m scf.cli serve` reaches them all
     app()

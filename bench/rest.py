@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from ledger.bench.load import BenchmarkFailed
+from bench.load import BenchmarkFailed
 from ledger.identifiers import synthetic_credit_code
 from ledger.settings import PROJECT_ROOT
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 
-from ledger.sandbox import Sandbox
 from ledger.settings import PROJECT_ROOT
+from ledger.tooling.sandbox import Sandbox
 
 GAS_REPORT = PROJECT_ROOT / "scripts" / "gas_report.py"
 

@@ -22,7 +22,7 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
 
-from ledger.bench.load import BenchmarkFailed, Call
+from bench.load import BenchmarkFailed, Call
 from ledger.client import LedgerClient
 from ledger.errors import ErrorDecoder
 from ledger.models import Role

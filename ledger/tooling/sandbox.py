@@ -30,19 +30,18 @@ from web3.types import TxParams, TxReceipt, Wei
 from ledger.abi import Codec
 from ledger.compiler import Artifact, compile_contracts
 from ledger.errors import ContractRevert, ErrorDecoder, UnknownRevert
+from ledger.models import Role
 
 GAS_LIMIT = 5_000_000
 DEPLOY_GAS = 10_000_000
 CURRENCY = b"CNY"
 
-ROLE_NAMES = ("operator", "core-firm", "supplier", "financier", "warehouse", "regulator", "settlement-agent", "system")
+ROLE_NAMES = tuple(role.role_name for role in Role)
 
 
 def role_id(role: str) -> bytes:
-    """The AccessControl id of a role of ``contracts/Roles.sol`` (``keccak256("scf.role.<role>")``)."""
-    if role not in ROLE_NAMES:
-        raise ValueError(f"unknown role {role!r}")
-    return keccak(text=f"scf.role.{role}")
+    """The AccessControl id of a role of ``contracts/Roles.sol``, by its name (:attr:`ledger.models.Role.role_id`)."""
+    return Role.named(role).role_id
 
 
 #: name → roles held. ``outsider`` is never registered.
@@ -99,7 +98,7 @@ class Sandbox:
     _codec: Codec | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.decoder = ErrorDecoder(a.abi for a in self.artifacts.values())
+        self.decoder = ErrorDecoder.from_artifacts(self.artifacts)
 
     @property
     def codec(self) -> Codec:

@@ -1,0 +1,491 @@
+"""The answers of the read routes, as pydantic models: what ``GET`` returns, field by field, in the OpenAPI document.
+
+Each model is the JSON a route has always answered, written down: the same field names, nesting and value types.
+Two kinds of integer appear:
+
+- an object read from the chain (``GET /invoices/{id}``, ``GET /pledges/{id}``, …) carries its integers as
+  JSON integers, however large (:class:`int`);
+- a list read from the index (``GET /invoices``, ``GET /audit/events``, …) carries the index row as stored, with
+  every integer beyond 2^53 as a decimal string, since JavaScript's numbers cannot hold it
+  (:data:`WideInt`, :func:`api.problems.jsonable`). Timestamps, block numbers and small counts are
+  always integers there.
+
+Some answers add a field only in some states (a financing request's ``quote`` while it is approved, a pledge's
+``owed`` while it is active): those fields default to None and their routes answer with
+``response_model_exclude_unset=True``, so that the field is absent, not null, where it always was absent.
+
+The models of list items (``*Item``) mirror the index tables column for column
+(``tests/api/test_read_answers.py`` checks that they stay in step).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+WideInt = Annotated[
+    int | str,
+    Field(description="an integer: a JSON integer below 2^53, a string of its decimal digits from 2^53 on"),
+]
+"""An integer of an index row as a list answers it (see the module's docstring)."""
+
+
+# -- lists -------------------------------------------------------------------------------------------------------
+
+
+class NumberedPage(BaseModel, Generic[T]):
+    """A page of a list paged by page number only."""
+
+    items: list[T]
+    page: int | None = Field(description="the page's number; null when paging by cursor")
+    size: int = Field(description="items per page asked for")
+    total: int | None = Field(description="how many items match; null when not counted")
+
+
+class Page(NumberedPage[T], Generic[T]):
+    """A page of a list paged by cursor or page number (see each list's description, "Paging")."""
+
+    next: str | None = Field(description="the cursor of the next page (send it as `after`); null on the last page")
+
+
+# -- participants, credit lines, balances ------------------------------------------------------------------------
+
+
+class ParticipantView(BaseModel):
+    """A participant as the service onboarded it, with its standing on chain."""
+
+    id: str = Field(description="the participant's on-chain account")
+    name: str
+    credit_code: str
+    roles: list[str]
+    login_address: str | None
+    status: str | None = Field(None, description="on chain: active or suspended (from the index)")
+    frozen: bool | None = None
+
+
+class CreditLineView(BaseModel):
+    """A core firm's credit line on chain: what financiers granted it and how much confirmed invoices use."""
+
+    core_firm: str
+    limit: int = Field(description="fen")
+    used: int = Field(description="fen: the outstanding amount of the invoices it confirmed")
+    available: int = Field(description="fen: limit − used")
+
+
+class BalanceView(BaseModel):
+    """The caller's deposit-token balance on chain."""
+
+    participant: str
+    currency: str
+    balance: int = Field(description="fen")
+
+
+# -- invoices, pieces, financing requests ------------------------------------------------------------------------
+
+
+class InvoiceView(BaseModel):
+    """An invoice (and its obligation, once confirmed) as on chain now."""
+
+    id: int
+    seller: str
+    buyer: str
+    amount: int = Field(description="fen")
+    repaid: int = Field(description="fen the buyer repaid")
+    redeemed: int = Field(description="fen paid out to the pieces' holders")
+    outstanding: int = Field(description="fen still owed: amount − repaid")
+    state: str = Field(description="registered, rejected, confirmed, paid or defaulted")
+    due_date: int = Field(description="unix seconds")
+    confirmed_at: int | None = Field(description="unix seconds; null until confirmed")
+    document_hash: str
+
+
+class InvoiceItem(BaseModel):
+    """An invoice as the index holds it (the table ``invoices``)."""
+
+    id: WideInt
+    key_hash: str
+    seller: str
+    buyer: str
+    amount: WideInt
+    currency: str
+    due_date: WideInt
+    document_hash: str
+    state: str
+    registered_at: int
+    confirmed_at: int | None
+    first_piece_id: WideInt | None
+    rejection_reason: str | None
+    repaid: WideInt
+    redeemed: WideInt
+    defaulted_by: str | None
+    updated_block: int
+
+
+class PieceView(BaseModel):
+    """A receivable piece (ERC-3525 token) as on chain now, with its path of splits and what it may redeem."""
+
+    id: int
+    owner: str | None = Field(description="null once burnt")
+    slot_id: int = Field(description="the obligation (invoice) the piece is a share of")
+    parent_id: int | None
+    value: int = Field(description="fen")
+    open_request_id: int | None = Field(description="the financing request the piece is locked in, if any")
+    frozen: bool
+    path: list[int] = Field(description="the piece's ancestors, from the first piece of the obligation")
+    redeemable: int = Field(description="fen the holder could redeem now")
+
+
+class PieceItem(BaseModel):
+    """A piece as the index holds it (the table ``pieces``)."""
+
+    id: WideInt
+    slot_id: WideInt
+    owner: str | None
+    value: WideInt
+    checkpoint: WideInt
+    parent_id: WideInt | None
+    root_id: WideInt
+    depth: int
+    path: str
+    frozen: bool
+    open_request_id: WideInt | None
+    burnt: bool
+    created_at: int
+    updated_block: int
+
+
+class Quote(BaseModel):
+    """What funding an approved request would settle now, fen."""
+
+    discount: int
+    fee: int
+    price: int
+
+
+class FinancingRequestView(BaseModel):
+    """A financing request as on chain now."""
+
+    id: int
+    holder: str
+    piece_id: int
+    financier: str
+    amount: int = Field(description="fen of the piece offered")
+    state: str = Field(description="requested, approved, funded, declined or cancelled")
+    discount_rate_bps: int
+    day_count_basis: int
+    fee: int
+    price: int | None = Field(description="fen paid to the holder; null until funded")
+    funded_piece_id: int | None
+    quote: Quote | None = Field(None, description="present only while the request is approved")
+
+
+class FinancingRequestItem(BaseModel):
+    """A financing request as the index holds it (the table ``financing_requests``)."""
+
+    id: WideInt
+    piece_id: WideInt
+    holder: str
+    financier: str
+    amount: WideInt
+    state: str
+    discount_rate_bps: int | None
+    day_count_basis: int | None
+    fee: WideInt | None
+    discount: WideInt | None
+    price: WideInt | None
+    funded_piece_id: WideInt | None
+    requested_at: int
+    approved_at: int | None
+    closed_at: int | None
+    updated_block: int
+
+
+# -- warehouse receipts, pledges, margin calls -------------------------------------------------------------------
+
+
+class Owed(BaseModel):
+    """What the borrower owes on an active pledge now, fen."""
+
+    principal: int
+    interest: int
+    total: int
+
+
+class ReceiptView(BaseModel):
+    """A warehouse receipt as on chain now, with its open pledge and what is owed on it."""
+
+    id: WideInt
+    warehouse: str
+    owner: str | None = Field(description="null once redeemed (burnt)")
+    valuation: int = Field(description="fen")
+    quantity: WideInt
+    unit: str
+    valued_at: int
+    expiry: int
+    goods_status: str
+    state: str
+    frozen: bool
+    pledge_id: int | None = Field(description="the open pledge (requested or active), if any")
+    owed: Owed | None = Field(description="what is owed on the pledge while it is active")
+
+
+class PledgeView(BaseModel):
+    """A pledge loan as on chain now."""
+
+    id: int
+    receipt_id: WideInt
+    borrower: str
+    financier: str
+    state: str = Field(description="requested, cancelled, declined, active, released or enforced")
+    rate_bps: int
+    principal: int = Field(description="fen still owed (the requested principal until funded)")
+    interest_due: int
+    due_date: int
+    accrued_from: int | None
+    owed: Owed | None = Field(None, description="present only while the pledge is active")
+    advance_limit: int | None = Field(
+        None, description="present only while requested: the most the financier may lend against the receipt now"
+    )
+
+
+class ReceiptItem(BaseModel):
+    """A warehouse receipt as the index holds it (the table ``warehouse_receipts``)."""
+
+    id: WideInt
+    warehouse: str
+    owner: str | None
+    lot_key_hash: str
+    goods_hash: str
+    document_hash: str
+    quantity: WideInt
+    unit: str
+    valuation: WideInt
+    valued_at: int
+    expiry: WideInt
+    goods_status: str
+    state: str
+    frozen: bool
+    pledge_id: WideInt | None
+    oracle: str | None
+    issued_at: int
+    updated_block: int
+
+
+class PledgeItem(BaseModel):
+    """A pledge as the index holds it (the table ``pledges``)."""
+
+    id: WideInt
+    receipt_id: WideInt
+    borrower: str
+    financier: str
+    state: str
+    rate_bps: int
+    due_date: WideInt
+    principal_requested: WideInt
+    principal: WideInt
+    interest_due: WideInt
+    accrued_from: int | None
+    funded_at: int | None
+    closed_at: int | None
+    margin_called_at: int | None
+    requested_at: int
+    updated_block: int
+
+
+class MarginCallItem(BaseModel):
+    """A margin call as the index holds it (the table ``pledge_margin_calls``)."""
+
+    block_number: int
+    log_index: int
+    tx_hash: str
+    block_timestamp: int
+    pledge_id: WideInt
+    receipt_id: WideInt
+    borrower: str
+    financier: str
+    principal: WideInt = Field(description="the principal outstanding when the call was raised, fen")
+    valuation: WideInt = Field(description="the receipt's new valuation that raised it, fen")
+    maintenance_ratio_bps: int
+
+
+# -- the regulator's reads ---------------------------------------------------------------------------------------
+
+
+class EventItem(BaseModel):
+    """One log of a ledger contract as the index decoded it (the table ``events``)."""
+
+    block_number: int
+    log_index: int
+    block_hash: str
+    block_timestamp: int
+    tx_hash: str
+    tx_index: int
+    contract: str = Field(description="registry, token, receivables or receipts")
+    address: str
+    name: str
+    args: dict[str, Any] = Field(description="the event's arguments by name; integers beyond 2^53 as strings")
+
+
+class LargeMovement(BaseModel):
+    """A deposit-token movement at or above the single threshold."""
+
+    kind: Literal["deposit", "withdrawal", "transfer"]
+    time: int = Field(description="unix seconds")
+    date: str = Field(description="its UTC day")
+    block_number: int
+    log_index: int
+    tx_hash: str
+    sender: str | None
+    recipient: str | None
+    amount: WideInt
+    bank_reference: str | None
+    agent: str | None
+
+
+class LargeFinancing(BaseModel):
+    """A funded financing whose price is at or above the single threshold."""
+
+    kind: Literal["financing"]
+    time: int = Field(description="unix seconds (when funded)")
+    date: str
+    request_id: WideInt
+    piece_id: WideInt
+    holder: str
+    financier: str
+    face_amount: WideInt
+    amount: WideInt = Field(description="the price paid")
+    discount: WideInt | None
+    fee: WideInt | None
+    funded_piece_id: WideInt | None
+
+
+class DailyTotal(BaseModel):
+    """A participant's deposit-token amounts sent and received in one UTC day, at or above the daily threshold."""
+
+    participant: str
+    date: str
+    sent: WideInt
+    received: WideInt
+    total: WideInt
+    movements: int
+
+
+class LargeTransactionReport(BaseModel):
+    """The large-value transaction report (DOMAIN.md, "Regulatory reporting"), amounts in fen."""
+
+    currency: str
+    date_from: dt.date | None
+    date_to: dt.date | None
+    single_threshold: int
+    daily_threshold: int
+    single: list[Annotated[LargeMovement | LargeFinancing, Field(discriminator="kind")]]
+    daily: list[DailyTotal]
+
+
+class FreezeItem(BaseModel):
+    """Something frozen now, with the latest freeze event of it (null fields when the index has none)."""
+
+    id: str = Field(description="`<kind>:<target>`, as `DELETE /freezes/{freeze_id}` takes it")
+    kind: Literal["participant", "piece", "receipt"]
+    target: WideInt = Field(description="the participant's address, or the piece's or receipt's id")
+    reason_hash: str | None
+    frozen_by: str | None
+    frozen_at: int | None
+    block_number: int | None
+    tx_hash: str | None
+
+
+# -- the service's audit log --------------------------------------------------------------------------------------
+
+
+class AuditRecordView(BaseModel):
+    """One API action as the audit log recorded it, with its hash and its predecessor's."""
+
+    sequence: int
+    recorded_at: str = Field(description="UTC, to the microsecond (`YYYY-MM-DDTHH:MM:SS.ffffffZ`)")
+    actor: str | None
+    method: str
+    route: str
+    path: str
+    operation_id: str | None
+    body_sha256: str | None
+    status_code: int
+    outcome: str
+    replayed: bool
+    request_id: str | None
+    prev_hash: str
+    hash: str
+
+
+class AuditLogPage(BaseModel):
+    """Records of the audit log after a sequence, in order."""
+
+    items: list[AuditRecordView]
+    after: int
+    size: int
+
+
+class AuditHeadView(BaseModel):
+    sequence: int = Field(description="how many records the log holds")
+    hash: str = Field(description="the last record's hash")
+
+
+class AuditAnchorView(BaseModel):
+    sequence: int
+    hash: str
+    block_number: int
+
+
+class AuditVerificationView(BaseModel):
+    """What verifying the audit log found; `valid` is false from the first broken record or anchor on."""
+
+    valid: bool
+    records: int = Field(description="records checked")
+    head: AuditHeadView
+    anchors_checked: int
+    latest_anchor: AuditAnchorView | None
+    unanchored_records: int = Field(description="records after the latest anchor: they rest on the hash chain alone")
+    first_invalid: int | None = Field(description="the sequence of the first record that does not verify")
+    reason: str | None
+
+
+# -- the system --------------------------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    """The service's health: 200 with `status` ok, or 503 with `status` degraded and the reason in `detail`."""
+
+    chain_id: int
+    contracts: dict[str, str] = Field(description="the ledger's contracts by name: their addresses")
+    status: Literal["ok", "degraded"]
+    chain: Literal["reachable", "unreachable"]
+    head: int | None = Field(None, description="the chain's latest block (when reachable)")
+    indexed: int | None = Field(None, description="the last block in the index (when reachable)")
+    lag: int | None = Field(None, description="blocks the index trails the chain by (when reachable)")
+    detail: str | None = Field(None, description="why the chain is unreachable (when degraded)")
+    in_flight: int = Field(description="ledger operations signed and not yet final")
+
+
+# -- answers of the service's own writes (not ledger operations) -------------------------------------------------
+
+
+class StoredDocument(BaseModel):
+    """A document stored (201) or found stored already (200), by its content's hash."""
+
+    sha256: str
+    size: int = Field(description="bytes")
+
+
+class AuditAnchorResult(BaseModel):
+    """An anchor of the audit log's head on chain; `anchored` false when the head was anchored already (then
+    without `operation_id` and `block_number`)."""
+
+    anchored: bool
+    sequence: int
+    hash: str
+    operation_id: str | None = Field(None, description="present only when anchored now")
+    block_number: int | None = Field(None, description="present only when anchored now")

@@ -1,0 +1,40 @@
+"""The projections: one function per event that changes the index's tables, grouped by contract, one module
+each. Here they are assembled into the one table :class:`ledger.index.unit_of_work.Projector` applies.
+
+The audit anchor (``anchor``) has no module: its only event is kept in the raw log (:data:`RAW_ONLY_EVENTS`).
+"""
+
+from __future__ import annotations
+
+from ledger.index.projections import deposits, participants, receivables, warehouse_receipts
+from ledger.index.projections.support import Projection, ProjectionTable
+
+#: ``(contract, event) → projection`` of every contract.
+EVENT_PROJECTIONS: ProjectionTable = {
+    **participants.EVENT_PROJECTIONS,
+    **deposits.EVENT_PROJECTIONS,
+    **receivables.EVENT_PROJECTIONS,
+    **warehouse_receipts.EVENT_PROJECTIONS,
+}
+
+#: Events kept in the raw log only: ERC-721 approvals (the service reads them from the chain when it needs
+#: them; ERC-3525 value allowances are projected) and role administration.
+RAW_ONLY_EVENTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("registry", "RoleAdminChanged"),
+        ("token", "Approval"),
+        ("receivables", "Approval"),
+        ("receivables", "ApprovalForAll"),
+        ("receipts", "Approval"),
+        ("receipts", "ApprovalForAll"),
+        ("anchor", "AuditLogAnchored"),  # the service's audit log verifies against the chain, not the index
+    }
+)
+
+
+def projected_events() -> set[tuple[str, str]]:
+    """The ``(contract, event)`` pairs that change a projection; every other event is kept in the raw log only."""
+    return set(EVENT_PROJECTIONS)
+
+
+__all__ = ["EVENT_PROJECTIONS", "RAW_ONLY_EVENTS", "Projection", "ProjectionTable", "projected_events"]

@@ -1,0 +1,224 @@
+"""The journal's persistence: what the pipeline asks of the journal (:class:`JournalStore`), and its SQL
+implementation on the ``journal_transactions`` table (:class:`SqlJournalStore`).
+
+Every method is blocking; the pipeline runs them on its one database thread, never on the event loop (but
+:meth:`JournalStore.select_operations`, which ``Pipeline.status`` calls directly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final, Protocol, cast
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger.journal import IN_FLIGHT_STATUSES, JournalTransaction, TransactionStatus, utc_now
+from ledger.pipeline.tracked import OUT_OF_GAS, _Outcome, _Supersession, _Tracked
+
+_JOURNAL: Final = cast(Table, JournalTransaction.__table__)
+
+
+class JournalStore(Protocol):
+    """The journal as the pipeline uses it: write first, then send; read back what is in flight at start."""
+
+    def insert_rows(self, rows: list[dict[str, Any]], supersessions: Sequence[_Supersession] = ()) -> None:
+        """Journal new transactions (``_Tracked.row()``), renaming the spent attempts they supersede."""
+        ...
+
+    def mark_sent(self, tx_hashes: list[str]) -> None:
+        """``pending`` → ``sent`` for these transactions."""
+        ...
+
+    def write_outcomes(self, outcomes: Sequence[_Outcome], superseded: bool) -> None:
+        """Record how these transactions finished."""
+        ...
+
+    def replace_transaction(self, tx_hash: str, replacement: _Tracked) -> None:
+        """Journal ``replacement`` in place of transaction ``tx_hash``."""
+        ...
+
+    def write_gas_used(self, values: list[tuple[str, int]]) -> None:
+        """(transaction hash, gas used) of confirmed transactions."""
+        ...
+
+    def max_journaled_nonce(self, sender: str) -> int | None:
+        """The highest nonce journaled for ``sender`` (superseded transactions aside)."""
+        ...
+
+    def select_operations(self, operation_ids: list[str]) -> list[_Tracked]:
+        """The journaled transactions of these operation ids."""
+        ...
+
+    def select_in_flight(self) -> list[_Tracked]:
+        """Every transaction not final, by sender and nonce."""
+        ...
+
+    def recent_blocks(self, above: int) -> dict[int, set[str]]:
+        """Block number → block hashes recorded by finished transactions mined above ``above``."""
+        ...
+
+    def reopen_after(self, fork: int) -> list[_Tracked]:
+        """Put transactions mined above block ``fork`` back in flight; return them."""
+        ...
+
+
+class SqlJournalStore:
+    """:class:`JournalStore` on the database ``session_factory`` opens sessions on."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._sessions = session_factory
+
+    def insert_rows(self, rows: list[dict[str, Any]], supersessions: Sequence[_Supersession] = ()) -> None:
+        """Journal new transactions; in the same database transaction, rename each attempt that ran out of gas
+        (``supersessions``), so that the operation id passes to its new attempt atomically."""
+        with self._sessions() as session, session.begin():
+            for spent in supersessions:
+                session.execute(
+                    update(_JOURNAL)
+                    .where(_JOURNAL.c.tx_hash == spent.tracked.tx_hash)
+                    .values(
+                        operation_id=spent.renamed,
+                        status=TransactionStatus.FAILED,
+                        block_number=spent.block_number,
+                        block_hash=spent.block_hash,
+                        gas_used=spent.gas_used,
+                        error_name=OUT_OF_GAS,
+                        error_args={"gas_limit": spent.tracked.gas_limit, "gas_used": spent.gas_used},
+                        updated_at=utc_now(),
+                    )
+                )
+            session.execute(insert(JournalTransaction), rows)
+
+    def mark_sent(self, tx_hashes: list[str]) -> None:
+        table = _JOURNAL
+        with self._sessions() as session, session.begin():
+            for start in range(0, len(tx_hashes), 500):
+                session.execute(
+                    update(table)
+                    .where(table.c.tx_hash.in_(tx_hashes[start : start + 500]))
+                    .where(table.c.status == TransactionStatus.PENDING)
+                    .values(status=TransactionStatus.SENT, updated_at=utc_now())
+                )
+
+    def write_outcomes(self, outcomes: Sequence[_Outcome], superseded: bool) -> None:
+        now = utc_now()
+        plain = [o for o in outcomes if o.status is TransactionStatus.CONFIRMED and o.gas_used is None]
+        if len(plain) == len(outcomes) and len({(o.block_number, o.block_hash) for o in plain}) == 1:
+            # confirmed from one block's logs: one UPDATE ... IN (...) per 500 rows instead of one per row
+            hashes = [o.tracked.tx_hash for o in plain]
+            with self._sessions() as session, session.begin():
+                for start in range(0, len(hashes), 500):
+                    session.execute(
+                        update(_JOURNAL)
+                        .where(_JOURNAL.c.tx_hash.in_(hashes[start : start + 500]))
+                        .values(
+                            status=TransactionStatus.CONFIRMED,
+                            block_number=plain[0].block_number,
+                            block_hash=plain[0].block_hash,
+                            superseded=superseded,
+                            updated_at=now,
+                        )
+                    )
+            return
+        params = [
+            {
+                "_tx_hash": o.tracked.tx_hash,
+                "status": o.status,
+                "block_number": o.block_number,
+                "block_hash": o.block_hash,
+                "gas_used": o.gas_used,
+                "error_name": o.error_name,
+                "error_args": o.error_args,
+                "superseded": superseded,
+                "updated_at": now,
+            }
+            for o in outcomes
+        ]
+        statement = update(_JOURNAL).where(_JOURNAL.c.tx_hash == bindparam("_tx_hash"))
+        with self._sessions() as session, session.begin():
+            session.connection().execute(statement, params)
+
+    def replace_transaction(self, tx_hash: str, replacement: _Tracked) -> None:
+        """Journal ``replacement`` in place of transaction ``tx_hash`` (same operation id, sender and nonce)."""
+        with self._sessions() as session, session.begin():
+            session.execute(
+                update(_JOURNAL)
+                .where(_JOURNAL.c.tx_hash == tx_hash)
+                .values(
+                    kind=replacement.kind,
+                    tx_hash=replacement.tx_hash,
+                    raw_tx=replacement.raw_tx,
+                    to=replacement.to,
+                    selector=replacement.selector,
+                    gas_limit=replacement.gas_limit,
+                    status=replacement.status,
+                    updated_at=utc_now(),
+                )
+            )
+
+    def write_gas_used(self, values: list[tuple[str, int]]) -> None:
+        if not values:
+            return
+        statement = update(_JOURNAL).where(_JOURNAL.c.tx_hash == bindparam("_tx_hash"))
+        with self._sessions() as session, session.begin():
+            session.connection().execute(statement, [{"_tx_hash": h, "gas_used": g} for h, g in values])
+
+    def max_journaled_nonce(self, sender: str) -> int | None:
+        with self._sessions() as session:
+            return session.scalar(
+                select(func.max(JournalTransaction.nonce)).where(
+                    JournalTransaction.sender == sender, JournalTransaction.superseded.is_(False)
+                )
+            )
+
+    def select_operations(self, operation_ids: list[str]) -> list[_Tracked]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(JournalTransaction).where(JournalTransaction.operation_id.in_(operation_ids))
+            ).all()
+            return [_Tracked.from_row(row) for row in rows]
+
+    def select_in_flight(self) -> list[_Tracked]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(JournalTransaction)
+                .where(JournalTransaction.status.in_(IN_FLIGHT_STATUSES))
+                .order_by(JournalTransaction.sender, JournalTransaction.nonce)
+            ).all()
+            return [_Tracked.from_row(row) for row in rows]
+
+    def recent_blocks(self, above: int) -> dict[int, set[str]]:
+        """Block number → block hashes recorded by finished transactions mined above ``above``."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(JournalTransaction.block_number, JournalTransaction.block_hash)
+                .where(JournalTransaction.block_number.is_not(None), JournalTransaction.block_number > above)
+                .distinct()
+            ).all()
+        recent: dict[int, set[str]] = {}
+        for number, block_hash in rows:
+            if number is not None:
+                recent.setdefault(int(number), set()).add(str(block_hash))
+        return recent
+
+    def reopen_after(self, fork: int) -> list[_Tracked]:
+        """Put transactions mined above block ``fork`` back in flight (``sent``); return them."""
+        with self._sessions() as session, session.begin():
+            rows = session.scalars(
+                select(JournalTransaction).where(
+                    JournalTransaction.block_number > fork,
+                    JournalTransaction.status.in_((TransactionStatus.CONFIRMED, TransactionStatus.FAILED)),
+                )
+            ).all()
+            lost_blocks = {row.operation_id: row.block_number for row in rows}
+            for row in rows:
+                row.status = TransactionStatus.SENT
+                row.block_number = row.block_hash = row.gas_used = None
+                row.error_name = None
+                row.error_args = None
+            session.flush()
+            reopened = [_Tracked.from_row(row) for row in rows]
+        for tracked in reopened:
+            tracked.lost_block = lost_blocks[tracked.operation_id]
+        return reopened

@@ -1,0 +1,377 @@
+"""Submission policy: nonces, gas, signing, pre-flight, and the journal writer and sender that journal each
+signed transaction before sending it, in batches.
+
+- **Nonces** are assigned per sender by the pipeline itself: read once from the node (``pending`` count, or one
+  past the journal's highest nonce, whichever is higher), then incremented locally. Never
+  ``eth_getTransactionCount`` under concurrency.
+- **Signing** is local (EIP-1559, type 2) with an explicit gas limit (the caller's, or ``eth_estimateGas`` of
+  that very call with a margin), ``maxFeePerGas`` from the base fee of the last block seen.
+- **Journal first**: every signed transaction is committed to the journal before it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+
+import coincurve
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from ledger.journal import TransactionKind, TransactionStatus
+from ledger.pipeline.exceptions import JournalWriteError, NodeUnavailable, PipelineError, PipelineNotRunning, RpcError
+from ledger.pipeline.rpc import _call, _classify_send_error, _hex_int
+from ledger.pipeline.signing import sign_dynamic_fee_transaction
+from ledger.pipeline.state import PipelineState
+from ledger.pipeline.tracked import Operation, _Outcome, _Tracked
+
+logger = logging.getLogger("ledger.pipeline")
+
+INTRINSIC_GAS: Final = 21_000
+FILLER_GAS: Final = 21_000
+DEFAULT_FALLBACK_GAS: Final = 2_000_000
+
+
+class Submission(PipelineState):
+    """The pipeline's submitting side (a part of :class:`~ledger.pipeline.Pipeline`)."""
+
+    if TYPE_CHECKING:
+
+        async def _lookup(self, operation_id: str) -> _Tracked | None: ...
+
+        async def _finalize(self, outcomes: Sequence[_Outcome], *, superseded: bool = False) -> None: ...
+
+    # -- submitting ---------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        sender: LocalAccount,
+        to: str | None,
+        data: bytes,
+        gas: int | None = None,
+        operation_id: str | None = None,
+        *,
+        value: int = 0,
+    ) -> Operation:
+        """Sign, journal and send a call of ``to`` with ``data`` from ``sender``; return at once (pending).
+
+        ``gas`` None: ``eth_estimateGas`` of this call, plus ``gas_margin_percent`` (see :meth:`preflight`, which
+        pre-flights and estimates in one round trip).
+        ``operation_id`` is the idempotency key: submitting an id again returns the journaled operation and
+        sends nothing. Raises :class:`JournalWriteError` when the journal cannot be written (nothing is sent
+        then) and :class:`NodeUnavailable` when a gas estimate or the first nonce cannot be read.
+        """
+        if not self._running:
+            raise PipelineNotRunning("the pipeline is not running")
+        if value < 0:
+            raise ValueError("value must not be negative")
+        if gas is not None:
+            self._check_gas(gas)
+        if operation_id is None:
+            return await self._submit_new(sender, to, data, gas, str(uuid.uuid4()), value)
+        known = self._registry.get(operation_id)
+        if known is not None:
+            return known.snapshot()
+        claim = self._claims.get(operation_id)
+        if claim is not None:
+            existing = await asyncio.shield(claim)
+            if existing is None:
+                raise PipelineError(f"the first submission of operation {operation_id} failed")
+            return existing
+        claim = asyncio.get_running_loop().create_future()
+        self._claims[operation_id] = claim
+        try:
+            journaled = await self._lookup(operation_id)
+            if journaled is not None:
+                self._registry.remember(journaled)
+                result = journaled.snapshot()
+            else:
+                result = await self._submit_new(sender, to, data, gas, operation_id, value)
+        except BaseException:
+            claim.set_result(None)
+            raise
+        finally:
+            self._claims.pop(operation_id, None)
+        claim.set_result(result)
+        return result
+
+    async def _submit_new(
+        self, sender: LocalAccount, to: str | None, data: bytes, gas: int | None, operation_id: str, value: int
+    ) -> Operation:
+        address = self._checksum(str(sender.address))
+        target = None if to is None else self._checksum(to)
+        if gas is None:
+            gas = await self._gas_for(address, target, data, value)
+        await self._ensure_nonce(address)
+        # From here to the queue there is no await: nonces are assigned and queued in the same order.
+        nonce = self._next_nonce[address]
+        self._next_nonce[address] = nonce + 1
+        tracked = self._sign(sender, address, nonce, target, data, gas, value, operation_id, TransactionKind.OPERATION)
+        self._registry.inflight[operation_id] = tracked
+        self._registry.by_hash[tracked.tx_hash] = tracked
+        self._journal_queue.put_nowait(tracked)
+        assert tracked.sent is not None
+        await asyncio.shield(tracked.sent)
+        return tracked.snapshot()
+
+    def _sign(
+        self,
+        account: LocalAccount | None,
+        address: str,
+        nonce: int,
+        to: str | None,
+        data: bytes,
+        gas: int,
+        value: int,
+        operation_id: str,
+        kind: TransactionKind,
+    ) -> _Tracked:
+        key = self._keys.get(address)
+        if key is None and account is not None:
+            key = coincurve.PrivateKey(bytes(account.key))
+            self._keys[address] = key
+        elif key is None and self._has_key(address):
+            key = self._keys[address]
+        if key is None:
+            raise PipelineError(f"no key for {address}")
+        max_fee = self._base_fee * self.base_fee_multiplier + self.max_priority_fee_per_gas
+        raw, tx_hash = sign_dynamic_fee_transaction(
+            key,
+            chain_id=self.chain_id,
+            nonce=nonce,
+            max_priority_fee_per_gas=self.max_priority_fee_per_gas,
+            max_fee_per_gas=max_fee,
+            gas=gas,
+            to=bytes.fromhex(to[2:]) if to is not None else None,
+            value=value,
+            data=data,
+        )
+        return _Tracked(
+            operation_id=operation_id,
+            kind=kind,
+            sender=address,
+            nonce=nonce,
+            tx_hash="0x" + tx_hash.hex(),
+            raw_tx=raw,
+            to=to,
+            selector="0x" + data[:4].hex() if len(data) >= 4 else None,
+            gas_limit=gas,
+            sent=asyncio.get_running_loop().create_future(),
+        )
+
+    def _has_key(self, address: str) -> bool:
+        """Whether the pipeline can sign for ``address`` without a caller handing it the account: a key it used
+        before, or one the ``signer`` given at construction provides (after a restart, for re-signing)."""
+        if address in self._keys:
+            return True
+        if self._signer is None:
+            return False
+        try:
+            account = self._signer(address)
+        except Exception:  # no such key in the keystore
+            return False
+        self._keys[address] = coincurve.PrivateKey(bytes(account.key))
+        return True
+
+    def _checksum(self, address: str) -> str:
+        known = self._checksummed.get(address)
+        if known is None:
+            known = to_checksum_address(address)
+            self._checksummed[address] = known
+        return known
+
+    def _check_gas(self, gas: int) -> None:
+        if gas < INTRINSIC_GAS:
+            raise ValueError(f"gas {gas} is below the intrinsic {INTRINSIC_GAS}")
+        if self._block_gas_limit is not None and gas > self._block_gas_limit:
+            raise ValueError(f"gas {gas} exceeds the block gas limit {self._block_gas_limit}")
+
+    def _with_margin(self, estimate: int) -> int:
+        gas = estimate * (100 + self.gas_margin_percent) // 100
+        return gas if self._block_gas_limit is None else min(gas, self._block_gas_limit)
+
+    async def _gas_for(self, sender: str, to: str | None, data: bytes, value: int) -> int:
+        """``eth_estimateGas`` of this very call, with the margin (a call that would revert now gets the fallback
+        gas: it is sent anyway, so that its failure is on record)."""
+        try:
+            estimated = _hex_int(await self._require_rpc().call("eth_estimateGas", _call(sender, to, data, value)))
+        except RpcError as exc:
+            logger.info("gas estimate of %s on %s reverts (%s); using the fallback gas", data[:4].hex(), to, exc)
+            return self.fallback_gas
+        return self._with_margin(estimated)
+
+    async def preflight(self, sender: str, to: str, data: bytes, value: int = 0) -> int:
+        """Pre-flight a call and estimate its gas in one JSON-RPC batch (``eth_call`` and ``eth_estimateGas`` on the
+        latest block); return the gas limit to submit it with (the estimate plus ``gas_margin_percent``).
+
+        Raises :class:`RpcError` when the call reverts (the revert data in ``data``, as :meth:`call`) and
+        :class:`NodeUnavailable` when the node does not answer."""
+        call = _call(sender, to, data, value)
+        result, estimate = await self._require_rpc().batch(
+            [("eth_call", [call, "latest"]), ("eth_estimateGas", [call])]
+        )
+        if isinstance(result, RpcError):
+            raise result
+        if isinstance(estimate, RpcError):  # the call passed a moment ago: estimate once more, alone
+            return await self._gas_for(sender, to, data, value)
+        return self._with_margin(_hex_int(estimate))
+
+    async def _ensure_nonce(self, address: str) -> None:
+        if address in self._next_nonce:
+            return
+        lock = self._nonce_locks.setdefault(address, asyncio.Lock())
+        async with lock:
+            if address in self._next_nonce:
+                return
+            node_next = _hex_int(await self._require_rpc().call("eth_getTransactionCount", address, "pending"))
+            journal_max = await self._db(self._journal.max_journaled_nonce, address)
+            journal_next = -1 if journal_max is None else journal_max + 1
+            self._next_nonce[address] = max(node_next, journal_next)
+
+    # -- journal writer and sender ------------------------------------------------------------------
+
+    async def _journal_writer(self) -> None:
+        """Commit queued transactions to the journal, a batch per database transaction, then hand them over to
+        the sender."""
+        while True:
+            batch = [await self._journal_queue.get()]
+            while len(batch) < self.max_batch and not self._journal_queue.empty():
+                batch.append(self._journal_queue.get_nowait())
+            try:
+                supersessions = [tracked.supersedes for tracked in batch if tracked.supersedes is not None]
+                await self._db(self._journal.insert_rows, [tracked.row() for tracked in batch], supersessions)
+            except Exception as exc:
+                logger.exception("journal write failed; %d transactions not sent", len(batch))
+                self._abandon_unjournaled(batch, exc)
+                continue
+            self._send_queue.put_nowait(batch)
+
+    def _abandon_unjournaled(self, batch: list[_Tracked], exc: Exception) -> None:
+        """Drop every signed transaction that is not journaled (this batch and all queued after it) and give their
+        nonces back: the next submission of each sender reads its nonce afresh."""
+        stranded = list(batch)
+        while not self._journal_queue.empty():
+            stranded.append(self._journal_queue.get_nowait())
+        for tracked in stranded:
+            self._registry.inflight.pop(tracked.operation_id, None)
+            self._registry.by_hash.pop(tracked.tx_hash, None)
+            self._next_nonce.pop(tracked.sender, None)
+            if tracked.supersedes is not None:  # the spent attempt is still the operation's: look it up again
+                spent = tracked.supersedes.tracked
+                spent.superseded_by, spent.finalizing, spent.check_now = None, False, True
+                spent.status, spent.error_name, spent.error_args = TransactionStatus.SENT, None, None
+                spent.done = asyncio.Event()
+                self._registry.inflight[spent.operation_id] = spent
+                self._registry.by_hash[spent.tx_hash] = spent
+            if tracked.sent is not None and not tracked.sent.done():
+                tracked.sent.set_exception(JournalWriteError(f"journal write failed: {exc!r}"))
+                tracked.sent.exception()  # retrieved here; the submitter re-raises it
+
+    async def _sender(self) -> None:
+        """Send journaled transactions in JSON-RPC batches of ``send_batch``, ``send_concurrency`` batches at a
+        time (anvil accepts transactions fastest that way; one arriving before a lower nonce of the same sender
+        simply waits in the node's queue for it)."""
+        slots = asyncio.Semaphore(self.send_concurrency)
+        sending: set[asyncio.Task[None]] = set()
+        while True:
+            batch = await self._send_queue.get()
+            while len(batch) < self.send_batch and not self._send_queue.empty():
+                batch.extend(self._send_queue.get_nowait())
+            for start in range(0, len(batch), self.send_batch):
+                await slots.acquire()
+                task = asyncio.create_task(self._send_chunk(batch[start : start + self.send_batch], slots))
+                sending.add(task)
+                task.add_done_callback(sending.discard)
+
+    async def _send_chunk(self, chunk: list[_Tracked], slots: asyncio.Semaphore) -> None:
+        try:
+            await self._send(chunk)
+        except Exception:
+            logger.exception("sending %d transactions failed; the reconciler will retry", len(chunk))
+        finally:
+            slots.release()
+            for tracked in chunk:
+                if tracked.sent is not None and not tracked.sent.done():
+                    tracked.sent.set_result(None)
+
+    async def _send(self, batch: Sequence[_Tracked]) -> None:
+        """Send journaled transactions in one JSON-RPC batch and sort the answers."""
+        calls = [("eth_sendRawTransaction", ["0x" + tracked.raw_tx.hex()]) for tracked in batch]
+        now = time.monotonic()
+        for tracked in batch:
+            tracked.last_seen = now
+        try:
+            answers = await self._require_rpc().batch(calls)
+        except (NodeUnavailable, RpcError) as exc:
+            logger.warning("could not send %d transactions (%s); they stay pending", len(batch), exc)
+            return
+        accepted: list[_Tracked] = []
+        rejected: list[tuple[_Tracked, str]] = []
+        for tracked, answer in zip(batch, answers, strict=True):
+            if not isinstance(answer, RpcError):
+                accepted.append(tracked)
+                continue
+            verdict = _classify_send_error(answer.message)
+            if verdict == "known":
+                accepted.append(tracked)
+            elif verdict == "nonce-too-low":  # mined already (a re-send) or taken: look it up
+                tracked.check_now = True
+                self._reconcile_soon.set()
+            elif verdict == "transient":
+                logger.info("node refused %s for now: %s", tracked.tx_hash, answer.message)
+            else:
+                rejected.append((tracked, answer.message))
+        newly_sent = [t for t in accepted if t.status is TransactionStatus.PENDING]
+        for tracked in newly_sent:
+            tracked.status = TransactionStatus.SENT
+        if newly_sent:
+            await self._db(self._journal.mark_sent, [t.tx_hash for t in newly_sent])
+        for tracked, message in rejected:
+            await self._reject(tracked, message)
+
+    async def _reject(self, tracked: _Tracked, message: str) -> None:
+        """The node refused a transaction for good: fail its operation and fill its nonce with a no-op transfer
+        so that the sender's later transactions are not stuck behind a gap."""
+        if tracked.status.is_final or tracked.finalizing:
+            return
+        logger.error("node rejected %s of %s: %s", tracked.tx_hash, tracked.operation_id, message)
+        await self._finalize(
+            [
+                _Outcome(
+                    tracked, TransactionStatus.FAILED, error_name="TransactionRejected", error_args={"message": message}
+                )
+            ],
+            superseded=True,
+        )
+        if tracked.kind is TransactionKind.NONCE_FILLER:
+            logger.error(
+                "nonce filler %s rejected: nonce %d of %s stays open", tracked.tx_hash, tracked.nonce, tracked.sender
+            )
+            return
+        filler = self._sign(
+            None,
+            tracked.sender,
+            tracked.nonce,
+            tracked.sender,
+            b"",
+            FILLER_GAS,
+            0,
+            f"nonce-filler:{tracked.sender}:{tracked.nonce}:{tracked.tx_hash[2:18]}",
+            TransactionKind.NONCE_FILLER,
+        )
+        self._registry.inflight[filler.operation_id] = filler
+        self._registry.by_hash[filler.tx_hash] = filler
+        self._journal_queue.put_nowait(filler)
+
+    async def call(self, sender: str, to: str, data: bytes) -> bytes:
+        """``eth_call`` from ``sender`` on the latest block over the pipeline's own (async) connection: what a
+        pre-flight needs without a blocking round trip. Raises :class:`RpcError` when the call reverts (the
+        revert data in ``data``) and :class:`NodeUnavailable` when the node does not answer."""
+        result = await self._require_rpc().call(
+            "eth_call", {"from": sender, "to": to, "data": "0x" + data.hex()}, "latest"
+        )
+        return bytes.fromhex(str(result)[2:])
