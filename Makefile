@@ -56,7 +56,7 @@ slither: setup
 
 ## test: lint, then the whole test suite.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 ## soak: the long reliability runs (marked `soak`), with SCF_SOAK=1 raising the example counts.
 soak: setup

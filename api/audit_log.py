@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Boolean, DateTime, Integer, String, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Boolean, DateTime, Integer, String, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -204,12 +203,29 @@ class AuditVerification:
 # -- the log --------------------------------------------------------------------------------------------------
 
 
+_APPEND_LOCK: Final = 0x5CF_A0D17
+"""The PostgreSQL advisory-lock key that serialises appends to the log across processes."""
+
+
+def _lock_the_log(session: Session) -> None:
+    """Take, for the rest of ``session``'s transaction, the lock that lets one process at a time append.
+
+    SQLite has one writer per file: a write statement (here one that changes nothing) takes the file's write lock
+    at once, waiting out the busy timeout, before the head is read. PostgreSQL takes a transaction-scoped advisory
+    lock; at READ COMMITTED the head read after it sees every append committed before."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
+    else:
+        session.execute(text("UPDATE audit_log SET sequence = sequence WHERE 0 = 1"))
+
+
 class AuditLog:
     """Appends records to ``audit_log`` one at a time and verifies the whole chain.
 
-    Appends are serialised within the process by a lock; another process appending to the same database
-    takes the next sequence first, and the primary key refuses the loser, which re-reads the head and tries
-    again. So the chain never forks, whatever the number of service processes."""
+    Each append reads the head and writes the next record in one transaction that first takes the database's
+    write lock for the log (PostgreSQL: a transaction-scoped advisory lock; SQLite: the file's write lock), so
+    appends from any number of service processes queue one behind another and the chain never forks. The
+    primary key on ``sequence`` stays as the last guard."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
@@ -228,34 +244,29 @@ class AuditLog:
 
     def append(self, entry: AuditEntry) -> AuditRecord:
         """Write ``entry`` as the next record and return it."""
-        with self._lock:
-            for _ in range(20):
-                head = self._head or self.head()
-                record = AuditRecord(
-                    sequence=head.sequence + 1,
-                    recorded_at=utc_now(),
-                    actor=entry.actor,
-                    method=_text(entry.method, 10),
-                    route=_text(entry.route, MAX_ROUTE),
-                    path=_text(entry.path, MAX_PATH),
-                    operation_id=entry.operation_id,
-                    body_sha256=entry.body_sha256,
-                    status_code=entry.status_code,
-                    outcome=_text(entry.outcome, MAX_OUTCOME),
-                    replayed=entry.replayed,
-                    request_id=None if entry.request_id is None else _text(entry.request_id, MAX_REQUEST_ID),
-                    prev_hash=head.hash,
-                )
-                record.hash = record_hash(record)
-                try:
-                    with self.sessions() as session, session.begin():
-                        session.add(record)
-                except IntegrityError:  # another process appended record `sequence` first
-                    self._head = None
-                    continue
-                self._head = AuditHead(record.sequence, record.hash)
-                return record
-        raise RuntimeError("could not append to the audit log: the head kept moving")
+        with self._lock, self.sessions() as session, session.begin():
+            _lock_the_log(session)
+            last = session.scalars(select(AuditRecord).order_by(AuditRecord.sequence.desc()).limit(1)).first()
+            head = GENESIS if last is None else AuditHead(last.sequence, last.hash)
+            record = AuditRecord(
+                sequence=head.sequence + 1,
+                recorded_at=utc_now(),
+                actor=entry.actor,
+                method=_text(entry.method, 10),
+                route=_text(entry.route, MAX_ROUTE),
+                path=_text(entry.path, MAX_PATH),
+                operation_id=entry.operation_id,
+                body_sha256=entry.body_sha256,
+                status_code=entry.status_code,
+                outcome=_text(entry.outcome, MAX_OUTCOME),
+                replayed=entry.replayed,
+                request_id=None if entry.request_id is None else _text(entry.request_id, MAX_REQUEST_ID),
+                prev_hash=head.hash,
+            )
+            record.hash = record_hash(record)
+            session.add(record)
+        self._head = AuditHead(record.sequence, record.hash)
+        return record
 
     def page(self, first: int, size: int) -> list[AuditRecord]:
         with self.sessions() as session:

@@ -489,3 +489,81 @@ class AuditAnchorResult(BaseModel):
     hash: str
     operation_id: str | None = Field(None, description="present only when anchored now")
     block_number: int | None = Field(None, description="present only when anchored now")
+
+
+# -- the event feed and webhook subscriptions --------------------------------------------------------------------
+
+
+class FeedEventView(BaseModel):
+    """One event of the feed (``GET /events``, the `data:` of ``GET /events/stream``, a webhook's body)."""
+
+    seq: int = Field(description="the event's place in the feed: the cursor to send back as `after`")
+    id: str = Field(description="`<block_hash>:<log_index>`, the same in an event's `added` and `retracted` rows")
+    action: Literal["added", "retracted"] = Field(
+        description="`retracted`: a reorganisation took the event off the chain"
+    )
+    kind: str = Field(description="the business kind, e.g. `invoice.confirmed`, `piece.transferred`")
+    block_number: int
+    log_index: int
+    block_time: int = Field(description="the block's timestamp, seconds since the epoch")
+    tx_hash: str
+    contract: str = Field(description="registry, token, receivables or receipts")
+    event: str = Field(description="the contract's event name")
+    fields: dict[str, Any] = Field(description="the event's arguments in snake_case; amounts in integer fen")
+    parties: list[str] = Field(description="the participants the event names (who may see it)")
+
+
+class FeedPage(BaseModel):
+    """A page of the event feed."""
+
+    items: list[FeedEventView]
+    next: int = Field(description="the cursor to send back as `after`; it stays put while no event follows")
+    limit: int
+
+
+class SubscriptionView(BaseModel):
+    """A webhook subscription."""
+
+    id: int
+    owner: str
+    url: str
+    kinds: list[str] = Field(description="the kinds delivered (empty: every kind the owner may see)")
+    counterparty: str | None = Field(description="only events naming this participant (null: any)")
+    cursor: int = Field(description="the sequence number of the last event delivered")
+    status: Literal["active", "paused", "deleted"]
+    failures: int = Field(description="failed attempts in a row (0 after a success)")
+    paused_reason: str | None
+    created_at: dt.datetime
+
+
+class NewSubscriptionView(SubscriptionView):
+    """A subscription just created, with its signing secret (shown this once)."""
+
+    secret: str = Field(description="the key of the `SCF-Signature` HMAC of every delivery")
+
+
+class SubscriptionList(BaseModel):
+    """The caller's subscriptions."""
+
+    items: list[SubscriptionView]
+
+
+class DeliveryView(BaseModel):
+    """One attempt to deliver one event to a subscription."""
+
+    id: int
+    seq: int = Field(description="the event's sequence number in the feed")
+    event_id: str
+    attempt: int = Field(description="1 for the first try of this event, 2 for the next, …")
+    at: dt.datetime
+    ok: bool = Field(description="the receiver answered 2xx")
+    status_code: int | None = Field(description="the receiver's HTTP status (null: no answer)")
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryPage(BaseModel):
+    """A page of a subscription's delivery log."""
+
+    items: list[DeliveryView]
+    next: int = Field(description="the delivery id to send back as `after`")

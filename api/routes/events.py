@@ -25,6 +25,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service
+from api.models import FeedPage
 from api.problems import Problem
 from api.routes.common import Address, QueryInt, parse_kinds
 from api.service import LedgerService
@@ -63,7 +64,7 @@ def _read(
         return rows
 
 
-@router.get("")
+@router.get("", response_model=FeedPage)
 def list_events(
     service: Service,
     caller: CurrentCaller,

@@ -89,8 +89,6 @@ class InvoiceCreate(BaseModel):
         return value
 
 
-
-
 def invoice_view(invoice: Invoice) -> InvoiceView:
     return InvoiceView(
         id=invoice.invoice_id,

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service
+from api.models import DeliveryPage, NewSubscriptionView, SubscriptionList, SubscriptionView
 from api.problems import Problem
 from api.routes.common import MAX_KINDS, Address, JsonInt, PathId, QueryInt, not_found, parse_kinds
 from api.webhooks import (
@@ -57,7 +58,7 @@ def _owned(session: Any, caller: Caller, subscription_id: int) -> SubscriptionRe
     return record
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=NewSubscriptionView)
 async def create_subscription(body: NewSubscription, service: Service, caller: CurrentCaller) -> dict[str, Any]:
     """Subscribe a URL to the events the caller may see. The answer holds the subscription's signing
     `secret`, shown this once: keep it to verify the `SCF-Signature` header of each delivery (see the README).
@@ -93,7 +94,7 @@ async def create_subscription(body: NewSubscription, service: Service, caller: C
     return created
 
 
-@router.get("")
+@router.get("", response_model=SubscriptionList)
 def list_subscriptions(service: Service, caller: CurrentCaller) -> dict[str, Any]:
     """The caller's subscriptions (deleted ones left out)."""
     with service.sessions() as session:
@@ -105,14 +106,14 @@ def list_subscriptions(service: Service, caller: CurrentCaller) -> dict[str, Any
         return {"items": [subscription_view(r) for r in records]}
 
 
-@router.get("/{subscription_id}")
+@router.get("/{subscription_id}", response_model=SubscriptionView)
 def get_subscription(subscription_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
     """One of the caller's subscriptions: its filters, its cursor (the last event delivered), its status."""
     with service.sessions() as session:
         return subscription_view(_owned(session, caller, subscription_id))
 
 
-@router.delete("/{subscription_id}", status_code=204)
+@router.delete("/{subscription_id}", status_code=204, response_class=Response)
 def delete_subscription(subscription_id: PathId, service: Service, caller: CurrentCaller) -> Response:
     """Stop and delete a subscription (its delivery log stays for the operator)."""
     with service.sessions() as session, session.begin():
@@ -122,7 +123,7 @@ def delete_subscription(subscription_id: PathId, service: Service, caller: Curre
     return Response(status_code=204)
 
 
-@router.post("/{subscription_id}/resume")
+@router.post("/{subscription_id}/resume", response_model=SubscriptionView)
 def resume_subscription(subscription_id: PathId, service: Service, caller: CurrentCaller) -> dict[str, Any]:
     """Resume a subscription paused after repeated failures: delivery starts again with the event that failed."""
     with service.sessions() as session, session.begin():
@@ -137,7 +138,7 @@ def resume_subscription(subscription_id: PathId, service: Service, caller: Curre
     return view
 
 
-@router.get("/{subscription_id}/deliveries")
+@router.get("/{subscription_id}/deliveries", response_model=DeliveryPage)
 def list_deliveries(
     subscription_id: PathId,
     service: Service,

@@ -10,6 +10,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import create_engine, delete, select, text
 
 from api.audit_log import GENESIS_HASH, AuditEntry, AuditLog, AuditRecord, record_hash
 from ledger.db import Base, make_engine, make_sessionmaker
 from ledger.migrations import upgrade
-from tests.api.conftest import Api, Participant
+from tests.api.conftest import POSTGRES_URL, Api, Participant, postgres_answers
 
 SOAK_RECORDS = int(os.environ.get("SCF_SOAK_RECORDS", "500"))
 #: This module's service anchors the log by itself every 100 records (the other API modules turn it off).
@@ -296,11 +297,34 @@ def test_without_anchors_the_log_still_verifies_on_its_hashes(api: Api) -> None:
 # -- without a chain: the log itself ----------------------------------------------------------------------------
 
 
-def test_two_processes_appending_at_once_keep_one_unbroken_chain(tmp_path: Path) -> None:
-    """Two logs on one database (as two service processes would have), four threads each: the primary key
-    refuses a second record at one sequence, the loser re-reads the head, and the chain never forks."""
-    url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
-    upgrade(url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own, migrated and empty: an SQLite file, or a fresh schema on the local PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+        upgrade(url)
+        yield url
+        return
+    if not postgres_answers():
+        pytest.skip("no PostgreSQL answers at 127.0.0.1:5432 (database `test`, user postgres): SQLite only")
+    schema = f"scf_audit_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_two_processes_appending_at_once_keep_one_unbroken_chain(empty_database: str) -> None:
+    """Two logs on one database (as two service processes would have), four threads each: every append takes
+    the database's lock for the log before it reads the head, so none is refused and the chain never forks."""
+    url = empty_database
     logs = [AuditLog(make_sessionmaker(make_engine(url))) for _ in range(2)]
     entry = AuditEntry("0x" + "11" * 20, "POST", "/deposits", "/deposits", None, "ab" * 32, 403, "denied")
 
