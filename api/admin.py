@@ -6,8 +6,8 @@ log (method ``CLI``) as the operator's act.
   earlier one revoked at once; for an operator key that was lost, or leaked. The key is shown once.
 - :func:`reencrypt_under_current_secret`: after the master secret changed (the new one in
   ``SCF_MASTER_SECRET``, the old one in ``SCF_PREVIOUS_MASTER_SECRETS``, and the service restarted with both),
-  every hosted key file and every document is encrypted again under the new one, then checked: nothing is
-  left that needs the old one.
+  every hosted key file, every document and every webhook signing secret is encrypted again under the new one,
+  then checked: nothing is left that needs the old one.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.audit_log import AuditEntry, AuditLog
 from api.service import reissue_api_key
 from api.store import ParticipantRecord
+from api.webhooks import reseal_webhook_secrets, webhook_secrets_not_under
 from ledger.db import DatabaseUnavailable, make_engine, make_sessionmaker, redact_database_url
 from ledger.deployment import operator_account
 from ledger.documents import documents_not_under, rotate_document_keys
@@ -38,7 +39,7 @@ def open_database(settings: Settings) -> sessionmaker[Session]:
     url = settings.resolved_database_url
     try:
         ensure_sqlite_folder(url)
-        upgrade(url)
+        upgrade(url, secrets=master_secrets(settings))
         return make_sessionmaker(make_engine(url))
     except Exception as exc:
         raise DatabaseUnavailable(url, exc) from exc
@@ -98,6 +99,8 @@ class Reencryption:
     keys_left: list[str]
     """Key files still under another secret afterwards (none unless the command was interrupted)."""
     documents_left: int
+    webhook_secrets_rewritten: int = 0
+    webhook_secrets_left: int = 0
 
 
 def reencrypt_under_current_secret(
@@ -109,9 +112,10 @@ def reencrypt_under_current_secret(
     on_document_batch: Callable[[int], None] = lambda count: None,
     batch: int = 8,
 ) -> Reencryption:
-    """Encrypt every hosted key and every document again under ``SCF_MASTER_SECRET``, reading each with the
-    secret it names (current or one of ``SCF_PREVIOUS_MASTER_SECRETS``); then count what is left under another
-    secret (nothing, unless interrupted: running it again resumes)."""
+    """Encrypt every hosted key, every document and every webhook signing secret again under
+    ``SCF_MASTER_SECRET``, reading each with the secret it names (current or one of
+    ``SCF_PREVIOUS_MASTER_SECRETS``); then count what is left under another secret (nothing, unless interrupted:
+    running it again resumes)."""
     secrets = master_secrets(settings)
     operator = str(operator_account(settings.operator_key, settings.chain_id).address)
     sessions = open_database(settings)
@@ -125,8 +129,16 @@ def reencrypt_under_current_secret(
         on_key(address, changed)
     on_documents(documents_not_under(sessions, secrets))
     documents = rotate_document_keys(sessions, secrets, batch=batch, progress=on_document_batch)
+    webhook_secrets = reseal_webhook_secrets(sessions, secrets)
     left = [a for a in keystore.addresses() if keystore.secret_id_of(a) != secrets.current.id]
     _record(sessions, operator, "scf secrets rotate")
     return Reencryption(
-        secrets.current.id, len(addresses), rewritten, documents, left, documents_not_under(sessions, secrets)
+        secrets.current.id,
+        len(addresses),
+        rewritten,
+        documents,
+        left,
+        documents_not_under(sessions, secrets),
+        webhook_secrets,
+        webhook_secrets_not_under(sessions, secrets),
     )

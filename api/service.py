@@ -16,6 +16,7 @@ from the chain) and :attr:`LedgerService.sessions` (lists, from the index), neve
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import secrets
@@ -167,7 +168,7 @@ class LedgerService:
         url = settings.resolved_database_url
         try:
             ensure_sqlite_folder(url)
-            await asyncio.to_thread(upgrade, url)
+            await asyncio.to_thread(functools.partial(upgrade, url, secrets=secrets))
             sessions = make_sessionmaker(make_engine(url))
         except Exception as exc:  # any driver's error, a bad URL, an unwritable folder, an unknown revision
             raise DatabaseUnavailable(url, exc) from exc
@@ -239,7 +240,7 @@ class LedgerService:
         service.audit_anchorer.start()
         if run_indexer:
             # Webhooks are delivered where the index is written: one deliverer per database, like the indexer.
-            service.deliverer = Deliverer(sessions, WebhookSettings.of(settings))
+            service.deliverer = Deliverer(sessions, WebhookSettings.of(settings), secrets)
             service.deliverer.start()
             service.index_watch = IndexWatch(asyncio.get_running_loop())
             indexer.on_indexed(service.index_watch.indexed)

@@ -32,6 +32,7 @@ import logging
 import random
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, select
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, String, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -48,6 +49,7 @@ from api.store import ParticipantRecord
 from ledger.db import Base
 from ledger.index.feed import FeedRow, feed_view, read_feed
 from ledger.models import Role
+from ledger.secrets import MasterSecrets, SealedSecretError, open_webhook_secret, seal_webhook_secret
 from ledger.settings import Settings
 
 logger = logging.getLogger("api.webhooks")
@@ -84,8 +86,11 @@ class SubscriptionRecord(Base):
     url: Mapped[str] = mapped_column(String(2048))
     kinds: Mapped[list[str]] = mapped_column(_JSON)
     counterparty: Mapped[str | None] = mapped_column(String(42))
-    secret: Mapped[str] = mapped_column(String(80))
-    """The signing secret (shown once, at creation)."""
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """The signing secret (shown once, at creation), encrypted under the master secret
+    (:func:`ledger.secrets.seal_webhook_secret`): the database never holds it in clear."""
+    secret_key_id: Mapped[str] = mapped_column(String(16))
+    """The id of the master secret it is sealed with (``0012_webhook_secret_sealed``)."""
     cursor: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(10))
     failures: Mapped[int] = mapped_column(Integer, default=0)
@@ -114,6 +119,48 @@ class DeliveryRecord(Base):
 
 def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
+
+
+def seal_secret(record: SubscriptionRecord, secrets: MasterSecrets, value: str) -> None:
+    """Store ``value`` as ``record``'s signing secret, sealed with the current master secret (the record must
+    have its id: the sealed secret is bound to it)."""
+    record.secret_sealed = seal_webhook_secret(secrets.current, record.id, value)
+    record.secret_key_id = secrets.current.id
+
+
+def signing_secret(record: SubscriptionRecord, secrets: MasterSecrets) -> str:
+    """``record``'s signing secret, opened with the master secret it names."""
+    return open_webhook_secret(secrets, record.secret_key_id, record.id, record.secret_sealed)
+
+
+def reseal_webhook_secrets(sessions: sessionmaker[Session], secrets: MasterSecrets, *, batch: int = 100) -> int:
+    """Seal again with the current master secret every signing secret sealed with another (after the master
+    secret changed: ``scf secrets rotate``); return how many. Each batch commits on its own."""
+    done = 0
+    while True:
+        with sessions() as session, session.begin():
+            records = session.scalars(
+                select(SubscriptionRecord)
+                .where(SubscriptionRecord.secret_key_id != secrets.current.id)
+                .order_by(SubscriptionRecord.id)
+                .limit(batch)
+                .with_for_update()
+            ).all()
+            for record in records:
+                seal_secret(record, secrets, signing_secret(record, secrets))
+        done += len(records)
+        if len(records) < batch:
+            return done
+
+
+def webhook_secrets_not_under(sessions: sessionmaker[Session], secrets: MasterSecrets) -> int:
+    """How many signing secrets are sealed with another master secret than the current one."""
+    with sessions() as session:
+        return len(
+            session.scalars(
+                select(SubscriptionRecord.id).where(SubscriptionRecord.secret_key_id != secrets.current.id)
+            ).all()
+        )
 
 
 def signature_header(secret: str, body: bytes, timestamp: int) -> str:
@@ -314,20 +361,27 @@ async def post_event(
     pinned, extensions = pin(url, addresses[0])
     if pinned != url:
         headers["Host"] = urlsplit(url).netloc
+    read = 0
     try:
         async with asyncio.timeout(config.timeout):
             request = client.build_request("POST", pinned, content=body, headers=headers, extensions=extensions)
             async with contextlib.aclosing(await client.send(request, stream=True)) as response:
-                read = 0
                 async for chunk in response.aiter_raw():
                     read += len(chunk)
-                    if read >= config.max_response_bytes:
-                        break  # the answer's body is not used; read no more of a huge one
+                    if read > config.max_response_bytes:
+                        break  # the answer's body is not used; read no more of a huge one (closing drops it)
                 status = response.status_code
     except TimeoutError:
         return done(False, None, f"no answer within {config.timeout:g} s")
     except (httpx.HTTPError, OSError) as exc:
-        return done(False, None, f"{type(exc).__name__}: {exc}")
+        return done(False, None, transport_error(exc))
+    if read > config.max_response_bytes:
+        return done(
+            False,
+            status,
+            f"answered {status} with a body over {config.max_response_bytes} bytes (SCF_WEBHOOK_MAX_RESPONSE_BYTES); "
+            "the rest was not read",
+        )
     if 300 <= status < 400:
         return done(False, status, "redirect (webhooks do not follow redirects)")
     if not 200 <= status < 300:
@@ -335,13 +389,33 @@ async def post_event(
     return done(True, status, None)
 
 
+def transport_error(exc: BaseException) -> str:
+    """What went wrong before an answer came, in words: a TLS failure (an untrusted or expired certificate, a
+    name that does not match), a refused or unreachable connection, or the transport's own message."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"TLS error: certificate verify failed: {seen.verify_message} ({type(exc).__name__})"
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS error: {seen.reason or seen} ({type(exc).__name__}: {exc})"
+        if isinstance(seen, ConnectionRefusedError):
+            return f"connection refused ({type(exc).__name__}: {exc})"
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, httpx.ConnectError):
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSL" in str(exc):
+            return f"TLS error: {exc}"
+        return f"cannot connect ({type(exc).__name__}: {exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Deliverer:
     """Delivers every active subscription's events: one worker task per subscription, supervised by one loop
     that starts workers for subscriptions that became active and lets go of the others."""
 
-    def __init__(self, sessions: sessionmaker[Session], config: WebhookSettings) -> None:
+    def __init__(self, sessions: sessionmaker[Session], config: WebhookSettings, secrets: MasterSecrets) -> None:
         self.sessions = sessions
         self.config = config
+        self.secrets = secrets
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -389,7 +463,7 @@ class Deliverer:
         with self.sessions() as session:
             return set(session.scalars(select(SubscriptionRecord.id).where(SubscriptionRecord.status == ACTIVE)))
 
-    def _next(self, subscription_id: int) -> tuple[SubscriptionRecord, list[FeedRow]] | None:
+    def _next(self, subscription_id: int) -> tuple[SubscriptionRecord, str, list[FeedRow]] | None:
         with self.sessions() as session:
             record = session.get(SubscriptionRecord, subscription_id)
             if record is None or record.status != ACTIVE:
@@ -405,8 +479,23 @@ class Deliverer:
                 kinds=list(record.kinds),
                 counterparty=record.counterparty,
             )
+            try:
+                secret = signing_secret(record, self.secrets)
+            except SealedSecretError as exc:
+                session.rollback()
+                self._pause(subscription_id, str(exc))
+                return None
             session.expunge_all()
-            return record, rows
+            return record, secret, rows
+
+    def _pause(self, subscription_id: int, reason: str) -> None:
+        """Pause a subscription that cannot be delivered whatever the receiver does (its secret does not open)."""
+        logger.error("webhook subscription %s paused: %s", subscription_id, reason)
+        with self.sessions() as session, session.begin():
+            record = session.get(SubscriptionRecord, subscription_id, with_for_update=True)
+            if record is not None and record.status == ACTIVE:
+                record.status = PAUSED
+                record.paused_reason = reason[:300]
 
     def _record(self, subscription_id: int, row: FeedRow, attempt: int, result: Attempt) -> str:
         """Log the attempt and move the subscription on: past the event on success, towards a pause on failure.
@@ -446,25 +535,25 @@ class Deliverer:
                 found = await asyncio.to_thread(self._next, subscription_id)
                 if found is None:
                     return
-                record, rows = found
+                record, secret, rows = found
                 if not rows:
                     await asyncio.sleep(self.config.poll)
                     continue
-                if not await self._deliver(record, rows):
+                if not await self._deliver(record, secret, rows):
                     return
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("webhook subscription %s: the worker failed; it restarts", subscription_id)
 
-    async def _deliver(self, record: SubscriptionRecord, rows: Sequence[FeedRow]) -> bool:
+    async def _deliver(self, record: SubscriptionRecord, secret: str, rows: Sequence[FeedRow]) -> bool:
         """Deliver ``rows`` in order; False when the subscription stopped being active."""
         assert self._client is not None
         for row in rows:
             attempt = 0
             while True:
                 attempt += 1
-                result = await post_event(self._client, record.url, record.secret, row, record.id, self.config)
+                result = await post_event(self._client, record.url, secret, row, record.id, self.config)
                 status = await asyncio.to_thread(self._record, record.id, row, attempt, result)
                 if status != ACTIVE:
                     return False

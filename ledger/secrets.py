@@ -12,11 +12,13 @@ HKDF-SHA256 (RFC 5869) of the master secret's UTF-8 bytes, without salt, with on
 ``scf-ledger sign-in tokens``            HS256 key of the sign-in JWTs (:meth:`MasterSecret.token_key`)
 ``scf-ledger documents v<N>``            AES-256-GCM key of document key version N (:meth:`MasterSecret.document_key`)
 ``scf-ledger keystore <address>``        keystore password of an account, hex (:meth:`MasterSecret.keystore_password`)
+``scf-ledger webhook secrets``           AES-256-GCM key of webhook signing secrets (:meth:`MasterSecret.webhook_key`)
 ``scf-ledger master secret id``          8 bytes, the secret's public id (:attr:`MasterSecret.id`)
 ======================================== ==========================================================
 
-The id names, without revealing it (HKDF is one-way), the secret a key file, a document or a sign-in token
-was made with, so that after a rotation each is read with the right one: :class:`MasterSecrets` holds the
+The id names, without revealing it (HKDF is one-way), the secret a key file, a document, a webhook signing
+secret (:func:`seal_webhook_secret`) or a sign-in token was made with, so that after a rotation each is read
+with the right one: :class:`MasterSecrets` holds the
 current secret (everything new is written with it) and the previous ones (``SCF_PREVIOUS_MASTER_SECRETS``),
 which are only ever read with, until ``scf secrets rotate`` has re-encrypted everything under the current one.
 
@@ -43,6 +45,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
 import re
 import secrets
 from collections.abc import Iterable
@@ -50,7 +53,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account import Account
 from eth_utils import to_checksum_address
@@ -69,7 +74,9 @@ MIN_DISTINCT_BYTES: Final = 16
 TOKEN_INFO: Final = b"scf-ledger sign-in tokens"
 DOCUMENT_INFO_PREFIX: Final = b"scf-ledger documents v"
 KEYSTORE_INFO_PREFIX: Final = b"scf-ledger keystore "
+WEBHOOK_INFO: Final = b"scf-ledger webhook secrets"
 ID_INFO: Final = b"scf-ledger master secret id"
+NONCE_BYTES: Final = 12
 
 SecretValue = SecretStr | str | bytes
 
@@ -116,6 +123,11 @@ class MasterSecret:
         if version < 1:
             raise ValueError(f"key versions start at 1, not {version}")
         return _hkdf(self.material, DOCUMENT_INFO_PREFIX + str(version).encode())
+
+    @cached_property
+    def webhook_key(self) -> bytes:
+        """The AES-256-GCM key of webhook subscriptions' signing secrets (:func:`seal_webhook_secret`)."""
+        return _hkdf(self.material, WEBHOOK_INFO)
 
     def keystore_password(self, address: str) -> str:
         """The keystore password of ``address``: every key file has its own."""
@@ -176,6 +188,47 @@ def split_secrets(value: SecretStr | None) -> list[str]:
     if value is None:
         return []
     return [part for part in re.split(r"[,\s]+", value.get_secret_value()) if part]
+
+
+# -- webhook signing secrets at rest -----------------------------------------------------------------------
+
+
+class SealedSecretError(ValueError):
+    """A sealed webhook secret does not open: altered, moved to another subscription, or sealed with a master
+    secret that is neither the current one nor a previous one."""
+
+
+def _webhook_associated_data(subscription_id: int) -> bytes:
+    return f"scf-ledger webhook subscription {subscription_id}".encode("ascii")
+
+
+def seal_webhook_secret(secret: MasterSecret, subscription_id: int, value: str) -> bytes:
+    """``value`` (a subscription's signing secret) encrypted for the database: a fresh 96-bit nonce followed by
+    the AES-256-GCM ciphertext and tag under :meth:`MasterSecret.webhook_key`, bound to the subscription's id
+    (a sealed secret copied to another subscription's row does not open)."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(secret.webhook_key).encrypt(
+        nonce, value.encode("utf-8"), _webhook_associated_data(subscription_id)
+    )
+
+
+def open_webhook_secret(secrets: MasterSecrets, secret_id: str, subscription_id: int, sealed: bytes) -> str:
+    """The signing secret :func:`seal_webhook_secret` sealed with the master secret whose id is ``secret_id``."""
+    secret = secrets.get(secret_id)
+    if secret is None:
+        raise SealedSecretError(
+            f"the signing secret of webhook subscription {subscription_id} is sealed with master secret {secret_id}, "
+            "which is neither SCF_MASTER_SECRET nor one of SCF_PREVIOUS_MASTER_SECRETS"
+        )
+    try:
+        plain = AESGCM(secret.webhook_key).decrypt(
+            sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _webhook_associated_data(subscription_id)
+        )
+    except (InvalidTag, ValueError):
+        raise SealedSecretError(
+            f"the signing secret of webhook subscription {subscription_id} does not authenticate"
+        ) from None
+    return plain.decode("utf-8")
 
 
 # -- judging a value ------------------------------------------------------------------------------------------

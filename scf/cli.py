@@ -10,7 +10,7 @@
     scf bench [--quick]                           benchmarks -> bench/results/, docs/benchmarks.md and .png
     scf secrets new                               fresh values for SCF_MASTER_SECRET, SCF_KEY_SALT, SCF_OPERATOR_KEY
     scf secrets check                             would these secret settings be accepted on this chain?
-    scf secrets rotate                            re-encrypt keys and documents under the current master secret
+    scf secrets rotate                            re-encrypt keys, documents, webhook secrets under the current one
     scf api-key reissue                           a new API key for the operator, the old ones revoked
 
 Settings come from ``SCF_*`` environment variables and ``.env`` (see ``.env.example``). Expected failures (no
@@ -448,8 +448,9 @@ def secrets_check() -> None:
 def secrets_rotate(
     batch: Annotated[int, typer.Option(min=1, max=1000, help="documents re-encrypted per transaction")] = 8,
 ) -> None:
-    """Re-encrypt every hosted key and document under SCF_MASTER_SECRET, reading them with the previous master
-    secrets (SCF_PREVIOUS_MASTER_SECRETS); restart the service with both first. Safe to run again: it resumes."""
+    """Re-encrypt every hosted key, document and webhook signing secret under SCF_MASTER_SECRET, reading them with
+    the previous master secrets (SCF_PREVIOUS_MASTER_SECRETS); restart the service with both first. Safe to run
+    again: it resumes."""
     from api.admin import AdminError, reencrypt_under_current_secret
     from ledger.db import DatabaseUnavailable
     from ledger.deployment import OperatorKeyMissing
@@ -478,12 +479,14 @@ def secrets_rotate(
     except (AdminError, DatabaseUnavailable, OperatorKeyMissing, DocumentIntegrityError, KeystoreError) as exc:
         _fail(f"{exc}; nothing is lost: fix it and run `scf secrets rotate` again, it resumes")
     console.print(
-        f"re-encrypted {result.keys_rewritten} of {result.keys} hosted keys and {result.documents_rewritten} "
-        f"documents under master secret {result.secret_id}"
+        f"re-encrypted {result.keys_rewritten} of {result.keys} hosted keys, {result.documents_rewritten} "
+        f"documents and {result.webhook_secrets_rewritten} webhook signing secrets under master secret "
+        f"{result.secret_id}"
     )
-    if result.keys_left or result.documents_left:
+    if result.keys_left or result.documents_left or result.webhook_secrets_left:
         _fail(
-            f"{len(result.keys_left)} keys and {result.documents_left} documents are still under another secret "
+            f"{len(result.keys_left)} keys, {result.documents_left} documents and {result.webhook_secrets_left} "
+            "webhook signing secrets are still under another secret "
             "(written meanwhile by a service that does not use the new master secret?); run it again"
         )
     console.print(

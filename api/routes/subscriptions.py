@@ -28,6 +28,7 @@ from api.webhooks import (
     check_target,
     delivery_view,
     new_secret,
+    seal_secret,
     subscription_view,
 )
 from ledger.index.feed import last_seq
@@ -79,14 +80,17 @@ async def create_subscription(body: NewSubscription, service: Service, caller: C
                 url=body.url,
                 kinds=kinds,
                 counterparty=body.counterparty,
-                secret=new_secret(),
+                secret_sealed=b"",
+                secret_key_id="",
                 cursor=cursor,
                 status=ACTIVE,
                 failures=0,
             )
             session.add(record)
-            session.flush()
-            return {**subscription_view(record), "secret": record.secret}
+            session.flush()  # its id, which the sealed secret is bound to
+            secret = new_secret()
+            seal_secret(record, service.secrets, secret)
+            return {**subscription_view(record), "secret": secret}
 
     created = await run_in_threadpool(create)
     if service.deliverer is not None:

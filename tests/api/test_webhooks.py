@@ -5,13 +5,18 @@ metadata and redirecting targets are refused at creation or recorded as failed d
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,8 +76,8 @@ def receiver() -> Iterator[Receiver]:
     state.server.server_close()
 
 
-def serve(state: Receiver) -> ThreadingHTTPServer:
-    """A receiver's HTTP server on a free port of 127.0.0.1, in a thread."""
+def serve(state: Receiver, tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+    """A receiver's HTTP server on a free port of 127.0.0.1, in a thread (HTTPS with ``tls``)."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -105,6 +110,8 @@ def serve(state: Receiver) -> ThreadingHTTPServer:
             self.end_headers()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:  # a handshake the client refuses fails in accept(), which the server shrugs off
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -327,3 +334,299 @@ def test_a_request_goes_to_the_address_that_was_checked_with_tls_on_the_name() -
     )
     assert pin("http://erp.example.com:8080/hook", "2001:db8::1") == ("http://[2001:db8::1]:8080/hook", {})
     assert pin("http://127.0.0.1:9/hook", "127.0.0.1") == ("http://127.0.0.1:9/hook", {})
+
+
+# -- bad receivers: each a recorded failure; the deliverer goes on delivering to everyone else ----------------
+
+
+def failed_deliveries(api: Api, who: Participant, receiver_url: str, count: int = 1) -> list[dict[str, Any]]:
+    """Subscribe ``who`` to ``receiver_url`` (from the first event), wait for ``count`` recorded attempts, delete
+    the subscription and return its delivery log."""
+    created = ok(api.http.post("/subscriptions", json={"url": receiver_url, "start": 0}, headers=who.headers), 201)
+    path = f"/subscriptions/{created['id']}"
+    log: list[dict[str, Any]] = []
+
+    def attempted() -> bool:
+        log[:] = ok(api.http.get(f"{path}/deliveries", headers=who.headers))["items"]
+        return len(log) >= count
+
+    wait_for(attempted)
+    assert api.http.delete(path, headers=who.headers).status_code == 204
+    assert log and not any(d["ok"] for d in log), [d["error"] for d in log]
+    return log
+
+
+def assert_the_deliverer_still_delivers(api: Api, who: Participant) -> None:
+    """A healthy receiver subscribed now still gets every event ``who`` may see."""
+    healthy = Receiver()
+    healthy.server = serve(healthy)
+    try:
+        subscription = subscribe(api, who, healthy, start=0)
+        expected = all_events(api, who.headers)
+        wait_for(lambda: len(healthy.events) >= len(expected))
+        assert [e["id"] for e in healthy.events] == [e["id"] for e in expected]
+        assert api.http.delete(f"/subscriptions/{subscription['id']}", headers=who.headers).status_code == 204
+    finally:
+        healthy.server.shutdown()
+        healthy.server.server_close()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again on leaving: nothing listens there
+
+
+def test_an_unreachable_receiver_is_a_recorded_connection_failure(api: Api, story: dict[str, Any]) -> None:
+    seatmaker: Participant = story["people"]["seatmaker"]
+    log = failed_deliveries(api, seatmaker, f"http://127.0.0.1:{closed_port()}/scf-hook", count=2)
+    errors = [d["error"] for d in log]
+    assert all(d["status_code"] is None and d["error"].startswith("connection refused") for d in log), errors
+    assert [d["attempt"] for d in log[:2]] == [1, 2]
+    assert_the_deliverer_still_delivers(api, seatmaker)
+
+
+def test_a_host_that_does_not_resolve_is_refused_at_creation(api: Api) -> None:
+    body = {"url": "https://erp.scf-ledger-test.invalid/hook"}  # .invalid never resolves (RFC 2606)
+    answer = problem(api.http.post("/subscriptions", json=body, headers=api.operator_headers), 422)
+    assert answer["type"] == "urn:scf:problem:webhook-target-refused"
+    assert "does not resolve" in answer["detail"]
+
+
+@dataclass
+class Flood:
+    """A receiver that answers 200 with a body of ``size`` bytes, written as fast as the reader takes them;
+    ``sent`` counts what it managed to write before the other side hung up."""
+
+    size: int = 256 * 1024 * 1024
+    sent: list[int] = field(default_factory=list)
+
+
+def serve_flood(flood: Flood) -> ThreadingHTTPServer:
+    chunk = b"x" * 65_536
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(flood.size))
+            self.end_headers()
+            written = 0
+            try:
+                while written < flood.size:
+                    self.wfile.write(chunk)
+                    written += len(chunk)
+            except OSError:  # the deliverer hung up: what it did not read never left this process
+                pass
+            flood.sent.append(written)
+            self.close_connection = True
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_huge_answer_is_a_recorded_failure_and_is_not_read_past_the_cap(api: Api, story: dict[str, Any]) -> None:
+    seatmaker: Participant = story["people"]["seatmaker"]
+    flood = Flood()
+    server = serve_flood(flood)
+    try:
+        log = failed_deliveries(api, seatmaker, f"http://127.0.0.1:{server.server_address[1]}/scf-hook")
+        wait_for(lambda: len(flood.sent) >= 1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    first = log[0]
+    assert first["status_code"] == 200 and "over 65536 bytes" in first["error"], first
+    # The service hung up after its 64 KiB: the receiver could not push its 256 MiB (what it wrote is at most
+    # what the loopback's socket buffers hold, a few MiB), and the attempt took no time to speak of.
+    assert max(flood.sent) < 32 * 1024 * 1024, flood.sent
+    assert first["duration_ms"] < 1_500
+    assert_the_deliverer_still_delivers(api, seatmaker)
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no one signed but itself, and its key (PEM files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "receiver.crt", folder / "receiver.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_a_receiver_whose_certificate_does_not_verify_is_a_recorded_tls_failure(
+    api: Api, story: dict[str, Any], tmp_path: Path
+) -> None:
+    seatmaker: Participant = story["people"]["seatmaker"]
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    tls = Receiver()
+    tls.server = serve(tls, context)
+    try:
+        log = failed_deliveries(api, seatmaker, f"https://127.0.0.1:{tls.server.server_address[1]}/scf-hook")
+    finally:
+        tls.server.shutdown()
+        tls.server.server_close()
+    errors = [d["error"] for d in log]
+    assert all(e.startswith("TLS error: certificate verify failed") for e in errors), errors
+    assert all(d["status_code"] is None for d in log)
+    assert "self-signed certificate" in log[0]["error"], log[0]
+    assert tls.requests == 0  # nothing was sent over a connection that did not verify
+    assert_the_deliverer_still_delivers(api, seatmaker)
+
+
+class Silent:
+    """Receivers that never answer: a socket that listens but never accepts (the request sits in the kernel's
+    queue), and an HTTP server that sends its status line and then one byte of headers every half second."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.stop = threading.Event()
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(64)
+        self.port = int(self.socket.getsockname()[1])
+        if kind == "trickle":
+            threading.Thread(target=self._trickle, daemon=True).start()
+
+    def _trickle(self) -> None:
+        self.socket.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.socket.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._drip, args=(connection,), daemon=True).start()
+
+    def _drip(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                connection.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not self.stop.wait(0.5):
+                    connection.sendall(b"X")
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.socket.close()
+
+
+@pytest.mark.parametrize("kind", ["never-accepts", "trickle"])
+def test_a_receiver_that_never_answers_is_a_recorded_timeout(api: Api, story: dict[str, Any], kind: str) -> None:
+    seatmaker: Participant = story["people"]["seatmaker"]
+    silent = Silent(kind)
+    try:
+        log = failed_deliveries(api, seatmaker, f"http://127.0.0.1:{silent.port}/scf-hook")
+    finally:
+        silent.close()
+    timeout = SETTINGS["webhook_timeout_seconds"]
+    assert log[0]["error"] == f"no answer within {timeout:g} s" and log[0]["status_code"] is None, log[0]
+    assert timeout * 1000 <= log[0]["duration_ms"] < timeout * 1000 + 1_000
+    assert_the_deliverer_still_delivers(api, seatmaker)
+
+
+# -- the signing secret at rest -----------------------------------------------------------------------------
+
+
+def test_the_database_holds_no_signing_secret_in_clear(api: Api, story: dict[str, Any], receiver: Receiver) -> None:
+    from sqlalchemy import MetaData, select
+
+    from api.webhooks import SubscriptionRecord, signing_secret
+
+    seatmaker: Participant = story["people"]["seatmaker"]
+    subscription = subscribe(api, seatmaker, receiver, start=0)
+    secret = receiver.secret
+    engine = api.service.sessions.kw["bind"]
+    tables = MetaData()
+    tables.reflect(engine)
+    with engine.connect() as connection:
+        for table in tables.sorted_tables:
+            for row in connection.execute(select(table)):
+                for value in row:
+                    text = value.decode("latin-1") if isinstance(value, bytes | memoryview) else str(value)
+                    assert secret not in text and secret.removeprefix("whsec_") not in text, table.name
+    with api.service.sessions() as session:
+        record = session.get(SubscriptionRecord, subscription["id"])
+        assert record is not None and record.secret_key_id == api.service.secrets.current.id
+        assert signing_secret(record, api.service.secrets) == secret  # what the deliverer signs with
+    expected = all_events(api, seatmaker.headers)
+    wait_for(lambda: len(receiver.events) >= len(expected))
+    assert receiver.refused == 0  # each delivery verified with the secret shown at creation
+
+
+def test_the_migration_seals_existing_signing_secrets_and_unseals_them_going_down(tmp_path: Path) -> None:
+    from sqlalchemy import inspect, text
+
+    from ledger.db import make_engine
+    from ledger.migrations import downgrade, upgrade
+    from ledger.secrets import MasterSecrets, open_webhook_secret
+
+    url = f"sqlite:///{tmp_path / 'sealing.sqlite3'}"
+    secrets = MasterSecrets.of("migration test master secret")
+    upgrade(url, "0011_webhook_subscriptions")
+    engine = make_engine(url)
+    clear = "whsec_written-in-clear-by-an-older-version"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO webhook_subscriptions (id, owner, url, kinds, counterparty, secret, cursor, status, "
+                "failures, created_at) VALUES (7, :owner, 'http://127.0.0.1:9/', '[]', NULL, :secret, 0, 'active', "
+                "0, '2026-12-01 00:00:00')"
+            ),
+            {"owner": "0x" + "11" * 20, "secret": clear},
+        )
+    upgrade(url, secrets=secrets)
+    assert "secret" not in {c["name"] for c in inspect(engine).get_columns("webhook_subscriptions")}
+    with engine.connect() as connection:
+        key_id, sealed = connection.execute(
+            text("SELECT secret_key_id, secret_sealed FROM webhook_subscriptions WHERE id = 7")
+        ).one()
+    assert key_id == secrets.current.id and clear.encode() not in sealed
+    assert open_webhook_secret(secrets, key_id, 7, sealed) == clear
+    downgrade(url, "0011_webhook_subscriptions", secrets=secrets)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT secret FROM webhook_subscriptions WHERE id = 7")).scalar_one() == clear
+    engine.dispose()
+
+
+def test_a_sealed_secret_opens_only_with_its_master_secret_and_its_subscription() -> None:
+    from ledger.secrets import MasterSecrets, SealedSecretError, open_webhook_secret, seal_webhook_secret
+
+    ring = MasterSecrets.of("current master secret", ["previous master secret"])
+    old = ring.previous[0]
+    sealed = seal_webhook_secret(old, 3, "whsec_abc")
+    assert open_webhook_secret(ring, old.id, 3, sealed) == "whsec_abc"  # a previous secret still reads
+    for secret_id, subscription_id, value in (
+        (old.id, 4, sealed),  # moved to another subscription's row
+        (ring.current.id, 3, sealed),  # claimed to be under another secret
+        (old.id, 3, sealed[:-1] + bytes([sealed[-1] ^ 1])),  # altered
+        ("0" * 16, 3, sealed),  # a secret no longer configured
+    ):
+        with pytest.raises(SealedSecretError):
+            open_webhook_secret(ring, secret_id, subscription_id, value)

@@ -21,10 +21,11 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from api.webhooks import SubscriptionRecord
 from ledger.documents import DocumentIntegrityError, DocumentRecord, decrypt
 from ledger.identifiers import synthetic_credit_code
 from ledger.keystore import SECRET_ID_FIELD
-from ledger.secrets import MasterSecret
+from ledger.secrets import MasterSecret, MasterSecrets, SealedSecretError, open_webhook_secret
 from ledger.tooling.chain import Anvil
 from tests.e2e.processes import Served, base_environment, run_scf, serving, strong, token
 
@@ -92,6 +93,18 @@ def stored_documents(data_dir: Path) -> list[DocumentRecord]:
         engine.dispose()
 
 
+def stored_subscriptions(data_dir: Path) -> list[SubscriptionRecord]:
+    engine = create_engine(f"sqlite:///{data_dir / 'ledger.sqlite3'}")
+    try:
+        with Session(engine) as session:
+            records = list(session.scalars(select(SubscriptionRecord)))
+            session.expunge_all()
+            assert records
+            return records
+    finally:
+        engine.dispose()
+
+
 def test_rotating_the_master_secret_re_encrypts_everything_and_old_tokens_die_after_their_lifetime(
     make_anvil: Callable[..., Anvil], tmp_path: Path
 ) -> None:
@@ -104,6 +117,7 @@ def test_rotating_the_master_secret_re_encrypts_everything_and_old_tokens_die_af
         SCF_RPC_URL=anvil.rpc_url,
         SCF_MASTER_SECRET=old.material.decode(),
         SCF_TOKEN_TTL_SECONDS=str(TOKEN_TTL),
+        SCF_WEBHOOK_ALLOW="127.0.0.1",
     )
     wallet: LocalAccount = Account.create()
     content = b"warehouse certificate, lot 77, read across a rotation " + os.urandom(8).hex().encode()
@@ -120,6 +134,10 @@ def test_rotating_the_master_secret_re_encrypts_everything_and_old_tokens_die_af
         assert uploaded.status_code == 201, uploaded.text
         sha256 = uploaded.json()["sha256"]
         signed_in = sign_in(first, wallet)
+        hook = {"url": "http://127.0.0.1:9/scf-hook", "start": "now"}  # a closed port: the secret matters here
+        subscribed = httpx.post(f"{first.base_url}/subscriptions", json=hook, headers=supplier.headers)
+        assert subscribed.status_code == 201, subscribed.text
+        webhook_secret = subscribed.json()["secret"]
     key_files = sorted((data / "keystore").glob("*.json"))
     assert len(key_files) == 2
     assert {json.loads(f.read_text())[SECRET_ID_FIELD] for f in key_files} == {old.id}
@@ -138,10 +156,12 @@ def test_rotating_the_master_secret_re_encrypts_everything_and_old_tokens_die_af
         rotated = run_scf("secrets", "rotate", env=rotating, cwd=tmp_path)
         assert rotated.returncode == 0, rotated.stdout + rotated.stderr
         assert "hosted keys: 2 to go through" in rotated.stdout and "documents: 1 to go through" in rotated.stdout
-        assert "re-encrypted 2 of 2 hosted keys and 1 documents" in rotated.stdout
+        assert "re-encrypted 2 of 2 hosted keys, 1 documents and 1 webhook signing secrets" in rotated.stdout
         assert "nothing is left under a previous master secret" in rotated.stdout
         again = run_scf("secrets", "rotate", env=rotating, cwd=tmp_path)
-        assert "re-encrypted 0 of 2 hosted keys and 0 documents" in again.stdout, again.stdout + again.stderr
+        assert "re-encrypted 0 of 2 hosted keys, 0 documents and 0 webhook signing secrets" in again.stdout, (
+            again.stdout + again.stderr
+        )
 
         # Nothing is left under the old secret: no key file, no document opens with its keys.
         for path in key_files:
@@ -157,6 +177,13 @@ def test_rotating_the_master_secret_re_encrypts_everything_and_old_tokens_die_af
             assert decrypt(new.document_key(record.key_version), record.sha256, record.nonce, record.ciphertext)
             with pytest.raises(DocumentIntegrityError):
                 decrypt(old.document_key(record.key_version), record.sha256, record.nonce, record.ciphertext)
+        for subscription in stored_subscriptions(data):
+            assert subscription.secret_key_id == new.id
+            assert open_webhook_secret(MasterSecrets.of(new), new.id, subscription.id, subscription.secret_sealed) == (
+                webhook_secret
+            )
+            with pytest.raises(SealedSecretError):
+                open_webhook_secret(MasterSecrets.of(old), new.id, subscription.id, subscription.secret_sealed)
         assert document(second, supplier, sha256) == content
 
         # 4. Tokens of the old secret: refused once their lifetime is over, the forged one included.
