@@ -71,7 +71,7 @@ EVENTS = {
 class ServiceProcess:
     """``scf serve --no-chain`` against the test's own anvil, restartable, killable with SIGKILL."""
 
-    def __init__(self, data_dir: Path, anvil: Anvil) -> None:
+    def __init__(self, data_dir: Path, anvil: Anvil, **settings: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "serve.log"
@@ -88,6 +88,7 @@ class ServiceProcess:
             # up to about a second of blocks (its dump interval, once more when the last dump was inconsistent),
             # and a client must never build on a result a crash can still change (README, SCF_CONFIRMATIONS).
             "SCF_CONFIRMATIONS": str(CONFIRMATIONS),
+            **settings,
         }
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -304,11 +305,17 @@ class Stage:
 
 @pytest.fixture
 def stage(tmp_path: Path) -> Iterator[Stage]:
-    """anvil (state on disk every second), the service, and the cast: a core firm with a credit line, a
-    financier with cash, and one supplier per client."""
+    with staged(tmp_path) as ready:
+        yield ready
+
+
+@contextlib.contextmanager
+def staged(tmp_path: Path, **settings: str) -> Iterator[Stage]:
+    """anvil (state on disk every second), the service (with ``settings``, ``SCF_*`` variables), and the cast:
+    a core firm with a credit line, a financier with cash, and one supplier per client."""
     anvil = Anvil(tmp_path / "chain-node", port=free_port(), block_time=BLOCK_TIME)
     anvil.start()
-    service = ServiceProcess(tmp_path, anvil)
+    service = ServiceProcess(tmp_path, anvil, **settings)
     try:
         service.start()
         keys = {"operator": service.operator_key()}
