@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed-stamp
 SLITHER_VENV := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed-stamp
 
-.PHONY: setup compile lint slither test gas clean run demo soak bench bench-quick
+.PHONY: setup compile lint slither test gas clean run demo soak bench bench-quick bench-webhooks
 
 ## setup: create .venv and install the project (when pyproject.toml changed), npm ci (when
 ## package-lock.json changed), .venv-slither (when scripts/slither-requirements.txt changed), then compile
@@ -84,6 +84,11 @@ bench: setup
 
 bench-quick: setup
 	$(BIN)/scf bench --quick
+
+## bench-webhooks: webhook delivery latency alone and beside a 5-s and a failing receiver (about 3 minutes)
+## -> bench/results/<date>-webhooks-full.json and its table in docs/benchmarks.md.
+bench-webhooks: setup
+	$(BIN)/scf bench-webhooks
 
 ## gas: gas used by each contract operation -> build/gas-report.md and build/gas-report.json.
 gas: setup

@@ -16,8 +16,13 @@ in a row the subscription is paused until its owner resumes it.
 Targets are checked before every request, not only at creation (a name may resolve elsewhere later): the host
 is resolved and every address must be public (no private, loopback, link-local, unique-local, shared, reserved
 or cloud-metadata address) unless the operator allow-listed it (``SCF_WEBHOOK_ALLOW``: host names and
-networks). The answer is read up to ``SCF_WEBHOOK_MAX_RESPONSE_BYTES`` and the whole request is bounded by
-``SCF_WEBHOOK_TIMEOUT_SECONDS``.
+networks). The answer is read as it streams in, up to ``SCF_WEBHOOK_MAX_RESPONSE_BYTES`` (a longer one is a
+failure and the connection is dropped there), and the whole request is bounded by
+``SCF_WEBHOOK_TIMEOUT_SECONDS``. A failure is recorded in words (:func:`transport_error`): connection refused,
+a TLS certificate that does not verify, no answer in time, the status, the body cap.
+
+The signing secret is kept sealed under the master secret (:func:`seal_secret`, :func:`signing_secret`,
+:func:`ledger.secrets.seal_webhook_secret`); the database never holds it in clear.
 """
 
 from __future__ import annotations

@@ -16,4 +16,8 @@ measures, in order:
 
 :func:`bench.runner.run_benchmarks` runs them and :mod:`bench.report` writes
 ``bench/results/<date>.json``, ``docs/benchmarks.md`` and ``docs/benchmarks.png`` from the figures.
+
+``scf bench-webhooks`` (:mod:`bench.webhooks`) is a run of its own: webhook delivery latency to healthy
+receivers, and the ledger's confirmation latency, alone and beside a receiver that answers after 5 s and one
+that answers 500.
 """

@@ -45,7 +45,16 @@ _KEY = re.compile(r"\b(scf_[A-Za-z0-9_-]{20,})")
 class ServiceProcess:
     """``uvicorn api.app:app`` in a child process (see the module)."""
 
-    def __init__(self, *, rpc_url: str, chain_id: int, data_dir: Path, deployments_dir: Path, port: int) -> None:
+    def __init__(
+        self,
+        *,
+        rpc_url: str,
+        chain_id: int,
+        data_dir: Path,
+        deployments_dir: Path,
+        port: int,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_file = data_dir / "service.log"
@@ -59,6 +68,7 @@ class ServiceProcess:
             "SCF_MASTER_SECRET": "scf bench master secret",
             "SCF_API_HOST": "127.0.0.1",
             "SCF_API_PORT": str(port),
+            **(settings or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.operator_key: str | None = None

@@ -8,6 +8,7 @@
                                                   stops the chain too when this started it)
     scf demo --api-key KEY                        the whole story against the running service
     scf bench [--quick]                           benchmarks -> bench/results/, docs/benchmarks.md and .png
+    scf bench-webhooks [--quick]                  webhook delivery beside slow and failing receivers -> same
     scf secrets new                               fresh values for SCF_MASTER_SECRET, SCF_KEY_SALT, SCF_OPERATOR_KEY
     scf secrets check                             would these secret settings be accepted on this chain?
     scf secrets rotate                            re-encrypt keys, documents, webhook secrets under the current one
@@ -405,6 +406,35 @@ def bench_command(
         _fail(str(exc))
     written = write_results(results, results_dir, markdown, chart)
     console.print(f"wrote {_shown(written)}, {_shown(markdown)} and {_shown(chart)}")
+
+
+@app.command("bench-webhooks")
+def bench_webhooks_command(
+    quick: Annotated[bool, typer.Option("--quick", help="one short round: a smoke run of about a minute")] = False,
+    results_dir: Annotated[Path, typer.Option(help="where the results JSON goes")] = PROJECT_ROOT / "bench" / "results",
+    markdown: Annotated[Path, typer.Option(help="the Markdown page whose webhook table is rewritten")] = PROJECT_ROOT
+    / "docs"
+    / "benchmarks.md",
+    workdir: Annotated[
+        Path | None, typer.Option(help="keep the run's chain, database and service log here (default: temporary)")
+    ] = None,
+) -> None:
+    """Measure webhook delivery latency to healthy receivers alone and beside a slow and a failing receiver, and
+    the ledger's own latency in both; write the results JSON and the table."""
+    from bench.load import BenchmarkFailed
+    from bench.webhooks import FULL, QUICK, run_webhook_bench, write_results
+
+    config = QUICK if quick else FULL
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    console.print(f"scf bench-webhooks: {config.mode} mode")
+    try:
+        results = run_webhook_bench(config, console.print, workdir)
+    except (BenchmarkFailed, ChainError, DeploymentError, CompilationError) as exc:
+        _fail(str(exc))
+    written = write_results(results, results_dir, markdown)
+    console.print(f"wrote {_shown(written)} and {_shown(markdown)}")
 
 
 # -- scf secrets, scf api-key --------------------------------------------------------------------------------

@@ -630,3 +630,21 @@ def test_a_sealed_secret_opens_only_with_its_master_secret_and_its_subscription(
     ):
         with pytest.raises(SealedSecretError):
             open_webhook_secret(ring, secret_id, subscription_id, value)
+
+
+def test_a_subscription_whose_secret_does_not_open_is_paused_with_the_reason(
+    api: Api, story: dict[str, Any], receiver: Receiver
+) -> None:
+    from api.webhooks import SubscriptionRecord
+
+    seatmaker: Participant = story["people"]["seatmaker"]
+    subscription = subscribe(api, seatmaker, receiver)  # from now on: nothing to deliver yet
+    with api.service.sessions() as session, session.begin():
+        record = session.get(SubscriptionRecord, subscription["id"])
+        assert record is not None
+        record.secret_key_id = "0" * 16  # as if sealed with a master secret the service no longer has
+    path = f"/subscriptions/{subscription['id']}"
+    wait_for(lambda: ok(api.http.get(path, headers=seatmaker.headers))["status"] == "paused")
+    reason = ok(api.http.get(path, headers=seatmaker.headers))["paused_reason"]
+    assert "master secret 0000000000000000" in reason and "SCF_PREVIOUS_MASTER_SECRETS" in reason, reason
+    assert receiver.requests == 0

@@ -221,8 +221,14 @@ def test_derived_keys_are_those_earlier_versions_derived_so_stored_data_stays_re
     assert secret.document_key(3) == _hkdf(value.encode(), b"scf-ledger documents v3")
     assert secret.keystore_password(address) == _hkdf(value.encode(), b"scf-ledger keystore " + address.encode()).hex()
     assert secret.id == _hkdf(value.encode(), b"scf-ledger master secret id", 8).hex()
-    keys = {secret.token_key, secret.document_key(1), bytes.fromhex(secret.keystore_password(address))}
-    assert len(keys) == 3  # one key per use
+    assert secret.webhook_key == _hkdf(value.encode(), b"scf-ledger webhook secrets")
+    keys = {
+        secret.token_key,
+        secret.document_key(1),
+        bytes.fromhex(secret.keystore_password(address)),
+        secret.webhook_key,
+    }
+    assert len(keys) == 4  # one key per use
 
 
 def test_derived_bytes_are_pinned_so_data_encrypted_today_decrypts_tomorrow() -> None:
@@ -235,6 +241,7 @@ def test_derived_bytes_are_pinned_so_data_encrypted_today_decrypts_tomorrow() ->
     assert secret.document_key(1).hex() == "1ecf16337050c404a197c26a4681c10039d1ca662f3a5b5b5b659715f4f4bf79"
     password = secret.keystore_password("0x" + "ab" * 20)
     assert password == "9cdf4e81721b6731c4ddce7389769e301e4d610be511943117180b000a4f498d"
+    assert secret.webhook_key.hex() == "e4bfa5d15a2149dcd56fe30ccb5e5e7dc2a4da4000f7d638be45fc524f0aa40c"
 
 
 def test_a_master_secret_shows_its_id_never_its_value() -> None:
