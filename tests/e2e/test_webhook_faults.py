@@ -86,7 +86,12 @@ def serve(receiver: Receiver) -> ThreadingHTTPServer:
             receiver.busy.set()
             try:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                event = json.loads(body)
+                try:
+                    event = json.loads(body)
+                except ValueError:  # the service was killed while sending it: never accepted, so sent again
+                    self.send_response(400)
+                    self.end_headers()
+                    return
                 secret = receiver.secrets.get(event.get("subscription"), "")
                 if not verify_signature(secret, body, self.headers.get("SCF-Signature", "")):
                     with receiver.lock:
