@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from api.actions import LINKS, Action, Call, Link, Prepare, install
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.models import CreditLineView, Page, ParticipantView
 from api.operations import perform
 from api.problems import Problem
-from api.routes.common import Address, Amount, ListWindow, SortKey, listing, not_found, page_rows, paging
+from api.routes.common import Address, Amount, ListWindow, SortKey, not_found, paged, paging
 from api.service import LedgerService, issue_api_key
 from api.store import ApiKeyRecord, ParticipantRecord
 from ledger.identifiers import InvalidIdentifier, validate_credit_code
@@ -189,24 +191,24 @@ def _listed(record: ParticipantRecord, indexed: ParticipantRow | None) -> Partic
     )
 
 
+def _listed_batch(session: Session, rows: Sequence[ParticipantRecord]) -> list[ParticipantView]:
+    accounts = [row.address for row in rows]
+    indexed = {
+        row.account: row for row in session.scalars(select(ParticipantRow).where(ParticipantRow.account.in_(accounts)))
+    }
+    return [_listed(row, indexed.get(row.address)) for row in rows]
+
+
 @router.get("/participants", response_model=Page[ParticipantView])
 @paging
-def list_participants(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[ParticipantView]:
+def list_participants(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[ParticipantView] | Response:
     """Participants in the order they were onboarded: all of them to the operator and the regulator, the caller
     alone to anyone else. `status` (active or suspended) and `frozen` are read from the index of the chain, like
     every list's: `pending` until the registration is indexed."""
     query = select(ParticipantRecord)
     if not (caller.is_operator or caller.is_regulator):
         query = query.where(ParticipantRecord.address == caller.address)
-    with service.sessions() as session:
-        rows, next_cursor, total = page_rows(session, query, PARTICIPANT_ORDER, window)
-        accounts = [row.address for row in rows]
-        indexed = {
-            row.account: row
-            for row in session.scalars(select(ParticipantRow).where(ParticipantRow.account.in_(accounts)))
-        }
-        items = [_listed(row, indexed.get(row.address)) for row in rows]
-    return listing(items, window, total, next_cursor)
+    return paged(service, query, PARTICIPANT_ORDER, window, ParticipantView, convert=_listed_batch)
 
 
 def _participant_or_404(service: LedgerService, participant_id: str) -> ParticipantRecord:
