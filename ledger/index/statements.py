@@ -155,8 +155,9 @@ def receivables_account(session: Session, participant: str, start: int, end: int
             book(event, owners.get(target), "received", owners.get(source), value, target)
     pieces = {m.piece_id for m in account.movements if m.piece_id is not None}
     if pieces:
-        slots = dict(session.execute(select(PieceRow.id, PieceRow.slot_id).where(PieceRow.id.in_(pieces))).tuples())
+        found = session.execute(select(PieceRow.id, PieceRow.slot_id).where(PieceRow.id.in_(pieces)))
+        slots = {int(piece): int(slot) for piece, slot in found}
         account.movements = [
-            m if m.piece_id is None else replace(m, invoice_id=int(slots[m.piece_id])) for m in account.movements
+            m if m.piece_id is None else replace(m, invoice_id=slots[m.piece_id]) for m in account.movements
         ]
     return account
