@@ -10,6 +10,7 @@ import io
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from tests.api.test_events import chain_event_ids, ok, problem, receivable_story
 
 YUAN = 100
 TOTAL = re.compile(r"total: (\d+) items")
+CST = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,12 @@ def story(api: Api) -> dict[str, Any]:
     body = {"to": people["foammaker"].id, "amount": 50_000 * YUAN}
     piece = confirmed["result"]["piece_id"]
     ok(http.post(f"/receivables/{piece}/transfers", json=body, headers=people["seatmaker"].waiting()))
+    # a minute into the next day (China Standard Time), a deposit: two days in a row with movements
+    now = api.now()
+    midnight = datetime.combine(datetime.fromtimestamp(now, CST).date() + timedelta(days=1), dt_time(0), tzinfo=CST)
+    api.travel(int(midnight.timestamp()) - now + 60)
+    body = {"participant": people["foammaker"].id, "amount": 1_000 * YUAN, "bank_reference": "next day foam"}
+    ok(http.post("/deposits", json=body, headers=people["agent"].waiting()))
     head = api.service.w3.eth.block_number
     deadline = time.monotonic() + 30
     while (api.service.indexer.indexed_block() or 0) < head:
@@ -158,8 +166,6 @@ def test_all_rows_reads_every_row_once_in_order_across_batches(api: Api, story: 
 
 # -- daily statements ----------------------------------------------------------------------------------------------
 
-CST = ZoneInfo("Asia/Shanghai")
-
 
 def last_block_before(api: Api, moment: int) -> int:
     """The last block whose time is before ``moment`` (unix seconds)."""
@@ -202,7 +208,7 @@ def test_a_statement_reconciles_to_the_fen_with_the_chain_at_the_days_last_block
         times = set(session.scalars(select(EventRow.block_timestamp).distinct()))
     # every day with a ledger event, and the chain's today: the days between have no movement
     days = sorted({datetime.fromtimestamp(t, CST).date() for t in (*times, api.now())})
-    assert len(days) >= 2  # the story travels 91 days
+    assert len(days) >= 3  # the story travels 91 days; then to the next day
     for name in ("automaker", "seatmaker", "foammaker", "factor"):
         person = people[name]
         previous_closing = (0, 0)
@@ -213,6 +219,8 @@ def test_a_statement_reconciles_to_the_fen_with_the_chain_at_the_days_last_block
                 )
             )
             assert statement["time_zone"] == "Asia/Shanghai"
+            assert statement["from_time"] == int(datetime.combine(day, dt_time(0), tzinfo=CST).timestamp())
+            assert statement["to_time"] - statement["from_time"] == 86_400
             for account in ("deposits", "receivables"):
                 book = statement[account]
                 balance = book["opening"]
