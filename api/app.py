@@ -21,18 +21,7 @@ from starlette.types import Scope
 from api import auth, docs, openapi, operations, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
 from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
-from api.routes import (
-    audit,
-    events,
-    money,
-    participants,
-    receivables,
-    regulator,
-    statements,
-    subscriptions,
-    system,
-    warehouse,
-)
+from api.routes import audit, events, money, participants, receivables, regulator, subscriptions, system, warehouse
 from api.service import LedgerService
 from ledger.catalogue import CATALOGUE, Catalogue
 from ledger.settings import Settings, get_settings
@@ -115,7 +104,6 @@ def create_app(
         auth.router,
         operations.router,
         participants.router,
-        statements.router,
         money.router,
         receivables.router,
         warehouse.router,
