@@ -23,7 +23,7 @@ from api.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE
 from api.routes.common import SortKey, all_rows
 from ledger.index.models import EventRow, PieceRow
 from tests.api.conftest import Api
-from tests.api.test_events import chain_event_ids, ok, problem, receivable_story
+from tests.api.test_events import all_events, chain_event_ids, ok, problem, receivable_story
 
 YUAN = 100
 TOTAL = re.compile(r"total: (\d+) items")
@@ -113,6 +113,20 @@ def test_an_export_holds_every_item_not_one_page_and_its_totals_reconcile_with_t
         held += int(totals["value"])
     invoice = client.invoice(story["open_invoice_id"])
     assert held == invoice.amount - invoice.redeemed == 200_000 * YUAN
+
+
+def test_the_event_feed_and_the_audit_log_export_every_record(api: Api, story: dict[str, Any]) -> None:
+    people = story["people"]
+    regulator = people["regulator"].headers
+    rows, _ = csv_rows(api.http.get("/events", params={"format": "csv", "limit": 1}, headers=regulator))
+    assert [r["id"] for r in rows] == chain_event_ids(api)
+    foam = people["foammaker"].headers
+    rows, _ = csv_rows(api.http.get("/events", params={"format": "csv"}, headers=foam))
+    assert [int(r["seq"]) for r in rows] == [event["seq"] for event in all_events(api, foam)]
+    recorded = api.service.audit_log.count()
+    rows, _ = csv_rows(api.http.get("/audit/log", params={"format": "csv", "size": 1}, headers=regulator))
+    sequences = [int(r["sequence"]) for r in rows]
+    assert sequences == list(range(1, len(sequences) + 1)) and len(sequences) >= recorded > 1
 
 
 def test_an_export_shows_only_what_the_caller_may_see(api: Api, story: dict[str, Any]) -> None:
