@@ -151,13 +151,12 @@ def _is_integer(text: str) -> bool:
 
 
 def _sheet_value(value: Any) -> Any:
-    """A cell's value for a workbook: integers as numbers while a spreadsheet holds them exactly, else text."""
-    if isinstance(value, bool) or value is None:
-        return _text(value) if value is not None else None
-    if isinstance(value, int):
+    """A cell's value for a workbook: integers as numbers while a spreadsheet holds them exactly, else as text
+    (the JSON answers give an integer from 2^53 on as a string already); everything else as in a CSV."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
         return value if -_SAFE_INTEGER < value < _SAFE_INTEGER else str(value)
-    if isinstance(value, str) and _is_integer(value) and -_SAFE_INTEGER < int(value) < _SAFE_INTEGER:
-        return int(value)
     return _text(value)
 
 
@@ -174,7 +173,8 @@ class _Lines:
         return text.encode("utf-8")
 
 
-def _csv_chunks(table: Table) -> Iterator[bytes]:
+def csv_chunks(table: Table) -> Iterator[bytes]:
+    """``table`` as CSV, a chunk per 1,000 rows (see the module's docstring)."""
     sink = _Lines()
     writer = csv.writer(sink.buffer, lineterminator="\r\n")
     yield "\ufeff".encode()
@@ -188,7 +188,8 @@ def _csv_chunks(table: Table) -> Iterator[bytes]:
     yield sink.take()
 
 
-def _xlsx_chunks(tables: Sequence[Table]) -> Iterator[bytes]:
+def xlsx_chunks(tables: Sequence[Table]) -> Iterator[bytes]:
+    """``tables`` as a workbook, a sheet each, written to a temporary file and then read out in chunks."""
     workbook = Workbook(write_only=True)
     for table in tables:
         sheet = workbook.create_sheet(title=table.name[:31])
@@ -213,7 +214,7 @@ def export_response(export: ExportFormat, name: str, tables: Sequence[Table]) ->
         raise ValueError("JSON is the routes' own answer")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     filename = f"{name}-{stamp}.{export.value}"
-    chunks = _csv_chunks(tables[0]) if export is ExportFormat.CSV else _xlsx_chunks(tables)
+    chunks = csv_chunks(tables[0]) if export is ExportFormat.CSV else xlsx_chunks(tables)
     headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
     return StreamingResponse(chunks, media_type=MEDIA_TYPES[export], headers=headers)
 

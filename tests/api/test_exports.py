@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE
+from api.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, Column, Table, csv_chunks, xlsx_chunks
 from api.routes.common import SortKey, all_rows
 from ledger.index.models import EventRow, PieceRow
 from tests.api.conftest import Api
@@ -308,3 +308,31 @@ def test_the_document_declares_the_files_beside_the_json() -> None:
         assert {"application/json", CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE} <= set(content), path
     assert CSV_MEDIA_TYPE not in document["paths"]["/invoices/{invoice_id}"]["get"]["responses"]["200"]["content"]
     assert document["components"]["schemas"]["InvoiceItem"]["properties"]["amount"]["x-unit"] == "fen"
+
+
+def test_a_file_keeps_every_fen_beyond_2_53_and_never_a_formula() -> None:
+    """A spreadsheet's numbers hold integers exactly only below 2^53: beyond, the amount is written as its
+    digits; a text a spreadsheet would run as a formula gets a leading quote, in the CSV and in the XLSX."""
+    huge = 2**96 - 1  # the largest amount the contracts store (uint96), fen
+    columns = [Column("name"), Column("amount", fen=True)]
+
+    def table() -> Table:
+        return Table("t", columns, iter([{"name": "=HYPERLINK(1)", "amount": huge}, {"name": "-x", "amount": 1}]))
+
+    text = b"".join(csv_chunks(table())).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows == [
+        ["name", "amount"],
+        ["'=HYPERLINK(1)", str(huge)],
+        ["'-x", "1"],
+        ["total: 2 items", str(huge + 1)],
+    ]
+    workbook = load_workbook(io.BytesIO(b"".join(xlsx_chunks([table()]))))
+    cells = [[cell.value for cell in row] for row in workbook["t"].iter_rows()]
+    assert cells == [
+        ["name", "amount"],
+        ["'=HYPERLINK(1)", str(huge)],
+        ["'-x", 1],
+        ["total: 2 items", str(huge + 1)],
+    ]
+    assert all(cell.data_type != "f" for row in workbook["t"].iter_rows() for cell in row)
