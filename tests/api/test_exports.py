@@ -251,6 +251,20 @@ def test_a_statement_reconciles_to_the_fen_with_the_chain_at_the_days_last_block
             previous_closing = closing
 
 
+def test_the_statements_of_every_participant_add_up_to_the_tokens_total_supply(api: Api, story: dict[str, Any]) -> None:
+    regulator = story["people"]["regulator"].headers
+    participants, _ = csv_rows(api.http.get("/participants", params={"format": "csv"}, headers=regulator))
+    day = {"date": datetime.fromtimestamp(api.now(), CST).date().isoformat()}
+    closings = [
+        ok(api.http.get(f"/participants/{p['id']}/statement", params=day, headers=regulator))["deposits"]["closing"]
+        for p in participants
+    ]
+    client = api.service.client
+    held_by_contracts = sum(client.balance_of(client.address_of(name)) for name in ("receivables", "receipts"))
+    supply = client.contracts["token"].functions.totalSupply().call()
+    assert sum(closings) + held_by_contracts == supply > 0
+
+
 def test_a_statement_as_a_file_holds_the_json_statement(api: Api, story: dict[str, Any]) -> None:
     person = story["people"]["foammaker"]
     day = datetime.fromtimestamp(api.now(), CST).date().isoformat()
