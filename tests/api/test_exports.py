@@ -163,6 +163,14 @@ def test_the_large_transaction_report_exports_each_table(api: Api, story: dict[s
     assert int(totals["amount"]) == sum(int(item["amount"]) for item in answer["single"])
     daily, totals = csv_rows(report(format="csv", part="daily"))
     assert int(totals["total"]) == sum(int(day["total"]) for day in answer["daily"]) > 0
+    # with thresholds of 1 fen, the daily table holds every movement: its totals are the chain's transfers
+    client = api.service.client
+    logs = api.service.w3.eth.get_logs(
+        {"fromBlock": 0, "toBlock": api.service.indexer.indexed_block(), "address": client.address_of("token")}
+    )
+    transfers = [e.args for e in client.decode_logs(logs) if e.name == "Transfer"]
+    assert int(totals["sent"]) == sum(t["value"] for t in transfers if int(t["from"], 16) != 0)
+    assert int(totals["received"]) == sum(t["value"] for t in transfers if int(t["to"], 16) != 0)
     workbook = load_workbook(io.BytesIO(report(format="xlsx").content))
     assert workbook.sheetnames == ["single", "daily"]
     assert workbook["daily"].max_row == len(daily) + 2  # header, rows, totals
