@@ -468,15 +468,17 @@ class StatementLine(BaseModel):
     account: Literal["deposits", "receivables"]
     kind: str = Field(description="opening, closing, or a movement's kind")
     time: int
-    block_number: int | None
-    log_index: int | None
-    tx_hash: str | None
-    counterparty: str | None
-    amount: Fen | None = Field(description="a movement's signed fen; on the closing row, the sum of the movements")
+    block_number: int | None = None
+    log_index: int | None = None
+    tx_hash: str | None = None
+    counterparty: str | None = None
+    amount: Fen | None = Field(
+        None, description="a movement's signed fen; on the closing row, the sum of the movements"
+    )
     balance: Fen
-    reference: str | None
-    piece_id: int | None
-    invoice_id: int | None
+    reference: str | None = None
+    piece_id: int | None = None
+    invoice_id: int | None = None
 
 
 # -- the service's audit log --------------------------------------------------------------------------------------

@@ -357,13 +357,13 @@ def paged(
         def rows() -> Iterator[dict[str, Any]]:
             with service.sessions() as session:
                 for batch in all_rows(session, query, keys, any_of=any_of):
-                    for found in to_items(session, batch):
-                        yield found.model_dump(mode="json")
+                    for listed in to_items(session, batch):
+                        yield listed.model_dump(mode="json")
 
         return export_response(window.export, window.name, [Table(window.name, columns_of(item), rows())])
     with service.sessions() as session:
-        rows_, next_cursor, total = page_rows(session, query, keys, window, any_of=any_of)
-        return listing(to_items(session, rows_), window, total, next_cursor)
+        found, next_cursor, total = page_rows(session, query, keys, window, any_of=any_of)
+        return listing(to_items(session, found), window, total, next_cursor)
 
 
 EXPORT_BATCH = 1000

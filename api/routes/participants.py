@@ -374,17 +374,13 @@ def _lines(statement: Statement) -> Iterator[dict[str, Any]]:
         ("receivables", statement.receivables),
     )
     for name, account in accounts:
-        edge = {"block_number": None, "log_index": None, "tx_hash": None, "counterparty": None, "reference": None}
-        edge |= {"piece_id": None, "invoice_id": None}
-        yield StatementLine(
-            account=name, kind="opening", time=statement.from_time, amount=None, balance=account.opening, **edge
-        ).model_dump(mode="json")
-        for m in account.movements:
-            yield StatementLine(account=name, **m.model_dump()).model_dump(mode="json")
+        lines = [StatementLine(account=name, kind="opening", time=statement.from_time, balance=account.opening)]
+        lines += [StatementLine(account=name, **m.model_dump()) for m in account.movements]
         moved = sum(m.amount for m in account.movements)
-        yield StatementLine(
-            account=name, kind="closing", time=statement.to_time, amount=moved, balance=account.closing, **edge
-        ).model_dump(mode="json")
+        lines.append(
+            StatementLine(account=name, kind="closing", time=statement.to_time, amount=moved, balance=account.closing)
+        )
+        yield from (line.model_dump(mode="json") for line in lines)
 
 
 @router.get("/participants/{participant_id}/statement", response_model=Statement)
