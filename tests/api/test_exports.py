@@ -16,12 +16,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from api.app import create_app
 from api.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, Column, Table, csv_chunks, xlsx_chunks
 from api.routes.common import SortKey, all_rows
 from ledger.index.models import EventRow, PieceRow
+from ledger.settings import Settings
 from tests.api.conftest import Api
 from tests.api.test_events import all_events, chain_event_ids, ok, problem, receivable_story
 
@@ -358,3 +360,10 @@ def test_a_file_keeps_every_fen_beyond_2_53_and_never_a_formula() -> None:
         ["total: 2 items", str(huge + 1)],
     ]
     assert all(cell.data_type != "f" for row in workbook["t"].iter_rows() for cell in row)
+
+
+def test_the_report_time_zone_must_be_an_iana_time_zone() -> None:
+    assert Settings(report_time_zone="Asia/Urumqi").report_time_zone == "Asia/Urumqi"
+    for bad in ("Mars/Olympus_Mons", "+08:00", "../etc/passwd", ""):
+        with pytest.raises(ValidationError, match="IANA time zone"):
+            Settings(report_time_zone=bad)
