@@ -33,6 +33,21 @@ WideInt = Annotated[
 ]
 """An integer of an index row as a list answers it (see the module's docstring)."""
 
+FEN_UNIT: dict[str, Any] = {"x-unit": "fen"}
+"""The mark of a field that is money in fen (``x-unit`` in the OpenAPI document): lists exported as files sum
+these fields in their totals row (:mod:`api.exports`)."""
+
+WideFen = Annotated[
+    int | str,
+    Field(
+        description="an amount in fen: a JSON integer below 2^53, a string of its decimal digits from 2^53 on",
+        json_schema_extra=FEN_UNIT,
+    ),
+]
+"""An amount of money (fen) of an index row as a list answers it."""
+Fen = Annotated[int, Field(description="an amount in fen", json_schema_extra=FEN_UNIT)]
+"""An amount of money (fen) as a JSON integer."""
+
 
 # -- lists -------------------------------------------------------------------------------------------------------
 
@@ -110,7 +125,7 @@ class InvoiceItem(BaseModel):
     key_hash: str
     seller: str
     buyer: str
-    amount: WideInt
+    amount: WideFen
     currency: str
     due_date: WideInt
     document_hash: str
@@ -119,8 +134,8 @@ class InvoiceItem(BaseModel):
     confirmed_at: int | None
     first_piece_id: WideInt | None
     rejection_reason: str | None
-    repaid: WideInt
-    redeemed: WideInt
+    repaid: WideFen
+    redeemed: WideFen
     defaulted_by: str | None
     updated_block: int
 
@@ -145,7 +160,7 @@ class PieceItem(BaseModel):
     id: WideInt
     slot_id: WideInt
     owner: str | None
-    value: WideInt
+    value: WideFen
     checkpoint: WideInt
     parent_id: WideInt | None
     root_id: WideInt
@@ -190,13 +205,13 @@ class FinancingRequestItem(BaseModel):
     piece_id: WideInt
     holder: str
     financier: str
-    amount: WideInt
+    amount: WideFen
     state: str
     discount_rate_bps: int | None
     day_count_basis: int | None
-    fee: WideInt | None
-    discount: WideInt | None
-    price: WideInt | None
+    fee: WideFen | None
+    discount: WideFen | None
+    price: WideFen | None
     funded_piece_id: WideInt | None
     requested_at: int
     approved_at: int | None
@@ -263,7 +278,7 @@ class ReceiptItem(BaseModel):
     document_hash: str
     quantity: WideInt
     unit: str
-    valuation: WideInt
+    valuation: WideFen
     valued_at: int
     expiry: WideInt
     goods_status: str
@@ -285,9 +300,9 @@ class PledgeItem(BaseModel):
     state: str
     rate_bps: int
     due_date: WideInt
-    principal_requested: WideInt
-    principal: WideInt
-    interest_due: WideInt
+    principal_requested: WideFen
+    principal: WideFen
+    interest_due: WideFen
     accrued_from: int | None
     funded_at: int | None
     closed_at: int | None
@@ -307,8 +322,8 @@ class MarginCallItem(BaseModel):
     receipt_id: WideInt
     borrower: str
     financier: str
-    principal: WideInt = Field(description="the principal outstanding when the call was raised, fen")
-    valuation: WideInt = Field(description="the receipt's new valuation that raised it, fen")
+    principal: WideFen = Field(description="the principal outstanding when the call was raised, fen")
+    valuation: WideFen = Field(description="the receipt's new valuation that raised it, fen")
     maintenance_ratio_bps: int
 
 
@@ -341,7 +356,7 @@ class LargeMovement(BaseModel):
     tx_hash: str
     sender: str | None
     recipient: str | None
-    amount: WideInt
+    amount: WideFen
     bank_reference: str | None
     agent: str | None
 
@@ -356,10 +371,10 @@ class LargeFinancing(BaseModel):
     piece_id: WideInt
     holder: str
     financier: str
-    face_amount: WideInt
-    amount: WideInt = Field(description="the price paid")
-    discount: WideInt | None
-    fee: WideInt | None
+    face_amount: WideFen
+    amount: WideFen = Field(description="the price paid")
+    discount: WideFen | None
+    fee: WideFen | None
     funded_piece_id: WideInt | None
 
 
@@ -368,9 +383,9 @@ class DailyTotal(BaseModel):
 
     participant: str
     date: str
-    sent: WideInt
-    received: WideInt
-    total: WideInt
+    sent: WideFen
+    received: WideFen
+    total: WideFen
     movements: int
 
 
@@ -397,6 +412,73 @@ class FreezeItem(BaseModel):
     frozen_at: int | None
     block_number: int | None
     tx_hash: str | None
+
+
+# -- daily statements --------------------------------------------------------------------------------------------
+
+
+class StatementMovement(BaseModel):
+    """One movement of an account in a statement, with the balance after it."""
+
+    time: int = Field(description="unix seconds (the block's time)")
+    block_number: int
+    log_index: int
+    tx_hash: str
+    kind: str = Field(
+        description="deposits: deposit, withdrawal, received or sent; receivables: issued, received, sent, "
+        "redeemed or burnt"
+    )
+    counterparty: str | None = Field(
+        description="the other party: the payer or payee, or (deposits, withdrawals) the settlement agent"
+    )
+    amount: Fen = Field(description="signed fen: positive in, negative out")
+    balance: Fen = Field(description="the account's balance after this movement, fen")
+    reference: str | None = Field(description="a deposit's or withdrawal's bank reference hash")
+    piece_id: int | None = Field(description="receivables: the piece whose value moved")
+    invoice_id: int | None = Field(description="receivables: the invoice (slot) of the piece")
+
+
+class StatementAccount(BaseModel):
+    """An account over the statement's day: `opening` + the sum of the movements' amounts = `closing`."""
+
+    opening: Fen
+    movements: list[StatementMovement]
+    closing: Fen
+
+
+class Statement(BaseModel):
+    """A participant's daily statement, amounts in fen (CNY)."""
+
+    participant: str
+    date: dt.date = Field(description="the calendar day in `time_zone`")
+    time_zone: str = Field(description="the IANA time zone of the day (the setting `SCF_REPORT_TIME_ZONE`)")
+    currency: str
+    from_time: int = Field(description="the day's first second, unix seconds (inclusive)")
+    to_time: int = Field(description="the next day's first second, unix seconds (exclusive)")
+    indexed_block: int | None = Field(
+        description="the last block the index had read: movements of later blocks are not in the statement yet"
+    )
+    deposits: StatementAccount = Field(description="the deposit token")
+    receivables: StatementAccount = Field(description="the value of the receivable pieces held")
+
+
+class StatementLine(BaseModel):
+    """A row of a statement as a file (CSV, XLSX): each account's opening, its movements, its closing."""
+
+    account: Literal["deposits", "receivables"]
+    kind: str = Field(description="opening, closing, or a movement's kind")
+    time: int
+    block_number: int | None = None
+    log_index: int | None = None
+    tx_hash: str | None = None
+    counterparty: str | None = None
+    amount: Fen | None = Field(
+        None, description="a movement's signed fen; on the closing row, the sum of the movements"
+    )
+    balance: Fen
+    reference: str | None = None
+    piece_id: int | None = None
+    invoice_id: int | None = None
 
 
 # -- the service's audit log --------------------------------------------------------------------------------------

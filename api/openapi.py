@@ -11,6 +11,8 @@ module adds it once, when the document is first asked for:
   validated (in place of FastAPI's own 422 shape, which the service never answers), 503 everywhere (the ledger
   starting, stopping, or its chain unreachable). A route that declares an answer of its own for one of these
   statuses (``/health``'s 503) keeps it beside the problem;
+- the files: every route that takes ``format`` answers ``text/csv`` and the XLSX media type beside its JSON
+  (:func:`api.exports.declare`);
 - links (OpenAPI 3 ``links``, declared with each action: :data:`api.actions.LINKS`) from what a request creates
   to the routes that use it: an operation to ``GET /operations/{operation_id}``, an invoice to its confirmation,
   a piece to its transfer, a financing request to its approval and funding, a receipt and a pledge to theirs.
@@ -28,6 +30,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.actions import LINKS
+from api.exports import declare as declare_files
 from api.problems import PROBLEM_JSON
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -118,6 +121,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             link.name: {"operationId": operation_ids[(link.method, link.path)], "parameters": dict(link.parameters)}
             for link in links
         }
+    declare_files(document)
     get_operation = operation_ids[("get", "/operations/{operation_id}")]
     for method, path in operation_ids:
         responses = document["paths"][path][method]["responses"]

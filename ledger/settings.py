@@ -16,8 +16,9 @@ import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +127,10 @@ class Settings(BaseSettings):
     large_daily_threshold: int = Field(
         200_000_000, gt=0, description="report a participant's daily total at or above this, in fen (2,000,000.00)"
     )
+    report_time_zone: str = Field(
+        "Asia/Shanghai",
+        description="the IANA time zone whose calendar days the daily statements count (China Standard Time, UTC+8)",
+    )
     audit_anchor_every: int = Field(
         100, ge=0, description="anchor the audit log's head on chain after this many new records (0: never by count)"
     )
@@ -167,6 +172,15 @@ class Settings(BaseSettings):
     )
 
     _secret_sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("report_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+        return value
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:

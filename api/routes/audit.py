@@ -11,14 +11,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.audit_log import AuditVerification, record_view
 from api.auth import CurrentCaller, Service, require_role
-from api.models import AuditAnchorResult, AuditLogPage, AuditVerificationView
+from api.exports import ExportFormat, FormatQuery, Table, columns_of, export_response
+from api.models import AuditAnchorResult, AuditLogPage, AuditRecordView, AuditVerificationView
 from api.problems import Problem, from_contract
 from api.routes.common import QueryInt
 from api.service import LedgerService
@@ -26,6 +28,8 @@ from ledger.errors import ContractRevert
 from ledger.models import Role
 
 router = APIRouter(prefix="/audit/log", tags=["audit"])
+
+_EXPORT_BATCH = 1000
 
 
 def _verify(service: LedgerService) -> AuditVerification:
@@ -39,10 +43,20 @@ def list_audit_log(
     caller: CurrentCaller,
     after: Annotated[QueryInt, Query(ge=0, description="the sequence to start after")] = 0,
     size: Annotated[QueryInt, Query(ge=1, le=500)] = 100,
-) -> AuditLogPage:
+    export: FormatQuery = ExportFormat.JSON,
+) -> AuditLogPage | Response:
     """Records of the audit log in order, each with its hash and its predecessor's: to the regulator and the
-    operator."""
+    operator. As a file (`format=csv` or `xlsx`): every record after `after` (see docs/reports.md)."""
     require_role(caller, Role.REGULATOR, Role.OPERATOR)
+    if export is not ExportFormat.JSON:
+
+        def rows() -> Iterator[dict[str, Any]]:
+            first = after + 1
+            while records := service.audit_log.page(first, _EXPORT_BATCH):
+                yield from (record_view(r).model_dump(mode="json") for r in records)
+                first = records[-1].sequence + 1
+
+        return export_response(export, "audit-log", [Table("audit-log", columns_of(AuditRecordView), rows())])
     records = service.audit_log.page(after + 1, size)
     return AuditLogPage(items=[record_view(r) for r in records], after=after, size=size)
 

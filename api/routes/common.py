@@ -7,19 +7,20 @@ import binascii
 import inspect
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
 from eth_utils import is_address, to_checksum_address
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, bindparam, func, or_, tuple_
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 
 from api.auth import Caller
+from api.exports import ExportFormat, FormatQuery, Table, columns_of, export_response, file_name
 from api.models import NumberedPage, Page
 from api.problems import Problem, jsonable
 from api.service import LedgerService
@@ -140,6 +141,10 @@ class Window:
     """The cursor's sort-key values: the page starts after the item that has them."""
     total: bool
     """Whether to count the matching items."""
+    export: ExportFormat = ExportFormat.JSON
+    """JSON: this page; CSV or XLSX: every matching item as a file (:mod:`api.exports`)."""
+    name: str = "export"
+    """The list's name in a file's name (from its path)."""
 
 
 def encode_cursor(values: Sequence[int]) -> str:
@@ -183,8 +188,10 @@ def list_window(
         bool | None,
         Query(description="count the matching items (default: with `page` yes, with `after` no)"),
     ] = None,
+    export: FormatQuery = ExportFormat.JSON,
 ) -> Window:
-    """The paging parameters of a list route (see :data:`PAGING`)."""
+    """The paging parameters of a list route (see :data:`PAGING`), and the answer's format: a file of every
+    matching item ignores the paging parameters."""
     if after is not None and "page" in request.query_params:
         raise _bad_cursor("send either `page` or `after`, not both")
     return Window(
@@ -192,6 +199,8 @@ def list_window(
         size=size,
         after=None if after is None else decode_cursor(after),
         total=(after is None) if total is None else total,
+        export=export,
+        name=file_name(request.url.path),
     )
 
 
@@ -323,6 +332,10 @@ def row_dict(row: DeclarativeBase) -> dict[str, Any]:
 Item = TypeVar("Item", bound=BaseModel)
 
 
+Convert = Callable[[Session, Sequence[Any]], list[Item]]
+"""Rows of a list's query to its items (with more reads in the same session if it needs them)."""
+
+
 def paged(
     service: LedgerService,
     query: Select[Any],
@@ -331,13 +344,50 @@ def paged(
     item: type[Item],
     *,
     any_of: Sequence[ColumnElement[bool]] = (),
-) -> Page[Item]:
+    convert: Convert[Item] | None = None,
+) -> Page[Item] | Response:
     """The answer of a list route: ``window`` of the index rows of ``query`` (filtered, not ordered) in the
     order of ``keys``, restricted to those matching any of ``any_of`` (see :func:`page_rows` and
-    :data:`PAGING`), each row as an ``item`` (:func:`row_dict`)."""
+    :data:`PAGING`), each row as an ``item`` (:func:`row_dict`, or ``convert``). For a ``window`` that asks for a
+    file, every such row instead, read in batches in the same order (:func:`all_rows`), as a file
+    (:mod:`api.exports`)."""
+    to_items: Convert[Item] = convert or (lambda _, rows: [item.model_validate(row_dict(r)) for r in rows])
+    if window.export is not ExportFormat.JSON:
+
+        def rows() -> Iterator[dict[str, Any]]:
+            with service.sessions() as session:
+                for batch in all_rows(session, query, keys, any_of=any_of):
+                    for listed in to_items(session, batch):
+                        yield listed.model_dump(mode="json")
+
+        return export_response(window.export, window.name, [Table(window.name, columns_of(item), rows())])
     with service.sessions() as session:
-        rows, next_cursor, total = page_rows(session, query, keys, window, any_of=any_of)
-        return listing([item.model_validate(row_dict(r)) for r in rows], window, total, next_cursor)
+        found, next_cursor, total = page_rows(session, query, keys, window, any_of=any_of)
+        return listing(to_items(session, found), window, total, next_cursor)
+
+
+EXPORT_BATCH = 1000
+"""Index rows read at a time for a file of a list."""
+
+
+def all_rows(
+    session: Session,
+    query: Select[Any],
+    keys: Sequence[SortKey],
+    *,
+    any_of: Sequence[ColumnElement[bool]] = (),
+    batch: int = EXPORT_BATCH,
+) -> Iterator[list[Any]]:
+    """Every row of the list ``query`` in the order of ``keys``, in batches, each read by cursor after the last
+    (so the read costs the same at any depth; see :func:`page_rows`)."""
+    after: tuple[int, ...] | None = None
+    while True:
+        rows, next_cursor, _ = page_rows(session, query, keys, Window(1, batch, after, False), any_of=any_of)
+        if rows:
+            yield rows
+        if next_cursor is None:
+            return
+        after = decode_cursor(next_cursor)
 
 
 def sees_everything(caller: Caller) -> bool:

@@ -17,15 +17,16 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service
-from api.models import FeedPage
+from api.exports import ExportFormat, FormatQuery, Table, columns_of, export_response
+from api.models import FeedEventView, FeedPage
 from api.problems import Problem
 from api.routes.common import Address, QueryInt, parse_kinds
 from api.service import LedgerService
@@ -72,13 +73,27 @@ def list_events(
     kinds: Kinds = None,
     counterparty: Counterparty = None,
     limit: Annotated[QueryInt, Query(ge=1, le=500, description="at most this many events")] = 100,
-) -> dict[str, Any]:
+    export: FormatQuery = ExportFormat.JSON,
+) -> dict[str, Any] | Response:
     """The events the caller may see after the sequence number `after`, oldest first, in the chain's order
     (block, log index). Each has a stable `id`, its `seq` in the feed, its `kind`, the business `fields`
     (amounts as integer fen) and its `parties`; `action` is `added`, or `retracted` for an event a
     reorganisation took off the chain (announced once more, under the same id). Send `next` back as `after`
-    for the events that follow; it stays put while there are none."""
-    rows = _read(service, after, limit, visible_to(caller), parse_kinds(kinds), counterparty)
+    for the events that follow; it stays put while there are none.
+
+    As a file (`format=csv` or `xlsx`): every such event after `after` (not `limit` of them), `fields` and
+    `parties` as JSON text; the totals row counts them (see docs/reports.md)."""
+    party, wanted = visible_to(caller), parse_kinds(kinds)
+    if export is not ExportFormat.JSON:
+
+        def every_event() -> Iterator[dict[str, Any]]:
+            cursor = after
+            while batch := _read(service, cursor, _STREAM_BATCH, party, wanted, counterparty):
+                yield from (feed_view(row) for row in batch)
+                cursor = batch[-1].seq
+
+        return export_response(export, "events", [Table("events", columns_of(FeedEventView), every_event())])
+    rows = _read(service, after, limit, party, wanted, counterparty)
     return {"items": [feed_view(row) for row in rows], "next": rows[-1].seq if rows else after, "limit": limit}
 
 

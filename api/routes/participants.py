@@ -1,27 +1,41 @@
-"""Participants (operator), their API keys, and credit lines (financier or operator → core firm)."""
+"""Participants (operator), their API keys, credit lines (financier or operator → core firm), and each
+participant's daily statement (deposit tokens and receivables held, from :mod:`ledger.index.statements`)."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from eth_utils import keccak, to_checksum_address
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from api.actions import LINKS, Action, Call, Link, Prepare, install
 from api.auth import Caller, CurrentCaller, Service, require_role
-from api.models import CreditLineView, Page, ParticipantView
+from api.exports import ExportFormat, FormatQuery, Table, columns_of, export_response
+from api.models import (
+    CreditLineView,
+    Page,
+    ParticipantView,
+    Statement,
+    StatementAccount,
+    StatementLine,
+    StatementMovement,
+)
 from api.operations import perform
 from api.problems import Problem
-from api.routes.common import Address, Amount, ListWindow, SortKey, listing, not_found, page_rows, paging
+from api.routes.common import Address, Amount, IsoDate, ListWindow, SortKey, not_found, paged, paging
 from api.service import LedgerService, issue_api_key
 from api.store import ApiKeyRecord, ParticipantRecord
 from ledger.identifiers import InvalidIdentifier, validate_credit_code
 from ledger.index.models import ParticipantRow
+from ledger.index.statements import Account, deposit_account, indexed_block, receivables_account
 from ledger.models import Role
 
 router = APIRouter(tags=["participants"])
@@ -189,24 +203,24 @@ def _listed(record: ParticipantRecord, indexed: ParticipantRow | None) -> Partic
     )
 
 
+def _listed_batch(session: Session, rows: Sequence[ParticipantRecord]) -> list[ParticipantView]:
+    accounts = [row.address for row in rows]
+    indexed = {
+        row.account: row for row in session.scalars(select(ParticipantRow).where(ParticipantRow.account.in_(accounts)))
+    }
+    return [_listed(row, indexed.get(row.address)) for row in rows]
+
+
 @router.get("/participants", response_model=Page[ParticipantView])
 @paging
-def list_participants(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[ParticipantView]:
+def list_participants(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[ParticipantView] | Response:
     """Participants in the order they were onboarded: all of them to the operator and the regulator, the caller
     alone to anyone else. `status` (active or suspended) and `frozen` are read from the index of the chain, like
     every list's: `pending` until the registration is indexed."""
     query = select(ParticipantRecord)
     if not (caller.is_operator or caller.is_regulator):
         query = query.where(ParticipantRecord.address == caller.address)
-    with service.sessions() as session:
-        rows, next_cursor, total = page_rows(session, query, PARTICIPANT_ORDER, window)
-        accounts = [row.address for row in rows]
-        indexed = {
-            row.account: row
-            for row in session.scalars(select(ParticipantRow).where(ParticipantRow.account.in_(accounts)))
-        }
-        items = [_listed(row, indexed.get(row.address)) for row in rows]
-    return listing(items, window, total, next_cursor)
+    return paged(service, query, PARTICIPANT_ORDER, window, ParticipantView, convert=_listed_batch)
 
 
 def _participant_or_404(service: LedgerService, participant_id: str) -> ParticipantRecord:
@@ -316,3 +330,101 @@ def get_credit_line(core_firm: str, service: Service, caller: CurrentCaller) -> 
     record = _participant_or_404(service, core_firm)
     line = service.client.credit_line(record.address)
     return CreditLineView(core_firm=line.core_firm, limit=line.limit, used=line.used, available=line.available)
+
+
+# -- daily statements ---------------------------------------------------------------------------------------------
+
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[int, int]:
+    """The unix seconds of ``day``'s first second in ``zone`` and of the next day's (exclusive)."""
+    start = datetime.combine(day, time(0, 0), tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+def _account_view(account: Account) -> StatementAccount:
+    balance = account.opening
+    movements = []
+    for m in account.movements:
+        balance += m.amount
+        movements.append(
+            StatementMovement(
+                time=m.time,
+                block_number=m.block_number,
+                log_index=m.log_index,
+                tx_hash=m.tx_hash,
+                kind=m.kind,
+                counterparty=m.counterparty,
+                amount=m.amount,
+                balance=balance,
+                reference=m.reference,
+                piece_id=m.piece_id,
+                invoice_id=m.invoice_id,
+            )
+        )
+    return StatementAccount(opening=account.opening, movements=movements, closing=balance)
+
+
+def _lines(statement: Statement) -> Iterator[dict[str, Any]]:
+    accounts: tuple[tuple[Literal["deposits", "receivables"], StatementAccount], ...] = (
+        ("deposits", statement.deposits),
+        ("receivables", statement.receivables),
+    )
+    for name, account in accounts:
+        lines = [StatementLine(account=name, kind="opening", time=statement.from_time, balance=account.opening)]
+        lines += [StatementLine(account=name, **m.model_dump()) for m in account.movements]
+        moved = sum(m.amount for m in account.movements)
+        lines.append(
+            StatementLine(account=name, kind="closing", time=statement.to_time, amount=moved, balance=account.closing)
+        )
+        yield from (line.model_dump(mode="json") for line in lines)
+
+
+@router.get("/participants/{participant_id}/statement", response_model=Statement)
+def daily_statement(
+    participant_id: str,
+    service: Service,
+    caller: CurrentCaller,
+    day: Annotated[IsoDate, Query(alias="date", description="the calendar day (YYYY-MM-DD) in the report time zone")],
+    export: FormatQuery = ExportFormat.JSON,
+) -> Statement | Response:
+    """A participant's statement for one calendar day of the report time zone (`SCF_REPORT_TIME_ZONE`, China
+    Standard Time by default), amounts in fen: for the deposit token and for receivables held (the value of its
+    pieces), the opening balance, each movement (time, block, transaction, kind, counterparty, signed amount,
+    balance after it) and the closing balance, with `opening + sum(amounts) = closing` to the fen. Read from the
+    index up to `indexed_block`: the closing balance of a day that is over is the balance on chain after the day's
+    last block; of today, the balance at `indexed_block`. To the participant itself, the operator and the
+    regulator (404 to anyone else, as for an account that is no participant).
+
+    As a file (`format=csv` or `xlsx`): a row per account's opening, per movement (with the balance after it)
+    and per account's closing (its `amount` the sum of the movements), no totals row (docs/reports.md)."""
+    record = _participant_or_404(service, participant_id)
+    if not _may_see(caller, record.address):
+        raise not_found(f"participant {participant_id}")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise Problem(422, "validation", "Invalid request", f"a statement's date is from {FIRST_DAY} to {LAST_DAY}")
+    zone = ZoneInfo(service.settings.report_time_zone)
+    start, end = day_bounds(day, zone)
+    with service.sessions() as session:
+        through = indexed_block(session)
+        deposits = deposit_account(session, record.address, start, end, -1 if through is None else through)
+        receivables = receivables_account(session, record.address, start, end, -1 if through is None else through)
+    statement = Statement(
+        participant=record.address,
+        date=day,
+        time_zone=service.settings.report_time_zone,
+        currency="CNY",
+        from_time=start,
+        to_time=end,
+        indexed_block=through,
+        deposits=_account_view(deposits),
+        receivables=_account_view(receivables),
+    )
+    if export is ExportFormat.JSON:
+        return statement
+    name = f"statement-{record.address}-{day.isoformat()}"
+    table = Table("statement", columns_of(StatementLine), _lines(statement), totals=False)
+    return export_response(export, name, [table])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from eth_utils import keccak
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
@@ -140,7 +140,7 @@ def list_invoices(
     caller: CurrentCaller,
     window: ListWindow,
     state: str | None = Query(None, description="registered, rejected, confirmed, paid or defaulted"),
-) -> Page[InvoiceItem]:
+) -> Page[InvoiceItem] | Response:
     """Invoices the caller sold or is billed for (the regulator and the operator: all), newest first."""
     query = select(InvoiceRow)
     if state is not None:
@@ -221,7 +221,7 @@ def _may_see_piece(service: LedgerService, caller: Caller, piece: Piece) -> bool
 
 @router.get("/receivables", response_model=Page[PieceItem])
 @paging
-def list_receivables(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[PieceItem]:
+def list_receivables(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[PieceItem] | Response:
     """The pieces the caller holds (from the index), oldest first."""
     # the (owner, burnt, id) index answers a cursor page, and the count, without reading other rows
     query = select(PieceRow).where(PieceRow.owner == caller.address, PieceRow.burnt.is_(False))
@@ -319,7 +319,7 @@ def _request_financing(service: LedgerService, caller: Caller, body: FinancingCr
 @paging
 def list_financing_requests(
     service: Service, caller: CurrentCaller, window: ListWindow, state: str | None = None
-) -> Page[FinancingRequestItem]:
+) -> Page[FinancingRequestItem] | Response:
     """Requests the caller made, or (a financier) those addressed to it, newest first."""
     query = select(FinancingRequestRow)
     if state is not None:

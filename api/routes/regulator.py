@@ -19,13 +19,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
 from eth_utils import keccak
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Text, cast, func, select
 
 from api import documents
 from api.actions import Action, Call, install
 from api.auth import Caller, CurrentCaller, Service, require_role
+from api.exports import ExportFormat, FormatQuery, Table, columns_of, export_response
 from api.models import (
     DailyTotal,
     EventItem,
@@ -93,7 +94,7 @@ def audit_events(
     to_block: Annotated[QueryInt | None, Query(ge=0)] = None,
     from_time: Annotated[QueryInt | None, Query(ge=0, description="unix seconds, inclusive")] = None,
     to_time: Annotated[QueryInt | None, Query(ge=0, description="unix seconds, inclusive")] = None,
-) -> Page[EventItem]:
+) -> Page[EventItem] | Response:
     """Every event the ledger's contracts emitted, as the chain said it (from the index), newest first: to the
     regulator and the operator."""
     _require_supervisor(caller)
@@ -182,7 +183,15 @@ def large_transactions(
     daily_threshold: Annotated[
         QueryInt | None, Query(gt=0, description="fen; default the setting (2,000,000.00 CNY)")
     ] = None,
-) -> LargeTransactionReport:
+    export: FormatQuery = ExportFormat.JSON,
+    part: Annotated[
+        Literal["single", "daily"] | None,
+        Query(
+            description="with `format=csv`: the table in the file (default `single`); with `format=xlsx`: the "
+            "one sheet (default both, a sheet each)"
+        ),
+    ] = None,
+) -> LargeTransactionReport | Response:
     """Large-value transactions (DOMAIN.md, "Regulatory reporting"), from the index, amounts in fen:
 
     - ``single``: every deposit-token movement (deposit, withdrawal, transfer) and every funded financing
@@ -192,7 +201,8 @@ def large_transactions(
       so it counts there).
 
     The thresholds default to the service's settings; the regulator (or operator) may pass others. To the
-    regulator and the operator only.
+    regulator and the operator only. As a file (`format=csv` or `xlsx`), each table as its own rows with a totals
+    row (see docs/reports.md): `single` (the columns of both kinds of item) and `daily`.
     """
     _require_supervisor(caller)
     if date_from is not None and date_to is not None and date_from > date_to:
@@ -247,6 +257,14 @@ def large_transactions(
         if sent + received >= daily
     ]
     days.sort(key=lambda entry: (entry.date, entry.participant), reverse=True)
+    if export is not ExportFormat.JSON:
+        tables = [
+            Table("single", columns_of(LargeMovement, LargeFinancing), (i.model_dump(mode="json") for i in items)),
+            Table("daily", columns_of(DailyTotal), (d.model_dump(mode="json") for d in days)),
+        ]
+        if part is not None:
+            tables = [table for table in tables if table.name == part]
+        return export_response(export, "large-transactions", tables)
     return LargeTransactionReport(
         currency="CNY",
         date_from=date_from,
@@ -373,10 +391,11 @@ def list_freezes(
     page: PageNumber = 1,
     size: PageSize = 50,
     kind: Annotated[FreezeKind | None, Query()] = None,
-) -> NumberedPage[FreezeItem]:
+    export: FormatQuery = ExportFormat.JSON,
+) -> NumberedPage[FreezeItem] | Response:
     """What is frozen now (from the index), with who froze it, when, and the hash of the reason: to the
     regulator and the operator. Participants first (by account), then pieces and receipts (by id); paged by
-    number only."""
+    number only (a file, `format=csv` or `xlsx`, holds every one)."""
     _require_supervisor(caller)
     with service.sessions() as session:
         frozen: list[tuple[str, str | int]] = []
@@ -412,7 +431,8 @@ def list_freezes(
                 if value is not None:
                     latest[_freeze_id(event_kind, int(value) if event_kind != "participant" else value)] = event
     items = []
-    for frozen_kind, target in frozen[(page - 1) * size : page * size]:
+    listed = frozen if export is not ExportFormat.JSON else frozen[(page - 1) * size : page * size]
+    for frozen_kind, target in listed:
         identifier = _freeze_id(frozen_kind, target)
         last = latest.get(identifier)
         items.append(
@@ -427,4 +447,7 @@ def list_freezes(
                 tx_hash=None if last is None else last.tx_hash,
             )
         )
+    if export is not ExportFormat.JSON:
+        rows = (item.model_dump(mode="json") for item in items)
+        return export_response(export, "freezes", [Table("freezes", columns_of(FreezeItem), rows)])
     return page_of(items, page, size, len(frozen))

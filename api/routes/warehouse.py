@@ -16,7 +16,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from eth_utils import keccak
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
 from sqlalchemy import ColumnElement, or_, select
 
@@ -286,7 +286,7 @@ def list_receipts(
     caller: CurrentCaller,
     window: ListWindow,
     state: str | None = Query(None, description="active, pledge_requested, pledged, redemption_requested or redeemed"),
-) -> Page[ReceiptItem]:
+) -> Page[ReceiptItem] | Response:
     """Receipts the caller issued (a warehouse), owns, or that are pledged or offered to it (a financier),
     newest first."""
     query = select(WarehouseReceiptRow)
@@ -386,7 +386,7 @@ def list_pledges(
     caller: CurrentCaller,
     window: ListWindow,
     state: str | None = Query(None, description="requested, cancelled, declined, active, released or enforced"),
-) -> Page[PledgeItem]:
+) -> Page[PledgeItem] | Response:
     """Pledges the caller asked for (a borrower) or was asked for (a financier), newest first."""
     query = select(PledgeRow)
     if state is not None:
@@ -418,7 +418,7 @@ MARGIN_CALL_ORDER = (
 
 @router.get("/margin-calls", response_model=Page[MarginCallItem])
 @paging
-def list_margin_calls(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[MarginCallItem]:
+def list_margin_calls(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[MarginCallItem] | Response:
     """Margin calls on the pledges the caller lent on (a financier) or borrowed on, newest first; every one to the
     regulator and the operator. A margin call is raised when a revaluation of the receipt puts the outstanding
     `principal` above `maintenance_ratio_bps` of its new `valuation` (principal × 10,000 > valuation × ratio); the
@@ -435,7 +435,7 @@ def list_margin_calls(service: Service, caller: CurrentCaller, window: ListWindo
 @paging
 def list_pledge_margin_calls(
     pledge_id: PathId, service: Service, caller: CurrentCaller, window: ListWindow
-) -> Page[MarginCallItem]:
+) -> Page[MarginCallItem] | Response:
     """The margin calls raised on one pledge, newest first, to its financier and borrower, the regulator and the
     operator (404 to anyone else, as for a pledge that does not exist); see `GET /margin-calls`."""
     _pledge(service, caller, pledge_id)
