@@ -21,6 +21,7 @@ formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) g
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -67,8 +68,8 @@ FormatQuery = Annotated[
 ]
 """The ``format`` parameter of a list or report route."""
 
-_BATCH = 1000
-"""Rows read from the index at a time for a file."""
+_CSV_ROWS_PER_CHUNK = 1000
+"""CSV rows written before a chunk of the answer is sent."""
 
 _SAFE_INTEGER = 2**53
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -182,7 +183,7 @@ def csv_chunks(table: Table) -> Iterator[bytes]:
     for cells in table.cells():
         writer.writerow([_text(value) for value in cells])
         pending += 1
-        if pending >= _BATCH:
+        if pending >= _CSV_ROWS_PER_CHUNK:
             yield sink.take()
             pending = 0
     yield sink.take()
@@ -245,7 +246,7 @@ def declare(document: dict[str, Any]) -> None:
             )
             if takes_format and "200" in operation.get("responses", {}):
                 answer = operation["responses"]["200"]
-                answer.setdefault("content", {}).update(json.loads(json.dumps(_FILE_CONTENT)))
+                answer.setdefault("content", {}).update(copy.deepcopy(_FILE_CONTENT))
                 answer["description"] = (
                     answer.get("description", "Successful Response")
                     + "; with `format=csv` or `format=xlsx` a file of every matching item, with a totals row"

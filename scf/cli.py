@@ -27,9 +27,10 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import typer
@@ -369,6 +370,24 @@ def demo_command(
     console.print("demo complete")
 
 
+R = TypeVar("R")
+
+
+def _run_bench(title: str, mode: str, run: Callable[[], R], workdir: Path | None) -> R:
+    """Run a benchmark: SIGTERM ends it like Ctrl-C (its anvil and service are stopped on the way out), its
+    failures print one line."""
+    from bench.load import BenchmarkFailed
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    console.print(f"{title}: {mode} mode")
+    try:
+        return run()
+    except (BenchmarkFailed, ChainError, DeploymentError, CompilationError) as exc:
+        _fail(str(exc))
+
+
 @app.command("bench")
 def bench_command(
     quick: Annotated[bool, typer.Option("--quick", help="small sizes: a smoke run of under two minutes")] = False,
@@ -385,7 +404,6 @@ def bench_command(
     ] = None,
 ) -> None:
     """Run the benchmarks on a fresh anvil of their own; write the results JSON, the table and the chart."""
-    from bench.load import BenchmarkFailed
     from bench.report import write_results
     from bench.runner import FULL, QUICK, run_benchmarks
 
@@ -395,15 +413,7 @@ def bench_command(
             config = replace(config, scale_sizes=tuple(sorted(int(size) for size in sizes.split(","))))
         except ValueError:
             _fail(f"--sizes takes whole numbers separated by commas, not {sizes!r}")
-    # SIGTERM ends the run like Ctrl-C: the bench's anvil and service are stopped on the way out.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-    console.print(f"scf bench: {config.mode} mode")
-    try:
-        results = run_benchmarks(config, console.print, workdir)
-    except (BenchmarkFailed, ChainError, DeploymentError, CompilationError) as exc:
-        _fail(str(exc))
+    results = _run_bench("scf bench", config.mode, lambda: run_benchmarks(config, console.print, workdir), workdir)
     written = write_results(results, results_dir, markdown, chart)
     console.print(f"wrote {_shown(written)}, {_shown(markdown)} and {_shown(chart)}")
 
@@ -421,18 +431,12 @@ def bench_webhooks_command(
 ) -> None:
     """Measure webhook delivery latency to healthy receivers alone and beside a slow and a failing receiver, and
     the ledger's own latency in both; write the results JSON and the table."""
-    from bench.load import BenchmarkFailed
     from bench.webhooks import FULL, QUICK, run_webhook_bench, write_results
 
     config = QUICK if quick else FULL
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-    console.print(f"scf bench-webhooks: {config.mode} mode")
-    try:
-        results = run_webhook_bench(config, console.print, workdir)
-    except (BenchmarkFailed, ChainError, DeploymentError, CompilationError) as exc:
-        _fail(str(exc))
+    results = _run_bench(
+        "scf bench-webhooks", config.mode, lambda: run_webhook_bench(config, console.print, workdir), workdir
+    )
     written = write_results(results, results_dir, markdown)
     console.print(f"wrote {_shown(written)} and {_shown(markdown)}")
 

@@ -57,14 +57,16 @@ def postgres_answers() -> bool:
     return True
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('api-db') / 'ledger.sqlite3'}"
-        return
+NO_POSTGRES = "no PostgreSQL answers at 127.0.0.1:5432 (database `test`, user postgres): SQLite only"
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """The URL of a fresh, empty schema on the local PostgreSQL, dropped afterwards (the test skips when no
+    server answers)."""
     if not postgres_answers():
-        pytest.skip("no PostgreSQL answers at 127.0.0.1:5432 (database `test`, user postgres): SQLite only")
-    schema = f"scf_api_test_{uuid.uuid4().hex[:12]}"
+        pytest.skip(NO_POSTGRES)
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -74,6 +76,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('api-db') / 'ledger.sqlite3'}"
+        return
+    with postgres_schema("scf_api_test") as url:
+        yield url
 
 
 @dataclass

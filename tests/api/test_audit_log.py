@@ -10,7 +10,6 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, delete, select, text
+from sqlalchemy import delete, select
 
 from api.audit_log import GENESIS_HASH, AuditEntry, AuditLog, AuditRecord, record_hash
 from ledger.db import Base, make_engine, make_sessionmaker
 from ledger.migrations import upgrade
-from tests.api.conftest import POSTGRES_URL, Api, Participant, postgres_answers
+from tests.api.conftest import Api, Participant, postgres_schema
 
 SOAK_RECORDS = int(os.environ.get("SCF_SOAK_RECORDS", "500"))
 #: This module's service anchors the log by itself every 100 records (the other API modules turn it off).
@@ -305,20 +304,9 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         upgrade(url)
         yield url
         return
-    if not postgres_answers():
-        pytest.skip("no PostgreSQL answers at 127.0.0.1:5432 (database `test`, user postgres): SQLite only")
-    schema = f"scf_audit_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with postgres_schema("scf_audit_test") as url:
         upgrade(url)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_two_processes_appending_at_once_keep_one_unbroken_chain(empty_database: str) -> None:

@@ -309,6 +309,18 @@ def stage(tmp_path: Path) -> Iterator[Stage]:
         yield ready
 
 
+def kill_and_restart(stage: Stage, target: str, chance: random.Random) -> None:
+    """``kill -9`` the stage's anvil or service, wait a random moment, and start it again on its state."""
+    if target == "anvil":
+        stage.anvil.kill()
+        time.sleep(chance.uniform(0.0, 1.5))
+        stage.anvil.start()
+    else:
+        stage.service.kill()
+        time.sleep(chance.uniform(0.0, 1.0))
+        stage.service.start()
+
+
 @contextlib.contextmanager
 def staged(tmp_path: Path, **settings: str) -> Iterator[Stage]:
     """anvil (state on disk every second), the service (with ``settings``, ``SCF_*`` variables), and the cast:
@@ -361,14 +373,7 @@ def run_with_faults(stage: Stage, target: str, kills: int, seed: int) -> Record:
     clients = Clients(stage.service.base_url, stage.keys, stage.addresses, stage.due, f"{target}{seed}")
 
     def crash_and_restart() -> None:
-        if target == "anvil":
-            stage.anvil.kill()
-            time.sleep(chance.uniform(0.0, 1.5))
-            stage.anvil.start()
-        else:
-            stage.service.kill()
-            time.sleep(chance.uniform(0.0, 1.0))
-            stage.service.start()
+        kill_and_restart(stage, target, chance)
 
     async def chaos() -> None:
         workers = [asyncio.create_task(clients.worker(n)) for n in range(WORKERS)]

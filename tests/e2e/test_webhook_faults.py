@@ -41,7 +41,7 @@ from ledger.deployment import bind_contracts, load_deployment
 from ledger.index.feed import event_id
 from ledger.node import connect
 from tests.api.test_webhooks import readme_verifier
-from tests.e2e.test_faults import CONFIRMATIONS, WORKERS, Clients, Stage, staged
+from tests.e2e.test_faults import CONFIRMATIONS, WORKERS, Clients, Stage, kill_and_restart, staged
 
 verify_signature = readme_verifier()
 ANSWER_SECONDS = 0.03
@@ -156,14 +156,7 @@ def run_with_kills(stage: Stage, receiver: Receiver, kills: int, seed: int) -> N
 
     def kill_during_a_delivery(target: str) -> None:
         assert receiver.busy.wait(60), "no delivery in flight for 60 s"
-        if target == "anvil":
-            stage.anvil.kill()
-            time.sleep(chance.uniform(0.0, 1.5))
-            stage.anvil.start()
-        else:
-            stage.service.kill()
-            time.sleep(chance.uniform(0.0, 1.0))
-            stage.service.start()
+        kill_and_restart(stage, target, chance)
 
     async def chaos() -> None:
         workers = [asyncio.create_task(clients.worker(n)) for n in range(WORKERS)]
