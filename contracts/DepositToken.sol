@@ -5,10 +5,12 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {IDepositToken} from "./interfaces/IDepositToken.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {Roles} from "./Roles.sol";
+import {Context} from "@openzeppelin/contracts/utils/Context.sol";
+import {SignedActsRecipient} from "./SignedActsRecipient.sol";
 
 /// @title Deposit token
 /// @notice Permissioned ERC-20 cash in minor units; see {IDepositToken}.
-contract DepositToken is ERC20, IDepositToken {
+contract DepositToken is ERC20, SignedActsRecipient, IDepositToken {
     IParticipantRegistry public immutable registry;
     bytes3 private immutable _currency;
 
@@ -17,9 +19,15 @@ contract DepositToken is ERC20, IDepositToken {
     /// @dev Which of mint and burn used each bank reference (bits MINTED and BURNT): one word per reference.
     mapping(bytes32 bankReference => uint256 uses) private _referenceUses;
 
-    constructor(IParticipantRegistry registry_, string memory name_, string memory symbol_, bytes3 currency_)
-        ERC20(name_, symbol_)
-    {
+    /// @param signedActs_ The {SignedActs} contract that relays participants' signed acts (ERC-2771): a
+    /// self-custody participant's approvals come that way, never by a transaction of its own address.
+    constructor(
+        IParticipantRegistry registry_,
+        string memory name_,
+        string memory symbol_,
+        bytes3 currency_,
+        address signedActs_
+    ) ERC20(name_, symbol_) SignedActsRecipient(signedActs_) {
         registry = registry_;
         _currency = currency_;
     }
@@ -90,5 +98,14 @@ contract DepositToken is ERC20, IDepositToken {
     function _spendAllowance(address owner, address spender, uint256 value) internal override {
         if (spender != owner) registry.requireActive(spender);
         super._spendAllowance(owner, spender, value);
+    }
+
+    /// @dev {SignedActsRecipient}: the registry that says who acts only by signed acts.
+    function _participants() internal view override returns (IParticipantRegistry) {
+        return registry;
+    }
+
+    function _msgSender() internal view override(Context, SignedActsRecipient) returns (address) {
+        return SignedActsRecipient._msgSender();
     }
 }

@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
+import {SignedActsRecipient} from "./SignedActsRecipient.sol";
 import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
 
 /// @title Packed ERC-721 base
@@ -22,7 +23,7 @@ import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Util
 ///
 /// The errors are the inheriting contract's (each contract keeps its ABI): the base reverts through the
 /// `_revert*` hooks, named after ERC-6093's ERC-721 errors, which each contract implements with its own error.
-abstract contract PackedERC721 is IERC721Metadata {
+abstract contract PackedERC721 is IERC721Metadata, SignedActsRecipient {
     mapping(address owner => uint256) private _balances;
     mapping(uint256 tokenId => address) private _tokenApprovals;
     mapping(address owner => mapping(address operator => bool)) private _operatorApprovals;
@@ -44,8 +45,9 @@ abstract contract PackedERC721 is IERC721Metadata {
 
     /// @inheritdoc IERC721
     function approve(address to, uint256 tokenId) public virtual {
+        address sender = _msgSender();
         address owner = _requireOwned(tokenId);
-        if (msg.sender != owner && !_operatorApprovals[owner][msg.sender]) _revertInvalidApprover(msg.sender, tokenId);
+        if (sender != owner && !_operatorApprovals[owner][sender]) _revertInvalidApprover(sender, tokenId);
         _tokenApprovals[tokenId] = to;
         _setApprovalFlag(tokenId, to != address(0));
         emit Approval(owner, to, tokenId);
@@ -59,9 +61,10 @@ abstract contract PackedERC721 is IERC721Metadata {
 
     /// @inheritdoc IERC721
     function setApprovalForAll(address operator, bool approved) public virtual {
+        address sender = _msgSender();
         if (operator == address(0)) _revertInvalidOperator(operator);
-        _operatorApprovals[msg.sender][operator] = approved;
-        emit ApprovalForAll(msg.sender, operator, approved);
+        _operatorApprovals[sender][operator] = approved;
+        emit ApprovalForAll(sender, operator, approved);
     }
 
     /// @inheritdoc IERC721
@@ -73,10 +76,11 @@ abstract contract PackedERC721 is IERC721Metadata {
     /// @dev The receiver is checked first (a move to zero would be a burn), then that `from` owns the token; the
     /// rest, the caller's authorisation included, is the gate's ({_update}).
     function transferFrom(address from, address to, uint256 tokenId) public virtual {
+        address sender = _msgSender();
         if (to == address(0)) _revertInvalidReceiver(to);
         address owner = _requireOwned(tokenId);
         if (owner != from) _revertIncorrectOwner(from, tokenId, owner);
-        _update(from, to, tokenId, msg.sender);
+        _update(from, to, tokenId, sender);
     }
 
     /// @inheritdoc IERC721
@@ -86,8 +90,9 @@ abstract contract PackedERC721 is IERC721Metadata {
 
     /// @inheritdoc IERC721
     function safeTransferFrom(address from, address to, uint256 tokenId, bytes memory data) public virtual {
+        address sender = _msgSender();
         transferFrom(from, to, tokenId);
-        ERC721Utils.checkOnERC721Received(msg.sender, from, to, tokenId, data);
+        ERC721Utils.checkOnERC721Received(sender, from, to, tokenId, data);
     }
 
     /// @inheritdoc IERC165

@@ -20,6 +20,9 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
         bool frozen;
         uint64 registeredAt;
         bool ledgerContract;
+        bool selfCustody;
+        /// @dev The key that signs the participant's acts when it is not the account itself (zero: the account).
+        address signer;
     }
 
     bytes32 public constant OPERATOR_ROLE = Roles.OPERATOR;
@@ -36,8 +39,15 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     uint256 private constant ACTIVE_MASK = 0xffff;
     uint256 private constant RECIPIENT_MASK = 0xff << 80 | 0xffff;
     uint256 private constant ACTIVE = uint256(uint8(ParticipantStatus.Active));
+    /// @dev In the status word: the self-custody byte (11).
+    uint256 private constant SELF_CUSTODY_MASK = 0xff << 88;
 
     mapping(address account => StoredParticipant) private _participants;
+    /// @dev Proposed recoveries: `keccak256(account, signer)` → the proposing operator.
+    mapping(bytes32 proposal => address operator) private _recoveries;
+
+    /// @inheritdoc IParticipantRegistry
+    address public signedActs;
 
     /// @param operator The first operator; registered with `operatorIdentityHash` and made admin of all roles.
     constructor(address operator, bytes32 operatorIdentityHash) {
@@ -64,6 +74,86 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
             _checkRoleAdmin(roles[i]);
             _grantRole(roles[i], account);
         }
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function registerSelfCustody(address account, bytes32 identityHash, bytes32[] calldata roles)
+        external
+        onlyRole(OPERATOR_ROLE)
+    {
+        _register(account, identityHash, msg.sender);
+        for (uint256 i; i < roles.length; ++i) {
+            _checkRoleAdmin(roles[i]);
+            _grantRole(roles[i], account);
+        }
+        _participants[account].selfCustody = true;
+        emit SelfCustodyAdopted(account, account, msg.sender);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function adoptSelfCustody(address account, address signer) external onlyRole(OPERATOR_ROLE) {
+        StoredParticipant storage p = _registered(account);
+        require(!p.selfCustody, RegistryCustodyMismatch(account, true));
+        require(signer != address(0), RegistryInvalidSigner(account, signer));
+        p.selfCustody = true;
+        if (signer != account) p.signer = signer;
+        emit SelfCustodyAdopted(account, signer, msg.sender);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function setSignedActs(address signedActs_) external onlyRole(OPERATOR_ROLE) {
+        require(signedActs == address(0), RegistrySignedActsAlreadySet(signedActs));
+        require(signedActs_ != address(0), RegistryNotSignedActs(signedActs_));
+        signedActs = signedActs_;
+        emit SignedActsSet(signedActs_, msg.sender);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function rotateSigner(address account, address signer) external {
+        require(msg.sender == signedActs, RegistryNotSignedActs(msg.sender));
+        StoredParticipant storage p = _selfCustody(account);
+        address previous = _signerOf(account, p);
+        _setSigner(account, p, signer, previous);
+        emit SignerRotated(account, previous, signer);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function proposeKeyRecovery(address account, address signer) external onlyRole(OPERATOR_ROLE) {
+        StoredParticipant storage p = _selfCustody(account);
+        address previous = _signerOf(account, p);
+        require(signer != address(0) && signer != previous, RegistryInvalidSigner(account, signer));
+        _recoveries[keccak256(abi.encode(account, signer))] = msg.sender;
+        emit KeyRecoveryProposed(account, signer, msg.sender);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function approveKeyRecovery(address account, address signer) external onlyRole(REGULATOR_ROLE) {
+        StoredParticipant storage p = _selfCustody(account);
+        bytes32 proposal = keccak256(abi.encode(account, signer));
+        address operator = _recoveries[proposal];
+        require(
+            operator != address(0) && operator != msg.sender && hasRole(OPERATOR_ROLE, operator),
+            RegistryNoRecoveryProposed(account, signer)
+        );
+        delete _recoveries[proposal];
+        address previous = _signerOf(account, p);
+        _setSigner(account, p, signer, previous);
+        emit KeyRecovered(account, previous, signer, operator, msg.sender);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function signerOf(address account) external view returns (address) {
+        return _signerOf(account, _participants[account]);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function isSelfCustody(address account) external view returns (bool) {
+        return _participants[account].selfCustody;
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function requireDirect(address account) external view {
+        if (_statusWord(account) & SELF_CUSTODY_MASK != 0) revert RegistrySignedActsOnly(account);
     }
 
     /// @inheritdoc IParticipantRegistry
@@ -139,6 +229,16 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     }
 
     /// @inheritdoc IParticipantRegistry
+    function requireDirectRoleAndActive(bytes32 role, address account, address counterparty) external view {
+        if (!hasRole(role, account)) revert RegistryMissingRole(account, role);
+        if (_statusWord(account) & (ACTIVE_MASK | SELF_CUSTODY_MASK) != ACTIVE) {
+            _revertInactive(account);
+            revert RegistrySignedActsOnly(account);
+        }
+        _requireRecipient(counterparty);
+    }
+
+    /// @inheritdoc IParticipantRegistry
     function requireRecipient(address account) external view {
         _requireRecipient(account);
     }
@@ -199,8 +299,9 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     /// @dev Word 1 of the participant's record, as the compiler lays out {StoredParticipant} (each word from its
     /// lowest-order byte, in declaration order): status (byte 0), frozen (1), registeredAt (2-9), ledgerContract
-    /// (10). One storage read instead of one per field (the checks of every movement pass here); the tests
-    /// exercise each field's refusal through the compiler's own accessors ({_revertInactive}, {participant}).
+    /// (10), selfCustody (11), signer (12-31). One storage read instead of one per field (the checks of every
+    /// movement pass here); the tests exercise each field's refusal through the compiler's own accessors
+    /// ({_revertInactive}, {participant}, {isSelfCustody}).
     function _statusWord(address account) private view returns (uint256 word) {
         StoredParticipant storage p = _participants[account];
         // solhint-disable-next-line no-inline-assembly
@@ -218,6 +319,22 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
             revert RegistryParticipantNotActive(account, status);
         }
         if (p.frozen) revert RegistryParticipantFrozen(account);
+    }
+
+    function _selfCustody(address account) private view returns (StoredParticipant storage p) {
+        p = _registered(account);
+        require(p.selfCustody, RegistryCustodyMismatch(account, false));
+    }
+
+    function _signerOf(address account, StoredParticipant storage p) private view returns (address signer) {
+        signer = p.signer;
+        if (signer == address(0)) signer = account;
+    }
+
+    /// @dev A new signer is neither zero nor the one in place; the account's own address is stored as zero.
+    function _setSigner(address account, StoredParticipant storage p, address signer, address previous) private {
+        require(signer != address(0) && signer != previous, RegistryInvalidSigner(account, signer));
+        p.signer = signer == account ? address(0) : signer;
     }
 
     function _registered(address account) private view returns (StoredParticipant storage p) {

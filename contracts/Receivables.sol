@@ -13,6 +13,7 @@ import {IDepositToken} from "./interfaces/IDepositToken.sol";
 import {Roles} from "./Roles.sol";
 import {ReceivablesMetadata} from "./ReceivablesMetadata.sol";
 import {PackedERC721} from "./PackedERC721.sol";
+import {SignedActsRecipient} from "./SignedActsRecipient.sol";
 
 /// @title Receivables
 /// @notice Confirmed invoices as ERC-3525 slots whose pieces are split, passed down the supply chain,
@@ -63,7 +64,10 @@ contract Receivables is IReceivables, PackedERC721 {
     /// entries are in use (an entry at zero allowance is free for the next operator), the rest are stale.
     mapping(uint256 pieceId => uint256[MAX_VALUE_APPROVALS]) private _valueApprovals;
 
-    constructor(IParticipantRegistry registry_, IDepositToken depositToken_) {
+    /// @param signedActs_ The {SignedActs} contract that relays participants' signed acts (ERC-2771).
+    constructor(IParticipantRegistry registry_, IDepositToken depositToken_, address signedActs_)
+        SignedActsRecipient(signedActs_)
+    {
         registry = registry_;
         depositToken = depositToken_;
         _currency = depositToken_.currency();
@@ -86,12 +90,13 @@ contract Receivables is IReceivables, PackedERC721 {
         uint64 dueDate,
         bytes32 documentHash
     ) external returns (uint256 invoiceId) {
-        registry.requireActiveRole(Roles.SUPPLIER, msg.sender);
+        address sender = _msgSender();
+        registry.requireActiveRole(Roles.SUPPLIER, sender);
         registry.requireActiveRole(Roles.CORE_FIRM, buyer);
         require(keyHash != bytes32(0), ReceivablesInvalidKey(keyHash));
         uint256 existing = _invoiceIdOfKey[keyHash];
         require(existing == 0, ReceivablesInvoiceAlreadyRegistered(keyHash, existing));
-        require(buyer != msg.sender, ReceivablesSelfBilling(buyer));
+        require(buyer != sender, ReceivablesSelfBilling(buyer));
         require(amount != 0, ReceivablesZeroAmount());
         require(amount <= type(uint96).max, ReceivablesAmountTooLarge(amount));
         require(currency == _currency, ReceivablesCurrencyMismatch(currency, _currency));
@@ -100,21 +105,22 @@ contract Receivables is IReceivables, PackedERC721 {
         invoiceId = ++_lastInvoiceId;
         _invoiceIdOfKey[keyHash] = invoiceId;
         Invoice storage inv = _invoices[invoiceId];
-        inv.seller = msg.sender;
+        inv.seller = sender;
         inv.dueDate = dueDate;
         inv.state = InvoiceState.Registered;
         inv.buyer = buyer;
         inv.amount = uint96(amount);
         inv.documentHash = documentHash;
-        emit InvoiceRegistered(invoiceId, keyHash, msg.sender, buyer, amount, currency, dueDate, documentHash);
+        emit InvoiceRegistered(invoiceId, keyHash, sender, buyer, amount, currency, dueDate, documentHash);
     }
 
     /// @inheritdoc IReceivables
     function confirmInvoice(uint256 invoiceId) external returns (uint256 pieceId) {
+        address sender = _msgSender();
         Invoice storage inv = _existingInvoice(invoiceId);
         address buyer = inv.buyer;
-        require(msg.sender == buyer, ReceivablesNotBuyer(invoiceId, msg.sender, buyer));
-        registry.requireActiveRole(Roles.CORE_FIRM, msg.sender);
+        require(sender == buyer, ReceivablesNotBuyer(invoiceId, sender, buyer));
+        registry.requireActiveRole(Roles.CORE_FIRM, sender);
         address seller = inv.seller;
         registry.requireActive(seller);
         uint64 dueDate = inv.dueDate;
@@ -149,37 +155,40 @@ contract Receivables is IReceivables, PackedERC721 {
 
     /// @inheritdoc IReceivables
     function rejectInvoice(uint256 invoiceId, bytes32 reason) external {
+        address sender = _msgSender();
         Invoice storage inv = _existingInvoice(invoiceId);
-        require(msg.sender == inv.buyer, ReceivablesNotBuyer(invoiceId, msg.sender, inv.buyer));
-        registry.requireActiveRole(Roles.CORE_FIRM, msg.sender);
+        require(sender == inv.buyer, ReceivablesNotBuyer(invoiceId, sender, inv.buyer));
+        registry.requireActiveRole(Roles.CORE_FIRM, sender);
         _transition(invoiceId, inv, InvoiceState.Rejected);
-        emit InvoiceRejected(invoiceId, msg.sender, reason);
+        emit InvoiceRejected(invoiceId, sender, reason);
     }
 
     /// @inheritdoc IReceivables
     function setCreditLine(address coreFirm, uint256 grant) external {
-        if (!registry.hasRole(Roles.OPERATOR, msg.sender)) {
-            registry.requireActiveRole(Roles.FINANCIER, msg.sender);
+        address sender = _msgSender();
+        if (!registry.hasRole(Roles.OPERATOR, sender)) {
+            registry.requireActiveRole(Roles.FINANCIER, sender);
         } else {
-            registry.requireActive(msg.sender);
+            registry.requireActive(sender);
         }
         registry.requireActiveRole(Roles.CORE_FIRM, coreFirm);
         require(grant <= type(uint96).max, ReceivablesAmountTooLarge(grant));
         CreditLine storage line = _creditLines[coreFirm];
-        uint256 limit = uint256(line.limit) - _creditGrants[msg.sender][coreFirm] + grant;
+        uint256 limit = uint256(line.limit) - _creditGrants[sender][coreFirm] + grant;
         require(limit >= line.used, ReceivablesCreditLineBelowUsage(coreFirm, limit, line.used));
         require(limit <= type(uint96).max, ReceivablesAmountTooLarge(limit));
 
-        _creditGrants[msg.sender][coreFirm] = uint96(grant);
+        _creditGrants[sender][coreFirm] = uint96(grant);
         line.limit = uint96(limit);
-        emit CreditLineSet(coreFirm, msg.sender, grant, limit, line.used);
+        emit CreditLineSet(coreFirm, sender, grant, limit, line.used);
     }
 
     /// @inheritdoc IReceivables
     function repay(uint256 slotId, uint256 amount) external {
+        address sender = _msgSender();
         Invoice storage inv = _existingInvoice(slotId);
         address buyer = inv.buyer;
-        require(msg.sender == buyer, ReceivablesNotBuyer(slotId, msg.sender, buyer));
+        require(sender == buyer, ReceivablesNotBuyer(slotId, sender, buyer));
         InvoiceState state = inv.state;
         require(
             state == InvoiceState.Confirmed || state == InvoiceState.Defaulted,
@@ -198,14 +207,15 @@ contract Receivables is IReceivables, PackedERC721 {
             _transition(slotId, inv, InvoiceState.Paid);
             emit ObligationPaid(slotId);
         }
-        _pullDeposit(msg.sender, address(this), amount);
+        _pullDeposit(sender, address(this), amount);
     }
 
     /// @inheritdoc IReceivables
     function redeem(uint256 pieceId) external returns (uint256 payout) {
+        address sender = _msgSender();
         Piece storage p = _existingPiece(pieceId);
         address holder = p.owner;
-        require(msg.sender == holder, ReceivablesNotHolder(pieceId, msg.sender, holder));
+        require(sender == holder, ReceivablesNotHolder(pieceId, sender, holder));
         require(p.openRequestId == 0, ReceivablesPieceLocked(pieceId, p.openRequestId));
         require(p.flags & FROZEN == 0, ReceivablesPieceFrozen(pieceId));
         uint256 slotId = p.slotId;
@@ -228,18 +238,19 @@ contract Receivables is IReceivables, PackedERC721 {
 
     /// @inheritdoc IReceivables
     function markDefaulted(uint256 slotId, uint256 pieceId) external {
+        address sender = _msgSender();
         Invoice storage inv = _existingInvoice(slotId);
-        if (!registry.hasRole(Roles.OPERATOR, msg.sender)) {
+        if (!registry.hasRole(Roles.OPERATOR, sender)) {
             Piece storage p = _existingPiece(pieceId);
             require(
-                p.owner == msg.sender && p.slotId == slotId, ReceivablesNotHolder(pieceId, msg.sender, p.owner)
+                p.owner == sender && p.slotId == slotId, ReceivablesNotHolder(pieceId, sender, p.owner)
             );
         }
-        registry.requireActive(msg.sender);
+        registry.requireActive(sender);
         uint256 defaultableAt = uint256(inv.dueDate) + gracePeriod;
         require(block.timestamp > defaultableAt, ReceivablesNotOverdue(slotId, defaultableAt, block.timestamp));
         _transition(slotId, inv, InvoiceState.Defaulted);
-        emit ObligationDefaulted(slotId, msg.sender);
+        emit ObligationDefaulted(slotId, sender);
     }
 
     // ---------------------------------------------------------------------------------------------------
@@ -248,11 +259,12 @@ contract Receivables is IReceivables, PackedERC721 {
 
     /// @inheritdoc IReceivables
     function requestFinancing(uint256 pieceId, uint256 amount, address financier) external returns (uint256 requestId) {
+        address sender = _msgSender();
         Piece storage p = _existingPiece(pieceId);
-        require(msg.sender == p.owner, ReceivablesNotHolder(pieceId, msg.sender, p.owner));
-        require(financier != msg.sender, ReceivablesSelfFinancing(pieceId, msg.sender));
+        require(sender == p.owner, ReceivablesNotHolder(pieceId, sender, p.owner));
+        require(financier != sender, ReceivablesSelfFinancing(pieceId, sender));
         _requireMovable(pieceId, p);
-        registry.requireActive(msg.sender);
+        registry.requireActive(sender);
         registry.requireActiveRole(Roles.FINANCIER, financier);
         require(amount != 0, ReceivablesZeroAmount());
         require(amount <= p.value, ReceivablesInsufficientValue(pieceId, p.value, amount));
@@ -260,19 +272,20 @@ contract Receivables is IReceivables, PackedERC721 {
         requestId = ++_lastRequestId;
         p.openRequestId = uint48(requestId);
         FinancingRequest storage r = _requests[requestId];
-        r.holder = msg.sender;
+        r.holder = sender;
         r.pieceId = uint48(pieceId);
         r.state = RequestState.Requested;
         r.financier = financier;
         r.amount = uint96(amount);
-        emit FinancingRequested(requestId, pieceId, msg.sender, financier, amount);
+        emit FinancingRequested(requestId, pieceId, sender, financier, amount);
     }
 
     /// @inheritdoc IReceivables
     function approveFinancing(uint256 requestId, uint16 discountRateBps, uint256 fee, uint16 dayCountBasis) external {
+        address sender = _msgSender();
         FinancingRequest storage r = _existingRequest(requestId);
-        require(msg.sender == r.financier, ReceivablesNotFinancier(requestId, msg.sender, r.financier));
-        registry.requireActiveRole(Roles.FINANCIER, msg.sender);
+        require(sender == r.financier, ReceivablesNotFinancier(requestId, sender, r.financier));
+        registry.requireActiveRole(Roles.FINANCIER, sender);
         require(
             discountRateBps <= BPS && (dayCountBasis == 360 || dayCountBasis == 365),
             ReceivablesInvalidTerms(discountRateBps, dayCountBasis)
@@ -282,14 +295,15 @@ contract Receivables is IReceivables, PackedERC721 {
         r.discountRateBps = discountRateBps;
         r.dayCountBasis = dayCountBasis;
         r.fee = uint96(fee);
-        emit FinancingApproved(requestId, msg.sender, discountRateBps, fee, dayCountBasis);
+        emit FinancingApproved(requestId, sender, discountRateBps, fee, dayCountBasis);
     }
 
     /// @inheritdoc IReceivables
     function fundFinancing(uint256 requestId) external returns (uint256 pieceId) {
+        address sender = _msgSender();
         FinancingRequest storage r = _existingRequest(requestId);
         address financier = r.financier;
-        require(msg.sender == financier, ReceivablesNotFinancier(requestId, msg.sender, financier));
+        require(sender == financier, ReceivablesNotFinancier(requestId, sender, financier));
         registry.requireActiveRole(Roles.FINANCIER, financier);
         _transitionRequest(requestId, r, RequestState.Funded);
         uint256 sourceId = r.pieceId;
@@ -315,25 +329,27 @@ contract Receivables is IReceivables, PackedERC721 {
         emit FinancingFunded(requestId, pieceId, financier, holder, amount, discount, r.fee, price);
         // Cash leg last: if it fails, the piece's move above is undone with it. It is paid by the caller, whom
         // the check above proved to be the request's financier.
-        _pullDeposit(msg.sender, holder, price);
+        _pullDeposit(sender, holder, price);
     }
 
     /// @inheritdoc IReceivables
     function declineFinancing(uint256 requestId) external {
+        address sender = _msgSender();
         FinancingRequest storage r = _existingRequest(requestId);
-        require(msg.sender == r.financier, ReceivablesNotFinancier(requestId, msg.sender, r.financier));
+        require(sender == r.financier, ReceivablesNotFinancier(requestId, sender, r.financier));
         _transitionRequest(requestId, r, RequestState.Declined);
         _pieces[r.pieceId].openRequestId = 0;
-        emit FinancingDeclined(requestId, msg.sender);
+        emit FinancingDeclined(requestId, sender);
     }
 
     /// @inheritdoc IReceivables
     function cancelFinancing(uint256 requestId) external {
+        address sender = _msgSender();
         FinancingRequest storage r = _existingRequest(requestId);
-        require(msg.sender == r.holder, ReceivablesNotRequestHolder(requestId, msg.sender, r.holder));
+        require(sender == r.holder, ReceivablesNotRequestHolder(requestId, sender, r.holder));
         _transitionRequest(requestId, r, RequestState.Cancelled);
         _pieces[r.pieceId].openRequestId = 0;
-        emit FinancingCancelled(requestId, msg.sender);
+        emit FinancingCancelled(requestId, sender);
     }
 
     // ---------------------------------------------------------------------------------------------------
@@ -342,25 +358,28 @@ contract Receivables is IReceivables, PackedERC721 {
 
     /// @inheritdoc IReceivables
     function freezePiece(uint256 pieceId, bytes32 reason) external {
-        registry.requireActiveRole(Roles.REGULATOR, msg.sender);
+        address sender = _msgSender();
+        registry.requireActiveRole(Roles.REGULATOR, sender);
         Piece storage p = _existingPiece(pieceId);
         require(p.flags & FROZEN == 0, ReceivablesPieceFrozen(pieceId));
         p.flags |= FROZEN;
-        emit PieceFrozen(pieceId, msg.sender, reason);
+        emit PieceFrozen(pieceId, sender, reason);
     }
 
     /// @inheritdoc IReceivables
     function unfreezePiece(uint256 pieceId) external {
-        registry.requireActiveRole(Roles.REGULATOR, msg.sender);
+        address sender = _msgSender();
+        registry.requireActiveRole(Roles.REGULATOR, sender);
         Piece storage p = _existingPiece(pieceId);
         require(p.flags & FROZEN != 0, ReceivablesPieceNotFrozen(pieceId));
         p.flags &= ~FROZEN;
-        emit PieceUnfrozen(pieceId, msg.sender);
+        emit PieceUnfrozen(pieceId, sender);
     }
 
     /// @inheritdoc IReceivables
     function setParameters(uint64 maxTenor_, uint64 gracePeriod_) external {
-        registry.requireActiveRole(Roles.OPERATOR, msg.sender);
+        address sender = _msgSender();
+        registry.requireActiveRole(Roles.OPERATOR, sender);
         require(
             maxTenor_ != 0 && maxTenor_ <= 3650 days && gracePeriod_ <= 365 days,
             ReceivablesInvalidParameters(maxTenor_, gracePeriod_)
@@ -377,7 +396,8 @@ contract Receivables is IReceivables, PackedERC721 {
     /// @inheritdoc PackedERC721
     /// @dev Operators are others: appointing oneself reverts with {ReceivablesInvalidReceiver}.
     function setApprovalForAll(address operator, bool approved) public override(IERC721, PackedERC721) {
-        require(operator != msg.sender, ReceivablesInvalidReceiver(operator));
+        address sender = _msgSender();
+        require(operator != sender, ReceivablesInvalidReceiver(operator));
         super.setApprovalForAll(operator, approved);
     }
 
@@ -430,10 +450,11 @@ contract Receivables is IReceivables, PackedERC721 {
     /// 0 frees an operator's entry. Allowances lapse when the whole piece changes hands or is burnt, each with
     /// `ApprovalValue(tokenId, operator, 0)`.
     function approve(uint256 tokenId, address operator, uint256 value) external {
+        address sender = _msgSender();
         Piece storage p = _existingPiece(tokenId);
         address owner = p.owner;
         require(
-            msg.sender == owner || isApprovedForAll(owner, msg.sender), ReceivablesNotAuthorized(tokenId, msg.sender)
+            sender == owner || isApprovedForAll(owner, sender), ReceivablesNotAuthorized(tokenId, sender)
         );
         require(operator != address(0) && operator != owner, ReceivablesInvalidReceiver(operator));
         require(value < UNLIMITED || value == type(uint256).max, ReceivablesAmountTooLarge(value));
@@ -474,32 +495,34 @@ contract Receivables is IReceivables, PackedERC721 {
     /// @dev Both pieces must be of one slot and at the same redemption checkpoint (pieces that have redeemed
     /// different shares of a partial repayment are different claims).
     function transferFrom(uint256 fromTokenId, uint256 toTokenId, uint256 value) external {
+        address sender = _msgSender();
         Piece storage from = _existingPiece(fromTokenId);
         Piece storage to = _existingPiece(toTokenId);
         require(fromTokenId != toTokenId, ReceivablesSelfTransfer(fromTokenId));
         require(from.slotId == to.slotId, ReceivablesSlotMismatch(fromTokenId, toTokenId));
         require(from.checkpoint == to.checkpoint, ReceivablesCheckpointMismatch(fromTokenId, toTokenId));
-        _spendValue(fromTokenId, from, value);
+        _spendValue(fromTokenId, from, value, sender);
         _requireMovable(fromTokenId, from);
         _requireMovable(toTokenId, to);
         address toOwner = to.owner;
-        _requireParties(from.owner, toOwner);
+        _requireParties(from.owner, toOwner, sender);
 
         from.value -= uint96(value);
         to.value += uint96(value);
         emit TransferValue(fromTokenId, toTokenId, value);
-        _checkOnERC3525Received(fromTokenId, toTokenId, toOwner, value);
+        _checkOnERC3525Received(fromTokenId, toTokenId, toOwner, value, sender);
     }
 
     /// @inheritdoc IERC3525
     function transferFrom(uint256 fromTokenId, address to, uint256 value) external returns (uint256 newTokenId) {
+        address sender = _msgSender();
         Piece storage from = _existingPiece(fromTokenId);
-        _spendValue(fromTokenId, from, value);
+        _spendValue(fromTokenId, from, value, sender);
         _requireMovable(fromTokenId, from);
-        _requireParties(from.owner, to);
+        _requireParties(from.owner, to, sender);
 
         newTokenId = _split(fromTokenId, from, to, value);
-        _checkOnERC3525Received(fromTokenId, newTokenId, to, value);
+        _checkOnERC3525Received(fromTokenId, newTokenId, to, value, sender);
     }
 
     // ---------------------------------------------------------------------------------------------------
@@ -617,25 +640,25 @@ contract Receivables is IReceivables, PackedERC721 {
     }
 
     /// @dev Both parties active and unfrozen; an operator acting for the holder must be active too.
-    function _requireParties(address from, address to) private view {
+    function _requireParties(address from, address to, address sender) private view {
         require(to != address(0), ReceivablesInvalidReceiver(to));
         registry.requireTransfer(from, to);
-        if (msg.sender != from) registry.requireActive(msg.sender);
+        if (sender != from) registry.requireActive(sender);
     }
 
-    /// @dev Authorises `msg.sender` to move `value` out of `tokenId`: the holder, an ERC-721-approved
+    /// @dev Authorises `sender` (the acting account) to move `value` out of `tokenId`: the holder, an ERC-721-approved
     /// address or operator, or an ERC-3525 value allowance (decremented unless unlimited).
-    function _spendValue(uint256 tokenId, Piece storage p, uint256 value) private {
+    function _spendValue(uint256 tokenId, Piece storage p, uint256 value, address sender) private {
         require(value != 0, ReceivablesZeroAmount());
         require(value <= p.value, ReceivablesInsufficientValue(tokenId, p.value, value));
-        if (_isAuthorized(p.owner, msg.sender, tokenId)) return;
+        if (_isAuthorized(p.owner, sender, tokenId)) return;
         uint256[MAX_VALUE_APPROVALS] storage entries = _valueApprovals[tokenId];
-        (uint256 index, uint256 allowed) = _valueApproval(entries, p.flags, msg.sender);
-        require(allowed >= value, ReceivablesInsufficientAllowance(tokenId, msg.sender, allowed, value));
+        (uint256 index, uint256 allowed) = _valueApproval(entries, p.flags, sender);
+        require(allowed >= value, ReceivablesInsufficientAllowance(tokenId, sender, allowed, value));
         if (allowed != type(uint256).max) {
             // Found (a missing entry allows 0, refused above): the entry at `index` is the caller's.
-            entries[index] = uint256(uint160(msg.sender)) | (allowed - value) << 160;
-            emit ApprovalValue(tokenId, msg.sender, allowed - value);
+            entries[index] = uint256(uint160(sender)) | (allowed - value) << 160;
+            emit ApprovalValue(tokenId, sender, allowed - value);
         }
     }
 
@@ -681,7 +704,7 @@ contract Receivables is IReceivables, PackedERC721 {
                 _checkAuthorized(from, auth, tokenId);
                 require(from != to, ReceivablesSelfTransfer(tokenId));
                 _requireMovable(tokenId, p);
-                _requireParties(from, to);
+                _requireParties(from, to, auth);
             }
             uint8 flags = p.flags;
             if (flags & VALUE_APPROVALS != 0) _clearValueApprovals(tokenId, flags);
@@ -733,7 +756,7 @@ contract Receivables is IReceivables, PackedERC721 {
         price = charges < amount ? amount - charges : 0;
     }
 
-    /// @dev Moves `amount` deposit tokens from `from` (always `msg.sender`, checked by the caller to be the party
+    /// @dev Moves `amount` deposit tokens from `from` (always the acting account, checked by the caller to be the party
     /// that owes them) to `to`, and insists on the token's answer: a token that returned false is a failed leg.
     function _pullDeposit(address from, address to, uint256 amount) private {
         bool ok = depositToken.transferFrom(from, to, amount);
@@ -745,10 +768,16 @@ contract Receivables is IReceivables, PackedERC721 {
         require(ok, ReceivablesInvalidReceiver(to));
     }
 
-    function _checkOnERC3525Received(uint256 fromTokenId, uint256 toTokenId, address to, uint256 value) private {
+    function _checkOnERC3525Received(
+        uint256 fromTokenId,
+        uint256 toTokenId,
+        address to,
+        uint256 value,
+        address sender
+    ) private {
         if (to.code.length == 0) return;
         if (!ERC165Checker.supportsInterface(to, type(IERC3525Receiver).interfaceId)) return;
-        bytes4 answer = IERC3525Receiver(to).onERC3525Received(msg.sender, fromTokenId, toTokenId, value, "");
+        bytes4 answer = IERC3525Receiver(to).onERC3525Received(sender, fromTokenId, toTokenId, value, "");
         require(answer == ERC3525_RECEIVED, ReceivablesInvalidReceiver(to));
     }
 
@@ -820,5 +849,10 @@ contract Receivables is IReceivables, PackedERC721 {
 
     function _revertInvalidReceiver(address receiver) internal pure override {
         revert ReceivablesInvalidReceiver(receiver);
+    }
+
+    /// @dev {SignedActsRecipient}: the registry that says who acts only by signed acts.
+    function _participants() internal view override returns (IParticipantRegistry) {
+        return registry;
     }
 }

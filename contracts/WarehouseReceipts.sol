@@ -15,6 +15,7 @@ import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IDepositToken} from "./interfaces/IDepositToken.sol";
 import {Roles} from "./Roles.sol";
 import {PackedERC721} from "./PackedERC721.sol";
+import {SignedActsRecipient} from "./SignedActsRecipient.sol";
 
 /// @title Warehouse receipts and pledge loans
 /// @notice One ERC-721 receipt per lot of goods, pledged to financiers against deposit-token loans; see
@@ -97,7 +98,10 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
 
     /// @param registry_ The participant registry every check asks.
     /// @param depositToken_ The deposit token in which loans are paid out and repaid.
-    constructor(IParticipantRegistry registry_, IDepositToken depositToken_) {
+    /// @param signedActs_ The {SignedActs} contract that relays participants' signed acts (ERC-2771).
+    constructor(IParticipantRegistry registry_, IDepositToken depositToken_, address signedActs_)
+        SignedActsRecipient(signedActs_)
+    {
         // The registry must be a contract ({_requireActiveWarehouseAndOwner} relies on it): a query with a return
         // value reverts when the address has no code, as its empty answer does not decode.
         // slither-disable-next-line unused-return -- the call is the check: it reverts when the registry has no code
@@ -125,8 +129,10 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
         uint64 expiry,
         bytes32 documentHash
     ) external returns (uint256 receiptId) {
-        // The caller is an active warehouse and the owner an active participant (invariants 9 and 4): one query.
-        _requireActiveWarehouseAndOwner(owner);
+        (address sender, bool direct) = _actor();
+        // The caller is an active warehouse (on its own transaction, not a self-custody one) and the owner an
+        // active participant (invariants 9 and 4): one query.
+        _requireActiveWarehouseAndOwner(sender, direct, owner);
         // `if (...) revert` rather than `require(..., Error(...))` here: the error's arguments are then evaluated
         // only on failure (about 20 gas a check on the hottest path of the contract).
         if (lotKeyHash == bytes32(0)) revert ReceiptInvalidLotKey(lotKeyHash);
@@ -147,26 +153,27 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
             revert ReceiptInvalidExpiry(expiry, block.timestamp);
         }
 
-        _writeIssued(r, owner, quantity, unit, valuation, expiry);
+        _writeIssued(r, sender, owner, quantity, unit, valuation, expiry);
         _update(address(0), owner, receiptId, address(0));
         emit ReceiptIssued(
-            receiptId, msg.sender, owner, lotKeyHash, goodsHash, quantity, unit, valuation,
+            receiptId, sender, owner, lotKeyHash, goodsHash, quantity, unit, valuation,
             uint64(block.timestamp), expiry, documentHash
         );
     }
 
     /// @inheritdoc IWarehouseReceipts
     function revalueReceipt(uint256 receiptId, uint256 valuation, bytes32 attestationHash) external {
+        address sender = _msgSender();
         StoredReceipt storage r = _liveReceipt(receiptId);
         address warehouse = r.warehouse;
-        _requireAttester(receiptId, warehouse);
+        _requireAttester(receiptId, warehouse, sender);
         require(valuation <= type(uint96).max, ReceiptInvalidValuation(valuation));
 
         uint256 previous = r.valuation;
         r.valuation = uint96(valuation);
         r.valuedAt = uint48(block.timestamp);
         emit ReceiptRevalued(
-            receiptId, warehouse, msg.sender, previous, valuation, uint64(block.timestamp), attestationHash
+            receiptId, warehouse, sender, previous, valuation, uint64(block.timestamp), attestationHash
         );
         // slither-disable-next-line incorrect-equality -- an enum state, not a balance anyone can move
         if (r.state == ReceiptState.Pledged) {
@@ -184,37 +191,40 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
 
     /// @inheritdoc IWarehouseReceipts
     function updateGoodsStatus(uint256 receiptId, GoodsStatus status, bytes32 attestationHash) external {
+        address sender = _msgSender();
         StoredReceipt storage r = _liveReceipt(receiptId);
         address warehouse = r.warehouse;
-        _requireAttester(receiptId, warehouse);
+        _requireAttester(receiptId, warehouse, sender);
 
         GoodsStatus previous = r.goodsStatus;
         r.goodsStatus = status;
         emit ReceiptGoodsStatusUpdated(
-            receiptId, warehouse, msg.sender, previous, status, uint64(block.timestamp), attestationHash
+            receiptId, warehouse, sender, previous, status, uint64(block.timestamp), attestationHash
         );
     }
 
     /// @inheritdoc IWarehouseReceipts
     function appointOracle(address oracle) external {
-        registry.requireActiveRole(Roles.WAREHOUSE, msg.sender);
+        address sender = _msgSender();
+        registry.requireActiveRole(Roles.WAREHOUSE, sender);
         if (oracle != address(0)) registry.requireActive(oracle);
 
-        address previous = warehouseOracle[msg.sender];
-        warehouseOracle[msg.sender] = oracle;
-        emit OracleAppointed(msg.sender, 0, oracle, previous);
+        address previous = warehouseOracle[sender];
+        warehouseOracle[sender] = oracle;
+        emit OracleAppointed(sender, 0, oracle, previous);
     }
 
     /// @inheritdoc IWarehouseReceipts
     function appointReceiptOracle(uint256 receiptId, address oracle) external {
+        address sender = _msgSender();
         StoredReceipt storage r = _liveReceipt(receiptId);
-        require(msg.sender == r.warehouse, ReceiptNotIssuer(receiptId, msg.sender, r.warehouse));
-        registry.requireActiveRole(Roles.WAREHOUSE, msg.sender);
+        require(sender == r.warehouse, ReceiptNotIssuer(receiptId, sender, r.warehouse));
+        registry.requireActiveRole(Roles.WAREHOUSE, sender);
         if (oracle != address(0)) registry.requireActive(oracle);
 
         address previous = receiptOracle[receiptId];
         receiptOracle[receiptId] = oracle;
-        emit OracleAppointed(msg.sender, receiptId, oracle, previous);
+        emit OracleAppointed(sender, receiptId, oracle, previous);
     }
 
     /// @inheritdoc IWarehouseReceipts
@@ -243,12 +253,13 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
 
     /// @inheritdoc IWarehouseReceipts
     function confirmRedemption(uint256 receiptId) external {
+        address sender = _msgSender();
         StoredReceipt storage r = _liveReceipt(receiptId);
         address warehouse = r.warehouse;
-        require(msg.sender == warehouse, ReceiptNotIssuer(receiptId, msg.sender, warehouse));
+        require(sender == warehouse, ReceiptNotIssuer(receiptId, sender, warehouse));
         address owner = r.owner;
         // The warehouse is an active warehouse and the owner, to whom the goods go, still active: one query.
-        registry.requireActiveRoleAndActive(Roles.WAREHOUSE, msg.sender, owner);
+        registry.requireActiveRoleAndActive(Roles.WAREHOUSE, sender, owner);
         require(!r.frozen, ReceiptIsFrozen(receiptId));
         _checkReceiptEdge(receiptId, r.state, ReceiptState.Redeemed);
 
@@ -260,22 +271,24 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
 
     /// @inheritdoc IWarehouseReceipts
     function freezeReceipt(uint256 receiptId, bytes32 reason) external {
+        address sender = _msgSender();
         StoredReceipt storage r = _liveReceipt(receiptId);
-        registry.requireActiveRole(Roles.REGULATOR, msg.sender);
+        registry.requireActiveRole(Roles.REGULATOR, sender);
         require(!r.frozen, ReceiptIsFrozen(receiptId));
 
         r.frozen = true;
-        emit ReceiptFrozen(receiptId, msg.sender, reason);
+        emit ReceiptFrozen(receiptId, sender, reason);
     }
 
     /// @inheritdoc IWarehouseReceipts
     function unfreezeReceipt(uint256 receiptId) external {
+        address sender = _msgSender();
         StoredReceipt storage r = _liveReceipt(receiptId);
-        registry.requireActiveRole(Roles.REGULATOR, msg.sender);
+        registry.requireActiveRole(Roles.REGULATOR, sender);
         require(r.frozen, ReceiptNotFrozen(receiptId));
 
         r.frozen = false;
-        emit ReceiptUnfrozen(receiptId, msg.sender);
+        emit ReceiptUnfrozen(receiptId, sender);
     }
 
     // -------------------------------------------------------------------------------------------------------
@@ -289,7 +302,10 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
     {
         StoredReceipt storage r = _liveReceipt(receiptId);
         address owner = r.owner;
-        require(msg.sender == owner, ReceiptNotOwner(receiptId, msg.sender, owner));
+        {
+            address sender = _msgSender();
+            require(sender == owner, ReceiptNotOwner(receiptId, sender, owner));
+        }
         ReceiptState state = r.state;
         require(
             state != ReceiptState.PledgeRequested && state != ReceiptState.Pledged,
@@ -324,10 +340,11 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
 
     /// @inheritdoc IWarehouseReceipts
     function cancelPledge(uint256 pledgeId) external {
+        address sender = _msgSender();
         StoredPledge storage p = _existingPledge(pledgeId);
         address borrower = p.borrower;
-        require(msg.sender == borrower, PledgeNotBorrower(pledgeId, msg.sender, borrower));
-        registry.requireActive(msg.sender);
+        require(sender == borrower, PledgeNotBorrower(pledgeId, sender, borrower));
+        registry.requireActive(sender);
         _checkPledgeEdge(pledgeId, p.state, PledgeState.Cancelled);
 
         uint256 receiptId = p.receiptId;
@@ -338,10 +355,11 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
 
     /// @inheritdoc IWarehouseReceipts
     function declinePledge(uint256 pledgeId) external {
+        address sender = _msgSender();
         StoredPledge storage p = _existingPledge(pledgeId);
         address financier = p.financier;
-        require(msg.sender == financier, PledgeNotFinancier(pledgeId, msg.sender, financier));
-        registry.requireActive(msg.sender);
+        require(sender == financier, PledgeNotFinancier(pledgeId, sender, financier));
+        registry.requireActive(sender);
         _checkPledgeEdge(pledgeId, p.state, PledgeState.Declined);
 
         uint256 receiptId = p.receiptId;
@@ -352,10 +370,11 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
 
     /// @inheritdoc IWarehouseReceipts
     function fundPledge(uint256 pledgeId) external {
+        address sender = _msgSender();
         StoredPledge storage p = _existingPledge(pledgeId);
         address financier = p.financier;
-        require(msg.sender == financier, PledgeNotFinancier(pledgeId, msg.sender, financier));
-        registry.requireActiveRole(Roles.FINANCIER, msg.sender);
+        require(sender == financier, PledgeNotFinancier(pledgeId, sender, financier));
+        registry.requireActiveRole(Roles.FINANCIER, sender);
         _checkPledgeEdge(pledgeId, p.state, PledgeState.Active);
         uint64 dueDate = p.dueDate;
         require(block.timestamp < dueDate, PledgePastDue(pledgeId, dueDate, block.timestamp));
@@ -375,7 +394,7 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
             pledgeId, borrower, financier, receiptId, principal, p.rateBps, dueDate, uint64(block.timestamp)
         );
         // Paid by the caller, whom the check above proved to be the pledge's financier.
-        depositToken.safeTransferFrom(msg.sender, borrower, principal);
+        depositToken.safeTransferFrom(sender, borrower, principal);
     }
 
     /// @inheritdoc IWarehouseReceipts
@@ -383,10 +402,11 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
         external
         returns (uint256 interestPaid, uint256 principalPaid)
     {
+        address sender = _msgSender();
         StoredPledge storage p = _existingPledge(pledgeId);
         address borrower = p.borrower;
-        require(msg.sender == borrower, PledgeNotBorrower(pledgeId, msg.sender, borrower));
-        registry.requireActive(msg.sender);
+        require(sender == borrower, PledgeNotBorrower(pledgeId, sender, borrower));
+        registry.requireActive(sender);
         require(p.state == PledgeState.Active, PledgeNotActive(pledgeId, p.state));
         uint256 principal = p.principal;
         uint256 interest = _interestOwed(p, principal);
@@ -425,15 +445,16 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
             emit PledgeReleased(pledgeId, borrower, financier, receiptId);
         }
         // Paid by the caller, whom the check above proved to be the borrower.
-        depositToken.safeTransferFrom(msg.sender, financier, amount);
+        depositToken.safeTransferFrom(sender, financier, amount);
     }
 
     /// @inheritdoc IWarehouseReceipts
     function enforcePledge(uint256 pledgeId) external {
+        address sender = _msgSender();
         StoredPledge storage p = _existingPledge(pledgeId);
         address financier = p.financier;
-        require(msg.sender == financier, PledgeNotFinancier(pledgeId, msg.sender, financier));
-        registry.requireActiveRole(Roles.FINANCIER, msg.sender);
+        require(sender == financier, PledgeNotFinancier(pledgeId, sender, financier));
+        registry.requireActiveRole(Roles.FINANCIER, sender);
         _checkPledgeEdge(pledgeId, p.state, PledgeState.Enforced);
         uint64 dueDate = p.dueDate;
         require(block.timestamp > dueDate, PledgeNotDue(pledgeId, dueDate, block.timestamp));
@@ -459,16 +480,18 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
 
     /// @inheritdoc IWarehouseReceipts
     function setDefaultAdvanceRate(uint16 advanceRateBps) external {
-        registry.requireActiveRole(Roles.OPERATOR, msg.sender);
+        address sender = _msgSender();
+        registry.requireActiveRole(Roles.OPERATOR, sender);
         require(advanceRateBps != 0 && advanceRateBps <= BPS, PledgeInvalidAdvanceRate(advanceRateBps));
 
         defaultAdvanceRateBps = advanceRateBps;
-        emit AdvanceRateSet(address(0), advanceRateBps, msg.sender);
+        emit AdvanceRateSet(address(0), advanceRateBps, sender);
     }
 
     /// @inheritdoc IWarehouseReceipts
     function setFinancierAdvanceRate(address financier, uint16 advanceRateBps) external {
-        registry.requireActiveRole(Roles.OPERATOR, msg.sender);
+        address sender = _msgSender();
+        registry.requireActiveRole(Roles.OPERATOR, sender);
         require(
             registry.hasRole(Roles.FINANCIER, financier),
             IParticipantRegistry.RegistryMissingRole(financier, Roles.FINANCIER)
@@ -476,16 +499,17 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
         require(advanceRateBps <= BPS, PledgeInvalidAdvanceRate(advanceRateBps));
 
         _financierAdvanceRate[financier] = advanceRateBps;
-        emit AdvanceRateSet(financier, advanceRateBps, msg.sender);
+        emit AdvanceRateSet(financier, advanceRateBps, sender);
     }
 
     /// @inheritdoc IWarehouseReceipts
     function setMaintenanceRatio(uint16 ratioBps) external {
-        registry.requireActiveRole(Roles.OPERATOR, msg.sender);
+        address sender = _msgSender();
+        registry.requireActiveRole(Roles.OPERATOR, sender);
         require(ratioBps != 0 && ratioBps <= BPS, PledgeInvalidMaintenanceRatio(ratioBps));
 
         maintenanceRatioBps = ratioBps;
-        emit MaintenanceRatioSet(ratioBps, msg.sender);
+        emit MaintenanceRatioSet(ratioBps, sender);
     }
 
     // -------------------------------------------------------------------------------------------------------
@@ -496,14 +520,16 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
     /// @dev Approving is a state change: the approver (the owner or an operator of the owner) must be active.
     /// Approving a locked receipt is allowed; moving it is not.
     function approve(address to, uint256 tokenId) public override(IERC721, PackedERC721) {
-        registry.requireActive(msg.sender);
+        address sender = _msgSender();
+        registry.requireActive(sender);
         super.approve(to, tokenId);
     }
 
     /// @inheritdoc PackedERC721
     /// @dev Granting or revoking an operator is a state change: the owner must be active.
     function setApprovalForAll(address operator, bool approved) public override(IERC721, PackedERC721) {
-        registry.requireActive(msg.sender);
+        address sender = _msgSender();
+        registry.requireActive(sender);
         super.setApprovalForAll(operator, approved);
     }
 
@@ -662,6 +688,7 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
     /// bounds `block.timestamp`).
     function _writeIssued(
         StoredReceipt storage r,
+        address warehouse,
         address owner,
         uint256 quantity,
         bytes8 unit,
@@ -669,7 +696,7 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
         uint256 expiry
     ) private {
         // word 0: warehouse (bytes 0-19) | valuation (20-31)
-        uint256 custody = uint256(uint160(msg.sender)) | (valuation << 160);
+        uint256 custody = uint256(uint160(warehouse)) | (valuation << 160);
         // word 1: quantity (0-7) | valuedAt (8-13) | expiry (14-19) | goodsStatus (20) | state (21) | frozen (22)
         // | pledgeId (23-28)
         uint256 terms = quantity | (block.timestamp << 64) | (expiry << 112)
@@ -685,14 +712,16 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
         }
     }
 
-    /// @dev `registry.requireActiveRoleAndActive(Roles.WAREHOUSE, msg.sender, owner)`, encoded by hand: the same
-    /// query, reverting with the registry's own error, for about 200 gas less than the compiler's generic
-    /// encoder, code-size pre-check and return handling (issuing is the one operation with a design gas target,
-    /// and sits at its floor). The constructor checked that the registry has code, which is what the skipped
+    /// @dev `registry.requireDirectRoleAndActive(Roles.WAREHOUSE, warehouse, owner)` (for a relayed signed act,
+    /// `requireActiveRoleAndActive`), encoded by hand: the same query, reverting with the registry's own error,
+    /// for about 200 gas less than the compiler's generic encoder, code-size pre-check and return handling
+    /// (issuing is the one operation with a design gas target, and sits at its floor). The constructor checked that the registry has code, which is what the skipped
     /// pre-check guards: a call to an address without code would succeed.
-    function _requireActiveWarehouseAndOwner(address owner) private view {
+    function _requireActiveWarehouseAndOwner(address warehouse, bool direct, address owner) private view {
         address target = address(registry);
-        bytes4 selector = IParticipantRegistry.requireActiveRoleAndActive.selector;
+        bytes4 selector = direct
+            ? IParticipantRegistry.requireDirectRoleAndActive.selector
+            : IParticipantRegistry.requireActiveRoleAndActive.selector;
         bytes32 role = Roles.WAREHOUSE;
         // solhint-disable-next-line no-inline-assembly
         assembly ("memory-safe") {
@@ -700,7 +729,7 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
             let ptr := mload(0x40)
             mstore(ptr, selector)
             mstore(add(ptr, 4), role)
-            mstore(add(ptr, 36), caller())
+            mstore(add(ptr, 36), warehouse)
             mstore(add(ptr, 68), owner)
             if iszero(staticcall(gas(), target, ptr, 100, 0, 0)) {
                 returndatacopy(ptr, 0, returndatasize())
@@ -777,20 +806,21 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
 
     /// @dev Reverts unless the caller owns the (live) receipt and is active; returns the owner.
     function _requireOwner(uint256 receiptId, StoredReceipt storage r) private view returns (address owner) {
+        address sender = _msgSender();
         owner = r.owner;
-        require(msg.sender == owner, ReceiptNotOwner(receiptId, msg.sender, owner));
-        registry.requireActive(msg.sender);
+        require(sender == owner, ReceiptNotOwner(receiptId, sender, owner));
+        registry.requireActive(sender);
     }
 
     /// @dev The caller is the issuing warehouse (an active warehouse), or an oracle appointed for this receipt
     /// or for all of the warehouse's receipts, itself active, while the warehouse is an active warehouse.
-    function _requireAttester(uint256 receiptId, address warehouse) private view {
-        if (msg.sender != warehouse) {
+    function _requireAttester(uint256 receiptId, address warehouse, address sender) private view {
+        if (sender != warehouse) {
             require(
-                msg.sender == receiptOracle[receiptId] || msg.sender == warehouseOracle[warehouse],
-                ReceiptNotAttester(receiptId, msg.sender)
+                sender == receiptOracle[receiptId] || sender == warehouseOracle[warehouse],
+                ReceiptNotAttester(receiptId, sender)
             );
-            registry.requireActive(msg.sender);
+            registry.requireActive(sender);
         }
         registry.requireActiveRole(Roles.WAREHOUSE, warehouse);
     }
@@ -858,5 +888,10 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
 
     function _revertInvalidReceiver(address receiver) internal pure override {
         revert ERC721InvalidReceiver(receiver);
+    }
+
+    /// @dev {SignedActsRecipient}: the registry that says who acts only by signed acts.
+    function _participants() internal view override returns (IParticipantRegistry) {
+        return registry;
     }
 }

@@ -3,9 +3,10 @@
 This is the only module of the project that imports :mod:`solcx`. It drives solc-js (the npm package
 ``solc``) through ``scripts/solc``, a ``solc``-compatible wrapper, with one fixed set of compiler settings,
 and writes one artifact per contract to ``build/contracts/<source hash>/<ContractName>.json`` beside a
-``manifest.json``. The source hash covers every ``contracts/**/*.sol`` file, the compiler settings and the
-installed versions of solc-js and OpenZeppelin Contracts, so an unchanged tree is served from the build
-folder without starting the compiler at all.
+``manifest.json``: each contract defined under ``contracts/``, and each of :data:`PACKAGED_CONTRACTS` that a
+source there imports (Safe's). The source hash covers every ``contracts/**/*.sol`` file, the compiler settings
+and the installed versions of solc-js, OpenZeppelin Contracts and Safe's contracts, so an unchanged tree is
+served from the build folder without starting the compiler at all.
 
 Run ``python -m ledger.compiler [--root DIR] [--force]`` to compile from the command line: solc's
 warnings and errors go to stderr, a one-line summary to stdout, and the exit code is 1 on a compile error.
@@ -41,6 +42,20 @@ MANIFEST_NAME: Final = "manifest.json"
 SOLC_WRAPPER: Final = Path("scripts") / "solc"
 SOLC_PACKAGE_JSON: Final = Path("node_modules") / "solc" / "package.json"
 OPENZEPPELIN_PACKAGE_JSON: Final = Path("node_modules") / "@openzeppelin" / "contracts" / "package.json"
+SAFE_PACKAGE_JSON: Final = Path("node_modules") / "@safe-global" / "safe-contracts" / "package.json"
+
+_SAFE_SOURCES: Final = "node_modules/@safe-global/safe-contracts/contracts"
+PACKAGED_CONTRACTS: Final[Mapping[str, tuple[str, ...]]] = {
+    f"{_SAFE_SOURCES}/Safe.sol": ("Safe",),
+    f"{_SAFE_SOURCES}/SafeL2.sol": ("SafeL2",),
+    f"{_SAFE_SOURCES}/proxies/SafeProxyFactory.sol": ("SafeProxyFactory",),
+    f"{_SAFE_SOURCES}/proxies/SafeProxy.sol": ("SafeProxy",),
+    f"{_SAFE_SOURCES}/handler/CompatibilityFallbackHandler.sol": ("CompatibilityFallbackHandler",),
+}
+"""Contracts of npm packages that get an artifact too, by source unit name (as solc names an import after the
+remapping): Safe 1.4.1 (``contracts/safe/SafeImports.sol`` imports them; :mod:`ledger.safe` deploys them).
+They are compiled only when a source under ``contracts/`` imports them, with the project's settings, and their
+package's version is part of the source hash."""
 
 ARTIFACT_FORMAT: Final = 2
 """Version of the artifact layout written here; part of the source hash, so a change rebuilds (2: the NatSpec
@@ -62,7 +77,10 @@ def compiler_settings() -> dict[str, Any]:
         "optimizer": {"enabled": True, "runs": 200},
         "viaIR": False,
         "evmVersion": "prague",
-        "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
+        "remappings": [
+            "@openzeppelin/=node_modules/@openzeppelin/",
+            "@safe-global/safe-contracts/=node_modules/@safe-global/safe-contracts/",
+        ],
     }
 
 
@@ -80,7 +98,8 @@ class CompilationError(Exception):
 
 @dataclass(frozen=True)
 class Artifact:
-    """One compiled contract, interface or library defined under ``contracts/``."""
+    """One compiled contract, interface or library defined under ``contracts/`` (or one of
+    :data:`PACKAGED_CONTRACTS`, whose ``source_name`` is then under ``node_modules/``)."""
 
     name: str
     source_name: str
@@ -128,6 +147,7 @@ class Artifact:
 class _Toolchain:
     solc_version: str
     openzeppelin_version: str
+    safe_contracts_version: str
 
 
 @dataclass(frozen=True)
@@ -170,6 +190,7 @@ def _build(root: Path | None, *, force: bool) -> _Build:
         "artifactFormat": ARTIFACT_FORMAT,
         "compilerVersion": toolchain.solc_version,
         "openzeppelinVersion": toolchain.openzeppelin_version,
+        "safeContractsVersion": toolchain.safe_contracts_version,
         "settings": settings,
         "sources": sorted(sources),
         "contracts": {name: f"{name}.json" for name in sorted(artifacts)},
@@ -196,7 +217,8 @@ def _standard_input(
         outputs = [*OUTPUTS, "evm.bytecode.sourceMap", "evm.deployedBytecode.sourceMap"]
         selection = {"*": {"*": outputs, "": ["ast"]}}
     else:
-        selection = {name: {"*": list(OUTPUTS)} for name in sources}
+        # The packaged contracts' sources are selected too; solc ignores those no source imports.
+        selection = {name: {"*": list(OUTPUTS)} for name in [*sources, *PACKAGED_CONTRACTS]}
     return {
         "language": "Solidity",
         "sources": {name: {"content": content} for name, content in sources.items()},
@@ -222,6 +244,7 @@ def _read_toolchain(root: Path) -> _Toolchain:
     return _Toolchain(
         solc_version=_package_version(root / SOLC_PACKAGE_JSON),
         openzeppelin_version=_package_version(root / OPENZEPPELIN_PACKAGE_JSON),
+        safe_contracts_version=_package_version(root / SAFE_PACKAGE_JSON),
     )
 
 
@@ -241,6 +264,7 @@ def _source_hash(sources: Mapping[str, str], settings: Mapping[str, Any], toolch
         "outputs": OUTPUTS,
         "solc": toolchain.solc_version,
         "openzeppelin": toolchain.openzeppelin_version,
+        "safeContracts": toolchain.safe_contracts_version,
     }
     encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
@@ -298,9 +322,12 @@ def _artifacts_from_output(
 ) -> dict[str, Artifact]:
     artifacts: dict[str, Artifact] = {}
     for source_name, contracts in sorted(output.get("contracts", {}).items()):
-        if source_name not in sources:
+        packaged = PACKAGED_CONTRACTS.get(source_name)
+        if source_name not in sources and packaged is None:
             continue
         for name, compiled in sorted(contracts.items()):
+            if packaged is not None and name not in packaged:
+                continue
             if name in artifacts:
                 raise CompilationError(
                     [f"contract {name} is defined twice: {artifacts[name].source_name} and {source_name}"]

@@ -69,13 +69,20 @@ SYSTEM_ROLE: Final = Role.SYSTEM.role_id
 DEFAULT_OPERATOR_IDENTITY: Final = keccak(text="scf-ledger operator identity record")
 """Stand-in hash of the operator's off-chain identity record, registered with the registry's constructor."""
 
-LEDGER_CONTRACTS: Final = ("ParticipantRegistry", "DepositToken", "AuditAnchor", "Receivables", "WarehouseReceipts")
+LEDGER_CONTRACTS: Final = (
+    "ParticipantRegistry",
+    "SignedActs",
+    "DepositToken",
+    "AuditAnchor",
+    "Receivables",
+    "WarehouseReceipts",
+)
 """The contracts a deployment holds, in order. ``AuditAnchor`` and ``WarehouseReceipts`` are deployed when they
 are compiled."""
 
-UNREGISTERED_CONTRACTS: Final = ("ParticipantRegistry", "AuditAnchor")
-"""The contracts not registered as ``system`` participants: the registry itself, and the audit-log anchor,
-which holds no deposit tokens."""
+UNREGISTERED_CONTRACTS: Final = ("ParticipantRegistry", "SignedActs", "AuditAnchor")
+"""The contracts not registered as ``system`` participants: the registry itself, the signed-acts relay and the
+audit-log anchor, which hold no deposit tokens."""
 
 GAS_HEADROOM: Final = 1.2
 """Gas limit = estimate × this: an estimate is exact for the state it ran on, and nothing else runs here."""
@@ -242,7 +249,9 @@ def deploy(
     operator = operator or deployer
     if len(currency) != 3 or not currency.isascii() or not currency.isupper():
         raise ValueError(f"currency must be an ISO 4217 code such as CNY, not {currency!r}")
-    missing = [name for name in ("ParticipantRegistry", "DepositToken", "Receivables") if name not in artifacts]
+    missing = [
+        name for name in ("ParticipantRegistry", "SignedActs", "DepositToken", "Receivables") if name not in artifacts
+    ]
     if missing:
         raise DeploymentError(f"no compiled artifact for {', '.join(missing)}")
     names = [name for name in LEDGER_CONTRACTS if name in artifacts]
@@ -342,18 +351,53 @@ def _plan(
             ),
         )
 
-    ledgers = [name for name in names if name not in ("ParticipantRegistry", "DepositToken", "AuditAnchor")]
+    acts = w3.eth.contract(abi=artifacts["SignedActs"].abi)
+    no_receipts = "0x" + "00" * 20
+
+    def wire_signed_acts() -> list[_Step]:
+        return [
+            _Step(
+                label="set SignedActs in the registry",
+                signer=operator,
+                target="ParticipantRegistry",
+                encode=lambda addresses: registry.encode_abi("setSignedActs", args=[addresses["SignedActs"]]),
+            ),
+            _Step(
+                label="bind SignedActs to the contracts",
+                signer=operator,
+                target="SignedActs",
+                encode=lambda addresses: acts.encode_abi(
+                    "bind",
+                    args=[
+                        addresses["DepositToken"],
+                        addresses["Receivables"],
+                        addresses.get("WarehouseReceipts", no_receipts),
+                    ],
+                ),
+            ),
+        ]
+
+    ledgers = [
+        name for name in names if name not in ("ParticipantRegistry", "SignedActs", "DepositToken", "AuditAnchor")
+    ]
     return [
         [construct("ParticipantRegistry", lambda _: [operator.address, operator_identity_hash])],
+        [construct("SignedActs", lambda a: [a["ParticipantRegistry"]])],
         [
             construct(
                 "DepositToken",
-                lambda a: [a["ParticipantRegistry"], f"SCF Deposit {currency}", f"d{currency}", currency.encode()],
+                lambda a: [
+                    a["ParticipantRegistry"],
+                    f"SCF Deposit {currency}",
+                    f"d{currency}",
+                    currency.encode(),
+                    a["SignedActs"],
+                ],
             ),
             *[construct(name, lambda a: [a["ParticipantRegistry"]]) for name in names if name == "AuditAnchor"],
         ],
-        [construct(name, lambda a: [a["ParticipantRegistry"], a["DepositToken"]]) for name in ledgers],
-        [register_system(name) for name in ["DepositToken", *ledgers]],
+        [construct(name, lambda a: [a["ParticipantRegistry"], a["DepositToken"], a["SignedActs"]]) for name in ledgers],
+        [*[register_system(name) for name in ["DepositToken", *ledgers]], *wire_signed_acts()],
     ]
 
 
@@ -429,6 +473,11 @@ def _check_wiring(w3: Web3, artifacts: Mapping[str, Artifact], addresses: Mappin
             continue
         if not registry.functions.hasRole(SYSTEM_ROLE, address).call():
             raise DeploymentFailed(f"{name} at {address} did not get the system role")
+    if registry.functions.signedActs().call() != addresses["SignedActs"]:
+        raise DeploymentFailed("the registry does not name the SignedActs contract")
+    acts = w3.eth.contract(address=addresses["SignedActs"], abi=artifacts["SignedActs"].abi)
+    if acts.functions.receivables().call() != addresses["Receivables"]:
+        raise DeploymentFailed("SignedActs is not bound to the receivables contract")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -571,6 +620,7 @@ CONTRACT_KEYS: Final[Mapping[str, str]] = {
     "receivables": "Receivables",
     "receipts": "WarehouseReceipts",
     "anchor": "AuditAnchor",
+    "acts": "SignedActs",
 }
 
 

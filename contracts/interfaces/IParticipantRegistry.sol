@@ -29,6 +29,23 @@ interface IParticipantRegistry is IAccessControl {
 
     /// @notice A participant was onboarded with the hash of its identity record.
     event ParticipantRegistered(address indexed account, bytes32 indexed identityHash, address indexed operator);
+    /// @notice `account` acts only by acts signed by `signer` (its own key, or the contract account itself when it
+    /// has code), relayed through the signed-acts contract: the operator holds no key of it. Emitted when a
+    /// self-custody participant is onboarded and when a hosted one switches; the hosted key is retired then.
+    event SelfCustodyAdopted(address indexed account, address indexed signer, address indexed operator);
+    /// @notice A self-custody participant's signing key was replaced by a signature of the old one.
+    event SignerRotated(address indexed account, address indexed previousSigner, address indexed signer);
+    /// @notice The operator proposed `signer` as the new key of `account`, whose key is lost; it takes effect
+    /// when a regulator approves it ({approveKeyRecovery}).
+    event KeyRecoveryProposed(address indexed account, address indexed signer, address indexed operator);
+    /// @notice A lost key was replaced by the operator and a regulator together: `previousSigner` can do nothing
+    /// for `account` any more.
+    event KeyRecovered(
+        address indexed account, address previousSigner, address indexed signer, address operator, address regulator
+    );
+    /// @notice The contract that relays signed acts was set (once, by the operator).
+    event SignedActsSet(address indexed signedActs, address indexed operator);
+
     /// @notice A participant's identity record hash was replaced (the record was updated off chain).
     event ParticipantIdentityUpdated(address indexed account, bytes32 indexed identityHash, address indexed operator);
     /// @notice The operator suspended a participant: it can no longer hold or move anything.
@@ -69,11 +86,74 @@ interface IParticipantRegistry is IAccessControl {
     /// @custom:kind invalid
     error RegistryRecipientIsLedgerContract(address account);
 
+    /// @notice `account` is a self-custody participant: it acts only by signed acts, never by a transaction of
+    /// its own address (a key the operator once held, or a lost one, must not act for it).
+    /// @custom:kind forbidden
+    error RegistrySignedActsOnly(address account);
+    /// @notice `account` is not a self-custody participant (a key rotation or recovery applies only to one), or
+    /// already is one (switching twice).
+    /// @custom:kind conflict
+    error RegistryCustodyMismatch(address account, bool selfCustody);
+    /// @notice Only the signed-acts contract may do this (rotating a key by the old key's signature).
+    /// @custom:kind forbidden
+    error RegistryNotSignedActs(address caller);
+    /// @notice The signed-acts contract is already set.
+    /// @custom:kind conflict
+    error RegistrySignedActsAlreadySet(address signedActs);
+    /// @notice No recovery of `account`'s key to `signer` was proposed by an operator, or the approver is the
+    /// proposer (a recovery needs two distinct signatures).
+    /// @custom:kind conflict
+    error RegistryNoRecoveryProposed(address account, address signer);
+    /// @notice A signer must not be the zero address, nor the signer already in place.
+    /// @custom:kind invalid
+    error RegistryInvalidSigner(address account, address signer);
+
     /// @notice Onboards `account` with the hash of its identity record and the given roles.
     /// @custom:access operator
     /// @dev Emits {ParticipantRegistered} and one {IAccessControl-RoleGranted} per role.
     /// Reverts with {RegistryAlreadyRegistered} or {RegistryInvalidParticipant}.
     function register(address account, bytes32 identityHash, bytes32[] calldata roles) external;
+
+    /// @notice Onboards `account` as a self-custody participant that signs its own acts: `account` is its key's
+    /// address, or a contract account (a Safe) whose owners sign for it (ERC-1271). The service checked the
+    /// proof of possession before it asked; the operator never holds the key.
+    /// @custom:access operator
+    function registerSelfCustody(address account, bytes32 identityHash, bytes32[] calldata roles) external;
+
+    /// @notice Switches a hosted participant to self-custody with `signer` as its key: from now on `account`
+    /// acts only by acts `signer` signs, and the hosted key (the address itself) is retired. There is no way
+    /// back but the participant's own signed act.
+    /// @custom:access operator
+    function adoptSelfCustody(address account, address signer) external;
+
+    /// @notice Sets the contract that relays signed acts; once.
+    /// @custom:access operator
+    function setSignedActs(address signedActs) external;
+
+    /// @notice Replaces `account`'s signer with `signer`, as the old signer's signed act asked.
+    /// @custom:access the signed-acts contract
+    function rotateSigner(address account, address signer) external;
+
+    /// @notice Proposes `signer` as the new key of self-custody `account`, whose key is lost.
+    /// @custom:access operator
+    function proposeKeyRecovery(address account, address signer) external;
+
+    /// @notice Approves the operator's proposal: `signer` becomes `account`'s key; the old one is void.
+    /// @custom:access regulator (not the proposer)
+    function approveKeyRecovery(address account, address signer) external;
+
+    /// @notice The key that signs `account`'s acts: `account` itself unless it was rotated or recovered.
+    function signerOf(address account) external view returns (address);
+
+    /// @notice True when `account` acts only by signed acts.
+    function isSelfCustody(address account) external view returns (bool);
+
+    /// @notice Reverts with {RegistrySignedActsOnly} when `account` is a self-custody participant: the check
+    /// of every transaction a participant sends itself.
+    function requireDirect(address account) external view;
+
+    /// @notice The signed-acts contract (zero until set).
+    function signedActs() external view returns (address);
 
     /// @notice Replaces the identity record hash of a registered participant.
     /// @custom:access operator
@@ -110,6 +190,10 @@ interface IParticipantRegistry is IAccessControl {
     /// @dev Reverts with {RegistryMissingRole}, {RegistryNotRegistered}, {RegistryParticipantNotActive},
     /// {RegistryParticipantFrozen} or, for the counterparty, {RegistryRecipientIsLedgerContract}.
     function requireActiveRoleAndActive(bytes32 role, address account, address counterparty) external view;
+
+    /// @notice {requireActiveRoleAndActive} for an `account` that sent the transaction itself: it must not be a
+    /// self-custody participant either ({requireDirect}). One query where the two would be two.
+    function requireDirectRoleAndActive(bytes32 role, address account, address counterparty) external view;
 
     /// @notice Reverts unless `account` may receive assets: registered, active, not frozen, and not one of the
     /// ledger's own contracts ({RegistryRecipientIsLedgerContract}). Asked for a mint.

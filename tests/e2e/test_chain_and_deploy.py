@@ -50,7 +50,14 @@ from scf.cli import app
 from tests.e2e.conftest import dev_account, free_port, role, transact
 
 ROOT = Path(__file__).resolve().parents[2]
-LEDGER_CONTRACTS = ["ParticipantRegistry", "DepositToken", "AuditAnchor", "Receivables", "WarehouseReceipts"]
+LEDGER_CONTRACTS = [
+    "ParticipantRegistry",
+    "SignedActs",
+    "DepositToken",
+    "AuditAnchor",
+    "Receivables",
+    "WarehouseReceipts",
+]
 #: The contracts registered as `system` participants (those that hold deposit tokens).
 SYSTEM_CONTRACTS = ["DepositToken", "Receivables", "WarehouseReceipts"]
 
