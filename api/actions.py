@@ -30,6 +30,7 @@ from api.auth import Caller, CurrentCaller, Service
 from api.operations import OperationView, perform
 from api.routes.common import PathId
 from api.service import LedgerService
+from api.signing import signature_required
 from ledger.catalogue import CATALOGUE, OperationSpec
 
 
@@ -138,6 +139,11 @@ def _endpoint(action: Action) -> Callable[..., Any]:
     async def endpoint(request: Request, service: LedgerService, caller: Caller, **values: Any) -> JSONResponse:
         body = values.pop("body", None)
         call = await run_in_threadpool(action.prepare, service, caller, body, **values)
+        if service.is_self_custody(call.sender):
+            # Its key is not here: answer with the act to sign (api.signing); the signed act comes to /acts.
+            raise await run_in_threadpool(
+                signature_required, service.client, service.act_nonces, call.operation, call.sender, call.args
+            )
         return await perform(
             request,
             service,

@@ -21,7 +21,18 @@ from starlette.types import Scope
 from api import auth, docs, openapi, operations, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
 from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
-from api.routes import audit, events, money, participants, receivables, regulator, subscriptions, system, warehouse
+from api.routes import (
+    acts,
+    audit,
+    events,
+    money,
+    participants,
+    receivables,
+    regulator,
+    subscriptions,
+    system,
+    warehouse,
+)
 from api.service import LedgerService
 from ledger.catalogue import CATALOGUE, Catalogue
 from ledger.settings import Settings, get_settings
@@ -112,6 +123,7 @@ def create_app(
         audit.router,
         events.router,
         subscriptions.router,
+        acts.router,
         *extra_routers,
     ):
         app.include_router(router)

@@ -80,6 +80,12 @@ class ParticipantView(BaseModel):
     login_address: str | None
     status: str | None = Field(None, description="on chain: active or suspended (from the index)")
     frozen: bool | None = None
+    custody: Literal["hosted", "self"] = Field(
+        "hosted",
+        description="`hosted`: its key is in the service's keystore and the service signs for it; `self`: it "
+        "signs its own acts (the service relays them)",
+    )
+    signer: str | None = Field(None, description="self-custody: the key that signs its acts, when not the account")
 
 
 class CreditLineView(BaseModel):

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from api.audit_log import AuditAnchorer, AuditLog
+from api.signing import NonceAllocator
 from api.store import ApiKeyRecord, ParticipantRecord
 from api.webhooks import Deliverer, WebhookSettings
 from ledger.catalogue import CATALOGUE, Catalogue
@@ -151,6 +152,8 @@ class LedgerService:
     """Where the index stands (set when the indexer runs in this process)."""
     deliverer: Deliverer | None = None
     """POSTs the event feed to the webhook subscriptions (:mod:`api.webhooks`)."""
+    act_nonces: NonceAllocator = field(default_factory=NonceAllocator)
+    """Nonces of the acts handed out to self-custody participants to sign (:mod:`api.signing`)."""
     operator_api_key: str | None = None
     """Set only on the first start, when the operator's key was just created (printed once, never stored)."""
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
@@ -281,6 +284,11 @@ class LedgerService:
     def identity_key_hash(self, canonical_key: str) -> bytes:
         """The salted hash of an invoice's or lot's canonical key (:mod:`ledger.identifiers`): what goes on chain."""
         return salted_key_hash(self.settings.key_salt.get_secret_value().encode().ljust(16, b"\0"), canonical_key)
+
+    def is_self_custody(self, address: str) -> bool:
+        """Whether ``address`` is a participant of this service that signs its own acts."""
+        record = self.participant_record(address)
+        return record is not None and record.custody == "self"
 
     def participant_record(self, address: str) -> ParticipantRecord | None:
         with self.sessions() as session:

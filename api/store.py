@@ -38,6 +38,10 @@ class ParticipantRecord(Base):
     roles: Mapped[list[str]] = mapped_column(JSON)
     login_address: Mapped[str | None] = mapped_column(String(42), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    custody: Mapped[str] = mapped_column(String(8), default="hosted", server_default="hosted")
+    """``hosted`` (the key is in the service's keystore) or ``self`` (the participant signs its own acts)."""
+    signer: Mapped[str | None] = mapped_column(String(42))
+    """The key that signs a self-custody participant's acts when it is not the account itself."""
 
 
 class ApiKeyRecord(Base):

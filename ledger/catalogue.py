@@ -162,6 +162,10 @@ def _register_participant(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple
     return "register", [v["account"], v["identity_hash"], [role_id(r) for r in v["roles"]]]
 
 
+def _register_self_custody(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    return "registerSelfCustody", [v["account"], v["identity_hash"], [role_id(r) for r in v["roles"]]]
+
+
 def _grant_role(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
     return "grantRole", [role_id(v["role"]), v["account"]]
 
@@ -263,6 +267,45 @@ CATALOGUE = Catalogue(
             "Register a participant's address with the hash of its identity record and its roles.",
             results={"ParticipantRegistered": {"account": "address"}},
             encode=_register_participant,
+        ),
+        _op(
+            "participant.register-self-custody",
+            "registry",
+            "registerSelfCustody",
+            "operator",
+            "account identity_hash roles",
+            _OPERATOR,
+            "Register a self-custody participant: an address whose key (or whose contract account's owners) signs "
+            "its acts; the operator holds no key of it.",
+            results={"ParticipantRegistered": {"account": "address"}},
+            encode=_register_self_custody,
+        ),
+        _op(
+            "participant.adopt-self-custody",
+            "registry",
+            "adoptSelfCustody",
+            "operator",
+            "account signer",
+            _OPERATOR,
+            "Switch a hosted participant to self-custody with its own key: the hosted key is retired on chain.",
+        ),
+        _op(
+            "key.recovery.propose",
+            "registry",
+            "proposeKeyRecovery",
+            "operator",
+            "account signer",
+            _OPERATOR,
+            "Propose a new key for a self-custody participant whose key is lost (a regulator must approve).",
+        ),
+        _op(
+            "key.recovery.approve",
+            "registry",
+            "approveKeyRecovery",
+            "regulator",
+            "account signer",
+            _REGULATOR,
+            "Approve the operator's proposal: the new key replaces the lost one, which can do nothing after.",
         ),
         _op(
             "participant.grant-role",

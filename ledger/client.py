@@ -20,11 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
 
+from ledger import acts
 from ledger.abi import Codec
 from ledger.catalogue import CATALOGUE, Catalogue, role_id
 from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas, UnknownRevert
@@ -99,6 +103,21 @@ class Event:
     name: str
     args: Mapping[str, Any]
     log_index: int
+
+
+@dataclass(frozen=True)
+class ActEvidence:
+    """A relayed signed act as the chain holds it: the typed data, the signature, and what the contract
+    announced (the digest it verified, the account and the key that signed)."""
+
+    act: str
+    typed_data: dict[str, Any]
+    signature: bytes
+    digest: bytes
+    account: str
+    signer: str
+    tx_hash: str
+    block_number: int
 
 
 @dataclass(frozen=True)
@@ -256,6 +275,7 @@ class LedgerClient:
         self._signer = signer
         self.codec = Codec({key: cast(list[dict[str, Any]], contract.abi) for key, contract in self.contracts.items()})
         self._contract_of = {str(contract.address).lower(): key for key, contract in self.contracts.items()}
+        self._chain_id: int | None = None
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -481,6 +501,131 @@ class LedgerClient:
             function, call_args = spec.call(self, sender, args)
         return await self._submit(sender, spec.contract, function, call_args, operation_id)
 
+    # -- signed acts --------------------------------------------------------------------------------
+
+    @property
+    def chain_id(self) -> int:
+        """The chain's id, asked once."""
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    def chain_time(self) -> int:
+        """The timestamp of the chain's latest block (what a deadline is compared with on chain)."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def signer_of(self, account: str) -> str:
+        """The key that signs ``account``'s acts (the account itself unless rotated or recovered)."""
+        return str(self._read("registry", "signerOf", account))
+
+    def is_self_custody(self, account: str) -> bool:
+        return bool(self._read("registry", "isSelfCustody", account))
+
+    def nonce_bitmap(self, account: str, word: int) -> int:
+        return int(self._read("acts", "nonceBitmap", account, word))
+
+    def act_document(
+        self,
+        name: str,
+        account: str,
+        args: Mapping[str, Any] | Sequence[Any],
+        *,
+        nonce: int,
+        deadline: int,
+    ) -> dict[str, Any]:
+        """The EIP-712 document of catalogue operation ``name`` as ``account``'s signed act (reads the chain:
+        the terms the act restates, and the overload a piece's assignment takes). Raises ``LookupError`` for an
+        operation that has no signed act."""
+        act = acts.ACTS.get(name)
+        if act is None:
+            raise LookupError(f"{name} has no signed act")
+        spec = self.catalogue[name]
+        values = spec.bind(args)
+        function, call_args = spec.call(self, account, values)
+        own = acts.act_call_args(name, function, call_args, values)
+
+        def read(contract: str, function: str, arguments: Sequence[Any]) -> Any:
+            return self._read(contract, function, *arguments)
+
+        message = act.message(account, own, read, nonce=nonce, deadline=deadline)
+        return acts.typed_data(act, message, self.chain_id, self.address_of("acts"))
+
+    def holds_key(self, account: str, message_hash: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` over ``message_hash`` is ``account``'s: its key's (ECDSA, low s), or, for a
+        contract account, what its ERC-1271 ``isValidSignature`` accepts."""
+        if self.w3.eth.get_code(account):  # type: ignore[arg-type]
+            selector = bytes.fromhex("1626ba7e")
+            data = selector + abi_encode(["bytes32", "bytes"], [message_hash, signature])
+            try:
+                answer = bytes(self.w3.eth.call({"to": account, "data": data}))
+            except Exception:
+                return False
+            return answer[:4] == acts.ERC1271_MAGIC
+        return acts.recover_hash(message_hash, signature) == to_checksum_address(account)
+
+    def rotation_document(self, account: str, new_signer: str, *, nonce: int, deadline: int) -> dict[str, Any]:
+        """The EIP-712 document of ``account`` replacing its key by ``new_signer``."""
+        message = acts.ROTATE_KEY.message(account, [new_signer], None, nonce=nonce, deadline=deadline)
+        return acts.typed_data(acts.ROTATE_KEY, message, self.chain_id, self.address_of("acts"))
+
+    def check_document(self, document: Mapping[str, Any]) -> acts.ActType:
+        """The act type of ``document``, once its domain is this deployment's on this chain (``ValueError``
+        otherwise: the contract would refuse its signature anyway, but a clear answer comes first)."""
+        act = acts.act_of(document)
+        domain = document.get("domain", {})
+        if domain != acts.domain(self.chain_id, self.address_of("acts")):
+            raise ValueError("the act's domain is not this ledger's (chain id, contract, name or version differ)")
+        return act
+
+    async def submit_act(
+        self,
+        document: Mapping[str, Any],
+        signature: bytes,
+        relayer: str,
+        operation_id: str | None = None,
+    ) -> Operation:
+        """Relay a signed act from ``relayer`` (who pays the gas; it changes nothing else): pre-flighted like any
+        operation, so the contracts' named error (a bad signature, a used nonce, the act's own refusal) comes
+        back before anything is sent."""
+        act = self.check_document(document)
+        arguments = acts.call_arguments(act, document["message"], signature)
+        return await self._submit(relayer, "acts", act.function, arguments, operation_id)
+
+    def act_evidence(self, tx_hash: str) -> ActEvidence:
+        """The signed act a transaction relayed, rebuilt from the chain alone (the transaction's input and its
+        ``ActPerformed`` event), so that anyone can check it with any EIP-712 implementation. ``LookupError``
+        when the transaction is unknown or relayed no act of this deployment."""
+        try:
+            tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            raise LookupError(f"no transaction {tx_hash}") from None
+        if str(tx.get("to") or "").lower() != self.address_of("acts").lower() or receipt["status"] != 1:
+            raise LookupError(f"transaction {tx_hash} relayed no act of this ledger")
+        data = bytes(tx["input"])
+        spec = next((f for f in self.codec.functions("acts") if f.selector == data[:4] and f.changes_state), None)
+        act = None if spec is None else next((a for a in acts.ACT_TYPES.values() if a.function == spec.name), None)
+        if spec is None or act is None:
+            raise LookupError(f"transaction {tx_hash} relayed no act of this ledger")
+        fields, signature = abi_decode(list(spec.argument_types), data[4:])
+        message = {name: value for (name, _), value in zip(act.all_fields, fields, strict=True)}
+        message = {k: (str(to_checksum_address(v)) if isinstance(v, str) else v) for k, v in message.items()}
+        document = acts.typed_data(act, message, self.chain_id, self.address_of("acts"))
+        events = [e for e in self.decode_logs(receipt["logs"]) if e.name == "ActPerformed"]
+        if not events:  # pragma: no cover - a successful act always announces itself
+            raise LookupError(f"transaction {tx_hash} announced no act")
+        event = events[0].args
+        return ActEvidence(
+            act=act.name,
+            typed_data=document,
+            signature=bytes(signature),
+            digest=bytes(event["digest"]),
+            account=str(event["account"]),
+            signer=str(event["signer"]),
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+            block_number=int(receipt["blockNumber"]),
+        )
+
     async def send_ether(self, sender: str, to: str, amount_wei: int, operation_id: str | None = None) -> Operation:
         """Send ether for gas (on chains that charge for gas; a permissioned chain usually does not)."""
         transactions, signer = self._writer("send_ether")
@@ -488,6 +633,10 @@ class LedgerClient:
 
     # One line per catalogue operation (see ledger.catalogue): ``client.confirm_invoice(buyer, invoice_id)``.
     register_participant = OperationMethod("participant.register")
+    register_self_custody = OperationMethod("participant.register-self-custody")
+    adopt_self_custody = OperationMethod("participant.adopt-self-custody")
+    propose_key_recovery = OperationMethod("key.recovery.propose")
+    approve_key_recovery = OperationMethod("key.recovery.approve")
     grant_role = OperationMethod("participant.grant-role")
     suspend_participant = OperationMethod("participant.suspend")
     reinstate_participant = OperationMethod("participant.reinstate")

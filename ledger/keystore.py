@@ -113,6 +113,38 @@ class Keystore:
         self._store(account)
         return True
 
+    def erase(self, address: str) -> bool:
+        """Delete the key of ``address`` (its file and the decrypted account kept in memory); return whether there
+        was one. The file is first renamed out of the keystore's name space (atomically: a reader finds the key
+        or no key, never half a file), overwritten with zeros and synced, then unlinked, and the directory synced,
+        so that the deletion survives a crash. Used when a hosted participant takes its own key
+        (self-custody): the service must hold no key of it any more."""
+        if not is_address(address):
+            raise UnknownAccount(address)
+        address = to_checksum_address(address)
+        path = self._path(address)
+        doomed = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.erased")
+        with self._lock:
+            self._accounts.pop(address, None)
+            try:
+                os.replace(path, doomed)
+            except FileNotFoundError:
+                return False
+        try:
+            size = doomed.stat().st_size
+            with open(doomed, "r+b") as handle:
+                handle.write(bytes(size))
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            doomed.unlink(missing_ok=True)
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return True
+
     def secret_id_of(self, address: str) -> str | None:
         """The id of the master secret the key file of ``address`` says it is encrypted with (None: it
         predates the field)."""

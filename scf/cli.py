@@ -13,6 +13,8 @@
     scf secrets check                             would these secret settings be accepted on this chain?
     scf secrets rotate                            re-encrypt keys, documents, webhook secrets under the current one
     scf api-key reissue                           a new API key for the operator, the old ones revoked
+    scf client ...                                a self-custody participant's own machine: a local encrypted
+                                                  key, its acts signed there (scf/client.py)
 
 Settings come from ``SCF_*`` environment variables and ``.env`` (see ``.env.example``). Expected failures (no
 node, wrong chain id, a refused secret, an unreachable database, a port taken, a contract that reverts) end
@@ -43,6 +45,7 @@ from ledger.deployment import DeploymentError, DeploymentProgress, ensure_deploy
 from ledger.node import ChainError, ChainUnreachable, connect, redact_url
 from ledger.settings import PROJECT_ROOT, Settings
 from ledger.tooling.chain import Anvil, AnvilError, AnvilStatus
+from scf.client import client_app
 
 app = typer.Typer(
     name="scf",
@@ -59,6 +62,7 @@ secrets_app = typer.Typer(
 app.add_typer(secrets_app, name="secrets")
 api_key_app = typer.Typer(help="The operator's API key, from the service's machine.", no_args_is_help=True)
 app.add_typer(api_key_app, name="api-key")
+app.add_typer(client_app, name="client")
 
 console = Console(highlight=False, markup=False, soft_wrap=True)
 

@@ -1,6 +1,7 @@
 """``scf demo``: the whole story against a running service, over HTTP only, printed as a timeline.
 
-It onboards a core firm, two tiers of suppliers, a financier, a warehouse, a regulator and the settlement
+It onboards a core firm that keeps its own key (self-custody: it signs each of its acts, the service relays
+them), two tiers of suppliers, a financier, a warehouse, a regulator and the settlement
 agent; tier 1 invoices the core firm, which confirms; tier 1 pays tier 2 with part of the receivable; tier 2
 has its piece financed (the terms and the discount worked out in the open); a warehouse issues a receipt, the
 owner pledges it, a second pledge is refused; the clock moves to maturity; the core firm repays and the
@@ -23,7 +24,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 
+from ledger import acts
 from ledger.identifiers import synthetic_credit_code
 
 YUAN = 100
@@ -93,6 +98,38 @@ class Demo:
         self.step(f"onboarded {name} as {role}: {address}")
         return address, {"Authorization": f"Bearer {created['api_key']}"}
 
+    def onboard_self_custody(self, name: str, role: str, key: LocalAccount) -> tuple[str, dict[str, str]]:
+        """Onboard a participant that keeps its key: it proves possession by signing the ledger's text."""
+        self.serial += 1
+        code = synthetic_credit_code(self.serial)
+        message = self.call(
+            "GET",
+            "/participants/possession-message",
+            self.operator,
+            params={"address": key.address, "credit_code": code},
+        )["message"]
+        proof = key.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+        body = {"name": name, "credit_code": code, "roles": [role], "address": key.address, "proof": proof}
+        created = self.call("POST", "/participants", self.operator, 201, json=body)
+        self.step(f"onboarded {name} as {role}, self-custody: {key.address} (the service holds no key of it)")
+        return key.address, {"Authorization": f"Bearer {created['api_key']}"}
+
+    def act(self, method: str, path: str, headers: dict[str, str], key: LocalAccount, **kwargs: Any) -> Any:
+        """A request by a self-custody participant: the service answers 428 with the act to sign; the
+        participant checks it, signs it with its own key (here, in this process) and posts it to /acts."""
+        response = self.http.request(method, path, headers={**headers, **WAIT}, **kwargs)
+        if response.status_code != 428:
+            raise DemoError(
+                f"{method} {path}: expected 428 signature-required, got {response.status_code}: {response.text}"
+            )
+        asked = response.json()
+        document = asked["typed_data"]
+        if "0x" + acts.digest(document).hex() != asked["digest"]:
+            raise DemoError("the service's digest is not the act's: refusing to sign")
+        self.step(f"  signing with its own key: {asked['sentence']}")
+        signature = acts.sign(document, key).hex()
+        return self.call("POST", "/acts", headers, json={"typed_data": document, "signature": "0x" + signature})
+
     def rpc(self, method: str, params: list[Any]) -> Any:
         answer = httpx.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()
         if "error" in answer:
@@ -139,7 +176,8 @@ class Demo:
                 "before maturity and the loan runs only for the seconds the demo takes"
             )
         _, agent = self.onboard("Bank of Changchun settlement desk", "settlement-agent")
-        faw_id, faw = self.onboard("FAW Automotive Co., Ltd.", "core-firm")
+        faw_key = Account.create()  # FAW's own key, on FAW's machine: the service never sees it
+        faw_id, faw = self.onboard_self_custody("FAW Automotive Co., Ltd.", "core-firm", faw_key)
         _, seats = self.onboard("Changchun Seat Systems (tier 1)", "supplier")
         foam_id, foam = self.onboard("Jilin Foam Materials (tier 2)", "supplier")
         bank_id, bank = self.onboard("Northeast Factoring Co.", "financier")
@@ -168,8 +206,14 @@ class Demo:
         }
         invoice_id = self.call("POST", "/invoices", seats, json=invoice)["result"]["invoice_id"]
         self.step(f"tier 1 registered invoice #{invoice_id} of {yuan(amount)} on FAW, due {invoice['due_date']}")
-        piece = self.call("POST", f"/invoices/{invoice_id}/confirm", faw)["result"]["piece_id"]
-        self.step(f"FAW confirmed it: receivable piece #{piece} held by tier 1")
+        confirmed = self.act("POST", f"/invoices/{invoice_id}/confirm", faw, faw_key)
+        piece = confirmed["result"]["piece_id"]
+        self.step(f"FAW confirmed it, by its own signature: receivable piece #{piece} held by tier 1")
+        evidence = self.call("GET", f"/operations/{confirmed['operation_id']}/evidence", faw)
+        self.step(
+            f"  evidence from the chain: {evidence['act']} signed by {evidence['signer']}, digest "
+            f"{evidence['digest'][:18]}… (verifies: {evidence['digest_matches']})"
+        )
         split = self.call(
             "POST", f"/receivables/{piece}/transfers", seats, json={"to": foam_id, "amount": 300_000 * YUAN}
         )["result"]["piece_id"]
@@ -184,7 +228,8 @@ class Demo:
                 f"moved the chain's clock forward {CLOCK_MOVE_DAYS} days (anvil evm_increaseTime): it is now "
                 f"{day_of(self.chain_time())}, past the invoice's maturity; the loan has run as long"
             )
-        self.call("POST", f"/obligations/{invoice_id}/repayments", faw, json={"amount": amount})
+        self.act("POST", "/settlement-approvals", faw, faw_key, json={"spender_contract": "receivables"})
+        self.act("POST", f"/obligations/{invoice_id}/repayments", faw, faw_key, json={"amount": amount})
         self.step(f"FAW repaid {yuan(amount)}{'' if local else ' (before maturity: the clock was not moved)'}")
         for holder, headers, piece_id in (("tier 1", seats, piece), ("Northeast Factoring", bank, funded_piece)):
             payout = self.call("POST", f"/receivables/{piece_id}/redeem", headers)["result"]["payout"]

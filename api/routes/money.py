@@ -3,6 +3,8 @@ transfers), and balances."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 
@@ -52,8 +54,29 @@ def _cash_movement(operation: str, holder: str) -> Prepare:
     return prepare
 
 
+class SettlementApproval(BaseModel):
+    spender_contract: Literal["receivables", "receipts"] = Field(
+        description="the ledger contract that may draw the caller's cash legs: `receivables` (funding, "
+        "repayments) or `receipts` (pledge loans and their repayments)"
+    )
+
+
+def _approve_settlement(service: LedgerService, caller: Caller, body: SettlementApproval) -> Call:
+    """Hosted participants got both approvals when they were onboarded; a self-custody participant signs its
+    own (the answer is then a 428 with the act to sign)."""
+    return Call("settlement.approve", caller.address, {"spender_contract": body.spender_contract})
+
+
 ACTIONS = (
     Action("POST", "/deposits", "deposit", _cash_movement("deposit", "to"), "deposit", CashMovement),
+    Action(
+        "POST",
+        "/settlement-approvals",
+        "approve_settlement",
+        _approve_settlement,
+        "settlement.approve",
+        SettlementApproval,
+    ),
     Action("POST", "/withdrawals", "withdraw", _cash_movement("withdrawal", "holder"), "withdrawal", CashMovement),
 )
 install(router, ACTIONS)

@@ -4,6 +4,8 @@ participant's daily statement (deposit tokens and receivables held, from :mod:`l
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time as pytime
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
@@ -15,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.actions import LINKS, Action, Call, Link, Prepare, install
 from api.auth import Caller, CurrentCaller, Service, require_role
@@ -28,11 +31,13 @@ from api.models import (
     StatementLine,
     StatementMovement,
 )
-from api.operations import perform
-from api.problems import Problem
+from api.operations import OperationView, perform
+from api.problems import PROBLEM_JSON, Problem
 from api.routes.common import Address, Amount, IsoDate, ListWindow, SortKey, not_found, paged, paging
 from api.service import LedgerService, issue_api_key
+from api.signing import ACT_TTL_SECONDS, act_problem
 from api.store import ApiKeyRecord, ParticipantRecord
+from ledger import acts
 from ledger.identifiers import InvalidIdentifier, validate_credit_code
 from ledger.index.models import ParticipantRow
 from ledger.index.statements import Account, deposit_account, indexed_block, receivables_account
@@ -48,6 +53,18 @@ class ParticipantCreate(BaseModel):
     credit_code: str = Field(min_length=18, max_length=18, description="unified social credit code (GB 32100)")
     roles: list[str] = Field(min_length=1, max_length=6, examples=[["supplier"]])
     login_address: Address | None = Field(None, description="a wallet of the participant's own, for sign-in")
+    address: Address | None = Field(
+        None,
+        description="self-custody: the participant's own account (its key's address, or a contract account such "
+        "as a Safe), whose key the service never sees; omit for a hosted account (a key in the service's keystore)",
+    )
+    proof: str | None = Field(
+        None,
+        pattern=r"^0x([0-9a-fA-F]{2})+$",
+        max_length=2 + 2 * 65 * 16,
+        description="with `address`: the account's signature (EIP-191 personal_sign, or ERC-1271 for a contract "
+        "account) of the text `GET /participants/possession-message` gives for it",
+    )
 
     @field_validator("credit_code")
     @classmethod
@@ -80,6 +97,8 @@ def _view(record: ParticipantRecord, service: LedgerService) -> ParticipantView:
         credit_code=record.credit_code,
         roles=list(record.roles),
         login_address=record.login_address,
+        custody=record.custody,
+        signer=_current_signer(record, service),
     )
     try:
         on_chain = service.client.participant(record.address)
@@ -90,13 +109,33 @@ def _view(record: ParticipantRecord, service: LedgerService) -> ParticipantView:
     return view
 
 
+def _current_signer(record: ParticipantRecord, service: LedgerService) -> str | None:
+    """A self-custody participant's signer as the registry knows it now (rotations and recoveries change it on
+    chain alone); the record's when the chain does not answer for it yet (registration in flight)."""
+    if record.custody != "self":
+        return None
+    try:
+        return service.client.signer_of(record.address)
+    except Exception:  # the registration is still in flight
+        return record.signer or record.address
+
+
 @router.post("/participants", status_code=201, response_model=CreatedParticipant)
 async def create_participant(
     body: ParticipantCreate, request: Request, service: Service, caller: CurrentCaller
 ) -> JSONResponse:
-    """Onboard a participant: a custodial account (key in the encrypted keystore), its roles registered on
-    chain by the operator, gas money sent where the chain charges for gas, and a first API key."""
+    """Onboard a participant and give it a first API key (for the service; its acts are another matter).
+
+    Hosted (no `address`): an account whose key the service creates in its encrypted keystore and signs with;
+    its roles registered on chain by the operator, gas money sent where the chain charges for gas, and the
+    ledger contracts allowed to draw its cash legs. Self-custody (`address` and `proof`): the participant's own
+    account, which proves it holds the key by signing the text of `GET /participants/possession-message`; it
+    is registered as signing its own acts, and the service never holds a key of it (it then signs its
+    settlement approvals itself: `POST /settlement-approvals`)."""
     require_role(caller, Role.OPERATOR)
+    self_custody = body.address is not None
+    if self_custody:
+        await _check_possession(service, body)
     with service.sessions() as session:
         taken = session.execute(
             select(ParticipantRecord).where(ParticipantRecord.credit_code == body.credit_code)
@@ -110,7 +149,9 @@ async def create_participant(
             ).scalar_one_or_none()
         ):
             raise Problem(409, "login-address-taken", "Login address taken", "another participant signs in with it")
-    address = await asyncio.to_thread(service.keystore.create)
+        if body.address is not None and session.get(ParticipantRecord, body.address) is not None:
+            raise Problem(409, "participant-exists", "Participant exists", f"{body.address} is onboarded already")
+    address = body.address if body.address is not None else await asyncio.to_thread(service.keystore.create)
     identity = keccak(text=f"{body.credit_code}|{body.name}")
     roles = [ASSIGNABLE_ROLES[r] for r in body.roles]
     with service.sessions() as session, session.begin():
@@ -121,11 +162,14 @@ async def create_participant(
                 credit_code=body.credit_code,
                 roles=body.roles,
                 login_address=body.login_address,
+                custody="self" if self_custody else "hosted",
             )
         )
         session.flush()
         api_key = issue_api_key(session, address)
     operator = service.operator.address
+    if self_custody:
+        return await _register_self_custody(request, service, caller, address, identity, roles, api_key)
     if service.settings.gas_allowance_wei:
         gas = await service.client.send_ether(operator, address, service.settings.gas_allowance_wei)
         await service.client.outcome(gas, timeout=service.settings.max_wait_seconds)
@@ -149,6 +193,82 @@ async def create_participant(
         "status": "confirmed" if response.status_code == 200 else "pending",
     }
     return JSONResponse(content, status_code=201, headers={"Location": f"/participants/{address}"})
+
+
+async def _check_possession(service: LedgerService, body: ParticipantCreate) -> None:
+    """422 unless ``body.proof`` is the account's signature of its possession message."""
+    assert body.address is not None
+    if body.proof is None:
+        raise Problem(422, "proof-required", "Proof of possession required", _POSSESSION_HINT)
+    message = acts.possession_message(
+        body.address, service.client.chain_id, service.client.address_of("registry"), body.credit_code
+    )
+    proof = bytes.fromhex(body.proof[2:])
+    if not await asyncio.to_thread(service.client.holds_key, body.address, acts.possession_hash(message), proof):
+        raise Problem(
+            422,
+            "invalid-proof",
+            "Invalid proof of possession",
+            f"the proof is not {body.address}'s signature of the possession message; " + _POSSESSION_HINT,
+        )
+
+
+_POSSESSION_HINT = (
+    "sign the text of GET /participants/possession-message?address=…&credit_code=… with the account's key "
+    "(personal_sign) and send it as `proof`"
+)
+
+
+async def _register_self_custody(
+    request: Request,
+    service: LedgerService,
+    caller: Caller,
+    address: str,
+    identity: bytes,
+    roles: Sequence[Role],
+    api_key: str,
+) -> JSONResponse:
+    operator = service.operator.address
+    response = await perform(
+        request,
+        service,
+        caller,
+        "participant.register-self-custody",
+        None,
+        lambda op_id: service.client.register_self_custody(operator, address, identity, roles, operation_id=op_id),
+    )
+    content: dict[str, Any] = {
+        "participant": _view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
+        "api_key": api_key,
+        "operation_id": response.headers.get("location", "").removeprefix("/operations/"),
+        "status": "confirmed" if response.status_code == 200 else "pending",
+    }
+    return JSONResponse(content, status_code=201, headers={"Location": f"/participants/{address}"})
+
+
+class PossessionMessage(BaseModel):
+    message: str = Field(
+        description="sign exactly this text with personal_sign (EIP-191), or, for a contract "
+        "account, have it accept the text's EIP-191 hash (ERC-1271)"
+    )
+    hash: str = Field(description="the text's EIP-191 hash")
+
+
+@router.get("/participants/possession-message", response_model=PossessionMessage)
+def possession_message(
+    service: Service,
+    caller: CurrentCaller,
+    address: Annotated[Address, Query(description="the participant's own account")],
+    credit_code: Annotated[str, Query(min_length=18, max_length=18)],
+) -> PossessionMessage:
+    """The text a self-custody participant signs to prove it holds its account's key (it names the account, this
+    chain, this ledger's registry and the participant's credit code)."""
+    try:
+        code = validate_credit_code(credit_code)
+    except InvalidIdentifier as exc:
+        raise Problem(422, "invalid-credit-code", "Invalid credit code", str(exc)) from None
+    message = acts.possession_message(address, service.client.chain_id, service.client.address_of("registry"), code)
+    return PossessionMessage(message=message, hash="0x" + acts.possession_hash(message).hex())
 
 
 LINKS[("post", "/participants")] = [
@@ -198,17 +318,26 @@ def _listed(record: ParticipantRecord, indexed: ParticipantRow | None) -> Partic
         credit_code=record.credit_code,
         roles=list(record.roles),
         login_address=record.login_address,
+        custody=record.custody,
+        signer=record.signer,
         status="pending" if indexed is None else indexed.status.name.lower(),
         frozen=None if indexed is None else indexed.frozen,
     )
 
 
-def _listed_batch(session: Session, rows: Sequence[ParticipantRecord]) -> list[ParticipantView]:
+def _listed_batch(
+    session: Session, rows: Sequence[ParticipantRecord], service: LedgerService | None = None
+) -> list[ParticipantView]:
     accounts = [row.address for row in rows]
     indexed = {
         row.account: row for row in session.scalars(select(ParticipantRow).where(ParticipantRow.account.in_(accounts)))
     }
-    return [_listed(row, indexed.get(row.address)) for row in rows]
+    views = [_listed(row, indexed.get(row.address)) for row in rows]
+    if service is not None:
+        for row, view in zip(rows, views, strict=True):
+            if row.custody == "self":  # its signer as on chain now (one read per self-custody participant)
+                view.signer = _current_signer(row, service)
+    return views
 
 
 @router.get("/participants", response_model=Page[ParticipantView])
@@ -220,7 +349,14 @@ def list_participants(service: Service, caller: CurrentCaller, window: ListWindo
     query = select(ParticipantRecord)
     if not (caller.is_operator or caller.is_regulator):
         query = query.where(ParticipantRecord.address == caller.address)
-    return paged(service, query, PARTICIPANT_ORDER, window, ParticipantView, convert=_listed_batch)
+    return paged(
+        service,
+        query,
+        PARTICIPANT_ORDER,
+        window,
+        ParticipantView,
+        convert=lambda session, rows: _listed_batch(session, rows, service),
+    )
 
 
 def _participant_or_404(service: LedgerService, participant_id: str) -> ParticipantRecord:
@@ -281,6 +417,163 @@ def rotate_key(participant_id: str, service: Service, caller: CurrentCaller) -> 
     return NewKey(api_key=key, revoked=int(revoked or 0))
 
 
+# -- self-custody: switching, key rotation, recovery of a lost key ------------------------------------------
+
+
+class SelfCustodySwitch(BaseModel):
+    signer: Address = Field(
+        description="the key that will sign the participant's acts: the participant's own, never seen by the service "
+        "(it may differ from the account, which keeps its address and everything it holds)"
+    )
+    proof: str = Field(
+        pattern=r"^0x([0-9a-fA-F]{2})+$",
+        max_length=2 + 2 * 65 * 16,
+        description="`signer`'s signature (EIP-191 personal_sign, or ERC-1271 for a contract account) of the text "
+        "`GET /participants/possession-message` gives for the participant's *account* and credit code",
+    )
+
+
+@router.post(
+    "/participants/{participant_id}/self-custody",
+    status_code=202,
+    response_model=OperationView,
+    responses={200: {"model": OperationView, "description": "the operation, final"}},
+)
+async def adopt_self_custody(
+    participant_id: str, body: SelfCustodySwitch, request: Request, service: Service, caller: CurrentCaller
+) -> JSONResponse:
+    """Switch a hosted participant to self-custody (operator): from now on it signs its own acts with `signer`.
+
+    `proof` is `signer`'s signature of the possession message of the participant's account (the message names the
+    account, this chain, the registry and the credit code; the new key signs it, so that a proof for one account
+    never serves another). The registry's `adoptSelfCustody` marks the account self-custody: its own transactions
+    (signed with the hosted key) are refused from then on (`RegistrySignedActsOnly`). Once that is confirmed, the
+    hosted key is erased from the service's keystore and the participant's requests answer 428 with the act to
+    sign. There is no way back: a self-custody participant answers 409."""
+    require_role(caller, Role.OPERATOR)
+    record = await run_in_threadpool(_participant_or_404, service, participant_id)
+    account = record.address
+    if account == service.operator.address:
+        raise Problem(409, "operator-is-hosted", "The operator stays hosted", "the operator's key relays every act")
+    if record.custody == "self":
+        raise Problem(409, "already-self-custody", "Already self-custody", f"{account} signs its own acts already")
+    if await run_in_threadpool(service.client.is_self_custody, account):
+        # Switched on chain by an earlier request that did not see its confirmation: finish it here.
+        await run_in_threadpool(_take_custody, service, account, service.client.signer_of(account))
+        raise Problem(409, "already-self-custody", "Already self-custody", f"{account} signs its own acts already")
+    message = acts.possession_message(
+        account, service.client.chain_id, service.client.address_of("registry"), record.credit_code
+    )
+    proof = bytes.fromhex(body.proof[2:])
+    if not await run_in_threadpool(service.client.holds_key, body.signer, acts.possession_hash(message), proof):
+        raise Problem(
+            422,
+            "invalid-proof",
+            "Invalid proof of possession",
+            f"the proof is not {body.signer}'s signature of the possession message of {account} (GET "
+            f"/participants/possession-message?address={account}&credit_code={record.credit_code})",
+        )
+    response = await perform(
+        request,
+        service,
+        caller,
+        "participant.adopt-self-custody",
+        body,
+        lambda op_id: service.client.adopt_self_custody(
+            service.operator.address, account, body.signer, operation_id=op_id
+        ),
+    )
+    if response.status_code in (200, 202):
+        operation_id = response.headers.get("location", "").removeprefix("/operations/")
+        # The hosted key goes only once the chain no longer takes it: wait for the switch even when the client
+        # did not ask to (a request that gives up first leaves it to the next, which finishes it above).
+        with contextlib.suppress(Exception):
+            await service.pipeline.wait(operation_id, service.settings.max_wait_seconds)
+        if await run_in_threadpool(service.client.is_self_custody, account):
+            await run_in_threadpool(_take_custody, service, account, body.signer)
+    return response
+
+
+def _take_custody(service: LedgerService, account: str, signer: str) -> None:
+    """The service's side of a switch confirmed on chain: the record says self-custody, the hosted key is gone."""
+    with service.sessions() as session, session.begin():
+        record = session.get(ParticipantRecord, account)
+        assert record is not None
+        record.custody = "self"
+        record.signer = None if signer == account else signer
+    service.keystore.erase(account)
+
+
+class KeyRotationRequest(BaseModel):
+    new_signer: Address = Field(description="the key that will sign the caller's acts from now on")
+
+
+class SignatureRequired(BaseModel):
+    """The act to sign (an ``application/problem+json`` answer, status 428)."""
+
+    type: str = Field(examples=["urn:scf:problem:signature-required"])
+    title: str
+    status: int
+    detail: str | None = None
+    typed_data: dict[str, Any] = Field(description="the EIP-712 document to sign (eth_signTypedData_v4)")
+    digest: str = Field(description="its EIP-712 hash")
+    sentence: str = Field(description="the act in words")
+    sign_at: str = Field(description="where to POST the signed act")
+
+
+class ProblemJSONResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+@router.post(
+    "/participants/me/key-rotation",
+    status_code=428,
+    response_model=SignatureRequired,
+    response_class=ProblemJSONResponse,
+    response_description="the RotateKey act to sign",
+)
+async def rotate_signer(body: KeyRotationRequest, service: Service, caller: CurrentCaller) -> SignatureRequired:
+    """A self-custody participant replaces its key: the answer is always `428 signature-required` with the
+    `RotateKey` act, which the participant signs with its *current* key and posts to `/acts` (operation kind
+    `key.rotate`). From then on only `new_signer`'s signatures are accepted. A hosted participant has no key of
+    its own to rotate (409)."""
+    if not service.is_self_custody(caller.address):
+        raise Problem(
+            409,
+            "hosted-participant",
+            "Hosted participant",
+            "the service signs this participant's acts; only a self-custody participant rotates its key",
+        )
+    account = caller.address
+    current = await run_in_threadpool(service.client.signer_of, account)
+    if body.new_signer == current:
+        raise Problem(422, "same-signer", "Same signer", f"{current} signs this participant's acts already")
+    nonce = await run_in_threadpool(service.act_nonces.next, service.client, account)
+    document = await run_in_threadpool(
+        lambda: service.client.rotation_document(
+            account, body.new_signer, nonce=nonce, deadline=int(pytime.time()) + ACT_TTL_SECONDS
+        )
+    )
+    raise act_problem(document)
+
+
+class KeyRecovery(BaseModel):
+    signer: Address = Field(description="the participant's new key, replacing the lost one")
+
+
+def _recovery(operation: str, role: Role) -> Prepare:
+    def prepare(service: LedgerService, caller: Caller, body: KeyRecovery, participant_id: str) -> Call:
+        require_role(caller, role)
+        record = _participant_or_404(service, participant_id)
+        if record.custody != "self":
+            raise Problem(
+                409, "hosted-participant", "Hosted participant", f"{record.address}'s key is in the service's keystore"
+            )
+        return Call(operation, caller.address, {"account": record.address, "signer": body.signer})
+
+    return prepare
+
+
 class CreditLineCreate(BaseModel):
     core_firm: Address
     limit: Amount = Field(description="the grantor's grant to the core firm, fen; replaces the earlier grant")
@@ -308,6 +601,29 @@ ACTIONS = (
         _operator_acts("participant.reinstate"),
         "participant.reinstate",
         params={"participant_id": str},
+    ),
+    Action(
+        "POST",
+        "/participants/{participant_id}/key-recovery",
+        "propose_key_recovery",
+        _recovery("key.recovery.propose", Role.OPERATOR),
+        "key.recovery.propose",
+        KeyRecovery,
+        params={"participant_id": str},
+        description="Propose a new key for a self-custody participant whose key is lost (operator). It takes "
+        "effect only when a regulator approves it (`POST /participants/{participant_id}/key-recovery/approve`).",
+    ),
+    Action(
+        "POST",
+        "/participants/{participant_id}/key-recovery/approve",
+        "approve_key_recovery",
+        _recovery("key.recovery.approve", Role.REGULATOR),
+        "key.recovery.approve",
+        KeyRecovery,
+        params={"participant_id": str},
+        description="Approve the operator's proposed key for a self-custody participant (regulator; never the "
+        "proposer): the new key replaces the lost one, whose signatures are refused from then on. The "
+        "`KeyRecovered` event names the operator who proposed and the regulator who approved.",
     ),
     Action(
         "POST",

@@ -125,6 +125,7 @@ _CONTRACT_NOUNS: Mapping[str, str] = {
     "receivables": "piece",
     "receipts": "receipt",
     "anchor": "audit",
+    "acts": "act",
 }
 
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+")

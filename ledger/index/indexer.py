@@ -66,6 +66,7 @@ CONTRACT_ARTIFACTS: Mapping[str, str] = {
     "receivables": "Receivables",
     "receipts": "WarehouseReceipts",
     "anchor": "AuditAnchor",
+    "acts": "SignedActs",
 }
 _NAME_OF_ARTIFACT = {artifact: name for name, artifact in CONTRACT_ARTIFACTS.items()}
 

@@ -268,6 +268,51 @@ ROUTES = (
         lambda w: f"/participants/{w.id('disposable')}/keys",
         {"operator"},
     ),
+    # Self-custody: the world's participants are hosted, so the allowed callers get through the API to a state
+    # answer (a proof that is nobody's signature: 422; a hosted participant's key recovery or rotation: 409).
+    _route(
+        "POST",
+        "/participants/{participant_id}/self-custody",
+        lambda w: f"/participants/{w.id('disposable')}/self-custody",
+        {"operator"},
+        lambda w, c: {"signer": w.id("other_supplier"), "proof": "0x" + "11" * 65},
+    ),
+    _route(
+        "POST",
+        "/participants/{participant_id}/key-recovery",
+        lambda w: f"/participants/{w.id('disposable')}/key-recovery",
+        {"operator"},
+        lambda w, c: {"signer": w.id("other_supplier")},
+    ),
+    _route(
+        "POST",
+        "/participants/{participant_id}/key-recovery/approve",
+        lambda w: f"/participants/{w.id('disposable')}/key-recovery/approve",
+        {"regulator"},
+        lambda w, c: {"signer": w.id("other_supplier")},
+    ),
+    _route(
+        "POST",
+        "/participants/me/key-rotation",
+        _fixed("/participants/me/key-rotation"),
+        EVERYONE,
+        lambda w, c: {"new_signer": w.id("other_supplier")},
+    ),
+    # Any participant relays any signed act (the signature authorises it): an act of no known type is a 422.
+    _route(
+        "POST",
+        "/acts",
+        _fixed("/acts"),
+        EVERYONE,
+        lambda w, c: {"typed_data": {"primaryType": "Nothing"}, "signature": "0x" + "11" * 65},
+    ),
+    _route(
+        "POST",
+        "/settlement-approvals",
+        _fixed("/settlement-approvals"),
+        EVERYONE,
+        lambda w, c: {"spender_contract": "receivables"},
+    ),
     _route(
         "POST",
         "/credit-lines",

@@ -44,6 +44,12 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     assert results["ratios"]["pipeline_to_ceiling"] == pytest.approx(throughput["pipeline"] / ceiling)
     assert results["ratios"]["rest_to_ceiling"] == pytest.approx(rest["sustained"] / ceiling)
     assert results["ratios"]["rest_to_naive"] == pytest.approx(rest["sustained"] / throughput["naive"])
+    # Signed acts relayed through the same pipeline, measured beside the hosted path in each round.
+    assert throughput["pipeline_signed"] > 0
+    assert results["ratios"]["signed_to_hosted_pipeline"] == pytest.approx(
+        throughput["pipeline_signed"] / throughput["pipeline"]
+    )
+    assert all(r["signed_split_gas"] > r["split_gas"] for r in throughput["rounds"])
     half = rest["half_load"]
     assert half["count"] > 0 and 0 < half["p50"] <= half["p95"] <= half["p99"] <= half["max"]
     assert half["offered"] == pytest.approx(rest["sustained"] / 2)

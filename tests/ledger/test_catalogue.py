@@ -5,6 +5,7 @@ argument, and the client offers every operation."""
 from __future__ import annotations
 
 from ledger.abi import Codec
+from ledger.acts import ACT_TYPES
 from ledger.catalogue import CATALOGUE
 from ledger.client import LedgerClient, OperationMethod
 from ledger.compiler import compile_contracts
@@ -18,6 +19,8 @@ CONTRACTS = {
 }
 
 NOT_OPERATIONS = {
+    ("registry", "rotateSigner(address,address)"): "only SignedActs calls it, for a RotateKey act (POST /acts)",
+    ("registry", "setSignedActs(address)"): "wired once at deployment",
     ("registry", "revokeRole(bytes32,address)"): "operator administration: no route or client test yet",
     ("registry", "updateIdentity(address,bytes32)"): "operator administration: no route or client test yet",
     ("receivables", "setParameters(uint64,uint64)"): "the market's rule parameters: set at deployment for now",
@@ -73,3 +76,16 @@ def test_every_operation_names_a_function_its_arguments_fit_and_events_that_exis
 def test_the_client_offers_every_operation_as_a_method() -> None:
     offered = {value.operation for value in vars(LedgerClient).values() if isinstance(value, OperationMethod)}
     assert offered == set(CATALOGUE)
+
+
+def test_every_state_changing_function_of_signed_acts_performs_a_declared_act_or_says_why_not() -> None:
+    """The signed-acts contract's functions are the acts of ledger.acts (relayed by POST /acts), and the two
+    that are not acts say why."""
+    artifacts = compile_contracts()
+    codec = Codec({"acts": artifacts["SignedActs"].abi})
+    functions = {spec.name for spec in codec.functions("acts") if spec.changes_state}
+    not_acts = {
+        "bind": "wired once at deployment",
+        "invalidateNonces": "sent by an account's signer itself, from its own wallet",
+    }
+    assert functions - set(not_acts) == {act.function for act in ACT_TYPES.values()}

@@ -15,6 +15,7 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
+from ledger import acts
 from ledger.client import LedgerClient, Web3Sender
 from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas
 from ledger.journal import TransactionStatus
@@ -219,6 +220,53 @@ def test_audit_log_anchors_read_back_and_only_move_forward(env: Env) -> None:
         with pytest.raises(ContractRevert) as refused:
             await client.anchor_audit_log(operator, 10, keccak(text="another head 10"))
         assert refused.value.name == "AuditAnchorNotAdvancing"
+
+    run(story())
+
+
+def test_a_self_custody_participant_acts_only_by_its_signature_and_a_lost_key_is_replaced_by_two(env: Env) -> None:
+    """Self-custody through the client: a participant registered with its own key acts by signed acts relayed by
+    anyone; a hosted one switched to self-custody can no longer send its own transactions; a lost key replaced by
+    the operator and a regulator together can sign nothing after; each act's evidence reads back from the chain."""
+
+    async def story() -> None:
+        client, operator = env.client, env.operator.address
+        cast = await onboard(client, env.chain, env.operator, env.signers, "self-custody")
+        own_key = Account.create()
+        await done(client, client.register_self_custody(operator, own_key.address, keccak(text="sc"), [Role.SUPPLIER]))
+        assert client.is_self_custody(own_key.address) and client.signer_of(own_key.address) == own_key.address
+
+        async def signed(key: Any, account: str, spender: str) -> Any:
+            word = 0
+            nonce = acts.next_nonce(client.nonce_bitmap(account, word), word)
+            assert nonce is not None
+            document = client.act_document(
+                "settlement.approve", account, {"spender_contract": spender}, nonce=nonce, deadline=2**40
+            )
+            return await client.submit_act(document, acts.sign(document, key), cast["seatmaker"])
+
+        outcome = await done(client, signed(own_key, own_key.address, "receivables"))
+        evidence = client.act_evidence(outcome.operation.tx_hash)
+        assert (evidence.account, evidence.signer, evidence.act) == (
+            own_key.address,
+            own_key.address,
+            "ApproveSettlement",
+        )
+        assert acts.digest(evidence.typed_data) == evidence.digest
+
+        hosted = cast["foammaker"]
+        await done(client, client.adopt_self_custody(operator, hosted, hosted))
+        with pytest.raises(ContractRevert) as direct:
+            await client.approve_settlement(hosted, "receivables")
+        assert direct.value.name == "RegistrySignedActsOnly"
+
+        new_key = Account.create()
+        await done(client, client.propose_key_recovery(operator, own_key.address, new_key.address))
+        await done(client, client.approve_key_recovery(cast["regulator"], own_key.address, new_key.address))
+        with pytest.raises(ContractRevert) as lost:
+            await signed(own_key, own_key.address, "receipts")
+        assert lost.value.name == "SignedActsInvalidSignature"
+        await done(client, signed(new_key, own_key.address, "receipts"))
 
     run(story())
 

@@ -150,3 +150,21 @@ def test_a_key_file_from_before_secret_ids_is_read_by_trying_each_secret(keystor
     assert rotated.account(address).key == key
     assert rotated.reencrypt(address) is True
     assert rotated.secret_id_of(address) == MasterSecret.of(NEW_SECRET).id
+
+
+def test_an_erased_key_is_gone_from_disk_and_memory_and_the_others_stay(keystore: Keystore) -> None:
+    kept = keystore.create()
+    erased = keystore.create()
+    assert keystore.account(erased).address == erased  # decrypted, so kept in memory
+    assert keystore.erase(erased.lower())
+    assert erased not in keystore
+    assert keystore.addresses() == [kept]
+    assert list(keystore.directory.iterdir()) == [keystore.directory / f"{kept}.json"]  # no leftover file
+    with pytest.raises(UnknownAccount):
+        keystore.account(erased)  # not served from memory either
+    with pytest.raises(UnknownAccount):
+        Keystore(keystore.directory, SECRET, scrypt_n=FAST_N).account(erased)
+    assert not keystore.erase(erased)  # a second time: nothing to erase
+    assert keystore.account(kept).address == kept
+    with pytest.raises(UnknownAccount):
+        keystore.erase("not an address")

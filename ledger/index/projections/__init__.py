@@ -18,7 +18,7 @@ EVENT_PROJECTIONS: ProjectionTable = {
 }
 
 #: Events kept in the raw log only: ERC-721 approvals (the service reads them from the chain when it needs
-#: them; ERC-3525 value allowances are projected) and role administration.
+#: them; ERC-3525 value allowances are projected), role administration, and the signed acts' own records.
 RAW_ONLY_EVENTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("registry", "RoleAdminChanged"),
@@ -28,6 +28,17 @@ RAW_ONLY_EVENTS: frozenset[tuple[str, str]] = frozenset(
         ("receipts", "Approval"),
         ("receipts", "ApprovalForAll"),
         ("anchor", "AuditLogAnchored"),  # the service's audit log verifies against the chain, not the index
+        # Self-custody: who signs is read from the registry when shown (signerOf); the acts' evidence is rebuilt
+        # from each transaction (GET /acts/{tx_hash}); the raw log keeps every one for the feed and the auditors.
+        ("registry", "SelfCustodyAdopted"),
+        ("registry", "SignerRotated"),
+        ("registry", "KeyRecoveryProposed"),
+        ("registry", "KeyRecovered"),
+        ("registry", "SignedActsSet"),
+        ("acts", "ActPerformed"),
+        ("acts", "NoncesInvalidated"),
+        ("acts", "TargetsBound"),
+        ("acts", "EIP712DomainChanged"),  # EIP-5267's event; the domain never changes, so it is never emitted
     }
 )
 
