@@ -23,6 +23,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from bench.load import BenchmarkFailed, Call
+from ledger import acts
 from ledger.client import LedgerClient
 from ledger.errors import ErrorDecoder
 from ledger.models import Role
@@ -52,12 +53,18 @@ class BenchCast:
     financier: LocalAccount
     recipient: LocalAccount
     holders: list[LocalAccount]
+    signers: list[LocalAccount] = field(default_factory=list)
+    """Self-custody holders: they hold a large piece each too, and move it only by signed acts."""
+    relayers: list[LocalAccount] = field(default_factory=list)
+    """Accounts that relay the signers' acts (they pay the gas; they are not participants)."""
     pieces: dict[str, int] = field(default_factory=dict)
-    """holder address → the holder's large piece."""
+    """holder or signer address → its large piece."""
+    act_nonces: dict[str, int] = field(default_factory=dict)
+    """signer address → its next act nonce (one word of 256 after another)."""
 
     def accounts(self) -> dict[str, LocalAccount]:
         every = [self.operator, self.core_firm, self.financier, self.recipient, *self.holders]
-        return {str(a.address): a for a in every}
+        return {str(a.address): a for a in [*every, *self.signers, *self.relayers]}
 
 
 def split_calls(
@@ -78,6 +85,30 @@ def split_calls(
     return [by_holder[i % len(by_holder)] for i in range(offset, offset + count)]
 
 
+def signed_split_calls(
+    acts_contract: Contract, cast: BenchCast, count: int, chain_id: int, *, to: str | None = None
+) -> list[Call]:
+    """``count`` 1-fen split-transfers as ``AssignPiece`` acts the signers sign (each with its own nonce),
+    round robin over the signers, each relayed by a relayer (round robin too): the signed path of the same
+    operation as :func:`split_calls`."""
+    target = Web3.to_checksum_address(to or cast.recipient.address)
+    address = str(acts_contract.address)
+    calls = []
+    for i in range(count):
+        signer = cast.signers[i % len(cast.signers)]
+        account = str(signer.address)
+        nonce = cast.act_nonces.get(account, 0)
+        cast.act_nonces[account] = nonce + 1
+        message = acts.ACTS["receivable.transfer"].message(
+            account, [cast.pieces[account], target, 1], None, nonce=nonce, deadline=2**40
+        )
+        document = acts.typed_data(acts.ACTS["receivable.transfer"], message, chain_id, address)
+        arguments = acts.call_arguments(acts.ACTS["receivable.transfer"], message, acts.sign(document, signer))
+        data = bytes.fromhex(acts_contract.encode_abi("assignPiece", arguments)[2:])
+        calls.append(Call(cast.relayers[i % len(cast.relayers)], address, data))
+    return calls
+
+
 async def onboard_cast(
     w3: Web3,
     contracts: Mapping[str, Contract],
@@ -93,6 +124,8 @@ async def onboard_cast(
         financier=bench_account("financier"),
         recipient=bench_account("recipient"),
         holders=[bench_account(f"holder {i}") for i in range(holders)],
+        signers=[bench_account(f"signer {i}") for i in range(holders)],
+        relayers=[bench_account(f"relayer {i}") for i in range(holders)],
     )
     accounts = cast.accounts()
     client = LedgerClient(w3, contracts, decoder, pipeline, accounts.__getitem__)
@@ -106,9 +139,11 @@ async def onboard_cast(
         (cast.core_firm, Role.CORE_FIRM),
         (cast.financier, Role.FINANCIER),
         (cast.recipient, Role.SUPPLIER),
-        *((holder, Role.SUPPLIER) for holder in cast.holders),
+        *((holder, Role.SUPPLIER) for holder in [*cast.holders, *cast.signers]),
     ]
-    await confirmed(*[await client.send_ether(op, str(a.address), GAS_MONEY) for a, _ in members])
+    await confirmed(
+        *[await client.send_ether(op, str(a.address), GAS_MONEY) for a in [*(m for m, _ in members), *cast.relayers]]
+    )
     await confirmed(
         *[
             await client.register_participant(op, str(a.address), keccak(text=f"bench {a.address}"), [role])
@@ -116,7 +151,9 @@ async def onboard_cast(
         ]
     )
     core, financier = str(cast.core_firm.address), str(cast.financier.address)
-    await confirmed(await client.set_credit_line(financier, core, PIECE_VALUE * (len(cast.holders) + 1)))
+    await confirmed(
+        await client.set_credit_line(financier, core, PIECE_VALUE * (len(cast.holders) + len(cast.signers) + 1))
+    )
     due = int(w3.eth.get_block("latest")["timestamp"]) + 180 * 86_400
     registered = await confirmed(
         *[
@@ -129,13 +166,15 @@ async def onboard_cast(
                 due,
                 keccak(text="bench document"),
             )
-            for h in cast.holders
+            for h in [*cast.holders, *cast.signers]
         ]
     )
     invoice_ids = [int(outcome.event("InvoiceRegistered")["invoiceId"]) for outcome in registered]
     confirmations = await confirmed(*[await client.confirm_invoice(core, i) for i in invoice_ids])
-    for holder, outcome in zip(cast.holders, confirmations, strict=True):
+    for holder, outcome in zip([*cast.holders, *cast.signers], confirmations, strict=True):
         cast.pieces[str(holder.address)] = int(outcome.event("InvoiceConfirmed")["pieceId"])
-    if len(cast.pieces) != len(cast.holders):  # pragma: no cover - each confirmation names its piece
+    if len(cast.pieces) != len(cast.holders) + len(cast.signers):  # pragma: no cover - each names its piece
         raise BenchmarkFailed("a holder did not get its piece")
+    # The signers now keep their keys to themselves: from here on they act only by signed acts.
+    await confirmed(*[await client.adopt_self_custody(op, str(s.address), str(s.address)) for s in cast.signers])
     return cast

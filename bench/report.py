@@ -46,6 +46,21 @@ def markdown(results: dict[str, Any], json_name: str) -> str:
         f"| node ceiling (pre-signed, JSON-RPC batches){rounds} | {_n(t['node_ceiling'])} tx/s | — | 1.00 | — |",
         f"| ledger pipeline{rounds} | {_n(t['pipeline'])} ops/s | node ceiling | {ratios['pipeline_to_ceiling']:.2f}"
         f"{by_round} | ≥ 0.8 × ceiling {_verdict(targets['pipeline_to_ceiling'])} |",
+        *(
+            [
+                f"| ledger pipeline, signed acts (self-custody holders' `AssignPiece`, relayed){rounds} | "
+                f"{_n(t['pipeline_signed'])} ops/s | ledger pipeline (hosted) | "
+                f"{ratios['signed_to_hosted_pipeline']:.2f}"
+                + (
+                    f" (rounds: {', '.join(f'{r:.2f}' for r in t['signed_to_hosted_by_round'])})"
+                    if len(t["signed_to_hosted_by_round"]) > 1
+                    else ""
+                )
+                + f"; gas {t['rounds'][-1]['signed_split_gas']:,} against {t['rounds'][-1]['split_gas']:,} | — |"
+            ]
+            if "pipeline_signed" in t
+            else []
+        ),
         f"| naive web3 (transact + wait per call, {t['naive_senders']} senders) | {_n(t['naive'], 1)} ops/s | "
         f"node ceiling | {ratios['naive_to_ceiling']:.3f} | — |",
         f"| pipeline vs naive | | naive | {ratios['pipeline_to_naive']:,.1f} × | — |",

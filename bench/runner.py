@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.cast import BenchCast, onboard_cast, split_calls
+from bench.cast import BenchCast, onboard_cast, signed_split_calls, split_calls
 from bench.gas import measure_gas
 from bench.load import BenchmarkFailed, Call, gas_used, naive_rate, node_ceiling, pipeline_rate
 from bench.rest import STORY_STEPS, Member, RestLoad, ServiceProcess, percentile
@@ -241,10 +241,29 @@ def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
                     f"{rate.per_second:,.0f} ops/s "
                     f"({rate.per_second / ceiling.per_second:.2f} × this round's ceiling); {split_gas:,} gas each"
                 )
+            with stage(
+                f"pipeline, signed acts: {config.pipeline_ops:,} split-transfers signed by self-custody holders "
+                f"and relayed{of}"
+            ):
+                signed_calls = signed_split_calls(contracts["acts"], cast, config.pipeline_ops + 1, anvil.chain_id)
+                signed, signed_operations = asyncio.run(
+                    pipeline_rate(anvil.rpc_url, anvil.chain_id, sessions, decoder, signed_calls)
+                )
+                signed_gas = int(
+                    statistics.median(gas_used(anvil.rpc_url, [o.tx_hash for o in signed_operations[-50:]]))
+                )
+                say(
+                    f"    {signed.count:,} ops in {signed.seconds:.2f} s: {signed.per_second:,.0f} ops/s "
+                    f"({signed.per_second / rate.per_second:.2f} × the hosted pipeline's); {signed_gas:,} gas each "
+                    f"({signed_gas - split_gas:+,} against the hosted split)"
+                )
             throughput["rounds"].append(
                 {
                     "node_ceiling": ceiling.per_second,
                     "pipeline": rate.per_second,
+                    "pipeline_signed": signed.per_second,
+                    "split_gas": split_gas,
+                    "signed_split_gas": signed_gas,
                     "node_ceiling_sent_seconds": ceiling.sent_seconds,
                     "node_ceiling_seconds": ceiling.seconds,
                     "pipeline_sent_seconds": rate.sent_seconds,
@@ -254,6 +273,8 @@ def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
         throughput["node_ceiling"] = statistics.median(r["node_ceiling"] for r in throughput["rounds"])
         throughput["pipeline"] = statistics.median(r["pipeline"] for r in throughput["rounds"])
         throughput["pipeline_to_ceiling_by_round"] = [r["pipeline"] / r["node_ceiling"] for r in throughput["rounds"]]
+        throughput["pipeline_signed"] = statistics.median(r["pipeline_signed"] for r in throughput["rounds"])
+        throughput["signed_to_hosted_by_round"] = [r["pipeline_signed"] / r["pipeline"] for r in throughput["rounds"]]
 
         def naive_call(index: int, i: int) -> Call:
             return split_calls(receivables, cast, 1, offset=index)[0]
@@ -299,6 +320,7 @@ def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
         "rest_to_ceiling": sustained / ceiling_rate,
         "naive_to_ceiling": naive_rate_ / ceiling_rate,
         "pipeline_to_naive": results["throughput"]["pipeline"] / naive_rate_ if naive_rate_ else 0.0,
+        "signed_to_hosted_pipeline": statistics.median(results["throughput"]["signed_to_hosted_by_round"]),
         "rest_to_naive": sustained / naive_rate_ if naive_rate_ else 0.0,
     }
     results["targets"] = {
