@@ -55,6 +55,8 @@ class BenchCast:
     holders: list[LocalAccount]
     signers: list[LocalAccount] = field(default_factory=list)
     """Self-custody holders: they hold a large piece each too, and move it only by signed acts."""
+    signing_keys: dict[str, LocalAccount] = field(default_factory=dict)
+    """signer (participant) address → the key it signs its acts with since it adopted self-custody."""
     relayers: list[LocalAccount] = field(default_factory=list)
     """Accounts that relay the signers' acts (they pay the gas; they are not participants)."""
     pieces: dict[str, int] = field(default_factory=dict)
@@ -103,7 +105,8 @@ def signed_split_calls(
             account, [cast.pieces[account], target, 1], None, nonce=nonce, deadline=2**40
         )
         document = acts.typed_data(acts.ACTS["receivable.transfer"], message, chain_id, address)
-        arguments = acts.call_arguments(acts.ACTS["receivable.transfer"], message, acts.sign(document, signer))
+        signature = acts.sign(document, cast.signing_keys[account])
+        arguments = acts.call_arguments(acts.ACTS["receivable.transfer"], message, signature)
         data = bytes.fromhex(acts_contract.encode_abi("assignPiece", arguments)[2:])
         calls.append(Call(cast.relayers[i % len(cast.relayers)], address, data))
     return calls
@@ -127,6 +130,7 @@ async def onboard_cast(
         signers=[bench_account(f"signer {i}") for i in range(holders)],
         relayers=[bench_account(f"relayer {i}") for i in range(holders)],
     )
+    cast.signing_keys = {str(s.address): bench_account(f"signer {i} own key") for i, s in enumerate(cast.signers)}
     accounts = cast.accounts()
     client = LedgerClient(w3, contracts, decoder, pipeline, accounts.__getitem__)
     op = str(operator.address)
@@ -175,6 +179,8 @@ async def onboard_cast(
         cast.pieces[str(holder.address)] = int(outcome.event("InvoiceConfirmed")["pieceId"])
     if len(cast.pieces) != len(cast.holders) + len(cast.signers):  # pragma: no cover - each names its piece
         raise BenchmarkFailed("a holder did not get its piece")
-    # The signers now keep their keys to themselves: from here on they act only by signed acts.
-    await confirmed(*[await client.adopt_self_custody(op, str(s.address), str(s.address)) for s in cast.signers])
+    # The signers now switch to keys of their own: from here on they act only by acts those keys sign.
+    await confirmed(
+        *[await client.adopt_self_custody(op, account, str(key.address)) for account, key in cast.signing_keys.items()]
+    )
     return cast

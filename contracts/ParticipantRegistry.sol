@@ -94,9 +94,9 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     function adoptSelfCustody(address account, address signer) external onlyRole(OPERATOR_ROLE) {
         StoredParticipant storage p = _registered(account);
         require(!p.selfCustody, RegistryCustodyMismatch(account, true));
-        require(signer != address(0), RegistryInvalidSigner(account, signer));
+        require(signer != address(0) && signer != account, RegistryInvalidSigner(account, signer));
         p.selfCustody = true;
-        if (signer != account) p.signer = signer;
+        p.signer = signer;
         emit SelfCustodyAdopted(account, signer, msg.sender);
     }
 

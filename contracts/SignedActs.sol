@@ -13,7 +13,6 @@ import {IReceivables} from "./interfaces/IReceivables.sol";
 import {IERC3525} from "./interfaces/IERC3525.sol";
 import {IWarehouseReceipts} from "./interfaces/IWarehouseReceipts.sol";
 import {IDepositToken} from "./interfaces/IDepositToken.sol";
-import {Roles} from "./Roles.sol";
 
 /// @title Signed acts
 /// @notice See {ISignedActs}. One function per act: it hashes the act's typed struct, checks the signature,
@@ -80,16 +79,30 @@ contract SignedActs is ISignedActs, IERC5267 {
     bytes32 private constant VERSION_HASH = keccak256("1");
 
     IParticipantRegistry public immutable registry;
+    IDepositToken public immutable depositToken;
+    IReceivables public immutable receivables;
+    IWarehouseReceipts public immutable warehouseReceipts;
+    /// @notice The deposit token's currency, which an invoice's confirmation restates.
+    bytes3 public immutable currency;
     uint256 private immutable _deployedChainId;
     bytes32 private immutable _deployedDomainSeparator;
-    IDepositToken public depositToken;
-    IReceivables public receivables;
-    IWarehouseReceipts public warehouseReceipts;
 
     mapping(address account => mapping(uint256 word => uint256 bitmap)) public nonceBitmap;
 
-    constructor(IParticipantRegistry registry_) {
+    /// @dev Deployed after the contracts it performs acts on, which name this contract's address (computed
+    /// before it exists) as their trusted forwarder; the addresses are immutable, so an act reads no storage to
+    /// find its contract. `warehouseReceipts_` is zero where no warehouse-receipts contract is deployed.
+    constructor(
+        IParticipantRegistry registry_,
+        IDepositToken depositToken_,
+        IReceivables receivables_,
+        IWarehouseReceipts warehouseReceipts_
+    ) {
         registry = registry_;
+        depositToken = depositToken_;
+        receivables = receivables_;
+        warehouseReceipts = warehouseReceipts_;
+        currency = depositToken_.currency();
         _deployedChainId = block.chainid;
         _deployedDomainSeparator = _domainSeparator();
     }
@@ -117,19 +130,6 @@ contract SignedActs is ISignedActs, IERC5267 {
         return _domainSeparatorV4();
     }
 
-    /// @notice Sets the contracts the acts are performed on; once, by an operator, at deployment (they are
-    /// created after this one, as they name it as their forwarder).
-    function bind(IDepositToken depositToken_, IReceivables receivables_, IWarehouseReceipts warehouseReceipts_)
-        external
-    {
-        require(registry.hasRole(Roles.OPERATOR, msg.sender), SignedActsNotOperator(msg.sender));
-        require(address(receivables) == address(0), SignedActsNotBound());
-        depositToken = depositToken_;
-        receivables = receivables_;
-        warehouseReceipts = warehouseReceipts_;
-        emit TargetsBound(address(depositToken_), address(receivables_), address(warehouseReceipts_));
-    }
-
     // ---------------------------------------------------------------------------------------------------
     // Receivables
     // ---------------------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ contract SignedActs is ISignedActs, IERC5267 {
         IReceivables.Invoice memory inv = receivables.invoice(act.invoiceId);
         require(
             inv.seller == act.seller && inv.amount == act.amount && inv.dueDate == act.dueDate
-                && act.currency == depositToken.currency(),
+                && act.currency == currency,
             SignedActsTermsChanged(CONFIRM_INVOICE_TYPEHASH, act.invoiceId)
         );
         bytes memory data = abi.encodeCall(IReceivables.confirmInvoice, (act.invoiceId));
@@ -359,13 +359,11 @@ contract SignedActs is ISignedActs, IERC5267 {
         _useNonce(account, nonce);
         bytes32 digest = _hashTypedDataV4(keccak256(bytes.concat(typeHash, encoded)));
         address signer = registry.signerOf(account);
-        bool valid;
-        if (signer.code.length == 0) {
-            (address recovered, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, signature);
-            valid = failure == ECDSA.RecoverError.NoError && recovered == signer;
-        } else {
-            valid = SignatureChecker.isValidERC1271SignatureNow(signer, digest, signature);
-        }
+        // A key's signature first (no look at the signer's code: that would be a cold account access), then a
+        // contract account's ERC-1271 answer: a Safe's owners' signatures never recover to the Safe itself.
+        (address recovered, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, signature);
+        bool valid = (failure == ECDSA.RecoverError.NoError && recovered == signer)
+            || SignatureChecker.isValidERC1271SignatureNow(signer, digest, signature);
         require(valid, SignedActsInvalidSignature(account, signer));
         emit ActPerformed(account, typeHash, signer, nonce, digest);
     }
@@ -393,7 +391,7 @@ contract SignedActs is ISignedActs, IERC5267 {
     /// @dev Calls `target` with `data` and the acting account appended (ERC-2771), passing a revert through
     /// unchanged so that the caller sees the contract's own named error.
     function _call(address target, bytes memory data, address account) private returns (bytes memory) {
-        require(target != address(0), SignedActsNotBound());
+        require(target != address(0), SignedActsNotDeployed());
         (bool ok, bytes memory result) = target.call(bytes.concat(data, bytes20(account)));
         if (!ok) {
             // solhint-disable-next-line no-inline-assembly

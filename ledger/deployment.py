@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -226,6 +226,8 @@ class _Step:
     """The contract this step deploys; None for a call."""
     target: str | None = None
     """The contract this step calls; None for a deployment."""
+    expected_address: ChecksumAddress | None = None
+    """Where the contract must be created: its address was computed beforehand and given to others."""
 
 
 def deploy(
@@ -255,7 +257,8 @@ def deploy(
     if missing:
         raise DeploymentError(f"no compiled artifact for {', '.join(missing)}")
     names = [name for name in LEDGER_CONTRACTS if name in artifacts]
-    batches = _plan(w3, artifacts, names, deployer, operator, operator_identity_hash, currency)
+    first_nonce = w3.eth.get_transaction_count(deployer.address, "pending")
+    batches = _plan(w3, artifacts, names, deployer, operator, operator_identity_hash, currency, first_nonce)
     total = sum(len(batch) for batch in batches)
     chain_id = w3.eth.chain_id
     decoder = ErrorDecoder.from_artifacts(artifacts)
@@ -285,6 +288,11 @@ def deploy(
             if item.contract is not None:
                 if receipt["contractAddress"] != created:  # pragma: no cover - CREATE addresses are fixed
                     raise DeploymentFailed(f"{item.label} was created at {receipt['contractAddress']}, not {created}")
+                if item.expected_address is not None and created != item.expected_address:
+                    raise DeploymentFailed(
+                        f"{item.label} was created at {created}, not at {item.expected_address} where the contracts"
+                        " before it expect it (did the deployer send another transaction meanwhile?)"
+                    )
                 assert created is not None
                 addresses[item.contract] = created
             last_receipt = receipt
@@ -327,8 +335,14 @@ def _plan(
     operator: LocalAccount,
     operator_identity_hash: bytes,
     currency: str,
+    first_nonce: int,
 ) -> list[list[_Step]]:
-    """The deployment's batches: each step's dependencies are mined in an earlier batch."""
+    """The deployment's batches: each step's dependencies are mined in an earlier batch.
+
+    SignedActs is created after the contracts it performs acts on (it holds their addresses as immutables),
+    and they name it as their trusted forwarder: its address is computed from the deployer's nonce, the
+    deployer's ``first_nonce`` plus the contracts created before it; :func:`deploy` checks it landed there.
+    """
 
     def construct(name: str, arguments: Callable[[Mapping[str, ChecksumAddress]], list[Any]]) -> _Step:
         factory = w3.eth.contract(abi=artifacts[name].abi, bytecode=artifacts[name].bytecode)
@@ -351,38 +365,33 @@ def _plan(
             ),
         )
 
-    acts = w3.eth.contract(abi=artifacts["SignedActs"].abi)
     no_receipts = "0x" + "00" * 20
-
-    def wire_signed_acts() -> list[_Step]:
-        return [
-            _Step(
-                label="set SignedActs in the registry",
-                signer=operator,
-                target="ParticipantRegistry",
-                encode=lambda addresses: registry.encode_abi("setSignedActs", args=[addresses["SignedActs"]]),
-            ),
-            _Step(
-                label="bind SignedActs to the contracts",
-                signer=operator,
-                target="SignedActs",
-                encode=lambda addresses: acts.encode_abi(
-                    "bind",
-                    args=[
-                        addresses["DepositToken"],
-                        addresses["Receivables"],
-                        addresses.get("WarehouseReceipts", no_receipts),
-                    ],
-                ),
-            ),
-        ]
-
+    set_signed_acts = _Step(
+        label="set SignedActs in the registry",
+        signer=operator,
+        target="ParticipantRegistry",
+        encode=lambda addresses: registry.encode_abi("setSignedActs", args=[addresses["SignedActs"]]),
+    )
     ledgers = [
         name for name in names if name not in ("ParticipantRegistry", "SignedActs", "DepositToken", "AuditAnchor")
     ]
+    anchors = [name for name in names if name == "AuditAnchor"]
+    # Created before SignedActs by the deployer: the registry, the token, the anchor, the ledgers.
+    acts_address = get_create_address(deployer.address, first_nonce + 2 + len(anchors) + len(ledgers))
+    signed_acts = replace(
+        construct(
+            "SignedActs",
+            lambda a: [
+                a["ParticipantRegistry"],
+                a["DepositToken"],
+                a["Receivables"],
+                a.get("WarehouseReceipts", no_receipts),
+            ],
+        ),
+        expected_address=acts_address,
+    )
     return [
         [construct("ParticipantRegistry", lambda _: [operator.address, operator_identity_hash])],
-        [construct("SignedActs", lambda a: [a["ParticipantRegistry"]])],
         [
             construct(
                 "DepositToken",
@@ -391,13 +400,14 @@ def _plan(
                     f"SCF Deposit {currency}",
                     f"d{currency}",
                     currency.encode(),
-                    a["SignedActs"],
+                    acts_address,
                 ],
             ),
-            *[construct(name, lambda a: [a["ParticipantRegistry"]]) for name in names if name == "AuditAnchor"],
+            *[construct(name, lambda a: [a["ParticipantRegistry"]]) for name in anchors],
         ],
-        [construct(name, lambda a: [a["ParticipantRegistry"], a["DepositToken"], a["SignedActs"]]) for name in ledgers],
-        [*[register_system(name) for name in ["DepositToken", *ledgers]], *wire_signed_acts()],
+        [construct(name, lambda a: [a["ParticipantRegistry"], a["DepositToken"], acts_address]) for name in ledgers],
+        [signed_acts],
+        [*[register_system(name) for name in ["DepositToken", *ledgers]], set_signed_acts],
     ]
 
 
@@ -477,7 +487,7 @@ def _check_wiring(w3: Web3, artifacts: Mapping[str, Artifact], addresses: Mappin
         raise DeploymentFailed("the registry does not name the SignedActs contract")
     acts = w3.eth.contract(address=addresses["SignedActs"], abi=artifacts["SignedActs"].abi)
     if acts.functions.receivables().call() != addresses["Receivables"]:
-        raise DeploymentFailed("SignedActs is not bound to the receivables contract")
+        raise DeploymentFailed("SignedActs does not perform acts on the receivables contract")
 
 
 def _first_line(exc: BaseException) -> str:

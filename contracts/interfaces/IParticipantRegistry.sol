@@ -121,8 +121,8 @@ interface IParticipantRegistry is IAccessControl {
     function registerSelfCustody(address account, bytes32 identityHash, bytes32[] calldata roles) external;
 
     /// @notice Switches a hosted participant to self-custody with `signer` as its key: from now on `account`
-    /// acts only by acts `signer` signs, and the hosted key (the address itself) is retired. There is no way
-    /// back but the participant's own signed act.
+    /// acts only by acts `signer` signs, and the hosted key (the address itself) is retired, so `signer` must be
+    /// another key ({RegistryInvalidSigner} otherwise). There is no way back but the participant's own signed act.
     /// @custom:access operator
     function adoptSelfCustody(address account, address signer) external;
 

@@ -227,8 +227,6 @@ interface ISignedActs {
     );
     /// @notice The account voided the unused nonces of `mask` in word `word` of its nonce space.
     event NoncesInvalidated(address indexed account, uint256 word, uint256 mask);
-    /// @notice The contracts the acts are performed on were set (once).
-    event TargetsBound(address depositToken, address receivables, address warehouseReceipts);
 
     /// @notice The signature is not `account`'s signer's (a wrong key, a rotated-out key, other fields, another
     /// act type, chain or deployment, a malleable high-s form, or fewer owners than a contract account needs).
@@ -243,12 +241,10 @@ interface ISignedActs {
     /// @notice The terms the signer approved are not those on chain (the invoice or request it restates).
     /// @custom:kind conflict
     error SignedActsTermsChanged(bytes32 typeHash, uint256 id);
-    /// @notice The act's contract is not bound yet, or is bound already.
+    /// @notice The act's contract is not part of this deployment (a warehouse act where no warehouse-receipts
+    /// contract was deployed).
     /// @custom:kind conflict
-    error SignedActsNotBound();
-    /// @notice Only an operator may bind the contracts.
-    /// @custom:kind forbidden
-    error SignedActsNotOperator(address caller);
+    error SignedActsNotDeployed();
 
     /// @notice Whether nonce `nonce` of `account` is used.
     function nonceUsed(address account, uint256 nonce) external view returns (bool);

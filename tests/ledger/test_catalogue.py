@@ -80,12 +80,11 @@ def test_the_client_offers_every_operation_as_a_method() -> None:
 
 def test_every_state_changing_function_of_signed_acts_performs_a_declared_act_or_says_why_not() -> None:
     """The signed-acts contract's functions are the acts of ledger.acts (relayed by POST /acts), and the two
-    that are not acts say why."""
+    that is not an act says why."""
     artifacts = compile_contracts()
     codec = Codec({"acts": artifacts["SignedActs"].abi})
     functions = {spec.name for spec in codec.functions("acts") if spec.changes_state}
     not_acts = {
-        "bind": "wired once at deployment",
         "invalidateNonces": "sent by an account's signer itself, from its own wallet",
     }
     assert functions - set(not_acts) == {act.function for act in ACT_TYPES.values()}

@@ -255,7 +255,7 @@ def test_a_self_custody_participant_acts_only_by_its_signature_and_a_lost_key_is
         assert acts.digest(evidence.typed_data) == evidence.digest
 
         hosted = cast["foammaker"]
-        await done(client, client.adopt_self_custody(operator, hosted, hosted))
+        await done(client, client.adopt_self_custody(operator, hosted, Account.create().address))
         with pytest.raises(ContractRevert) as direct:
             await client.approve_settlement(hosted, "receivables")
         assert direct.value.name == "RegistrySignedActsOnly"

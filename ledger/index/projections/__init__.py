@@ -37,7 +37,6 @@ RAW_ONLY_EVENTS: frozenset[tuple[str, str]] = frozenset(
         ("registry", "SignedActsSet"),
         ("acts", "ActPerformed"),
         ("acts", "NoncesInvalidated"),
-        ("acts", "TargetsBound"),
         ("acts", "EIP712DomainChanged"),  # EIP-5267's event; the domain never changes, so it is never emitted
     }
 )
