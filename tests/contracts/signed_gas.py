@@ -95,10 +95,14 @@ def _receivables_story(m: SignedGas) -> None:
     sb = m.sb
     r, token = sb.contracts["receivables"], sb.contracts["token"]
     automaker, bank = sb.address("automaker"), sb.address("bank")
-    m.pair("set credit line", "SetCreditLine", "bank", [automaker, 10**12], r.functions.setCreditLine(automaker, 10**12))
+    m.pair(
+        "set credit line", "SetCreditLine", "bank", [automaker, 10**12], r.functions.setCreditLine(automaker, 10**12)
+    )
     due = sb.now() + 90 * DAY
     register = [invoice_key(), automaker, 1_000_000 * YUAN, b"CNY", due, b"\x01" * 32]
-    receipt = m.pair("register invoice", "RegisterInvoice", "seatmaker", register, r.functions.registerInvoice(*register))
+    receipt = m.pair(
+        "register invoice", "RegisterInvoice", "seatmaker", register, r.functions.registerInvoice(*register)
+    )
     invoice_id = sb.events(receipt, "receivables", "InvoiceRegistered")[0]["invoiceId"]
     m.fresh_word("ConfirmInvoice", "automaker", [invoice_id], r.functions.confirmInvoice(invoice_id))
     receipt = m.pair(
@@ -114,7 +118,9 @@ def _receivables_story(m: SignedGas) -> None:
     receipt = sb.send(r.functions.registerInvoice(*other), "seatmaker")
     other_id = sb.events(receipt, "receivables", "InvoiceRegistered")[0]["invoiceId"]
     reason = b"\x03" * 32
-    m.pair("reject invoice", "RejectInvoice", "automaker", [other_id, reason], r.functions.rejectInvoice(other_id, reason))
+    m.pair(
+        "reject invoice", "RejectInvoice", "automaker", [other_id, reason], r.functions.rejectInvoice(other_id, reason)
+    )
 
     split = r.get_function_by_signature("transferFrom(uint256,address,uint256)")
     chemicals, trader = sb.address("chemicals"), sb.address("trader")
@@ -156,7 +162,13 @@ def _receivables_story(m: SignedGas) -> None:
         request = sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"]
         m.pair(label, act, who, [request], fn(request))
 
-    m.pair("repay obligation (part)", "Repay", "automaker", [invoice_id, 500_000 * YUAN], r.functions.repay(invoice_id, 500_000 * YUAN))
+    m.pair(
+        "repay obligation (part)",
+        "Repay",
+        "automaker",
+        [invoice_id, 500_000 * YUAN],
+        r.functions.repay(invoice_id, 500_000 * YUAN),
+    )
     m.pair("redeem piece (pro rata, piece kept)", "Redeem", "seatmaker", [first], r.functions.redeem(first))
     spender = sb.address("receivables")
     m.pair(
@@ -179,7 +191,13 @@ def _warehouse_story(m: SignedGas) -> None:
 
     sb.send(w.functions.issueReceipt(*issue_args()), "warehouse")  # the owner's first receipt: a fresh balance word
     args = issue_args()
-    m.pair("issue warehouse receipt (owner already holds one)", "IssueReceipt", "warehouse", args, w.functions.issueReceipt(*args))
+    m.pair(
+        "issue warehouse receipt (owner already holds one)",
+        "IssueReceipt",
+        "warehouse",
+        args,
+        w.functions.issueReceipt(*args),
+    )
     receipt_id = receipt_id_of(args[1])
     due = sb.now() + 90 * DAY
     pledge_args = [receipt_id, bank, PRINCIPAL, RATE_BPS, due]
@@ -189,7 +207,13 @@ def _warehouse_story(m: SignedGas) -> None:
     revalue = [receipt_id, VALUATION - 1, b"\x01" * 32]
     m.pair("revalue receipt", "RevalueReceipt", "warehouse", revalue, w.functions.revalueReceipt(*revalue))
     sb.travel_to(sb.now() + 30 * DAY)
-    m.pair("repay pledge (part)", "RepayPledge", "steel", [pledge_id, PRINCIPAL // 2], w.functions.repayPledge(pledge_id, PRINCIPAL // 2))
+    m.pair(
+        "repay pledge (part)",
+        "RepayPledge",
+        "steel",
+        [pledge_id, PRINCIPAL // 2],
+        w.functions.repayPledge(pledge_id, PRINCIPAL // 2),
+    )
 
     for label, act, who, fn in (
         ("decline pledge", "DeclinePledge", "bank", w.functions.declinePledge),
