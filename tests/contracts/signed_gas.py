@@ -43,6 +43,8 @@ class SignedGas:
     sb: Sandbox
     pairs: dict[str, tuple[int, int]] = field(default_factory=dict)
     """label → (direct gas, signed gas)."""
+    acts: dict[str, str] = field(default_factory=dict)
+    """label → the act's EIP-712 type."""
     _funded: set[str] = field(default_factory=set)
 
     def _signer(self, who: str) -> LocalAccount:
@@ -69,6 +71,7 @@ class SignedGas:
             signed = sb.relay(sb.act_document(act, who, call_args, nonce=1), key)
         receipt = sb.send(direct, who)
         self.pairs[label] = (int(receipt["gasUsed"]), int(signed["gasUsed"]))
+        self.acts[label] = act
         return receipt
 
     def fresh_word(self, act: str, who: str, call_args: list[Any], direct: ContractFunction) -> None:
@@ -80,15 +83,16 @@ class SignedGas:
         with sb.isolated():
             direct_gas = int(sb.send(direct, who)["gasUsed"])
         self.pairs[FRESH_WORD] = (direct_gas, int(signed["gasUsed"]))
+        self.acts[FRESH_WORD] = act
 
 
-def measure_signed_acts(sb: Sandbox) -> dict[str, tuple[int, int]]:
+def measure_signed_acts(sb: Sandbox) -> SignedGas:
     """(direct, signed) gas of every kind of act, on a chain state thrown away afterwards."""
     m = SignedGas(sb)
     with sb.isolated():
         _receivables_story(m)
         _warehouse_story(m)
-    return m.pairs
+    return m
 
 
 def _receivables_story(m: SignedGas) -> None:

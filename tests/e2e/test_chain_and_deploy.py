@@ -319,12 +319,13 @@ def test_deploy_writes_ignition_addresses_abis_and_wires_roles(
     receivables = w3.eth.contract(address=deployment.address("Receivables"), abi=artifacts["Receivables"].abi)
     assert receivables.functions.depositToken().call() == deployment.address("DepositToken")
 
-    # Every step reported sent, then confirmed; 5 contracts and 3 registrations, in 4 batches, each mined
-    # after the one before (a batch is sent at once, but on a busy machine it may straddle two blocks).
-    assert [e.step for e in events if e.confirmed] == list(range(1, 9))
-    assert len([e for e in events if not e.confirmed]) == 8
+    # Every step reported sent, then confirmed; 6 contracts (SignedActs last, at the address the others were
+    # given), 3 registrations and the registry's SignedActs, in 5 batches, each mined after the one before (a
+    # batch is sent at once, but on a busy machine it may straddle two blocks).
+    assert [e.step for e in events if e.confirmed] == list(range(1, 11))
+    assert len([e for e in events if not e.confirmed]) == 10
     block_of = {e.step: e.block_number for e in events if e.confirmed}
-    batches = [[1], [2, 3], [4, 5], [6, 7, 8]]
+    batches = [[1], [2, 3], [4, 5], [6], [7, 8, 9, 10]]
     for earlier, later in itertools.pairwise(batches):
         assert max(block_of[s] for s in earlier) < min(block_of[s] for s in later), block_of
 
@@ -345,7 +346,8 @@ def test_a_second_deploy_reuses_the_deployment_and_sends_nothing(
     fresh = _deploy(w3, artifacts, tmp_path, fresh=True)
     assert not fresh.reused
     assert set(fresh.deployment.addresses.values()).isdisjoint(first.addresses.values())
-    assert w3.eth.get_transaction_count(dev_account(0).address) == nonce + 8  # 5 contracts, 3 registrations
+    # 6 contracts, 3 registrations and the registry naming SignedActs
+    assert w3.eth.get_transaction_count(dev_account(0).address) == nonce + 10
     assert load_deployment(tmp_path, LOCAL_CHAIN_ID, w3) == fresh.deployment
 
 
@@ -601,13 +603,13 @@ def test_cli_starts_deploys_reuses_reports_and_stops(
     assert "already running" in scf("chain", "start")
 
     out = scf("deploy")
-    assert "[8/8] register WarehouseReceipts as system" in out
-    assert "deployed 5 contracts to chain 31337" in out
+    assert "[10/10] set SignedActs in the registry" in out
+    assert "deployed 6 contracts to chain 31337" in out
     assert "deployed_addresses.json" in out
     addresses = json.loads((tmp_path / "deployments" / "chain-31337" / "deployed_addresses.json").read_text())
     assert set(addresses) == {f"ScfLedger#{name}" for name in LEDGER_CONTRACTS}
     assert "reusing the deployment" in scf("deploy")
-    assert "deployed 5 contracts" in scf("deploy", "--fresh")
+    assert "deployed 6 contracts" in scf("deploy", "--fresh")
 
     status = scf("chain", "status")
     assert "anvil is running: pid" in status and "chain id 31337" in status
@@ -634,7 +636,7 @@ def test_deploy_script_does_what_scf_deploy_does(anvil: Anvil, tmp_path: Path) -
         [sys.executable, str(ROOT / "scripts" / "deploy.py")], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert "deployed 5 contracts" in run.stdout
+    assert "deployed 6 contracts" in run.stdout
     assert "anvil's first dev account" in run.stderr  # the log line naming the dev operator
     assert (tmp_path / "deployments" / "chain-31337" / "abi" / "Receivables.json").is_file()
 
