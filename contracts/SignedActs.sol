@@ -70,6 +70,25 @@ contract SignedActs is ISignedActs, IERC5267 {
         keccak256("CancelPledge(address account,uint256 pledgeId,uint256 nonce,uint256 deadline)");
     bytes32 public constant REPAY_PLEDGE_TYPEHASH =
         keccak256("RepayPledge(address account,uint256 pledgeId,uint256 amount,uint256 nonce,uint256 deadline)");
+    bytes32 public constant MARK_DEFAULTED_TYPEHASH = keccak256(
+        "MarkDefaulted(address account,uint256 invoiceId,uint256 pieceId,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant TRANSFER_RECEIPT_TYPEHASH = keccak256(
+        "TransferReceipt(address account,uint256 receiptId,address to,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant UPDATE_GOODS_STATUS_TYPEHASH = keccak256(
+        "UpdateGoodsStatus(address account,uint256 receiptId,uint8 status,bytes32 attestationHash,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant APPOINT_ORACLE_TYPEHASH =
+        keccak256("AppointOracle(address account,address oracle,uint256 nonce,uint256 deadline)");
+    bytes32 public constant ENFORCE_PLEDGE_TYPEHASH =
+        keccak256("EnforcePledge(address account,uint256 pledgeId,uint256 nonce,uint256 deadline)");
+    bytes32 public constant REQUEST_REDEMPTION_TYPEHASH =
+        keccak256("RequestRedemption(address account,uint256 receiptId,uint256 nonce,uint256 deadline)");
+    bytes32 public constant WITHDRAW_REDEMPTION_TYPEHASH =
+        keccak256("WithdrawRedemption(address account,uint256 receiptId,uint256 nonce,uint256 deadline)");
+    bytes32 public constant CONFIRM_REDEMPTION_TYPEHASH =
+        keccak256("ConfirmRedemption(address account,uint256 receiptId,uint256 nonce,uint256 deadline)");
     bytes32 public constant ROTATE_KEY_TYPEHASH =
         keccak256("RotateKey(address account,address newSigner,uint256 nonce,uint256 deadline)");
 
@@ -233,6 +252,12 @@ contract SignedActs is ISignedActs, IERC5267 {
         payout = abi.decode(_call(address(receivables), data, act.account), (uint256));
     }
 
+    function markDefaulted(MarkDefaulted calldata act, bytes calldata signature) external {
+        _verify(MARK_DEFAULTED_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
+        bytes memory data = abi.encodeCall(IReceivables.markDefaulted, (act.invoiceId, act.pieceId));
+        _call(address(receivables), data, act.account);
+    }
+
     // ---------------------------------------------------------------------------------------------------
     // Deposits
     // ---------------------------------------------------------------------------------------------------
@@ -310,6 +335,54 @@ contract SignedActs is ISignedActs, IERC5267 {
         bytes memory data = abi.encodeCall(IWarehouseReceipts.repayPledge, (act.pledgeId, act.amount));
         (principalPaid, interestPaid) =
             abi.decode(_call(address(warehouseReceipts), data, act.account), (uint256, uint256));
+    }
+
+    function enforcePledge(EnforcePledge calldata act, bytes calldata signature) external {
+        _verify(ENFORCE_PLEDGE_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
+        bytes memory data = abi.encodeCall(IWarehouseReceipts.enforcePledge, (act.pledgeId));
+        _call(address(warehouseReceipts), data, act.account);
+    }
+
+    function transferReceipt(TransferReceipt calldata act, bytes calldata signature) external {
+        _verify(TRANSFER_RECEIPT_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
+        bytes memory data = abi.encodeCall(IERC721.transferFrom, (act.account, act.to, act.receiptId));
+        _call(address(warehouseReceipts), data, act.account);
+    }
+
+    function updateGoodsStatus(UpdateGoodsStatus calldata act, bytes calldata signature) external {
+        _verify(UPDATE_GOODS_STATUS_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
+        require(
+            act.status <= uint8(type(IWarehouseReceipts.GoodsStatus).max), SignedActsUnknownGoodsStatus(act.status)
+        );
+        bytes memory data = abi.encodeCall(
+            IWarehouseReceipts.updateGoodsStatus,
+            (act.receiptId, IWarehouseReceipts.GoodsStatus(act.status), act.attestationHash)
+        );
+        _call(address(warehouseReceipts), data, act.account);
+    }
+
+    function appointOracle(AppointOracle calldata act, bytes calldata signature) external {
+        _verify(APPOINT_ORACLE_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
+        bytes memory data = abi.encodeCall(IWarehouseReceipts.appointOracle, (act.oracle));
+        _call(address(warehouseReceipts), data, act.account);
+    }
+
+    function requestRedemption(RequestRedemption calldata act, bytes calldata signature) external {
+        _verify(REQUEST_REDEMPTION_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
+        bytes memory data = abi.encodeCall(IWarehouseReceipts.requestRedemption, (act.receiptId));
+        _call(address(warehouseReceipts), data, act.account);
+    }
+
+    function withdrawRedemption(WithdrawRedemption calldata act, bytes calldata signature) external {
+        _verify(WITHDRAW_REDEMPTION_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
+        bytes memory data = abi.encodeCall(IWarehouseReceipts.withdrawRedemption, (act.receiptId));
+        _call(address(warehouseReceipts), data, act.account);
+    }
+
+    function confirmRedemption(ConfirmRedemption calldata act, bytes calldata signature) external {
+        _verify(CONFIRM_REDEMPTION_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
+        bytes memory data = abi.encodeCall(IWarehouseReceipts.confirmRedemption, (act.receiptId));
+        _call(address(warehouseReceipts), data, act.account);
     }
 
     // ---------------------------------------------------------------------------------------------------

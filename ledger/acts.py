@@ -347,6 +347,78 @@ _ACTS: tuple[tuple[str, ActType], ...] = (
             sentence="Repay {amount} fen of pledge loan {pledgeId}",
         ),
     ),
+    (
+        "obligation.default",
+        ActType(
+            "MarkDefaulted",
+            "markDefaulted",
+            (("invoiceId", "uint256"), ("pieceId", "uint256")),
+            sentence="Declare obligation {invoiceId} defaulted, as holder of piece {pieceId}",
+        ),
+    ),
+    (
+        "receipt.transfer",
+        ActType(
+            "TransferReceipt",
+            "transferReceipt",
+            (("receiptId", "uint256"), ("to", "address")),
+            sentence="Transfer warehouse receipt {receiptId} to {to}",
+        ),
+    ),
+    (
+        "receipt.goods-status",
+        ActType(
+            "UpdateGoodsStatus",
+            "updateGoodsStatus",
+            (("receiptId", "uint256"), ("status", "uint8"), ("attestationHash", "bytes32")),
+            sentence="Attest the goods of receipt {receiptId} as status {status} (attestation {attestationHash})",
+        ),
+    ),
+    (
+        "receipt.appoint-oracle",
+        ActType(
+            "AppointOracle",
+            "appointOracle",
+            (("oracle", "address"),),
+            sentence="Appoint {oracle} to attest the value and state of my receipts' goods",
+        ),
+    ),
+    (
+        "pledge.enforce",
+        ActType(
+            "EnforcePledge",
+            "enforcePledge",
+            (("pledgeId", "uint256"),),
+            sentence="Enforce overdue pledge {pledgeId}: take the pledged receipt",
+        ),
+    ),
+    (
+        "receipt.redeem",
+        ActType(
+            "RequestRedemption",
+            "requestRedemption",
+            (("receiptId", "uint256"),),
+            sentence="Ask to take the goods of receipt {receiptId} out of the warehouse",
+        ),
+    ),
+    (
+        "receipt.redemption-withdraw",
+        ActType(
+            "WithdrawRedemption",
+            "withdrawRedemption",
+            (("receiptId", "uint256"),),
+            sentence="Withdraw my request to redeem receipt {receiptId}",
+        ),
+    ),
+    (
+        "receipt.redemption-confirm",
+        ActType(
+            "ConfirmRedemption",
+            "confirmRedemption",
+            (("receiptId", "uint256"),),
+            sentence="Confirm the goods of receipt {receiptId} were handed over (the receipt is burnt)",
+        ),
+    ),
 )
 
 ACTS: Final[Mapping[str, ActType]] = dict(_ACTS)
@@ -363,9 +435,12 @@ ACT_TYPES: Final[Mapping[str, ActType]] = {act.name: act for act in (*ACTS.value
 
 def act_call_args(operation: str, function: str, call_args: Sequence[Any], values: Mapping[str, Any]) -> list[Any]:
     """The act's own arguments for a catalogue operation's call: the call's arguments, except for a piece's
-    assignment, whose two overloads the act folds into one (piece, to, value)."""
+    assignment, whose two overloads the act folds into one (piece, to, value), and a receipt's transfer, whose
+    ``from`` is the act's account."""
     if operation == "receivable.transfer":
         return [values["piece_id"], values["to"], values["amount"]]
+    if operation == "receipt.transfer":  # transferFrom(sender, to, receiptId): the sender is the act's account
+        return [values["receipt_id"], values["to"]]
     return list(call_args)
 
 

@@ -212,6 +212,66 @@ interface ISignedActs {
         uint256 deadline;
     }
 
+    struct MarkDefaulted {
+        address account;
+        uint256 invoiceId;
+        uint256 pieceId;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    struct TransferReceipt {
+        address account;
+        uint256 receiptId;
+        address to;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    struct UpdateGoodsStatus {
+        address account;
+        uint256 receiptId;
+        uint8 status;
+        bytes32 attestationHash;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    struct AppointOracle {
+        address account;
+        address oracle;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    struct EnforcePledge {
+        address account;
+        uint256 pledgeId;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    struct RequestRedemption {
+        address account;
+        uint256 receiptId;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    struct WithdrawRedemption {
+        address account;
+        uint256 receiptId;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    struct ConfirmRedemption {
+        address account;
+        uint256 receiptId;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
     /// @notice A self-custody participant replaces its key: signed by the key in place.
     struct RotateKey {
         address account;
@@ -241,6 +301,9 @@ interface ISignedActs {
     /// @notice The terms the signer approved are not those on chain (the invoice or request it restates).
     /// @custom:kind conflict
     error SignedActsTermsChanged(bytes32 typeHash, uint256 id);
+    /// @notice An `UpdateGoodsStatus` act names no goods status of {IWarehouseReceipts-GoodsStatus}.
+    /// @custom:kind invalid
+    error SignedActsUnknownGoodsStatus(uint8 status);
     /// @notice The act's contract is not part of this deployment (a warehouse act where no warehouse-receipts
     /// contract was deployed).
     /// @custom:kind conflict

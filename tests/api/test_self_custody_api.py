@@ -283,7 +283,7 @@ def test_a_self_custody_financier_approves_and_funds_by_its_own_signatures_and_t
     assert held["owner"] == factor.id and held["value"] == 400_000 * YUAN
 
 
-def test_a_self_custody_warehouse_issues_a_receipt_by_its_own_signature(api: Api) -> None:
+def test_a_self_custody_warehouse_issues_and_redeems_a_receipt_by_its_own_signatures(api: Api) -> None:
     key = Account.create()
     code = synthetic_credit_code(int(time.time() * 1000) % 10**8 + 2)
     warehouse = onboard_self_custody(api, "Yingkou Port Warehouse SC", "warehouse", key, code)
@@ -307,6 +307,19 @@ def test_a_self_custody_warehouse_issues_a_receipt_by_its_own_signature(api: Api
     assert receipt["owner"] == steel.id and receipt["warehouse"] == warehouse.id and receipt["state"] == "active"
     evidence = ok(api.http.get(f"/acts/{issued['tx_hash']}", headers=steel.headers))
     assert evidence["act"] == "IssueReceipt" and evidence["signer"] == key.address and evidence["digest_matches"]
+
+    # The owner asks for its goods; the warehouse hands them over by its own signature (the receipt is burnt).
+    receipt_id = issued["result"]["receipt_id"]
+    ok(api.http.post(f"/warehouse-receipts/{receipt_id}/redeem", headers=steel.waiting()))
+    asked = problem(
+        api.http.post(f"/warehouse-receipts/{receipt_id}/redemption/confirm", headers=warehouse.waiting()), 428
+    )
+    assert asked["typed_data"]["primaryType"] == "ConfirmRedemption"
+    assert asked["typed_data"]["message"]["receiptId"] == int(receipt_id)
+    confirmed = sign_and_relay(api, warehouse, key, asked)
+    assert confirmed["status"] == "confirmed" and confirmed["kind"] == "receipt.redemption-confirm"
+    burnt = ok(api.http.get(f"/warehouse-receipts/{receipt_id}", headers=api.operator_headers))
+    assert burnt["state"] == "redeemed"
 
 
 def test_a_two_of_three_safe_core_firm_confirms_only_with_two_owners_signatures(api: Api) -> None:

@@ -182,6 +182,14 @@ def _receivables_story(m: SignedGas) -> None:
         [spender, 10**15],
         token.functions.approve(spender, 10**15),
     )
+    sb.travel_to(due + int(sb.read("receivables", "gracePeriod")) + 1)
+    m.pair(
+        "mark an obligation defaulted",
+        "MarkDefaulted",
+        "seatmaker",
+        [invoice_id, first],
+        r.functions.markDefaulted(invoice_id, first),
+    )
 
 
 def _warehouse_story(m: SignedGas) -> None:
@@ -228,3 +236,40 @@ def _warehouse_story(m: SignedGas) -> None:
         receipt = sb.send(w.functions.requestPledge(receipt_id_of(other[1]), bank, PRINCIPAL, RATE_BPS, due), "steel")
         pledge = sb.events(receipt, "receipts", "PledgeRequested")[0]["pledgeId"]
         m.pair(label, act, who, [pledge], fn(pledge))
+
+    goods = issue_args()
+    sb.send(w.functions.issueReceipt(*goods), "warehouse")
+    goods_id = receipt_id_of(goods[1])
+    attest = [goods_id, 1, b"\x04" * 32]  # damaged
+    m.pair("update goods status", "UpdateGoodsStatus", "warehouse", attest, w.functions.updateGoodsStatus(*attest))
+    oracle = sb.address("warehouse2")
+    m.pair("appoint an oracle", "AppointOracle", "warehouse", [oracle], w.functions.appointOracle(oracle))
+    moved = issue_args()
+    sb.send(w.functions.issueReceipt(*moved), "warehouse")
+    moved_id, trader = receipt_id_of(moved[1]), sb.address("trader")
+    m.pair(
+        "transfer of a receipt",
+        "TransferReceipt",
+        "steel",
+        [moved_id, trader],
+        w.functions.transferFrom(steel, trader, moved_id),
+    )
+    redeemed = issue_args()
+    sb.send(w.functions.issueReceipt(*redeemed), "warehouse")
+    redeemed_id = receipt_id_of(redeemed[1])
+    m.pair(
+        "request redemption", "RequestRedemption", "steel", [redeemed_id], w.functions.requestRedemption(redeemed_id)
+    )
+    m.pair(
+        "withdraw redemption", "WithdrawRedemption", "steel", [redeemed_id], w.functions.withdrawRedemption(redeemed_id)
+    )
+    sb.send(w.functions.requestRedemption(redeemed_id), "steel")
+    m.pair(
+        "confirm redemption (receipt burnt)",
+        "ConfirmRedemption",
+        "warehouse",
+        [redeemed_id],
+        w.functions.confirmRedemption(redeemed_id),
+    )
+    sb.travel_to(due + 1)
+    m.pair("enforce pledge", "EnforcePledge", "bank", [pledge_id], w.functions.enforcePledge(pledge_id))
