@@ -377,7 +377,7 @@ def _plan(
     ]
     anchors = [name for name in names if name == "AuditAnchor"]
     # Created before SignedActs by the deployer: the registry, the token, the anchor, the ledgers.
-    acts_address = get_create_address(deployer.address, first_nonce + 2 + len(anchors) + len(ledgers))
+    acts_address = get_create_address(deployer.address, Nonce(first_nonce + 2 + len(anchors) + len(ledgers)))
     signed_acts = replace(
         construct(
             "SignedActs",

@@ -26,7 +26,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.providers.eth_tester import EthereumTesterProvider
-from web3.types import TxParams, TxReceipt, Wei
+from web3.types import Nonce, TxParams, TxReceipt, Wei
 from web3.utils.address import get_create_address
 
 from ledger import acts
@@ -135,7 +135,8 @@ class Sandbox:
         registry = self.deploy("ParticipantRegistry", operator, identity_hash("operator"), sender="operator")
         # SignedActs is created last (it holds the others' addresses); they name its address, computed ahead.
         creations = 3 if with_warehouse and "WarehouseReceipts" in self.artifacts else 2
-        acts_address = get_create_address(operator, self.w3.eth.get_transaction_count(operator) + creations)
+        nonce = self.w3.eth.get_transaction_count(Web3.to_checksum_address(operator)) + creations
+        acts_address = get_create_address(Web3.to_checksum_address(operator), Nonce(nonce))
         token = self.deploy(
             "DepositToken", registry.address, "SCF Deposit CNY", "dCNY", CURRENCY, acts_address, sender="operator"
         )
@@ -253,7 +254,8 @@ class Sandbox:
     def signing_key(self, name: str, generation: int = 0) -> LocalAccount:
         """The key participant ``name`` signs its acts with after it adopts self-custody (``generation`` counts
         rotations); derived from the name, like the hosted keys, and never added to the chain's accounts."""
-        return Account.from_key(keccak(text=f"scf-ledger sandbox signing key {name} {generation}"))
+        key: LocalAccount = Account.from_key(keccak(text=f"scf-ledger sandbox signing key {name} {generation}"))
+        return key
 
     def adopt_self_custody(self, name: str) -> LocalAccount:
         """Switch ``name`` to self-custody (its hosted key retired) and return the key it signs with now."""
