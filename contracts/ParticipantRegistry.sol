@@ -44,7 +44,17 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     mapping(address account => StoredParticipant) private _participants;
     /// @dev Proposed recoveries: `keccak256(account, signer)` → the proposing operator.
-    mapping(bytes32 proposal => address operator) private _recoveries;
+    /// @dev A key-recovery proposal: who proposed it and until when a regulator may approve it. Keyed by
+    /// (account, the key it replaces, the new key).
+    struct Recovery {
+        address operator;
+        uint64 expiresAt;
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    uint64 public constant RECOVERY_WINDOW = 7 days;
+
+    mapping(bytes32 proposal => Recovery) private _recoveries;
 
     /// @inheritdoc IParticipantRegistry
     address public signedActs;
@@ -122,23 +132,28 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
         StoredParticipant storage p = _selfCustody(account);
         address previous = _signerOf(account, p);
         require(signer != address(0) && signer != previous, RegistryInvalidSigner(account, signer));
-        _recoveries[keccak256(abi.encode(account, signer))] = msg.sender;
-        emit KeyRecoveryProposed(account, signer, msg.sender);
+        uint64 expiresAt = uint64(block.timestamp) + RECOVERY_WINDOW;
+        _recoveries[keccak256(abi.encode(account, previous, signer))] = Recovery(msg.sender, expiresAt);
+        emit KeyRecoveryProposed(account, previous, signer, msg.sender, expiresAt);
     }
 
     /// @inheritdoc IParticipantRegistry
     function approveKeyRecovery(address account, address signer) external onlyRole(REGULATOR_ROLE) {
         StoredParticipant storage p = _selfCustody(account);
-        bytes32 proposal = keccak256(abi.encode(account, signer));
-        address operator = _recoveries[proposal];
+        address previous = _signerOf(account, p);
+        bytes32 proposal = keccak256(abi.encode(account, previous, signer));
+        Recovery memory recovery = _recoveries[proposal];
         require(
-            operator != address(0) && operator != msg.sender && hasRole(OPERATOR_ROLE, operator),
+            recovery.operator != address(0) && recovery.operator != msg.sender
+                && hasRole(OPERATOR_ROLE, recovery.operator),
             RegistryNoRecoveryProposed(account, signer)
         );
+        require(
+            block.timestamp <= recovery.expiresAt, RegistryRecoveryExpired(account, signer, recovery.expiresAt)
+        );
         delete _recoveries[proposal];
-        address previous = _signerOf(account, p);
         _setSigner(account, p, signer, previous);
-        emit KeyRecovered(account, previous, signer, operator, msg.sender);
+        emit KeyRecovered(account, previous, signer, recovery.operator, msg.sender);
     }
 
     /// @inheritdoc IParticipantRegistry

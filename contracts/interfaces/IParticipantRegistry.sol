@@ -35,9 +35,16 @@ interface IParticipantRegistry is IAccessControl {
     event SelfCustodyAdopted(address indexed account, address indexed signer, address indexed operator);
     /// @notice A self-custody participant's signing key was replaced by a signature of the old one.
     event SignerRotated(address indexed account, address indexed previousSigner, address indexed signer);
-    /// @notice The operator proposed `signer` as the new key of `account`, whose key is lost; it takes effect
-    /// when a regulator approves it ({approveKeyRecovery}).
-    event KeyRecoveryProposed(address indexed account, address indexed signer, address indexed operator);
+    /// @notice The operator proposed `signer` as the new key of `account`, whose key `previousSigner` is lost; it
+    /// takes effect when a regulator approves it ({approveKeyRecovery}) by `expiresAt`, and while `previousSigner`
+    /// is still the key in place.
+    event KeyRecoveryProposed(
+        address indexed account,
+        address previousSigner,
+        address indexed signer,
+        address indexed operator,
+        uint64 expiresAt
+    );
     /// @notice A lost key was replaced by the operator and a regulator together: `previousSigner` can do nothing
     /// for `account` any more.
     event KeyRecovered(
@@ -100,10 +107,14 @@ interface IParticipantRegistry is IAccessControl {
     /// @notice The signed-acts contract is already set.
     /// @custom:kind conflict
     error RegistrySignedActsAlreadySet(address signedActs);
-    /// @notice No recovery of `account`'s key to `signer` was proposed by an operator, or the approver is the
-    /// proposer (a recovery needs two distinct signatures).
+    /// @notice No recovery of `account`'s key to `signer` was proposed by an operator against the key in place
+    /// now (a rotation since voids a proposal), or the approver is the proposer (a recovery needs two distinct
+    /// signatures).
     /// @custom:kind conflict
     error RegistryNoRecoveryProposed(address account, address signer);
+    /// @notice The proposal to recover `account`'s key to `signer` lapsed at `expiredAt` unapproved: propose again.
+    /// @custom:kind conflict
+    error RegistryRecoveryExpired(address account, address signer, uint64 expiredAt);
     /// @notice A signer must not be the zero address, nor the signer already in place.
     /// @custom:kind invalid
     error RegistryInvalidSigner(address account, address signer);
@@ -134,13 +145,17 @@ interface IParticipantRegistry is IAccessControl {
     /// @custom:access the signed-acts contract
     function rotateSigner(address account, address signer) external;
 
-    /// @notice Proposes `signer` as the new key of self-custody `account`, whose key is lost.
+    /// @notice Proposes `signer` as the new key of self-custody `account`, whose key is lost. The proposal names
+    /// the key it replaces and lapses after {RECOVERY_WINDOW}.
     /// @custom:access operator
     function proposeKeyRecovery(address account, address signer) external;
 
     /// @notice Approves the operator's proposal: `signer` becomes `account`'s key; the old one is void.
     /// @custom:access regulator (not the proposer)
     function approveKeyRecovery(address account, address signer) external;
+
+    /// @notice How long a key-recovery proposal waits for a regulator's approval.
+    function RECOVERY_WINDOW() external view returns (uint64);
 
     /// @notice The key that signs `account`'s acts: `account` itself unless it was rotated or recovered.
     function signerOf(address account) external view returns (address);
