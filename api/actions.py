@@ -28,9 +28,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service
 from api.operations import OperationView, perform
+from api.problems import PROBLEM_JSON
 from api.routes.common import PathId
 from api.service import LedgerService
 from api.signing import signature_required
+from ledger.acts import ACTS
 from ledger.catalogue import CATALOGUE, OperationSpec
 
 
@@ -125,12 +127,26 @@ def install(router: APIRouter, actions: Sequence[Action], catalogue: Mapping[str
             status_code=202,
             response_model=OperationView,
             response_description="the operation, accepted",
-            responses={200: {"model": OperationView, "description": "the operation, final"}},
+            responses=_responses(action),
             description=describe(action, catalogue),
             include_in_schema=action.include_in_schema,
         )
         if action.links:
             LINKS[(action.method.lower(), action.path)] = list(action.links)
+
+
+SIGNATURE_REQUIRED: dict[str, Any] = {
+    "description": "the caller is a self-custody participant: the problem `urn:scf:problem:signature-required` "
+    "carries the act to sign (`typed_data`, `digest`, `sentence`); the signed act goes to `sign_at` (POST /acts)",
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def _responses(action: Action) -> dict[int | str, dict[str, Any]]:
+    responses: dict[int | str, dict[str, Any]] = {200: {"model": OperationView, "description": "the operation, final"}}
+    if action.operation in ACTS:
+        responses[428] = SIGNATURE_REQUIRED
+    return responses
 
 
 def _endpoint(action: Action) -> Callable[..., Any]:

@@ -22,6 +22,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api.app import create_app
+from api.problems import PROBLEM_JSON
+from ledger.acts import ACTS
 
 BEFORE = Path(__file__).parent / "data" / "openapi-before.json"
 
@@ -268,3 +270,27 @@ def test_every_get_route_is_checked(app: FastAPI) -> None:
     for route in _routes(app):
         if "GET" in route.methods:
             assert route.status_code in (None, 200), route.path
+
+
+def test_every_route_of_an_operation_with_a_signed_act_declares_the_428(
+    documents: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    """A self-custody caller's state-changing request is answered 428 with the act to sign: every route whose
+    operation has an act says so, as a problem."""
+    _, after = documents
+    with_act, undeclared = set(), []
+    for path, item in after["paths"].items():
+        for method, operation in item.items():
+            description = operation.get("description", "")
+            if "Operation `" not in description:
+                continue
+            name = description.split("Operation `", 1)[1].split("`", 1)[0]
+            if name not in ACTS:
+                continue
+            with_act.add(name)
+            declared = operation["responses"].get("428")
+            if declared is None or PROBLEM_JSON not in declared.get("content", {}):
+                undeclared.append(f"{method.upper()} {path}")
+    assert undeclared == []
+    # Two operations have no route of their own (the ledger client calls them): their acts go to POST /acts.
+    assert with_act == set(ACTS) - {"obligation.default", "receipt.appoint-oracle"}
