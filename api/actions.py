@@ -34,6 +34,7 @@ from api.service import LedgerService
 from api.signing import signature_required
 from ledger.acts import ACTS
 from ledger.catalogue import CATALOGUE, OperationSpec
+from ledger.pipeline import Operation
 
 
 @dataclass(frozen=True)
@@ -155,19 +156,18 @@ def _endpoint(action: Action) -> Callable[..., Any]:
     async def endpoint(request: Request, service: LedgerService, caller: Caller, **values: Any) -> JSONResponse:
         body = values.pop("body", None)
         call = await run_in_threadpool(action.prepare, service, caller, body, **values)
-        if service.is_self_custody(call.sender):
-            # Its key is not here: answer with the act to sign (api.signing); the signed act comes to /acts.
-            raise await run_in_threadpool(
-                signature_required, service.client, service.act_nonces, call.operation, call.sender, call.args
-            )
-        return await perform(
-            request,
-            service,
-            caller,
-            call.operation,
-            body,
-            lambda op_id: service.client.submit(call.operation, call.sender, call.args, op_id),
-        )
+
+        async def submit(operation_id: str | None) -> Operation:
+            if service.is_self_custody(call.sender):
+                # Its key is not here: answer with the act to sign (api.signing); the signed act comes to /acts.
+                # Raised inside `perform`, the 428 is kept under the request's Idempotency-Key: a retry gets the
+                # same act (the same nonce) back, and signing it again gives the same signature.
+                raise await run_in_threadpool(
+                    signature_required, service.client, service.act_nonces, call.operation, call.sender, call.args
+                )
+            return await service.client.submit(call.operation, call.sender, call.args, operation_id)
+
+        return await perform(request, service, caller, call.operation, body, submit)
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [inspect.Parameter(name, keyword, annotation=action.params.get(name, PathId)) for name in path_names]

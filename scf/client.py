@@ -312,8 +312,9 @@ def run_act(
             and isinstance(problem, dict)
             and str(problem.get("type", "")).endswith("idempotency-key-reused")
         ):
-            # The service hands out a fresh act (a fresh nonce) for each request, so a retry signs another act;
-            # the relay's key refuses it: the first one was posted, and is not performed twice.
+            # The service keeps the act it handed out under the request's key, so a retry signs the same act and
+            # the relay replays its outcome; a different act under the same key (the first act's answer was
+            # lost and had expired, say) is refused: the first one was posted, and is not performed twice.
             raise ClientError(
                 f"an act was already posted with Idempotency-Key {idempotency_key}:act; this one was not posted "
                 "(the first is performed once: see GET /operations)"

@@ -111,11 +111,13 @@ def test_a_core_firm_onboarded_by_its_proof_confirms_an_invoice_from_its_termina
         )
         assert evidence.json()["signer"] == address
 
-        # A retry with the same Idempotency-Key is asked a fresh act; its relay key refuses it: performed once.
+        # A retry with the same Idempotency-Key gets the same act back (the 428 is kept under the key), signs it
+        # to the same signature, and the relay answers with the first outcome: performed once.
         retried = scf(
             *confirm, "--api-key", api_key, "--password-file", str(password), "--yes", "--idempotency-key", "c1"
         )
-        assert retried.exit_code == 1 and "already posted with Idempotency-Key c1:act" in retried.stderr, retried.output
+        assert retried.exit_code == 0, retried.output
+        assert json.loads(retried.stdout)["operation_id"] == operation["operation_id"]
 
         # Another operation of the same service, not a signed act: printed as it is, and a problem exits 1.
         again_confirmed = scf(*confirm, "--api-key", api_key, "--password-file", str(password), "--yes")
