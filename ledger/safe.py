@@ -13,6 +13,7 @@ verifier asks the Safe ``isValidSignature(bytes32 digest, bytes signature)`` (ER
   fallback handler set.
 - :func:`safe_signature` builds the signature bytes from owner keys; :func:`is_valid_safe_signature` asks the
   Safe as ``SignatureChecker`` does.
+- :func:`safe_owners` reads who speaks for a Safe on chain: its owners and its threshold.
 
 Transactions are signed here with local keys and sent raw, as :mod:`ledger.deployment` does.
 """
@@ -23,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from eth_abi import encode
+from eth_abi import decode, encode
+from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress, Hash32, HexStr
 from eth_utils import keccak
@@ -51,6 +53,8 @@ SAFE_MSG_TYPEHASH: Final = keccak(text="SafeMessage(bytes message)")
 """The EIP-712 type under which a Safe's owners sign a message (``CompatibilityFallbackHandler``)."""
 
 _IS_VALID_SIGNATURE: Final = keccak(text="isValidSignature(bytes32,bytes)")[:4]
+_GET_OWNERS: Final = keccak(text="getOwners()")[:4]
+_GET_THRESHOLD: Final = keccak(text="getThreshold()")[:4]
 _ZERO_ADDRESS: Final = "0x0000000000000000000000000000000000000000"
 GAS_HEADROOM: Final = 1.2
 """Gas limit = estimate × this."""
@@ -71,6 +75,16 @@ class InvalidSafeSetup(SafeError):
 
 class InvalidSafeSigners(SafeError):
     """The signer list cannot make a Safe signature (empty, or one owner twice), or the digest is not 32 bytes."""
+
+
+@dataclass(frozen=True)
+class SafeOwners:
+    """Who speaks for a Safe, as the chain says now."""
+
+    owners: tuple[ChecksumAddress, ...]
+    """In the Safe's own order (its linked list: the owner added last first)."""
+    threshold: int
+    """How many of :attr:`owners` must sign."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +244,33 @@ def is_valid_safe_signature(w3: Web3, safe_address: str, digest: bytes, signatur
             return False
         raise  # a node that cannot be asked is no answer
     return len(answer) >= 32 and answer[:4] == ERC1271_MAGIC_VALUE and answer[4:32] == bytes(28)
+
+
+def safe_owners(w3: Web3, safe_address: str) -> SafeOwners:
+    """The owners and threshold of the Safe at ``safe_address``, read from the chain (``getOwners()``,
+    ``getThreshold()``). Raises :class:`SafeError` when the address has no code, or its code does not answer
+    those two calls as a Safe does (a refusal, an answer that does not decode, a threshold of 0)."""
+    address = Web3.to_checksum_address(safe_address)
+    if not w3.eth.get_code(address):
+        raise SafeError(f"{address} is not a contract: no Safe there")
+    try:
+        (owners,) = decode(["address[]"], _view(w3, address, _GET_OWNERS))
+        (threshold,) = decode(["uint256"], _view(w3, address, _GET_THRESHOLD))
+    except (DecodingError, SafeError) as exc:
+        raise SafeError(f"{address} does not answer as a Safe: {_first_line(exc)}") from exc
+    if not owners or not 1 <= threshold <= len(owners):
+        raise SafeError(f"{address} does not answer as a Safe: {len(owners)} owners, threshold {threshold}")
+    return SafeOwners(tuple(Web3.to_checksum_address(owner) for owner in owners), int(threshold))
+
+
+def _view(w3: Web3, address: ChecksumAddress, selector: bytes) -> bytes:
+    """The answer of a view of no arguments; :class:`SafeError` when the contract refuses it."""
+    try:
+        return bytes(w3.eth.call({"to": address, "data": HexStr("0x" + selector.hex())}))
+    except Exception as exc:
+        if _is_revert(exc):
+            raise SafeError(f"it refused the call 0x{selector.hex()}") from exc
+        raise  # a node that cannot be asked is no answer
 
 
 def _is_revert(exc: Exception) -> bool:

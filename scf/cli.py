@@ -6,7 +6,8 @@
     scf deploy [--rpc-url URL] [--fresh]          compile if needed, deploy (or reuse), write the deployment file
     scf serve [--no-chain]                        start the chain if needed and serve the REST API (Ctrl-C
                                                   stops the chain too when this started it)
-    scf demo --api-key KEY                        the whole story against the running service
+    scf demo --api-key KEY                        the whole story against the running service (off the local
+                                                  chain, also --safe-payer-key for the financier's Safe)
     scf bench [--quick]                           benchmarks -> bench/results/, docs/benchmarks.md and .png
     scf bench-webhooks [--quick]                  webhook delivery beside slow and failing receivers -> same
     scf secrets new                               fresh values for SCF_MASTER_SECRET, SCF_KEY_SALT, SCF_OPERATOR_KEY
@@ -361,6 +362,15 @@ def _stop_started_chain(anvil: Anvil) -> None:
 def demo_command(
     api_key: Annotated[str, typer.Option(envvar="SCF_API_KEY", help="the operator's API key (printed at first start)")],
     url: Annotated[str | None, typer.Option(help="base URL of the service")] = None,
+    safe_payer_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SCF_DEMO_SAFE_PAYER_KEY",
+            help="a private key with gas money, to pay for the financier's Safe; needed on a chain other than the "
+            "local development chain (there, anvil gives a fresh key test ether)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Walk through the whole story against the running service and print a timeline."""
     from scf.demo import Demo, DemoError
@@ -368,7 +378,7 @@ def demo_command(
     settings = _settings()
     base = url or f"http://{settings.api_host}:{settings.api_port}"
     try:
-        Demo(base, api_key, settings.rpc_url, console.print).run()
+        Demo(base, api_key, settings.rpc_url, console.print, safe_payer_key).run()
     except (DemoError, OSError) as exc:
         _fail(str(exc))
     console.print("demo complete")

@@ -1,12 +1,20 @@
-"""``scf demo``: the whole story against a running service, over HTTP only, printed as a timeline.
+"""``scf demo``: the whole story against a running service, over HTTP, printed as a timeline.
 
 It onboards a core firm that keeps its own key (self-custody: it signs each of its acts, the service relays
-them), two tiers of suppliers, a financier, a warehouse, a regulator and the settlement
-agent; tier 1 invoices the core firm, which confirms; tier 1 pays tier 2 with part of the receivable; tier 2
-has its piece financed (the terms and the discount worked out in the open); a warehouse issues a receipt, the
+them), a financier whose account is a 2-of-3 Safe (self-custody by a contract account: any two of its three
+owners sign each act), two tiers of suppliers, a warehouse, a regulator and the settlement agent; tier 1
+invoices the core firm, which confirms; tier 1 pays tier 2 with part of the receivable; tier 2 has its piece
+financed (the terms and the discount worked out in the open; the financier's clerk signs each act alone and is
+refused, its officer adds the second signature and the act goes through); a warehouse issues a receipt, the
 owner pledges it, a second pledge is refused; the clock moves to maturity; the core firm repays and the
 holders redeem; the loan is repaid with its interest (worked out in the open) and the lien released. Every
 participant is new (credit codes drawn from the clock), so the demo can run again and again on the same ledger.
+
+The financier's Safe: the demo deploys the Safe 1.4.1 contracts (compiled by the project from
+``@safe-global/safe-contracts``) and creates the Safe through the chain's JSON-RPC before it onboards anyone,
+paying the gas from a key of the financier's own: on a local development chain a fresh key that anvil gives test
+ether (``anvil_setBalance``), on any other chain the key given as ``--safe-payer-key`` (``SCF_DEMO_SAFE_PAYER_KEY``),
+without which the demo stops before it has onboarded anyone. Everything else goes over HTTP.
 
 The clock: the invoice falls due in 90 days. On a local development chain (anvil, chain id 31337) the demo moves
 the chain's clock forward :data:`CLOCK_MOVE_DAYS` days (``evm_increaseTime``) to reach it, and says so before it
@@ -18,8 +26,10 @@ takes.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,9 +37,15 @@ import httpx
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from web3 import Web3
 
 from ledger import acts
+from ledger.compiler import CompilationError, compile_contracts
 from ledger.identifiers import synthetic_credit_code
+from ledger.node import ChainError, connect
+from ledger.safe import SAFE_VERSION, SafeError, create_safe, deploy_safe_infrastructure, safe_owners, safe_signature
+from scf.client import SIGNATURE_REQUIRED, ClientError, check_act
 
 YUAN = 100
 WAIT = {"Prefer": "wait=30"}
@@ -40,6 +56,10 @@ LOCAL_CHAIN_ID = 31337
 INVOICE_TENOR_DAYS = 90
 CLOCK_MOVE_DAYS = 91
 """How far the demo moves a local chain's clock: a day past the invoice's maturity."""
+SAFE_THRESHOLD = 2
+"""How many of the financier's three Safe owners sign each of its acts."""
+PAYER_TEST_WEI = 100 * 10**18
+"""The test ether anvil gives the key that pays for the financier's Safe on a local development chain."""
 
 
 class DemoError(RuntimeError):
@@ -62,6 +82,17 @@ def day_of(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def short(address: str) -> str:
+    return f"{address[:6]}…{address[-4:]}"
+
+
+def readable(sentence: str) -> str:
+    """An act's sentence for the timeline: a settlement approval's unlimited amount (2**256 - 1) in words, and a
+    256-bit id (a warehouse receipt's) cut to its first 12 digits, as the timeline shows it elsewhere."""
+    sentence = sentence.replace(f"up to {acts.MAX_UINT256} fen of", "any amount of")
+    return re.sub(r"(?<![0-9A-Fa-fx])\d{21,}(?![0-9A-Fa-f])", lambda number: number[0][:12] + "…", sentence)
+
+
 def event_args(operation: dict[str, Any], name: str) -> dict[str, Any]:
     """The arguments of the first event ``name`` in an operation's result."""
     for event in operation["result"]["events"]:
@@ -70,12 +101,40 @@ def event_args(operation: dict[str, Any], name: str) -> dict[str, Any]:
     raise DemoError(f"{operation['kind']}: no {name} event in {operation['result']['events']}")
 
 
+@dataclass(frozen=True)
+class SafeAccount:
+    """A participant's Safe and the keys of its three owners, by their desk; any two of them sign an act."""
+
+    holder: str
+    """The participant's name, for the timeline."""
+    address: ChecksumAddress
+    clerk: LocalAccount
+    """经办: prepares each act and signs it first."""
+    officer: LocalAccount
+    """复核: checks what the clerk prepared and adds the second signature."""
+    head: LocalAccount
+    """负责人, the desk's head: the third owner, who signs in place of either when one is away."""
+    w3: Web3
+
+    def signature(self, digest: bytes, signers: Sequence[LocalAccount]) -> str:
+        """The Safe's ERC-1271 signature of ``digest`` by ``signers``, 0x-hex, as ``POST /acts`` takes it."""
+        return "0x" + safe_signature(self.w3, self.address, digest, signers).hex()
+
+
 class Demo:
-    def __init__(self, base_url: str, operator_key: str, rpc_url: str, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        operator_key: str,
+        rpc_url: str,
+        say: Callable[[str], None],
+        safe_payer_key: str | None = None,
+    ) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=60)
         self.operator = {"Authorization": f"Bearer {operator_key}"}
         self.rpc_url = rpc_url
         self.say = say
+        self.safe_payer_key = safe_payer_key
         self.started = time.monotonic()
         self.serial = int(time.time()) % 10_000_000 * 10
 
@@ -114,21 +173,133 @@ class Demo:
         self.step(f"onboarded {name} as {role}, self-custody: {key.address} (the service holds no key of it)")
         return key.address, {"Authorization": f"Bearer {created['api_key']}"}
 
-    def act(self, method: str, path: str, headers: dict[str, str], key: LocalAccount, **kwargs: Any) -> Any:
-        """A request by a self-custody participant: the service answers 428 with the act to sign; the
-        participant checks it, signs it with its own key (here, in this process) and posts it to /acts."""
+    def create_safe_account(self, holder: str, chain_id: int, local: bool) -> SafeAccount:
+        """``holder``'s 2-of-3 Safe, created on chain before anyone is onboarded (see the module's docstring)."""
+        payer, paid_by = self.safe_payer(local)
+        clerk, officer, head = (Account.create() for _ in range(3))  # each owner's key on its owner's machine
+        try:
+            w3 = connect(self.rpc_url, chain_id)
+            infra = deploy_safe_infrastructure(w3, payer, compile_contracts())
+            address = create_safe(w3, infra, [clerk.address, officer.address, head.address], SAFE_THRESHOLD, payer)
+            on_chain = safe_owners(w3, address)
+        except (ChainError, CompilationError, SafeError) as exc:
+            raise DemoError(f"{holder}'s Safe could not be created: {exc}") from exc
+        self.step(
+            f"deployed the Safe {SAFE_VERSION} contracts (from @safe-global/safe-contracts) on this chain: "
+            f"singleton {short(infra.singleton)}, proxy factory {short(infra.proxy_factory)}, fallback handler "
+            f"{short(infra.fallback_handler)}; gas paid by {paid_by}"
+        )
+        self.step(
+            f"created {holder}'s Safe {address}: the chain says {on_chain.threshold} of "
+            f"{len(on_chain.owners)} owners sign: 经办 clerk {short(clerk.address)}, 复核 officer "
+            f"{short(officer.address)}, 负责人 head of desk {short(head.address)}"
+        )
+        return SafeAccount(holder, address, clerk, officer, head, w3)
+
+    def safe_payer(self, local: bool) -> tuple[LocalAccount, str]:
+        """The key that pays for the Safe, and how it came by its gas money."""
+        if self.safe_payer_key:
+            try:
+                payer: LocalAccount = Account.from_key(self.safe_payer_key)
+            except ValueError:
+                raise DemoError("--safe-payer-key is not a private key (32 bytes, hex)") from None
+            return payer, f"the key of --safe-payer-key, {payer.address}"
+        if not local:
+            raise DemoError(
+                "this is not a local development chain: the financier's Safe needs a key with gas money to create "
+                "it; give one as --safe-payer-key (or SCF_DEMO_SAFE_PAYER_KEY). Nothing was onboarded."
+            )
+        payer = Account.create()
+        self.rpc("anvil_setBalance", [payer.address, hex(PAYER_TEST_WEI)])
+        return payer, f"a fresh key of its own, {short(payer.address)}, given test ether by anvil (anvil_setBalance)"
+
+    def onboard_safe(self, role: str, safe: SafeAccount) -> dict[str, str]:
+        """Onboard a participant whose account is a Safe: two of its owners sign the proof of possession, which
+        the service checks with the Safe (ERC-1271)."""
+        self.serial += 1
+        code = synthetic_credit_code(self.serial)
+        message = self.call(
+            "GET",
+            "/participants/possession-message",
+            self.operator,
+            params={"address": safe.address, "credit_code": code},
+        )["message"]
+        proof = safe.signature(acts.possession_hash(message), [safe.clerk, safe.officer])
+        body = {"name": safe.holder, "credit_code": code, "roles": [role], "address": safe.address, "proof": proof}
+        created = self.call("POST", "/participants", self.operator, 201, json=body)
+        self.step(
+            f"onboarded {safe.holder} as {role}, self-custody by its Safe: {safe.address} (the service holds no key "
+            "of it; the clerk and the officer signed the proof of possession)"
+        )
+        return {"Authorization": f"Bearer {created['api_key']}"}
+
+    def signature_required(self, method: str, path: str, headers: dict[str, str], **kwargs: Any) -> dict[str, Any]:
+        """A self-custody participant's request: the service answers 428 with the act to sign."""
         response = self.http.request(method, path, headers={**headers, **WAIT}, **kwargs)
-        if response.status_code != 428:
+        if response.status_code != 428 or response.json().get("type") != SIGNATURE_REQUIRED:
             raise DemoError(
                 f"{method} {path}: expected 428 signature-required, got {response.status_code}: {response.text}"
             )
-        asked = response.json()
-        document = asked["typed_data"]
-        if "0x" + acts.digest(document).hex() != asked["digest"]:
-            raise DemoError("the service's digest is not the act's: refusing to sign")
-        self.step(f"  signing with its own key: {asked['sentence']}")
+        return dict(response.json())
+
+    def checked(self, asked: dict[str, Any], account: str) -> dict[str, Any]:
+        """The act's typed data, once checked as ``scf client`` checks it before signing (:func:`check_act`)."""
+        try:
+            return check_act(asked, account)[1]
+        except ClientError as exc:
+            raise DemoError(f"refusing to sign: {exc}") from None
+
+    def act(self, method: str, path: str, headers: dict[str, str], key: LocalAccount, **kwargs: Any) -> Any:
+        """A request by a self-custody participant: the service answers 428 with the act to sign; the
+        participant checks it, signs it with its own key (here, in this process) and posts it to /acts."""
+        asked = self.signature_required(method, path, headers, **kwargs)
+        document = self.checked(asked, key.address)
+        self.step(f"  signing with its own key: {readable(asked['sentence'])}")
         signature = acts.sign(document, key).hex()
         return self.call("POST", "/acts", headers, json={"typed_data": document, "signature": "0x" + signature})
+
+    def safe_act(
+        self, method: str, path: str, headers: dict[str, str], safe: SafeAccount, *, show: bool = False, **kwargs: Any
+    ) -> Any:
+        """A request by the Safe's participant: the service answers 428 with the act; the clerk (经办) checks and
+        signs it, the officer (复核) checks it and adds the second signature, and the two make the Safe's
+        signature, which the ``SignedActs`` contract checks with the Safe (ERC-1271). With ``show``, the clerk's
+        signature is first posted alone, to show that it is refused, and the act's evidence is printed."""
+        asked = self.signature_required(method, path, headers, **kwargs)
+        document = self.checked(asked, safe.address)
+        digest = acts.digest(document)
+        sentence = readable(asked["sentence"])
+
+        def signed_by(*owners: LocalAccount) -> dict[str, Any]:
+            return {"typed_data": document, "signature": safe.signature(digest, owners)}
+
+        if not show:
+            done = self.call("POST", "/acts", headers, json=signed_by(safe.clerk, safe.officer))
+            self.step(f"  {safe.holder}'s clerk and officer signed ({SAFE_THRESHOLD} of 3 Safe owners): {sentence}")
+            return done
+        self.step(f"  经办 clerk {short(safe.clerk.address)} prepared the act and signed it: {sentence}")
+        alone = self.http.post("/acts", json=signed_by(safe.clerk), headers={**headers, **WAIT})
+        problem = alone.json() if alone.headers.get("content-type", "").endswith("json") else {}
+        if alone.status_code != 403 or problem.get("error") != "SignedActsInvalidSignature":
+            raise DemoError(f"the clerk's signature alone answered {alone.status_code}: {alone.text}")
+        self.step(
+            f"  the clerk's signature alone (1 of 3 owners) posted to /acts: refused, {alone.status_code} "
+            f"{problem['error']} (the Safe does not accept it; found at pre-flight, nothing was sent)"
+        )
+        done = self.call("POST", "/acts", headers, json=signed_by(safe.clerk, safe.officer))
+        self.step(
+            f"  复核 officer {short(safe.officer.address)} checked it and added the second signature: "
+            f"{SAFE_THRESHOLD} of 3, the Safe accepts; {done['status']} in block {done['block_number']}"
+        )
+        evidence = self.call("GET", f"/acts/{done['tx_hash']}", headers)
+        owners = (len(evidence["signature"]) - 2) // 130
+        self.step(f"  evidence from the chain (GET /acts/{evidence['tx_hash']}):")
+        self.step(
+            f"    {evidence['act']} of {short(evidence['account'])}, signed by {short(evidence['signer'])}: the Safe "
+            f"itself (ERC-1271, {owners} owners' signatures), digest {evidence['digest'][:18]}… "
+            f"(verifies: {evidence['digest_matches']})"
+        )
+        return done
 
     def rpc(self, method: str, params: list[Any]) -> Any:
         answer = httpx.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()
@@ -175,12 +346,13 @@ class Demo:
                 "this is not a local development chain: the demo leaves its clock alone, so the core firm repays "
                 "before maturity and the loan runs only for the seconds the demo takes"
             )
+        bank_safe = self.create_safe_account("Northeast Factoring Co.", int(health["chain_id"]), local)
         _, agent = self.onboard("Bank of Changchun settlement desk", "settlement-agent")
         faw_key = Account.create()  # FAW's own key, on FAW's machine: the service never sees it
         faw_id, faw = self.onboard_self_custody("FAW Automotive Co., Ltd.", "core-firm", faw_key)
         _, seats = self.onboard("Changchun Seat Systems (tier 1)", "supplier")
         foam_id, foam = self.onboard("Jilin Foam Materials (tier 2)", "supplier")
-        bank_id, bank = self.onboard("Northeast Factoring Co.", "financier")
+        bank_id, bank = bank_safe.address, self.onboard_safe("financier", bank_safe)
         _, depot = self.onboard("Changchun Bonded Logistics (warehouse)", "warehouse")
         steel_id, steel = self.onboard("Jilin Steel Trading", "supplier")
         _, regulator = self.onboard("Jilin Financial Regulatory Bureau", "regulator")
@@ -193,7 +365,7 @@ class Demo:
                 json={"participant": who, "amount": amount, "bank_reference": f"wire {who[:10]}"},
             )
         self.step("settlement agent credited deposit tokens against bank wires")
-        self.call("POST", "/credit-lines", bank, json={"core_firm": faw_id, "limit": 50_000_000 * YUAN})
+        self.safe_act("POST", "/credit-lines", bank, bank_safe, json={"core_firm": faw_id, "limit": 50_000_000 * YUAN})
         self.step(f"Northeast Factoring granted FAW a credit line of {yuan(50_000_000 * YUAN)}")
 
         amount = 1_000_000 * YUAN
@@ -218,9 +390,9 @@ class Demo:
             "POST", f"/receivables/{piece}/transfers", seats, json={"to": foam_id, "amount": 300_000 * YUAN}
         )["result"]["piece_id"]
         self.step(f"tier 1 paid tier 2 with {yuan(300_000 * YUAN)} of it: piece #{split} (parent #{piece})")
-        funded_piece = self.finance(invoice_id, split, 300_000 * YUAN, foam, bank_id, bank, seats)
+        request_id, funded_piece = self.finance(invoice_id, split, 300_000 * YUAN, foam, bank, bank_safe, seats)
 
-        pledge_id, receipt_id, funded_at = self.pledge(depot, steel_id, steel, bank_id, bank)
+        pledge_id, receipt_id, funded_at = self.pledge(depot, steel_id, steel, bank, bank_safe)
 
         if local:
             self.move_clock(CLOCK_MOVE_DAYS * DAY)
@@ -231,14 +403,21 @@ class Demo:
         self.act("POST", "/settlement-approvals", faw, faw_key, json={"spender_contract": "receivables"})
         self.act("POST", f"/obligations/{invoice_id}/repayments", faw, faw_key, json={"amount": amount})
         self.step(f"FAW repaid {yuan(amount)}{'' if local else ' (before maturity: the clock was not moved)'}")
-        for holder, headers, piece_id in (("tier 1", seats, piece), ("Northeast Factoring", bank, funded_piece)):
-            payout = self.call("POST", f"/receivables/{piece_id}/redeem", headers)["result"]["payout"]
-            self.step(f"{holder} redeemed piece #{piece_id}: {yuan(payout)}")
+        payout = self.call("POST", f"/receivables/{piece}/redeem", seats)["result"]["payout"]
+        self.step(f"tier 1 redeemed piece #{piece}: {yuan(payout)}")
+        redeemed = self.safe_act("POST", f"/receivables/{funded_piece}/redeem", bank, bank_safe)
+        self.step(f"Northeast Factoring redeemed piece #{funded_piece}: {yuan(redeemed['result']['payout'])}")
 
         self.repay_pledge(pledge_id, funded_at, steel)
         events = self.call("GET", "/audit/events?size=1", regulator)
         self.step(f"the regulator sees {events['total']} events on the ledger")
-        return {"invoice_id": invoice_id, "receipt_id": receipt_id, "pledge_id": pledge_id}
+        return {
+            "invoice_id": invoice_id,
+            "financing_request_id": request_id,
+            "financier_safe": bank_id,
+            "receipt_id": receipt_id,
+            "pledge_id": pledge_id,
+        }
 
     def finance(
         self,
@@ -246,24 +425,33 @@ class Demo:
         piece: int,
         amount: int,
         holder: dict[str, str],
-        financier_id: str,
         financier: dict[str, str],
+        safe: SafeAccount,
         reader: dict[str, str],
-    ) -> int:
-        """Tier 2 sells its piece to the financier at a discount; the terms and the discount arithmetic printed."""
+    ) -> tuple[int, int]:
+        """Tier 2 sells its piece to the financier at a discount; the terms and the discount arithmetic printed;
+        each of the financier's acts signed by two owners of its Safe, the clerk's signature alone refused first.
+        (The request's id, the funded piece's id.)"""
         terms = {"discount_rate_bps": 600, "fee": 500 * YUAN, "day_count_basis": 365}
         request_id = self.call(
             "POST",
             "/financing-requests",
             holder,
-            json={"piece_id": piece, "amount": amount, "financier": financier_id},
+            json={"piece_id": piece, "amount": amount, "financier": safe.address},
         )["result"]["request_id"]
-        self.call("POST", f"/financing-requests/{request_id}/approve", financier, json=terms)
+        self.step(f"tier 2 asked {safe.holder} to finance piece #{piece} (request #{request_id})")
+        self.step(f"{safe.holder} approves the financing terms, from its Safe:")
+        self.safe_act("POST", f"/financing-requests/{request_id}/approve", financier, safe, show=True, json=terms)
         self.step(
             f"financing terms approved by Northeast Factoring: discount rate {percent(terms['discount_rate_bps'])}, "
             f"day count actual/{terms['day_count_basis']}, fee {yuan(terms['fee'])}"
         )
-        operation = self.call("POST", f"/financing-requests/{request_id}/fund", financier)
+        self.step(f"{safe.holder} lets the receivables contract draw its cash legs (once, before its first funding):")
+        self.safe_act(
+            "POST", "/settlement-approvals", financier, safe, show=True, json={"spender_contract": "receivables"}
+        )
+        self.step(f"{safe.holder} funds the financing, from its Safe:")
+        operation = self.safe_act("POST", f"/financing-requests/{request_id}/fund", financier, safe, show=True)
         funded = event_args(operation, "FinancingFunded")
         funded_at = self.chain_time(int(operation["block_number"]))
         maturity = int(self.call("GET", f"/invoices/{invoice_id}", reader)["due_date"])
@@ -286,12 +474,14 @@ class Demo:
             f"tier 2 financed its piece: paid {yuan(funded['price'])} against piece #{funded['pieceId']}, the piece "
             "and the cash moving in one transaction"
         )
-        return int(funded["pieceId"])
+        return int(request_id), int(funded["pieceId"])
 
     def pledge(
-        self, depot: dict[str, str], steel_id: str, steel: dict[str, str], bank_id: str, bank: dict[str, str]
+        self, depot: dict[str, str], steel_id: str, steel: dict[str, str], bank: dict[str, str], safe: SafeAccount
     ) -> tuple[int, int, int]:
-        """A receipt issued, pledged and funded, a second pledge refused: (pledge id, receipt id, funded at)."""
+        """A receipt issued, pledged and funded (by the financier's Safe), a second pledge refused: (pledge id,
+        receipt id, funded at)."""
+        bank_id = safe.address
         valuation = 4_000_000 * YUAN
         receipt: dict[str, Any] = {
             "owner": steel_id,
@@ -312,7 +502,8 @@ class Demo:
             "due_date": self.due_date(180),
         }
         pledge_id = self.call("POST", "/pledges", steel, json=pledge)["result"]["pledge_id"]
-        funded = event_args(self.call("POST", f"/pledges/{pledge_id}/fund", bank), "PledgeFunded")
+        self.safe_act("POST", "/settlement-approvals", bank, safe, json={"spender_contract": "receipts"})
+        funded = event_args(self.safe_act("POST", f"/pledges/{pledge_id}/fund", bank, safe), "PledgeFunded")
         self.step(
             f"the steel trader pledged it to Northeast Factoring and received {yuan(pledge['principal'])}: interest "
             f"{percent(pledge['rate_bps'])}, actual/365 by the second, due {pledge['due_date']}"

@@ -25,11 +25,14 @@ from ledger.safe import (
     ERC1271_MAGIC_VALUE,
     InvalidSafeSetup,
     InvalidSafeSigners,
+    SafeError,
     SafeInfrastructure,
+    SafeOwners,
     create_safe,
     deploy_safe_infrastructure,
     is_valid_safe_signature,
     safe_message_hash,
+    safe_owners,
     safe_signature,
 )
 from ledger.tooling.sandbox import Sandbox
@@ -92,6 +95,18 @@ def test_the_safe_is_created_with_its_owners_threshold_and_fallback_handler(chai
     assert safe.functions.VERSION().call() == "1.4.1"
     handler = chain.w3.eth.get_storage_at(safe.address, FALLBACK_HANDLER_SLOT)
     assert Web3.to_checksum_address(handler[-20:]) == chain.infra.fallback_handler
+
+
+def test_a_safes_owners_and_threshold_are_read_from_the_chain(chain: SafeChain) -> None:
+    assert safe_owners(chain.w3, chain.safe) == SafeOwners(tuple(owner.address for owner in chain.owners), 2)
+
+
+def test_an_address_that_is_not_a_safe_has_no_owners_to_read(chain: SafeChain) -> None:
+    """An account without code, and a contract that is not a Safe (the proxy factory refuses the calls)."""
+    with pytest.raises(SafeError, match="not a contract"):
+        safe_owners(chain.w3, chain.outsider.address)
+    with pytest.raises(SafeError, match="does not answer as a Safe"):
+        safe_owners(chain.w3, chain.infra.proxy_factory)
 
 
 def test_the_owners_sign_the_message_hash_the_fallback_handler_computes(chain: SafeChain) -> None:

@@ -1,6 +1,7 @@
 """The README's two commands end to end: ``scf serve`` (a real process: anvil started, contracts deployed,
 indexer, API on a free port) and ``scf demo`` against it over HTTP; then a restart of the service keeps
-every participant and balance."""
+every participant and balance. The demo's financier is a 2-of-3 Safe: its acts are checked on chain, against
+the Safe itself, not taken from the demo's word."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
 
+from ledger import acts
+from ledger.node import connect
+from ledger.safe import is_valid_safe_signature, safe_message_hash, safe_owners
 from ledger.settings import PROJECT_ROOT
 from ledger.tooling.chain import find_anvil
 from tests.e2e.conftest import free_port
@@ -30,6 +37,8 @@ except Exception as exc:  # pragma: no cover - depends on `npm ci`
 
 SCF = str(Path(sys.executable).parent / "scf")
 KEY = re.compile(r"(scf_[A-Za-z0-9_-]{43})")
+SAFE_CREATED = re.compile(r"created Northeast Factoring Co\.'s Safe (0x[0-9a-fA-F]{40})")
+SAFE_ACT_EVIDENCE = re.compile(r"evidence from the chain \(GET /acts/(0x[0-9a-f]{64})\)")
 
 
 def environment(data_dir: Path, api_port: int, anvil_port: int) -> dict[str, str]:
@@ -68,6 +77,48 @@ def serving(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]
             process.kill()
 
 
+def assert_the_financier_acted_through_its_safe(stdout: str, base: str, headers: dict[str, str], rpc_url: str) -> None:
+    """The demo's financier is a registered participant whose account and signer are a 2-of-3 Safe; each act the
+    demo shows it making (approving the terms, its settlement approval, funding) is on chain with the Safe as
+    account and signer, its digest the EIP-712 hash eth-account computes, its signature two owners' that the Safe
+    itself accepts and whose first owner's part alone it refuses; and the request it funded is funded."""
+    (safe,) = SAFE_CREATED.findall(stdout)
+    listed = httpx.get(f"{base}/participants?size=200", headers=headers).json()["items"]
+    (bank,) = [p for p in listed if p["id"] == safe]
+    assert (bank["name"], bank["roles"], bank["custody"], bank["signer"]) == (
+        "Northeast Factoring Co.",
+        ["financier"],
+        "self",
+        safe,
+    )
+    w3 = connect(rpc_url, 31337)
+    owners = safe_owners(w3, safe)
+    assert owners.threshold == 2 and len(owners.owners) == 3
+
+    shown: dict[str, dict[str, Any]] = {}
+    for tx_hash in SAFE_ACT_EVIDENCE.findall(stdout):
+        assert w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+        evidence = httpx.get(f"{base}/acts/{tx_hash}", headers=headers).json()
+        assert (evidence["account"], evidence["signer"], evidence["tx_hash"]) == (safe, safe, tx_hash)
+        digest = bytes.fromhex(evidence["digest"][2:])
+        independent = encode_typed_data(full_message=evidence["typed_data"])
+        assert keccak(b"\x19" + independent.version + independent.header + independent.body) == digest
+        signature = bytes.fromhex(evidence["signature"][2:])
+        assert len(signature) == 2 * 65
+        assert is_valid_safe_signature(w3, safe, digest, signature)
+        assert not is_valid_safe_signature(w3, safe, digest, signature[:65])
+        message_hash = safe_message_hash(31337, safe, digest)
+        signers = {acts.recover_hash(message_hash, signature[:65]), acts.recover_hash(message_hash, signature[65:])}
+        assert len(signers) == 2 and signers <= set(owners.owners)
+        shown[evidence["act"]] = evidence["typed_data"]["message"]
+    assert sorted(shown) == ["ApproveFinancing", "ApproveSettlement", "FundFinancing"]
+    assert shown["ApproveFinancing"]["requestId"] == shown["FundFinancing"]["requestId"]
+    request_id = shown["FundFinancing"]["requestId"]
+    request = httpx.get(f"{base}/financing-requests/{request_id}", headers=headers).json()
+    assert (request["state"], request["financier"]) == ("funded", safe)
+    assert 0 < request["price"] < request["amount"] - request["fee"]  # less the discount
+
+
 def test_scf_serve_and_scf_demo_complete_and_a_restart_keeps_everything(tmp_path: Path) -> None:
     env = environment(tmp_path / "data", free_port(), free_port())
     log = tmp_path / "serve.log"
@@ -88,8 +139,14 @@ def test_scf_serve_and_scf_demo_complete_and_a_restart_keeps_everything(tmp_path
             assert re.search(r"discount = ¥300,000\.00 × 600 bps × \d+ days / \(365 × 10,000\)", demo.stdout)
             assert re.search(r"interest = ¥2,000,000\.00 × 600 bps × [\d,]+ s / \(31,536,000 s × 10,000\)", demo.stdout)
             assert "demo complete" in demo.stdout
+            # The core firm signs with its own key; the financier is a 2-of-3 Safe whose clerk alone is refused.
+            assert "FAW confirmed it, by its own signature" in demo.stdout
+            assert "Northeast Factoring Co. as financier, self-custody by its Safe" in demo.stdout
+            assert demo.stdout.count("refused, 403 SignedActsInvalidSignature") == 3
+            assert demo.stdout.count("added the second signature: 2 of 3, the Safe accepts; confirmed") == 3
             headers = {"Authorization": f"Bearer {key}"}
             base = f"http://127.0.0.1:{env['SCF_API_PORT']}"
+            assert_the_financier_acted_through_its_safe(demo.stdout, base, headers, env["SCF_RPC_URL"])
             before = httpx.get(f"{base}/participants?size=200", headers=headers).json()
             assert before["total"] >= 9
         # The chain stops too (a clean stop saves its state); `scf serve` starts it again.
@@ -104,10 +161,17 @@ def test_scf_serve_and_scf_demo_complete_and_a_restart_keeps_everything(tmp_path
         subprocess.run([SCF, "chain", "stop"], env=env, capture_output=True, timeout=60, cwd=PROJECT_ROOT)
 
 
+def rpc(url: str, method: str, params: list[Any]) -> Any:
+    answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
 def test_the_demo_leaves_the_clock_of_a_chain_that_is_not_a_local_dev_chain_alone(tmp_path: Path) -> None:
     """On another chain id (as any shared or production chain has) the demo never moves the clock: it says so,
-    and the core firm repays before maturity."""
-    operator = Account.create()
+    and the core firm repays before maturity. Nor does it hand out test ether there: the financier's Safe is paid
+    for by the key given as SCF_DEMO_SAFE_PAYER_KEY, without which the demo stops before it onboards anyone."""
+    operator, payer = Account.create(), Account.create()
     env = {
         **environment(tmp_path / "data", free_port(), free_port()),
         "SCF_CHAIN_ID": "31338",
@@ -120,31 +184,31 @@ def test_the_demo_leaves_the_clock_of_a_chain_that_is_not_a_local_dev_chain_alon
     try:
         chain = subprocess.run([SCF, "chain", "start"], env=env, capture_output=True, timeout=60, cwd=PROJECT_ROOT)
         assert chain.returncode == 0, chain.stderr
-        funded = httpx.post(
-            env["SCF_RPC_URL"],
-            json={"jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance", "params": [operator.address, hex(10**22)]},
-        ).json()
-        assert "error" not in funded, funded
+        for account in (operator, payer):
+            rpc(env["SCF_RPC_URL"], "anvil_setBalance", [account.address, hex(10**22)])
         with serving(env, log):
             found = KEY.search(log.read_text())
             assert found, log.read_text()
-            started = httpx.post(
-                env["SCF_RPC_URL"],
-                json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]},
-            ).json()["result"]
+            headers = {"Authorization": f"Bearer {found.group(1)}"}
+            base = f"http://127.0.0.1:{env['SCF_API_PORT']}"
+            command = [SCF, "demo", "--api-key", found.group(1)]
+            onboarded = httpx.get(f"{base}/participants", headers=headers).json()["total"]
+            unpaid = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT)
+            assert unpaid.returncode == 1, unpaid.stdout + unpaid.stderr
+            assert "give one as --safe-payer-key (or SCF_DEMO_SAFE_PAYER_KEY)" in unpaid.stdout + unpaid.stderr
+            assert httpx.get(f"{base}/participants", headers=headers).json()["total"] == onboarded
+
+            started = rpc(env["SCF_RPC_URL"], "eth_getBlockByNumber", ["latest", False])
             demo = subprocess.run(
-                [SCF, "demo", "--api-key", found.group(1)],
-                env=env,
+                command,
+                env={**env, "SCF_DEMO_SAFE_PAYER_KEY": payer.key.hex()},
                 capture_output=True,
                 text=True,
                 timeout=600,
                 cwd=PROJECT_ROOT,
             )
             assert demo.returncode == 0, demo.stdout + demo.stderr
-            ended = httpx.post(
-                env["SCF_RPC_URL"],
-                json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]},
-            ).json()["result"]
+            ended = rpc(env["SCF_RPC_URL"], "eth_getBlockByNumber", ["latest", False])
     finally:
         subprocess.run([SCF, "chain", "stop"], env=env, capture_output=True, timeout=60, cwd=PROJECT_ROOT)
     assert "not a local development chain: the demo leaves its clock alone" in demo.stdout
@@ -152,3 +216,7 @@ def test_the_demo_leaves_the_clock_of_a_chain_that_is_not_a_local_dev_chain_alon
     assert "before maturity" in demo.stdout and "interest = " in demo.stdout and "demo complete" in demo.stdout
     # The chain's clock ran as the wall clock did: minutes at most, not 91 days.
     assert int(ended["timestamp"], 16) - int(started["timestamp"], 16) < 600
+    # The payer's key paid for the Safe; no key was given test ether.
+    assert f"gas paid by the key of --safe-payer-key, {payer.address}" in demo.stdout
+    assert "anvil_setBalance" not in demo.stdout
+    assert demo.stdout.count("refused, 403 SignedActsInvalidSignature") == 3
