@@ -17,9 +17,11 @@ eth-account's), :func:`sign` signs it with a local key, and :func:`recover` find
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from eth_abi import encode as abi_encode
@@ -267,7 +269,7 @@ _ACTS: tuple[tuple[str, ActType], ...] = (
             "ApproveSettlement",
             "approveSettlement",
             (("spender", "address"), ("amount", "uint256")),
-            sentence="Let {spender} draw up to {amount} fen of cash legs",
+            sentence="Allow {spender} to draw {amount} fen in cash legs",
         ),
     ),
     (
@@ -549,9 +551,36 @@ def call_arguments(act: ActType, message: Mapping[str, Any], signature: bytes) -
     return [tuple(_encode_value(kind, message[name]) for name, kind in act.all_fields), signature]
 
 
+class _Fen(int):
+    """An amount in fen that formats as ``¥1,234.56 (123456 fen)`` under the spec ``fen``."""
+
+    def __format__(self, spec: str) -> str:
+        if spec != "fen":
+            return int.__format__(self, spec)
+        if self == MAX_UINT256:
+            return "any amount"
+        yuan, fen = divmod(int(self), 100)
+        return f"¥{yuan:,}.{fen:02d} ({int(self)} fen)"
+
+
+#: Fields that are unix times, shown as UTC dates.
+_DATE_FIELDS: Final = frozenset({"dueDate", "expiry"})
+
+
 def sentence(act: ActType, message: Mapping[str, Any]) -> str:
-    """The act in words, with its fields filled in."""
-    return act.sentence.format(**{k: (("0x" + v.hex()) if isinstance(v, bytes) else v) for k, v in message.items()})
+    """The act in words, with its fields filled in: amounts in yuan with the exact fen beside them ("¥250,000.00
+    (25000000 fen)"), due dates and expiries as UTC dates, bytes as 0x-hex."""
+    values: dict[str, Any] = {}
+    for name, value in message.items():
+        if isinstance(value, bytes):
+            values[name] = "0x" + value.hex()
+        elif name in _DATE_FIELDS and isinstance(value, int):
+            values[name] = datetime.fromtimestamp(value, UTC).date().isoformat()
+        elif isinstance(value, int) and not isinstance(value, bool):
+            values[name] = _Fen(value)
+        else:
+            values[name] = value
+    return re.sub(r"\{(\w+)\} fen", r"{\1:fen}", act.sentence).format(**values)
 
 
 ERC1271_MAGIC: Final = bytes.fromhex("1626ba7e")

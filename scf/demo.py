@@ -87,9 +87,8 @@ def short(address: str) -> str:
 
 
 def readable(sentence: str) -> str:
-    """An act's sentence for the timeline: a settlement approval's unlimited amount (2**256 - 1) in words, and a
-    256-bit id (a warehouse receipt's) cut to its first 12 digits, as the timeline shows it elsewhere."""
-    sentence = sentence.replace(f"up to {acts.MAX_UINT256} fen of", "any amount of")
+    """An act's sentence for the timeline: a 256-bit id (a warehouse receipt's) cut to its first 12 digits, as the
+    timeline shows it elsewhere."""
     return re.sub(r"(?<![0-9A-Fa-fx])\d{21,}(?![0-9A-Fa-f])", lambda number: number[0][:12] + "…", sentence)
 
 
