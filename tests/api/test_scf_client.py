@@ -228,6 +228,6 @@ def test_a_self_custody_financier_funds_a_request_from_its_terminal(served: Serv
         funded = scf("client", "fund-financing", str(request_id), *common)
         assert funded.exit_code == 0, funded.output
         assert json.loads(funded.stdout)["status"] == "confirmed"
-        assert f"Fund request {request_id}: buy {100_000 * YUAN} fen from {supplier}" in funded.stderr
+        assert f"Fund request {request_id}: buy ¥100,000.00 ({100_000 * YUAN} fen) from {supplier}" in funded.stderr
         piece = http.get(f"/receivables/{piece_id}", headers=served.headers("operator")).json()
         assert piece["owner"] == financier
