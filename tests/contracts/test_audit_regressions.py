@@ -227,16 +227,17 @@ def _new_signer(sb: Sandbox, who: str) -> str:
 
 
 def _recovery_proposed(sb: Sandbox) -> ContractFunction:
-    seatmaker = _self_custody(sb, "seatmaker")
-    sb.send(_registry(sb).functions.proposeKeyRecovery(seatmaker, _new_signer(sb, "seatmaker")), "operator")
-    return _registry(sb).functions.approveKeyRecovery(seatmaker, _new_signer(sb, "seatmaker"))
+    seatmaker, new = _self_custody(sb, "seatmaker"), _new_signer(sb, "seatmaker")
+    sb.send(_registry(sb).functions.proposeKeyRecovery(seatmaker, new), "operator")
+    approve: ContractFunction = _registry(sb).functions.approveKeyRecovery(seatmaker, new)
+    return approve
 
 
 def _unset_signed_acts(sb: Sandbox) -> ContractFunction:
     """The deployed registry's signed-acts contract is set (once, by the deployment): who may set it is shown
     on a registry of its own, with the same operator."""
     fresh = sb.deploy("ParticipantRegistry", sb.address("operator"), identity_hash("operator"), sender="operator")
-    return fresh.functions.setSignedActs(sb.contracts["acts"].address)  # type: ignore[no-any-return]
+    return fresh.functions.setSignedActs(sb.contracts["acts"].address)
 
 
 def _signed(sb: Sandbox, act: str, who: str, call_args: list[Any]) -> ContractFunction:

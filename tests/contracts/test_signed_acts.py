@@ -350,7 +350,7 @@ def test_after_a_fork_the_domain_follows_the_new_chain_id(anvil_sandbox: Sandbox
     with sb.isolated():
         document, key = _split_document(sb, nonce=1)
         before = sb.w3.eth.chain_id
-        sb.tester._rpc("anvil_setChainId", [before + 1])  # type: ignore[attr-defined]
+        sb.tester._rpc("anvil_setChainId", [before + 1])
         try:
             assert sb.w3.eth.chain_id == before + 1
             assert a.functions.eip712Domain().call()[3] == before + 1
@@ -358,7 +358,7 @@ def test_after_a_fork_the_domain_follows_the_new_chain_id(anvil_sandbox: Sandbox
             assert_reverts(sb, signed(sb, document, key), "operator", "SignedActsInvalidSignature")
             sb.relay(with_domain(document, chainId=before + 1), key)
         finally:
-            sb.tester._rpc("anvil_setChainId", [before])  # type: ignore[attr-defined]
+            sb.tester._rpc("anvil_setChainId", [before])
 
 
 def test_a_signature_for_another_deployment_is_refused(ledger: Sandbox) -> None:
