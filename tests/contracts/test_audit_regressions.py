@@ -152,10 +152,15 @@ def _partly_repaid_piece(sb: Sandbox) -> int:
     return piece_id
 
 
-def _defaultable(sb: Sandbox) -> ContractFunction:
+def _defaulted_piece(sb: Sandbox) -> tuple[int, int]:
+    """A piece whose obligation is past maturity and its grace period: (slot, piece)."""
     slot, piece_id = confirmed_piece(sb, due_in=10 * DAY)
     sb.travel_to(sb.now() + 41 * DAY)
-    return receivables(sb).functions.markDefaulted(slot, piece_id)
+    return slot, piece_id
+
+
+def _defaultable(sb: Sandbox) -> ContractFunction:
+    return receivables(sb).functions.markDefaulted(*_defaulted_piece(sb))
 
 
 def _frozen_piece(sb: Sandbox) -> int:
@@ -662,6 +667,30 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
         ),
         "repayPledge(tuple,bytes)": Access(
             lambda sb: _signed(sb, "RepayPledge", "steel", [_pledge_active(sb), 1_000]), ACTORS, ""
+        ),
+        "markDefaulted(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "MarkDefaulted", "seatmaker", list(_defaulted_piece(sb))), ACTORS, ""
+        ),
+        "transferReceipt(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "TransferReceipt", "steel", [_receipt(sb), sb.address("trader")]), ACTORS, ""
+        ),
+        "updateGoodsStatus(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "UpdateGoodsStatus", "warehouse", [_receipt(sb), 1, REASON]), ACTORS, ""
+        ),
+        "appointOracle(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "AppointOracle", "warehouse", [sb.address("steel")]), ACTORS, ""
+        ),
+        "enforcePledge(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "EnforcePledge", "bank", [_pledge_due(sb)]), ACTORS, ""
+        ),
+        "requestRedemption(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "RequestRedemption", "steel", [_receipt(sb)]), ACTORS, ""
+        ),
+        "withdrawRedemption(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "WithdrawRedemption", "steel", [_redemption_requested(sb)]), ACTORS, ""
+        ),
+        "confirmRedemption(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "ConfirmRedemption", "warehouse", [_redemption_requested(sb)]), ACTORS, ""
         ),
         "rotateKey(tuple,bytes)": Access(
             lambda sb: _signed(sb, "RotateKey", "seatmaker", [_new_signer(sb, "seatmaker")]), ACTORS, ""

@@ -539,8 +539,15 @@ def test_key_recovery_needs_an_operator_to_propose_and_another_party_a_regulator
     )
 
     proposed = sb.send(reg.functions.proposeKeyRecovery(seatmaker, new), "operator")
+    proposed_at = sb.w3.eth.get_block(proposed["blockNumber"])["timestamp"]
     assert sb.events(proposed, "registry", "KeyRecoveryProposed") == [
-        {"account": seatmaker, "signer": new, "operator": sb.address("operator")}
+        {
+            "account": seatmaker,
+            "previousSigner": sb.signing_key("seatmaker").address,
+            "signer": new,
+            "operator": sb.address("operator"),
+            "expiresAt": proposed_at + reg.functions.RECOVERY_WINDOW().call(),
+        }
     ]
     assert_reverts(sb, reg.functions.approveKeyRecovery(seatmaker, new), "operator", "AccessControlUnauthorizedAccount")
     with sb.isolated():
