@@ -9,7 +9,8 @@ Each test names the kind of finding in its docstring and proves the ledger's con
 - a state moved without the approver (the Huma v1 exploit: a receivable advanced past its approval);
 - each role on each function: a table built against the ABI of every deployed contract, so a new
   state-changing function without an entry fails, and every caller of the cast (each role, a second
-  participant of the same role, a stranger) either may call it or is refused with the named error.
+  participant of the same role, a stranger) either may call it or is refused with the named error; a signed
+  act, whose authority is its signature, is performed whoever relays it.
 
 docs/design.md's invariants are cited where a test proves one (4: only active participants, 5: delivery versus
 payment, 6: payouts never exceed payments, 7: one lien, 9: only the named roles act).
@@ -26,14 +27,20 @@ import pytest
 from eth_utils import keccak
 from web3.contract.contract import ContractFunction
 
+from ledger import acts
 from ledger.errors import ContractRevert
-from ledger.tooling.sandbox import CAST, GAS_LIMIT, Sandbox, role_id
+from ledger.tooling.sandbox import CAST, GAS_LIMIT, Sandbox, identity_hash, role_id
 from tests.contracts.support import DAY, assert_reverts, confirmed_piece, register_invoice, split
 from tests.contracts.warehouse_fixtures import (
+    DOCUMENTS,
+    GOODS,
     MAX_UINT256,
     P_DUE_DATE,
     PRINCIPAL,
+    QUANTITY,
+    TONNE,
     VALUATION,
+    YEAR,
     issue_fn,
     issue_receipt,
     lot_key,
@@ -145,10 +152,15 @@ def _partly_repaid_piece(sb: Sandbox) -> int:
     return piece_id
 
 
-def _defaultable(sb: Sandbox) -> ContractFunction:
+def _defaulted_piece(sb: Sandbox) -> tuple[int, int]:
+    """A piece whose obligation is past maturity and its grace period: (slot, piece)."""
     slot, piece_id = confirmed_piece(sb, due_in=10 * DAY)
     sb.travel_to(sb.now() + 41 * DAY)
-    return receivables(sb).functions.markDefaulted(slot, piece_id)
+    return slot, piece_id
+
+
+def _defaultable(sb: Sandbox) -> ContractFunction:
+    return receivables(sb).functions.markDefaulted(*_defaulted_piece(sb))
 
 
 def _frozen_piece(sb: Sandbox) -> int:
@@ -209,6 +221,42 @@ def _token_allowance(sb: Sandbox) -> ContractFunction:
     return token.functions.transferFrom(sb.address("seatmaker"), sb.address("trader"), 1)
 
 
+def _self_custody(sb: Sandbox, who: str) -> str:
+    """Switch ``who`` to self-custody (its key: the sandbox's signing key of generation 0); its address."""
+    sb.adopt_self_custody(who)
+    return sb.address(who)
+
+
+def _new_signer(sb: Sandbox, who: str) -> str:
+    return str(sb.signing_key(who, 1).address)
+
+
+def _recovery_proposed(sb: Sandbox) -> ContractFunction:
+    seatmaker, new = _self_custody(sb, "seatmaker"), _new_signer(sb, "seatmaker")
+    sb.send(_registry(sb).functions.proposeKeyRecovery(seatmaker, new), "operator")
+    approve: ContractFunction = _registry(sb).functions.approveKeyRecovery(seatmaker, new)
+    return approve
+
+
+def _unset_signed_acts(sb: Sandbox) -> ContractFunction:
+    """The deployed registry's signed-acts contract is set (once, by the deployment): who may set it is shown
+    on a registry of its own, with the same operator."""
+    fresh = sb.deploy("ParticipantRegistry", sb.address("operator"), identity_hash("operator"), sender="operator")
+    return fresh.functions.setSignedActs(sb.contracts["acts"].address)
+
+
+def _signed(sb: Sandbox, act: str, who: str, call_args: list[Any]) -> ContractFunction:
+    """``who``'s act ``act`` (its EIP-712 name) signed by its own key, ``who`` switched to self-custody first:
+    the chain is prepared (``call_args`` evaluated) before the switch, by the hosted participants."""
+    key = sb.adopt_self_custody(who)
+    document = sb.act_document(act, who, call_args, nonce=1)
+    return sb.act_function(document, acts.sign(document, key))
+
+
+def _issue_args(sb: Sandbox) -> list[Any]:
+    return [sb.address("steel"), lot_key(), GOODS, QUANTITY, TONNE, VALUATION, sb.now() + YEAR, DOCUMENTS]
+
+
 ROLE_TABLE: dict[str, dict[str, Access]] = {
     "registry": {
         "register(address,bytes32,bytes32[])": Access(
@@ -256,6 +304,41 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
             lambda sb: _registry(sb).functions.renounceRole(role_id("supplier"), sb.address("seatmaker")),
             ("seatmaker",),
             "AccessControlBadConfirmation",
+        ),
+        "registerSelfCustody(address,bytes32,bytes32[])": Access(
+            lambda sb: _registry(sb).functions.registerSelfCustody(
+                _stranger(sb), keccak(text="own key"), [role_id("supplier")]
+            ),
+            ("operator",),
+            "AccessControlUnauthorizedAccount",
+        ),
+        "adoptSelfCustody(address,address)": Access(
+            lambda sb: _registry(sb).functions.adoptSelfCustody(
+                sb.address("seatmaker"), sb.signing_key("seatmaker").address
+            ),
+            ("operator",),
+            "AccessControlUnauthorizedAccount",
+        ),
+        "setSignedActs(address)": Access(_unset_signed_acts, ("operator",), "AccessControlUnauthorizedAccount"),
+        # No participant: only the signed-acts contract, performing a rotation the key in place signed
+        # (acts' rotateKey below; test_signed_acts.py shows the rotation).
+        "rotateSigner(address,address)": Access(
+            lambda sb: _registry(sb).functions.rotateSigner(
+                _self_custody(sb, "seatmaker"), _new_signer(sb, "seatmaker")
+            ),
+            (),
+            "RegistryNotSignedActs",
+        ),
+        "proposeKeyRecovery(address,address)": Access(
+            lambda sb: _registry(sb).functions.proposeKeyRecovery(
+                _self_custody(sb, "seatmaker"), _new_signer(sb, "seatmaker")
+            ),
+            ("operator",),
+            "AccessControlUnauthorizedAccount",
+        ),
+        # The proposer may not approve even with the regulator role (test_signed_acts.py).
+        "approveKeyRecovery(address,address)": Access(
+            _recovery_proposed, ("regulator",), "AccessControlUnauthorizedAccount"
         ),
     },
     "token": {
@@ -506,6 +589,117 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
             lambda sb: sb.contracts["anchor"].functions.anchor(1, keccak(text="audit log head")),
             ("operator",),
             "RegistryMissingRole",
+        ),
+    },
+    # A signed act's authority is its signature, not its sender: each act, signed by the rightful participant's
+    # own key (the participant switched to self-custody), is performed whoever relays it, the stranger
+    # included. What a signature does not authorise is proven rule by rule in test_signed_acts.py.
+    "acts": {
+        "registerInvoice(tuple,bytes)": Access(
+            lambda sb: _signed(
+                sb,
+                "RegisterInvoice",
+                "seatmaker",
+                [keccak(text="table invoice"), sb.address("automaker"), 1_000, b"CNY", sb.now() + 30 * DAY, REASON],
+            ),
+            ACTORS,
+            "",
+        ),
+        "confirmInvoice(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "ConfirmInvoice", "automaker", [_registered_with_credit(sb)]), ACTORS, ""
+        ),
+        "rejectInvoice(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "RejectInvoice", "automaker", [register_invoice(sb), REASON]), ACTORS, ""
+        ),
+        "setCreditLine(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "SetCreditLine", "bank", [sb.address("automaker"), 1_000]), ACTORS, ""
+        ),
+        "assignPiece(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "AssignPiece", "seatmaker", [_piece(sb), sb.address("chemicals"), 1]), ACTORS, ""
+        ),
+        "requestFinancing(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "RequestFinancing", "seatmaker", [_piece(sb), 1_000, sb.address("bank")]),
+            ACTORS,
+            "",
+        ),
+        "approveFinancing(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "ApproveFinancing", "bank", [_requested(sb), 500, 0, 365]), ACTORS, ""
+        ),
+        "fundFinancing(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "FundFinancing", "bank", [_approved(sb)]), ACTORS, ""
+        ),
+        "declineFinancing(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "DeclineFinancing", "bank", [_requested(sb)]), ACTORS, ""
+        ),
+        "cancelFinancing(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "CancelFinancing", "seatmaker", [_requested(sb)]), ACTORS, ""
+        ),
+        "repay(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "Repay", "automaker", [confirmed_piece(sb)[0], 1_000]), ACTORS, ""
+        ),
+        "redeem(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "Redeem", "seatmaker", [_partly_repaid_piece(sb)]), ACTORS, ""
+        ),
+        "approveSettlement(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "ApproveSettlement", "bank", [sb.address("receivables"), 1]), ACTORS, ""
+        ),
+        "issueReceipt(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "IssueReceipt", "warehouse", _issue_args(sb)), ACTORS, ""
+        ),
+        "revalueReceipt(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "RevalueReceipt", "warehouse", [_receipt(sb), VALUATION - 1, REASON]), ACTORS, ""
+        ),
+        "requestPledge(tuple,bytes)": Access(
+            lambda sb: _signed(
+                sb, "RequestPledge", "steel", [_receipt(sb), sb.address("bank"), PRINCIPAL, 600, sb.now() + 90 * DAY]
+            ),
+            ACTORS,
+            "",
+        ),
+        "fundPledge(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "FundPledge", "bank", [_pledge_requested(sb)]), ACTORS, ""
+        ),
+        "declinePledge(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "DeclinePledge", "bank", [_pledge_requested(sb)]), ACTORS, ""
+        ),
+        "cancelPledge(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "CancelPledge", "steel", [_pledge_requested(sb)]), ACTORS, ""
+        ),
+        "repayPledge(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "RepayPledge", "steel", [_pledge_active(sb), 1_000]), ACTORS, ""
+        ),
+        "markDefaulted(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "MarkDefaulted", "seatmaker", list(_defaulted_piece(sb))), ACTORS, ""
+        ),
+        "transferReceipt(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "TransferReceipt", "steel", [_receipt(sb), sb.address("trader")]), ACTORS, ""
+        ),
+        "updateGoodsStatus(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "UpdateGoodsStatus", "warehouse", [_receipt(sb), 1, REASON]), ACTORS, ""
+        ),
+        "appointOracle(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "AppointOracle", "warehouse", [sb.address("steel")]), ACTORS, ""
+        ),
+        "enforcePledge(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "EnforcePledge", "bank", [_pledge_due(sb)]), ACTORS, ""
+        ),
+        "requestRedemption(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "RequestRedemption", "steel", [_receipt(sb)]), ACTORS, ""
+        ),
+        "withdrawRedemption(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "WithdrawRedemption", "steel", [_redemption_requested(sb)]), ACTORS, ""
+        ),
+        "confirmRedemption(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "ConfirmRedemption", "warehouse", [_redemption_requested(sb)]), ACTORS, ""
+        ),
+        "rotateKey(tuple,bytes)": Access(
+            lambda sb: _signed(sb, "RotateKey", "seatmaker", [_new_signer(sb, "seatmaker")]), ACTORS, ""
+        ),
+        # Sent by the account's signer itself: a hosted participant is its own signer.
+        "invalidateNonces(address,uint256,uint256)": Access(
+            lambda sb: sb.contracts["acts"].functions.invalidateNonces(sb.address("seatmaker"), 0, 1),
+            ("seatmaker",),
+            "SignedActsInvalidSignature",
         ),
     },
 }
