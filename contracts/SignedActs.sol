@@ -10,7 +10,6 @@ import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {ISignedActs} from "./interfaces/ISignedActs.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IReceivables} from "./interfaces/IReceivables.sol";
-import {IERC3525} from "./interfaces/IERC3525.sol";
 import {IWarehouseReceipts} from "./interfaces/IWarehouseReceipts.sol";
 import {IDepositToken} from "./interfaces/IDepositToken.sol";
 
@@ -434,7 +433,8 @@ contract SignedActs is ISignedActs, IERC5267 {
         address signer = registry.signerOf(account);
         // A key's signature first (no look at the signer's code: that would be a cold account access), then a
         // contract account's ERC-1271 answer: a Safe's owners' signatures never recover to the Safe itself.
-        (address recovered, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, signature);
+        // slither-disable-next-line unused-return -- the third value only details a failure already in `failure`
+        (address recovered, ECDSA.RecoverError failure,) = ECDSA.tryRecoverCalldata(digest, signature);
         bool valid = (failure == ECDSA.RecoverError.NoError && recovered == signer)
             || SignatureChecker.isValidERC1271SignatureNow(signer, digest, signature);
         require(valid, SignedActsInvalidSignature(account, signer));
@@ -465,6 +465,8 @@ contract SignedActs is ISignedActs, IERC5267 {
     /// unchanged so that the caller sees the contract's own named error.
     function _call(address target, bytes memory data, address account) private returns (bytes memory) {
         require(target != address(0), SignedActsNotDeployed());
+        // The one low-level call: ERC-2771 needs the account appended to the calldata the compiler builds.
+        // solhint-disable-next-line avoid-low-level-calls
         (bool ok, bytes memory result) = target.call(bytes.concat(data, bytes20(account)));
         if (!ok) {
             // solhint-disable-next-line no-inline-assembly

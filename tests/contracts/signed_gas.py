@@ -45,16 +45,14 @@ class SignedGas:
     """label → (direct gas, signed gas)."""
     acts: dict[str, str] = field(default_factory=dict)
     """label → the act's EIP-712 type."""
-    _funded: set[str] = field(default_factory=set)
 
     def _signer(self, who: str) -> LocalAccount:
         """Switch ``who`` to self-custody and give its key a transaction of its own (invalidating nonce 0), so
         that the measured act's nonce word is already in use."""
         sb = self.sb
         key = sb.adopt_self_custody(who)
-        if key.address not in self._funded:
+        if key.address not in sb.tester.get_accounts():  # other tests of the session may have added it
             sb.tester.add_account("0x" + bytes(key.key).hex())
-            self._funded.add(key.address)
         sb.w3.eth.send_transaction(
             {"from": sb.w3.eth.accounts[0], "to": key.address, "value": Wei(10**18), "gas": 21_000}
         )

@@ -42,7 +42,9 @@ def test_a_fresh_nonce_word_costs_one_storage_word_more(measured: SignedGas) -> 
     fresh_direct, fresh_signed = measured.pairs[FRESH_WORD]
     direct, signed = measured.pairs["confirm invoice (new slot + first piece)"]
     assert fresh_direct == direct
-    assert fresh_signed - signed == 17_100
+    # 20,000 - 2,900 for the word; the two acts' signatures and deadlines differ in how many zero bytes they
+    # carry (4 gas a zero byte of calldata, 16 another), so allow a few of those.
+    assert abs(fresh_signed - signed - 17_100) <= 12 * 8
 
 
 @pytest.mark.xfail(
