@@ -522,8 +522,8 @@ def test_a_lost_key_replaced_by_recovery_signs_nothing_after(ledger: Sandbox) ->
 def test_key_recovery_needs_an_operator_to_propose_and_another_party_a_regulator_to_approve(ledger: Sandbox) -> None:
     """Two distinct parties replace a lost key: only an operator proposes, only a regulator approves, and the
     proposer cannot approve its own proposal even when it holds the regulator role too; an approval must match
-    a standing proposal (same account, same key) of someone who is still an operator, and is used once. The
-    events name both parties."""
+    a standing proposal (same account, same key) of someone who is still an operator, and a proposal is used
+    once. The events name both parties."""
     sb = ledger
     reg = registry(sb)
     sb.adopt_self_custody("seatmaker")
@@ -575,6 +575,10 @@ def test_key_recovery_needs_an_operator_to_propose_and_another_party_a_regulator
         }
     ]
     assert reg.functions.signerOf(seatmaker).call() == new
+    assert_reverts(sb, reg.functions.approveKeyRecovery(seatmaker, new), "regulator", "RegistryNoRecoveryProposed")
+    # Used once, even when the key it replaced is back in place (the new key rotated back to it).
+    back = sb.act_document("RotateKey", "seatmaker", [sb.signing_key("seatmaker").address], nonce=1)
+    sb.relay(back, sb.signing_key("seatmaker", 1))
     assert_reverts(sb, reg.functions.approveKeyRecovery(seatmaker, new), "regulator", "RegistryNoRecoveryProposed")
 
 
