@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed-stamp
 SLITHER_VENV := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed-stamp
 
-.PHONY: setup compile lint slither test gas clean run demo soak bench bench-quick bench-webhooks
+.PHONY: setup compile lint slither browser test gas clean run demo soak bench bench-quick bench-webhooks
 
 ## setup: create .venv and install the project (when pyproject.toml changed), npm ci (when
 ## package-lock.json changed), .venv-slither (when scripts/slither-requirements.txt changed), then compile
@@ -54,8 +54,12 @@ lint: setup
 slither: setup
 	$(BIN)/python scripts/slither.py
 
-## test: lint, then the whole test suite.
-test: lint
+## browser: Debian's chromium and a Chinese font for the portal's browser tests (apt-get, once).
+browser:
+	bash scripts/install-browser.sh
+
+## test: lint, then the whole test suite (the portal's tests in Debian's chromium).
+test: lint browser
 	$(BIN)/pytest -q --durations=30
 
 ## soak: the long reliability runs (marked `soak`), with SCF_SOAK=1 raising the example counts.

@@ -375,6 +375,12 @@ def _may_see(caller: Caller, participant: str) -> bool:
     return caller.address == participant or caller.is_operator or caller.is_regulator
 
 
+@router.get("/participants/me", response_model=ParticipantView)
+def get_myself(service: Service, caller: CurrentCaller) -> ParticipantView:
+    """The caller itself: who an API key or sign-in token speaks for (the portal's first question)."""
+    return _view(_participant_or_404(service, caller.address), service)
+
+
 @router.get("/participants/{participant_id}", response_model=ParticipantView)
 def get_participant(participant_id: str, service: Service, caller: CurrentCaller) -> ParticipantView:
     """A participant by its account (any spelling of the address), with its status on chain (`pending` while

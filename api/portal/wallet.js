@@ -1,0 +1,59 @@
+// The participant's own key in the browser: an encrypted keystore file opened here (the key never leaves the
+// page) or an injected EIP-1193 wallet. ethers comes from the project's own node_modules (vendored by the
+// service at /portal/vendor/ethers.js), never from a CDN.
+
+let ethersModule = null;
+
+async function ethers() {
+  ethersModule ??= await import("/portal/vendor/ethers.js");
+  return ethersModule;
+}
+
+let signer = null;
+
+/** The signed-in key, or null: {address, signMessage(text), signTypedData(document)}. */
+export function currentSigner() {
+  return signer;
+}
+
+export function forget() {
+  signer = null;
+}
+
+/** Decrypt a keystore file's text with ``password`` (scrypt: this can take a few seconds). */
+export async function openKeystore(text, password) {
+  const { Wallet } = await ethers();
+  const wallet = await Wallet.fromEncryptedJson(text, password);
+  signer = {
+    address: wallet.address,
+    signMessage: (message) => wallet.signMessage(message),
+    signTypedData: (document) => wallet.signTypedData(document.domain, withoutDomainType(document.types), document.message),
+  };
+  return signer;
+}
+
+/** The browser's injected wallet (window.ethereum, EIP-1193), if it has one. */
+export async function openInjected() {
+  if (!window.ethereum) throw new Error("no wallet in this browser");
+  const [address] = await window.ethereum.request({ method: "eth_requestAccounts" });
+  signer = {
+    address,
+    signMessage: (message) => window.ethereum.request({ method: "personal_sign", params: [utf8Hex(message), address] }),
+    signTypedData: (document) =>
+      window.ethereum.request({ method: "eth_signTypedData_v4", params: [address, JSON.stringify(document)] }),
+  };
+  return signer;
+}
+
+export function hasInjected() {
+  return Boolean(window.ethereum);
+}
+
+function withoutDomainType(types) {
+  const { EIP712Domain: _domain, ...rest } = types;
+  return rest;
+}
+
+function utf8Hex(text) {
+  return "0x" + Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, "0")).join("");
+}
