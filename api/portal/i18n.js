@@ -166,6 +166,14 @@ const STATES = {
   repaid: ["已还清", "repaid"], enforced: ["已处置", "enforced"], suspended: ["已暂停", "suspended"],
 };
 
+/** Add a page module's own words: ``messages`` as {"zh-CN": {...}, en: {...}}, ``errors`` and ``states`` as
+ * {name: [Chinese, English]}. */
+export function register({ messages = {}, errors = {}, states = {} } = {}) {
+  for (const lang of Object.keys(MESSAGES)) Object.assign(MESSAGES[lang], messages[lang] ?? {});
+  Object.assign(ERRORS, errors);
+  Object.assign(STATES, states);
+}
+
 let current = localStorage.getItem("scf.lang") === "en" ? "en" : "zh-CN";
 
 export function language() {

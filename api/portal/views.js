@@ -6,35 +6,35 @@ import { field, h, table, valueOf } from "./dom.js";
 import { roleName, stateName, t } from "./i18n.js";
 import { fen, formatBps, formatYuan, parsePercent, parseYuan } from "./money.js";
 
-const has = (ctx, ...roles) => ctx.me.roles.some((role) => roles.includes(role));
-const same = (a, b) => typeof a === "string" && typeof b === "string" && a.toLowerCase() === b.toLowerCase();
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
-const DAY = 86400;
+export const has = (ctx, ...roles) => ctx.me.roles.some((role) => roles.includes(role));
+export const same = (a, b) => typeof a === "string" && typeof b === "string" && a.toLowerCase() === b.toLowerCase();
+export const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+export const DAY = 86400;
 
 /** A date of the API (unix seconds, UTC midnight for due dates) as YYYY-MM-DD. */
-function day(seconds) {
+export function day(seconds) {
   if (seconds === null || seconds === undefined) return "";
   return new Date(Number(seconds) * 1000).toISOString().slice(0, 10);
 }
 
-function short(address) {
+export function short(address) {
   return address ? `${address.slice(0, 6)}…${address.slice(-4)}` : "";
 }
 
-function account(address) {
+export function account(address) {
   return h("span", { class: "account", title: address }, short(address));
 }
 
-function money(value) {
+export function money(value) {
   return h("span", { class: "money" }, formatYuan(value));
 }
 
-function state(value) {
+export function state(value) {
   return h("span", { class: `state state-${value}` }, stateName(value));
 }
 
 /** A form whose submit validates with ``check`` (answers an error text or null) and then runs ``send``. */
-function form(title, fields, submitLabel, check, send) {
+export function form(title, fields, submitLabel, check, send) {
   const error = h("p", { class: "error", role: "alert", hidden: true });
   const element = h("form", { class: "card", novalidate: true, onsubmit: async (event) => {
     event.preventDefault();
@@ -53,13 +53,13 @@ function form(title, fields, submitLabel, check, send) {
   return element;
 }
 
-function amountOf(element, name) {
+export function amountOf(element, name) {
   const value = parseYuan(valueOf(element, name));
   return value !== null && value > 0n ? value : null;
 }
 
 /** A list's filter bar and CSV export (the export is the API's own ``format=csv``). */
-function listBar(path, stateOptions, query, onFilter) {
+export function listBar(path, stateOptions, query, onFilter) {
   const select = h("select", { id: `${path.slice(1)}-state`, name: "state" },
     h("option", { value: "" }, t("list.all")),
     stateOptions.map((value) => h("option", { value, selected: query.state === value }, stateName(value))));
@@ -69,7 +69,7 @@ function listBar(path, stateOptions, query, onFilter) {
     h("button", { type: "button", onclick: () => exportCsv(path, { state: select.value }) }, t("list.export")));
 }
 
-async function exportCsv(path, query) {
+export async function exportCsv(path, query) {
   const answer = await request("GET", path, { query: { ...query, format: "csv" }, raw: true });
   const link = h("a", { href: URL.createObjectURL(answer.body), download: `${path.slice(1)}.csv` });
   document.body.append(link);
@@ -77,18 +77,18 @@ async function exportCsv(path, query) {
   link.remove();
 }
 
-function queryOf() {
+export function queryOf() {
   const [, search = ""] = location.hash.split("?");
   return Object.fromEntries(new URLSearchParams(search));
 }
 
-function withQuery(page, query) {
+export function withQuery(page, query) {
   const search = new URLSearchParams(Object.entries(query).filter(([, v]) => v)).toString();
   location.hash = `#/${page}${search ? `?${search}` : ""}`;
 }
 
 /** A bar chart in SVG of [label, BigInt fen] pairs (scaled by BigInt arithmetic, no float on the amounts). */
-function barChart(title, rows) {
+export function barChart(title, rows) {
   if (!rows.length) return null;
   const width = 560, barHeight = 22, gap = 6, labelWidth = 150;
   const max = rows.reduce((m, [, value]) => (value > m ? value : m), 1n);
