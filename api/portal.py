@@ -36,6 +36,7 @@ PORTAL_PREFIX: Final = "/portal"
 
 FILES: Final = {
     "app.js": "text/javascript; charset=utf-8",
+    "acts.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
     "dom.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",

@@ -49,9 +49,20 @@ export async function request(method, path, { body, query, headers = {}, credent
   }
   if (raw && answer.ok) return { status: answer.status, body: await answer.blob(), headers: answer.headers };
   const text = await answer.text();
-  const parsed = text ? JSON.parse(text) : null;
+  const parsed = text ? parseExact(text) : null;
   if (answer.status >= 400 && answer.status !== 428) throw new ApiProblem(parsed ?? { status: answer.status });
   return { status: answer.status, body: parsed, headers: answer.headers };
+}
+
+/** JSON with every integer beyond 2^53 read from its source digits as a BigInt (an EIP-712 nonce, a big id): a
+ * float would silently change it, and a signature over a changed value signs something else. */
+function parseExact(text) {
+  return JSON.parse(text, (_key, value, context) => {
+    if (typeof value === "number" && !Number.isSafeInteger(value) && context && /^-?\d+$/.test(context.source)) {
+      return BigInt(context.source);
+    }
+    return value;
+  });
 }
 
 export const get = (path, query) => request("GET", path, { query }).then((answer) => answer.body);

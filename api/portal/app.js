@@ -1,4 +1,5 @@
 // The portal's shell: sign-in, the navigation of the caller's roles, the operations in flight, the language.
+import { actSentence } from "./acts.js";
 import { ApiProblem, follow, get, request, session } from "./api.js";
 import { fill, h } from "./dom.js";
 import { explain, language, roleName, setLanguage, t } from "./i18n.js";
@@ -117,15 +118,19 @@ async function act(method, path, body, label) {
   }
 }
 
-/** Show the act to sign in words and figures; sign it with the participant's own key. */
+/** Show the act to sign in words and figures, made here from the typed data itself; sign it with the
+ * participant's own key. An act type the page cannot put in words is not signed. */
 function signAct(required) {
   return new Promise((resolve) => {
-    const signer = currentSigner();
+    const sentence = actSentence(required.typed_data);
+    const signer = sentence ? currentSigner() : null;
     const dialog = h("dialog", { class: "sign", "aria-labelledby": "sign-title" },
       h("h2", { id: "sign-title" }, t("op.sign")),
-      h("p", { class: "sentence" }, required.sentence),
-      signer ? h("p", { class: "hint" }, t("op.signedBy", { account: signer.address })) : h("p", { class: "error", role: "alert" }, t("op.noWallet")),
-      h("details", {}, h("summary", {}, "EIP-712"), h("pre", {}, JSON.stringify(required.typed_data, null, 2))),
+      h("p", { class: "sentence" }, sentence ?? required.sentence),
+      !sentence ? h("p", { class: "error", role: "alert" }, t("op.unknownAct")) : signer
+        ? h("p", { class: "hint" }, t("op.signedBy", { account: signer.address }))
+        : h("p", { class: "error", role: "alert" }, t("op.noWallet")),
+      h("details", {}, h("summary", {}, "EIP-712"), h("pre", {}, JSON.stringify(required.typed_data, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2))),
       h("div", { class: "buttons" },
         signer ? h("button", { type: "button", class: "primary", onclick: async () => {
           const signature = await signer.signTypedData(required.typed_data);

@@ -40,7 +40,7 @@ export async function openInjected() {
     address,
     signMessage: (message) => window.ethereum.request({ method: "personal_sign", params: [utf8Hex(message), address] }),
     signTypedData: (document) =>
-      window.ethereum.request({ method: "eth_signTypedData_v4", params: [address, JSON.stringify(document)] }),
+      window.ethereum.request({ method: "eth_signTypedData_v4", params: [address, JSON.stringify(document, (_k, v) => (typeof v === "bigint" ? v.toString() : v))] }),
   };
   return signer;
 }
