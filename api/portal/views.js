@@ -1,6 +1,7 @@
 // The portal's pages, one function per page: each reads what it shows from the API and answers an element.
 // ``ctx`` gives the signed-in participant (ctx.me), ``ctx.act`` to send an operation and follow it, and
 // ``ctx.refresh`` to draw the page again once an operation is final.
+import { actSentence } from "./acts.js";
 import { get, getAll, request } from "./api.js";
 import { field, h, table, valueOf } from "./dom.js";
 import { roleName, stateName, t } from "./i18n.js";
@@ -130,7 +131,44 @@ async function home(ctx) {
       h("dt", {}, t("home.account")), h("dd", {}, h("code", {}, me.id)),
       h("dt", {}, t("home.roles")), h("dd", {}, me.roles.map(roleName).join("、")),
       h("dt", {}, t("home.custody")), h("dd", {}, me.custody === "self" ? t("signin.selfCustody") : t("signin.hosted")),
-      h("dt", {}, t("home.balance")), h("dd", { id: "balance" }, money(balance.balance))));
+      h("dt", {}, t("home.balance")), h("dd", { id: "balance" }, money(balance.balance))),
+    me.custody === "self" ? signingKey(ctx) : null);
+}
+
+/** A self-custody participant (or a Safe's owner) opens its signing key in the page: the key stays here. */
+function signingKey(ctx) {
+  if (ctx.signer) return h("p", { class: "card", role: "status", id: "signing-key" }, t("key.opened", { address: ctx.signer.address }));
+  return form(t("key.title"), [
+    field(t("key.file"), { name: "keystore", type: "file", accept: ".json,application/json" }),
+    field(t("key.password"), { name: "password", type: "password", autocomplete: "off" }),
+  ], t("key.open"), (element) => (element.querySelector("[name=keystore]").files.length ? null : t("invalid.required")),
+  async (element) => {
+    try {
+      await ctx.openKey(await element.querySelector("[name=keystore]").files[0].text(), element.querySelector("[name=password]").value);
+      ctx.refresh();
+    } catch (error) {
+      alert(ctx.describe(error));
+    }
+  });
+}
+
+// -- maker/checker ------------------------------------------------------------------------------------------
+
+async function approvals(ctx) {
+  const { items } = await get("/acts/approvals");
+  const section = h("section", {}, h("h1", {}, t("appr.title")), signingKey(ctx));
+  const statusText = { "awaiting-signatures": "appr.awaiting", relayed: "appr.relayed", expired: "appr.expired" };
+  const columns = [
+    [t("appr.act"), (row) => h("span", { class: "sentence" }, actSentence(row.typed_data) ?? row.sentence)],
+    [t("appr.status"), (row) => `${t(statusText[row.status])} · ${t("appr.signed", { signed: row.signed_by.length, threshold: row.threshold })}`],
+    [t("actions"), (row) => (row.status === "awaiting-signatures" && ctx.signer && !row.signed_by.some((owner) => same(owner, ctx.signer.address))
+      ? h("button", { type: "button", class: "primary", "data-digest": row.digest, onclick: async () => {
+        if (await ctx.approve(row.typed_data, t("appr.approve"))) ctx.refresh();
+      } }, t("appr.approve"))
+      : null)],
+  ];
+  section.append(table(t("appr.title"), columns, items, t("appr.none")));
+  return section;
 }
 
 // -- invoices -----------------------------------------------------------------------------------------------
@@ -454,4 +492,4 @@ async function cash(ctx) {
     movement("cash.deposit", "/deposits"), movement("cash.withdraw", "/withdrawals"));
 }
 
-export const VIEWS = { home, invoices, receivables, financing, obligations, participants, cash };
+export const VIEWS = { home, invoices, receivables, financing, obligations, participants, cash, approvals };
