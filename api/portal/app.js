@@ -53,6 +53,9 @@ function currentPage() {
   return (location.hash.replace(/^#\/?/, "").split("?")[0] || "home");
 }
 
+/** How many times a page was asked for: only the latest request's page is shown. */
+let drawn = 0;
+
 async function render() {
   renderChrome();
   if (!me) {
@@ -61,12 +64,16 @@ async function render() {
   }
   const page = currentPage();
   const view = VIEWS[page] ?? VIEWS.home;
+  const drawing = ++drawn;
   fill(main, h("p", { class: "loading" }, t("loading")));
+  let content;
   try {
-    fill(main, await view(context));
+    content = await view(context);
   } catch (error) {
-    fill(main, h("p", { class: "error", role: "alert" }, describe(error)));
+    content = h("p", { class: "error", role: "alert" }, describe(error));
   }
+  if (drawing !== drawn) return; // a later page (or the same, drawn again) replaced this one meanwhile
+  fill(main, content);
   main.focus({ preventScroll: true });
 }
 
@@ -222,8 +229,8 @@ async function signIn(credential) {
   const answer = await request("GET", "/participants/me", { credential });
   session.credential = credential;
   me = answer.body;
-  location.hash = "#/home";
-  await render();
+  if (location.hash === "#/home") await render();
+  else location.hash = "#/home"; // the hashchange draws the page, once
 }
 
 /** Sign in with the participant's own key: sign the service's single-use challenge (EIP-191). */

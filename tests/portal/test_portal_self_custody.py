@@ -152,6 +152,7 @@ def test_a_safe_core_firm_confirms_only_when_its_clerk_and_its_officer_have_sign
         page.wait_for_selector("body[data-ready=true]")
         page.get_by_label("API 密钥").fill(api_key)
         page.get_by_role("button", name="登录", exact=True).click()
+        expect(page.locator("main h1")).to_contain_text("欢迎")
         page.get_by_label("签名密钥文件（加密 keystore）").set_input_files(str(keystores[name]))
         page.get_by_label("签名密钥密码").fill(f"{name}'s password")
         page.get_by_role("button", name="打开签名密钥").click()
