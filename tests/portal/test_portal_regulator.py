@@ -309,5 +309,15 @@ def test_the_regulator_reports_freezes_and_verifies_through_the_portal_and_nothi
         regulator.shot("events-regulator")
         expect(rows.filter(has_text=re.compile(rf"pieceId {piece}(?!\d)"))).to_have_count(1)
 
+        # The pages with their rows fit a phone's width, every input labelled.
+        page.set_viewport_size({"width": 390, "height": 844})
+        for name in ("reports", "freezes", "audit", "events"):
+            regulator.go(name)
+            unlabelled = page.evaluate(
+                "[...document.querySelectorAll('input, select')].filter((c) => !c.labels || !c.labels.length).length"
+            )
+            assert unlabelled == 0, name
+            assert page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth") <= 0, name
+
         for someone in (regulator, supplier, operator):
             assert someone.errors == []
