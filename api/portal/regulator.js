@@ -98,7 +98,7 @@ register({
   },
   // The contracts' refusals of freezing and lifting, and of acts on what is frozen.
   errors: {
-    RegistryNoChange: ["该参与方已处于此状态（已冻结的不能再冻结，未冻结的无从解除）", "The participant is already in that state (frozen already, or not frozen)"],
+    RegistryNoChange: ["该参与方已处于此状态，无需变更（例如已冻结的再次冻结，或解除未冻结的参与方）", "Nothing to change: the participant is already in that state (e.g. frozen already, or not frozen)"],
     RegistryNotRegistered: ["该账户不是已接入的参与方", "The account is not an onboarded participant"],
     RegistryParticipantFrozen: ["该参与方已被监管冻结：冻结期间不能收付存款代币，也不能开展新业务", "The participant is frozen by the regulator: no deposit-token movement to or from it, no new business, until the freeze is lifted"],
     RegistryRecipientIsLedgerContract: ["收款方是账本合约，不能直接转入", "The recipient is one of the ledger's contracts"],
@@ -394,7 +394,7 @@ async function audit(ctx) {
     [t("aud.time"), (row) => row.recorded_at.slice(0, 19).replace("T", " ")],
     [t("aud.actor"), (row) => (row.actor ? account(row.actor) : "")],
     [t("aud.request"), (row) => h("code", {}, `${row.method} ${row.path}`)],
-    [t("aud.status"), (row) => `${row.status_code} ${row.outcome}`],
+    [t("aud.status"), (row) => [`${row.status_code} `, h("code", {}, row.outcome)]],
     [t("aud.hash"), (row) => shortHash(row.hash)],
   ], items, t("aud.noRecords"))));
   return section;
