@@ -60,7 +60,12 @@ function currentPage() {
   return (location.hash.replace(/^#\/?/, "").split("?")[0] || "home");
 }
 
+/** Renders started; a render whose page came back after a later one started is dropped (sign-in's own render
+ * and its hashchange both draw the home page: a slow one must not cover the page the user went on to). */
+let renders = 0;
+
 async function render() {
+  const generation = ++renders;
   renderChrome();
   if (!me) {
     fill(main, signInView());
@@ -69,11 +74,14 @@ async function render() {
   const page = currentPage();
   const view = VIEWS[page] ?? VIEWS.home;
   fill(main, h("p", { class: "loading" }, t("loading")));
+  let content;
   try {
-    fill(main, await view(context));
+    content = await view(context);
   } catch (error) {
-    fill(main, h("p", { class: "error", role: "alert" }, describe(error)));
+    content = h("p", { class: "error", role: "alert" }, describe(error));
   }
+  if (generation !== renders) return;
+  fill(main, content);
   main.focus({ preventScroll: true });
 }
 
