@@ -285,6 +285,9 @@ def test_the_regulator_reports_freezes_and_verifies_through_the_portal_and_nothi
         anchored, _ = served.service.client.latest_audit_anchor()
         assert anchored > 0
         operator.shot("audit-operator")
+        operator.go("freezes")  # the operator reads the freezes; freezing and lifting are the regulator's
+        assert operator.page.locator("main form").count() == 0
+        assert operator.page.get_by_role("button", name=operator.word("lift")).count() == 0
 
         page.reload()
         page.wait_for_selector("main h1")
