@@ -4,7 +4,10 @@ import { ApiProblem, follow, get, request, session } from "./api.js";
 import { fill, h } from "./dom.js";
 import { explain, language, roleName, setLanguage, t } from "./i18n.js";
 import { currentSigner, forget, hasInjected, openInjected, openKeystore, safeApproval } from "./wallet.js";
-import { VIEWS } from "./views.js";
+import { VIEWS as REGULATOR_VIEWS } from "./regulator.js";
+import { VIEWS as STORY_VIEWS } from "./views.js";
+
+const VIEWS = { ...STORY_VIEWS, ...REGULATOR_VIEWS };
 
 const main = document.getElementById("view");
 const nav = document.getElementById("nav");
@@ -23,6 +26,10 @@ const NAV = [
   ["participants", "nav.participants", ["operator", "regulator"]],
   ["cash", "nav.cash", ["settlement-agent"]],
   ["approvals", "nav.approvals", "self-custody"],
+  ["reports", "nav.reports", ["regulator", "operator"]],
+  ["freezes", "nav.freezes", ["regulator", "operator"]],
+  ["audit", "nav.audit", ["regulator", "operator"]],
+  ["events", "nav.events", ["regulator", "operator"]],
 ];
 
 function allowed(roles) {

@@ -298,7 +298,7 @@ async function receivables(ctx) {
     [t("piece.lineage"), (row) => (row.parent_id === null ? t("piece.root") : t("piece.from", { id: row.parent_id }))],
     [t("piece.owner"), (row) => account(row.owner)],
     [t("piece.value"), (row) => money(row.value)],
-    [t("actions"), (row) => (same(row.owner, ctx.me.id) && !row.frozen ? pieceActions(ctx, row) : null)],
+    [t("actions"), (row) => (row.frozen ? state("frozen") : same(row.owner, ctx.me.id) ? pieceActions(ctx, row) : null)],
   ];
   section.append(table(t("piece.list"), columns, live, t("piece.none")), pager);
   return section;
