@@ -22,6 +22,7 @@ const NAV = [
   ["invoices", "nav.invoices", ["supplier", "core-firm", "financier", "operator", "regulator"]],
   ["receivables", "nav.receivables", ["supplier", "core-firm", "financier", "operator", "regulator"]],
   ["financing", "nav.financing", ["supplier", "financier", "operator", "regulator"]],
+  ["portfolio", "nav.portfolio", ["financier", "supplier"]],
   ["obligations", "nav.obligations", ["core-firm"]],
   ["participants", "nav.participants", ["operator", "regulator"]],
   ["cash", "nav.cash", ["settlement-agent"]],
