@@ -41,6 +41,8 @@ class Production:
 
     anvil: Anvil
     operator_key: str
+    regulator: str = "0x00000000000000000000000000000000000Fe9a1"
+    """The first regulator's account: named at deployment, its key the regulator's (none here)."""
 
     def environment(self, data_dir: Path, **settings: str) -> dict[str, str]:
         """A correct production configuration (secrets as files of mode 0600), with ``settings`` on top."""
@@ -58,6 +60,7 @@ class Production:
             SCF_MASTER_SECRET_FILE=str(files / "master_secret"),
             SCF_KEY_SALT_FILE=str(files / "key_salt"),
             SCF_OPERATOR_KEY=self.operator_key,
+            SCF_REGULATOR_ADDRESS=self.regulator,
             **settings,
         )
 
@@ -133,6 +136,10 @@ REFUSALS: dict[str, tuple[Callable[[Path], dict[str, str | None]], tuple[str, ..
     "operator key: file readable by others": (
         lambda d: {"SCF_OPERATOR_KEY": None, "SCF_OPERATOR_KEY_FILE": _readable_file(d, "operator", 0o604)},
         ("SCF_OPERATOR_KEY_FILE", "other users (mode 0604)"),
+    ),
+    "first regulator: unset": (
+        lambda _: {"SCF_REGULATOR_ADDRESS": None},
+        ("SCF_REGULATOR_ADDRESS is required on chain 4242",),
     ),
     "previous master secrets: file readable by others": (
         lambda d: {"SCF_PREVIOUS_MASTER_SECRETS_FILE": _readable_file(d, "previous", 0o644)},
