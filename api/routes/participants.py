@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time as pytime
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,6 +45,7 @@ from ledger.index.statements import Account, deposit_account, indexed_block, rec
 from ledger.models import Role
 from ledger.pipeline import Operation
 
+logger = logging.getLogger("api")
 router = APIRouter(tags=["participants"])
 
 ASSIGNABLE_ROLES = {r.role_name: r for r in Role if r not in (Role.OPERATOR, Role.SYSTEM)}
@@ -193,7 +195,7 @@ async def create_participant(
     if response.status_code == 200:
         for approval in approvals:
             await service.client.outcome(approval, timeout=service.settings.max_wait_seconds)
-    await _admit(service, admitting, address, registration)
+    await _admit(service, admitting, address, registration, response)
     content: dict[str, Any] = {
         "participant": _view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
         "api_key": api_key,
@@ -218,14 +220,35 @@ async def _admitting_regulator(service: LedgerService, body: ParticipantCreate) 
     raise Problem(403, "forbidden-role", "Forbidden", "only a regulator admits a regulator")
 
 
-async def _admit(service: LedgerService, regulator: str | None, account: str, registration: list[Operation]) -> None:
+_ADMISSIONS: set[asyncio.Task[None]] = set()
+"""Admissions of regulators still waiting for their registration (a request that did not wait for it)."""
+
+
+async def _admit(
+    service: LedgerService, regulator: str | None, account: str, registration: list[Operation], response: Response
+) -> None:
     """Once ``account``'s registration is on chain, have ``regulator`` (hosted) admit it as a regulator: the
-    registry lets only a regulator grant the role. Waits for both (a regulator is onboarded rarely)."""
-    if regulator is None or not registration:
+    registry lets only a regulator grant the role. A confirmed registration (the request waited) is admitted
+    within the request, and a refusal is its answer; a pending one is admitted when it is confirmed."""
+    if regulator is None or not registration or response.status_code not in (200, 202):
         return
-    wait = service.settings.max_wait_seconds
-    await service.client.outcome(registration[-1], timeout=wait)
-    await service.client.outcome(await service.client.admit_regulator(regulator, account), timeout=wait)
+    admission = asyncio.create_task(_admit_once_registered(service, regulator, account, registration[-1]))
+    _ADMISSIONS.add(admission)
+    admission.add_done_callback(_admitted)
+    if response.status_code == 200:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(admission), service.settings.max_wait_seconds)
+
+
+async def _admit_once_registered(service: LedgerService, regulator: str, account: str, registration: Operation) -> None:
+    await service.client.outcome(registration, timeout=None)
+    await service.client.outcome(await service.client.admit_regulator(regulator, account), timeout=None)
+
+
+def _admitted(admission: asyncio.Task[None]) -> None:
+    _ADMISSIONS.discard(admission)
+    if not admission.cancelled() and admission.exception() is not None:
+        logger.error("a regulator's admission failed: %s", admission.exception())
 
 
 async def _check_possession(service: LedgerService, body: ParticipantCreate) -> None:
@@ -272,7 +295,7 @@ async def _register_self_custody(
         return registration[-1]
 
     response = await perform(request, service, caller, "participant.register-self-custody", None, register)
-    await _admit(service, admitting, address, registration)
+    await _admit(service, admitting, address, registration, response)
     content: dict[str, Any] = {
         "participant": _view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
         "api_key": api_key,

@@ -211,6 +211,20 @@ def test_a_regulator_onboarded_here_is_admitted_by_the_regulator_named_at_deploy
     assert api.http.get(f"/participants/{regulator.id}", headers=regulator.headers).json()["roles"] == ["regulator"]
 
 
+def test_a_regulator_onboarded_without_waiting_is_admitted_once_its_registration_is_confirmed(api: Api) -> None:
+    body = {
+        "name": "County financial regulator",
+        "credit_code": synthetic_credit_code(9_999_002),
+        "roles": ["regulator"],
+    }
+    answer = api.http.post("/participants", json=body, headers=api.operator_headers)
+    assert answer.status_code == 201, answer.text
+    account = answer.json()["participant"]["id"]
+    client = api.service.client
+    assert _eventually(lambda: client.has_role(account, Role.REGULATOR), bool)
+    assert not client.has_role(api.service.operator.address, Role.REGULATOR)
+
+
 def test_onboarding_a_regulator_without_a_hosted_regulator_is_the_registrys_named_refusal(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
