@@ -21,6 +21,7 @@ import httpx
 import pytest
 from eth_account import Account
 
+from ledger.deployment import dev_regulator
 from ledger.node import dev_key
 from ledger.settings import DEV_MASTER_SECRET
 from ledger.tooling.chain import Anvil, find_anvil
@@ -210,7 +211,8 @@ def port_taken() -> Iterator[int]:
 def test_every_start_up_failure_is_one_line_naming_the_setting_and_exit_code_1(
     production: Production, tmp_path: Path
 ) -> None:
-    local = {"SCF_OPERATOR_KEY": "0x" + dev_key(0).hex()}  # stated, so that no log line says it is the default
+    # stated, so that no log line says it is the default
+    local = {"SCF_OPERATOR_KEY": "0x" + dev_key(0).hex(), "SCF_REGULATOR_ADDRESS": dev_regulator().address}
     cases: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
         (
             "wrong chain id",
