@@ -11,6 +11,8 @@ PY_STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 SLITHER_VENV := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed-stamp
+# Test processes (pytest-xdist): one per core.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: setup compile lint slither browser test gas clean run demo soak bench bench-quick bench-webhooks
 
@@ -60,7 +62,7 @@ browser:
 
 ## test: lint, then the whole test suite (the portal's tests in Debian's chromium).
 test: lint browser
-	$(BIN)/pytest -q --durations=30
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 ## soak: the long reliability runs (marked `soak`), with SCF_SOAK=1 raising the example counts.
 soak: setup
