@@ -60,6 +60,7 @@ def production(**overrides: object) -> Settings:
         base64.b64encode(os.urandom(32)).decode(),
         base64.urlsafe_b64encode(os.urandom(33)).decode().rstrip("="),
     ],
+    ids=["hex-32", "0x-hex-48", "base64-32", "base64url-33"],  # the values are random: ids the same in every process
 )
 def test_random_bytes_of_32_or_more_as_hex_or_base64_pass(value: str) -> None:
     assert weakness(value) is None
@@ -78,6 +79,7 @@ def test_random_bytes_of_32_or_more_as_hex_or_base64_pass(value: str) -> None:
         ("0123456789abcdef" * 4, "repeats a few byte values"),
         ("A" * 64, "repeats a few byte values"),
     ],
+    ids=["empty", "dev-master-secret", "dev-key-salt", "passphrase", "hex-31", "base64-24", "42s", "hex-pattern", "As"],
 )
 def test_defaults_short_values_passphrases_and_patterns_are_weak(value: str, reason: str) -> None:
     found = weakness(value)
