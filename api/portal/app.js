@@ -3,6 +3,7 @@ import { actSentence } from "./acts.js";
 import { ApiProblem, follow, get, request, session } from "./api.js";
 import { fill, h } from "./dom.js";
 import { explain, language, roleName, setLanguage, t } from "./i18n.js";
+import { VIEWS as WAREHOUSE } from "./warehouse.js";
 import { currentSigner, forget, hasInjected, openInjected, openKeystore } from "./wallet.js";
 import { VIEWS } from "./views.js";
 
@@ -19,6 +20,8 @@ const NAV = [
   ["invoices", "nav.invoices", ["supplier", "core-firm", "financier", "operator", "regulator"]],
   ["receivables", "nav.receivables", ["supplier", "core-firm", "financier", "operator", "regulator"]],
   ["financing", "nav.financing", ["supplier", "financier", "operator", "regulator"]],
+  ["receipts", "nav.receipts", ["warehouse", "supplier", "core-firm", "financier", "operator", "regulator"]],
+  ["pledges", "nav.pledges", ["supplier", "core-firm", "financier", "operator", "regulator"]],
   ["obligations", "nav.obligations", ["core-firm"]],
   ["participants", "nav.participants", ["operator", "regulator"]],
   ["cash", "nav.cash", ["settlement-agent"]],
@@ -58,7 +61,7 @@ async function render() {
     return;
   }
   const page = currentPage();
-  const view = VIEWS[page] ?? VIEWS.home;
+  const view = VIEWS[page] ?? WAREHOUSE[page] ?? VIEWS.home;
   fill(main, h("p", { class: "loading" }, t("loading")));
   try {
     fill(main, await view(context));

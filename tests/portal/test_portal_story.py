@@ -313,7 +313,7 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
         assert person.errors == []
 
 
-PAGES = ["home", "invoices", "receivables", "financing", "participants"]
+PAGES = ["home", "invoices", "receivables", "financing", "participants", "receipts", "pledges"]
 
 
 @pytest.mark.parametrize("width", [1280, 390])
