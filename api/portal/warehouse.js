@@ -329,7 +329,7 @@ async function pledges(ctx) {
   const section = h("section", {}, h("h1", {}, t("pl.list")));
   if (has(ctx, "financier")) {
     section.append(table(t("pl.incoming"), [
-      [t("pl.id"), (row) => `#${row.id}`],
+      [t("pl.id"), pledgeRef],
       [t("pl.receipt"), (row) => receiptRef(row.receipt_id)],
       [t("pl.borrower"), (row) => account(row.borrower)],
       [t("pl.principal"), (row) => money(row.principal)],
@@ -342,7 +342,7 @@ async function pledges(ctx) {
   }
   section.append(listBar("/pledges", PLEDGE_STATES, query, (value) => withQuery("pledges", { state: value })));
   section.append(table(t("pl.list"), [
-    [t("pl.id"), (row) => `#${row.id}`],
+    [t("pl.id"), pledgeRef],
     [t("pl.receipt"), (row) => receiptRef(row.receipt_id)],
     [t("pl.borrower"), (row) => account(row.borrower)],
     [t("pl.financier"), (row) => account(row.financier)],
@@ -359,6 +359,10 @@ async function pledges(ctx) {
   ], items, t("pl.none")));
   section.append(table(t("pl.marginCalls"), callColumns(true), calls, t("pl.noCalls")));
   return section;
+}
+
+function pledgeRef(row) {
+  return h("span", { "data-pledge-id": row.id }, `#${row.id}`);
 }
 
 function overdue(row) {

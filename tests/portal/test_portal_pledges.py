@@ -63,6 +63,11 @@ WORDS = {
         "redeem": "申请提货",
         "confirm_redemption": "确认货物已出库",
         "already_pledged": "该仓单已被质押，不能重复质押",
+        "cancel": "撤回申请",
+        "export": "导出 CSV",
+        "decline": "拒绝",
+        "enforce": "处置质押仓单",
+        "overdue": "已逾期",
         "fallback": "账本合约拒绝了此操作",
     },
     "en": {
@@ -94,6 +99,11 @@ WORDS = {
         "redeem": "Ask for the goods",
         "confirm_redemption": "Confirm the goods left",
         "already_pledged": "This receipt is already pledged",
+        "cancel": "Withdraw the request",
+        "export": "Export CSV",
+        "decline": "Decline",
+        "enforce": "Enforce: take the receipt",
+        "overdue": "past due",
         "fallback": "The ledger's contracts refused this",
     },
 }
@@ -129,6 +139,19 @@ def sit(browser: Browser, served: Served, who: str, lang: str, shots: Path) -> P
     return PledgeDesk(person.page, person.lang, person.shots, person.errors)
 
 
+def fits_a_phone(person: PledgeDesk) -> None:
+    """The page as it stands, at a phone's width: every control has its label, nothing is wider than the screen."""
+    page = person.page
+    page.set_viewport_size({"width": 390, "height": 900})
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('input, select')].filter((c) => !c.labels || !c.labels.length).length"
+    )
+    overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert unlabelled == 0, f"{unlabelled} controls without a label"
+    assert overflow <= 0, f"the page is {overflow} px wider than a 390 px screen"
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with serve(tmp_path_factory.mktemp("portal-pledges"), block_time=0.25) as served:
@@ -154,6 +177,26 @@ def deposit(served: Served, lang: str, *pairs: tuple[str, int]) -> None:
     with httpx.Client(base_url=served.base_url, timeout=60) as http:
         for name, amount in pairs:
             served.deposit(http, f"agent {lang}", f"{name} {lang}", amount)
+
+
+def chain_now(served: Served) -> int:
+    """The time of the chain's latest block (unix seconds)."""
+    block = httpx.post(
+        served.anvil.rpc_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]},
+    ).json()["result"]
+    return int(block["timestamp"], 16)
+
+
+def travel(served: Served, seconds: int) -> None:
+    """Move the chain's clock forward (anvil's evm_increaseTime) and mine a block."""
+    for method, params in (("evm_increaseTime", [seconds]), ("evm_mine", [])):
+        httpx.post(served.anvil.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+
+
+def chain_day(served: Served, days: int) -> str:
+    """The chain's date ``days`` days from its now (ISO)."""
+    return (datetime.fromtimestamp(chain_now(served), UTC) + timedelta(days=days)).date().isoformat()
 
 
 def the_receipt(served: Served, who: str, owner: str) -> dict[str, Any]:
@@ -201,10 +244,16 @@ def test_the_pledge_story_is_clicked_through_the_portal_by_each_role(
     receipt_id = str(receipt["id"])
     assert (int(receipt["valuation"]), int(receipt["quantity"]), receipt["unit"]) == (400_000_000, 1000, "t")
     onchain = chain.receipt(int(receipt_id))
-    assert (onchain.warehouse, onchain.owner, onchain.valuation) == (accounts["warehouse"], accounts["steel"], 400_000_000)
+    assert (onchain.warehouse, onchain.owner) == (accounts["warehouse"], accounts["steel"])
+    assert onchain.valuation == 400_000_000
     assert onchain.state is ReceiptState.ACTIVE
     expect(warehouse.page.locator(f"details[data-receipt='{receipt_id}']")).to_have_count(1)
     warehouse.shot("receipts-warehouse")
+    # Its receipts as a file: the API's own CSV.
+    with warehouse.page.expect_download() as download:
+        warehouse.page.get_by_role("button", name=warehouse.word("export"), exact=True).click()
+    exported = Path(download.value.path()).read_text()
+    assert receipt_id in exported and "400000000" in exported
 
     # The owner asks the bank for ¥2,800,000.00 at 6 %, reading the loan-to-value before it sends.
     steel = sit(browser, served, f"steel {lang}", lang, screenshots)
@@ -219,6 +268,7 @@ def test_the_pledge_story_is_clicked_through_the_portal_by_each_role(
     pledge.get_by_label(steel.word("rate")).fill("6.00")
     pledge.get_by_label(steel.word("due")).fill(days_from_now(180))
     steel.shot("pledge-request-owner")
+    fits_a_phone(steel)
     assert steel.act("submit", pledge) == "confirmed"
     with rest(served, f"steel {lang}") as http:
         [asked] = http.get("/pledges").json()["items"]
@@ -247,6 +297,7 @@ def test_the_pledge_story_is_clicked_through_the_portal_by_each_role(
     revalue = warehouse.form("revalue", warehouse.actions(receipt_id))
     revalue.get_by_label(warehouse.word("new_valuation")).fill("3,200,000.00")
     revalue.get_by_label(warehouse.word("basis")).fill("上海热卷周价 / Shanghai coil price list, week 23")
+    fits_a_phone(warehouse)
     assert warehouse.act("revalue", revalue) == "confirmed"
     assert chain.receipt(int(receipt_id)).valuation == 320_000_000
     bank.revisit("pledges")
@@ -257,6 +308,7 @@ def test_the_pledge_story_is_clicked_through_the_portal_by_each_role(
     bank.page.locator(f"details[data-margin-calls='{pledge_id}'] summary").click()
     expect(bank.page.locator(f"details[data-margin-calls='{pledge_id}'] table")).to_contain_text("¥3,200,000.00")
     bank.shot("pledges-financier")
+    fits_a_phone(bank)
     with rest(served, f"bank {lang}") as http:
         [call] = http.get(f"/pledges/{pledge_id}/margin-calls").json()["items"]
     assert (int(call["principal"]), int(call["valuation"])) == (280_000_000, 320_000_000)
@@ -272,6 +324,7 @@ def test_the_pledge_story_is_clicked_through_the_portal_by_each_role(
     outstanding = chain.pledge_loan(pledge_id).principal
     assert 180_000_000 <= outstanding < 280_000_000 - 100_000_000 + 100_000  # interest of a few seconds at most
     steel.shot("pledges-borrower")
+    fits_a_phone(steel)
     repay = steel.form("repay", steel.page.locator(f"details[data-pledge='{pledge_id}']"))
     steel.page.locator(f"details[data-pledge='{pledge_id}'] summary").click()
     repay.get_by_label(steel.word("repay_all")).check()
@@ -399,3 +452,77 @@ def test_every_refusal_of_receipts_and_pledges_is_explained_in_chinese_and_engli
     assert all(re.search(r"[\u4e00-\u9fff]", text) for text in words["zh-CN"].values())
     assert errors == []
     context.close()
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_requests_are_withdrawn_or_declined_and_a_loan_left_unpaid_is_enforced_after_its_due_date(
+    browser: Browser, served: Served, screenshots: Path, lang: str
+) -> None:
+    suffix = f"{lang} enforce"
+    accounts = cast(
+        served,
+        suffix,
+        ("agent", "settlement-agent"),
+        ("warehouse", "warehouse"),
+        ("steel", "supplier"),
+        ("bank", "financier"),
+        ("factor", "financier"),
+    )
+    deposit(served, suffix, ("bank", 5_000_000 * YUAN))
+    chain = served.service.client
+    lot = {
+        "owner": accounts["steel"],
+        "lot_number": f"SH-ENFORCE-{next(_lots)}",
+        "goods_description": "aluminium ingots",
+        "quantity": 40,
+        "unit": "t",
+        "valuation": 1_000_000 * YUAN,
+        "expiry": chain_day(served, 120),
+    }
+    with rest(served, f"warehouse {suffix}") as http:
+        receipt_id = str(http.post("/warehouse-receipts", json=lot, headers=WAIT).json()["result"]["receipt_id"])
+    terms = {"receipt_id": receipt_id, "principal": 300_000 * YUAN, "rate_bps": 800, "due_date": chain_day(served, 2)}
+
+    def ask(financier: str) -> int:
+        with rest(served, f"steel {suffix}") as http:
+            answer = http.post("/pledges", json={**terms, "financier": accounts[financier]}, headers=WAIT)
+        assert answer.json()["status"] == "confirmed", answer.text
+        return int(answer.json()["result"]["pledge_id"])
+
+    # The owner withdraws a request it sent; the factor declines the next one.
+    withdrawn = ask("factor")
+    steel = sit(browser, served, f"steel {suffix}", lang, screenshots)
+    steel.go("pledges")
+    assert steel.act("cancel", steel.page.locator(f"tr:has([data-pledge='{withdrawn}'])")) == "confirmed"
+    assert chain.pledge_loan(withdrawn).state is PledgeState.CANCELLED
+    declined = ask("factor")
+    factor = sit(browser, served, f"factor {suffix}", lang, screenshots)
+    factor.go("pledges")
+    assert factor.act("decline", factor.page.locator(f"div[data-pledge='{declined}']")) == "confirmed"
+    assert chain.pledge_loan(declined).state is PledgeState.DECLINED
+    assert chain.receipt(int(receipt_id)).state is ReceiptState.ACTIVE
+
+    # The bank lends until the day after tomorrow; nobody repays; three days later the bank takes the receipt.
+    loan = ask("bank")
+    with rest(served, f"bank {suffix}") as http:
+        assert http.post(f"/pledges/{loan}/fund", headers=WAIT).json()["status"] == "confirmed"
+    bank = sit(browser, served, f"bank {suffix}", lang, screenshots)
+    bank.go("pledges")
+    row = bank.page.locator(f"tr:has([data-pledge-id='{loan}'])")
+    expect(row).not_to_contain_text(bank.word("overdue"))
+    expect(row.get_by_role("button", name=bank.word("enforce"))).to_have_count(0)  # not before the due date
+    travel(served, 3 * 86_400)
+    bank.page.clock.set_fixed_time(datetime.fromtimestamp(chain_now(served), UTC))  # the page's clock, the chain's
+    bank.revisit("pledges")
+    row = bank.page.locator(f"tr:has([data-pledge-id='{loan}'])")
+    expect(row).to_contain_text(bank.word("overdue"))
+    bank.shot("pledges-overdue-financier")
+    assert bank.act("enforce", row) == "confirmed"
+    assert chain.pledge_loan(loan).state is PledgeState.ENFORCED
+    taken = chain.receipt(int(receipt_id))
+    assert (taken.owner, taken.state) == (accounts["bank"], ReceiptState.ACTIVE)
+    bank.go("receipts")
+    expect(bank.page.locator(f"details[data-receipt='{receipt_id}']")).to_have_count(1)  # its own now
+    for person in (steel, factor, bank):
+        assert person.errors == []
+        person.page.context.close()
