@@ -115,6 +115,7 @@ register({
 
 const RECEIPT_STATES = ["active", "pledge_requested", "pledged", "redemption_requested", "redeemed"];
 const PLEDGE_STATES = ["requested", "active", "released", "enforced", "declined", "cancelled"];
+const PLEDGED = new Set(["pledge_requested", "pledged"]); // the states in which the receipt's pledge is open
 const GOODS = ["sound", "damaged", "disputed", "missing"];
 const LOT = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$/; // ledger.identifiers.LOT_NUMBER_PATTERN
 const UNIT = /^[\x20-\x7e]{1,8}$/;
@@ -170,7 +171,7 @@ async function receipts(ctx) {
     [t("wr.expires"), (row) => day(row.expiry)],
     [t("wr.status"), (row) => state(row.goods_status)],
     [t("list.state"), (row) => [state(row.state), row.frozen ? [" ", h("small", { class: "error" }, t("wr.frozen"))] : null,
-      row.pledge_id !== null ? [h("br"), h("small", { class: "hint" }, t("wr.pledgedIn", { id: row.pledge_id }))] : null]],
+      row.pledge_id !== null && PLEDGED.has(row.state) ? [h("br"), h("small", { class: "hint" }, t("wr.pledgedIn", { id: row.pledge_id }))] : null]],
     [t("actions"), (row) => receiptActions(ctx, row)],
   ];
   section.append(table(t("wr.list"), columns, items, t("wr.none")));
@@ -248,7 +249,7 @@ function receiptActions(ctx, row) {
   }
   if (same(row.owner, ctx.me.id) && !row.frozen) {
     if (row.state === "active") {
-      open.push(pledgeForm(ctx, row));
+      if (row.goods_status === "sound") open.push(pledgeForm(ctx, row)); // only sound goods are pledged
       open.push(form(t("wr.transfer"), [field(t("wr.to"), { name: "to", autocomplete: "off", placeholder: "0x…" })], t("wr.send"),
         (element) => (ADDRESS.test(valueOf(element, "to")) ? null : `${t("wr.to")}: ${t("invalid.address")}`),
         async (element) => done(await ctx.act("POST", `${path}/transfers`, { to: valueOf(element, "to") }, label("wr.transfer")))));

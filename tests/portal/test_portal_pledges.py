@@ -24,7 +24,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, expect
 
-from ledger.models import PledgeState, ReceiptState
+from ledger.models import GoodsStatus, PledgeState, ReceiptState
 from tests.api.served import Served, serve
 from tests.portal.conftest import watch
 from tests.portal.test_portal_story import Desk, desk
@@ -64,6 +64,10 @@ WORDS = {
         "confirm_redemption": "确认货物已出库",
         "already_pledged": "该仓单已被质押，不能重复质押",
         "cancel": "撤回申请",
+        "attest": "更新货物状态",
+        "new_status": "货物状态",
+        "inspection": "查验记录",
+        "damaged": "损坏",
         "export": "导出 CSV",
         "decline": "拒绝",
         "enforce": "处置质押仓单",
@@ -100,6 +104,10 @@ WORDS = {
         "confirm_redemption": "Confirm the goods left",
         "already_pledged": "This receipt is already pledged",
         "cancel": "Withdraw the request",
+        "attest": "Update the goods status",
+        "new_status": "Goods status",
+        "inspection": "Inspection record",
+        "damaged": "damaged",
         "export": "Export CSV",
         "decline": "Decline",
         "enforce": "Enforce: take the receipt",
@@ -300,6 +308,12 @@ def test_the_pledge_story_is_clicked_through_the_portal_by_each_role(
     fits_a_phone(warehouse)
     assert warehouse.act("revalue", revalue) == "confirmed"
     assert chain.receipt(int(receipt_id)).valuation == 320_000_000
+    # ... and attests that some of the coil is damaged.
+    attest = warehouse.form("attest", warehouse.actions(receipt_id))
+    attest.get_by_label(warehouse.word("new_status")).select_option(label=warehouse.word("damaged"))
+    attest.get_by_label(warehouse.word("inspection")).fill("20 coils water-damaged, inspected on site")
+    assert warehouse.act("attest", attest) == "confirmed"
+    assert chain.receipt(int(receipt_id)).goods_status is GoodsStatus.DAMAGED
     bank.revisit("pledges")
     calls = bank.page.locator("table").last
     expect(calls).to_contain_text("¥3,200,000.00")
