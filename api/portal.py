@@ -41,6 +41,7 @@ FILES: Final = {
     "dom.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
     "money.js": "text/javascript; charset=utf-8",
+    "regulator.js": "text/javascript; charset=utf-8",
     "views.js": "text/javascript; charset=utf-8",
     "wallet.js": "text/javascript; charset=utf-8",
     "warehouse.js": "text/javascript; charset=utf-8",

@@ -6,7 +6,7 @@ import { formatBps, formatYuan } from "./money.js";
 
 const MONEY = new Set(["amount", "grant", "value", "fee", "valuation", "principal"]);
 const RATES = new Set(["discountRateBps", "rateBps"]);
-const DATES = new Set(["dueDate", "expiry", "deadline"]);
+const DATES = new Set(["dueDate", "expiry"]);
 
 const SENTENCES = {
   RegisterInvoice: ["登记发票（{keyHash}）：向 {buyer} 收款 {amount}，到期日 {dueDate}", "Register invoice {keyHash} of {amount} on {buyer}, due {dueDate}"],
@@ -49,6 +49,7 @@ function date(seconds) {
 function shown(name, value) {
   if (MONEY.has(name)) return formatYuan(value);
   if (RATES.has(name)) return formatBps(value);
+  if (name === "deadline") return `${new Date(Number(value) * 1000).toISOString().slice(0, 16).replace("T", " ")} UTC`;
   if (DATES.has(name)) return date(value);
   return String(value);
 }

@@ -3,9 +3,12 @@ import { actSentence } from "./acts.js";
 import { ApiProblem, follow, get, request, session } from "./api.js";
 import { fill, h } from "./dom.js";
 import { explain, language, roleName, setLanguage, t } from "./i18n.js";
-import { VIEWS as WAREHOUSE } from "./warehouse.js";
-import { currentSigner, forget, hasInjected, openInjected, openKeystore } from "./wallet.js";
-import { VIEWS } from "./views.js";
+import { currentSigner, forget, hasInjected, openInjected, openKeystore, safeApproval } from "./wallet.js";
+import { VIEWS as REGULATOR_VIEWS } from "./regulator.js";
+import { VIEWS as STORY_VIEWS } from "./views.js";
+import { VIEWS as WAREHOUSE_VIEWS } from "./warehouse.js";
+
+const VIEWS = { ...STORY_VIEWS, ...REGULATOR_VIEWS, ...WAREHOUSE_VIEWS };
 
 const main = document.getElementById("view");
 const nav = document.getElementById("nav");
@@ -25,9 +28,15 @@ const NAV = [
   ["obligations", "nav.obligations", ["core-firm"]],
   ["participants", "nav.participants", ["operator", "regulator"]],
   ["cash", "nav.cash", ["settlement-agent"]],
+  ["approvals", "nav.approvals", "self-custody"],
+  ["reports", "nav.reports", ["regulator", "operator"]],
+  ["freezes", "nav.freezes", ["regulator", "operator"]],
+  ["audit", "nav.audit", ["regulator", "operator"]],
+  ["events", "nav.events", ["regulator", "operator"]],
 ];
 
 function allowed(roles) {
+  if (roles === "self-custody") return Boolean(me && me.custody === "self");
   return !roles || (me && me.roles.some((role) => roles.includes(role)));
 }
 
@@ -54,6 +63,9 @@ function currentPage() {
   return (location.hash.replace(/^#\/?/, "").split("?")[0] || "home");
 }
 
+/** How many times a page was asked for: only the latest request's page is shown. */
+let drawn = 0;
+
 async function render() {
   renderChrome();
   if (!me) {
@@ -61,13 +73,17 @@ async function render() {
     return;
   }
   const page = currentPage();
-  const view = VIEWS[page] ?? WAREHOUSE[page] ?? VIEWS.home;
+  const view = VIEWS[page] ?? VIEWS.home;
+  const drawing = ++drawn;
   fill(main, h("p", { class: "loading" }, t("loading")));
+  let content;
   try {
-    fill(main, await view(context));
+    content = await view(context);
   } catch (error) {
-    fill(main, h("p", { class: "error", role: "alert" }, describe(error)));
+    content = h("p", { class: "error", role: "alert" }, describe(error));
   }
+  if (drawing !== drawn) return; // a later page (or the same, drawn again) replaced this one meanwhile
+  fill(main, content);
   main.focus({ preventScroll: true });
 }
 
@@ -84,7 +100,7 @@ function describe(error) {
 /** Send a state-changing request and show it until its block confirms it (or the contracts refuse it). An act
  * of a self-custody participant comes back as 428 with the act in words: it is shown, signed here, and relayed
  * through POST /acts. Answers the final OperationView, or null when nothing went through. */
-async function act(method, path, body, label) {
+async function act(method, path, body, label, asked = null) {
   const item = h("li", { class: "op", "data-status": "pending" }, h("strong", {}, label), " ", h("span", { class: "op-status" }, t("op.pending")));
   activity.prepend(item);
   const status = item.querySelector(".op-status");
@@ -93,14 +109,19 @@ async function act(method, path, body, label) {
     status.textContent = text;
   };
   try {
-    let answer = await request(method, path, { body });
+    let answer = asked ? { status: 428, body: asked } : await request(method, path, { body });
     if (answer.status === 428) {
       const signed = await signAct(answer.body);
       if (!signed) {
         item.remove();
         return null;
       }
-      answer = await request("POST", "/acts", { body: signed });
+      const { approval, ...act } = signed;
+      answer = await request("POST", approval ? "/acts/approvals" : "/acts", { body: act });
+      if (approval && answer.status === 200 && !answer.body.operation_id) {
+        settle("awaiting", t("op.awaiting", { signed: answer.body.signed_by.length, threshold: answer.body.threshold }));
+        return null;
+      }
     }
     if (answer.body && answer.body.api_key) item.dataset.apiKey = answer.body.api_key;
     const operationId = answer.body.operation_id;
@@ -122,25 +143,32 @@ async function act(method, path, body, label) {
 }
 
 /** Show the act to sign in words and figures, made here from the typed data itself; sign it with the
- * participant's own key. An act type the page cannot put in words is not signed. */
+ * participant's own key, or, for a contract account (a Safe), with one of its owners' keys as that owner's
+ * approval. An act type the page cannot put in words is not signed. */
 function signAct(required) {
   return new Promise((resolve) => {
     const sentence = actSentence(required.typed_data);
     const signer = sentence ? currentSigner() : null;
+    const account = String(required.typed_data.message.account);
+    const asOwner = signer && signer.address.toLowerCase() !== account.toLowerCase();
     const dialog = h("dialog", { class: "sign", "aria-labelledby": "sign-title" },
       h("h2", { id: "sign-title" }, t("op.sign")),
       h("p", { class: "sentence" }, sentence ?? required.sentence),
       !sentence ? h("p", { class: "error", role: "alert" }, t("op.unknownAct")) : signer
-        ? h("p", { class: "hint" }, t("op.signedBy", { account: signer.address }))
+        ? h("p", { class: "hint" }, asOwner
+          ? t("op.approvedBy", { owner: signer.address, account })
+          : t("op.signedBy", { account: signer.address }))
         : h("p", { class: "error", role: "alert" }, t("op.noWallet")),
       h("details", {}, h("summary", {}, "EIP-712"), h("pre", {}, JSON.stringify(required.typed_data, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2))),
       h("div", { class: "buttons" },
         signer ? h("button", { type: "button", class: "primary", onclick: async () => {
-          const signature = await signer.signTypedData(required.typed_data);
+          const signature = asOwner
+            ? await safeApproval(required.typed_data, account)
+            : await signer.signTypedData(required.typed_data);
           dialog.close();
           dialog.remove();
-          resolve({ typed_data: required.typed_data, signature });
-        } }, t("op.signButton")) : null,
+          resolve({ typed_data: required.typed_data, signature, approval: Boolean(asOwner) });
+        } }, asOwner ? t("op.approveButton") : t("op.signButton")) : null,
         h("button", { type: "button", onclick: () => {
           dialog.close();
           dialog.remove();
@@ -211,8 +239,8 @@ async function signIn(credential) {
   const answer = await request("GET", "/participants/me", { credential });
   session.credential = credential;
   me = answer.body;
-  location.hash = "#/home";
-  await render();
+  if (location.hash === "#/home") await render();
+  else location.hash = "#/home"; // the hashchange draws the page, once
 }
 
 /** Sign in with the participant's own key: sign the service's single-use challenge (EIP-191). */
@@ -234,11 +262,22 @@ function signOut() {
   render();
 }
 
+/** Open the participant's own signing key (or a Safe owner's) in this page without signing in again. */
+async function openKey(text, password) {
+  await openKeystore(text, password);
+  renderChrome();
+}
+
 const context = {
   get me() {
     return me;
   },
   act,
+  approve: (typedData, label) => act(null, null, null, label, { typed_data: typedData }),
+  openKey,
+  get signer() {
+    return currentSigner();
+  },
   describe,
   refresh: () => render(),
 };

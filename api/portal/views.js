@@ -1,6 +1,7 @@
 // The portal's pages, one function per page: each reads what it shows from the API and answers an element.
 // ``ctx`` gives the signed-in participant (ctx.me), ``ctx.act`` to send an operation and follow it, and
 // ``ctx.refresh`` to draw the page again once an operation is final.
+import { actSentence } from "./acts.js";
 import { get, getAll, request } from "./api.js";
 import { field, h, table, valueOf } from "./dom.js";
 import { roleName, stateName, t } from "./i18n.js";
@@ -58,16 +59,47 @@ export function amountOf(element, name) {
   return value !== null && value > 0n ? value : null;
 }
 
-/** A list's filter bar and CSV export (the export is the API's own ``format=csv``). */
-export function listBar(path, stateOptions, query, onFilter) {
-  const select = h("select", { id: `${path.slice(1)}-state`, name: "state" },
+/** A list's filters (state, and where ``extra`` asks: counterparty, due dates) and CSV export (the API's own
+ * ``format=csv`` with the same filters). Filters live in the page's address, so a filtered list can be kept. */
+export function listBar(path, stateOptions, query, onFilter, extra = []) {
+  const id = path.slice(1);
+  const select = h("select", { id: `${id}-state`, name: "state" },
     h("option", { value: "" }, t("list.all")),
     stateOptions.map((value) => h("option", { value, selected: query.state === value }, stateName(value))));
-  return h("div", { class: "bar" },
-    h("label", { for: select.id }, t("list.state")), select,
-    h("button", { type: "button", onclick: () => onFilter(select.value) }, t("list.filter")),
-    h("button", { type: "button", onclick: () => exportCsv(path, { state: select.value }) }, t("list.export")));
+  const inputs = {
+    counterparty: h("input", { id: `${id}-counterparty`, name: "counterparty", value: query.counterparty ?? "", placeholder: "0x…", autocomplete: "off", size: 16 }),
+    due_from: h("input", { id: `${id}-due-from`, name: "due_from", type: "date", value: query.due_from ?? "" }),
+    due_to: h("input", { id: `${id}-due-to`, name: "due_to", type: "date", value: query.due_to ?? "" }),
+  };
+  const labels = { counterparty: "list.counterparty", due_from: "list.dueFrom", due_to: "list.dueTo" };
+  const values = () => Object.fromEntries([["state", select.value], ...extra.map((name) => [name, inputs[name].value.trim()])]);
+  const error = h("span", { class: "error", role: "alert" });
+  return h("form", { class: "bar", onsubmit: (event) => {
+    event.preventDefault();
+    const chosen = values();
+    if (chosen.counterparty && !ADDRESS.test(chosen.counterparty)) {
+      error.textContent = `${t("list.counterparty")}: ${t("invalid.address")}`;
+      return;
+    }
+    onFilter(chosen);
+  } },
+  h("label", { for: select.id }, t("list.state")), select,
+  extra.map((name) => [h("label", { for: inputs[name].id }, t(labels[name])), inputs[name]]),
+  h("button", { type: "submit" }, t("list.filter")),
+  h("button", { type: "button", onclick: () => exportCsv(path, values()) }, t("list.export")), error);
 }
+
+/** The page's list, one page from the API (cursor paging), with a link to the next. */
+export async function onePage(path, query, page) {
+  const answer = await get(path, { ...query, size: PAGE_SIZE });
+  const next = answer.next ? new URLSearchParams(answer.next.split("?")[1]).get("after") : null;
+  const pager = h("nav", { class: "pager", "aria-label": t("list.pages") },
+    query.after ? h("button", { type: "button", onclick: () => history.back() }, t("list.prev")) : null,
+    next ? h("button", { type: "button", onclick: () => withQuery(page, { ...query, after: next }) }, t("list.next")) : null);
+  return { items: answer.items, pager };
+}
+
+export const PAGE_SIZE = 50;
 
 export async function exportCsv(path, query) {
   const answer = await request("GET", path, { query: { ...query, format: "csv" }, raw: true });
@@ -130,7 +162,44 @@ async function home(ctx) {
       h("dt", {}, t("home.account")), h("dd", {}, h("code", {}, me.id)),
       h("dt", {}, t("home.roles")), h("dd", {}, me.roles.map(roleName).join("、")),
       h("dt", {}, t("home.custody")), h("dd", {}, me.custody === "self" ? t("signin.selfCustody") : t("signin.hosted")),
-      h("dt", {}, t("home.balance")), h("dd", { id: "balance" }, money(balance.balance))));
+      h("dt", {}, t("home.balance")), h("dd", { id: "balance" }, money(balance.balance))),
+    me.custody === "self" ? signingKey(ctx) : null);
+}
+
+/** A self-custody participant (or a Safe's owner) opens its signing key in the page: the key stays here. */
+function signingKey(ctx) {
+  if (ctx.signer) return h("p", { class: "card", role: "status", id: "signing-key" }, t("key.opened", { address: ctx.signer.address }));
+  return form(t("key.title"), [
+    field(t("key.file"), { name: "keystore", type: "file", accept: ".json,application/json" }),
+    field(t("key.password"), { name: "password", type: "password", autocomplete: "off" }),
+  ], t("key.open"), (element) => (element.querySelector("[name=keystore]").files.length ? null : t("invalid.required")),
+  async (element) => {
+    try {
+      await ctx.openKey(await element.querySelector("[name=keystore]").files[0].text(), element.querySelector("[name=password]").value);
+      ctx.refresh();
+    } catch (error) {
+      alert(ctx.describe(error));
+    }
+  });
+}
+
+// -- maker/checker ------------------------------------------------------------------------------------------
+
+async function approvals(ctx) {
+  const { items } = await get("/acts/approvals");
+  const section = h("section", {}, h("h1", {}, t("appr.title")), signingKey(ctx));
+  const statusText = { "awaiting-signatures": "appr.awaiting", relayed: "appr.relayed", expired: "appr.expired" };
+  const columns = [
+    [t("appr.act"), (row) => h("span", { class: "sentence" }, actSentence(row.typed_data) ?? row.sentence)],
+    [t("appr.status"), (row) => `${t(statusText[row.status])} · ${t("appr.signed", { signed: row.signed_by.length, threshold: row.threshold })}`],
+    [t("actions"), (row) => (row.status === "awaiting-signatures" && ctx.signer && !row.signed_by.some((owner) => same(owner, ctx.signer.address))
+      ? h("button", { type: "button", class: "primary", "data-digest": row.digest, onclick: async () => {
+        if (await ctx.approve(row.typed_data, t("appr.approve"))) ctx.refresh();
+      } }, t("appr.approve"))
+      : null)],
+  ];
+  section.append(table(t("appr.title"), columns, items, t("appr.none")));
+  return section;
 }
 
 // -- invoices -----------------------------------------------------------------------------------------------
@@ -139,10 +208,11 @@ const INVOICE_STATES = ["registered", "confirmed", "rejected", "settled", "defau
 
 async function invoices(ctx) {
   const query = queryOf();
-  const items = await getAll("/invoices", { state: query.state });
+  const { items, pager } = await onePage("/invoices", query, "invoices");
   const section = h("section", {}, h("h1", {}, t("invoice.list")));
   if (has(ctx, "supplier")) section.append(registerInvoice(ctx));
-  section.append(listBar("/invoices", INVOICE_STATES, query, (value) => withQuery("invoices", { state: value })));
+  section.append(listBar("/invoices", INVOICE_STATES, query, (chosen) => withQuery("invoices", chosen),
+    ["counterparty", "due_from", "due_to"]));
   const columns = [
     [t("invoice.id"), (row) => `#${row.id}`],
     [t("invoice.seller"), (row) => account(row.seller)],
@@ -152,7 +222,7 @@ async function invoices(ctx) {
     [t("list.state"), (row) => state(row.state)],
     [t("actions"), (row) => invoiceActions(ctx, row)],
   ];
-  section.append(table(t("invoice.list"), columns, items, t("invoice.none")));
+  section.append(table(t("invoice.list"), columns, items, t("invoice.none")), pager);
   return section;
 }
 
@@ -219,7 +289,7 @@ function registerInvoice(ctx) {
 // -- receivable pieces --------------------------------------------------------------------------------------
 
 async function receivables(ctx) {
-  const items = await getAll("/receivables");
+  const { items, pager } = await onePage("/receivables", queryOf(), "receivables");
   const live = items.filter((piece) => !piece.burnt);
   const section = h("section", {}, h("h1", {}, t("piece.list")),
     h("div", { class: "bar" }, h("button", { type: "button", onclick: () => exportCsv("/receivables", {}) }, t("list.export"))));
@@ -228,9 +298,9 @@ async function receivables(ctx) {
     [t("piece.lineage"), (row) => (row.parent_id === null ? t("piece.root") : t("piece.from", { id: row.parent_id }))],
     [t("piece.owner"), (row) => account(row.owner)],
     [t("piece.value"), (row) => money(row.value)],
-    [t("actions"), (row) => (same(row.owner, ctx.me.id) && !row.frozen ? pieceActions(ctx, row) : null)],
+    [t("actions"), (row) => (row.frozen ? state("frozen") : same(row.owner, ctx.me.id) ? pieceActions(ctx, row) : null)],
   ];
-  section.append(table(t("piece.list"), columns, live, t("piece.none")));
+  section.append(table(t("piece.list"), columns, live, t("piece.none")), pager);
   return section;
 }
 
@@ -268,10 +338,11 @@ const REQUEST_STATES = ["requested", "approved", "funded", "declined", "cancelle
 
 async function financing(ctx) {
   const query = queryOf();
-  const items = await getAll("/financing-requests", { state: query.state });
+  const { items, pager } = await onePage("/financing-requests", query, "financing");
   const section = h("section", {}, h("h1", {}, t("fin.list")));
   if (has(ctx, "financier", "operator")) section.append(creditLineForm(ctx));
-  section.append(listBar("/financing-requests", REQUEST_STATES, query, (value) => withQuery("financing", { state: value })));
+  section.append(listBar("/financing-requests", REQUEST_STATES, query, (chosen) => withQuery("financing", chosen),
+    ["counterparty"]));
   const columns = [
     [t("fin.id"), (row) => `#${row.id}`],
     [t("fin.piece"), (row) => `#${row.piece_id}`],
@@ -285,7 +356,7 @@ async function financing(ctx) {
     [t("list.state"), (row) => state(row.state)],
     [t("actions"), (row) => requestActions(ctx, row)],
   ];
-  section.append(table(t("fin.list"), columns, items, t("fin.none")));
+  section.append(table(t("fin.list"), columns, items, t("fin.none")), pager);
   return section;
 }
 
@@ -347,7 +418,8 @@ function weekOf(seconds) {
 
 async function obligations(ctx) {
   const line = await get(`/credit-lines/${ctx.me.id}`).catch(() => null);
-  const owed = (await getAll("/invoices", { state: "confirmed" })).filter((row) => same(row.buyer, ctx.me.id));
+  const confirmed = await getAll("/invoices", { state: "confirmed", counterparty: ctx.me.id });
+  const owed = confirmed.filter((row) => same(row.buyer, ctx.me.id));
   const section = h("section", {}, h("h1", {}, t("nav.obligations")));
   if (line) {
     section.append(h("dl", { class: "facts", id: "credit-line" },
@@ -393,7 +465,7 @@ export function creditCodeValid(code) {
 }
 
 async function participants(ctx) {
-  const items = await getAll("/participants");
+  const { items, pager } = await onePage("/participants", queryOf(), "participants");
   const section = h("section", {}, h("h1", {}, t("part.list")));
   if (has(ctx, "operator")) {
     const keyBox = h("div", { class: "card secret", hidden: true, role: "status" });
@@ -427,7 +499,7 @@ async function participants(ctx) {
     [t("home.custody"), (row) => (row.custody === "self" ? t("signin.selfCustody") : t("signin.hosted"))],
     [t("part.status"), (row) => state(row.status)],
   ];
-  section.append(table(t("part.list"), columns, items, "-"));
+  section.append(table(t("part.list"), columns, items, "-"), pager);
   return section;
 }
 
@@ -454,4 +526,4 @@ async function cash(ctx) {
     movement("cash.deposit", "/deposits"), movement("cash.withdraw", "/withdrawals"));
 }
 
-export const VIEWS = { home, invoices, receivables, financing, obligations, participants, cash };
+export const VIEWS = { home, invoices, receivables, financing, obligations, participants, cash, approvals };

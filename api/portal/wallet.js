@@ -32,6 +32,30 @@ export async function openKeystore(text, password) {
   return signer;
 }
 
+/** The act's EIP-712 digest (what SignedActs verifies), computed here with ethers. */
+export async function actDigest(document) {
+  const { TypedDataEncoder } = await ethers();
+  return TypedDataEncoder.hash(document.domain, withoutDomainType(document.types), document.message);
+}
+
+/** A Safe owner's approval of an act of the Safe ``safe``: its signature of the Safe's own EIP-712 message
+ * (``SafeMessage(bytes message)`` under the domain {chainId, verifyingContract: the Safe}) over the act's
+ * digest, which the Safe checks in ``isValidSignature`` (Safe 1.4.1, CompatibilityFallbackHandler). */
+export async function safeApproval(document, safe) {
+  if (!signer) throw new Error("no signing key open in this page");
+  const digest = await actDigest(document);
+  const approval = {
+    domain: { chainId: document.domain.chainId, verifyingContract: safe },
+    types: {
+      EIP712Domain: [{ name: "chainId", type: "uint256" }, { name: "verifyingContract", type: "address" }],
+      SafeMessage: [{ name: "message", type: "bytes" }],
+    },
+    primaryType: "SafeMessage",
+    message: { message: digest },
+  };
+  return signer.signTypedData(approval);
+}
+
 /** The browser's injected wallet (window.ethereum, EIP-1193), if it has one. */
 export async function openInjected() {
   if (!window.ethereum) throw new Error("no wallet in this browser");

@@ -7,7 +7,9 @@ import { get, getAll } from "./api.js";
 import { field, h, table, valueOf } from "./dom.js";
 import { register, stateName, t } from "./i18n.js";
 import { fen, formatBps, formatYuan, parsePercent, parseYuan } from "./money.js";
-import { ADDRESS, DAY, account, amountOf, day, form, has, listBar, money, queryOf, same, state, withQuery } from "./views.js";
+import {
+  ADDRESS, DAY, PAGE_SIZE, account, amountOf, day, form, has, listBar, money, onePage, queryOf, same, state, withQuery,
+} from "./views.js";
 
 register({
   messages: {
@@ -79,9 +81,9 @@ register({
       "invalid.pledgeSelf": "You cannot borrow from yourself",
     },
   },
-  // The contracts' refusals of receipts and pledges not yet worded in i18n.js (IWarehouseReceipts.sol).
+  // The contracts' refusals of receipts and pledges (IWarehouseReceipts.sol) not worded in i18n.js, nor in
+  // regulator.js (ReceiptNotFound, ReceiptIsFrozen, ReceiptNotFrozen).
   errors: {
-    ReceiptNotFound: ["仓单不存在或已注销", "No such receipt, or it was redeemed"],
     ReceiptInvalidLotKey: ["货物批次号无效", "The lot number is not valid"],
     ReceiptInvalidDocuments: ["缺少货物描述或单据", "The goods description or the documents are missing"],
     ReceiptInvalidQuantity: ["数量须大于零且须有计量单位", "The quantity must be above zero, with a unit"],
@@ -91,8 +93,6 @@ register({
     ReceiptNotIssuer: ["只有开具该仓单的仓储方可以操作", "Only the warehouse that issued the receipt may do this"],
     ReceiptNotAttester: ["只有开具仓单的仓储方或其指定的证明人可以估值或更新货物状态", "Only the issuing warehouse or the oracle it appointed may value the goods or attest their state"],
     ReceiptLocked: ["仓单有未结的质押或提货申请，已被锁定，不能转让或提货", "The receipt is locked by an open pledge or request for the goods: it cannot move or be redeemed"],
-    ReceiptIsFrozen: ["该仓单已被监管冻结", "The receipt is frozen by the regulator"],
-    ReceiptNotFrozen: ["该仓单未被冻结", "The receipt is not frozen"],
     PledgeNotFound: ["质押借款不存在", "No such pledge loan"],
     PledgeInvalidTransition: ["质押借款当前状态不允许此操作", "The pledge loan's state does not allow this"],
     PledgeNotActive: ["质押借款未在还款期内，不能还款", "The pledge loan is not active: it cannot be repaid"],
@@ -158,10 +158,10 @@ function button(label, onclick, attributes = {}) {
 
 async function receipts(ctx) {
   const query = queryOf();
-  const items = await getAll("/warehouse-receipts", { state: query.state });
+  const { items, pager } = await onePage("/warehouse-receipts", query, "receipts");
   const section = h("section", {}, h("h1", {}, t("wr.list")));
   if (has(ctx, "warehouse")) section.append(issueForm(ctx));
-  section.append(listBar("/warehouse-receipts", RECEIPT_STATES, query, (value) => withQuery("receipts", { state: value })));
+  section.append(listBar("/warehouse-receipts", RECEIPT_STATES, query, (chosen) => withQuery("receipts", chosen)));
   const columns = [
     [t("wr.id"), (row) => receiptRef(row.id)],
     [t("wr.warehouse"), (row) => account(row.warehouse)],
@@ -174,7 +174,7 @@ async function receipts(ctx) {
       row.pledge_id !== null && PLEDGED.has(row.state) ? [h("br"), h("small", { class: "hint" }, t("wr.pledgedIn", { id: row.pledge_id }))] : null]],
     [t("actions"), (row) => receiptActions(ctx, row)],
   ];
-  section.append(table(t("wr.list"), columns, items, t("wr.none")));
+  section.append(table(t("wr.list"), columns, items, t("wr.none")), pager);
   return section;
 }
 
@@ -307,10 +307,10 @@ function pledgeForm(ctx, row) {
 
 async function pledges(ctx) {
   const query = queryOf();
-  const [items, incoming, calls] = await Promise.all([
-    getAll("/pledges", { state: query.state }),
+  const [{ items, pager }, incoming, calls] = await Promise.all([
+    onePage("/pledges", query, "pledges"),
     has(ctx, "financier") ? getAll("/pledges", { state: "requested" }) : [],
-    getAll("/margin-calls"),
+    get("/margin-calls", { size: PAGE_SIZE }).then((answer) => answer.items), // the latest
   ]);
   const mineToFund = incoming.filter((row) => same(row.financier, ctx.me.id));
   // What is open is read from the chain now: the debt with its interest to this second, the advance limit of a
@@ -341,7 +341,7 @@ async function pledges(ctx) {
       [t("actions"), (row) => incomingActions(ctx, row)],
     ], mineToFund, t("pl.noneIncoming")));
   }
-  section.append(listBar("/pledges", PLEDGE_STATES, query, (value) => withQuery("pledges", { state: value })));
+  section.append(listBar("/pledges", PLEDGE_STATES, query, (chosen) => withQuery("pledges", chosen)));
   section.append(table(t("pl.list"), [
     [t("pl.id"), pledgeRef],
     [t("pl.receipt"), (row) => receiptRef(row.receipt_id)],
@@ -357,7 +357,7 @@ async function pledges(ctx) {
     }],
     [t("list.state"), (row) => [state(row.state), row.margin_called_at ? marginCallsOf(row) : null]],
     [t("actions"), (row) => pledgeActions(ctx, row, details.get(row.id)?.pledge)],
-  ], items, t("pl.none")));
+  ], items, t("pl.none")), pager);
   section.append(table(t("pl.marginCalls"), callColumns(true), calls, t("pl.noCalls")));
   return section;
 }

@@ -8,11 +8,12 @@ checks would still revert.
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from eth_utils import keccak
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from api.actions import Action, Call, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
@@ -33,6 +34,7 @@ from api.routes.common import (
     Amount,
     Bps,
     Id,
+    IsoDate,
     JsonInt,
     ListWindow,
     PathId,
@@ -140,14 +142,28 @@ def list_invoices(
     caller: CurrentCaller,
     window: ListWindow,
     state: str | None = Query(None, description="registered, rejected, confirmed, paid or defaulted"),
+    counterparty: Annotated[
+        Address | None, Query(description="only invoices this account sold or is billed for")
+    ] = None,
+    due_from: Annotated[
+        IsoDate | None, Query(description="only invoices due on or after this day (YYYY-MM-DD)")
+    ] = None,
+    due_to: Annotated[IsoDate | None, Query(description="only invoices due on or before this day (YYYY-MM-DD)")] = None,
 ) -> Page[InvoiceItem] | Response:
-    """Invoices the caller sold or is billed for (the regulator and the operator: all), newest first."""
+    """Invoices the caller sold or is billed for (the regulator and the operator: all), newest first; filtered
+    by state, by counterparty (seller or buyer) and by due date."""
     query = select(InvoiceRow)
     if state is not None:
         try:
             query = query.where(InvoiceRow.state == InvoiceState[state.upper()])
         except KeyError:
             raise Problem(422, "validation", "Invalid request", f"unknown state {state!r}") from None
+    if counterparty is not None:
+        query = query.where(or_(InvoiceRow.seller == counterparty, InvoiceRow.buyer == counterparty))
+    if due_from is not None:
+        query = query.where(InvoiceRow.due_date >= due_timestamp(due_from))
+    if due_to is not None:
+        query = query.where(InvoiceRow.due_date <= due_timestamp(due_to))
     parties = (
         () if sees_everything(caller) else (InvoiceRow.seller == caller.address, InvoiceRow.buyer == caller.address)
     )
@@ -318,15 +334,24 @@ def _request_financing(service: LedgerService, caller: Caller, body: FinancingCr
 @router.get("/financing-requests", response_model=Page[FinancingRequestItem])
 @paging
 def list_financing_requests(
-    service: Service, caller: CurrentCaller, window: ListWindow, state: str | None = None
+    service: Service,
+    caller: CurrentCaller,
+    window: ListWindow,
+    state: str | None = None,
+    counterparty: Annotated[Address | None, Query(description="only requests this account made or is asked")] = None,
 ) -> Page[FinancingRequestItem] | Response:
-    """Requests the caller made, or (a financier) those addressed to it, newest first."""
+    """Requests the caller made, or (a financier) those addressed to it, newest first; filtered by state and by
+    counterparty (holder or financier)."""
     query = select(FinancingRequestRow)
     if state is not None:
         try:
             query = query.where(FinancingRequestRow.state == RequestState[state.upper()])
         except KeyError:
             raise Problem(422, "validation", "Invalid request", f"unknown state {state!r}") from None
+    if counterparty is not None:
+        query = query.where(
+            or_(FinancingRequestRow.holder == counterparty, FinancingRequestRow.financier == counterparty)
+        )
     parties = (
         ()
         if sees_everything(caller)

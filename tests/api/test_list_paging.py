@@ -112,7 +112,7 @@ def _invoice(i: int) -> dict[str, Any]:
         "buyer": HOLDER if i in (7, 10, 11, 12, 13) else CORE,
         "amount": 1_000_000,
         "currency": "CNY",
-        "due_date": NOW + 90 * 86_400,
+        "due_date": NOW + (60 + i) * 86_400,  # one a day
         "document_hash": f"0x{i:064x}",
         "state": InvoiceState.CONFIRMED if i % 3 else InvoiceState.REGISTERED,
         "registered_at": NOW,
@@ -407,6 +407,22 @@ def test_a_list_seen_as_either_party_lists_an_invoice_of_both_sides_once(index: 
     ids = _expected_ids(index, "/invoices", HOLDER)
     sold, billed = {i for i in range(1, 41) if i % 2}, {7, 10, 11, 12, 13}
     assert ids == sorted(sold | billed, reverse=True)
+
+
+def test_invoices_filter_by_counterparty_and_due_date_among_those_the_caller_may_see(index: Index) -> None:
+    def day(timestamp: int) -> str:
+        return datetime.fromtimestamp(timestamp, UTC).date().isoformat()
+
+    rows = [_invoice(i) for i in range(1, 41)]
+    seen = [r for r in rows if HOLDER in (r["seller"], r["buyer"])]
+    due_from, due_to = day(rows[9]["due_date"]), day(rows[19]["due_date"])
+    listed = index.ok("/invoices", HOLDER, counterparty=CORE, due_from=due_from, due_to=due_to, size=100)["items"]
+    expected = [r["id"] for r in seen if CORE in (r["seller"], r["buyer"]) and due_from <= day(r["due_date"]) <= due_to]
+    assert [item["id"] for item in listed] == sorted(expected, reverse=True) and expected
+    assert index.get("/invoices", HOLDER, counterparty="0x12").status_code == 422
+    assert index.get("/invoices", HOLDER, due_from="2027-02-30").status_code == 422
+    requests = index.ok("/financing-requests", HOLDER, counterparty=FINANCIER, size=100)["items"]
+    assert {r["id"] for r in requests} == {i for i in range(1, 21) if i % 2 and i % 4}
 
 
 def test_a_list_counts_its_total_by_page_number_or_when_asked_and_never_otherwise(index: Index) -> None:

@@ -59,5 +59,10 @@ def watch(page: Page, origin: str) -> list[str]:
         if not url.startswith((origin + "/", "data:", "blob:")):
             errors.append(f"request to another origin: {url}")
 
+    def dialog(dialog: Any) -> None:  # an alert is how the page reports what it could not do
+        errors.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
     page.on("request", request)
+    page.on("dialog", dialog)
     return errors

@@ -14,10 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect
+from eth_account import Account
+from playwright.sync_api import Browser, Page, expect
 from typer.testing import CliRunner
 
+from ledger.compiler import compile_contracts
 from ledger.identifiers import synthetic_credit_code
+from ledger.node import dev_key
+from ledger.safe import create_safe, deploy_safe_infrastructure, safe_signature
 from scf.cli import app as scf_app
 from tests.api.served import Served, serve
 from tests.portal.conftest import watch
@@ -84,7 +88,10 @@ def test_a_self_custody_core_firm_signs_its_confirmation_in_the_page(
     # The page words the act from the typed data it signs, in the user's language.
     due = invoice["due_date"]
     expect(dialog.locator(".sentence")).to_have_text(
-        re.compile(rf"^确认发票 #{invoice_id}：承诺于 {due} 向 {supplier} 支付 ¥1,000,000\.12。此签名有效期至 \d{{4}}-")
+        re.compile(
+            rf"^确认发票 #{invoice_id}：承诺于 {due} 向 {supplier} 支付 ¥1,000,000\.12。"
+            r"此签名有效期至 \d{4}-\d\d-\d\d \d\d:\d\d UTC$"
+        )
     )
     expect(dialog).to_contain_text(account)
     page.screenshot(path=str(screenshots / "sign-act-core-firm.zh-CN.png"), full_page=True)
@@ -101,3 +108,73 @@ def test_a_self_custody_core_firm_signs_its_confirmation_in_the_page(
     assert seller_view["state"] == "confirmed" and seller_view["seller"] == supplier
     assert errors == []
     context.close()
+
+
+def test_a_safe_core_firm_confirms_only_when_its_clerk_and_its_officer_have_signed_in_the_page(
+    browser: Browser, served: Served, tmp_path: Path, screenshots: Path
+) -> None:
+    """Maker/checker (经办/复核) in the portal: the core firm is a 2-of-3 Safe. Its clerk confirms the invoice with
+    the clerk's own key: the act waits (1 of 2) and nothing is on chain; its officer, in another browser, finds
+    the act awaiting approval, reads it in words and signs it: the confirmation goes on chain."""
+    w3 = served.service.w3
+    infra = deploy_safe_infrastructure(w3, Account.from_key(dev_key(9)), compile_contracts())
+    clerk, officer, treasurer = (Account.create() for _ in range(3))
+    safe = create_safe(w3, infra, [clerk.address, officer.address, treasurer.address], 2, Account.from_key(dev_key(9)))
+    keystores = {}
+    for name, owner in (("clerk", clerk), ("officer", officer)):
+        keystores[name] = tmp_path / f"{name}.json"
+        keystores[name].write_text(json.dumps(Account.encrypt(owner.key, f"{name}'s password", iterations=2**14)))
+    code = synthetic_credit_code(next(_codes))
+    with httpx.Client(base_url=served.base_url, timeout=60) as http:
+        asked = {"address": safe, "credit_code": code}
+        message = http.get("/participants/possession-message", params=asked, headers=served.headers("operator"))
+        proof = safe_signature(w3, safe, bytes.fromhex(message.json()["hash"][2:]), [clerk, officer]).hex()
+        body = {"name": "FAW Safe", "credit_code": code, "roles": ["core-firm"], "address": safe, "proof": "0x" + proof}
+        created = http.post("/participants", json=body, headers=served.headers("operator", **WAIT))
+        assert created.status_code == 201, created.text
+        api_key = created.json()["api_key"]
+        served.onboard(http, "Seats for the Safe", "supplier")
+        line = {"core_firm": safe, "limit": 10_000_000_00}
+        assert http.post("/credit-lines", json=line, headers=served.headers("operator", **WAIT)).status_code == 200
+        invoice = {
+            "buyer": safe,
+            "amount": 25_000_000,
+            "invoice_number": f"25117{next(_codes):015d}",
+            "due_date": (datetime.now(UTC).date() + timedelta(days=60)).isoformat(),
+        }
+        registered = http.post("/invoices", json=invoice, headers=served.headers("Seats for the Safe", **WAIT))
+        invoice_id = registered.json()["result"]["invoice_id"]
+
+    def person(name: str) -> tuple[Page, list[str]]:
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        errors = watch(page, served.base_url)
+        page.goto(served.base_url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        page.get_by_label("API 密钥").fill(api_key)
+        page.get_by_role("button", name="登录", exact=True).click()
+        expect(page.locator("main h1")).to_contain_text("欢迎")
+        page.get_by_label("签名密钥文件（加密 keystore）").set_input_files(str(keystores[name]))
+        page.get_by_label("签名密钥密码").fill(f"{name}'s password")
+        page.get_by_role("button", name="打开签名密钥").click()
+        expect(page.locator("#signing-key")).to_contain_text("已打开签名密钥", timeout=60_000)
+        return page, errors
+
+    maker, maker_errors = person("clerk")
+    maker.get_by_role("link", name="发票", exact=True).click()
+    maker.locator("tr", has_text=f"#{invoice_id}").get_by_role("button", name="确认付款承诺").click()
+    dialog = maker.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"所有人 {clerk.address} 为账户 {safe} 签署")
+    dialog.get_by_role("button", name="以所有人身份签署（复核）").click()
+    expect(maker.locator("#activity li").first).to_have_attribute("data-status", "awaiting", timeout=60_000)
+    expect(maker.locator("#activity li").first).to_contain_text("1/2")
+    assert served.service.client.invoice(invoice_id).state.name.lower() == "registered"
+
+    checker, checker_errors = person("officer")
+    checker.get_by_role("link", name="待复核", exact=True).click()
+    expect(checker.locator("main")).to_contain_text(f"确认发票 #{invoice_id}")
+    checker.screenshot(path=str(screenshots / "approvals-safe-officer.zh-CN.png"), full_page=True)
+    checker.get_by_role("button", name="复核并签署").click()
+    checker.get_by_role("dialog").get_by_role("button", name="以所有人身份签署（复核）").click()
+    expect(checker.locator("#activity li").first).to_have_attribute("data-status", "confirmed", timeout=60_000)
+    assert served.service.client.invoice(invoice_id).state.name.lower() == "confirmed"
+    assert maker_errors == [] and checker_errors == []

@@ -237,7 +237,7 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
     page.get_by_label(supplier.word("buyer")).fill(accounts["core"])
     page.get_by_label(supplier.word("number")).fill(number)
     page.get_by_label(supplier.word("amount")).fill("1,000,000.12")
-    page.get_by_label(supplier.word("due")).fill(due)
+    page.get_by_label(supplier.word("due"), exact=True).fill(due)
     assert supplier.act("register") == "confirmed"
     supplier.shot("invoices-supplier")
     with httpx.Client(base_url=served.base_url, headers={"Authorization": f"Bearer {keys['supplier']}"}) as http:
@@ -299,7 +299,7 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
     page.get_by_label(supplier.word("buyer")).fill(accounts["core"])
     page.get_by_label(supplier.word("number")).fill(f"2511700{next(_invoice_numbers):013d}")
     page.get_by_label(supplier.word("amount")).fill("9,500,000.00")
-    page.get_by_label(supplier.word("due")).fill(due)
+    page.get_by_label(supplier.word("due"), exact=True).fill(due)
     assert supplier.act("register") == "confirmed"
     core.go("obligations")
     core.shot("obligations-core-firm")
@@ -313,7 +313,19 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
         assert person.errors == []
 
 
-PAGES = ["home", "invoices", "receivables", "financing", "participants", "receipts", "pledges"]
+PAGES = [
+    "home",
+    "invoices",
+    "receivables",
+    "financing",
+    "participants",
+    "reports",
+    "freezes",
+    "audit",
+    "events",
+    "receipts",
+    "pledges",
+]
 
 
 @pytest.mark.parametrize("width", [1280, 390])
