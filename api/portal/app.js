@@ -23,6 +23,7 @@ const NAV = [
   ["invoices", "nav.invoices", ["supplier", "core-firm", "financier", "operator", "regulator"]],
   ["receivables", "nav.receivables", ["supplier", "core-firm", "financier", "operator", "regulator"]],
   ["financing", "nav.financing", ["supplier", "financier", "operator", "regulator"]],
+  ["portfolio", "nav.portfolio", ["financier", "supplier"]],
   ["receipts", "nav.receipts", ["warehouse", "supplier", "core-firm", "financier", "operator", "regulator"]],
   ["pledges", "nav.pledges", ["supplier", "core-firm", "financier", "operator", "regulator"]],
   ["obligations", "nav.obligations", ["core-firm"]],

@@ -408,6 +408,30 @@ function creditLineForm(ctx) {
   });
 }
 
+// -- a holder's portfolio ------------------------------------------------------------------------------------
+
+async function portfolio(ctx) {
+  const held = await get("/receivables/portfolio");
+  const section = h("section", {}, h("h1", {}, t("port.title")),
+    h("dl", { class: "facts", id: "portfolio-total" },
+      h("dt", {}, t("port.pieces")), h("dd", {}, String(held.pieces)),
+      h("dt", {}, t("port.value")), h("dd", {}, money(held.value))));
+  const firmName = (line) => line.name ?? short(line.core_firm);
+  section.append(barChart(t("port.byFirm"), held.by_core_firm.map((line) => [firmName(line), fen(line.value)])) ?? "");
+  section.append(table(t("port.byFirm"), [
+    [t("port.firm"), (line) => h("span", { title: line.core_firm }, firmName(line))],
+    [t("port.pieces"), (line) => String(line.pieces)],
+    [t("port.value"), (line) => money(line.value)],
+  ], held.by_core_firm, t("piece.none")));
+  section.append(barChart(t("port.byMonth"), held.by_month.map((line) => [line.month, fen(line.value)])) ?? "");
+  section.append(table(t("port.byMonth"), [
+    [t("port.month"), (line) => line.month],
+    [t("port.pieces"), (line) => String(line.pieces)],
+    [t("port.value"), (line) => money(line.value)],
+  ], held.by_month, t("piece.none")));
+  return section;
+}
+
 // -- a core firm's obligations ------------------------------------------------------------------------------
 
 function weekOf(seconds) {
@@ -526,4 +550,4 @@ async function cash(ctx) {
     movement("cash.deposit", "/deposits"), movement("cash.withdraw", "/withdrawals"));
 }
 
-export const VIEWS = { home, invoices, receivables, financing, obligations, participants, cash, approvals };
+export const VIEWS = { home, invoices, receivables, financing, portfolio, obligations, participants, cash, approvals };

@@ -7,7 +7,7 @@ checks would still revert.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from eth_utils import keccak
@@ -26,6 +26,7 @@ from api.models import (
     PieceItem,
     PieceView,
     Quote,
+    WideFen,
 )
 from api.problems import Problem
 from api.routes.common import (
@@ -47,6 +48,7 @@ from api.routes.common import (
     sees_everything,
 )
 from api.service import LedgerService
+from api.store import ParticipantRecord
 from ledger.errors import ContractRevert
 from ledger.identifiers import (
     INVOICE_CODE_PATTERN,
@@ -242,6 +244,69 @@ def list_receivables(service: Service, caller: CurrentCaller, window: ListWindow
     # the (owner, burnt, id) index answers a cursor page, and the count, without reading other rows
     query = select(PieceRow).where(PieceRow.owner == caller.address, PieceRow.burnt.is_(False))
     return paged(service, query, (SortKey(PieceRow.id),), window, PieceItem)
+
+
+class ObligorExposure(BaseModel):
+    core_firm: str = Field(description="the obligor: the invoices' buyer")
+    name: str | None = Field(description="its name as onboarded, when this service onboarded it")
+    pieces: int
+    value: WideFen
+
+
+class MonthExposure(BaseModel):
+    month: str = Field(description="the month the pieces fall due, YYYY-MM (UTC)")
+    pieces: int
+    value: WideFen
+
+
+class Portfolio(BaseModel):
+    """What the caller holds, by obligor and by month of maturity (pieces not yet redeemed)."""
+
+    holder: str
+    currency: str
+    pieces: int
+    value: WideFen
+    by_core_firm: list[ObligorExposure] = Field(description="largest first")
+    by_month: list[MonthExposure] = Field(description="in order of maturity")
+
+
+@router.get("/receivables/portfolio", response_model=Portfolio)
+def receivables_portfolio(service: Service, caller: CurrentCaller) -> Portfolio:
+    """The caller's receivable pieces summed by obligor (core firm) and by month of maturity, from the index: a
+    financier's exposure to each core firm and its maturity ladder (a supplier's the same way)."""
+    query = (
+        select(PieceRow.value, InvoiceRow.buyer, InvoiceRow.due_date)
+        .join(InvoiceRow, InvoiceRow.id == PieceRow.slot_id)
+        .where(PieceRow.owner == caller.address, PieceRow.burnt.is_(False))
+    )
+    by_firm: dict[str, list[int]] = {}
+    by_month: dict[str, list[int]] = {}
+    with service.sessions() as session:
+        for value, buyer, due in session.execute(query):
+            month = datetime.fromtimestamp(int(due), UTC).strftime("%Y-%m")
+            for totals, key in ((by_firm, buyer), (by_month, month)):
+                line = totals.setdefault(key, [0, 0])
+                line[0] += 1
+                line[1] += int(value)
+        known = select(ParticipantRecord.address, ParticipantRecord.name).where(
+            ParticipantRecord.address.in_(list(by_firm))
+        )
+        names = {address: name for address, name in session.execute(known)}
+    firms = [
+        ObligorExposure(core_firm=firm, name=names.get(firm), pieces=count, value=value)
+        for firm, (count, value) in sorted(by_firm.items(), key=lambda item: (-item[1][1], item[0]))
+    ]
+    months = [
+        MonthExposure(month=month, pieces=count, value=value) for month, (count, value) in sorted(by_month.items())
+    ]
+    return Portfolio(
+        holder=caller.address,
+        currency="CNY",
+        pieces=sum(line.pieces for line in firms),
+        value=sum(line.value for line in firms),
+        by_core_firm=firms,
+        by_month=months,
+    )
 
 
 @router.get("/receivables/{piece_id}", response_model=PieceView)

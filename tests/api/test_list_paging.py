@@ -660,3 +660,28 @@ def test_a_cursor_page_does_the_same_work_at_1_000_and_20_000_pieces(tmp_path: P
         assert large[name] <= small[name] * 1.05, (name, small, large)
     # and the measure sees growth where there is some: the count reads every one of the holder's pieces
     assert large["first page and its count"] > 5 * small["first page and its count"], (small, large)
+
+
+def test_a_portfolio_sums_the_callers_live_pieces_by_obligor_and_by_month_of_maturity(index: Index) -> None:
+    invoices = {i: _invoice(i) for i in range(1, 41)}
+    held = [i for i in (*range(1, 61), *range(101, 131)) if i % 10 != 5 and i <= 100 and i % 3]
+    by_firm: dict[str, list[int]] = {}
+    by_month: dict[str, list[int]] = {}
+    for piece in held:
+        invoice = invoices[(piece - 1) % 40 + 1]
+        month = datetime.fromtimestamp(invoice["due_date"], UTC).strftime("%Y-%m")
+        for totals, key in ((by_firm, invoice["buyer"]), (by_month, month)):
+            line = totals.setdefault(key, [0, 0])
+            line[0], line[1] = line[0] + 1, line[1] + 1_000
+    portfolio = index.ok("/receivables/portfolio", HOLDER)
+    assert portfolio["pieces"] == len(held) and portfolio["value"] == 1_000 * len(held)
+    assert {line["core_firm"]: [line["pieces"], line["value"]] for line in portfolio["by_core_firm"]} == by_firm
+    assert [line["value"] for line in portfolio["by_core_firm"]] == sorted(
+        (v for _, v in by_firm.values()), reverse=True
+    )
+    assert [(line["month"], [line["pieces"], line["value"]]) for line in portfolio["by_month"]] == sorted(
+        by_month.items()
+    )
+    assert index.ok("/receivables/portfolio", WAREHOUSE) == {
+        "holder": WAREHOUSE, "currency": "CNY", "pieces": 0, "value": 0, "by_core_firm": [], "by_month": []
+    }  # fmt: skip

@@ -66,6 +66,7 @@ WORDS = {
         "fund": "放款",
         "submit": "提交",
         "obligations": "到期与还款",
+        "portfolio": "资产组合",
         "over_line": "超出核心企业的授信额度",
         "switch": "English",
     },
@@ -107,6 +108,7 @@ WORDS = {
         "fund": "Fund",
         "submit": "Submit",
         "obligations": "Maturities",
+        "portfolio": "Portfolio",
         "over_line": "This would exceed the core firm's credit line",
         "switch": "中文",
     },
@@ -287,6 +289,10 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
     assert bank.act("approve", request_actions) == "confirmed"
     assert bank.act("fund") == "confirmed"
     bank.shot("financing-financier")
+    bank.go("portfolio")
+    expect(bank.page.locator("#portfolio-total")).to_contain_text("¥500,000.00")
+    expect(bank.page.locator("main table").first).to_contain_text(f"core {lang}")  # the obligor by its name
+    bank.shot("portfolio-financier")
     with httpx.Client(base_url=served.base_url, headers={"Authorization": f"Bearer {keys['bank']}"}) as http:
         [funded] = [r for r in http.get("/financing-requests").json()["items"] if r["financier"] == accounts["bank"]]
     assert funded["state"] == "funded" and funded["discount_rate_bps"] == 365 and int(funded["fee"]) == 10_000
@@ -319,6 +325,7 @@ PAGES = [
     "receivables",
     "financing",
     "participants",
+    "portfolio",
     "reports",
     "freezes",
     "audit",
