@@ -44,6 +44,7 @@ FILES: Final = {
     "regulator.js": "text/javascript; charset=utf-8",
     "views.js": "text/javascript; charset=utf-8",
     "wallet.js": "text/javascript; charset=utf-8",
+    "warehouse.js": "text/javascript; charset=utf-8",
     "portal.css": "text/css; charset=utf-8",
 }
 """The files of :data:`PORTAL_DIR` that are served, with their media types."""

@@ -6,8 +6,9 @@ import { explain, language, roleName, setLanguage, t } from "./i18n.js";
 import { currentSigner, forget, hasInjected, openInjected, openKeystore, safeApproval } from "./wallet.js";
 import { VIEWS as REGULATOR_VIEWS } from "./regulator.js";
 import { VIEWS as STORY_VIEWS } from "./views.js";
+import { VIEWS as WAREHOUSE_VIEWS } from "./warehouse.js";
 
-const VIEWS = { ...STORY_VIEWS, ...REGULATOR_VIEWS };
+const VIEWS = { ...STORY_VIEWS, ...REGULATOR_VIEWS, ...WAREHOUSE_VIEWS };
 
 const main = document.getElementById("view");
 const nav = document.getElementById("nav");
@@ -23,6 +24,8 @@ const NAV = [
   ["receivables", "nav.receivables", ["supplier", "core-firm", "financier", "operator", "regulator"]],
   ["financing", "nav.financing", ["supplier", "financier", "operator", "regulator"]],
   ["portfolio", "nav.portfolio", ["financier", "supplier"]],
+  ["receipts", "nav.receipts", ["warehouse", "supplier", "core-firm", "financier", "operator", "regulator"]],
+  ["pledges", "nav.pledges", ["supplier", "core-firm", "financier", "operator", "regulator"]],
   ["obligations", "nav.obligations", ["core-firm"]],
   ["participants", "nav.participants", ["operator", "regulator"]],
   ["cash", "nav.cash", ["settlement-agent"]],

@@ -330,6 +330,8 @@ PAGES = [
     "freezes",
     "audit",
     "events",
+    "receipts",
+    "pledges",
 ]
 
 
