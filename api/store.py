@@ -111,3 +111,21 @@ class ActApprovalSignatureRecord(Base):
     owner: Mapped[str] = mapped_column(String(42))
     signature: Mapped[str] = mapped_column(String(132))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class FinancingOfferRecord(Base):
+    """A financier's standing terms, published so that a supplier sees the price before it asks: for one core
+    firm's obligations, or for any (``core_firm`` empty). Indicative: the terms that bind are those the
+    financier approves a request with, on chain."""
+
+    __tablename__ = "financing_offers"
+    __table_args__ = (UniqueConstraint("financier", "core_firm"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    financier: Mapped[str] = mapped_column(String(42), index=True)
+    core_firm: Mapped[str] = mapped_column(String(42))
+    """The obligor these terms are for, or ``""`` for any."""
+    discount_rate_bps: Mapped[int] = mapped_column(Integer)
+    fee: Mapped[int] = mapped_column(BigInteger)
+    day_count_basis: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -59,3 +59,9 @@ def test_the_portal_is_served_under_its_own_policy_and_serves_only_its_files() -
         assert http.get("/portal/index.html").status_code == 404
         assert http.get("/portal/..%2Fportal.py").status_code == 404
         assert http.get("/portal/%2E%2E/app.py").status_code == 404
+
+
+def test_the_page_preloads_every_module_it_serves_so_that_they_load_at_once_not_in_a_chain() -> None:
+    page = (portal.PORTAL_DIR / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/portal/([\w.]+)">', page))
+    assert preloaded == {name for name in portal.FILES if name.endswith(".js")}

@@ -316,15 +316,40 @@ function pieceActions(ctx, piece) {
     const body = { to: valueOf(element, "to"), amount: amountOf(element, "amount") };
     if (await ctx.act("POST", `/receivables/${piece.id}/transfers`, body, `${t("piece.transfer")} #${piece.id}`)) ctx.refresh();
   });
+  const quoted = h("p", { class: "quote", role: "status", "aria-live": "polite", "data-quote": piece.id });
   const finance = form(t("piece.finance"), [
     field(t("piece.financier"), { name: "financier", autocomplete: "off", placeholder: "0x…" }),
     field(t("piece.financeAmount"), { name: "amount", inputmode: "decimal" }),
+    quoted,
   ], t("piece.send"), (element) => {
     if (!ADDRESS.test(valueOf(element, "financier"))) return `${t("piece.financier")}: ${t("invalid.address")}`;
     return amountOf(element, "amount") === null ? `${t("piece.financeAmount")}: ${t("invalid.amount")}` : null;
   }, async (element) => {
     const body = { piece_id: Number(piece.id), amount: amountOf(element, "amount"), financier: valueOf(element, "financier") };
     if (await ctx.act("POST", "/financing-requests", body, `${t("piece.finance")} #${piece.id}`)) ctx.refresh();
+  });
+  // The price before asking: the financier's standing terms for this obligor, as the contract would count them.
+  const showQuote = async () => {
+    const financier = valueOf(finance, "financier");
+    const amount = amountOf(finance, "amount");
+    if (!ADDRESS.test(financier) || amount === null) {
+      quoted.textContent = "";
+      return;
+    }
+    try {
+      const q = await get("/financing-quote", { piece_id: piece.id, amount: amount.toString(), financier });
+      quoted.textContent = t("fin.quoteBefore", {
+        discount: formatYuan(q.discount), fee: formatYuan(q.fee), price: formatYuan(q.price),
+        rate: formatBps(q.discount_rate_bps), basis: q.day_count_basis, days: q.days,
+      });
+    } catch (error) {
+      quoted.textContent = error.problem?.type?.endsWith("no-offer") ? t("fin.noOffer") : ctx.describe(error);
+    }
+  };
+  let pending = null;
+  finance.addEventListener("input", () => {
+    clearTimeout(pending);
+    pending = setTimeout(showQuote, 300);
   });
   const redeem = h("button", { type: "button", onclick: async () => {
     if (await ctx.act("POST", `/receivables/${piece.id}/redeem`, undefined, `${t("piece.redeem")} #${piece.id}`)) ctx.refresh();
@@ -341,6 +366,7 @@ async function financing(ctx) {
   const { items, pager } = await onePage("/financing-requests", query, "financing");
   const section = h("section", {}, h("h1", {}, t("fin.list")));
   if (has(ctx, "financier", "operator")) section.append(creditLineForm(ctx));
+  if (has(ctx, "financier")) section.append(offerForm(ctx));
   section.append(listBar("/financing-requests", REQUEST_STATES, query, (chosen) => withQuery("financing", chosen),
     ["counterparty"]));
   const columns = [
@@ -393,6 +419,37 @@ function requestActions(ctx, row) {
       done(await ctx.act("POST", `/financing-requests/${row.id}/cancel`, undefined, label("fin.cancel"))) }, t("fin.cancel"));
   }
   return null;
+}
+
+/** A financier's standing terms (PUT /financing-offers): what suppliers are quoted before they ask. */
+function offerForm(ctx) {
+  const done = h("p", { role: "status", id: "offer-status" });
+  const element = form(t("offer.title"), [
+    field(t("offer.coreFirm"), { name: "core_firm", autocomplete: "off", placeholder: "0x…" }, t("offer.coreFirmHint")),
+    field(t("fin.rate"), { name: "rate", inputmode: "decimal", placeholder: "3.65" }),
+    field(t("fin.feeYuan"), { name: "fee", inputmode: "decimal", value: "0.00" }),
+    field(t("fin.basis"), { name: "basis", options: [["365", "365"], ["360", "360"]] }),
+    done,
+  ], t("offer.publish"), (form_) => {
+    const firm = valueOf(form_, "core_firm");
+    if (firm && !ADDRESS.test(firm)) return `${t("offer.coreFirm")}: ${t("invalid.address")}`;
+    if (parsePercent(valueOf(form_, "rate")) === null) return t("invalid.rate");
+    return parseYuan(valueOf(form_, "fee")) === null ? `${t("fin.feeYuan")}: ${t("invalid.amount")}` : null;
+  }, async (form_) => {
+    const body = {
+      core_firm: valueOf(form_, "core_firm") || null,
+      discount_rate_bps: parsePercent(valueOf(form_, "rate")),
+      fee: parseYuan(valueOf(form_, "fee")),
+      day_count_basis: Number(valueOf(form_, "basis")),
+    };
+    try {
+      const answer = await request("PUT", "/financing-offers", { body });
+      done.textContent = t("offer.published", { rate: formatBps(answer.body.discount_rate_bps), fee: formatYuan(answer.body.fee) });
+    } catch (error) {
+      done.textContent = ctx.describe(error);
+    }
+  });
+  return element;
 }
 
 function creditLineForm(ctx) {

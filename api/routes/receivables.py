@@ -18,6 +18,7 @@ from sqlalchemy import or_, select
 from api.actions import Action, Call, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.models import (
+    Fen,
     FinancingRequestItem,
     FinancingRequestView,
     InvoiceItem,
@@ -30,6 +31,7 @@ from api.models import (
 )
 from api.problems import Problem
 from api.routes.common import (
+    MAX_AMOUNT,
     ZERO_ADDRESS,
     Address,
     Amount,
@@ -39,6 +41,7 @@ from api.routes.common import (
     JsonInt,
     ListWindow,
     PathId,
+    QueryInt,
     SortKey,
     due_timestamp,
     not_found,
@@ -48,7 +51,7 @@ from api.routes.common import (
     sees_everything,
 )
 from api.service import LedgerService
-from api.store import ParticipantRecord
+from api.store import FinancingOfferRecord, ParticipantRecord
 from ledger.errors import ContractRevert
 from ledger.identifiers import (
     INVOICE_CODE_PATTERN,
@@ -363,6 +366,157 @@ class FinancingTerms(BaseModel):
     discount_rate_bps: Bps = Field(description="annual discount rate")
     fee: JsonInt = Field(0, ge=0, le=2**96 - 1, description="flat fee in fen")
     day_count_basis: JsonInt = Field(365, description="365 or 360")
+
+
+# -- standing terms and quotes: the price a supplier sees before it asks ---------------------------------------
+
+
+class FinancingOffer(BaseModel):
+    core_firm: Address | None = Field(None, description="the obligor these terms are for; null: any core firm")
+    discount_rate_bps: Bps = Field(description="annual discount rate")
+    fee: JsonInt = Field(0, ge=0, le=2**63 - 1, description="flat fee in fen")
+    day_count_basis: JsonInt = Field(365, description="365 or 360")
+
+    @field_validator("day_count_basis")
+    @classmethod
+    def _basis(cls, value: int) -> int:
+        if value not in (360, 365):
+            raise ValueError("the day count basis is 365 or 360")
+        return value
+
+
+class OfferView(BaseModel):
+    financier: str
+    core_firm: str | None = Field(description="null: any core firm")
+    discount_rate_bps: int
+    fee: Fen
+    day_count_basis: int
+    updated_at: datetime
+
+
+class OfferList(BaseModel):
+    items: list[OfferView]
+
+
+class QuoteView(BaseModel):
+    """What financing ``amount`` of a piece would cost at the financier's standing terms, funded now."""
+
+    financier: str
+    core_firm: str = Field(description="the piece's obligor")
+    piece_id: int
+    amount: Fen
+    discount_rate_bps: int
+    day_count_basis: int
+    days: int = Field(description="days to maturity, counted up, as the contract counts them")
+    discount: Fen = Field(description="amount × rate × days ÷ (basis × 10,000), rounded up (the ledger's favour)")
+    fee: Fen
+    price: Fen = Field(description="what the holder would receive: amount − discount − fee")
+    as_of: int = Field(description="the block time the days are counted from (unix seconds)")
+
+
+def _offer_view(record: FinancingOfferRecord) -> OfferView:
+    return OfferView(
+        financier=record.financier,
+        core_firm=record.core_firm or None,
+        discount_rate_bps=record.discount_rate_bps,
+        fee=record.fee,
+        day_count_basis=record.day_count_basis,
+        updated_at=record.updated_at,
+    )
+
+
+@router.put("/financing-offers", response_model=OfferView)
+def publish_offer(body: FinancingOffer, service: Service, caller: CurrentCaller) -> OfferView:
+    """A financier publishes (or replaces) its standing terms, for one core firm's obligations or for any: the
+    portal quotes them to suppliers before they ask (`GET /financing-quote`). Indicative: what binds is the
+    terms the financier approves a request with, on chain."""
+    require_role(caller, Role.FINANCIER)
+    core_firm = body.core_firm or ""
+    with service.sessions() as session, session.begin():
+        record = session.scalars(
+            select(FinancingOfferRecord).where(
+                FinancingOfferRecord.financier == caller.address, FinancingOfferRecord.core_firm == core_firm
+            )
+        ).one_or_none()
+        if record is None:
+            record = FinancingOfferRecord(financier=caller.address, core_firm=core_firm)
+            session.add(record)
+        record.discount_rate_bps, record.fee = body.discount_rate_bps, body.fee
+        record.day_count_basis, record.updated_at = body.day_count_basis, datetime.now(UTC)
+        session.flush()
+        return _offer_view(record)
+
+
+@router.get("/financing-offers", response_model=OfferList)
+def list_offers(
+    service: Service,
+    caller: CurrentCaller,
+    financier: Annotated[Address | None, Query(description="one financier's terms")] = None,
+) -> OfferList:
+    """Financiers' standing terms (to every participant: they are offers to the market)."""
+    query = select(FinancingOfferRecord).order_by(FinancingOfferRecord.financier, FinancingOfferRecord.core_firm)
+    if financier is not None:
+        query = query.where(FinancingOfferRecord.financier == financier)
+    with service.sessions() as session:
+        return OfferList(items=[_offer_view(record) for record in session.scalars(query).all()])
+
+
+def quote(amount: int, rate_bps: int, fee: int, basis: int, due: int, now: int) -> tuple[int, int, int]:
+    """(days, discount, price) as ``Receivables._price`` computes them: days to maturity counted up, the
+    discount rounded up, nothing paid out when the charges reach the amount."""
+    days = -(-max(due - now, 0) // 86_400)
+    discount = -(-(amount * rate_bps * days) // (basis * 10_000))
+    charges = discount + fee
+    return days, discount, amount - charges if charges < amount else 0
+
+
+@router.get("/financing-quote", response_model=QuoteView)
+def financing_quote(
+    service: Service,
+    caller: CurrentCaller,
+    piece_id: Annotated[QueryInt, Query(gt=0, lt=2**64, description="the piece to finance")],
+    amount: Annotated[QueryInt, Query(gt=0, le=MAX_AMOUNT, description="fen to finance")],
+    financier: Annotated[Address, Query(description="the financier asked")],
+) -> QuoteView:
+    """The price of financing ``amount`` of a piece with ``financier`` at its standing terms for the piece's
+    obligor (else its terms for any core firm), funded now: shown to the holder before it asks. 404 when the
+    financier published no terms that apply."""
+    piece = _piece(service, piece_id)
+    if not _may_see_piece(service, caller, piece):
+        raise not_found(f"piece {piece_id}")
+    if amount > piece.value:
+        raise Problem(422, "validation", "Invalid request", f"the piece holds {piece.value} fen, less than {amount}")
+    invoice = service.client.invoice(piece.slot_id)
+    with service.sessions() as session:
+        offers = {
+            record.core_firm: record
+            for record in session.scalars(
+                select(FinancingOfferRecord).where(
+                    FinancingOfferRecord.financier == financier,
+                    FinancingOfferRecord.core_firm.in_((invoice.buyer, "")),
+                )
+            ).all()
+        }
+    offer = offers.get(invoice.buyer) or offers.get("")
+    if offer is None:
+        raise Problem(404, "no-offer", "No standing terms", f"{financier} published no terms for {invoice.buyer}")
+    now = int(service.w3.eth.get_block("latest")["timestamp"])
+    days, discount, price = quote(
+        amount, offer.discount_rate_bps, offer.fee, offer.day_count_basis, invoice.due_date, now
+    )
+    return QuoteView(
+        financier=financier,
+        core_firm=invoice.buyer,
+        piece_id=piece_id,
+        amount=amount,
+        discount_rate_bps=offer.discount_rate_bps,
+        day_count_basis=offer.day_count_basis,
+        days=days,
+        discount=discount,
+        fee=offer.fee,
+        price=price,
+        as_of=now,
+    )
 
 
 def request_view(request: FinancingRequest) -> FinancingRequestView:

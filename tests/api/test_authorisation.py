@@ -329,6 +329,14 @@ ROUTES = (
         {"operator", "financier", "other_financier"},
         lambda w, c: {"core_firm": w.id("core"), "limit": 5_000_000 * YUAN},
     ),
+    # A financier's standing terms are its own to publish (kept by the service, nothing signed).
+    _route(
+        "PUT",
+        "/financing-offers",
+        _fixed("/financing-offers"),
+        {"financier", "other_financier"},
+        lambda w, c: {"core_firm": w.id("core"), "discount_rate_bps": 365, "fee": 0, "day_count_basis": 365},
+    ),
     _route(
         "POST",
         "/deposits",

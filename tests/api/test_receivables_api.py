@@ -274,3 +274,48 @@ def test_each_request_logs_its_request_id_caller_operation_and_transaction_hash(
     assert len(lines) == 1, lines
     assert f"caller={agent.id}" in lines[0] and "status=200" in lines[0]
     assert f"operation_id={answer['operation_id']}" in lines[0] and f"tx_hash={answer['tx_hash']}" in lines[0]
+
+
+def test_a_supplier_is_quoted_before_it_asks_the_price_the_contract_then_settles(api: Api) -> None:
+    """A financier's standing terms (for one core firm, else for any) give the holder the discount, fee and price
+    before it asks; approved with the same terms, the contract's own quote of the request is the same."""
+    p = cast(api)
+    http = api.http
+    invoice = {
+        "buyer": p["automaker"].id,
+        "amount": 800_000 * YUAN + 33,
+        "invoice_number": f"{int(time.time() * 1000) + 77:020d}",
+        "due_date": due_in(75, api),
+    }
+    invoice_id = ok(http.post("/invoices", json=invoice, headers=p["seatmaker"].waiting()))["result"]["invoice_id"]
+    piece_id = ok(http.post(f"/invoices/{invoice_id}/confirm", headers=p["automaker"].waiting()))["result"]["piece_id"]
+    asked = {"piece_id": piece_id, "amount": 500_000 * YUAN + 7, "financier": p["factor"].id}
+    assert problem(http.get("/financing-quote", params=asked, headers=p["seatmaker"].headers), 404)["type"].endswith(
+        "no-offer"
+    )
+    anyone = {"discount_rate_bps": 600, "fee": 0, "day_count_basis": 360}
+    ok(http.put("/financing-offers", json=anyone, headers=p["factor"].headers))
+    general = ok(http.get("/financing-quote", params=asked, headers=p["seatmaker"].headers))
+    assert general["discount_rate_bps"] == 600 and general["day_count_basis"] == 360
+    terms = {"core_firm": p["automaker"].id, "discount_rate_bps": 365, "fee": 100 * YUAN, "day_count_basis": 365}
+    problem(http.put("/financing-offers", json=terms, headers=p["seatmaker"].headers), 403)  # a financier's only
+    problem(http.put("/financing-offers", json={**terms, "day_count_basis": 364}, headers=p["factor"].headers), 422)
+    ok(http.put("/financing-offers", json=terms, headers=p["factor"].headers))
+    listed = ok(http.get("/financing-offers", params={"financier": p["factor"].id}, headers=p["seatmaker"].headers))
+    assert {offer["core_firm"] for offer in listed["items"]} == {None, p["automaker"].id}
+
+    quoted = ok(http.get("/financing-quote", params=asked, headers=p["seatmaker"].headers))
+    assert quoted["core_firm"] == p["automaker"].id and quoted["discount_rate_bps"] == 365  # the firm's own terms
+    assert quoted["price"] == quoted["amount"] - quoted["discount"] - quoted["fee"] and quoted["fee"] == 100 * YUAN
+    assert quoted["discount"] * 365 * 10_000 >= quoted["amount"] * 365 * quoted["days"]  # rounded up, never down
+    problem(http.get("/financing-quote", params=asked, headers=p["foammaker"].headers), 404)  # not its piece
+    too_much = {**asked, "amount": invoice["amount"] + 1}
+    problem(http.get("/financing-quote", params=too_much, headers=p["seatmaker"].headers), 422)
+
+    request_id = ok(http.post("/financing-requests", json=asked, headers=p["seatmaker"].waiting()))["result"][
+        "request_id"
+    ]
+    approval = {key: terms[key] for key in ("discount_rate_bps", "fee", "day_count_basis")}
+    ok(http.post(f"/financing-requests/{request_id}/approve", json=approval, headers=p["factor"].waiting()))
+    settled = ok(http.get(f"/financing-requests/{request_id}", headers=p["seatmaker"].headers))["quote"]
+    assert settled == {key: quoted[key] for key in ("discount", "fee", "price")}

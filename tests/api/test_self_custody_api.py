@@ -450,7 +450,7 @@ def test_a_safe_collects_its_owners_approvals_one_by_one_and_relays_at_its_thres
     assert ok(api.http.post("/acts/approvals", json=late, headers=core.headers))["status"] == "relayed"
 
 
-def test_the_migration_creates_exactly_the_act_approval_models(tmp_path: Any) -> None:
+def test_the_migrations_create_exactly_the_act_approval_and_financing_offer_models(tmp_path: Any) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
@@ -463,6 +463,6 @@ def test_the_migration_creates_exactly_the_act_approval_models(tmp_path: Any) ->
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
-    assert [d for d in differences if "act_approval" in repr(d)] == []
+    assert [d for d in differences if "act_approval" in repr(d) or "financing_offers" in repr(d)] == []
     downgrade(url, "0013_self_custody")
     upgrade(url)

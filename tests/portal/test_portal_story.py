@@ -67,6 +67,9 @@ WORDS = {
         "submit": "提交",
         "obligations": "到期与还款",
         "portfolio": "资产组合",
+        "offer": "公布融资条件",
+        "offer_firm": "核心企业账户（可空）",
+        "publish": "公布",
         "over_line": "超出核心企业的授信额度",
         "switch": "English",
     },
@@ -109,6 +112,9 @@ WORDS = {
         "submit": "Submit",
         "obligations": "Maturities",
         "portfolio": "Portfolio",
+        "offer": "Publish standing terms",
+        "offer_firm": "Core firm account (optional)",
+        "publish": "Publish",
         "over_line": "This would exceed the core firm's credit line",
         "switch": "中文",
     },
@@ -271,16 +277,30 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
     assert sorted(int(p["value"]) for p in tier2) == [10, 20]
     assert sum(served.service.client.piece(int(p["id"])).value for p in tier2) == 30
 
-    # ... and asks the bank to finance ¥500,000.00 of the rest.
+    # The bank publishes its standing terms for this core firm (3.65 %, ¥100.00 fee, 365 days) ...
+    bank = desk(browser, served, keys["bank"], lang, screenshots)
+    bank.go("financing")
+    offer = bank.page.locator("form").filter(has=bank.page.get_by_role("heading", name=bank.word("offer")))
+    offer.get_by_label(bank.word("offer_firm")).fill(accounts["core"])
+    offer.get_by_label(bank.word("rate")).fill("3.65")
+    offer.get_by_label(bank.word("fee")).fill("100.00")
+    offer.get_by_role("button", name=bank.word("publish"), exact=True).click()
+    expect(bank.page.locator("#offer-status")).to_contain_text("3.65%")
+
+    # ... so the supplier sees the price before it asks the bank to finance ¥500,000.00 of the rest.
     actions = page.locator(f"details[data-piece='{piece['id']}']")
     actions.locator("summary").click()
     finance = actions.locator("form").filter(has=page.get_by_role("heading", name=supplier.word("finance")))
     finance.get_by_label(supplier.word("financier")).fill(accounts["bank"])
     finance.get_by_label(supplier.word("finance_amount")).fill("500,000.00")
+    quote = finance.locator("[data-quote]")
+    expect(quote).to_contain_text("¥100.00")
+    quoted = quote.text_content() or ""
+    supplier.shot("quote-supplier")
     assert supplier.act("submit", finance) == "confirmed"
 
     # The bank prices the request (3.65 %, ¥100.00 fee) and funds it: delivery against payment on chain.
-    bank = desk(browser, served, keys["bank"], lang, screenshots)
+    bank.page.reload()
     bank.go("financing")
     request_actions = bank.page.locator("details[data-request]").first
     request_actions.locator("summary").click()
@@ -296,6 +316,8 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
     with httpx.Client(base_url=served.base_url, headers={"Authorization": f"Bearer {keys['bank']}"}) as http:
         [funded] = [r for r in http.get("/financing-requests").json()["items"] if r["financier"] == accounts["bank"]]
     assert funded["state"] == "funded" and funded["discount_rate_bps"] == 365 and int(funded["fee"]) == 10_000
+    price = int(funded["price"])
+    assert f"¥{price // 100:,}.{price % 100:02d}" in quoted  # what it was shown before asking is what it got
     assert served.service.client.balance_of(accounts["supplier"]) == int(funded["price"])
     assert served.service.client.balance_of(accounts["bank"]) == 100_000_030 - int(funded["price"])
 
