@@ -14,7 +14,8 @@ Two clocks measure each load:
 Beside them, the browser's Navigation Timing (document received, ``DOMContentLoaded``, ``load``) and the
 Resource Timing of the API calls the page made (``fetch``): ``api`` is the time during which at least one of
 them was in flight (the service's time, loopback included), ``page`` the rest of ``drawn`` (loading the HTML
-and the ES modules, running them, drawing). No figure is asserted anywhere: the benchmark reports them.
+and the ES modules, running them, drawing); ``assets_loaded`` is when the last of the page's own files (ES
+modules, stylesheet) had arrived. No figure is asserted anywhere: the benchmark reports them.
 
 Where Playwright or chromium is missing, :func:`measure_portal` answers ``{"skipped": reason}``.
 """
@@ -67,6 +68,9 @@ _TIMINGS = """
   const api = performance.getEntriesByType("resource")
     .filter((entry) => entry.initiatorType === "fetch")
     .map((entry) => ({ name: entry.name, start: entry.startTime, end: entry.responseEnd }));
+  const assets = performance.getEntriesByType("resource")
+    .filter((entry) => entry.initiatorType !== "fetch")
+    .map((entry) => ({ name: entry.name, start: entry.startTime, end: entry.responseEnd }));
   return {
     drawn: drawn ? drawn.startTime : null,
     rows: document.querySelectorAll("main table tbody tr").length,
@@ -76,6 +80,7 @@ _TIMINGS = """
       load: nav.loadEventEnd,
     } : null,
     api,
+    assets,
   };
 }
 """.replace("__MARK__", json.dumps(MARK))
@@ -136,7 +141,7 @@ def summarize(loads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     :data:`_TIMINGS` answers them), with ``api`` and ``page`` the split of ``drawn`` and each API path's
     p50."""
     wall = [float(load["wall"]) for load in loads]
-    drawn, api, page, response, ready = [], [], [], [], []
+    drawn, api, page, response, ready, assets = [], [], [], [], [], []
     by_path: dict[str, list[float]] = {}
     for load in loads:
         timings = load["timings"]
@@ -147,6 +152,9 @@ def summarize(loads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         drawn.append(timings["drawn"] / 1000)
         api.append(busy)
         page.append(timings["drawn"] / 1000 - busy)
+        loaded = [float(a["end"]) for a in timings.get("assets", []) if a["start"] <= timings["drawn"]]
+        if loaded:
+            assets.append(max(loaded) / 1000)
         if timings.get("navigation"):
             response.append(timings["navigation"]["response_end"] / 1000)
             ready.append(timings["navigation"]["dom_content_loaded"] / 1000)
@@ -161,6 +169,7 @@ def summarize(loads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "page": _spread(page),
         "document": _spread(response),
         "dom_content_loaded": _spread(ready),
+        "assets_loaded": _spread(assets),
         "api_calls_p50": {path: statistics.median(times) for path, times in sorted(by_path.items())},
     }
 

@@ -219,7 +219,7 @@ def portal_markdown(results: dict[str, Any], json_name: str) -> str:
         "",
         "| pieces held by the caller | pieces in the ledger | page (whose) | rows | first page p50 / p95 / max "
         "(wall) | in the page: drawn p50 | API calls p50 (busy) | page's own p50 (drawn − API) | "
-        "document received / DOMContentLoaded p50 | API calls, p50 each |",
+        "document received / page's files loaded / DOMContentLoaded p50 | API calls, p50 each |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     whose = {"receivables": "the holder", "invoices": "the operator"}
@@ -238,7 +238,8 @@ def portal_markdown(results: dict[str, Any], json_name: str) -> str:
                 f"| {row['size']:,} | {row['ledger_pieces']:,} | `#/{page}` ({whose[page]}) | {figures['rows']} | "
                 f"{_ms(wall['p50'])} / {_ms(wall['p95'])} / {_ms(wall['max'])} | {_ms(figures['drawn']['p50'])} | "
                 f"{_ms(figures['api']['p50'])} | {_ms(figures['page']['p50'])} | "
-                f"{_ms(figures['document']['p50'])} / {_ms(figures['dom_content_loaded']['p50'])} | {calls} |"
+                f"{_ms(figures['document']['p50'])} / {_ms(figures.get('assets_loaded', {}).get('p50', 0.0))} / "
+                f"{_ms(figures['dom_content_loaded']['p50'])} | {calls} |"
             )
     lines += ["", _portal_verdict(results["scaling"]), "", PORTAL_END]
     return "\n".join(lines)
