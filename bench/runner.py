@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from bench.cast import BenchCast, onboard_cast, signed_split_calls, split_calls
 from bench.gas import measure_gas
 from bench.load import BenchmarkFailed, Call, gas_used, naive_rate, node_ceiling, pipeline_rate
+from bench.portal import TARGET_SECONDS, TARGET_SIZE, bearer_key, measure_portal_async
 from bench.rest import STORY_STEPS, Member, RestLoad, ServiceProcess, percentile
 from ledger.client import LedgerClient
 from ledger.compiler import compile_contracts
@@ -68,6 +69,8 @@ class BenchConfig:
     list_requests: int
     scale_sizes: tuple[int, ...]
     scale_ops: int
+    portal_loads: int = 5
+    """Fresh loads of each portal list page at each scaling size (see :mod:`bench.portal`)."""
     rounds: int = 1
     """Rounds of node ceiling then pipeline, alternated; the figures are their medians (the node's rate drifts as
     its state grows, and one round of each, minutes apart, would measure the drift as much as the pipeline)."""
@@ -103,6 +106,7 @@ FULL = BenchConfig(
     list_requests=50,
     scale_sizes=(1_000, 10_000, 100_000),
     scale_ops=20,
+    portal_loads=20,
     rounds=3,
 )
 
@@ -169,6 +173,40 @@ def run_benchmarks(config: BenchConfig, say: Say, workdir: Path | None = None) -
             shutil.rmtree(root, ignore_errors=True)
 
 
+def _anvil(config: BenchConfig, root: Path) -> Anvil:
+    return Anvil(
+        root / "node",
+        port=free_port(),
+        block_time=config.block_time,
+        gas_limit=config.block_gas_limit,
+        state_interval=3600,
+    )
+
+
+def _deploy(
+    config: BenchConfig, say: Say, stage: _Stage, anvil: Anvil, root: Path, results: dict[str, Any]
+) -> tuple[Any, dict[str, Any], ErrorDecoder, Any, Path, Any]:
+    """Start ``anvil``, deploy every contract fresh, make the bench's journal: (w3, contracts, decoder, journal
+    sessions, deployments folder, operator account)."""
+    with stage(f"anvil ({config.block_time:g} s blocks) and a fresh deployment"):
+        anvil.start()
+        results["machine"] = machine_info(anvil)
+        w3 = connect(anvil.rpc_url, anvil.chain_id)
+        artifacts = compile_contracts()
+        operator = operator_account(None, anvil.chain_id)
+        deployments = root / "deployments"
+        deployment = ensure_deployment(
+            w3, deployments_dir=deployments, artifacts=artifacts, deployer=operator, fresh=True
+        ).deployment
+        contracts = bind_contracts(w3, deployment, artifacts)
+        decoder = ErrorDecoder.from_artifacts(artifacts)
+        journal_url = f"sqlite:///{root / 'bench-journal.sqlite3'}"
+        upgrade(journal_url)
+        sessions = make_sessionmaker(make_engine(journal_url))
+        say(f"    {len(deployment.addresses)} contracts at block {deployment.block_number}")
+    return w3, contracts, decoder, sessions, deployments, operator
+
+
 def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     clock = time.perf_counter()
@@ -181,31 +219,10 @@ def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
     with stage("gas per operation (eth-tester, with the reference contracts)"):
         results["gas"] = measure_gas(lambda line: say(f"    {line}"))
 
-    anvil = Anvil(
-        root / "node",
-        port=free_port(),
-        block_time=config.block_time,
-        gas_limit=config.block_gas_limit,
-        state_interval=3600,
-    )
+    anvil = _anvil(config, root)
     service: ServiceProcess | None = None
     try:
-        with stage(f"anvil ({config.block_time:g} s blocks) and a fresh deployment"):
-            anvil.start()
-            results["machine"] = machine_info(anvil)
-            w3 = connect(anvil.rpc_url, anvil.chain_id)
-            artifacts = compile_contracts()
-            operator = operator_account(None, anvil.chain_id)
-            deployments = root / "deployments"
-            deployment = ensure_deployment(
-                w3, deployments_dir=deployments, artifacts=artifacts, deployer=operator, fresh=True
-            ).deployment
-            contracts = bind_contracts(w3, deployment, artifacts)
-            decoder = ErrorDecoder.from_artifacts(artifacts)
-            journal_url = f"sqlite:///{root / 'bench-journal.sqlite3'}"
-            upgrade(journal_url)
-            sessions = make_sessionmaker(make_engine(journal_url))
-            say(f"    {len(deployment.addresses)} contracts at block {deployment.block_number}")
+        w3, contracts, decoder, sessions, deployments, operator = _deploy(config, say, stage, anvil, root, results)
 
         async def with_pipeline(work: Callable[[Pipeline], Any]) -> Any:
             async with Pipeline(anvil.rpc_url, anvil.chain_id, sessions, decoder) as pipeline:
@@ -485,13 +502,126 @@ async def _scaling(
                     "list_receivables_p95": percentile(receivables_latency, 0.95),
                     "list_invoices_p50": percentile(invoices_latency, 0.5),
                 }
-                sizes.append(row)
                 say(
                     f"    split gas {row['split_gas']:,}, REST transfer p50 {row['rest_transfer_p50'] * 1000:.0f} ms, "
                     f"GET /receivables p50 {row['list_receivables_p50'] * 1000:.1f} ms, "
                     f"GET /invoices p50 {row['list_invoices_p50'] * 1000:.1f} ms ({ledger_pieces:,} pieces in all)"
                 )
-    return {"sizes": sizes, **_flatness(sizes, config.block_time)}
+                row.update(await _portal_first_page(config, say, service.base_url, holder, operator_headers))
+                sizes.append(row)
+    return {"sizes": sizes, **_flatness(sizes, config.block_time), "portal_target": portal_target(sizes)}
+
+
+PORTAL_PAGES = {"receivables": "the holder", "invoices": "the operator"}
+"""The portal's list pages timed at each scaling size, and whose: the holder of the pieces, the operator's view
+of every invoice."""
+
+
+async def _portal_first_page(
+    config: BenchConfig, say: Say, base_url: str, holder: Member, operator_headers: dict[str, str]
+) -> dict[str, Any]:
+    """The portal's first page of the holder's receivables and of the operator's invoices, in chromium: the row
+    fields ``portal_<page>_p50/p95/max`` (wall time, s) and the whole measurement under ``portal``."""
+    measured = {
+        "receivables": await measure_portal_async(
+            base_url, bearer_key(holder.headers), ["receivables"], config.portal_loads
+        ),
+        "invoices": await measure_portal_async(
+            base_url, bearer_key(operator_headers), ["invoices"], config.portal_loads
+        ),
+    }
+    fields: dict[str, Any] = {"portal": {}}
+    for page, answer in measured.items():
+        if "skipped" in answer:
+            fields["portal"][page] = answer
+            say(f"    portal #/{page}: skipped ({answer['skipped']})")
+            continue
+        figures = answer[page]
+        fields["portal"][page] = figures
+        for quantile in ("p50", "p95", "max"):
+            fields[f"portal_{page}_{quantile}"] = figures["wall"][quantile]
+        say(
+            f"    portal #/{page} ({PORTAL_PAGES[page]}, {figures['rows']} rows): first page p50 "
+            f"{figures['wall']['p50'] * 1000:.0f} ms, p95 {figures['wall']['p95'] * 1000:.0f} ms "
+            f"(in the page: API {figures['api']['p50'] * 1000:.0f} ms + page {figures['page']['p50'] * 1000:.0f} ms)"
+        )
+    return fields
+
+
+def portal_target(sizes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Issue 15's target, judged at :data:`bench.portal.TARGET_SIZE` pieces held when that size was run and
+    measured: each page's p95 first page under :data:`bench.portal.TARGET_SECONDS`."""
+    row = next((r for r in sizes if r["size"] == TARGET_SIZE and "portal_receivables_p95" in r), None)
+    if row is None or "portal_invoices_p95" not in row:
+        return None
+    worst = max(row["portal_receivables_p95"], row["portal_invoices_p95"])
+    return {"size": TARGET_SIZE, "limit": TARGET_SECONDS, "p95": worst, "met": worst < TARGET_SECONDS}
+
+
+def run_portal_bench(config: BenchConfig, say: Say, workdir: Path | None = None) -> dict[str, Any]:
+    """Only the scaling stage (with the portal's first page) on a chain of its own: anvil, a fresh deployment,
+    the bench cast, the service in its own process, and the pieces populated through the pipeline as in
+    :func:`run_benchmarks`; for the figure of one size without the whole run."""
+    own = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="scf-bench-portal-")) if workdir is None else workdir
+    try:
+        return _run_portal(config, say, root)
+    finally:
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_portal(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    clock = time.perf_counter()
+    stage = _Stage(say)
+    results: dict[str, Any] = {
+        "kind": "portal",
+        "mode": config.mode,
+        "started_at": started_at,
+        "config": asdict(config),
+        "block_time": config.block_time,
+    }
+    anvil = _anvil(config, root)
+    service: ServiceProcess | None = None
+    try:
+        w3, contracts, decoder, sessions, deployments, operator = _deploy(config, say, stage, anvil, root, results)
+        with stage(f"bench cast: {config.holders} holders with a large piece each"):
+
+            async def onboard(pipeline: Pipeline) -> BenchCast:
+                return await onboard_cast(w3, contracts, decoder, pipeline, operator, config.holders)
+
+            async def with_pipeline() -> BenchCast:
+                async with Pipeline(anvil.rpc_url, anvil.chain_id, sessions, decoder) as pipeline:
+                    return await onboard(pipeline)
+
+            cast = asyncio.run(with_pipeline())
+        service = ServiceProcess(
+            rpc_url=anvil.rpc_url,
+            chain_id=anvil.chain_id,
+            data_dir=root / "service",
+            deployments_dir=deployments,
+            port=free_port(),
+        )
+        with stage("REST service (uvicorn, own process) reusing the deployment"):
+            operator_key = service.start()
+
+        async def scaling() -> dict[str, Any]:
+            load = RestLoad(service.base_url, operator_key)
+            try:
+                return await _scaling(
+                    config, say, stage, load, load.operator, anvil, w3, contracts, decoder, sessions, cast, service
+                )
+            finally:
+                await load.aclose()
+
+        results["scaling"] = asyncio.run(scaling())
+    finally:
+        if service is not None:
+            service.stop()
+        anvil.kill()
+    results["duration_seconds"] = time.perf_counter() - clock
+    return results
 
 
 def _flatness(sizes: list[dict[str, Any]], block_time: float) -> dict[str, Any]:

@@ -10,6 +10,7 @@
                                                   chain, also --safe-payer-key for the financier's Safe)
     scf bench [--quick]                           benchmarks -> bench/results/, docs/benchmarks.md and .png
     scf bench-webhooks [--quick]                  webhook delivery beside slow and failing receivers -> same
+    scf bench-portal [--sizes 10000]              the portal's first page at a scale, without the whole run -> same
     scf secrets new                               fresh values for SCF_MASTER_SECRET, SCF_KEY_SALT, SCF_OPERATOR_KEY
     scf secrets check                             would these secret settings be accepted on this chain?
     scf secrets rotate                            re-encrypt keys, documents, webhook secrets under the current one
@@ -441,6 +442,43 @@ def bench_command(
     results = _run_bench("scf bench", config.mode, lambda: run_benchmarks(config, console.print, workdir), workdir)
     written = write_results(results, results_dir, markdown, chart)
     console.print(f"wrote {_shown(written)}, {_shown(markdown)} and {_shown(chart)}")
+
+
+@app.command("bench-portal")
+def bench_portal_command(
+    quick: Annotated[bool, typer.Option("--quick", help="the quick mode's sizes (100 and 1,000 pieces)")] = False,
+    sizes: Annotated[
+        str, typer.Option(help="pieces held by the caller at which the portal is timed, e.g. 1000,10000")
+    ] = "10000",
+    loads: Annotated[int | None, typer.Option(help="fresh loads of each page at each size")] = None,
+    results_dir: Annotated[Path, typer.Option(help="where the results JSON goes")] = PROJECT_ROOT / "bench" / "results",
+    markdown: Annotated[Path, typer.Option(help="the Markdown page whose portal table is rewritten")] = PROJECT_ROOT
+    / "docs"
+    / "benchmarks.md",
+    workdir: Annotated[
+        Path | None, typer.Option(help="keep the run's chain, databases and service log here (default: temporary)")
+    ] = None,
+) -> None:
+    """Only the scaling stage of `scf bench` with the portal's first page (issue 15: under 1 s at 10,000 pieces):
+    its own anvil, deployment, cast and service, the pieces populated through the pipeline, then the list routes
+    and the portal's list pages in chromium at each size; write the results JSON and the portal's table."""
+    from bench.report import write_portal_results
+    from bench.runner import FULL, QUICK, run_portal_bench
+
+    config = QUICK if quick else FULL
+    try:
+        config = replace(config, scale_sizes=tuple(sorted(int(size) for size in sizes.split(","))))
+    except ValueError:
+        _fail(f"--sizes takes whole numbers separated by commas, not {sizes!r}")
+    if quick and sizes == "10000":
+        config = replace(config, scale_sizes=QUICK.scale_sizes)
+    if loads is not None:
+        config = replace(config, portal_loads=loads)
+    results = _run_bench(
+        "scf bench-portal", config.mode, lambda: run_portal_bench(config, console.print, workdir), workdir
+    )
+    written = write_portal_results(results, results_dir, markdown)
+    console.print(f"wrote {_shown(written)} and {_shown(markdown)}")
 
 
 @app.command("bench-webhooks")

@@ -68,6 +68,16 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     assert [row["size"] for row in sizes] == [100, 1_000]
     assert all(row["ledger_pieces"] > row["size"] and row["split_gas"] > 21_000 for row in sizes)
     assert sizes[1]["ledger_pieces"] - sizes[0]["ledger_pieces"] >= 900  # the populating really happened
+    # The portal's first page at each size, in chromium, or the reason it was skipped (no browser here).
+    for row in sizes:
+        for page in ("receivables", "invoices"):
+            figures = row["portal"][page]
+            assert "skipped" in figures or (
+                figures["loads"] > 0 and 0 < row[f"portal_{page}_p50"] <= row[f"portal_{page}_p95"]
+            )
+    receivables = sizes[-1]["portal"]["receivables"]
+    assert "skipped" in receivables or receivables["rows"] == 50  # the holder's first page of 50 pieces
+    assert results["scaling"]["portal_target"] is None  # judged at 10,000 pieces held, not a quick size
 
     gas = results["gas"]
     for operation in gas["targets"]:
