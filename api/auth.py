@@ -33,6 +33,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select, update
 
+from api.auth_cache import KnownParticipant
 from api.edge import RateLimiter, client_key
 from api.problems import Problem, checksummed_address
 from api.service import API_KEY_PREFIX, LedgerService
@@ -103,8 +104,8 @@ def _unauthenticated(detail: str) -> Problem:
     return Problem(401, "unauthenticated", "Authentication required", detail)
 
 
-def _caller_of(record: ParticipantRecord) -> Caller:
-    return Caller(record.address, record.name, frozenset(record.roles))
+def _caller_of(record: KnownParticipant) -> Caller:
+    return Caller(record.address, record.name, record.roles)
 
 
 BEARER = HTTPBearer(
@@ -133,7 +134,7 @@ def _authenticate(request: Request, service: Service) -> Caller:
         raise _unauthenticated("send `Authorization: Bearer <API key or token>`")
     token = token.strip()
     if token.startswith(API_KEY_PREFIX):
-        record = service.participant_by_key(token)
+        record = service.participant_of_key(token)
         if record is None:
             raise _unauthenticated("unknown or revoked API key")
         return _caller_of(record)
@@ -147,7 +148,7 @@ def _authenticate(request: Request, service: Service) -> Caller:
         )
     except jwt.PyJWTError as exc:
         raise _unauthenticated(f"invalid token: {exc}") from None
-    record = service.participant_record(str(claims["sub"]))
+    record = service.known_participant(str(claims["sub"]))
     if record is None:
         raise _unauthenticated("the token's participant no longer exists")
     return _caller_of(record)

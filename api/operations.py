@@ -206,7 +206,8 @@ async def _perform(
     # For the request's log line (see api.app): which operation and transaction this request became.
     request.state.operation_id, request.state.tx_hash = operation.operation_id, operation.tx_hash
     with service.sessions() as session, session.begin():
-        if session.get(ServiceOperationRecord, operation.operation_id) is None:
+        # Without a key the pipeline named the operation afresh: no record of it can exist yet.
+        if key is None or session.get(ServiceOperationRecord, operation.operation_id) is None:
             session.add(
                 ServiceOperationRecord(operation_id=operation.operation_id, participant=caller.address, kind=kind)
             )

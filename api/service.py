@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from api.audit_log import AuditAnchorer, AuditLog
+from api.auth_cache import KnownParticipant, ParticipantCache
 from api.signing import NonceAllocator
 from api.store import ApiKeyRecord, ParticipantRecord
 from api.webhooks import Deliverer, WebhookSettings
@@ -154,6 +155,9 @@ class LedgerService:
     """POSTs the event feed to the webhook subscriptions (:mod:`api.webhooks`)."""
     act_nonces: NonceAllocator = field(default_factory=NonceAllocator)
     """Nonces of the acts handed out to self-custody participants to sign (:mod:`api.signing`)."""
+    participants: ParticipantCache | None = None
+    """API keys and participants already looked up (:mod:`api.auth_cache`); None: every look-up reads the
+    database."""
     operator_api_key: str | None = None
     """Set only on the first start, when the operator's key was just created (printed once, never stored)."""
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
@@ -238,6 +242,7 @@ class LedgerService:
                 timeout=settings.max_wait_seconds,
             ),
             secrets=secrets,
+            participants=ParticipantCache(sessions.kw["bind"], settings.auth_cache_seconds),
         )
         service.operator_api_key = service._bootstrap_operator()
         service.audit_anchorer.start()
@@ -287,8 +292,22 @@ class LedgerService:
 
     def is_self_custody(self, address: str) -> bool:
         """Whether ``address`` is a participant of this service that signs its own acts."""
-        record = self.participant_record(address)
-        return record is not None and record.custody == "self"
+        known = self.known_participant(address)
+        return known is not None and known.custody == "self"
+
+    def known_participant(self, address: str) -> KnownParticipant | None:
+        """The participant ``address`` as authentication needs it (remembered: :mod:`api.auth_cache`)."""
+        if self.participants is None:
+            record = self.participant_record(address)
+            return None if record is None else KnownParticipant.of(record)
+        return self.participants.get("address", address, lambda: self.participant_record(address))
+
+    def participant_of_key(self, key: str) -> KnownParticipant | None:
+        """The participant whose active API key ``key`` is (remembered: :mod:`api.auth_cache`)."""
+        if self.participants is None:
+            record = self.participant_by_key(key)
+            return None if record is None else KnownParticipant.of(record)
+        return self.participants.get("key", hash_api_key(key), lambda: self.participant_by_key(key))
 
     def participant_record(self, address: str) -> ParticipantRecord | None:
         with self.sessions() as session:
