@@ -33,6 +33,10 @@ _WRITING: Final = "scf_auth_write"
 """Marks, in a pooled connection's ``info``, a write to the cached tables not yet ended."""
 
 
+class NotRemembered(LookupError):
+    """Asked for a remembered entry only, and none is (see :meth:`ParticipantCache.get`)."""
+
+
 @dataclass(frozen=True)
 class KnownParticipant:
     """What authentication needs of a participant of the service, as its record was read."""
@@ -61,15 +65,19 @@ class ParticipantCache:
             event.listen(engine, "checkin", self._checkin)
             event.listen(engine, "invalidate", self._invalidated)
 
-    def get(self, kind: str, key: str, read: Callable[[], ParticipantRecord | None]) -> KnownParticipant | None:
-        """The participant of ``kind`` (``key`` or ``address``) ``key``, remembered or ``read()`` now."""
+    def get(self, kind: str, key: str, read: Callable[[], ParticipantRecord | None] | None) -> KnownParticipant | None:
+        """The participant of ``kind`` (``key`` or ``address``) ``key``, remembered or ``read()`` now; with no
+        ``read``, :class:`NotRemembered` unless remembered (the event loop asks so, without touching the
+        database)."""
+        now = time.monotonic()
+        entry = self._entries.get((kind, key)) if self.seconds > 0 else None
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        if read is None:
+            raise NotRemembered(kind)
         if self.seconds <= 0:
             record = read()
             return None if record is None else KnownParticipant.of(record)
-        now = time.monotonic()
-        entry = self._entries.get((kind, key))
-        if entry is not None and entry[0] > now:
-            return entry[1]
         generation = self._generation
         record = read()
         if record is None:

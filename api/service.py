@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from api.audit_log import AuditAnchorer, AuditLog
-from api.auth_cache import KnownParticipant, ParticipantCache
+from api.auth_cache import KnownParticipant, NotRemembered, ParticipantCache
 from api.signing import NonceAllocator
 from api.store import ApiKeyRecord, ParticipantRecord
 from api.webhooks import Deliverer, WebhookSettings
@@ -295,19 +295,27 @@ class LedgerService:
         known = self.known_participant(address)
         return known is not None and known.custody == "self"
 
-    def known_participant(self, address: str) -> KnownParticipant | None:
-        """The participant ``address`` as authentication needs it (remembered: :mod:`api.auth_cache`)."""
+    def known_participant(self, address: str, *, remembered_only: bool = False) -> KnownParticipant | None:
+        """The participant ``address`` as authentication needs it (remembered: :mod:`api.auth_cache`); with
+        ``remembered_only``, :class:`api.auth_cache.NotRemembered` rather than a database read."""
         if self.participants is None:
+            if remembered_only:
+                raise NotRemembered("address")
             record = self.participant_record(address)
             return None if record is None else KnownParticipant.of(record)
-        return self.participants.get("address", address, lambda: self.participant_record(address))
+        read = None if remembered_only else (lambda: self.participant_record(address))
+        return self.participants.get("address", address, read)
 
-    def participant_of_key(self, key: str) -> KnownParticipant | None:
-        """The participant whose active API key ``key`` is (remembered: :mod:`api.auth_cache`)."""
+    def participant_of_key(self, key: str, *, remembered_only: bool = False) -> KnownParticipant | None:
+        """The participant whose active API key ``key`` is (remembered: :mod:`api.auth_cache`); with
+        ``remembered_only``, :class:`api.auth_cache.NotRemembered` rather than a database read."""
         if self.participants is None:
+            if remembered_only:
+                raise NotRemembered("key")
             record = self.participant_by_key(key)
             return None if record is None else KnownParticipant.of(record)
-        return self.participants.get("key", hash_api_key(key), lambda: self.participant_by_key(key))
+        read = None if remembered_only else (lambda: self.participant_by_key(key))
+        return self.participants.get("key", hash_api_key(key), read)
 
     def participant_record(self, address: str) -> ParticipantRecord | None:
         with self.sessions() as session:

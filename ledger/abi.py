@@ -43,10 +43,17 @@ def abi_type(entry: Mapping[str, Any]) -> str:
     return kind
 
 
+@lru_cache(maxsize=1 << 16)
+def checksum_address(value: str) -> str:
+    """``to_checksum_address``, remembered: the same few addresses (the contracts, the participants) come back in
+    every log and result, and each checksum is a keccak."""
+    return str(to_checksum_address(value))
+
+
 def checksummed(value: Any) -> Any:
     """``value`` with every address in it checksummed (tuples and lists walked)."""
     if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
-        return to_checksum_address(value)
+        return checksum_address(value)
     if isinstance(value, tuple | list):
         return type(value)(checksummed(v) for v in value)
     return value
@@ -57,7 +64,7 @@ def to_json(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
-        return to_checksum_address(value)
+        return checksum_address(value)
     if isinstance(value, tuple | list):
         return [to_json(v) for v in value]
     return value

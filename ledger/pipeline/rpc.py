@@ -21,9 +21,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
-from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
+from ledger.abi import checksum_address
 from ledger.pipeline.exceptions import NodeUnavailable, RpcError
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def web3_log(log: Mapping[str, Any]) -> dict[str, Any]:
     """A log as JSON-RPC gives it (hex strings) in the shape web3 gives ``receipt["logs"]``: topics, data and
     hashes as bytes, numbers as ``int``, the address checksummed."""
     return {
-        "address": to_checksum_address(log["address"]),
+        "address": checksum_address(log["address"]),
         "topics": [HexBytes(topic) for topic in log["topics"]],
         "data": HexBytes(log["data"]),
         "blockNumber": _hex_int(log["blockNumber"]),
