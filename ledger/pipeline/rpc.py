@@ -11,9 +11,11 @@ applies to, goes through httpx as before.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import itertools
 import json
 import ssl
+import threading
 import urllib.request
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -193,6 +195,69 @@ class HttpConnections:
         while self._idle:
             _, writer = self._idle.pop()
             writer.close()
+
+
+class BlockingJsonRpc:
+    """Blocking JSON-RPC calls over one kept-alive ``http.client`` connection per thread: the ledger client's
+    reads from worker threads, without web3's request stack and ``requests`` (most of a one-object GET's CPU).
+    A call that finds its kept-alive connection closed by the server is sent again once on a new connection;
+    use it for calls that may be repeated (``eth_call``). Raises :class:`RpcError` for an error answer and
+    :class:`NodeUnavailable` when the node does not answer. Only for URLs :meth:`HttpConnections.handles`."""
+
+    def __init__(self, url: str, *, timeout: float) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self._tls = parts.scheme == "https"
+        self._host = parts.hostname or "localhost"
+        self._port = parts.port or (443 if self._tls else 80)
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._headers = {"Host": parts.netloc, "Content-Type": "application/json", "Accept": "application/json"}
+        self._timeout = timeout
+        self._local = threading.local()
+        self._ids = itertools.count(1)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._tls:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+
+    def call(self, method: str, *params: Any) -> Any:
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}, separators=(",", ":")
+        ).encode()
+        for _ in range(2):
+            connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+            reused = connection is not None
+            if connection is None:
+                connection = self._local.connection = self._connection()
+            try:
+                connection.request("POST", self._target, body, self._headers)
+                response = connection.getresponse()
+                content = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                self._local.connection = None
+                if reused and isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError):
+                    continue  # the server had closed the kept-alive connection: it never read this call
+                raise NodeUnavailable(f"{self.url}: {exc!r}") from exc
+            if response.will_close:
+                connection.close()
+                self._local.connection = None
+            break
+        else:
+            raise NodeUnavailable(f"{self.url}: the connection closed before an answer")
+        if response.status != 200:
+            raise NodeUnavailable(f"{self.url}: HTTP {response.status}")
+        try:
+            answer = json.loads(content)
+        except ValueError as exc:
+            raise NodeUnavailable(f"{self.url}: malformed JSON-RPC response") from exc
+        if not isinstance(answer, Mapping):
+            raise NodeUnavailable(f"{self.url}: unexpected answer to {method}")
+        outcome = JsonRpcClient._outcome(answer)
+        if isinstance(outcome, RpcError):
+            raise outcome
+        return outcome
 
 
 class JsonRpcClient:
