@@ -44,6 +44,9 @@ _STARTED_AT = datetime.now(UTC)
 
 _OPERATIONS = cast(Table, ServiceOperationRecord.__table__)
 _INSERT_OPERATION = insert(_OPERATIONS)
+_OPERATION_RECORD = select(_OPERATIONS.c.participant, _OPERATIONS.c.kind).where(
+    _OPERATIONS.c.operation_id == bindparam("id")
+)
 _OPERATION_EXISTS = select(_OPERATIONS.c.operation_id).where(_OPERATIONS.c.operation_id == bindparam("id"))
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -288,8 +291,9 @@ async def get_operation(operation_id: str, request: Request, service: Service, c
     """An operation a state-changing request sent, as it is now (``Prefer: wait=N`` waits up to N seconds for it to
     be final): 200 when final, 202 while in flight; to the participant that sent it, the operator and the
     regulator (404 to anyone else)."""
-    with service.sessions() as session:
-        record = session.get(ServiceOperationRecord, operation_id)
+    engine: Engine = service.sessions.kw["bind"]
+    with engine.connect() as connection:
+        record = connection.execute(_OPERATION_RECORD, {"id": operation_id}).first()
     if record is None or (record.participant != caller.address and not (caller.is_operator or caller.is_regulator)):
         raise Problem(404, "not-found", "Not found", f"no operation {operation_id}")
     try:
