@@ -7,7 +7,7 @@ database engine (a key rotated, a participant's roles or custody changed, a test
 rows) forgets everything cached, and while such a write's transaction is open, and until its connection is
 back in the pool (after its commit or rollback), nothing read meanwhile is remembered: a request that read the
 old rows just before the commit cannot put them back. A write by another process (a second service process,
-``scf api-key reissue``) is not seen here: each entry is trusted for ``SCF_AUTH_CACHE_SECONDS`` (2 s by
+``scf api-key reissue``) is not seen here: each entry is trusted for ``SCF_AUTH_CACHE_SECONDS`` (1 s by
 default) after it was read, then read again, so another process's revocation takes effect within that time;
 ``0`` turns the cache off and every request reads the database as before.
 

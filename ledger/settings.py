@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(900, gt=0, description="lifetime of a sign-in JWT")
     challenge_ttl_seconds: int = Field(300, gt=0, description="lifetime of a sign-in challenge nonce")
     auth_cache_seconds: float = Field(
-        2.0,
+        1.0,
         ge=0,
         description="how long an API key or participant looked up is trusted before it is read again; a change "
         "made through this process takes effect on the next request, one made by another process within this "
