@@ -209,7 +209,7 @@ async def _perform(
     key: str | None,
 ) -> tuple[int, dict[str, Any]]:
     operation = await submit(None if key is None else _operation_id(caller, key))
-    # For the request's log line (see api.app): which operation and transaction this request became.
+    # For the request's log line (see api.request_log): which operation and transaction this request became.
     request.state.operation_id, request.state.tx_hash = operation.operation_id, operation.tx_hash
     engine: Engine = service.sessions.kw["bind"]
     with engine.begin() as connection:
