@@ -11,8 +11,10 @@ PY_STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 SLITHER_VENV := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed-stamp
+# Test processes (pytest-xdist): one per core.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup compile lint slither test gas clean run demo soak bench bench-quick bench-webhooks bench-cpu
+.PHONY: setup compile lint slither browser test gas clean run demo soak bench bench-quick bench-webhooks bench-cpu
 
 ## setup: create .venv and install the project (when pyproject.toml changed), npm ci (when
 ## package-lock.json changed), .venv-slither (when scripts/slither-requirements.txt changed), then compile
@@ -54,9 +56,13 @@ lint: setup
 slither: setup
 	$(BIN)/python scripts/slither.py
 
-## test: lint, then the whole test suite.
-test: lint
-	$(BIN)/pytest -q --durations=30
+## browser: Debian's chromium and a Chinese font for the portal's browser tests (apt-get, once).
+browser:
+	bash scripts/install-browser.sh
+
+## test: lint, then the whole test suite (the portal's tests in Debian's chromium).
+test: lint browser
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 ## soak: the long reliability runs (marked `soak`), with SCF_SOAK=1 raising the example counts.
 soak: setup

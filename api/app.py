@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from starlette.types import Scope
 
-from api import auth, docs, openapi, operations, problems
+from api import auth, docs, openapi, operations, portal, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
 from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
 from api.request_log import RequestLogMiddleware
@@ -79,6 +79,7 @@ def create_app(
     problems.install(app)
     openapi.install(app)
     docs.install(app)
+    portal.install(app)
     # Added first, so innermost: the routes read the body through it (api.edge).
     app.add_middleware(BodyLimitMiddleware, settings_of=current_settings)
 

@@ -16,7 +16,8 @@ client, how large a request may be, the security headers of every answer, and a 
   participant's private data, and some carry secrets: new API keys, sign-in tokens, documents), except the
   documentation's static files; ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``,
   ``X-Frame-Options: DENY``; and a Content-Security-Policy: :data:`API_CSP` on the API (JSON answers load
-  nothing), :data:`DOCS_CSP` on the ``/docs`` page, which runs Swagger UI from this origin only.
+  nothing), :data:`DOCS_CSP` on the ``/docs`` page, which runs Swagger UI from this origin only, and
+  :data:`PORTAL_CSP` on the web portal (``/`` and ``/portal/``, :mod:`api.portal`).
 """
 
 from __future__ import annotations
@@ -47,10 +48,18 @@ DOCS_CSP: Final = (
 and no ``eval``. Swagger UI sets inline styles and draws its icons as ``data:`` SVG images, so those two are
 allowed; an inline style cannot run code."""
 
+PORTAL_CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+"""The portal (``/`` and ``/portal/``): its scripts, stylesheet and API calls from this origin only, no inline
+script or style and no ``eval``; ``blob:`` images for the CSV exports' downloads and charts drawn in SVG."""
+
 HSTS: Final = "max-age=31536000"
 """One year; ``includeSubDomains`` is left to whoever owns the domain (set it at the proxy)."""
 
 DOCS_PREFIX: Final = "/docs"
+PORTAL_PREFIX: Final = "/portal"
 DOCS_ASSETS_PREFIX: Final = "/docs/assets/"
 """The documentation's static files (Swagger UI's script, stylesheet and icons): cacheable."""
 
@@ -156,11 +165,13 @@ def security_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[t
     path: str = scope.get("path", "")
     present = {key.lower() for key, _ in headers}
     docs = path == DOCS_PREFIX or path.startswith(DOCS_PREFIX + "/")
+    portal = path == "/" or path.startswith(PORTAL_PREFIX + "/")
+    policy = DOCS_CSP if docs else PORTAL_CSP if portal else API_CSP
     added: list[tuple[bytes, bytes]] = [
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"no-referrer"),
         (b"x-frame-options", b"DENY"),
-        (b"content-security-policy", (DOCS_CSP if docs else API_CSP).encode()),
+        (b"content-security-policy", policy.encode()),
     ]
     if scope.get("scheme") == "https":
         added.append((b"strict-transport-security", HSTS.encode()))

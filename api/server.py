@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from ledger.compiler import CompilationError
 from ledger.db import DatabaseUnavailable
-from ledger.deployment import DeploymentError, OperatorKeyMissing
+from ledger.deployment import DeploymentError, OperatorKeyMissing, RegulatorMissing
 from ledger.node import ChainIdMismatch, ChainUnreachable
 from ledger.secrets import SecretRefused
 from ledger.settings import Settings
@@ -29,7 +29,15 @@ class StartupFailure(Exception):
 
 def failure_message(exc: BaseException, settings: Settings) -> str | None:
     """The one line that explains ``exc`` as a start-up failure, or None when it is not an expected one."""
-    if isinstance(exc, (StartupFailure, SecretRefused, OperatorKeyMissing, ChainIdMismatch, DatabaseUnavailable)):
+    expected = (
+        StartupFailure,
+        SecretRefused,
+        OperatorKeyMissing,
+        RegulatorMissing,
+        ChainIdMismatch,
+        DatabaseUnavailable,
+    )
+    if isinstance(exc, expected):
         return first_line(str(exc))
     if isinstance(exc, ChainUnreachable):
         local = urlsplit(settings.rpc_url).hostname in ("127.0.0.1", "localhost", "::1")

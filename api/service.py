@@ -4,7 +4,10 @@ At start it checks the secret settings (:func:`ledger.secrets.check_secrets`: ou
 development default or weak value), migrates the database, connects to the chain (refusing a chain-id
 mismatch), deploys the contracts if this chain has none of the current sources (``ensure_deployment``), starts
 the transaction pipeline and the indexer (a thread with its own web3), and makes sure the operator exists as a
-participant of the service: the first start creates the operator's API key and hands it back once, to be
+participant of the service. A new deployment names the first regulator (``SCF_REGULATOR_ADDRESS``; on the local
+chain, unset, anvil's dev account 9, whose key this service then hosts as :attr:`LedgerService.regulator`, so
+that onboarding a regulator works in the demo: the operator registers the account and the hosted regulator
+admits it, as the registry requires). The first start creates the operator's API key and hands it back once, to be
 printed. Each of these fails with an exception whose message is one line naming the setting to change
 (:func:`api.server.failure_message`); the cheap checks come first, so nothing is sent to a chain by a service
 that cannot serve.
@@ -41,7 +44,7 @@ from ledger.catalogue import CATALOGUE, Catalogue
 from ledger.client import LedgerClient
 from ledger.compiler import Artifact, compile_contracts
 from ledger.db import DatabaseUnavailable, make_engine, make_sessionmaker
-from ledger.deployment import Deployment, bind_contracts, ensure_deployment, operator_account
+from ledger.deployment import Deployment, bind_contracts, ensure_deployment, operator_account, regulator_account
 from ledger.errors import ErrorDecoder
 from ledger.identifiers import salted_key_hash, synthetic_credit_code
 from ledger.index import Indexer
@@ -160,6 +163,10 @@ class LedgerService:
     database."""
     operator_api_key: str | None = None
     """Set only on the first start, when the operator's key was just created (printed once, never stored)."""
+    regulator: LocalAccount | None = None
+    """The key of a regulator this service hosts: only the local chain's dev regulator, named at deployment when
+    ``SCF_REGULATOR_ADDRESS`` is unset (and a regulator on chain). It admits the regulators the operator onboards
+    here. None elsewhere: the regulator keeps its own key, and onboarding a regulator here is refused."""
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -172,6 +179,7 @@ class LedgerService:
             logger.warning("%s", warning)
         secrets = master_secrets(settings)
         operator = operator_account(settings.operator_key, settings.chain_id)
+        first_regulator = regulator_account(settings.regulator_address, settings.chain_id, operator.address)
         url = settings.resolved_database_url
         try:
             ensure_sqlite_folder(url)
@@ -187,6 +195,7 @@ class LedgerService:
             deployments_dir=settings.deployments_dir,
             artifacts=artifacts,
             deployer=operator,
+            regulator=first_regulator.address,
         )
         if not ensured.reused:
             logger.info("deployed the ledger's contracts at block %s", ensured.deployment.block_number)
@@ -194,10 +203,18 @@ class LedgerService:
         deployment = ensured.deployment
         contracts = bind_contracts(w3, deployment, artifacts)
         keystore = Keystore(settings.data_dir / "keystore", secrets)
+        regulator = first_regulator.hosted
+        if (
+            regulator is not None
+            and not contracts["registry"].functions.hasRole(Role.REGULATOR.role_id, regulator.address).call()
+        ):
+            regulator = None  # a deployment that named another regulator: this service hosts none
 
         def signer(address: str) -> LocalAccount:
             if address == operator.address:
                 return operator
+            if regulator is not None and address == regulator.address:
+                return regulator
             return keystore.account(address)
 
         pipeline = Pipeline(
@@ -243,6 +260,7 @@ class LedgerService:
             ),
             secrets=secrets,
             participants=ParticipantCache(sessions.kw["bind"], settings.auth_cache_seconds),
+            regulator=regulator,
         )
         service.operator_api_key = service._bootstrap_operator()
         service.audit_anchorer.start()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db import Base, utc_now
@@ -83,4 +83,31 @@ class ServiceOperationRecord(Base):
     operation_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     participant: Mapped[str] = mapped_column(String(42), index=True)
     kind: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class ActApprovalRecord(Base):
+    """An act of a contract account (a Safe) awaiting its owners' signatures: maker/checker. Kept until the
+    owners who signed reach the Safe's threshold; then relayed once, with the operation that relayed it."""
+
+    __tablename__ = "act_approvals"
+
+    digest: Mapped[str] = mapped_column(String(66), primary_key=True)
+    account: Mapped[str] = mapped_column(String(42), index=True)
+    typed_data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    deadline: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    operation_id: Mapped[str | None] = mapped_column(String(100))
+
+
+class ActApprovalSignatureRecord(Base):
+    """One owner's signature of an act awaiting approval (its Safe message hash, 65 bytes)."""
+
+    __tablename__ = "act_approval_signatures"
+    __table_args__ = (UniqueConstraint("digest", "owner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    digest: Mapped[str] = mapped_column(String(66), ForeignKey("act_approvals.digest"), index=True)
+    owner: Mapped[str] = mapped_column(String(42))
+    signature: Mapped[str] = mapped_column(String(132))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -7,7 +7,8 @@ import {Roles} from "./Roles.sol";
 
 /// @title Participant registry
 /// @notice Operator-managed participants with AccessControl roles, active/suspended status and regulator
-/// freezes. Every asset contract of the ledger asks it before moving anything.
+/// freezes. Every asset contract of the ledger asks it before moving anything. The regulator role is outside the
+/// operator's power: the first regulator is named at deployment, and only a regulator admits or removes another.
 contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     /// @dev A participant as stored: {IParticipantRegistry-Participant} and, in the word of its status, whether
     /// it is one of the ledger's own contracts (holds {Roles.SYSTEM}; kept with the role by {_grantRole} and
@@ -59,19 +60,24 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     /// @inheritdoc IParticipantRegistry
     address public signedActs;
 
-    /// @param operator The first operator; registered with `operatorIdentityHash` and made admin of all roles.
-    constructor(address operator, bytes32 operatorIdentityHash) {
+    /// @param operator The first operator; registered with `operatorIdentityHash`, made admin of every role but the
+    /// regulator's.
+    /// @param regulator The first regulator; registered with `regulatorIdentityHash`. The regulator role is its own
+    /// admin: a regulator admits and removes regulators, and no operator can (see {RegistryRoleNotOperatorManaged}),
+    /// so a key recovery's approval is never the operator's alone. It must be another account than `operator`.
+    constructor(address operator, bytes32 operatorIdentityHash, address regulator, bytes32 regulatorIdentityHash) {
         _register(operator, operatorIdentityHash, operator);
         _grantRole(DEFAULT_ADMIN_ROLE, operator);
         _grantRole(OPERATOR_ROLE, operator);
-        bytes32[7] memory managed = [
-            OPERATOR_ROLE, CORE_FIRM_ROLE, SUPPLIER_ROLE, FINANCIER_ROLE, WAREHOUSE_ROLE, REGULATOR_ROLE,
-            SETTLEMENT_AGENT_ROLE
-        ];
+        _register(regulator, regulatorIdentityHash, operator);
+        _grantRole(REGULATOR_ROLE, regulator);
+        bytes32[5] memory managed =
+            [CORE_FIRM_ROLE, SUPPLIER_ROLE, FINANCIER_ROLE, WAREHOUSE_ROLE, SETTLEMENT_AGENT_ROLE];
         for (uint256 i; i < managed.length; ++i) {
-            if (managed[i] != OPERATOR_ROLE) _setRoleAdmin(managed[i], OPERATOR_ROLE);
+            _setRoleAdmin(managed[i], OPERATOR_ROLE);
         }
         _setRoleAdmin(SYSTEM_ROLE, OPERATOR_ROLE);
+        _setRoleAdmin(REGULATOR_ROLE, REGULATOR_ROLE);
     }
 
     /// @inheritdoc IParticipantRegistry
@@ -81,7 +87,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     {
         _register(account, identityHash, msg.sender);
         for (uint256 i; i < roles.length; ++i) {
-            _checkRoleAdmin(roles[i]);
+            _checkOperatorManaged(roles[i]);
             _grantRole(roles[i], account);
         }
     }
@@ -93,7 +99,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     {
         _register(account, identityHash, msg.sender);
         for (uint256 i; i < roles.length; ++i) {
-            _checkRoleAdmin(roles[i]);
+            _checkOperatorManaged(roles[i]);
             _grantRole(roles[i], account);
         }
         _participants[account].selfCustody = true;
@@ -102,7 +108,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     /// @inheritdoc IParticipantRegistry
     function adoptSelfCustody(address account, address signer) external onlyRole(OPERATOR_ROLE) {
-        StoredParticipant storage p = _registered(account);
+        StoredParticipant storage p = _operatorManaged(account);
         require(!p.selfCustody, RegistryCustodyMismatch(account, true));
         require(signer != address(0) && signer != account, RegistryInvalidSigner(account, signer));
         p.selfCustody = true;
@@ -181,7 +187,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     /// @inheritdoc IParticipantRegistry
     function suspend(address account) external onlyRole(OPERATOR_ROLE) {
-        StoredParticipant storage p = _registered(account);
+        StoredParticipant storage p = _operatorManaged(account);
         require(p.status == ParticipantStatus.Active, RegistryNoChange(account));
         p.status = ParticipantStatus.Suspended;
         emit ParticipantSuspended(account, msg.sender);
@@ -275,10 +281,18 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     }
 
     /// @dev Roles go only to registered participants, so a role never outlives the participant's checks. The
-    /// system role also marks the participant as a ledger contract in its status word.
+    /// regulator role and the operator's roles (operator, default admin) never meet in one account, whoever grants
+    /// them: the two signatures of a key recovery are two parties'. The system role also marks the participant as
+    /// a ledger contract in its status word.
     function _grantRole(bytes32 role, address account) internal override returns (bool) {
         StoredParticipant storage p = _participants[account];
         require(p.status != ParticipantStatus.Unregistered, RegistryRoleForUnregistered(account, role));
+        if (role == REGULATOR_ROLE) {
+            _requireWithout(account, role, OPERATOR_ROLE);
+            _requireWithout(account, role, DEFAULT_ADMIN_ROLE);
+        } else if (role == OPERATOR_ROLE || role == DEFAULT_ADMIN_ROLE) {
+            _requireWithout(account, role, REGULATOR_ROLE);
+        }
         if (role == SYSTEM_ROLE) p.ledgerContract = true;
         return super._grantRole(role, account);
     }
@@ -357,7 +371,21 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
         require(p.status != ParticipantStatus.Unregistered, RegistryNotRegistered(account));
     }
 
-    function _checkRoleAdmin(bytes32 role) private view {
+    /// @dev A role the operator's onboarding grants: any whose admin the caller holds, but never the regulator
+    /// role, whatever the caller holds ({RegistryRoleNotOperatorManaged}).
+    function _checkOperatorManaged(bytes32 role) private view {
+        require(role != REGULATOR_ROLE, RegistryRoleNotOperatorManaged(role));
         _checkRole(getRoleAdmin(role));
+    }
+
+    /// @dev A registered participant that is not a regulator: the operator neither suspends a regulator nor
+    /// changes how it signs ({RegistryParticipantNotOperatorManaged}).
+    function _operatorManaged(address account) private view returns (StoredParticipant storage p) {
+        p = _registered(account);
+        require(!hasRole(REGULATOR_ROLE, account), RegistryParticipantNotOperatorManaged(account, REGULATOR_ROLE));
+    }
+
+    function _requireWithout(address account, bytes32 role, bytes32 separated) private view {
+        require(!hasRole(separated, account), RegistryRolesSeparated(account, role, separated));
     }
 }

@@ -170,6 +170,10 @@ def _grant_role(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list
     return "grantRole", [role_id(v["role"]), v["account"]]
 
 
+def _admit_regulator(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    return "grantRole", [Role.REGULATOR.role_id, v["account"]]
+
+
 def _approve_settlement(reader: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
     return "approve", [reader.address_of(v["spender_contract"]), MAX_UINT256]
 
@@ -314,8 +318,19 @@ CATALOGUE = Catalogue(
             "operator",
             "account role",
             _OPERATOR,
-            "Grant a registered participant one more role.",
+            "Grant a registered participant one more role (never the regulator's: a regulator admits regulators).",
             encode=_grant_role,
+        ),
+        _op(
+            "participant.admit-regulator",
+            "registry",
+            "grantRole",
+            "regulator",
+            "account",
+            _REGULATOR,
+            "Admit a registered participant as a regulator: only a regulator may (the role is its own admin); never "
+            "an account that holds the operator's roles.",
+            encode=_admit_regulator,
         ),
         _op(
             "participant.suspend",

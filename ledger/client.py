@@ -536,6 +536,15 @@ class LedgerClient:
             function, call_args = spec.call(self, sender, args)
         return await self._submit(sender, spec.contract, function, call_args, operation_id)
 
+    def check(self, name: str, sender: str, args: Mapping[str, Any] | Sequence[Any]) -> None:
+        """Pre-flight catalogue operation ``name`` from ``sender`` without sending it: raise the contracts' named
+        error if it would revert now (so that a caller can refuse before it stores or signs anything)."""
+        spec = self.catalogue[name]
+        function, call_args = spec.call(self, sender, args)
+        self.preflight(
+            sender, self.contracts[spec.contract].address, self.codec.encode_call(spec.contract, function, call_args)
+        )
+
     # -- signed acts --------------------------------------------------------------------------------
 
     @property
@@ -673,6 +682,7 @@ class LedgerClient:
     propose_key_recovery = OperationMethod("key.recovery.propose")
     approve_key_recovery = OperationMethod("key.recovery.approve")
     grant_role = OperationMethod("participant.grant-role")
+    admit_regulator = OperationMethod("participant.admit-regulator")
     suspend_participant = OperationMethod("participant.suspend")
     reinstate_participant = OperationMethod("participant.reinstate")
     freeze_participant = OperationMethod("freeze.participant")

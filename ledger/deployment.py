@@ -1,11 +1,13 @@
 """Deploying the ledger's contracts, recording where they are, and finding them again.
 
 :func:`deploy` puts every contract on a chain and wires them together: the participant registry (with the
-operator as its first participant), the deposit token, the audit-log anchor, the receivables and, when
-compiled, the warehouse receipts; then the operator registers each ledger contract that holds deposit tokens
-in the registry as an active participant with the ``system`` role, since deposit tokens move only between
-active participants and the contracts hold and pay them (escrow, repayments, loans). The audit-log anchor
-(``AuditAnchor``) holds nothing and is not registered: it only asks the registry who is an operator.
+operator as its first participant and the first regulator named beside it: the regulator role is outside the
+operator's power, so only the deployment names the first one, see :func:`regulator_account`), the deposit
+token, the audit-log anchor, the receivables and, when compiled, the warehouse receipts; then the operator
+registers each ledger contract that holds deposit tokens in the registry as an active participant with the
+``system`` role, since deposit tokens move only between active participants and the contracts hold and pay
+them (escrow, repayments, loans). The audit-log anchor (``AuditAnchor``) holds nothing and is not registered:
+it only asks the registry who is an operator.
 Transactions are signed here, with nonces counted here, and sent raw: a production node has no unlocked
 accounts. Like Hardhat Ignition, the work runs in batches, each sent at once and mined in one block: a
 transaction goes in the first batch after everything it needs is on chain (the
@@ -16,8 +18,8 @@ receivables' constructor reads the token's currency; the registrations need the 
 - ``deployed_addresses.json``: ``{"ScfLedger#Receivables": "0x..."}``, Hardhat Ignition's shape, for tools;
 - ``abi/<ContractName>.json``: the plain ABI of each deployed contract, for tools outside Python (Python
   code takes ABIs from :func:`ledger.compiler.compile_contracts`, never from these files);
-- ``deployment.json``: what :func:`load_deployment` reads back: addresses, deployer, operator, the block of
-  the deployment and its hash, and the source hash of the compiled contracts.
+- ``deployment.json``: what :func:`load_deployment` reads back: addresses, deployer, operator, regulator, the
+  block of the deployment and its hash, and the source hash of the compiled contracts.
 
 :func:`load_deployment` checks a recorded deployment against the chain (code at every address, the recorded
 block still the chain's block), so that a deployment file left over from an anvil that lost its state is
@@ -52,7 +54,7 @@ from web3.utils.address import get_create_address
 from ledger.compiler import Artifact
 from ledger.errors import ErrorDecoder
 from ledger.models import Role
-from ledger.node import dev_key
+from ledger.node import LOCAL_CHAIN_ID, dev_key
 from ledger.secrets import operator_key_refusal
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,13 @@ SYSTEM_ROLE: Final = Role.SYSTEM.role_id
 
 DEFAULT_OPERATOR_IDENTITY: Final = keccak(text="scf-ledger operator identity record")
 """Stand-in hash of the operator's off-chain identity record, registered with the registry's constructor."""
+
+DEFAULT_REGULATOR_IDENTITY: Final = keccak(text="scf-ledger regulator identity record")
+"""Stand-in hash of the first regulator's off-chain identity record, registered with the registry's constructor."""
+
+DEV_REGULATOR_INDEX: Final = 9
+"""The anvil dev account that is the first regulator on the local chain when ``SCF_REGULATOR_ADDRESS`` is unset
+(the last one: tests and tools use the first ones)."""
 
 LEDGER_CONTRACTS: Final = (
     "ParticipantRegistry",
@@ -108,6 +117,10 @@ class OperatorKeyMissing(DeploymentError):
     """No usable operator key for this chain."""
 
 
+class RegulatorMissing(DeploymentError):
+    """No usable first regulator for this chain (``SCF_REGULATOR_ADDRESS``)."""
+
+
 @dataclass(frozen=True)
 class Deployment:
     """The ledger's contracts on one chain."""
@@ -126,6 +139,8 @@ class Deployment:
     deployed_at: str
     transactions: Mapping[str, str] = field(default_factory=dict)
     """Step → transaction hash."""
+    regulator: ChecksumAddress | None = None
+    """The first regulator, named by the registry's constructor (None in a record written before it was)."""
 
     def address(self, contract_name: str) -> ChecksumAddress:
         try:
@@ -145,6 +160,7 @@ class Deployment:
             "contracts": dict(self.addresses),
             "deployer": self.deployer,
             "operator": self.operator,
+            "regulator": self.regulator,
             "blockNumber": self.block_number,
             "blockHash": self.block_hash,
             "sourceHash": self.source_hash,
@@ -168,6 +184,7 @@ class Deployment:
             compiler_version=str(data["compilerVersion"]),
             deployed_at=str(data["deployedAt"]),
             transactions={str(k): str(v) for k, v in data.get("transactions", {}).items()},
+            regulator=Web3.to_checksum_address(data["regulator"]) if data.get("regulator") else None,
         )
 
 
@@ -213,6 +230,52 @@ def operator_account(operator_key: SecretStr | None, chain_id: int) -> LocalAcco
     return account
 
 
+def dev_regulator() -> LocalAccount:
+    """The first regulator of a local chain when ``SCF_REGULATOR_ADDRESS`` is unset: anvil's dev account
+    :data:`DEV_REGULATOR_INDEX`, a public key, whose key the local service hosts (so that the demo and the tests
+    have a regulator that admits others and approves recoveries). Never outside the local chain."""
+    account: LocalAccount = Account.from_key(dev_key(DEV_REGULATOR_INDEX))
+    return account
+
+
+@dataclass(frozen=True)
+class FirstRegulator:
+    """The regulator the registry's constructor names: its address and, on the local chain only, its key."""
+
+    address: ChecksumAddress
+    hosted: LocalAccount | None
+    """Its key when this service holds it (the local chain's dev regulator); None when the regulator keeps its own."""
+
+
+def regulator_account(regulator_address: str | None, chain_id: int, operator: str) -> FirstRegulator:
+    """The first regulator, from ``SCF_REGULATOR_ADDRESS``: an account whose key the operator does not hold.
+
+    Unset on the local chain (31337), it is :func:`dev_regulator`, hosted by the service, and a log line says so.
+    On any other chain it is required. It must not be the operator's account (the registry refuses one account
+    holding both roles). The service holds no key of a regulator named here.
+    """
+    value = (regulator_address or "").strip()
+    if not value:
+        if chain_id != LOCAL_CHAIN_ID:
+            raise RegulatorMissing(
+                f"SCF_REGULATOR_ADDRESS is required on chain {chain_id}: the first regulator's account, whose key "
+                "the regulator keeps (the operator must not hold it)"
+            )
+        account = dev_regulator()
+        logger.info(
+            "SCF_REGULATOR_ADDRESS is unset: the first regulator is anvil's dev account %s, hosted by this service "
+            "(local chain only)",
+            account.address,
+        )
+        return FirstRegulator(account.address, account)
+    if not Web3.is_address(value):
+        raise RegulatorMissing(f"SCF_REGULATOR_ADDRESS is not an account address: {value!r}")
+    address = Web3.to_checksum_address(value)
+    if address == Web3.to_checksum_address(operator):
+        raise RegulatorMissing("SCF_REGULATOR_ADDRESS is the operator's account; the regulator must be another party")
+    return FirstRegulator(address, None)
+
+
 # -- deploying -------------------------------------------------------------------------------------------
 
 
@@ -237,6 +300,8 @@ def deploy(
     artifacts: Mapping[str, Artifact],
     operator: LocalAccount | None = None,
     operator_identity_hash: bytes = DEFAULT_OPERATOR_IDENTITY,
+    regulator: str | None = None,
+    regulator_identity_hash: bytes = DEFAULT_REGULATOR_IDENTITY,
     currency: str = "CNY",
     progress: ProgressCallback | None = None,
     receipt_timeout: float = 120.0,
@@ -244,11 +309,16 @@ def deploy(
     """Deploy every ledger contract from ``deployer`` and register them with the registry as ``operator``.
 
     ``operator`` (default: the deployer) becomes the registry's first operator and signs the registrations.
+    ``regulator`` (default: :func:`dev_regulator`'s address, for local chains and tests) becomes the first
+    regulator: only the deployment names one, later regulators are admitted by a regulator.
     The deposit token is named ``SCF Deposit <currency>`` with symbol ``d<currency>``. ``progress`` is called
     when each transaction is sent and when it is confirmed. Raises :class:`DeploymentFailed` when a
     transaction is refused, reverts or is not mined within ``receipt_timeout`` seconds.
     """
     operator = operator or deployer
+    regulator = Web3.to_checksum_address(regulator or dev_regulator().address)
+    if regulator == operator.address:
+        raise DeploymentError("the first regulator must be another account than the operator")
     if len(currency) != 3 or not currency.isascii() or not currency.isupper():
         raise ValueError(f"currency must be an ISO 4217 code such as CNY, not {currency!r}")
     missing = [
@@ -258,7 +328,16 @@ def deploy(
         raise DeploymentError(f"no compiled artifact for {', '.join(missing)}")
     names = [name for name in LEDGER_CONTRACTS if name in artifacts]
     first_nonce = w3.eth.get_transaction_count(deployer.address, "pending")
-    batches = _plan(w3, artifacts, names, deployer, operator, operator_identity_hash, currency, first_nonce)
+    batches = _plan(
+        w3,
+        artifacts,
+        names,
+        deployer,
+        operator,
+        (operator_identity_hash, regulator, regulator_identity_hash),
+        currency,
+        first_nonce,
+    )
     total = sum(len(batch) for batch in batches)
     chain_id = w3.eth.chain_id
     decoder = ErrorDecoder.from_artifacts(artifacts)
@@ -324,6 +403,7 @@ def deploy(
         compiler_version=artifacts["ParticipantRegistry"].compiler_version,
         deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         transactions=transactions,
+        regulator=regulator,
     )
 
 
@@ -333,7 +413,7 @@ def _plan(
     names: Sequence[str],
     deployer: LocalAccount,
     operator: LocalAccount,
-    operator_identity_hash: bytes,
+    identities: tuple[bytes, ChecksumAddress, bytes],
     currency: str,
     first_nonce: int,
 ) -> list[list[_Step]]:
@@ -342,6 +422,8 @@ def _plan(
     SignedActs is created after the contracts it performs acts on (it holds their addresses as immutables),
     and they name it as their trusted forwarder: its address is computed from the deployer's nonce, the
     deployer's ``first_nonce`` plus the contracts created before it; :func:`deploy` checks it landed there.
+    ``identities``: the operator's identity hash, the first regulator and its identity hash (the registry's
+    constructor arguments after the operator).
     """
 
     def construct(name: str, arguments: Callable[[Mapping[str, ChecksumAddress]], list[Any]]) -> _Step:
@@ -391,7 +473,7 @@ def _plan(
         expected_address=acts_address,
     )
     return [
-        [construct("ParticipantRegistry", lambda _: [operator.address, operator_identity_hash])],
+        [construct("ParticipantRegistry", lambda _: [operator.address, *identities])],
         [
             construct(
                 "DepositToken",
@@ -483,6 +565,9 @@ def _check_wiring(w3: Web3, artifacts: Mapping[str, Artifact], addresses: Mappin
             continue
         if not registry.functions.hasRole(SYSTEM_ROLE, address).call():
             raise DeploymentFailed(f"{name} at {address} did not get the system role")
+    regulator_role = Role.REGULATOR.role_id
+    if registry.functions.getRoleAdmin(regulator_role).call() != regulator_role:
+        raise DeploymentFailed("the registry lets another role than the regulator's admit regulators")
     if registry.functions.signedActs().call() != addresses["SignedActs"]:
         raise DeploymentFailed("the registry does not name the SignedActs contract")
     acts = w3.eth.contract(address=addresses["SignedActs"], abi=artifacts["SignedActs"].abi)
@@ -586,6 +671,7 @@ def ensure_deployment(
     artifacts: Mapping[str, Artifact],
     deployer: LocalAccount,
     operator: LocalAccount | None = None,
+    regulator: str | None = None,
     fresh: bool = False,
     progress: ProgressCallback | None = None,
 ) -> EnsuredDeployment:
@@ -593,7 +679,8 @@ def ensure_deployment(
 
     A recorded deployment that is stale (see :func:`load_deployment`) is replaced. One of other contract
     sources than ``artifacts`` is refused with :class:`OutdatedDeployment` unless ``fresh``: moving a live
-    ledger to new contracts is a decision, not a side effect. ``fresh`` always deploys anew.
+    ledger to new contracts is a decision, not a side effect. ``fresh`` always deploys anew. ``regulator`` is the
+    first regulator a new deployment names (see :func:`deploy`); a reused one keeps the regulators it has.
     """
     chain_id = w3.eth.chain_id
     directory = deployment_dir(deployments_dir, chain_id)
@@ -614,7 +701,9 @@ def ensure_deployment(
                     "deploy anew with --fresh"
                 )
             return EnsuredDeployment(existing, directory, reused=True)
-    deployment = deploy(w3, deployer=deployer, operator=operator, artifacts=artifacts, progress=progress)
+    deployment = deploy(
+        w3, deployer=deployer, operator=operator, regulator=regulator, artifacts=artifacts, progress=progress
+    )
     directory = write_deployment(deployments_dir, deployment, artifacts)
     return EnsuredDeployment(deployment, directory, reused=False, replaced=replaced)
 

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         description="hex private key of the operator, who deploys the contracts and onboards participants; "
         "unset on a local chain (31337) means anvil's first dev account, elsewhere it is required",
     )
+    regulator_address: str | None = Field(
+        None,
+        description="account of the first regulator, named when the contracts are deployed (only a regulator "
+        "admits further regulators; the operator cannot); its key stays with the regulator. Unset on a local chain "
+        "(31337) means anvil's dev account 9, hosted by this service; elsewhere it is required",
+    )
     key_salt: SecretStr = Field(
         SecretStr(DEV_KEY_SALT),
         description="platform salt of the invoice and lot keys put on chain (never change it after launch); "

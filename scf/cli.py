@@ -43,7 +43,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ledger.compiler import CompilationError, compile_contracts
-from ledger.deployment import DeploymentError, DeploymentProgress, ensure_deployment, operator_account
+from ledger.deployment import (
+    DeploymentError,
+    DeploymentProgress,
+    ensure_deployment,
+    operator_account,
+    regulator_account,
+)
 from ledger.node import ChainError, ChainUnreachable, connect, redact_url
 from ledger.settings import PROJECT_ROOT, Settings
 from ledger.tooling.chain import Anvil, AnvilError, AnvilStatus
@@ -225,13 +231,18 @@ def deploy_command(
         started = time.perf_counter()
         w3 = connect(url, settings.chain_id, timeout=settings.rpc_timeout)
         operator = operator_account(settings.operator_key, settings.chain_id)
-        console.print(f"chain {settings.chain_id} at {redact_url(url)}, operator {operator.address}")
+        regulator = regulator_account(settings.regulator_address, settings.chain_id, operator.address)
+        console.print(
+            f"chain {settings.chain_id} at {redact_url(url)}, operator {operator.address}, "
+            f"first regulator {regulator.address}"
+        )
         with _DeployProgress() as progress:
             outcome = ensure_deployment(
                 w3,
                 deployments_dir=settings.deployments_dir,
                 artifacts=artifacts,
                 deployer=operator,
+                regulator=regulator.address,
                 fresh=fresh,
                 progress=progress,
             )

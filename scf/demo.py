@@ -22,6 +22,13 @@ does; the move is permanent: every later block of that chain is stamped that muc
 puts the local chain's time another 91 days ahead of the wall clock. On any other chain it never touches the
 clock: the core firm repays before maturity (the contracts allow it) and the loan runs for the seconds the demo
 takes.
+
+The regulator: the regulator role is outside the operator's power (docs/design.md, invariant 10): the first
+regulator is named when the contracts are deployed, and only a regulator admits another. On the local chain the
+service hosts that first regulator's key (anvil's dev account 9, a public key, for the demo only), so onboarding
+the Jilin regulator works: the operator registers it and the hosted regulator admits it. On any other chain the
+service holds no regulator's key and answers 403 ``RegistryRoleNotOperatorManaged``; the demo says so and reads
+the event log as the operator instead.
 """
 
 from __future__ import annotations
@@ -155,6 +162,29 @@ class Demo:
         address = created["participant"]["id"]
         self.step(f"onboarded {name} as {role}: {address}")
         return address, {"Authorization": f"Bearer {created['api_key']}"}
+
+    def onboard_regulator(self, name: str) -> dict[str, str] | None:
+        """Onboard a regulator: the operator registers it and the regulator named at deployment admits it, which
+        the service does only where it hosts that regulator's key (the local chain). Elsewhere the registry's
+        refusal comes back (403 ``RegistryRoleNotOperatorManaged``), and the demo goes on without one."""
+        self.serial += 1
+        body = {"name": name, "credit_code": synthetic_credit_code(self.serial), "roles": ["regulator"]}
+        response = self.http.post("/participants", json=body, headers={**self.operator, **WAIT})
+        if response.status_code == 403 and response.json().get("error") == "RegistryRoleNotOperatorManaged":
+            self.step(
+                f"{name} not onboarded: the operator cannot grant the regulator role (403 "
+                "RegistryRoleNotOperatorManaged), and this service hosts no regulator's key to admit it; a "
+                "regulator admits regulators from its own key"
+            )
+            return None
+        if response.status_code != 201:
+            raise DemoError(f"POST /participants: expected 201, got {response.status_code}: {response.text}")
+        created = response.json()
+        self.step(
+            f"onboarded {name} as regulator: {created['participant']['id']} (registered by the operator, admitted "
+            "by the regulator named at deployment, whose key this local service hosts)"
+        )
+        return {"Authorization": f"Bearer {created['api_key']}"}
 
     def onboard_self_custody(self, name: str, role: str, key: LocalAccount) -> tuple[str, dict[str, str]]:
         """Onboard a participant that keeps its key: it proves possession by signing the ledger's text."""
@@ -354,7 +384,7 @@ class Demo:
         bank_id, bank = bank_safe.address, self.onboard_safe("financier", bank_safe)
         _, depot = self.onboard("Changchun Bonded Logistics (warehouse)", "warehouse")
         steel_id, steel = self.onboard("Jilin Steel Trading", "supplier")
-        _, regulator = self.onboard("Jilin Financial Regulatory Bureau", "regulator")
+        regulator = self.onboard_regulator("Jilin Financial Regulatory Bureau")
 
         for who, amount in ((faw_id, 20_000_000 * YUAN), (bank_id, 20_000_000 * YUAN), (steel_id, 500_000 * YUAN)):
             self.call(
@@ -408,8 +438,8 @@ class Demo:
         self.step(f"Northeast Factoring redeemed piece #{funded_piece}: {yuan(redeemed['result']['payout'])}")
 
         self.repay_pledge(pledge_id, funded_at, steel)
-        events = self.call("GET", "/audit/events?size=1", regulator)
-        self.step(f"the regulator sees {events['total']} events on the ledger")
+        events = self.call("GET", "/audit/events?size=1", regulator or self.operator)
+        self.step(f"the {'regulator' if regulator else 'operator'} sees {events['total']} events on the ledger")
         return {
             "invoice_id": invoice_id,
             "financing_request_id": request_id,

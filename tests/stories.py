@@ -98,20 +98,30 @@ async def done(client: LedgerClient, pending: Awaitable[Operation]) -> Outcome:
     return await client.outcome(await pending)
 
 
-async def onboard(client: LedgerClient, chain: Chain, operator: LocalAccount, signers: Signers, tag: str) -> Cast:
+async def onboard(
+    client: LedgerClient, chain: Chain, operator: LocalAccount, signers: Signers, tag: str, regulator: LocalAccount
+) -> Cast:
     """Register a cast of fresh accounts (roles of :data:`ROLES`; keys added to ``signers``), mint their opening
     cash through the settlement agent and let the ledger contracts draw their cash legs. Registrations and
-    mints go in flight together."""
+    mints go in flight together. The cast's regulator is registered by the operator without a role and admitted
+    by ``regulator``, the deployment's first regulator: the operator cannot grant the regulator role."""
     cast = Cast(operator=operator.address, accounts={"operator": signers.add(operator)})
+    signers.add(regulator)
     for name in ROLES:
         cast.accounts[name] = signers.add(Account.from_key(keccak(text=f"story {tag} {name}")))
     await asyncio.gather(*(chain.fund_gas(cast[name]) for name in ROLES))
     registrations = [
-        client.register_participant(operator.address, cast[name], keccak(text=f"identity {tag} {name}"), [role])
+        client.register_participant(
+            operator.address,
+            cast[name],
+            keccak(text=f"identity {tag} {name}"),
+            [] if role is Role.REGULATOR else [role],
+        )
         for name, role in ROLES.items()
     ]
     for outcome in await asyncio.gather(*(done(client, r) for r in registrations)):
         assert outcome.event("ParticipantRegistered")
+    await done(client, client.admit_regulator(regulator.address, cast["regulator"]))
     agent = cast["agent"]
     mints = [
         client.mint_deposit(agent, cast[name], amount, keccak(text=f"opening {tag} {name}"))

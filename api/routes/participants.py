@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time as pytime
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -42,7 +43,9 @@ from ledger.identifiers import InvalidIdentifier, validate_credit_code
 from ledger.index.models import ParticipantRow
 from ledger.index.statements import Account, deposit_account, indexed_block, receivables_account
 from ledger.models import Role
+from ledger.pipeline import Operation
 
+logger = logging.getLogger("api")
 router = APIRouter(tags=["participants"])
 
 ASSIGNABLE_ROLES = {r.role_name: r for r in Role if r not in (Role.OPERATOR, Role.SYSTEM)}
@@ -131,9 +134,15 @@ async def create_participant(
     ledger contracts allowed to draw its cash legs. Self-custody (`address` and `proof`): the participant's own
     account, which proves it holds the key by signing the text of `GET /participants/possession-message`; it
     is registered as signing its own acts, and the service never holds a key of it (it then signs its
-    settlement approvals itself: `POST /settlement-approvals`)."""
+    settlement approvals itself: `POST /settlement-approvals`).
+
+    The `regulator` role is not the operator's to give: the operator registers the account and a regulator admits
+    it. Only a service that hosts a regulator's key (the local chain's first regulator, named at deployment) does
+    both here; elsewhere the registry's refusal is the answer, before anything is stored: 403
+    `urn:scf:problem:contract:RegistryRoleNotOperatorManaged`."""
     require_role(caller, Role.OPERATOR)
     self_custody = body.address is not None
+    admitting = await _admitting_regulator(service, body) if "regulator" in body.roles else None
     if self_custody:
         await _check_possession(service, body)
     with service.sessions() as session:
@@ -153,7 +162,8 @@ async def create_participant(
             raise Problem(409, "participant-exists", "Participant exists", f"{body.address} is onboarded already")
     address = body.address if body.address is not None else await asyncio.to_thread(service.keystore.create)
     identity = keccak(text=f"{body.credit_code}|{body.name}")
-    roles = [ASSIGNABLE_ROLES[r] for r in body.roles]
+    # The regulator role is granted by the admitting regulator once the account is registered, never by the operator.
+    roles = [ASSIGNABLE_ROLES[r] for r in body.roles if ASSIGNABLE_ROLES[r] is not Role.REGULATOR]
     with service.sessions() as session, session.begin():
         session.add(
             ParticipantRecord(
@@ -169,23 +179,23 @@ async def create_participant(
         api_key = issue_api_key(session, address)
     operator = service.operator.address
     if self_custody:
-        return await _register_self_custody(request, service, caller, address, identity, roles, api_key)
+        return await _register_self_custody(request, service, caller, address, identity, roles, api_key, admitting)
     if service.settings.gas_allowance_wei:
         gas = await service.client.send_ether(operator, address, service.settings.gas_allowance_wei)
         await service.client.outcome(gas, timeout=service.settings.max_wait_seconds)
     # Let the ledger contracts draw the participant's cash legs (repayments, funding, loan repayments).
     approvals = [await service.client.approve_settlement(address, c) for c in ("receivables", "receipts")]
-    response = await perform(
-        request,
-        service,
-        caller,
-        "participant.register",
-        None,
-        lambda op_id: service.client.register_participant(operator, address, identity, roles, op_id),
-    )
+    registration: list[Operation] = []
+
+    async def register(op_id: str | None) -> Operation:
+        registration.append(await service.client.register_participant(operator, address, identity, roles, op_id))
+        return registration[-1]
+
+    response = await perform(request, service, caller, "participant.register", None, register)
     if response.status_code == 200:
         for approval in approvals:
             await service.client.outcome(approval, timeout=service.settings.max_wait_seconds)
+    await _admit(service, admitting, address, registration, response)
     content: dict[str, Any] = {
         "participant": _view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
         "api_key": api_key,
@@ -193,6 +203,52 @@ async def create_participant(
         "status": "confirmed" if response.status_code == 200 else "pending",
     }
     return JSONResponse(content, status_code=201, headers={"Location": f"/participants/{address}"})
+
+
+async def _admitting_regulator(service: LedgerService, body: ParticipantCreate) -> str:
+    """The hosted regulator that admits the regulator ``body`` onboards. Without one, the registry's own refusal
+    of the operator granting the regulator role (pre-flighted, nothing sent or stored), which the problem
+    handler answers by its name."""
+    if service.regulator is not None:
+        return str(service.regulator.address)
+    stand_in = body.address or str(to_checksum_address(keccak(text=f"onboarding {body.credit_code}")[-20:]))
+    identity = keccak(text=f"{body.credit_code}|{body.name}")
+    roles = [ASSIGNABLE_ROLES[r] for r in body.roles]
+    check = service.client.check
+    await asyncio.to_thread(check, "participant.register", service.operator.address, [stand_in, identity, roles])
+    # Not reached while the registry refuses the role to the operator; should it ever not, refuse here all the same.
+    raise Problem(403, "forbidden-role", "Forbidden", "only a regulator admits a regulator")
+
+
+_ADMISSIONS: set[asyncio.Task[None]] = set()
+"""Admissions of regulators still waiting for their registration (a request that did not wait for it)."""
+
+
+async def _admit(
+    service: LedgerService, regulator: str | None, account: str, registration: list[Operation], response: Response
+) -> None:
+    """Once ``account``'s registration is on chain, have ``regulator`` (hosted) admit it as a regulator: the
+    registry lets only a regulator grant the role. A confirmed registration (the request waited) is admitted
+    within the request, and a refusal is its answer; a pending one is admitted when it is confirmed."""
+    if regulator is None or not registration or response.status_code not in (200, 202):
+        return
+    admission = asyncio.create_task(_admit_once_registered(service, regulator, account, registration[-1]))
+    _ADMISSIONS.add(admission)
+    admission.add_done_callback(_admitted)
+    if response.status_code == 200:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(admission), service.settings.max_wait_seconds)
+
+
+async def _admit_once_registered(service: LedgerService, regulator: str, account: str, registration: Operation) -> None:
+    await service.client.outcome(registration, timeout=None)
+    await service.client.outcome(await service.client.admit_regulator(regulator, account), timeout=None)
+
+
+def _admitted(admission: asyncio.Task[None]) -> None:
+    _ADMISSIONS.discard(admission)
+    if not admission.cancelled() and admission.exception() is not None:
+        logger.error("a regulator's admission failed: %s", admission.exception())
 
 
 async def _check_possession(service: LedgerService, body: ParticipantCreate) -> None:
@@ -227,16 +283,19 @@ async def _register_self_custody(
     identity: bytes,
     roles: Sequence[Role],
     api_key: str,
+    admitting: str | None,
 ) -> JSONResponse:
     operator = service.operator.address
-    response = await perform(
-        request,
-        service,
-        caller,
-        "participant.register-self-custody",
-        None,
-        lambda op_id: service.client.register_self_custody(operator, address, identity, roles, operation_id=op_id),
-    )
+    registration: list[Operation] = []
+
+    async def register(op_id: str | None) -> Operation:
+        registration.append(
+            await service.client.register_self_custody(operator, address, identity, roles, operation_id=op_id)
+        )
+        return registration[-1]
+
+    response = await perform(request, service, caller, "participant.register-self-custody", None, register)
+    await _admit(service, admitting, address, registration, response)
     content: dict[str, Any] = {
         "participant": _view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
         "api_key": api_key,
@@ -373,6 +432,12 @@ def _participant_or_404(service: LedgerService, participant_id: str) -> Particip
 
 def _may_see(caller: Caller, participant: str) -> bool:
     return caller.address == participant or caller.is_operator or caller.is_regulator
+
+
+@router.get("/participants/me", response_model=ParticipantView)
+def get_myself(service: Service, caller: CurrentCaller) -> ParticipantView:
+    """The caller itself: who an API key or sign-in token speaks for (the portal's first question)."""
+    return _view(_participant_or_404(service, caller.address), service)
 
 
 @router.get("/participants/{participant_id}", response_model=ParticipantView)

@@ -7,12 +7,13 @@ checks would still revert.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import Annotated
 
 from eth_utils import keccak
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from api.actions import Action, Call, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
@@ -25,6 +26,7 @@ from api.models import (
     PieceItem,
     PieceView,
     Quote,
+    WideFen,
 )
 from api.problems import Problem
 from api.routes.common import (
@@ -33,6 +35,7 @@ from api.routes.common import (
     Amount,
     Bps,
     Id,
+    IsoDate,
     JsonInt,
     ListWindow,
     PathId,
@@ -45,6 +48,7 @@ from api.routes.common import (
     sees_everything,
 )
 from api.service import LedgerService
+from api.store import ParticipantRecord
 from ledger.errors import ContractRevert
 from ledger.identifiers import (
     INVOICE_CODE_PATTERN,
@@ -140,14 +144,28 @@ def list_invoices(
     caller: CurrentCaller,
     window: ListWindow,
     state: str | None = Query(None, description="registered, rejected, confirmed, paid or defaulted"),
+    counterparty: Annotated[
+        Address | None, Query(description="only invoices this account sold or is billed for")
+    ] = None,
+    due_from: Annotated[
+        IsoDate | None, Query(description="only invoices due on or after this day (YYYY-MM-DD)")
+    ] = None,
+    due_to: Annotated[IsoDate | None, Query(description="only invoices due on or before this day (YYYY-MM-DD)")] = None,
 ) -> Page[InvoiceItem] | Response:
-    """Invoices the caller sold or is billed for (the regulator and the operator: all), newest first."""
+    """Invoices the caller sold or is billed for (the regulator and the operator: all), newest first; filtered
+    by state, by counterparty (seller or buyer) and by due date."""
     query = select(InvoiceRow)
     if state is not None:
         try:
             query = query.where(InvoiceRow.state == InvoiceState[state.upper()])
         except KeyError:
             raise Problem(422, "validation", "Invalid request", f"unknown state {state!r}") from None
+    if counterparty is not None:
+        query = query.where(or_(InvoiceRow.seller == counterparty, InvoiceRow.buyer == counterparty))
+    if due_from is not None:
+        query = query.where(InvoiceRow.due_date >= due_timestamp(due_from))
+    if due_to is not None:
+        query = query.where(InvoiceRow.due_date <= due_timestamp(due_to))
     parties = (
         () if sees_everything(caller) else (InvoiceRow.seller == caller.address, InvoiceRow.buyer == caller.address)
     )
@@ -226,6 +244,69 @@ def list_receivables(service: Service, caller: CurrentCaller, window: ListWindow
     # the (owner, burnt, id) index answers a cursor page, and the count, without reading other rows
     query = select(PieceRow).where(PieceRow.owner == caller.address, PieceRow.burnt.is_(False))
     return paged(service, query, (SortKey(PieceRow.id),), window, PieceItem)
+
+
+class ObligorExposure(BaseModel):
+    core_firm: str = Field(description="the obligor: the invoices' buyer")
+    name: str | None = Field(description="its name as onboarded, when this service onboarded it")
+    pieces: int
+    value: WideFen
+
+
+class MonthExposure(BaseModel):
+    month: str = Field(description="the month the pieces fall due, YYYY-MM (UTC)")
+    pieces: int
+    value: WideFen
+
+
+class Portfolio(BaseModel):
+    """What the caller holds, by obligor and by month of maturity (pieces not yet redeemed)."""
+
+    holder: str
+    currency: str
+    pieces: int
+    value: WideFen
+    by_core_firm: list[ObligorExposure] = Field(description="largest first")
+    by_month: list[MonthExposure] = Field(description="in order of maturity")
+
+
+@router.get("/receivables/portfolio", response_model=Portfolio)
+def receivables_portfolio(service: Service, caller: CurrentCaller) -> Portfolio:
+    """The caller's receivable pieces summed by obligor (core firm) and by month of maturity, from the index: a
+    financier's exposure to each core firm and its maturity ladder (a supplier's the same way)."""
+    query = (
+        select(PieceRow.value, InvoiceRow.buyer, InvoiceRow.due_date)
+        .join(InvoiceRow, InvoiceRow.id == PieceRow.slot_id)
+        .where(PieceRow.owner == caller.address, PieceRow.burnt.is_(False))
+    )
+    by_firm: dict[str, list[int]] = {}
+    by_month: dict[str, list[int]] = {}
+    with service.sessions() as session:
+        for value, buyer, due in session.execute(query):
+            month = datetime.fromtimestamp(int(due), UTC).strftime("%Y-%m")
+            for totals, key in ((by_firm, buyer), (by_month, month)):
+                line = totals.setdefault(key, [0, 0])
+                line[0] += 1
+                line[1] += int(value)
+        known = select(ParticipantRecord.address, ParticipantRecord.name).where(
+            ParticipantRecord.address.in_(list(by_firm))
+        )
+        names = {address: name for address, name in session.execute(known)}
+    firms = [
+        ObligorExposure(core_firm=firm, name=names.get(firm), pieces=count, value=value)
+        for firm, (count, value) in sorted(by_firm.items(), key=lambda item: (-item[1][1], item[0]))
+    ]
+    months = [
+        MonthExposure(month=month, pieces=count, value=value) for month, (count, value) in sorted(by_month.items())
+    ]
+    return Portfolio(
+        holder=caller.address,
+        currency="CNY",
+        pieces=sum(line.pieces for line in firms),
+        value=sum(line.value for line in firms),
+        by_core_firm=firms,
+        by_month=months,
+    )
 
 
 @router.get("/receivables/{piece_id}", response_model=PieceView)
@@ -318,15 +399,24 @@ def _request_financing(service: LedgerService, caller: Caller, body: FinancingCr
 @router.get("/financing-requests", response_model=Page[FinancingRequestItem])
 @paging
 def list_financing_requests(
-    service: Service, caller: CurrentCaller, window: ListWindow, state: str | None = None
+    service: Service,
+    caller: CurrentCaller,
+    window: ListWindow,
+    state: str | None = None,
+    counterparty: Annotated[Address | None, Query(description="only requests this account made or is asked")] = None,
 ) -> Page[FinancingRequestItem] | Response:
-    """Requests the caller made, or (a financier) those addressed to it, newest first."""
+    """Requests the caller made, or (a financier) those addressed to it, newest first; filtered by state and by
+    counterparty (holder or financier)."""
     query = select(FinancingRequestRow)
     if state is not None:
         try:
             query = query.where(FinancingRequestRow.state == RequestState[state.upper()])
         except KeyError:
             raise Problem(422, "validation", "Invalid request", f"unknown state {state!r}") from None
+    if counterparty is not None:
+        query = query.where(
+            or_(FinancingRequestRow.holder == counterparty, FinancingRequestRow.financier == counterparty)
+        )
     parties = (
         ()
         if sees_everything(caller)

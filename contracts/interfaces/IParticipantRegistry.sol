@@ -6,8 +6,11 @@ import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol"
 /// @title Participant registry of the supply-chain finance ledger
 /// @notice Who may hold or move anything on the ledger. The operator onboards participants with the hash of
 /// their off-chain identity record and the roles they hold (OpenZeppelin AccessControl roles), suspends and
-/// reinstates them; the regulator freezes and unfreezes them. Every other contract asks this registry
-/// before it moves an asset, so a suspended or frozen participant can neither send nor receive. The ledger's
+/// reinstates them; the regulator freezes and unfreezes them. The regulator role is outside the operator's power:
+/// the first regulator is named at deployment, the role is its own admin (a regulator admits and removes
+/// regulators), the operator's onboarding refuses it, and no account holds it together with the operator's roles.
+/// Every other contract asks this registry before it moves an asset, so a suspended or frozen participant can
+/// neither send nor receive. The ledger's
 /// own contracts are participants too (they hold the system role, so that the receivables contract can hold
 /// repayments in escrow), but no asset may be sent to one: an asset sent there would be stuck for good. A
 /// ledger contract receives only what it takes into its own escrow itself (see {requireTransferBy}).
@@ -118,22 +121,40 @@ interface IParticipantRegistry is IAccessControl {
     /// @notice A signer must not be the zero address, nor the signer already in place.
     /// @custom:kind invalid
     error RegistryInvalidSigner(address account, address signer);
+    /// @notice The operator's onboarding grants every role but `role`, the regulator's: a regulator admits another
+    /// regulator ({IAccessControl-grantRole}; the regulator role is its own admin), so the operator can never make
+    /// itself, or a key it holds, the second party of a key recovery or a freeze.
+    /// @custom:kind forbidden
+    error RegistryRoleNotOperatorManaged(bytes32 role);
+    /// @notice `account` holds `role` (the regulator's): the operator can neither suspend it nor switch how it
+    /// signs, which would silence or impersonate the party that checks the operator.
+    /// @custom:kind forbidden
+    error RegistryParticipantNotOperatorManaged(address account, bytes32 role);
+    /// @notice `account` cannot hold `role` because it holds `heldRole`: the regulator role and the operator's roles
+    /// (operator, default admin) never meet in one account, so the two parties of a key recovery are two.
+    /// @custom:kind conflict
+    error RegistryRolesSeparated(address account, bytes32 role, bytes32 heldRole);
 
-    /// @notice Onboards `account` with the hash of its identity record and the given roles.
+    /// @notice Onboards `account` with the hash of its identity record and the given roles; never the regulator
+    /// role, which only a regulator grants (a participant registered without roles, then {IAccessControl-grantRole}
+    /// by a regulator).
     /// @custom:access operator
     /// @dev Emits {ParticipantRegistered} and one {IAccessControl-RoleGranted} per role.
-    /// Reverts with {RegistryAlreadyRegistered} or {RegistryInvalidParticipant}.
+    /// Reverts with {RegistryAlreadyRegistered}, {RegistryInvalidParticipant}, {RegistryRoleNotOperatorManaged} or
+    /// {RegistryRolesSeparated}.
     function register(address account, bytes32 identityHash, bytes32[] calldata roles) external;
 
     /// @notice Onboards `account` as a self-custody participant that signs its own acts: `account` is its key's
     /// address, or a contract account (a Safe) whose owners sign for it (ERC-1271). The service checked the
-    /// proof of possession before it asked; the operator never holds the key.
+    /// proof of possession before it asked; the operator never holds the key. Never with the regulator role
+    /// ({RegistryRoleNotOperatorManaged}).
     /// @custom:access operator
     function registerSelfCustody(address account, bytes32 identityHash, bytes32[] calldata roles) external;
 
     /// @notice Switches a hosted participant to self-custody with `signer` as its key: from now on `account`
     /// acts only by acts `signer` signs, and the hosted key (the address itself) is retired, so `signer` must be
     /// another key ({RegistryInvalidSigner} otherwise). There is no way back but the participant's own signed act.
+    /// A regulator is not switched ({RegistryParticipantNotOperatorManaged}).
     /// @custom:access operator
     function adoptSelfCustody(address account, address signer) external;
 
@@ -174,7 +195,8 @@ interface IParticipantRegistry is IAccessControl {
     /// @custom:access operator
     function updateIdentity(address account, bytes32 identityHash) external;
 
-    /// @notice Suspends an active participant. @custom:access operator
+    /// @notice Suspends an active participant; never a regulator ({RegistryParticipantNotOperatorManaged}).
+    /// @custom:access operator
     function suspend(address account) external;
 
     /// @notice Reinstates a suspended participant. @custom:access operator

@@ -132,7 +132,15 @@ class Sandbox:
 
     def _deploy(self, *, with_warehouse: bool) -> None:
         operator = self.accounts["operator"]
-        registry = self.deploy("ParticipantRegistry", operator, identity_hash("operator"), sender="operator")
+        # The regulator is named at deployment: the operator cannot grant its role.
+        registry = self.deploy(
+            "ParticipantRegistry",
+            operator,
+            identity_hash("operator"),
+            self.accounts["regulator"],
+            identity_hash("regulator"),
+            sender="operator",
+        )
         # SignedActs is created last (it holds the others' addresses); they name its address, computed ahead.
         creations = 3 if with_warehouse and "WarehouseReceipts" in self.artifacts else 2
         nonce = self.w3.eth.get_transaction_count(Web3.to_checksum_address(operator)) + creations
@@ -155,7 +163,7 @@ class Sandbox:
             raise RuntimeError(f"SignedActs was created at {acts.address}, not {acts_address}")
         self.send(registry.functions.setSignedActs(acts.address), "operator")
         for name, roles in CAST.items():
-            if name in ("operator", "outsider"):
+            if name in ("operator", "regulator", "outsider"):
                 continue
             self.send(
                 registry.functions.register(self.accounts[name], identity_hash(name), [role_id(r) for r in roles]),

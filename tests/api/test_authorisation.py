@@ -306,6 +306,15 @@ ROUTES = (
         EVERYONE,
         lambda w, c: {"typed_data": {"primaryType": "Nothing"}, "signature": "0x" + "11" * 65},
     ),
+    # A contract account's owners approve its acts one by one; only the account collects them (checked once the
+    # act is known: an act of no known type is a 422 to everyone).
+    _route(
+        "POST",
+        "/acts/approvals",
+        _fixed("/acts/approvals"),
+        EVERYONE,
+        lambda w, c: {"typed_data": {"primaryType": "Nothing"}, "signature": "0x" + "11" * 65},
+    ),
     _route(
         "POST",
         "/settlement-approvals",

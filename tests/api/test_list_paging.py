@@ -115,7 +115,7 @@ def _invoice(i: int) -> dict[str, Any]:
         "buyer": HOLDER if i in (7, 10, 11, 12, 13) else CORE,
         "amount": 1_000_000,
         "currency": "CNY",
-        "due_date": NOW + 90 * 86_400,
+        "due_date": NOW + (60 + i) * 86_400,  # one a day
         "document_hash": f"0x{i:064x}",
         "state": InvoiceState.CONFIRMED if i % 3 else InvoiceState.REGISTERED,
         "registered_at": NOW,
@@ -412,6 +412,22 @@ def test_a_list_seen_as_either_party_lists_an_invoice_of_both_sides_once(index: 
     assert ids == sorted(sold | billed, reverse=True)
 
 
+def test_invoices_filter_by_counterparty_and_due_date_among_those_the_caller_may_see(index: Index) -> None:
+    def day(timestamp: int) -> str:
+        return datetime.fromtimestamp(timestamp, UTC).date().isoformat()
+
+    rows = [_invoice(i) for i in range(1, 41)]
+    seen = [r for r in rows if HOLDER in (r["seller"], r["buyer"])]
+    due_from, due_to = day(rows[9]["due_date"]), day(rows[19]["due_date"])
+    listed = index.ok("/invoices", HOLDER, counterparty=CORE, due_from=due_from, due_to=due_to, size=100)["items"]
+    expected = [r["id"] for r in seen if CORE in (r["seller"], r["buyer"]) and due_from <= day(r["due_date"]) <= due_to]
+    assert [item["id"] for item in listed] == sorted(expected, reverse=True) and expected
+    assert index.get("/invoices", HOLDER, counterparty="0x12").status_code == 422
+    assert index.get("/invoices", HOLDER, due_from="2027-02-30").status_code == 422
+    requests = index.ok("/financing-requests", HOLDER, counterparty=FINANCIER, size=100)["items"]
+    assert {r["id"] for r in requests} == {i for i in range(1, 21) if i % 2 and i % 4}
+
+
 def test_a_list_counts_its_total_by_page_number_or_when_asked_and_never_otherwise(index: Index) -> None:
     holder_pieces = len([i for i in range(1, 61) if i % 3 and i % 10 != 5])
     first = index.ok("/receivables", HOLDER, size=4)
@@ -647,3 +663,28 @@ def test_a_cursor_page_does_the_same_work_at_1_000_and_20_000_pieces(tmp_path: P
         assert large[name] <= small[name] * 1.05, (name, small, large)
     # and the measure sees growth where there is some: the count reads every one of the holder's pieces
     assert large["first page and its count"] > 5 * small["first page and its count"], (small, large)
+
+
+def test_a_portfolio_sums_the_callers_live_pieces_by_obligor_and_by_month_of_maturity(index: Index) -> None:
+    invoices = {i: _invoice(i) for i in range(1, 41)}
+    held = [i for i in (*range(1, 61), *range(101, 131)) if i % 10 != 5 and i <= 100 and i % 3]
+    by_firm: dict[str, list[int]] = {}
+    by_month: dict[str, list[int]] = {}
+    for piece in held:
+        invoice = invoices[(piece - 1) % 40 + 1]
+        month = datetime.fromtimestamp(invoice["due_date"], UTC).strftime("%Y-%m")
+        for totals, key in ((by_firm, invoice["buyer"]), (by_month, month)):
+            line = totals.setdefault(key, [0, 0])
+            line[0], line[1] = line[0] + 1, line[1] + 1_000
+    portfolio = index.ok("/receivables/portfolio", HOLDER)
+    assert portfolio["pieces"] == len(held) and portfolio["value"] == 1_000 * len(held)
+    assert {line["core_firm"]: [line["pieces"], line["value"]] for line in portfolio["by_core_firm"]} == by_firm
+    assert [line["value"] for line in portfolio["by_core_firm"]] == sorted(
+        (v for _, v in by_firm.values()), reverse=True
+    )
+    assert [(line["month"], [line["pieces"], line["value"]]) for line in portfolio["by_month"]] == sorted(
+        by_month.items()
+    )
+    assert index.ok("/receivables/portfolio", WAREHOUSE) == {
+        "holder": WAREHOUSE, "currency": "CNY", "pieces": 0, "value": 0, "by_core_firm": [], "by_month": []
+    }  # fmt: skip

@@ -10,9 +10,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from eth_utils import keccak
+from sqlalchemy import func, select
 
-from api.store import DocumentRecord
+from api.store import DocumentRecord, ParticipantRecord
+from ledger.identifiers import synthetic_credit_code
+from ledger.journal import JournalTransaction
+from ledger.models import Role
 from tests.api.conftest import Api, Participant
 
 
@@ -186,3 +191,61 @@ def test_the_regulator_stores_no_document_and_nothing_is_stored_for_its_attempt(
     )
     assert stored.status_code == 201, stored.text
     assert api.http.get(f"/documents/{digest}", headers=regulator.headers).content == content
+
+
+def test_a_regulator_onboarded_here_is_admitted_by_the_regulator_named_at_deployment_not_the_operator(
+    api: Api,
+) -> None:
+    """On the local chain the service hosts the first regulator (named at deployment): the operator registers the
+    account and that regulator grants the role. The operator signs no grant of the regulator role."""
+    hosted = api.service.regulator
+    assert hosted is not None and hosted.address == api.service.deployment.regulator
+    regulator = api.onboard("Provincial financial regulator", "regulator")
+    registry = api.service.client.contracts["registry"]
+    grants = registry.events.RoleGranted().get_logs(
+        from_block=0, argument_filters={"role": Role.REGULATOR.role_id, "account": regulator.id}
+    )
+    assert [(g["args"]["sender"], g["transactionHash"]) for g in grants] != []
+    assert {g["args"]["sender"] for g in grants} == {hosted.address}
+    assert registry.functions.getRoleAdmin(Role.REGULATOR.role_id).call() == Role.REGULATOR.role_id
+    assert api.http.get(f"/participants/{regulator.id}", headers=regulator.headers).json()["roles"] == ["regulator"]
+
+
+def test_a_regulator_onboarded_without_waiting_is_admitted_once_its_registration_is_confirmed(api: Api) -> None:
+    body = {
+        "name": "County financial regulator",
+        "credit_code": synthetic_credit_code(9_999_002),
+        "roles": ["regulator"],
+    }
+    answer = api.http.post("/participants", json=body, headers=api.operator_headers)
+    assert answer.status_code == 201, answer.text
+    account = answer.json()["participant"]["id"]
+    client = api.service.client
+    assert _eventually(lambda: client.has_role(account, Role.REGULATOR), bool)
+    assert not client.has_role(api.service.operator.address, Role.REGULATOR)
+
+
+def test_onboarding_a_regulator_without_a_hosted_regulator_is_the_registrys_named_refusal(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service that holds no regulator's key (any chain but the local one) cannot onboard a regulator: the
+    registry refuses the role to the operator, and that refusal is the answer, 403 by its name, before anything
+    is stored or signed."""
+    monkeypatch.setattr(api.service, "regulator", None)
+    code = synthetic_credit_code(9_999_001)
+    body = {"name": "A regulator of the operator's making", "credit_code": code, "roles": ["regulator", "supplier"]}
+    signed_before = _journal_size(api)
+    answer = api.http.post("/participants", json=body, headers={**api.operator_headers, "Prefer": "wait=20"})
+    assert answer.status_code == 403, answer.text
+    problem = answer.json()
+    assert problem["type"] == "urn:scf:problem:contract:RegistryRoleNotOperatorManaged"
+    assert problem["arguments"] == {"role": "0x" + Role.REGULATOR.role_id.hex()}
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert _journal_size(api) == signed_before  # nothing signed
+    with api.service.sessions() as session:  # nothing stored: no record, no API key
+        assert session.scalar(select(ParticipantRecord).where(ParticipantRecord.credit_code == code)) is None
+
+
+def _journal_size(api: Api) -> int:
+    with api.service.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(JournalTransaction)) or 0)

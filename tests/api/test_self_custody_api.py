@@ -18,7 +18,7 @@ from ledger.errors import ContractRevert
 from ledger.identifiers import synthetic_credit_code
 from ledger.keystore import UnknownAccount
 from ledger.node import dev_key
-from ledger.safe import create_safe, deploy_safe_infrastructure, safe_signature
+from ledger.safe import create_safe, deploy_safe_infrastructure, safe_message_hash, safe_signature
 from tests.api.conftest import WAIT, Api, Participant
 from tests.api.test_receivables_api import YUAN, due_in, ok, problem
 
@@ -384,3 +384,85 @@ def test_a_two_of_three_safe_core_firm_confirms_only_with_two_owners_signatures(
     assert done["status"] == "confirmed" and done["result"]["piece_id"] >= 1
     evidence = ok(api.http.get(f"/operations/{done['operation_id']}/evidence", headers=core.headers))
     assert evidence["account"] == safe and evidence["signer"] == safe and evidence["digest_matches"]
+
+
+def _owner_signature(api: Api, safe: str, document: dict[str, Any], owner: LocalAccount) -> str:
+    hashed = safe_message_hash(api.service.client.chain_id, safe, acts.digest(document))
+    return owner.unsafe_sign_hash(hashed).signature.to_0x_hex()
+
+
+def test_a_safe_collects_its_owners_approvals_one_by_one_and_relays_at_its_threshold(api: Api) -> None:
+    """Maker/checker over REST: the clerk's approval is kept (not relayed), a stranger's signature and a second
+    signature of the clerk add nothing, and the officer's approval, the threshold's second, relays the act once:
+    the invoice is confirmed on chain under the Safe's account."""
+    w3 = api.service.w3
+    deployer = Account.from_key(dev_key(8))
+    infra = deploy_safe_infrastructure(w3, deployer, compile_contracts())
+    clerk, officer, treasurer = (Account.create() for _ in range(3))
+    safe = create_safe(w3, infra, [clerk.address, officer.address, treasurer.address], 2, deployer)
+    code = synthetic_credit_code(int(time.time() * 1000) % 10**8 + 11)
+    message = ok(
+        api.http.get(
+            "/participants/possession-message",
+            params={"address": safe, "credit_code": code},
+            headers=api.operator_headers,
+        )
+    )
+    proof = "0x" + safe_signature(w3, safe, bytes.fromhex(message["hash"][2:]), [clerk, officer]).hex()
+    body = {"name": "Safe maker-checker", "credit_code": code, "roles": ["core-firm"], "address": safe, "proof": proof}
+    created = ok(api.http.post("/participants", json=body, headers={**api.operator_headers, **WAIT}), 201)
+    core = Participant(safe, {"Authorization": f"Bearer {created['api_key']}"})
+    supplier = api.onboard("Maker-checker's supplier", "supplier")
+    line = {"core_firm": core.id, "limit": 1_000_000 * YUAN}
+    ok(api.http.post("/credit-lines", json=line, headers={**api.operator_headers, **WAIT}))
+    invoice = {
+        "buyer": core.id,
+        "amount": 120_000 * YUAN,
+        "invoice_number": f"{int(time.time() * 1000) + 11:020d}",
+        "due_date": due_in(60, api),
+    }
+    invoice_id = ok(api.http.post("/invoices", json=invoice, headers=supplier.waiting()))["result"]["invoice_id"]
+    document = problem(api.http.post(f"/invoices/{invoice_id}/confirm", headers=core.waiting()), 428)["typed_data"]
+
+    maker = {"typed_data": document, "signature": _owner_signature(api, safe, document, clerk)}
+    kept = ok(api.http.post("/acts/approvals", json=maker, headers=core.headers))
+    assert kept["status"] == "awaiting-signatures" and kept["signed_by"] == [clerk.address] and kept["threshold"] == 2
+    assert ok(api.http.post("/acts/approvals", json=maker, headers=core.headers))["signed_by"] == [clerk.address]
+    stranger = {"typed_data": document, "signature": _owner_signature(api, safe, document, Account.create())}
+    assert problem(api.http.post("/acts/approvals", json=stranger, headers=core.headers), 403)["type"].endswith(
+        "not-an-owner"
+    )
+    assert problem(api.http.post("/acts/approvals", json=maker, headers=supplier.headers), 403)["type"].endswith(
+        "not-your-act"
+    )
+    assert api.service.client.invoice(invoice_id).state.name.lower() == "registered"  # nothing relayed yet
+
+    checker = {"typed_data": document, "signature": _owner_signature(api, safe, document, officer)}
+    done = ok(api.http.post("/acts/approvals", json=checker, headers=core.waiting()))
+    assert done["status"] == "confirmed" and done["result"]["piece_id"] >= 1
+    assert api.service.client.invoice(invoice_id).state.name.lower() == "confirmed"
+    [listed] = [
+        a for a in ok(api.http.get("/acts/approvals", headers=core.headers))["items"] if a["digest"] == kept["digest"]
+    ]
+    assert listed["status"] == "relayed" and listed["operation_id"] == done["operation_id"]
+    assert set(listed["signed_by"]) == {clerk.address, officer.address}
+    late = {"typed_data": document, "signature": _owner_signature(api, safe, document, treasurer)}
+    assert ok(api.http.post("/acts/approvals", json=late, headers=core.headers))["status"] == "relayed"
+
+
+def test_the_migration_creates_exactly_the_act_approval_models(tmp_path: Any) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from ledger.db import Base, make_engine
+    from ledger.migrations import downgrade, upgrade
+
+    url = f"sqlite:///{tmp_path / 'schema.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert [d for d in differences if "act_approval" in repr(d)] == []
+    downgrade(url, "0013_self_custody")
+    upgrade(url)

@@ -241,7 +241,14 @@ def _recovery_proposed(sb: Sandbox) -> ContractFunction:
 def _unset_signed_acts(sb: Sandbox) -> ContractFunction:
     """The deployed registry's signed-acts contract is set (once, by the deployment): who may set it is shown
     on a registry of its own, with the same operator."""
-    fresh = sb.deploy("ParticipantRegistry", sb.address("operator"), identity_hash("operator"), sender="operator")
+    fresh = sb.deploy(
+        "ParticipantRegistry",
+        sb.address("operator"),
+        identity_hash("operator"),
+        sb.address("regulator"),
+        identity_hash("regulator"),
+        sender="operator",
+    )
     return fresh.functions.setSignedActs(sb.contracts["acts"].address)
 
 
@@ -705,6 +712,76 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
 }
 
 
+DEFAULT_ADMIN = b"\x00" * 32
+
+
+def _regulator_role_grant(role: str | bytes, who: str) -> Callable[[Sandbox], ContractFunction]:
+    role_bytes = role if isinstance(role, bytes) else role_id(role)
+    return lambda sb: _registry(sb).functions.grantRole(role_bytes, sb.address(who))
+
+
+#: The regulator role outside the operator's power (invariant 10's second party): every path by which a role or a
+#: status reaches a regulator, by the same rule as ROLE_TABLE (allowed callers succeed, every other member of the
+#: cast and a stranger is refused by name). The operator, admin of every other role and default admin, appears
+#: in no `allowed`.
+REGULATOR_ROLE_TABLE: dict[str, Access] = {
+    "register(a stranger, [regulator])": Access(
+        lambda sb: _registry(sb).functions.register(_stranger(sb), keccak(text="new"), [role_id("regulator")]),
+        (),
+        "AccessControlUnauthorizedAccount",
+        {"operator": "RegistryRoleNotOperatorManaged"},
+    ),
+    "registerSelfCustody(a stranger, [supplier, regulator])": Access(
+        lambda sb: _registry(sb).functions.registerSelfCustody(
+            _stranger(sb), keccak(text="own key"), [role_id("supplier"), role_id("regulator")]
+        ),
+        (),
+        "AccessControlUnauthorizedAccount",
+        {"operator": "RegistryRoleNotOperatorManaged"},
+    ),
+    "grantRole(regulator, a participant)": Access(
+        _regulator_role_grant("regulator", "chemicals"), ("regulator",), "AccessControlUnauthorizedAccount"
+    ),
+    "grantRole(regulator, the operator)": Access(
+        _regulator_role_grant("regulator", "operator"),
+        (),
+        "AccessControlUnauthorizedAccount",
+        {"regulator": "RegistryRolesSeparated"},
+    ),
+    "grantRole(operator, a regulator)": Access(
+        _regulator_role_grant("operator", "regulator"),
+        (),
+        "AccessControlUnauthorizedAccount",
+        {"operator": "RegistryRolesSeparated"},
+    ),
+    "grantRole(default admin, a regulator)": Access(
+        _regulator_role_grant(DEFAULT_ADMIN, "regulator"),
+        (),
+        "AccessControlUnauthorizedAccount",
+        {"operator": "RegistryRolesSeparated"},
+    ),
+    "revokeRole(regulator, a regulator)": Access(
+        lambda sb: _registry(sb).functions.revokeRole(role_id("regulator"), sb.address("regulator")),
+        ("regulator",),
+        "AccessControlUnauthorizedAccount",
+    ),
+    "suspend(a regulator)": Access(
+        lambda sb: _registry(sb).functions.suspend(sb.address("regulator")),
+        (),
+        "AccessControlUnauthorizedAccount",
+        {"operator": "RegistryParticipantNotOperatorManaged"},
+    ),
+    "adoptSelfCustody(a regulator, a new key)": Access(
+        lambda sb: _registry(sb).functions.adoptSelfCustody(
+            sb.address("regulator"), sb.signing_key("regulator").address
+        ),
+        (),
+        "AccessControlUnauthorizedAccount",
+        {"operator": "RegistryParticipantNotOperatorManaged"},
+    ),
+}
+
+
 def _registered_with_credit(sb: Sandbox) -> int:
     sb.send(receivables(sb).functions.setCreditLine(sb.address("automaker"), 10**12), "bank")
     return register_invoice(sb)
@@ -745,6 +822,22 @@ def test_each_role_may_call_exactly_the_functions_the_table_allows(ledger: Sandb
                 expected = "ok" if actor in access.allowed else access.errors.get(actor, access.error)
                 if got != expected:
                     wrong.append(f"{contract}.{signature} by {actor}: expected {expected}, got {got}")
+    assert wrong == []
+
+
+def test_only_a_regulator_makes_or_unmakes_a_regulator_and_the_operator_never(ledger: Sandbox) -> None:
+    """The regulator role's paths, each member of the cast and a stranger (REGULATOR_ROLE_TABLE): only a regulator
+    admits or removes a regulator; the operator's onboarding, its grants (it is default admin), its suspension and
+    its custody switch all stop at a regulator, each by its named error; no account is both."""
+    wrong: list[str] = []
+    for path, access in sorted(REGULATOR_ROLE_TABLE.items()):
+        with ledger.isolated():
+            fn = access.setup(ledger)
+            for actor in ACTORS:
+                got = outcome(ledger, fn, actor)
+                expected = "ok" if actor in access.allowed else access.errors.get(actor, access.error)
+                if got != expected:
+                    wrong.append(f"registry.{path} by {actor}: expected {expected}, got {got}")
     assert wrong == []
 
 

@@ -3,7 +3,7 @@ within the recovery window."""
 
 from __future__ import annotations
 
-from ledger.tooling.sandbox import Sandbox
+from ledger.tooling.sandbox import Sandbox, identity_hash, role_id
 from tests.contracts.support import assert_reverts
 
 
@@ -57,3 +57,36 @@ def test_a_rotation_by_the_participant_voids_a_pending_recovery_proposal(ledger:
     approve = sb.contracts["registry"].functions.approveKeyRecovery(sb.address("seatmaker"), planted.address)
     assert_reverts(sb, approve, "regulator", "RegistryNoRecoveryProposed")
     assert sb.contracts["registry"].functions.signerOf(sb.address("seatmaker")).call() == rotated.address
+
+
+def test_the_operator_alone_cannot_complete_a_key_recovery(ledger: Sandbox) -> None:
+    """Invariant 10's two signatures are two parties': the operator proposes, then tries every way to approve
+    its own proposal without the regulator (approve itself; onboard a key it holds as a regulator; grant the
+    role to itself or to that key; suspend the regulator), and the key in place stays the participant's."""
+    sb = ledger
+    registry = sb.contracts["registry"]
+    lost = sb.adopt_self_custody("seatmaker")
+    planted = sb.signing_key("seatmaker", 9)
+    _propose(sb, "seatmaker", planted.address)
+    approve = registry.functions.approveKeyRecovery(sb.address("seatmaker"), planted.address)
+    regulator = role_id("regulator")
+    # Its own approval.
+    assert_reverts(sb, approve, "operator", "AccessControlUnauthorizedAccount")
+    # A key it holds ("outsider"), onboarded as a regulator by either onboarding path.
+    for onboard in (registry.functions.register, registry.functions.registerSelfCustody):
+        fn = onboard(sb.address("outsider"), identity_hash("the operator's key"), [regulator])
+        assert_reverts(sb, fn, "operator", "RegistryRoleNotOperatorManaged")
+    # That key registered without roles, then given the role; or the operator itself given the role.
+    sb.send(registry.functions.register(sb.address("outsider"), identity_hash("the operator's key"), []), "operator")
+    for account in ("outsider", "operator"):
+        grant = registry.functions.grantRole(regulator, sb.address(account))
+        assert_reverts(sb, grant, "operator", "AccessControlUnauthorizedAccount")
+        assert_reverts(sb, approve, account, "AccessControlUnauthorizedAccount")
+    # The regulator suspended out of the way.
+    assert_reverts(
+        sb, registry.functions.suspend(sb.address("regulator")), "operator", "RegistryParticipantNotOperatorManaged"
+    )
+    assert registry.functions.signerOf(sb.address("seatmaker")).call() == lost.address
+    # Only the regulator's own approval completes it.
+    sb.send(approve, "regulator")
+    assert registry.functions.signerOf(sb.address("seatmaker")).call() == planted.address

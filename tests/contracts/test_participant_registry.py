@@ -214,3 +214,140 @@ def test_the_system_role_marks_a_ledger_contract_and_revoking_it_unmarks(ledger:
     ledger.call(registry.functions.requireRecipient(trader))
     # The participant record itself is unchanged by the mark.
     assert tuple(registry.functions.participant(trader).call()[1:3]) == (ACTIVE, False)
+
+
+# -- the regulator is outside the operator's power ----------------------------------------------------------
+
+
+def test_the_first_regulator_is_named_at_deployment_and_only_a_regulator_administers_the_role(ledger: Sandbox) -> None:
+    registry = ledger.contracts["registry"]
+    regulator = role_id("regulator")
+    assert registry.functions.hasRole(regulator, ledger.address("regulator")).call()
+    record = registry.functions.participant(ledger.address("regulator")).call()
+    assert (record[0], record[1], record[2]) == (identity_hash("regulator"), ACTIVE, False)
+    assert registry.functions.getRoleAdmin(regulator).call() == regulator
+    assert not registry.functions.hasRole(regulator, ledger.address("operator")).call()
+
+
+def test_the_registry_cannot_be_deployed_with_the_operator_as_its_regulator(ledger: Sandbox) -> None:
+    operator = ledger.address("operator")
+    with pytest.raises(RuntimeError, match="deploying ParticipantRegistry failed"):
+        ledger.deploy(
+            "ParticipantRegistry", operator, identity_hash("operator"), operator, identity_hash("x"), sender="operator"
+        )
+
+
+def test_the_operator_cannot_onboard_a_regulator(ledger: Sandbox) -> None:
+    """Neither onboarding path grants the regulator role, alone or beside other roles; nothing is registered."""
+    registry = ledger.contracts["registry"]
+    for roles in ([role_id("regulator")], [role_id("supplier"), role_id("regulator")]):
+        for onboard in (registry.functions.register, registry.functions.registerSelfCustody):
+            assert_reverts(
+                ledger,
+                onboard(NEWCOMER, identity_hash("newcomer"), roles),
+                "operator",
+                "RegistryRoleNotOperatorManaged",
+                role=role_id("regulator"),
+            )
+    assert registry.functions.participant(NEWCOMER).call()[1] == 0
+    assert not registry.functions.hasRole(role_id("regulator"), NEWCOMER).call()
+
+
+@pytest.mark.parametrize("account", ["seatmaker", "operator", "outsider-registered"])
+def test_the_operator_cannot_grant_the_regulator_role_through_access_control(ledger: Sandbox, account: str) -> None:
+    """OpenZeppelin's public ``grantRole`` asks for the role's admin, the regulator role itself, which the operator
+    does not hold for all its default-admin role: not to a participant, not to itself, not to a key it registered."""
+    registry = ledger.contracts["registry"]
+    if account == "outsider-registered":
+        ledger.send(
+            registry.functions.register(ledger.address("outsider"), identity_hash("operator's own"), []), "operator"
+        )
+        account = "outsider"
+    grant = registry.functions.grantRole(role_id("regulator"), ledger.address(account))
+    assert_reverts(
+        ledger,
+        grant,
+        "operator",
+        "AccessControlUnauthorizedAccount",
+        account=ledger.address("operator").lower(),
+        neededRole=role_id("regulator"),
+    )
+    assert not registry.functions.hasRole(role_id("regulator"), ledger.address(account)).call()
+
+
+def test_no_account_holds_the_regulator_role_and_the_operators_roles(ledger: Sandbox) -> None:
+    """Whoever grants them: a regulator cannot make the operator a regulator, and the operator (admin of the
+    operator and default-admin roles) cannot give them to a regulator."""
+    registry = ledger.contracts["registry"]
+    operator, regulator = ledger.address("operator"), ledger.address("regulator")
+    assert_reverts(
+        ledger,
+        registry.functions.grantRole(role_id("regulator"), operator),
+        "regulator",
+        "RegistryRolesSeparated",
+        heldRole=role_id("operator"),
+    )
+    for operators_role in (role_id("operator"), b"\x00" * 32):
+        assert_reverts(
+            ledger,
+            registry.functions.grantRole(operators_role, regulator),
+            "operator",
+            "RegistryRolesSeparated",
+            role=operators_role,
+            heldRole=role_id("regulator"),
+        )
+    with ledger.isolated():  # a default admin the operator appointed is no regulator either
+        ledger.send(registry.functions.grantRole(b"\x00" * 32, ledger.address("bank")), "operator")
+        assert_reverts(
+            ledger,
+            registry.functions.grantRole(role_id("regulator"), ledger.address("bank")),
+            "regulator",
+            "RegistryRolesSeparated",
+            heldRole=b"\x00" * 32,
+        )
+
+
+def test_the_operator_cannot_suspend_revoke_or_rekey_a_regulator(ledger: Sandbox) -> None:
+    """The operator cannot silence the regulator: no suspension (which would stop its freezes of pieces and
+    receipts), no revocation of its role, no switch of its key; the regulator still freezes afterwards."""
+    registry = ledger.contracts["registry"]
+    regulator = ledger.address("regulator")
+    assert_reverts(
+        ledger,
+        registry.functions.suspend(regulator),
+        "operator",
+        "RegistryParticipantNotOperatorManaged",
+        role=role_id("regulator"),
+    )
+    assert_reverts(
+        ledger,
+        registry.functions.adoptSelfCustody(regulator, ledger.signing_key("regulator").address),
+        "operator",
+        "RegistryParticipantNotOperatorManaged",
+    )
+    assert_reverts(
+        ledger,
+        registry.functions.revokeRole(role_id("regulator"), regulator),
+        "operator",
+        "AccessControlUnauthorizedAccount",
+    )
+    assert registry.functions.isActive(regulator).call()
+    assert registry.functions.hasRole(role_id("regulator"), regulator).call()
+    assert not registry.functions.isSelfCustody(regulator).call()
+    ledger.send(registry.functions.freeze(ledger.address("seatmaker"), b"\x03" * 32), "regulator")
+
+
+def test_a_regulator_admits_and_removes_regulators(ledger: Sandbox) -> None:
+    """The operator registers the account (without the role); a regulator admits it, and a regulator removes it."""
+    registry = ledger.contracts["registry"]
+    outsider = ledger.address("outsider")
+    ledger.send(registry.functions.register(outsider, identity_hash("second regulator"), []), "operator")
+    ledger.send(registry.functions.grantRole(role_id("regulator"), outsider), "regulator")
+    ledger.send(registry.functions.freeze(ledger.address("seatmaker"), b"\x04" * 32), "outsider")
+    assert_reverts(ledger, registry.functions.suspend(outsider), "operator", "RegistryParticipantNotOperatorManaged")
+    ledger.send(registry.functions.revokeRole(role_id("regulator"), outsider), "regulator")
+    assert_reverts(
+        ledger, registry.functions.unfreeze(ledger.address("seatmaker")), "outsider", "AccessControlUnauthorizedAccount"
+    )
+    # No longer a regulator, it is the operator's to suspend again.
+    ledger.send(registry.functions.suspend(outsider), "operator")

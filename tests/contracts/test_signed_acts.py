@@ -520,8 +520,9 @@ def test_a_lost_key_replaced_by_recovery_signs_nothing_after(ledger: Sandbox) ->
 
 
 def test_key_recovery_needs_an_operator_to_propose_and_another_party_a_regulator_to_approve(ledger: Sandbox) -> None:
-    """Two distinct parties replace a lost key: only an operator proposes, only a regulator approves, and the
-    proposer cannot approve its own proposal even when it holds the regulator role too; an approval must match
+    """Two distinct parties replace a lost key: only an operator proposes, only a regulator approves, the operator
+    can never hold the regulator role, and a proposer cannot approve its own proposal even after it gave up the
+    operator role and was admitted as a regulator; an approval must match
     a standing proposal (same account, same key) of someone who is still an operator, and a proposal is used
     once. The events name both parties."""
     sb = ledger
@@ -550,9 +551,16 @@ def test_key_recovery_needs_an_operator_to_propose_and_another_party_a_regulator
         }
     ]
     assert_reverts(sb, reg.functions.approveKeyRecovery(seatmaker, new), "operator", "AccessControlUnauthorizedAccount")
-    with sb.isolated():
-        sb.send(reg.functions.grantRole(role_id("regulator"), sb.address("operator")), "operator")
-        assert_reverts(sb, reg.functions.approveKeyRecovery(seatmaker, new), "operator", "RegistryNoRecoveryProposed")
+    # The operator cannot become a regulator to approve its own proposal: not by its own grant, not by a regulator's.
+    make_operator_regulator = reg.functions.grantRole(role_id("regulator"), sb.address("operator"))
+    assert_reverts(sb, make_operator_regulator, "operator", "AccessControlUnauthorizedAccount")
+    assert_reverts(sb, make_operator_regulator, "regulator", "RegistryRolesSeparated")
+    with sb.isolated():  # nor can a proposer that gave up the operator role and was admitted as a regulator
+        sb.send(reg.functions.grantRole(role_id("operator"), sb.address("agent")), "operator")
+        sb.send(reg.functions.proposeKeyRecovery(seatmaker, other), "agent")
+        sb.send(reg.functions.renounceRole(role_id("operator"), sb.address("agent")), "agent")
+        sb.send(reg.functions.grantRole(role_id("regulator"), sb.address("agent")), "regulator")
+        assert_reverts(sb, reg.functions.approveKeyRecovery(seatmaker, other), "agent", "RegistryNoRecoveryProposed")
     assert_reverts(sb, reg.functions.approveKeyRecovery(seatmaker, other), "regulator", "RegistryNoRecoveryProposed")
     assert_reverts(sb, reg.functions.approveKeyRecovery(seatmaker, new), "bank", "AccessControlUnauthorizedAccount")
 

@@ -30,6 +30,7 @@ from web3.middleware import ExtraDataToPOAMiddleware
 
 from ledger.compiler import Artifact
 from ledger.deployment import (
+    DEV_REGULATOR_INDEX,
     MODULE,
     SYSTEM_ROLE,
     Deployment,
@@ -310,6 +311,11 @@ def test_deploy_writes_ignition_addresses_abis_and_wires_roles(
         address=deployment.address("ParticipantRegistry"), abi=artifacts["ParticipantRegistry"].abi
     )
     assert registry.functions.hasRole(role("operator"), dev_account(0).address).call()
+    # The first regulator is named by the deployment (the local chain's dev regulator), and only it admits others.
+    assert record["regulator"] == deployment.regulator == dev_account(DEV_REGULATOR_INDEX).address
+    assert registry.functions.hasRole(role("regulator"), record["regulator"]).call()
+    assert registry.functions.getRoleAdmin(role("regulator")).call() == role("regulator")
+    assert not registry.functions.hasRole(role("regulator"), dev_account(0).address).call()
     for name in SYSTEM_CONTRACTS:
         assert registry.functions.hasRole(SYSTEM_ROLE, deployment.address(name)).call()
         assert registry.functions.isActive(deployment.address(name)).call()

@@ -143,6 +143,9 @@ def test_scf_serve_and_scf_demo_complete_and_a_restart_keeps_everything(tmp_path
             assert "FAW confirmed it, by its own signature" in demo.stdout
             assert "Northeast Factoring Co. as financier, self-custody by its Safe" in demo.stdout
             assert demo.stdout.count("refused, 403 SignedActsInvalidSignature") == 3
+            # The regulator is admitted by the first regulator, named at deployment and hosted here (local chain).
+            assert "admitted by the regulator named at deployment" in demo.stdout
+            assert "the regulator sees" in demo.stdout
             assert demo.stdout.count("added the second signature: 2 of 3, the Safe accepts; confirmed") == 3
             headers = {"Authorization": f"Bearer {key}"}
             base = f"http://127.0.0.1:{env['SCF_API_PORT']}"
@@ -171,11 +174,13 @@ def test_the_demo_leaves_the_clock_of_a_chain_that_is_not_a_local_dev_chain_alon
     """On another chain id (as any shared or production chain has) the demo never moves the clock: it says so,
     and the core firm repays before maturity. Nor does it hand out test ether there: the financier's Safe is paid
     for by the key given as SCF_DEMO_SAFE_PAYER_KEY, without which the demo stops before it onboards anyone."""
-    operator, payer = Account.create(), Account.create()
+    operator, payer, regulator = Account.create(), Account.create(), Account.create()
     env = {
         **environment(tmp_path / "data", free_port(), free_port()),
         "SCF_CHAIN_ID": "31338",
         "SCF_OPERATOR_KEY": operator.key.hex(),
+        # off the local chain the first regulator is named, and its key is not the service's
+        "SCF_REGULATOR_ADDRESS": regulator.address,
         # off the local chain the service takes only real secrets (random bytes, as `scf secrets new` prints)
         "SCF_MASTER_SECRET": secrets.token_hex(32),
         "SCF_KEY_SALT": secrets.token_hex(32),
@@ -220,3 +225,5 @@ def test_the_demo_leaves_the_clock_of_a_chain_that_is_not_a_local_dev_chain_alon
     assert f"gas paid by the key of --safe-payer-key, {payer.address}" in demo.stdout
     assert "anvil_setBalance" not in demo.stdout
     assert demo.stdout.count("refused, 403 SignedActsInvalidSignature") == 3
+    # No regulator's key here: onboarding one is the registry's refusal, by name; the operator reads the events.
+    assert "403 RegistryRoleNotOperatorManaged" in demo.stdout and "the operator sees" in demo.stdout

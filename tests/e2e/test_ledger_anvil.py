@@ -18,7 +18,7 @@ from web3 import Web3
 from ledger.client import LedgerClient
 from ledger.compiler import Artifact
 from ledger.db import make_engine, make_sessionmaker
-from ledger.deployment import bind_contracts, ensure_deployment
+from ledger.deployment import bind_contracts, dev_regulator, ensure_deployment
 from ledger.errors import ErrorDecoder
 from ledger.index import Indexer, snapshot_tables
 from ledger.journal import IN_FLIGHT_STATUSES, JournalTransaction
@@ -82,7 +82,7 @@ def test_both_stories_run_through_the_pipeline_and_survive_a_clean_anvil_restart
         try:
             client = LedgerClient(w3, contracts, decoder, pipeline, signers)
             chain = anvil_chain(w3)
-            cast = await onboard(client, chain, operator, signers, "anvil")
+            cast = await onboard(client, chain, operator, signers, "anvil", dev_regulator())
             receivables = await receivable_story(client, chain, cast)
             warehouse = await warehouse_story(client, chain, cast)
             return cast, receivables, warehouse

@@ -31,6 +31,7 @@ from bench.load import Call, naive_rate, node_ceiling
 from ledger.client import LedgerClient, Outcome
 from ledger.compiler import Artifact, compile_contracts
 from ledger.db import make_engine, make_sessionmaker
+from ledger.deployment import dev_regulator
 from ledger.errors import ErrorDecoder
 from ledger.journal import JournalTransaction, TransactionStatus
 from ledger.node import connect, dev_key
@@ -118,7 +119,11 @@ def deploy(rpc_url: str, artifacts: dict[str, Artifact]) -> Deployed:
     payloads: list[tuple[str | None, str, int]] = [
         (
             None,
-            _creation(registry_artifact, ["address", "bytes32"], [operator.address, identity_hash("operator")]),
+            _creation(
+                registry_artifact,
+                ["address", "bytes32", "address", "bytes32"],
+                [operator.address, identity_hash("operator"), dev_regulator().address, identity_hash("regulator")],
+            ),
             8_000_000,
         ),
         (

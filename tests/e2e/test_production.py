@@ -21,6 +21,7 @@ import httpx
 import pytest
 from eth_account import Account
 
+from ledger.deployment import dev_regulator
 from ledger.node import dev_key
 from ledger.settings import DEV_MASTER_SECRET
 from ledger.tooling.chain import Anvil, find_anvil
@@ -41,6 +42,8 @@ class Production:
 
     anvil: Anvil
     operator_key: str
+    regulator: str = "0x00000000000000000000000000000000000Fe9a1"
+    """The first regulator's account: named at deployment, its key the regulator's (none here)."""
 
     def environment(self, data_dir: Path, **settings: str) -> dict[str, str]:
         """A correct production configuration (secrets as files of mode 0600), with ``settings`` on top."""
@@ -58,6 +61,7 @@ class Production:
             SCF_MASTER_SECRET_FILE=str(files / "master_secret"),
             SCF_KEY_SALT_FILE=str(files / "key_salt"),
             SCF_OPERATOR_KEY=self.operator_key,
+            SCF_REGULATOR_ADDRESS=self.regulator,
             **settings,
         )
 
@@ -134,6 +138,10 @@ REFUSALS: dict[str, tuple[Callable[[Path], dict[str, str | None]], tuple[str, ..
         lambda d: {"SCF_OPERATOR_KEY": None, "SCF_OPERATOR_KEY_FILE": _readable_file(d, "operator", 0o604)},
         ("SCF_OPERATOR_KEY_FILE", "other users (mode 0604)"),
     ),
+    "first regulator: unset": (
+        lambda _: {"SCF_REGULATOR_ADDRESS": None},
+        ("SCF_REGULATOR_ADDRESS is required on chain 4242",),
+    ),
     "previous master secrets: file readable by others": (
         lambda d: {"SCF_PREVIOUS_MASTER_SECRETS_FILE": _readable_file(d, "previous", 0o644)},
         ("SCF_PREVIOUS_MASTER_SECRETS_FILE", "other users (mode 0644)"),
@@ -203,7 +211,8 @@ def port_taken() -> Iterator[int]:
 def test_every_start_up_failure_is_one_line_naming_the_setting_and_exit_code_1(
     production: Production, tmp_path: Path
 ) -> None:
-    local = {"SCF_OPERATOR_KEY": "0x" + dev_key(0).hex()}  # stated, so that no log line says it is the default
+    # stated, so that no log line says it is the default
+    local = {"SCF_OPERATOR_KEY": "0x" + dev_key(0).hex(), "SCF_REGULATOR_ADDRESS": dev_regulator().address}
     cases: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
         (
             "wrong chain id",

@@ -47,6 +47,7 @@ class Env:
         self.sandbox = sandbox
         self.signers = Signers()
         self.operator = self.signers.add(Account.from_key(sandbox_key("operator")))
+        self.regulator = Account.from_key(sandbox_key("regulator"))  # the sandbox's first regulator
         self.client = RecordingClient(
             sandbox.w3, sandbox.contracts, sandbox.decoder, Web3Sender(sandbox.w3, sandbox.decoder), self.signers
         )
@@ -75,7 +76,7 @@ def run(coroutine: Any) -> Any:
 
 def test_receivable_story_settles_every_cash_leg_through_the_client(env: Env) -> None:
     async def story() -> None:
-        cast = await onboard(env.client, env.chain, env.operator, env.signers, "receivables")
+        cast = await onboard(env.client, env.chain, env.operator, env.signers, "receivables", env.regulator)
         result = await receivable_story(env.client, env.chain, cast)
         assert env.client.invoice(result.invoice_id).state is InvoiceState.PAID
 
@@ -84,7 +85,7 @@ def test_receivable_story_settles_every_cash_leg_through_the_client(env: Env) ->
 
 def test_warehouse_story_refuses_the_second_pledge_and_enforces_the_unpaid_loan(env: Env) -> None:
     async def story() -> None:
-        cast = await onboard(env.client, env.chain, env.operator, env.signers, "warehouse")
+        cast = await onboard(env.client, env.chain, env.operator, env.signers, "warehouse", env.regulator)
         await warehouse_story(env.client, env.chain, cast)
 
     run(story())
@@ -93,7 +94,7 @@ def test_warehouse_story_refuses_the_second_pledge_and_enforces_the_unpaid_loan(
 def test_participant_lifecycle_reads_back_as_dataclasses_with_enums(env: Env) -> None:
     async def story() -> None:
         client, sandbox = env.client, env.sandbox
-        cast = await onboard(client, env.chain, env.operator, env.signers, "participants")
+        cast = await onboard(client, env.chain, env.operator, env.signers, "participants", env.regulator)
         supplier, regulator, operator = cast["seatmaker"], cast["regulator"], env.operator.address
         participant = client.participant(supplier)
         assert isinstance(participant, Participant) and participant.status is ParticipantStatus.ACTIVE
@@ -120,7 +121,7 @@ def test_participant_lifecycle_reads_back_as_dataclasses_with_enums(env: Env) ->
 def test_receivable_admin_methods_freeze_default_and_grant_roles(env: Env) -> None:
     async def story() -> None:
         client, chain = env.client, env.chain
-        cast = await onboard(client, chain, env.operator, env.signers, "admin")
+        cast = await onboard(client, chain, env.operator, env.signers, "admin", env.regulator)
         automaker, seatmaker, regulator = cast["automaker"], cast["seatmaker"], cast["regulator"]
         await done(client, client.set_credit_line(env.operator.address, automaker, 10**12))
         due = chain.now() + 30 * 86_400
@@ -193,7 +194,7 @@ def test_preflight_refusal_signs_and_sends_nothing(env: Env) -> None:
 def test_an_operation_id_submitted_twice_runs_once(env: Env) -> None:
     async def story() -> None:
         client = env.client
-        cast = await onboard(client, env.chain, env.operator, env.signers, "idempotent")
+        cast = await onboard(client, env.chain, env.operator, env.signers, "idempotent", env.regulator)
         first = await client.mint_deposit(cast["agent"], cast["steel"], 5, keccak(text="ref"), operation_id="mint-1")
         again = await client.mint_deposit(cast["agent"], cast["steel"], 5, keccak(text="ref"), operation_id="mint-1")
         assert again == first
@@ -231,7 +232,7 @@ def test_a_self_custody_participant_acts_only_by_its_signature_and_a_lost_key_is
 
     async def story() -> None:
         client, operator = env.client, env.operator.address
-        cast = await onboard(client, env.chain, env.operator, env.signers, "self-custody")
+        cast = await onboard(client, env.chain, env.operator, env.signers, "self-custody", env.regulator)
         own_key = Account.create()
         await done(client, client.register_self_custody(operator, own_key.address, keccak(text="sc"), [Role.SUPPLIER]))
         assert client.is_self_custody(own_key.address) and client.signer_of(own_key.address) == own_key.address
