@@ -14,7 +14,7 @@ SLITHER_STAMP := $(SLITHER_VENV)/.installed-stamp
 # Test processes (pytest-xdist): one per core.
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup compile lint slither browser test gas clean run demo soak bench bench-quick bench-portal bench-webhooks
+.PHONY: setup compile lint slither browser test gas clean run demo soak bench bench-quick bench-portal bench-webhooks bench-cpu
 
 ## setup: create .venv and install the project (when pyproject.toml changed), npm ci (when
 ## package-lock.json changed), .venv-slither (when scripts/slither-requirements.txt changed), then compile
@@ -101,6 +101,11 @@ bench-portal: setup browser
 ## -> bench/results/<date>-webhooks-full.json and its table in docs/benchmarks.md.
 bench-webhooks: setup
 	$(BIN)/scf bench-webhooks
+
+## bench-cpu: the service's CPU time per request (from /proc, a few minutes) -> bench/results/<date>-cpu-full.json
+## and its table in docs/benchmarks.md. BASELINE=<checkout> measures that checkout's service beside this one's.
+bench-cpu: setup
+	$(BIN)/scf bench-cpu $(if $(BASELINE),--baseline $(BASELINE))
 
 ## gas: gas used by each contract operation -> build/gas-report.md and build/gas-report.json.
 gas: setup

@@ -11,7 +11,8 @@ body), ``response_model`` (:class:`api.operations.OperationView`, 202 and 200), 
 own, or the operation's summary from :mod:`ledger.catalogue`, with the fields its result shows), and its
 OpenAPI links (:data:`LINKS`, written into the document by :mod:`api.openapi`).
 
-``prepare`` runs in a worker thread (it may read the chain); the submission itself runs on the event loop.
+``prepare`` runs in a worker thread (it may read the chain), unless the action says it does not
+(``reads_chain=False``); the submission itself runs on the event loop.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class Action:
     description: str | None = None
     links: Sequence[Link] = ()
     include_in_schema: bool = True
+    reads_chain: bool = True
+    """Whether ``prepare`` may block (reads the chain or the database): it then runs in a worker thread; False
+    for a ``prepare`` that only computes, which runs on the event loop (a thread hand-off costs more)."""
 
     def path_parameters(self) -> list[str]:
         return [part[1:-1] for part in self.path.split("/") if part.startswith("{") and part.endswith("}")]
@@ -155,7 +159,10 @@ def _endpoint(action: Action) -> Callable[..., Any]:
 
     async def endpoint(request: Request, service: LedgerService, caller: Caller, **values: Any) -> JSONResponse:
         body = values.pop("body", None)
-        call = await run_in_threadpool(action.prepare, service, caller, body, **values)
+        if action.reads_chain:
+            call = await run_in_threadpool(action.prepare, service, caller, body, **values)
+        else:
+            call = action.prepare(service, caller, body, **values)
 
         async def submit(operation_id: str | None) -> Operation:
             if service.is_self_custody(call.sender):

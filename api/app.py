@@ -10,17 +10,16 @@ headers from trusted proxies only, request-size limits, security headers.
 from __future__ import annotations
 
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from starlette.types import Scope
 
 from api import auth, docs, openapi, operations, portal, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
 from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
+from api.request_log import RequestLogMiddleware
 from api.routes import (
     acts,
     audit,
@@ -84,27 +83,8 @@ def create_app(
     # Added first, so innermost: the routes read the body through it (api.edge).
     app.add_middleware(BodyLimitMiddleware, settings_of=current_settings)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = rid
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        system.observe(request, response.status_code, elapsed_ms / 1000)
-        operation_id = getattr(request.state, "operation_id", None) or response.headers.get("location", "")
-        logger.info(
-            "request_id=%s method=%s path=%s status=%s ms=%.1f caller=%s operation_id=%s tx_hash=%s",
-            rid,
-            request.method,
-            request.url.path,
-            response.status_code,
-            elapsed_ms,
-            getattr(request.state, "caller", None) or "-",
-            operation_id.removeprefix("/operations/") or "-",
-            getattr(request.state, "tx_hash", None) or "-",
-        )
-        return response
+    # The request id, the request's log line and its metrics (api.request_log).
+    app.add_middleware(RequestLogMiddleware)
 
     # One audit record per action, with its final status and request id.
     app.add_middleware(AuditLogMiddleware, log_of=_audit_log_of)

@@ -34,9 +34,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import Boolean, DateTime, Integer, String, func, select, text
+from sqlalchemy import Boolean, Connection, DateTime, Engine, Integer, String, Table, func, insert, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -80,6 +80,13 @@ class AuditRecord(Base):
     request_id: Mapped[str | None] = mapped_column(String(MAX_REQUEST_ID))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+_AUDIT_TABLE: Final = cast(Table, AuditRecord.__table__)
+_INSERT_RECORD: Final = insert(_AUDIT_TABLE)
+_LAST_RECORD: Final = (
+    select(_AUDIT_TABLE.c.sequence, _AUDIT_TABLE.c.hash).order_by(_AUDIT_TABLE.c.sequence.desc()).limit(1)
+)
 
 
 # -- records and their hashes -------------------------------------------------------------------------------
@@ -207,13 +214,14 @@ _APPEND_LOCK: Final = 0x5CF_A0D17
 """The PostgreSQL advisory-lock key that serialises appends to the log across processes."""
 
 
-def _lock_the_log(session: Session) -> None:
+def _lock_the_log(session: Session | Connection) -> None:
     """Take, for the rest of ``session``'s transaction, the lock that lets one process at a time append.
 
     SQLite has one writer per file: a write statement (here one that changes nothing) takes the file's write lock
     at once, waiting out the busy timeout, before the head is read. PostgreSQL takes a transaction-scoped advisory
     lock; at READ COMMITTED the head read after it sees every append committed before."""
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    if dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
     else:
         session.execute(text("UPDATE audit_log SET sequence = sequence WHERE 0 = 1"))
@@ -243,11 +251,13 @@ class AuditLog:
         return GENESIS if last is None else AuditHead(last.sequence, last.hash)
 
     def append(self, entry: AuditEntry) -> AuditRecord:
-        """Write ``entry`` as the next record and return it."""
-        with self._lock, self.sessions() as session, session.begin():
-            _lock_the_log(session)
-            last = session.scalars(select(AuditRecord).order_by(AuditRecord.sequence.desc()).limit(1)).first()
-            head = GENESIS if last is None else AuditHead(last.sequence, last.hash)
+        """Write ``entry`` as the next record and return it (Core statements: the ORM's unit of work cost more
+        than the statements themselves)."""
+        engine: Engine = self.sessions.kw["bind"]
+        with self._lock, engine.begin() as connection:
+            _lock_the_log(connection)
+            last = connection.execute(_LAST_RECORD).first()
+            head = GENESIS if last is None else AuditHead(int(last[0]), str(last[1]))
             record = AuditRecord(
                 sequence=head.sequence + 1,
                 recorded_at=utc_now(),
@@ -264,7 +274,7 @@ class AuditLog:
                 prev_hash=head.hash,
             )
             record.hash = record_hash(record)
-            session.add(record)
+            connection.execute(_INSERT_RECORD, {column.key: getattr(record, column.key) for column in _AUDIT_TABLE.c})
         self._head = AuditHead(record.sequence, record.hash)
         return record
 

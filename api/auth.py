@@ -32,7 +32,9 @@ from fastapi import APIRouter, Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, select, update
+from starlette.concurrency import run_in_threadpool
 
+from api.auth_cache import KnownParticipant, NotRemembered
 from api.edge import RateLimiter, client_key
 from api.problems import Problem, checksummed_address
 from api.service import API_KEY_PREFIX, LedgerService
@@ -72,7 +74,12 @@ def service_of(request: Request) -> LedgerService:
     return service
 
 
-Service = Annotated[LedgerService, Depends(service_of)]
+async def _service(request: Request) -> LedgerService:
+    # A coroutine, so that FastAPI does not hand it to a worker thread (as it does a plain function).
+    return service_of(request)
+
+
+Service = Annotated[LedgerService, Depends(_service)]
 
 
 def _token_secret(service: LedgerService, token: str) -> MasterSecret:
@@ -103,8 +110,8 @@ def _unauthenticated(detail: str) -> Problem:
     return Problem(401, "unauthenticated", "Authentication required", detail)
 
 
-def _caller_of(record: ParticipantRecord) -> Caller:
-    return Caller(record.address, record.name, frozenset(record.roles))
+def _caller_of(record: KnownParticipant) -> Caller:
+    return Caller(record.address, record.name, record.roles)
 
 
 BEARER = HTTPBearer(
@@ -116,24 +123,27 @@ BEARER = HTTPBearer(
 :func:`current_caller` reads the header itself, so a missing or malformed one is a 401 problem."""
 
 
-def current_caller(
+async def current_caller(
     request: Request,
     service: Service,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
 ) -> Caller:
-    caller = _authenticate(request, service)
+    try:  # on the event loop when the caller is remembered (api.auth_cache) ...
+        caller = _authenticate(request, service, remembered_only=True)
+    except NotRemembered:  # ... else the database is read in a worker thread
+        caller = await run_in_threadpool(_authenticate, request, service)
     request.state.caller = caller.address  # for the request's log line
     return caller
 
 
-def _authenticate(request: Request, service: Service) -> Caller:
+def _authenticate(request: Request, service: LedgerService, *, remembered_only: bool = False) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthenticated("send `Authorization: Bearer <API key or token>`")
     token = token.strip()
     if token.startswith(API_KEY_PREFIX):
-        record = service.participant_by_key(token)
+        record = service.participant_of_key(token, remembered_only=remembered_only)
         if record is None:
             raise _unauthenticated("unknown or revoked API key")
         return _caller_of(record)
@@ -147,7 +157,7 @@ def _authenticate(request: Request, service: Service) -> Caller:
         )
     except jwt.PyJWTError as exc:
         raise _unauthenticated(f"invalid token: {exc}") from None
-    record = service.participant_record(str(claims["sub"]))
+    record = service.known_participant(str(claims["sub"]), remembered_only=remembered_only)
     if record is None:
         raise _unauthenticated("the token's participant no longer exists")
     return _caller_of(record)

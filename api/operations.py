@@ -21,12 +21,12 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Engine, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from api.auth import Caller, CurrentCaller, Service
@@ -42,6 +42,12 @@ from ledger.pipeline import OUT_OF_GAS, Operation, UnknownOperation
 _STARTED_AT = datetime.now(UTC)
 """When this process started: an idempotency claim older than this and never answered was abandoned."""
 
+_OPERATIONS = cast(Table, ServiceOperationRecord.__table__)
+_INSERT_OPERATION = insert(_OPERATIONS)
+_OPERATION_RECORD = select(_OPERATIONS.c.participant, _OPERATIONS.c.kind).where(
+    _OPERATIONS.c.operation_id == bindparam("id")
+)
+_OPERATION_EXISTS = select(_OPERATIONS.c.operation_id).where(_OPERATIONS.c.operation_id == bindparam("id"))
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -203,13 +209,14 @@ async def _perform(
     key: str | None,
 ) -> tuple[int, dict[str, Any]]:
     operation = await submit(None if key is None else _operation_id(caller, key))
-    # For the request's log line (see api.app): which operation and transaction this request became.
+    # For the request's log line (see api.request_log): which operation and transaction this request became.
     request.state.operation_id, request.state.tx_hash = operation.operation_id, operation.tx_hash
-    with service.sessions() as session, session.begin():
-        if session.get(ServiceOperationRecord, operation.operation_id) is None:
-            session.add(
-                ServiceOperationRecord(operation_id=operation.operation_id, participant=caller.address, kind=kind)
-            )
+    engine: Engine = service.sessions.kw["bind"]
+    with engine.begin() as connection:
+        # Without a key the pipeline named the operation afresh: no record of it can exist yet.
+        if key is None or connection.execute(_OPERATION_EXISTS, {"id": operation.operation_id}).first() is None:
+            row = {"operation_id": operation.operation_id, "participant": caller.address, "kind": kind}
+            connection.execute(_INSERT_OPERATION, row)
     wait = prefer_wait(request, service)
     deadline = None if wait is None else time.monotonic() + wait
     if wait is not None and not operation.is_final:
@@ -284,8 +291,9 @@ async def get_operation(operation_id: str, request: Request, service: Service, c
     """An operation a state-changing request sent, as it is now (``Prefer: wait=N`` waits up to N seconds for it to
     be final): 200 when final, 202 while in flight; to the participant that sent it, the operator and the
     regulator (404 to anyone else)."""
-    with service.sessions() as session:
-        record = session.get(ServiceOperationRecord, operation_id)
+    engine: Engine = service.sessions.kw["bind"]
+    with engine.connect() as connection:
+        record = connection.execute(_OPERATION_RECORD, {"id": operation_id}).first()
     if record is None or (record.participant != caller.address and not (caller.is_operator or caller.is_regulator)):
         raise Problem(404, "not-found", "Not found", f"no operation {operation_id}")
     try:

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from api.audit_log import AuditAnchorer, AuditLog
+from api.auth_cache import KnownParticipant, NotRemembered, ParticipantCache
 from api.signing import NonceAllocator
 from api.store import ApiKeyRecord, ParticipantRecord
 from api.webhooks import Deliverer, WebhookSettings
@@ -157,6 +158,9 @@ class LedgerService:
     """POSTs the event feed to the webhook subscriptions (:mod:`api.webhooks`)."""
     act_nonces: NonceAllocator = field(default_factory=NonceAllocator)
     """Nonces of the acts handed out to self-custody participants to sign (:mod:`api.signing`)."""
+    participants: ParticipantCache | None = None
+    """API keys and participants already looked up (:mod:`api.auth_cache`); None: every look-up reads the
+    database."""
     operator_api_key: str | None = None
     """Set only on the first start, when the operator's key was just created (printed once, never stored)."""
     regulator: LocalAccount | None = None
@@ -255,6 +259,7 @@ class LedgerService:
                 timeout=settings.max_wait_seconds,
             ),
             secrets=secrets,
+            participants=ParticipantCache(sessions.kw["bind"], settings.auth_cache_seconds),
             regulator=regulator,
         )
         service.operator_api_key = service._bootstrap_operator()
@@ -305,8 +310,30 @@ class LedgerService:
 
     def is_self_custody(self, address: str) -> bool:
         """Whether ``address`` is a participant of this service that signs its own acts."""
-        record = self.participant_record(address)
-        return record is not None and record.custody == "self"
+        known = self.known_participant(address)
+        return known is not None and known.custody == "self"
+
+    def known_participant(self, address: str, *, remembered_only: bool = False) -> KnownParticipant | None:
+        """The participant ``address`` as authentication needs it (remembered: :mod:`api.auth_cache`); with
+        ``remembered_only``, :class:`api.auth_cache.NotRemembered` rather than a database read."""
+        if self.participants is None:
+            if remembered_only:
+                raise NotRemembered("address")
+            record = self.participant_record(address)
+            return None if record is None else KnownParticipant.of(record)
+        read = None if remembered_only else (lambda: self.participant_record(address))
+        return self.participants.get("address", address, read)
+
+    def participant_of_key(self, key: str, *, remembered_only: bool = False) -> KnownParticipant | None:
+        """The participant whose active API key ``key`` is (remembered: :mod:`api.auth_cache`); with
+        ``remembered_only``, :class:`api.auth_cache.NotRemembered` rather than a database read."""
+        if self.participants is None:
+            if remembered_only:
+                raise NotRemembered("key")
+            record = self.participant_by_key(key)
+            return None if record is None else KnownParticipant.of(record)
+        read = None if remembered_only else (lambda: self.participant_by_key(key))
+        return self.participants.get("key", hash_api_key(key), read)
 
     def participant_record(self, address: str) -> ParticipantRecord | None:
         with self.sessions() as session:

@@ -54,8 +54,11 @@ class ServiceProcess:
         deployments_dir: Path,
         port: int,
         settings: Mapping[str, str] | None = None,
+        root: Path = PROJECT_ROOT,
     ) -> None:
         self.port = port
+        self.root = root
+        """The checkout whose code the service runs (another one's: a baseline measured beside this one)."""
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_file = data_dir / "service.log"
         self.env = {
@@ -68,6 +71,7 @@ class ServiceProcess:
             "SCF_MASTER_SECRET": "scf bench master secret",
             "SCF_API_HOST": "127.0.0.1",
             "SCF_API_PORT": str(port),
+            **({} if root == PROJECT_ROOT else {"PYTHONPATH": str(root)}),
             **(settings or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -91,7 +95,7 @@ class ServiceProcess:
         ]
         with self.log_file.open("wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -43,10 +43,17 @@ def abi_type(entry: Mapping[str, Any]) -> str:
     return kind
 
 
+@lru_cache(maxsize=1 << 16)
+def checksum_address(value: str) -> str:
+    """``to_checksum_address``, remembered: the same few addresses (the contracts, the participants) come back in
+    every log and result, and each checksum is a keccak."""
+    return str(to_checksum_address(value))
+
+
 def checksummed(value: Any) -> Any:
     """``value`` with every address in it checksummed (tuples and lists walked)."""
     if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
-        return to_checksum_address(value)
+        return checksum_address(value)
     if isinstance(value, tuple | list):
         return type(value)(checksummed(v) for v in value)
     return value
@@ -57,7 +64,7 @@ def to_json(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
-        return to_checksum_address(value)
+        return checksum_address(value)
     if isinstance(value, tuple | list):
         return [to_json(v) for v in value]
     return value
@@ -152,6 +159,35 @@ def _checksummed_word(word: str) -> str:
     return to_checksum_address("0x" + word[24:])
 
 
+def _native_word_reader(kind: str) -> Callable[[bytes], Any] | None:
+    """A reader of one 32-byte ABI word of static type ``kind`` into the value ``eth_abi`` decodes (addresses
+    checksummed, as :meth:`EventSpec.decode` gives them), or None when ``kind`` is not a single-word type."""
+    if kind == "address":
+        return lambda word: checksum_address("0x" + word[12:].hex())
+    if kind == "bool":
+        return lambda word: word[-1] != 0
+    if kind.startswith("uint"):
+        return lambda word: int.from_bytes(word, "big")
+    if kind.startswith("int"):
+        return lambda word: int.from_bytes(word, "big", signed=True)
+    if kind.startswith("bytes") and kind != "bytes" and "[" not in kind:
+        size = int(kind[5:])
+        return lambda word: word[:size]
+    return None
+
+
+def _same(word: bytes) -> bytes:
+    return word  # an indexed dynamic argument: its topic is its hash
+
+
+def _native_readers(indexed: Sequence[str], plain: Sequence[str]) -> tuple[Callable[[bytes], Any], ...] | None:
+    readers: list[Callable[[bytes], Any] | None] = [
+        _same if is_dynamic(kind) else _native_word_reader(kind) for kind in indexed
+    ]
+    readers += [_native_word_reader(kind) for kind in plain]
+    return None if any(r is None for r in readers) else tuple(r for r in readers if r is not None)
+
+
 def _signed(word: str) -> int:
     """A two's-complement ``intN`` (sign-extended to 256 bits by the ABI encoding)."""
     value = int(word, 16)
@@ -178,6 +214,9 @@ class EventSpec:
     _indexed_readers: tuple[Callable[[str], Any], ...]
     _data_readers: tuple[Callable[[str], Any], ...] | None
     """Word readers of the data arguments when all are single words; None: decode with ``eth_abi``."""
+    _native_readers: tuple[Callable[[bytes], Any], ...] | None = None
+    """Native word readers of every argument (indexed ones, then the data's) when all are single words; None:
+    decode with ``eth_abi`` (:meth:`decode`)."""
 
     @classmethod
     def from_abi(cls, contract: str, entry: Mapping[str, Any]) -> EventSpec:
@@ -198,10 +237,19 @@ class EventSpec:
                 _topic_hex if is_dynamic(t) else (_word_reader(t) or _topic_hex) for _, t in indexed
             ),
             _data_readers=None if any(r is None for r in readers) else tuple(r for r in readers if r is not None),
+            _native_readers=_native_readers([t for _, t in indexed], [t for _, t in plain]),
         )
 
     def decode(self, topics: Sequence[bytes], data: bytes) -> dict[str, Any]:
         """The arguments (native form) of a log with ``topics`` (topic 0 first) and ``data``, in order."""
+        readers = self._native_readers
+        if readers is not None and len(topics) == len(self.indexed) + 1 and len(data) >= 32 * len(self.plain):
+            # every argument one word: read the words (what eth_abi gives, without its decoder objects)
+            words = [bytes(topic) for topic in topics[1:]]
+            words += [bytes(data[32 * i : 32 * i + 32]) for i in range(len(self.plain))]
+            names = [name for name, _ in self.indexed] + [name for name, _ in self.plain]
+            read = {name: reader(word) for name, reader, word in zip(names, readers, words, strict=True)}
+            return {name: read[name] for name in self.order}
         values: dict[str, Any] = {}
         for (name, kind), topic in zip(self.indexed, topics[1:], strict=True):
             values[name] = bytes(topic) if is_dynamic(kind) else abi_decode([kind], bytes(topic))[0]

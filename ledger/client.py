@@ -24,7 +24,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
 
@@ -50,9 +50,29 @@ from ledger.models import (
     RequestState,
     Role,
 )
-from ledger.pipeline import OUT_OF_GAS, Operation, Pipeline, RpcError, UnknownOperation
+from ledger.pipeline import (
+    OUT_OF_GAS,
+    BlockingJsonRpc,
+    HttpConnections,
+    NodeUnavailable,
+    Operation,
+    Pipeline,
+    RpcError,
+    UnknownOperation,
+)
 
 ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def _plain_reader(w3: Web3) -> BlockingJsonRpc | None:
+    """A blocking JSON-RPC reader on ``w3``'s node when it is a plain HTTP(S) URL (see
+    :class:`~ledger.pipeline.BlockingJsonRpc`), else None (eth-tester, IPC, credentials, a proxy: web3 reads)."""
+    provider = w3.provider
+    url = getattr(provider, "endpoint_uri", None)
+    if not isinstance(provider, HTTPProvider) or not url or not HttpConnections.handles(str(url)):
+        return None
+    timeout = dict(provider.get_request_kwargs()).get("timeout", 10.0)
+    return BlockingJsonRpc(str(url), timeout=float(timeout))
 
 
 class TransactionSender(Protocol):
@@ -276,6 +296,7 @@ class LedgerClient:
         self.codec = Codec({key: cast(list[dict[str, Any]], contract.abi) for key, contract in self.contracts.items()})
         self._contract_of = {str(contract.address).lower(): key for key, contract in self.contracts.items()}
         self._chain_id: int | None = None
+        self._reader = _plain_reader(w3)
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -283,8 +304,22 @@ class LedgerClient:
         """Call a view function, encoded and decoded by the codec. Returns the value of a single output, else the
         tuple of outputs, with addresses checksummed."""
         spec = self.codec.function(contract, function)
+        to, data = str(self.contracts[contract].address), spec.encode_call(args)
+        if self._reader is not None:  # the common case without web3's request stack; anything unusual goes below
+            try:
+                answer = self._reader.call("eth_call", {"to": to, "data": "0x" + data.hex()}, "latest")
+            except RpcError as exc:
+                revert = exc.data.get("data") if isinstance(exc.data, Mapping) else exc.data
+                if isinstance(revert, str) and revert.startswith("0x") and len(revert) > 2:
+                    raise self.decoder.decode(bytes.fromhex(revert[2:])) from exc
+            except NodeUnavailable:
+                pass  # web3 tries too, and fails (or answers) as reads always did
+            else:
+                if isinstance(answer, str) and answer.startswith("0x"):
+                    values = spec.decode_result(bytes.fromhex(answer[2:]))
+                    return values[0] if len(values) == 1 else values
         try:
-            raw = self.w3.eth.call({"to": self.contracts[contract].address, "data": spec.encode_call(args)})
+            raw = self.w3.eth.call({"to": to, "data": data})
         except Exception as exc:
             decoded = self.decoder.from_exception(exc)
             if decoded is not None:

@@ -27,6 +27,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
+from ledger.abi import checksum_address
 from ledger.secrets import MasterSecret, MasterSecrets, SecretValue
 
 DEFAULT_SCRYPT_N = 2**14
@@ -180,7 +181,7 @@ class Keystore:
         """The decrypted account of ``address`` (decrypted once, then served from memory)."""
         if not is_address(address):
             raise UnknownAccount(address)
-        address = to_checksum_address(address)
+        address = checksum_address(address)
         with self._lock:
             cached = self._accounts.get(address)
         if cached is not None:

@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, description="port of the REST service")
     token_ttl_seconds: int = Field(900, gt=0, description="lifetime of a sign-in JWT")
     challenge_ttl_seconds: int = Field(300, gt=0, description="lifetime of a sign-in challenge nonce")
+    auth_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="how long an API key or participant looked up is trusted before it is read again; a change "
+        "made through this process takes effect on the next request, one made by another process within this "
+        "time (0: no cache)",
+    )
     max_wait_seconds: float = Field(30.0, gt=0, description="longest `Prefer: wait=N` honoured")
     gas_allowance_wei: int = Field(
         10**18, ge=0, description="ether the operator sends each new participant for gas (0 on a gas-free chain)"

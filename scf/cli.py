@@ -11,6 +11,7 @@
     scf bench [--quick]                           benchmarks -> bench/results/, docs/benchmarks.md and .png
     scf bench-webhooks [--quick]                  webhook delivery beside slow and failing receivers -> same
     scf bench-portal [--sizes 10000]              the portal's first page at a scale, without the whole run -> same
+    scf bench-cpu [--quick] [--baseline DIR]      the service's CPU per request (beside another checkout's) -> same
     scf secrets new                               fresh values for SCF_MASTER_SECRET, SCF_KEY_SALT, SCF_OPERATOR_KEY
     scf secrets check                             would these secret settings be accepted on this chain?
     scf secrets rotate                            re-encrypt keys, documents, webhook secrets under the current one
@@ -499,6 +500,32 @@ def bench_webhooks_command(
     config = QUICK if quick else FULL
     results = _run_bench(
         "scf bench-webhooks", config.mode, lambda: run_webhook_bench(config, console.print, workdir), workdir
+    )
+    written = write_results(results, results_dir, markdown)
+    console.print(f"wrote {_shown(written)} and {_shown(markdown)}")
+
+
+@app.command("bench-cpu")
+def bench_cpu_command(
+    quick: Annotated[bool, typer.Option("--quick", help="one short round: a smoke run of about a minute")] = False,
+    baseline: Annotated[
+        Path | None, typer.Option(help="another checkout (e.g. a worktree of main) whose service is measured beside")
+    ] = None,
+    results_dir: Annotated[Path, typer.Option(help="where the results JSON goes")] = PROJECT_ROOT / "bench" / "results",
+    markdown: Annotated[Path, typer.Option(help="the Markdown page whose CPU table is rewritten")] = PROJECT_ROOT
+    / "docs"
+    / "benchmarks.md",
+    workdir: Annotated[
+        Path | None, typer.Option(help="keep the run's chains, databases and service logs here (default: temporary)")
+    ] = None,
+) -> None:
+    """Measure the service's CPU time per request (deposits with and without Prefer: wait, GET /operations/{id},
+    GET /balances/me) from /proc; write the results JSON and the table."""
+    from bench.cpu import FULL, QUICK, run_cpu_bench, write_results
+
+    config = QUICK if quick else FULL
+    results = _run_bench(
+        "scf bench-cpu", config.mode, lambda: run_cpu_bench(config, console.print, workdir, baseline), workdir
     )
     written = write_results(results, results_dir, markdown)
     console.print(f"wrote {_shown(written)} and {_shown(markdown)}")

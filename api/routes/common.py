@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import Enum
+from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 
 from eth_utils import is_address, to_checksum_address
@@ -34,9 +35,17 @@ MAX_AMOUNT = 2**96 - 1
 
 
 def _address(value: str) -> str:
-    if not isinstance(value, str) or not is_address(value):
+    checksummed = _checksummed(value) if isinstance(value, str) and len(value) <= 42 else None
+    if checksummed is None:
         raise ValueError("not an Ethereum address (0x and 40 hex digits)")
-    return str(to_checksum_address(value))
+    return checksummed
+
+
+@lru_cache(maxsize=1 << 14)
+def _checksummed(value: str) -> str | None:
+    """``value`` checksummed, or None when it is not an address (remembered: both cost a keccak, and the same
+    parties come back request after request)."""
+    return str(to_checksum_address(value)) if is_address(value) else None
 
 
 def _iso_date(value: object) -> object:

@@ -68,7 +68,8 @@ def _approve_settlement(service: LedgerService, caller: Caller, body: Settlement
 
 
 ACTIONS = (
-    Action("POST", "/deposits", "deposit", _cash_movement("deposit", "to"), "deposit", CashMovement),
+    # Their `prepare` only computes (a role check, a hash): on the event loop.
+    Action("POST", "/deposits", "deposit", _cash_movement("deposit", "to"), "deposit", CashMovement, reads_chain=False),
     Action(
         "POST",
         "/settlement-approvals",
@@ -76,8 +77,17 @@ ACTIONS = (
         _approve_settlement,
         "settlement.approve",
         SettlementApproval,
+        reads_chain=False,
     ),
-    Action("POST", "/withdrawals", "withdraw", _cash_movement("withdrawal", "holder"), "withdrawal", CashMovement),
+    Action(
+        "POST",
+        "/withdrawals",
+        "withdraw",
+        _cash_movement("withdrawal", "holder"),
+        "withdrawal",
+        CashMovement,
+        reads_chain=False,
+    ),
 )
 install(router, ACTIONS)
 

@@ -58,7 +58,7 @@ from ledger.pipeline.exceptions import (
 from ledger.pipeline.journal_store import JournalStore, SqlJournalStore
 from ledger.pipeline.pipeline import Pipeline
 from ledger.pipeline.reverts import MAX_GAS_RETRIES, _jsonable, _looks_out_of_gas, _trace_ran_out_of_gas
-from ledger.pipeline.rpc import JsonRpcClient, _classify_send_error, web3_log
+from ledger.pipeline.rpc import BlockingJsonRpc, HttpConnections, JsonRpcClient, _classify_send_error, web3_log
 from ledger.pipeline.signing import decode_dynamic_fee_transaction, sign_dynamic_fee_transaction
 from ledger.pipeline.submission import DEFAULT_FALLBACK_GAS, FILLER_GAS, INTRINSIC_GAS
 from ledger.pipeline.tracked import OUT_OF_GAS, Operation, _Outcome, _Supersession, _Tracked
@@ -70,6 +70,8 @@ __all__ = [
     "MAX_GAS_RETRIES",
     "OUT_OF_GAS",
     "REPLACED_AFTER",
+    "BlockingJsonRpc",
+    "HttpConnections",
     "JournalStore",
     "JournalWriteError",
     "JsonRpcClient",

@@ -66,6 +66,9 @@ class IndexOnlyService:
 
     participant_by_key = LedgerService.participant_by_key
     participant_record = LedgerService.participant_record
+    participant_of_key = LedgerService.participant_of_key
+    known_participant = LedgerService.known_participant
+    participants = None  # nothing remembered: every request reads the key (api/auth_cache.py)
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions

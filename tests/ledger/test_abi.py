@@ -8,13 +8,15 @@ compared with web3's ``encode_abi``; the logs of a receivable and a warehouse st
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from web3 import Web3
 
-from ledger.abi import Codec, EventSpec, UnknownFunction, abi_type, to_json
+from ledger.abi import Codec, EventSpec, UnknownFunction, abi_type, is_dynamic, to_json
 from ledger.compiler import compile_contracts
 from ledger.tooling.sandbox import Sandbox
 
@@ -120,3 +122,20 @@ def test_events_decode_as_web3_decodes_them_in_native_and_json_form(
 def test_abi_types_expand_tuples() -> None:
     entry = {"type": "tuple[]", "components": [{"type": "address"}, {"type": "uint96"}]}
     assert abi_type(entry) == "(address,uint96)[]"
+
+
+def test_events_of_single_words_read_word_by_word_decode_as_eth_abi_decodes_them() -> None:
+    checked = 0
+    for name, artifact in compile_contracts().items():
+        for spec in Codec({name: artifact.abi}).events(name):
+            indexed = [_sample(kind) for _, kind in spec.indexed]
+            plain = [_sample(kind) for _, kind in spec.plain]
+            topics = [spec.topic] + [
+                keccak(abi_encode([kind], [value])) if is_dynamic(kind) else abi_encode([kind], [value])
+                for (_, kind), value in zip(spec.indexed, indexed, strict=True)
+            ]
+            data = abi_encode([kind for _, kind in spec.plain], plain)
+            by_eth_abi = replace(spec, _native_readers=None).decode(topics, data)
+            assert spec.decode(topics, data) == by_eth_abi, f"{name}.{spec.name}"
+            checked += spec._native_readers is not None
+    assert checked > 50  # most events are single words: read word by word
