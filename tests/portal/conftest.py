@@ -31,8 +31,10 @@ if not CHROMIUM.is_file() and shutil.which("chromium") is None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One chromium per test module, stopped with it: Playwright's sync API runs an event loop in this thread
+    while it is open, and a later test of the same process that calls ``asyncio.run`` would find it running."""
     with sync_playwright() as playwright:
         executable = CHROMIUM if CHROMIUM.is_file() else Path(str(shutil.which("chromium")))
         browser = playwright.chromium.launch(executable_path=str(executable))
