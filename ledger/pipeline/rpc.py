@@ -69,7 +69,8 @@ class HttpConnections:
 
     ``timeout`` bounds each step (connecting, sending, each read), as httpx's timeout does. A request that finds
     its kept-alive connection closed by the server before any byte of the answer is sent again on a new
-    connection (once): the server never read it. Any other failure is :class:`NodeUnavailable`."""
+    connection (once; the other idle connections are dropped with it, as a server that closed one, restarting,
+    closed them all): the server never read it. Any other failure is :class:`NodeUnavailable`."""
 
     def __init__(self, url: str, *, timeout: float, connections: int) -> None:
         parts = urlsplit(url)
@@ -109,6 +110,9 @@ class HttpConnections:
                     status, content, keep = await self._exchange(reader, writer, request, reused)
                 except _StaleConnection:
                     writer.close()
+                    # The server closed it, so it closed the other idle ones too (a restarted node closes them
+                    # all): the second attempt goes on a new connection, not on the next stale one.
+                    await self.aclose()
                     continue
                 except BaseException:
                     writer.close()

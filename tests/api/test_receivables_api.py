@@ -279,8 +279,15 @@ def test_each_request_logs_its_request_id_caller_operation_and_transaction_hash(
 def test_a_supplier_is_quoted_before_it_asks_the_price_the_contract_then_settles(api: Api) -> None:
     """A financier's standing terms (for one core firm, else for any) give the holder the discount, fee and price
     before it asks; approved with the same terms, the contract's own quote of the request is the same."""
-    p = cast(api)
+    p = {
+        "automaker": api.onboard("Quoted FAW", "core-firm"),
+        "seatmaker": api.onboard("Quoted Seats", "supplier"),
+        "foammaker": api.onboard("Quoted Foam", "supplier"),
+        "factor": api.onboard("Quoted Factoring", "financier"),
+    }
     http = api.http
+    line = {"core_firm": p["automaker"].id, "limit": 10_000_000 * YUAN}
+    ok(http.post("/credit-lines", json=line, headers={**api.operator_headers, **WAIT}))
     invoice = {
         "buyer": p["automaker"].id,
         "amount": 800_000 * YUAN + 33,

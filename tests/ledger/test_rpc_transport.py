@@ -114,6 +114,24 @@ def test_a_kept_alive_connection_the_node_closed_is_replaced_and_the_call_answer
         assert node.calls == 7
 
 
+def test_after_a_node_closed_every_kept_alive_connection_the_next_call_goes_on_a_new_one() -> None:
+    """A restarted node has closed every idle connection: the call does not try them one by one (it would find
+    two stale ones and give up); it drops them all and answers on a new connection."""
+
+    async def calls(url: str) -> list[object]:
+        rpc = JsonRpcClient(url, timeout=5)
+        try:
+            together = await asyncio.gather(*(rpc.call("eth_blockNumber") for _ in range(4)))  # four kept alive
+            await asyncio.sleep(0.1)  # the server has closed all four meanwhile
+            return [*together, await rpc.call("eth_blockNumber")]
+        finally:
+            await rpc.aclose()
+
+    with _Node(close_after=1) as node:
+        assert asyncio.run(calls(node.url)) == ["0x2a"] * 5
+        assert node.calls == 5
+
+
 def test_no_node_listening_is_node_unavailable(closed_port: int) -> None:
     url = f"http://127.0.0.1:{closed_port}"
 
