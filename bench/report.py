@@ -130,7 +130,7 @@ def markdown(results: dict[str, Any], json_name: str) -> str:
 
 def update_markdown(path: Path, generated: str) -> None:
     """Put ``generated`` between the markers of ``path`` (created with just the table when missing)."""
-    _replace_between(path, BEGIN, END, generated)
+    replace_between(path, BEGIN, END, generated)
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
@@ -245,7 +245,10 @@ def portal_markdown(results: dict[str, Any], json_name: str) -> str:
     return "\n".join(lines)
 
 
-def _replace_between(path: Path, begin: str, end: str, generated: str) -> None:
+def replace_between(path: Path, begin: str, end: str, generated: str) -> None:
+    """Put ``generated`` (which carries the markers) in place of what stands between ``begin`` and ``end`` in the
+    Markdown page ``path``; appended when the markers are missing, the page created when it is. Every benchmark
+    keeps its own section of docs/benchmarks.md this way."""
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
@@ -264,5 +267,5 @@ def write_portal_results(results: dict[str, Any], results_dir: Path, markdown_pa
     stamp = results["started_at"].replace(":", "").replace("-", "")[:15]
     json_path = results_dir / f"{stamp}-portal-{results['mode']}.json"
     json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    _replace_between(markdown_path, PORTAL_BEGIN, PORTAL_END, portal_markdown(results, json_path.name))
+    replace_between(markdown_path, PORTAL_BEGIN, PORTAL_END, portal_markdown(results, json_path.name))
     return json_path

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import BenchmarkFailed
+from bench.report import replace_between
 from bench.rest import Member, RestLoad, ServiceProcess, percentile
 from bench.runner import free_port, machine_info
 from ledger.tooling.chain import Anvil
@@ -391,15 +392,7 @@ def markdown(results: dict[str, Any], json_name: str) -> str:
 
 def update_markdown(path: Path, generated: str) -> None:
     """Put ``generated`` between this benchmark's markers in ``path`` (appended when they are missing)."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + generated + tail
-    else:
-        text = text.rstrip() + "\n\n" + generated + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    replace_between(path, BEGIN, END, generated)
 
 
 def write_results(results: dict[str, Any], results_dir: Path, markdown_path: Path) -> Path:

@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Caller, CurrentCaller, Service
+from api.auth import CurrentCaller, Service
 from api.operations import OperationView, perform
 from api.problems import Problem
 from api.service import LedgerService
@@ -175,7 +175,7 @@ def _signatures(service: LedgerService, digest: str, owners: SafeOwners) -> list
     return [(row.owner, row.signature) for row in rows if row.owner in owners.owners]
 
 
-def _keep(service: LedgerService, caller: Caller, body: OwnerSignature, digest: str, owner: str) -> ActApprovalRecord:
+def _keep(service: LedgerService, body: OwnerSignature, digest: str, owner: str) -> ActApprovalRecord:
     """Keep ``owner``'s signature with the act (created at the first); a second signature of one owner is ignored."""
     message = body.typed_data["message"]
     with service.sessions() as session, session.begin():
@@ -239,7 +239,7 @@ async def approve_act(body: OwnerSignature, request: Request, service: Service, 
             403, "not-an-owner", "Forbidden", f"the signature is not one of the owners' of {account} over this act"
         )
     digest_hex = "0x" + digest.hex()
-    record = await run_in_threadpool(_keep, service, caller, body, digest_hex, owner)
+    record = await run_in_threadpool(_keep, service, body, digest_hex, owner)
     kept = await run_in_threadpool(_signatures, service, digest_hex, owners)
     if record.operation_id is not None or len(kept) < owners.threshold:
         return _approval_view(record, owners, [signer for signer, _ in kept])
