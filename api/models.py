@@ -223,6 +223,9 @@ class FinancingRequestItem(BaseModel):
     approved_at: int | None
     closed_at: int | None
     updated_block: int
+    obligor: str = Field(description="the core firm that owes the piece: the buyer of its invoice")
+    obligor_name: str | None = Field(description="the obligor's name, where this service onboarded it")
+    due_date: int = Field(description="when the obligor pays the piece, Unix seconds (UTC): the financing's maturity")
 
 
 # -- warehouse receipts, pledges, margin calls -------------------------------------------------------------------
@@ -556,6 +559,16 @@ class Health(BaseModel):
     lag: int | None = Field(None, description="blocks the index trails the chain by (when reachable)")
     detail: str | None = Field(None, description="why the chain is unreachable (when degraded)")
     in_flight: int = Field(description="ledger operations signed and not yet final")
+
+
+class Rules(BaseModel):
+    """The ledger's rule parameters as the contracts hold them now, and the chain's time they apply at."""
+
+    chain_time: int = Field(description="the timestamp of the chain's latest block, Unix seconds (UTC)")
+    max_tenor: int = Field(description="the longest a receivable may run from confirmation to due date, seconds")
+    grace_period: int = Field(description="seconds after the due date before an unpaid obligation may be defaulted")
+    maintenance_ratio_bps: int = Field(description="the loan-to-value above which a pledge is called for margin, bp")
+    default_advance_rate_bps: int = Field(description="the share of a receipt's valuation a financier may lend, bp")
 
 
 # -- answers of the service's own writes (not ledger operations) -------------------------------------------------

@@ -406,6 +406,15 @@ class LedgerClient:
         """The most ``financier`` may lend against the receipt at its current valuation."""
         return int(self._read("receipts", "advanceLimit", receipt_id, financier))
 
+    def rules(self) -> dict[str, int]:
+        """The ledger's rule parameters now, as the contracts hold them (seconds, basis points)."""
+        return {
+            "max_tenor": int(self._read("receivables", "maxTenor")),
+            "grace_period": int(self._read("receivables", "gracePeriod")),
+            "maintenance_ratio_bps": int(self._read("receipts", "maintenanceRatioBps")),
+            "default_advance_rate_bps": int(self._read("receipts", "defaultAdvanceRateBps")),
+        }
+
     def audit_anchor_head(self, sequence: int) -> bytes:
         """The audit-log head anchored for record ``sequence`` (32 zero bytes when none was)."""
         return bytes(self._read("anchor", "headAt", sequence))

@@ -79,6 +79,24 @@ export async function getAll(path, query = {}, limit = 2000) {
   return items;
 }
 
+let rules = null;
+let skew = 0;
+
+/** The ledger's rule parameters and the chain's time (GET /rules), read each time a page is drawn: due dates and
+ * maturities are checked against the chain's clock, which is what the contracts compare them with, not this
+ * computer's. */
+export async function loadRules() {
+  rules = await get("/rules");
+  skew = Number(rules.chain_time) - Date.now() / 1000;
+  return rules;
+}
+
+/** A rule parameter by name (``max_tenor`` in seconds, ``grace_period``…), as last read; undefined before. */
+export const rule = (name) => (rules ? Number(rules[name]) : undefined);
+
+/** The chain's time now, Unix seconds: this computer's clock corrected by how far it was from the chain's. */
+export const chainNow = () => Date.now() / 1000 + skew;
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Follow an operation until it is final: answers the OperationView; ``onUpdate`` sees every state. */

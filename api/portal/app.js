@@ -1,6 +1,6 @@
 // The portal's shell: sign-in, the navigation of the caller's roles, the operations in flight, the language.
 import { actSentence } from "./acts.js";
-import { ApiProblem, follow, get, request, session } from "./api.js";
+import { ApiProblem, follow, get, loadRules, request, session } from "./api.js";
 import { fill, h } from "./dom.js";
 import { explain, language, roleName, setLanguage, t } from "./i18n.js";
 import { currentSigner, forget, hasInjected, openInjected, openKeystore, safeApproval } from "./wallet.js";
@@ -79,6 +79,7 @@ async function render() {
   fill(main, h("p", { class: "loading" }, t("loading")));
   let content;
   try {
+    await loadRules();
     content = await view(context);
   } catch (error) {
     content = h("p", { class: "error", role: "alert" }, describe(error));

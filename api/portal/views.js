@@ -2,7 +2,7 @@
 // ``ctx`` gives the signed-in participant (ctx.me), ``ctx.act`` to send an operation and follow it, and
 // ``ctx.refresh`` to draw the page again once an operation is final.
 import { actSentence } from "./acts.js";
-import { get, getAll, request } from "./api.js";
+import { chainNow, get, getAll, request, rule } from "./api.js";
 import { field, h, table, valueOf } from "./dom.js";
 import { roleName, stateName, t } from "./i18n.js";
 import { fen, formatBps, formatYuan, parsePercent, parseYuan } from "./money.js";
@@ -22,8 +22,8 @@ export function short(address) {
   return address ? `${address.slice(0, 6)}…${address.slice(-4)}` : "";
 }
 
-export function account(address) {
-  return h("span", { class: "account", title: address }, short(address));
+export function account(address, name = null) {
+  return h("span", { class: "account", title: address }, name ?? short(address));
 }
 
 export function money(value) {
@@ -253,7 +253,8 @@ async function openDocument(ctx, hash) {
 }
 
 function registerInvoice(ctx) {
-  const tomorrow = day(Date.now() / 1000 + DAY);
+  const tomorrow = day(chainNow() + DAY);
+  const tenor = rule("max_tenor") ?? 365 * DAY;
   return form(t("invoice.register"), [
     field(t("invoice.buyer"), { name: "buyer", required: true, autocomplete: "off", placeholder: "0x…" }),
     field(t("invoice.number"), { name: "invoice_number", required: true, inputmode: "numeric", maxlength: 20 }, t("invoice.numberHint")),
@@ -265,7 +266,7 @@ function registerInvoice(ctx) {
     if (!/^\d{20}$/.test(valueOf(element, "invoice_number"))) return t("invalid.invoiceNumber");
     if (amountOf(element, "amount") === null) return `${t("invoice.amount")}: ${t("invalid.amount")}`;
     const due = Date.parse(valueOf(element, "due_date")) / 1000;
-    if (!(due > Date.now() / 1000 && due <= Date.now() / 1000 + 366 * DAY)) return t("invalid.dueDate");
+    if (!(due > chainNow() && due <= chainNow() + tenor)) return t("invalid.dueDate", { days: Math.floor(tenor / DAY) });
     return null;
   }, async (element) => {
     const body = {
@@ -374,6 +375,8 @@ async function financing(ctx) {
     [t("fin.piece"), (row) => `#${row.piece_id}`],
     [t("fin.holder"), (row) => account(row.holder)],
     [t("fin.financier"), (row) => account(row.financier)],
+    [t("fin.obligor"), (row) => account(row.obligor, row.obligor_name)],
+    [t("fin.tenor"), (row) => remaining(row.due_date)],
     [t("fin.amount"), (row) => money(row.amount)],
     [t("fin.price"), (row) => (row.price === null ? "" : h("span", { class: "quote" }, t("fin.quote", {
       discount: formatYuan(row.discount), fee: formatYuan(row.fee), price: formatYuan(row.price),
@@ -384,6 +387,12 @@ async function financing(ctx) {
   ];
   section.append(table(t("fin.list"), columns, items, t("fin.none")), pager);
   return section;
+}
+
+/** Days from the chain's now to ``due`` (rounded up), with the date: what is left of a financing's tenor. */
+function remaining(due) {
+  const days = Math.ceil((Number(due) - chainNow()) / DAY);
+  return days > 0 ? t("fin.days", { days, due: day(due) }) : t("fin.due", { due: day(due) });
 }
 
 function requestActions(ctx, row) {

@@ -3,7 +3,7 @@
 // loans and sees their margin calls; the borrower repays or withdraws its request. Every figure is read from the
 // API (lists from the index, a pledge's debt and a receipt's valuation from the chain), every act is a request of
 // the API followed to its block (ctx.act). Receipt ids are 256-bit numbers: they stay decimal strings here.
-import { get, getAll } from "./api.js";
+import { chainNow, get, getAll } from "./api.js";
 import { field, h, table, valueOf } from "./dom.js";
 import { register, stateName, t } from "./i18n.js";
 import { fen, formatBps, formatYuan, parsePercent, parseYuan } from "./money.js";
@@ -137,7 +137,7 @@ export function loanToValue(principal, valuation) {
 }
 
 function today() {
-  return Math.floor(Date.now() / 1000 / DAY) * DAY;
+  return Math.floor(chainNow() / DAY) * DAY;
 }
 
 /** A date input's value (YYYY-MM-DD) as the unix seconds of its UTC midnight, as the API reads it; NaN if none. */
@@ -198,7 +198,7 @@ function issueForm(ctx) {
     if (valuation === null) return `${t("wr.valuation")}: ${t("invalid.amount")}`;
     if (valuation > MAX_AMOUNT) return `${t("wr.valuation")}: ${t("invalid.tooLarge")}`;
     const expiry = dateSeconds(valueOf(element, "expiry"));
-    if (!(expiry > Date.now() / 1000) || new Date(expiry * 1000).getUTCFullYear() > 2200) return t("invalid.expiry");
+    if (!(expiry > chainNow()) || new Date(expiry * 1000).getUTCFullYear() > 2200) return t("invalid.expiry");
     return null;
   }, async (element) => {
     const body = {
@@ -282,7 +282,7 @@ function pledgeForm(ctx, row) {
     const rate = parsePercent(valueOf(check, "rate"));
     if (rate === null || rate > 10_000) return t("invalid.percent");
     const due = dateSeconds(valueOf(check, "due_date"));
-    if (!(due > Date.now() / 1000 && due < Number(row.expiry))) return t("invalid.pledgeDue", { expiry: day(row.expiry) });
+    if (!(due > chainNow() && due < Number(row.expiry))) return t("invalid.pledgeDue", { expiry: day(row.expiry) });
     return null;
   }, async (sent) => {
     const body = {
@@ -367,7 +367,7 @@ function pledgeRef(row) {
 }
 
 function overdue(row) {
-  return row.state === "active" && Number(row.due_date) < Date.now() / 1000;
+  return row.state === "active" && Number(row.due_date) < chainNow();
 }
 
 function callColumns(withPledge) {

@@ -7,6 +7,7 @@ checks would still revert.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from eth_utils import keccak
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from api.actions import Action, Call, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
@@ -48,6 +50,7 @@ from api.routes.common import (
     paged,
     paging,
     path_id,
+    row_dict,
     sees_everything,
 )
 from api.service import LedgerService
@@ -577,7 +580,26 @@ def list_financing_requests(
         else (FinancingRequestRow.holder == caller.address, FinancingRequestRow.financier == caller.address)
     )
     keys = (SortKey(FinancingRequestRow.id, descending=True),)
-    return paged(service, query, keys, window, FinancingRequestItem, any_of=parties)
+    return paged(service, query, keys, window, FinancingRequestItem, any_of=parties, convert=_with_obligor)
+
+
+def _with_obligor(session: Session, rows: Sequence[FinancingRequestRow]) -> list[FinancingRequestItem]:
+    """Requests as listed, each with its piece's obligor (and its name) and due date: one query for the page."""
+    obligations = {
+        piece: (buyer, name, due)
+        for piece, buyer, name, due in session.execute(
+            select(PieceRow.id, InvoiceRow.buyer, ParticipantRecord.name, InvoiceRow.due_date)
+            .join(InvoiceRow, InvoiceRow.id == PieceRow.slot_id)
+            .outerjoin(ParticipantRecord, ParticipantRecord.address == InvoiceRow.buyer)
+            .where(PieceRow.id.in_({row.piece_id for row in rows}))
+        )
+    }
+    items = []
+    for row in rows:
+        obligor, name, due = obligations[row.piece_id]
+        fields = {**row_dict(row), "obligor": obligor, "obligor_name": name, "due_date": due}
+        items.append(FinancingRequestItem.model_validate(fields))
+    return items
 
 
 @router.get("/financing-requests/{request_id}", response_model=FinancingRequestView, response_model_exclude_unset=True)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from api.auth import Service
-from api.models import Health
+from api.auth import CurrentCaller, Service
+from api.models import Health, Rules
 
 router = APIRouter(tags=["system"])
 
@@ -52,6 +52,15 @@ def health(service: Service) -> JSONResponse:
         status = 503
     body["in_flight"] = service.pipeline.in_flight
     return JSONResponse(body, status_code=status)
+
+
+@router.get("/rules", response_model=Rules)
+def rules(service: Service, caller: CurrentCaller) -> Rules:
+    """The ledger's rule parameters now (the longest tenor, the grace period, the pledge ratios), read from the
+    contracts, with the chain's time: what a client checks a due date or a pledge's maturity against before it
+    asks, instead of its own clock. To any participant."""
+    del caller
+    return Rules(chain_time=service.client.chain_time(), **service.client.rules())
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

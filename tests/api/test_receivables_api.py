@@ -135,8 +135,19 @@ def test_receivable_story_over_http_settles_every_cash_leg(api: Api) -> None:
     assert funded["result"]["price"] == quote["price"]
     assert ok(http.get("/balances/me", headers=p["foammaker"].headers))["balance"] == before + quote["price"]
 
-    # Maturity: the core firm repays; holders redeem.
+    # The factor's list names each request's obligor and maturity (from the piece's invoice).
+    [listed] = [
+        r for r in ok(http.get("/financing-requests", headers=p["factor"].headers))["items"] if r["id"] == request_id
+    ]
+    obligor = ok(http.get("/participants/me", headers=p["automaker"].headers))
+    due = ok(http.get(f"/invoices/{invoice_id}", headers=p["automaker"].headers))["due_date"]
+    assert (listed["obligor"], listed["obligor_name"], listed["due_date"]) == (obligor["id"], obligor["name"], due)
+
+    # Maturity: the core firm repays; holders redeem. The rules route tells clients the chain's time.
     api.travel(91 * 86_400)
+    rules = ok(http.get("/rules", headers=p["seatmaker"].headers))
+    assert rules["chain_time"] == api.now() and rules["chain_time"] > due
+    assert (rules["max_tenor"], rules["grace_period"]) == (365 * 86_400, 30 * 86_400)  # as the contracts hold them
     problem(
         http.post(f"/obligations/{invoice_id}/repayments", json={"amount": 1}, headers=p["seatmaker"].waiting()), 403
     )

@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from tests.api.served import Served
 
 CHROMIUM = Path(os.environ.get("SCF_CHROMIUM", "/usr/bin/chromium"))
 
@@ -68,3 +73,23 @@ def watch(page: Page, origin: str) -> list[str]:
     page.on("request", request)
     page.on("dialog", dialog)
     return errors
+
+
+def chain_now(served: Served) -> int:
+    """The time of the chain's latest block (unix seconds)."""
+    block = httpx.post(
+        served.anvil.rpc_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]},
+    ).json()["result"]
+    return int(block["timestamp"], 16)
+
+
+def travel(served: Served, seconds: int) -> None:
+    """Move the chain's clock forward (anvil's evm_increaseTime) and mine a block."""
+    for method, params in (("evm_increaseTime", [seconds]), ("evm_mine", [])):
+        httpx.post(served.anvil.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+
+
+def chain_day(served: Served, days: int) -> str:
+    """The chain's date ``days`` days from its now (ISO)."""
+    return (datetime.fromtimestamp(chain_now(served), UTC) + timedelta(days=days)).date().isoformat()

@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, Locator, expect
 
 from ledger.models import GoodsStatus, PledgeState, ReceiptState
 from tests.api.served import Served, serve
-from tests.portal.conftest import watch
+from tests.portal.conftest import chain_day, travel, watch
 from tests.portal.test_portal_story import Desk, desk
 
 YUAN = 100
@@ -185,26 +185,6 @@ def deposit(served: Served, lang: str, *pairs: tuple[str, int]) -> None:
     with httpx.Client(base_url=served.base_url, timeout=60) as http:
         for name, amount in pairs:
             served.deposit(http, f"agent {lang}", f"{name} {lang}", amount)
-
-
-def chain_now(served: Served) -> int:
-    """The time of the chain's latest block (unix seconds)."""
-    block = httpx.post(
-        served.anvil.rpc_url,
-        json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", False]},
-    ).json()["result"]
-    return int(block["timestamp"], 16)
-
-
-def travel(served: Served, seconds: int) -> None:
-    """Move the chain's clock forward (anvil's evm_increaseTime) and mine a block."""
-    for method, params in (("evm_increaseTime", [seconds]), ("evm_mine", [])):
-        httpx.post(served.anvil.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-
-
-def chain_day(served: Served, days: int) -> str:
-    """The chain's date ``days`` days from its now (ISO)."""
-    return (datetime.fromtimestamp(chain_now(served), UTC) + timedelta(days=days)).date().isoformat()
 
 
 def the_receipt(served: Served, who: str, owner: str) -> dict[str, Any]:
@@ -526,7 +506,7 @@ def test_requests_are_withdrawn_or_declined_and_a_loan_left_unpaid_is_enforced_a
     expect(row).not_to_contain_text(bank.word("overdue"))
     expect(row.get_by_role("button", name=bank.word("enforce"))).to_have_count(0)  # not before the due date
     travel(served, 3 * 86_400)
-    bank.page.clock.set_fixed_time(datetime.fromtimestamp(chain_now(served), UTC))  # the page's clock, the chain's
+    # The page's clock is not moved: the portal reads the chain's time (GET /rules) to say what is overdue.
     bank.revisit("pledges")
     row = bank.page.locator(f"tr:has([data-pledge-id='{loan}'])")
     expect(row).to_contain_text(bank.word("overdue"))

@@ -2,8 +2,10 @@
 against the REST API and the chain: the operator onboards everyone (and sees each new API key once), grants the
 core firm a credit line; the settlement agent deposits ¥0.10 and ¥0.20 (30 fen on chain, exactly); the supplier
 registers an invoice of ¥1,000,000.12, the core firm confirms it, the supplier pays its own supplier ¥0.30 by a
-split and asks for financing; the financier prices and funds it. A confirmation beyond the credit line is refused
-with the contracts' reason in the user's language."""
+split and asks for financing; the financier prices and funds it, and sees the obligor and the tenor left. A
+confirmation beyond the credit line is refused with the contracts' reason in the user's language. At maturity (the
+chain's clock moved on, which the portal reads rather than the computer's) the core firm repays and the supplier and
+the financier redeem their pieces: the fen they receive checked on chain."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from ledger.identifiers import synthetic_credit_code
 from tests.api.served import Served, serve
-from tests.portal.conftest import watch
+from tests.portal.conftest import chain_day, travel, watch
 
 _codes = itertools.count(int.from_bytes(os.urandom(2), "big") * 1000 + 500)
 _invoice_numbers = itertools.count(int.from_bytes(os.urandom(3), "big") * 100)
@@ -72,6 +73,11 @@ WORDS = {
         "publish": "公布",
         "over_line": "超出核心企业的授信额度",
         "switch": "English",
+        "repay": "还款",
+        "repay_amount": "还款金额（元）",
+        "redeem": "到期兑付",
+        "days_left": "天（",
+        "past_due": "已到期（",
     },
     "en": {
         "api_key": "API key",
@@ -117,6 +123,11 @@ WORDS = {
         "publish": "Publish",
         "over_line": "This would exceed the core firm's credit line",
         "switch": "中文",
+        "repay": "Repay",
+        "repay_amount": "Amount to repay (yuan)",
+        "redeem": "Redeem at maturity",
+        "days_left": "days (due",
+        "past_due": "Due (",
     },
 }
 
@@ -240,11 +251,16 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
     supplier = desk(browser, served, keys["supplier"], lang, screenshots)
     supplier.go("invoices")
     number = f"2511700{next(_invoice_numbers):013d}"
-    due = (datetime.now(UTC) + timedelta(days=90)).date().isoformat()
+    due = chain_day(served, 90)  # by the chain's clock, which the other language's story moved on
     page = supplier.page
     page.get_by_label(supplier.word("buyer")).fill(accounts["core"])
     page.get_by_label(supplier.word("number")).fill(number)
     page.get_by_label(supplier.word("amount")).fill("1,000,000.12")
+    page.get_by_label(supplier.word("due"), exact=True).fill(chain_day(served, 400))  # beyond the longest tenor
+    register = page.locator("form").filter(has=page.get_by_role("button", name=supplier.word("register"), exact=True))
+    register.get_by_role("button", name=supplier.word("register"), exact=True).click()
+    expect(register.get_by_role("alert")).to_contain_text("365")  # the chain's maxTenor, in days
+    expect(page.locator("#activity li")).to_have_count(0)  # nothing was sent
     page.get_by_label(supplier.word("due"), exact=True).fill(due)
     assert supplier.act("register") == "confirmed"
     supplier.shot("invoices-supplier")
@@ -308,6 +324,11 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
     request_actions.get_by_label(bank.word("fee")).fill("100.00")
     assert bank.act("approve", request_actions) == "confirmed"
     assert bank.act("fund") == "confirmed"
+    funded_row = bank.page.locator("main tbody tr").filter(
+        has=bank.page.get_by_role("cell", name=f"#{piece['id']}", exact=True)
+    )
+    expect(funded_row).to_contain_text(f"core {lang}")  # the obligor, by its name
+    expect(funded_row).to_contain_text(re.compile(r"(89|90) " + re.escape(bank.word("days_left"))))  # tenor left
     bank.shot("financing-financier")
     bank.go("portfolio")
     expect(bank.page.locator("#portfolio-total")).to_contain_text("¥500,000.00")
@@ -336,6 +357,42 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
     assert core.act("confirm", row) == "refused"
     expect(core.page.locator("#activity li").first).to_contain_text(core.word("over_line"))
     core.shot("refusal-core-firm")
+
+    # Ninety-one days on (the chain's clock): the bank's list shows the financing due, by the chain's time.
+    travel(served, 91 * 86_400)
+    bank.page.reload()
+    bank.go("financing")
+    expect(funded_row).to_contain_text(bank.word("past_due"))
+
+    # The core firm repays its obligation in full at maturity, with cash the settlement agent deposited.
+    deposit_form.get_by_label(agent.word("participant")).fill(accounts["core"])
+    deposit_form.get_by_label(agent.word("amount")).fill("1,000,000.12")
+    deposit_form.get_by_label(agent.word("reference")).fill(f"PORTAL{lang[:2].upper()}R{next(_codes)}")
+    assert agent.act("deposit", deposit_form) == "confirmed"
+    core.page.reload()
+    core.go("obligations")
+    owed = core.page.locator("main tbody tr").filter(
+        has=core.page.get_by_role("cell", name=f"#{invoice['id']}", exact=True)
+    )
+    owed.get_by_label(core.word("repay_amount")).fill("1,000,000.12")
+    assert core.act("repay", owed) == "confirmed"
+    core.shot("repaid-core-firm")
+    assert served.service.client.invoice(int(invoice["id"])).state.name.lower() == "paid"
+    assert served.service.client.balance_of(accounts["core"]) == 0
+
+    # The holders redeem at maturity: the supplier what it kept, the bank the piece it financed.
+    kept = 100_000_012 - 30 - 50_000_000
+    for person, who, piece_id in ((supplier, "supplier", piece["id"]), (bank, "bank", funded["funded_piece_id"])):
+        before = served.service.client.balance_of(accounts[who])
+        person.page.reload()
+        person.go("receivables")
+        holding = person.page.locator(f"details[data-piece='{piece_id}']")
+        holding.locator("summary").click()
+        assert person.act("redeem", holding) == "confirmed"
+        paid = served.service.client.balance_of(accounts[who]) - before
+        assert paid == (kept if who == "supplier" else 50_000_000)
+        assert served.service.client.piece(int(piece_id)).value == 0
+    supplier.shot("redeemed-supplier")
 
     for person in (operator, agent, supplier, core, bank):
         assert person.errors == []
