@@ -24,6 +24,24 @@ def _verdict(ok: bool | None) -> str:
     return "" if ok is None else ("met" if ok else "**missed**")
 
 
+def _open_loop_rows(results: dict[str, Any]) -> list[str]:
+    """The open-loop generator's steps (:mod:`bench.openloop`), each against the node ceiling of the run."""
+    steps = results["rest"].get("open_loop", {}).get("steps", [])
+    ceiling = results["throughput"]["node_ceiling"]
+    rows = []
+    for step in steps:
+        errors = ", ".join(f"{kind} {count:,}" for kind, count in sorted(step["not_confirmed"].items()))
+        rows.append(
+            f"| REST open loop, split-transfers: {_n(step['offered'])} requests/s offered for {step['seconds']:g} s "
+            f"({step['max_in_flight']:,} in flight at most{'; not confirmed: ' + errors if errors else ''}"
+            f"{'; unfinished ' + format(step['unfinished'], ',') if step['unfinished'] else ''}) | "
+            f"{_n(step['achieved'], 1)} ops/s confirmed; p50 / p99 {_ms(step['p50'])} / {_ms(step['p99'])}; service "
+            f"CPU {step['service_cpu_ms_per_request']:.2f} ms a request ({step['service_cpu_cores']:.2f} core), "
+            f"generator {step['generator_cpu_cores']:.2f} core | node ceiling | {step['achieved'] / ceiling:.3f} | — |"
+        )
+    return rows
+
+
 def markdown(results: dict[str, Any], json_name: str) -> str:
     """The generated part of ``docs/benchmarks.md``: the run's settings and every figure beside its reference."""
     m, t = results["machine"], results["throughput"]
@@ -73,6 +91,7 @@ def markdown(results: dict[str, Any], json_name: str) -> str:
         f"{_ms(rest['half_load']['p99'])} | block interval {_ms(results['block_time'])} | | p99 ≤ interval + "
         f"250 ms {_verdict(targets['p99_half_load'])} |",
         f"| REST p50 / p99 at full load | {_ms(rest['full_load']['p50'])} / {_ms(rest['full_load']['p99'])} | | | — |",
+        *_open_loop_rows(results),
         f"| indexer rebuild from block 0 ({results['indexer']['events']:,} events) | "
         f"{_n(results['indexer']['events_per_second'])} events/s | — | | ≥ 5,000 events/s "
         f"{_verdict(targets['indexer'])} |",

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from bench.cast import BenchCast, onboard_cast, signed_split_calls, split_calls
 from bench.gas import measure_gas
 from bench.load import BenchmarkFailed, Call, gas_used, naive_rate, node_ceiling, pipeline_rate
+from bench.openloop import Step, prepare_lanes, run_open_loop
 from bench.portal import TARGET_SECONDS, TARGET_SIZE, bearer_key, measure_portal_async
 from bench.rest import STORY_STEPS, Member, RestLoad, ServiceProcess, percentile
 from ledger.client import LedgerClient
@@ -69,6 +70,11 @@ class BenchConfig:
     list_requests: int
     scale_sizes: tuple[int, ...]
     scale_ops: int
+    open_loop_rates: tuple[float, ...] = (20.0, 60.0)
+    """Requests a second offered by the open-loop generator (:mod:`bench.openloop`), one step each."""
+    open_loop_seconds: float = 4.0
+    open_loop_burst: tuple[float, float] = (500.0, 1.0)
+    """A last step of (rate, seconds): that many requests at once, to hold them in flight together."""
     portal_loads: int = 5
     """Fresh loads of each portal list page at each scaling size (see :mod:`bench.portal`)."""
     rounds: int = 1
@@ -108,6 +114,9 @@ FULL = BenchConfig(
     scale_ops=20,
     portal_loads=20,
     rounds=3,
+    open_loop_rates=(50.0, 100.0, 200.0, 400.0),
+    open_loop_seconds=20.0,
+    open_loop_burst=(2_500.0, 1.0),
 )
 
 MODES = {"quick": QUICK, "full": FULL}
@@ -339,6 +348,7 @@ def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
         "pipeline_to_naive": results["throughput"]["pipeline"] / naive_rate_ if naive_rate_ else 0.0,
         "signed_to_hosted_pipeline": statistics.median(results["throughput"]["signed_to_hosted_by_round"]),
         "rest_to_naive": sustained / naive_rate_ if naive_rate_ else 0.0,
+        "rest_open_loop_to_ceiling": max(s["achieved"] for s in results["rest"]["open_loop"]["steps"]) / ceiling_rate,
     }
     results["targets"] = {
         "pipeline_to_ceiling": results["ratios"]["pipeline_to_ceiling"] >= 0.8,
@@ -384,6 +394,15 @@ async def _rest_and_scaling(
                 f"    {len(half.completed):,} requests: p50 {half_summary['p50'] * 1000:.0f} ms, "
                 f"p95 {half_summary['p95'] * 1000:.0f} ms, p99 {half_summary['p99'] * 1000:.0f} ms"
             )
+        rates = [*config.open_loop_rates, config.open_loop_burst[0]]
+        with stage(f"REST open loop, split-transfers: {', '.join(f'{r:,.0f}' for r in rates)} requests/s offered"):
+            lanes = await prepare_lanes(load, rest_cast)
+            steps = [Step(rate, config.open_loop_seconds) for rate in config.open_loop_rates]
+            steps.append(Step(*config.open_loop_burst))
+            assert service.process is not None
+            open_loop = await asyncio.to_thread(
+                run_open_loop, service.base_url, service.process.pid, lanes, steps, service.log_file.parent, say
+            )
         head = int(w3.eth.block_number)
         await load.indexed(head)
         supplier, financier = rest_cast.suppliers[0], rest_cast.financiers[0]
@@ -411,6 +430,7 @@ async def _rest_and_scaling(
                 "errors": half.errors[:5],
             },
             "list_routes": list_routes,
+            "open_loop": open_loop,
         }
         scaling = await _scaling(
             config, say, stage, load, rest_cast.operator, anvil, w3, contracts, decoder, sessions, cast, service

@@ -53,6 +53,17 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     half = rest["half_load"]
     assert half["count"] > 0 and 0 < half["p50"] <= half["p95"] <= half["p99"] <= half["max"]
     assert half["offered"] == pytest.approx(rest["sustained"] / 2)
+    # The open-loop generator (its own process): each step offered what it was asked, and its answer adds up.
+    steps = rest["open_loop"]["steps"]
+    assert [step["rate"] for step in steps] == [20.0, 60.0, 500.0]
+    for step in steps:
+        assert step["requests"] == int(step["rate"] * step["seconds"])
+        assert step["confirmed"] + sum(step["not_confirmed"].values()) + step["unfinished"] == step["requests"]
+        assert step["confirmed"] > 0 and 0 < step["p50"] <= step["p95"] <= step["p99"]
+        assert step["service_cpu_ms_per_request"] > 0 and 0 <= step["generator_cpu_cores"] < 1
+    assert steps[-1]["max_in_flight"] > 100  # the burst is held in flight at once, not queued in the generator
+    best = max(step["achieved"] for step in steps)
+    assert results["ratios"]["rest_open_loop_to_ceiling"] == pytest.approx(best / ceiling)
     assert set(rest["list_routes"]) and all(r["count"] > 0 and r["p50"] > 0 for r in rest["list_routes"].values())
     assert results["indexer"]["events"] > 1_000 and results["indexer"]["events_per_second"] > 0
     assert set(results["targets"]) == {
@@ -91,6 +102,7 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     assert "old table" not in text and text.count(BEGIN) == 1
     assert written.name in text
     assert f"{round(ceiling):,} tx/s" in text
+    assert "REST open loop, split-transfers: 500 requests/s offered" in text
     assert f"| split-transfer of a piece | {gas['operations']['split-transfer of a piece']:,} |" in text
 
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000

@@ -1,0 +1,282 @@
+"""An open-loop load generator for the REST service, in a process of its own (``python -m bench.openloop PLAN
+OUT``), so that what it measures is the service and not the generator.
+
+**Open loop.** Requests are sent on a fixed schedule, ``rate`` a second for ``seconds``, whether or not the
+earlier ones were answered: a slow service makes requests pile up in flight (the generator holds thousands:
+aiohttp with no connection cap, each request on its own task), it does not slow the offered rate down as a
+closed loop of ``N`` workers would (which can never offer more than ``N`` ÷ latency). Each request's latency
+runs from the time it was *scheduled*, not sent, so a generator running late does not hide the wait (no
+coordinated omission); how late it ran is reported too (``send_lag``).
+
+**The operation** is the node ceiling's: a 1-fen split-transfer of a large receivable piece
+(``POST /receivables/{piece}/transfers``) with ``Prefer: wait=30``, round robin over ``lanes`` holders, each
+its own sender; an answer still pending after the wait is followed at ``GET /operations/{id}`` until final. A
+request counts as achieved when its operation is confirmed.
+
+**Per step** (one offered rate) the generator reports: offered (requests scheduled ÷ seconds) and achieved
+(operations confirmed ÷ the time from the first scheduled request to the last confirmation); latency
+percentiles; the most requests in flight at once; refusals and errors by kind; the service's CPU (``utime +
+stime`` of its process, from ``/proc``, over the same span) per confirmed request; and the generator's own CPU
+share, which must stay well under one core for the figures to be the service's.
+
+The plan (JSON) names the service's URL and process id, the lanes (``headers``, ``piece``, ``to``) and the
+steps (``rate``, ``seconds``); :func:`run_open_loop` writes it, runs this module in a child process and reads
+its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.load import BenchmarkFailed
+from bench.rest import Member, RestCast, RestLoad
+from ledger.settings import PROJECT_ROOT
+
+WAIT = "wait=30"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """``utime + stime`` of process ``pid`` (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # after the command's closing parenthesis: state is field 3, utime 14 and stime 15 (proc(5))
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One holder: its credentials, the piece it splits from and the account that receives each split."""
+
+    headers: Mapping[str, str]
+    piece: int
+    to: str
+
+
+@dataclass(frozen=True)
+class Step:
+    rate: float
+    """Requests a second, offered."""
+    seconds: float
+    drain_seconds: float = 120.0
+    """How long after the last request is sent to wait for the outstanding ones."""
+
+
+@dataclass
+class Outcome:
+    """One request: when it was scheduled, sent and finished (seconds from the step's start), how it ended."""
+
+    scheduled: float
+    sent: float
+    finished: float
+    status: str
+    """``confirmed``, ``failed`` (refused by the contracts), ``http-<code>`` or the exception's name."""
+
+
+@dataclass
+class StepResult:
+    rate: float
+    seconds: float
+    outcomes: list[Outcome] = field(default_factory=list)
+    max_in_flight: int = 0
+    service_cpu: float = 0.0
+    generator_cpu: float = 0.0
+    unfinished: int = 0
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The ``fraction`` quantile (nearest rank) of ``values``; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def summarize(step: StepResult) -> dict[str, Any]:
+    """A step's figures (see the module) from its outcomes."""
+    confirmed = [o for o in step.outcomes if o.status == "confirmed"]
+    scheduled = len(step.outcomes) + step.unfinished
+    span = max((o.finished for o in confirmed), default=0.0)
+    latencies = [o.finished - o.scheduled for o in confirmed]
+    return {
+        "offered": scheduled / step.seconds if step.seconds else 0.0,
+        "requests": scheduled,
+        "confirmed": len(confirmed),
+        "achieved": len(confirmed) / span if span else 0.0,
+        "span_seconds": span,
+        "p50": percentile(latencies, 0.50),
+        "p95": percentile(latencies, 0.95),
+        "p99": percentile(latencies, 0.99),
+        "max_in_flight": step.max_in_flight,
+        "send_lag_max": max((o.sent - o.scheduled for o in step.outcomes), default=0.0),
+        "not_confirmed": dict(Counter(o.status for o in step.outcomes if o.status != "confirmed")),
+        "unfinished": step.unfinished,
+        "service_cpu_ms_per_request": step.service_cpu / len(confirmed) * 1000 if confirmed else 0.0,
+        "service_cpu_cores": step.service_cpu / span if span else 0.0,
+        "generator_cpu_cores": step.generator_cpu / span if span else 0.0,
+    }
+
+
+# -- the generator (the child process) ---------------------------------------------------------------------
+
+
+async def _transfer(session: Any, lane: Lane) -> str:
+    """One split-transfer with ``Prefer: wait``, followed until final; answers how it ended."""
+    headers = {**lane.headers, "Prefer": WAIT, "Idempotency-Key": f"open-loop-{uuid.uuid4().hex}"}
+    body = {"to": lane.to, "amount": 1}
+    async with session.post(f"/receivables/{lane.piece}/transfers", json=body, headers=headers) as response:
+        status, answer = response.status, await response.json(content_type=None)
+    while status == 202:
+        follow = {**lane.headers, "Prefer": WAIT}
+        async with session.get(f"/operations/{answer['operation_id']}", headers=follow) as response:
+            status, answer = response.status, await response.json(content_type=None)
+    if status != 200:
+        return f"http-{status}"
+    return str(answer.get("status"))
+
+
+async def _step(session: Any, lanes: Sequence[Lane], step: Step, pid: int) -> StepResult:
+    result = StepResult(step.rate, step.seconds)
+    count = int(step.rate * step.seconds)
+    in_flight = 0
+    started = time.perf_counter()
+    service_before, generator_before = cpu_seconds(pid), time.process_time()
+
+    async def one(n: int, scheduled: float) -> None:
+        nonlocal in_flight
+        in_flight += 1
+        result.max_in_flight = max(result.max_in_flight, in_flight)
+        sent = time.perf_counter() - started
+        try:
+            status = await _transfer(session, lanes[n % len(lanes)])
+        except Exception as exc:  # a request that breaks is an outcome to count, not the end of the step
+            status = type(exc).__name__
+        finally:
+            in_flight -= 1
+        result.outcomes.append(Outcome(scheduled, sent, time.perf_counter() - started, status))
+
+    tasks = []
+    for n in range(count):
+        at = n / step.rate
+        delay = started + at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n, at)))
+    _, pending = await asyncio.wait(tasks, timeout=step.drain_seconds) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    result.unfinished = len(pending)
+    result.service_cpu = cpu_seconds(pid) - service_before
+    result.generator_cpu = time.process_time() - generator_before
+    return result
+
+
+async def generate(plan: Mapping[str, Any], say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run ``plan``'s steps in order (see the module); answers each step's figures."""
+    import aiohttp  # a dependency of web3; here for its cheap connections (thousands held open at once)
+
+    lanes = [Lane(dict(lane["headers"]), int(lane["piece"]), str(lane["to"])) for lane in plan["lanes"]]
+    steps = [Step(float(s["rate"]), float(s["seconds"]), float(s.get("drain_seconds", 120))) for s in plan["steps"]]
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=120, sock_read=120)
+    figures = []
+    async with aiohttp.ClientSession(plan["base_url"], connector=connector, timeout=timeout) as session:
+        for step in steps:
+            say(f"    open loop: {step.rate:,.0f} requests/s offered for {step.seconds:g} s ...")
+            summary = summarize(await _step(session, lanes, step, int(plan["service_pid"])))
+            figures.append({"rate": step.rate, "seconds": step.seconds, **summary})
+            say(
+                f"    open loop: {summary['offered']:,.0f}/s offered, {summary['achieved']:,.1f}/s confirmed, "
+                f"p50 {summary['p50'] * 1000:,.0f} ms, p99 {summary['p99'] * 1000:,.0f} ms, "
+                f"{summary['max_in_flight']:,} in flight at most, service "
+                f"{summary['service_cpu_ms_per_request']:.2f} ms CPU a request, generator "
+                f"{summary['generator_cpu_cores']:.2f} core"
+            )
+    return {"lanes": len(lanes), "steps": figures}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if len(arguments) != 2:
+        raise SystemExit("usage: python -m bench.openloop PLAN.json OUT.json")
+    plan = json.loads(Path(arguments[0]).read_text(encoding="utf-8"))
+    answer = asyncio.run(generate(plan, lambda line: print(line, flush=True)))
+    Path(arguments[1]).write_text(json.dumps(answer, indent=2) + "\n", encoding="utf-8")
+
+
+# -- the parent's side -------------------------------------------------------------------------------------
+
+
+async def prepare_lanes(load: RestLoad, cast: RestCast, amount: int = 10**12) -> list[Lane]:
+    """A lane per supplier of ``cast``: an invoice of ``amount`` fen to a core firm, confirmed, gives it the
+    piece it splits from; each split goes to the tier-2 supplier of its lane."""
+    due = (datetime.now(UTC).date() + timedelta(days=300)).isoformat()
+
+    async def lane(i: int, supplier: Member) -> Lane:
+        core = cast.core_firms[i % len(cast.core_firms)]
+        invoice = {
+            "buyer": core.address,
+            "amount": amount,
+            "currency": "CNY",
+            "invoice_number": f"{next(load._invoices):020d}",
+            "due_date": due,
+        }
+        registered = await load.call("POST", "/invoices", supplier.headers, json=invoice)
+        invoice_id = registered["result"]["invoice_id"]
+        confirmed = await load.call("POST", f"/invoices/{invoice_id}/confirm", core.headers)
+        return Lane(supplier.headers, int(confirmed["result"]["piece_id"]), cast.tier2[i % len(cast.tier2)].address)
+
+    return list(await asyncio.gather(*(lane(i, s) for i, s in enumerate(cast.suppliers))))
+
+
+def run_open_loop(
+    base_url: str,
+    service_pid: int,
+    lanes: Sequence[Lane],
+    steps: Sequence[Step],
+    folder: Path,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Run the generator in a child process over ``steps`` and answer its figures (``lanes``, ``steps``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plan_path, out_path = folder / "open-loop-plan.json", folder / "open-loop.json"
+    plan = {
+        "base_url": base_url,
+        "service_pid": service_pid,
+        "lanes": [{"headers": dict(lane.headers), "piece": lane.piece, "to": lane.to} for lane in lanes],
+        "steps": [{"rate": s.rate, "seconds": s.seconds, "drain_seconds": s.drain_seconds} for s in steps],
+    }
+    plan_path.write_text(json.dumps(plan), encoding="utf-8")
+    command = [sys.executable, "-m", "bench.openloop", str(plan_path), str(out_path)]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    with subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as child:
+        assert child.stdout is not None
+        tail: list[str] = []
+        for line in child.stdout:
+            tail = [*tail[-30:], line.rstrip()]
+            if line.startswith("    open loop:"):
+                say(line.rstrip())
+        code = child.wait()
+    if code != 0 or not out_path.exists():
+        raise BenchmarkFailed("the open-loop generator failed:\n" + "\n".join(tail))
+    answer: dict[str, Any] = json.loads(out_path.read_text(encoding="utf-8"))
+    return answer
+
+
+if __name__ == "__main__":
+    main()
