@@ -208,12 +208,15 @@ class Pipeline(Submission, Reverts, Confirmation):
 
     async def wait(self, operation_id: str, timeout: float | None = None) -> Operation:
         """Wait until the operation is final (confirmed, failed or replaced) or ``timeout`` seconds pass; return
-        it either way: a timeout leaves it pending, it does not fail it."""
+        it either way: a timeout leaves it pending, it does not fail it. Raises :class:`UnknownOperation` when
+        neither memory nor the journal knows it."""
         tracked = self._registry.get(operation_id)
         if tracked is None:
-            found = await self._lookup(operation_id) if self._running else None
-            if found is None:
+            if not self._running:
                 return self.status(operation_id)
+            found = await self._lookup(operation_id)
+            if found is None:  # the journal was just asked: asking it again (``status``) would answer the same
+                raise UnknownOperation(operation_id)
             tracked = self._registry.remember(found)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
