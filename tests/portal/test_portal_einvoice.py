@@ -44,12 +44,13 @@ def onboard(served: Served, http: httpx.Client, name: str, role: str) -> tuple[s
     return answer.json()["participant"]["id"], code
 
 
-def einvoice(tmp_path: Path, *, seller: str, buyer: str, number: str) -> Path:
-    """The sample invoice with these parties and this number (the rest as in the sample)."""
+def einvoice(tmp_path: Path, *, seller: str, buyer: str, number: str, encoding: str = "UTF-8") -> Path:
+    """The sample invoice with these parties and this number (the rest as in the sample), in ``encoding``."""
     text = SAMPLE.read_text(encoding="utf-8")
     text = text.replace(SAMPLE_SELLER, seller).replace(SAMPLE_BUYER, buyer).replace(SAMPLE_NUMBER, number)
+    text = text.replace('encoding="UTF-8"', f'encoding="{encoding}"')
     path = tmp_path / f"{number}.xml"
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(text.encode(encoding))
     return path
 
 
@@ -57,16 +58,17 @@ def invoice_number() -> str:
     return f"2631200{next(_seeds):013d}"
 
 
+@pytest.mark.parametrize("encoding", ["UTF-8", "GB18030"])  # the file is decoded as its XML declaration says
 def test_the_invoice_form_is_filled_from_the_einvoice_file_and_the_file_total_is_registered_to_the_fen(
-    browser: Browser, served: Served, tmp_path: Path, screenshots: Path
+    browser: Browser, served: Served, tmp_path: Path, screenshots: Path, encoding: str
 ) -> None:
     with httpx.Client(base_url=served.base_url, timeout=60) as http:
-        buyer, buyer_code = onboard(served, http, "示例汽车制造", "core-firm")
-        seller, seller_code = onboard(served, http, "示例座椅系统", "supplier")
+        buyer, buyer_code = onboard(served, http, f"示例汽车制造 {encoding}", "core-firm")
+        seller, seller_code = onboard(served, http, f"示例座椅系统 {encoding}", "supplier")
     number = invoice_number()
-    path = einvoice(tmp_path, seller=seller_code, buyer=buyer_code, number=number)
+    path = einvoice(tmp_path, seller=seller_code, buyer=buyer_code, number=number, encoding=encoding)
 
-    supplier = desk(browser, served, served.keys["示例座椅系统"], "zh-CN", screenshots)
+    supplier = desk(browser, served, served.keys[f"示例座椅系统 {encoding}"], "zh-CN", screenshots)
     supplier.go("invoices")
     page = supplier.page
     page.get_by_label(FILE_LABEL["zh-CN"]).set_input_files(str(path))
@@ -88,7 +90,7 @@ def test_the_invoice_form_is_filled_from_the_einvoice_file_and_the_file_total_is
     supplier.shot("invoice-from-file-supplier")
     assert supplier.act("register") == "confirmed"
 
-    with httpx.Client(base_url=served.base_url, headers=served.headers("示例座椅系统"), timeout=60) as http:
+    with httpx.Client(base_url=served.base_url, headers=served.headers(f"示例座椅系统 {encoding}"), timeout=60) as http:
         [invoice] = http.get("/invoices").json()["items"]
     assert invoice["seller"] == seller and invoice["buyer"] == buyer
     assert int(invoice["amount"]) == 100_000_028  # the file's 1000000.28, to the fen
