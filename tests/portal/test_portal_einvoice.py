@@ -34,14 +34,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield served
 
 
-def onboard(served: Served, http: httpx.Client, name: str, role: str) -> tuple[str, str]:
-    """A participant with a credit code of our choosing: (account, credit code)."""
+def onboard(served: Served, http: httpx.Client, name: str, role: str) -> tuple[str, str, str]:
+    """A participant with a credit code of our choosing: (account, credit code, API key)."""
     code = synthetic_credit_code(next(_seeds))
     body = {"name": name, "credit_code": code, "roles": [role]}
     answer = http.post("/participants", json=body, headers=served.headers("operator", Prefer="wait=30"))
     assert answer.status_code == 201, answer.text
-    served.keys[name] = answer.json()["api_key"]
-    return answer.json()["participant"]["id"], code
+    return answer.json()["participant"]["id"], code, answer.json()["api_key"]
 
 
 def einvoice(tmp_path: Path, *, seller: str, buyer: str, number: str, encoding: str = "UTF-8") -> Path:
@@ -63,12 +62,12 @@ def test_the_invoice_form_is_filled_from_the_einvoice_file_and_the_file_total_is
     browser: Browser, served: Served, tmp_path: Path, screenshots: Path, encoding: str
 ) -> None:
     with httpx.Client(base_url=served.base_url, timeout=60) as http:
-        buyer, buyer_code = onboard(served, http, f"示例汽车制造 {encoding}", "core-firm")
-        seller, seller_code = onboard(served, http, f"示例座椅系统 {encoding}", "supplier")
+        buyer, buyer_code, _ = onboard(served, http, "示例汽车制造", "core-firm")
+        seller, seller_code, key = onboard(served, http, "示例座椅系统", "supplier")
     number = invoice_number()
     path = einvoice(tmp_path, seller=seller_code, buyer=buyer_code, number=number, encoding=encoding)
 
-    supplier = desk(browser, served, served.keys[f"示例座椅系统 {encoding}"], "zh-CN", screenshots)
+    supplier = desk(browser, served, key, "zh-CN", screenshots)
     supplier.go("invoices")
     page = supplier.page
     page.get_by_label(FILE_LABEL["zh-CN"]).set_input_files(str(path))
@@ -90,7 +89,7 @@ def test_the_invoice_form_is_filled_from_the_einvoice_file_and_the_file_total_is
     supplier.shot("invoice-from-file-supplier")
     assert supplier.act("register") == "confirmed"
 
-    with httpx.Client(base_url=served.base_url, headers=served.headers(f"示例座椅系统 {encoding}"), timeout=60) as http:
+    with httpx.Client(base_url=served.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
         [invoice] = http.get("/invoices").json()["items"]
     assert invoice["seller"] == seller and invoice["buyer"] == buyer
     assert int(invoice["amount"]) == 100_000_028  # the file's 1000000.28, to the fen
@@ -103,8 +102,8 @@ def test_an_einvoice_file_of_another_seller_or_with_a_wrong_check_character_is_f
     browser: Browser, served: Served, tmp_path: Path, screenshots: Path
 ) -> None:
     with httpx.Client(base_url=served.base_url, timeout=60) as http:
-        buyer, buyer_code = onboard(served, http, "Example Motors", "core-firm")
-        _, seller_code = onboard(served, http, "Example Seats", "supplier")
+        buyer, buyer_code, _ = onboard(served, http, "Example Motors", "core-firm")
+        _, seller_code, key = onboard(served, http, "Example Seats", "supplier")
     someone_else = synthetic_credit_code(next(_seeds))
     wrong = seller_code[:17] + next(c for c in CREDIT_CODE_ALPHABET if c != seller_code[17])
     cases = [
@@ -112,7 +111,7 @@ def test_an_einvoice_file_of_another_seller_or_with_a_wrong_check_character_is_f
         (wrong, f"The seller's unified social credit code {wrong} has a wrong check character"),
     ]
 
-    supplier = desk(browser, served, served.keys["Example Seats"], "en", screenshots)
+    supplier = desk(browser, served, key, "en", screenshots)
     supplier.go("invoices")
     page = supplier.page
     sent: list[str] = []
@@ -143,6 +142,6 @@ def test_an_einvoice_file_of_another_seller_or_with_a_wrong_check_character_is_f
 
     assert sent == []  # neither the document nor the invoice went anywhere
     expect(page.locator("#activity li")).to_have_count(0)
-    with httpx.Client(base_url=served.base_url, headers=served.headers("Example Seats"), timeout=60) as http:
+    with httpx.Client(base_url=served.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
         assert http.get("/invoices").json()["items"] == []
     assert supplier.errors == []
