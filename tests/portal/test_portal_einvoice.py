@@ -10,7 +10,6 @@ import hashlib
 import itertools
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from playwright.sync_api import Browser, Request, expect
 
 from ledger.identifiers import CREDIT_CODE_ALPHABET, synthetic_credit_code
 from tests.api.served import Served, serve
+from tests.portal.conftest import chain_day
 from tests.portal.test_portal_story import desk
 
 SAMPLE = Path(__file__).with_name("einvoice-sample.xml")
@@ -84,7 +84,7 @@ def test_the_invoice_form_is_filled_from_the_einvoice_file_and_the_file_total_is
     expect(page.locator("#einvoice-buyer")).to_contain_text(f"示例汽车制造有限公司，统一社会信用代码 {buyer_code}")
     expect(page.locator("#einvoice-problems")).to_have_count(0)
     page.get_by_label(supplier.word("buyer")).fill(buyer)
-    due = (datetime.now(UTC) + timedelta(days=90)).date().isoformat()
+    due = chain_day(served, 90)
     page.get_by_label(supplier.word("due"), exact=True).fill(due)
     supplier.shot("invoice-from-file-supplier")
     assert supplier.act("register") == "confirmed"
@@ -127,9 +127,7 @@ def test_an_einvoice_file_of_another_seller_or_with_a_wrong_check_character_is_f
         )
         expect(page.locator("#einvoice-problems")).to_contain_text(message)
         page.get_by_label(supplier.word("buyer")).fill(buyer)
-        page.get_by_label(supplier.word("due"), exact=True).fill(
-            (datetime.now(UTC) + timedelta(days=60)).date().isoformat()
-        )
+        page.get_by_label(supplier.word("due"), exact=True).fill(chain_day(served, 60))
         page.get_by_role("button", name=supplier.word("register"), exact=True).click()
         expect(page.locator("form.card > p.error[role=alert]")).to_contain_text(message)
     supplier.shot("invoice-file-refused-supplier")

@@ -28,7 +28,7 @@ from ledger.node import dev_key
 from ledger.safe import create_safe, deploy_safe_infrastructure, safe_signature
 from scf.cli import app as scf_app
 from tests.api.served import Served, serve
-from tests.portal.conftest import watch
+from tests.portal.conftest import chain_day, watch
 
 _codes = itertools.count(int.from_bytes(os.urandom(2), "big") * 1000 + 700)
 WAIT = {"Prefer": "wait=30"}
@@ -275,7 +275,7 @@ def test_a_core_firm_signs_in_with_an_injected_wallet_and_its_confirmation_is_si
             "buyer": key.address,
             "amount": 3_000_000_07,
             "invoice_number": f"25117{next(_codes):015d}",
-            "due_date": (datetime.now(UTC).date() + timedelta(days=75)).isoformat(),
+            "due_date": chain_day(served, 75),
         }
         registered = http.post("/invoices", json=invoice, headers=served.headers("Seats for the wallet", **WAIT))
         invoice_id = registered.json()["result"]["invoice_id"]
