@@ -153,6 +153,7 @@ function signAct(required) {
     const signer = sentence ? currentSigner() : null;
     const account = String(required.typed_data.message.account);
     const asOwner = signer && signer.address.toLowerCase() !== account.toLowerCase();
+    const refusal = h("p", { class: "error", role: "alert", hidden: true });
     const dialog = h("dialog", { class: "sign", "aria-labelledby": "sign-title" },
       h("h2", { id: "sign-title" }, t("op.sign")),
       h("p", { class: "sentence" }, sentence ?? required.sentence),
@@ -162,11 +163,24 @@ function signAct(required) {
           : t("op.signedBy", { account: signer.address }))
         : h("p", { class: "error", role: "alert" }, t("op.noWallet")),
       h("details", {}, h("summary", {}, "EIP-712"), h("pre", {}, JSON.stringify(required.typed_data, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2))),
+      refusal,
       h("div", { class: "buttons" },
-        signer ? h("button", { type: "button", class: "primary", onclick: async () => {
-          const signature = asOwner
-            ? await safeApproval(required.typed_data, account)
-            : await signer.signTypedData(required.typed_data);
+        signer ? h("button", { type: "button", class: "primary", onclick: async (event) => {
+          const button = event.currentTarget;
+          button.disabled = true;
+          refusal.hidden = true;
+          let signature;
+          try {
+            signature = asOwner
+              ? await safeApproval(required.typed_data, account)
+              : await signer.signTypedData(required.typed_data);
+          } catch (error) {
+            // Declined in the wallet, or the key could not sign: said here, and the act stays open to sign or cancel.
+            refusal.hidden = false;
+            refusal.textContent = t("op.notSigned", { reason: error?.code === 4001 ? t("op.declined") : (error?.message ?? String(error)) });
+            button.disabled = false;
+            return;
+          }
           dialog.close();
           dialog.remove();
           resolve({ typed_data: required.typed_data, signature, approval: Boolean(asOwner) });

@@ -4,6 +4,8 @@
 import { actSentence } from "./acts.js";
 import { chainNow, get, getAll, request, rule } from "./api.js";
 import { field, h, table, valueOf } from "./dom.js";
+import { fillFromInvoiceFile, invoiceFileProblem } from "./einvoice.js";
+import { creditCodeValid } from "./identifiers.js";
 import { roleName, stateName, t } from "./i18n.js";
 import { fen, formatBps, formatYuan, parsePercent, parseYuan } from "./money.js";
 
@@ -255,13 +257,15 @@ async function openDocument(ctx, hash) {
 function registerInvoice(ctx) {
   const tomorrow = day(chainNow() + DAY);
   const tenor = rule("max_tenor") ?? 365 * DAY;
-  return form(t("invoice.register"), [
+  const element = form(t("invoice.register"), [
     field(t("invoice.buyer"), { name: "buyer", required: true, autocomplete: "off", placeholder: "0x…" }),
     field(t("invoice.number"), { name: "invoice_number", required: true, inputmode: "numeric", maxlength: 20 }, t("invoice.numberHint")),
     field(t("invoice.amount"), { name: "amount", required: true, inputmode: "decimal", placeholder: "1,000,000.00" }),
     field(t("invoice.dueDate"), { name: "due_date", type: "date", required: true, min: tomorrow }),
     field(t("invoice.file"), { name: "file", type: "file", accept: ".pdf,.ofd,.xml,application/pdf" }),
   ], t("invoice.submit"), (element) => {
+    const fromFile = invoiceFileProblem(element);
+    if (fromFile) return fromFile;
     if (!ADDRESS.test(valueOf(element, "buyer"))) return `${t("invoice.buyer")}: ${t("invalid.address")}`;
     if (!/^\d{20}$/.test(valueOf(element, "invoice_number"))) return t("invalid.invoiceNumber");
     if (amountOf(element, "amount") === null) return `${t("invoice.amount")}: ${t("invalid.amount")}`;
@@ -285,6 +289,8 @@ function registerInvoice(ctx) {
     }
     if (await ctx.act("POST", "/invoices", body, `${t("invoice.register")} ${body.invoice_number}`)) ctx.refresh();
   });
+  fillFromInvoiceFile(ctx, element);
+  return element;
 }
 
 // -- receivable pieces --------------------------------------------------------------------------------------
@@ -543,16 +549,6 @@ async function obligations(ctx) {
 }
 
 // -- the operator: participants -----------------------------------------------------------------------------
-
-const CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const CODE_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
-
-/** GB 32100-2015: the 18th character of a unified social credit code is its check character. */
-export function creditCodeValid(code) {
-  if (!/^[0-9A-HJ-NP-RTUWXY]{18}$/.test(code)) return false;
-  const sum = CODE_WEIGHTS.reduce((total, weight, index) => total + CODE_CHARS.indexOf(code[index]) * weight, 0);
-  return CODE_CHARS[(31 - (sum % 31)) % 31] === code[17];
-}
 
 async function participants(ctx) {
   const { items, pager } = await onePage("/participants", queryOf(), "participants");

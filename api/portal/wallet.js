@@ -59,7 +59,10 @@ export async function safeApproval(document, safe) {
 /** The browser's injected wallet (window.ethereum, EIP-1193), if it has one. */
 export async function openInjected() {
   if (!window.ethereum) throw new Error("no wallet in this browser");
-  const [address] = await window.ethereum.request({ method: "eth_requestAccounts" });
+  const [account] = await window.ethereum.request({ method: "eth_requestAccounts" });
+  if (!account) throw new Error("the wallet gave no account");
+  const { getAddress } = await ethers();
+  const address = getAddress(account); // wallets answer in lower case; the page shows the checksum spelling
   signer = {
     address,
     signMessage: (message) => window.ethereum.request({ method: "personal_sign", params: [utf8Hex(message), address] }),
