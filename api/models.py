@@ -410,6 +410,48 @@ class LargeTransactionReport(BaseModel):
     daily: list[DailyTotal]
 
 
+class PaymentDisciplineLine(BaseModel):
+    """One core firm's payment discipline at the chain's time: its confirmed obligations unpaid past their due
+    date, its payments made after it, and how long it took to confirm what its suppliers registered."""
+
+    core_firm: str = Field(description="the obligor: the invoices' buyer")
+    name: str | None = Field(description="its name as onboarded, when this service onboarded it")
+    confirmed: int = Field(description="obligations it confirmed, ever")
+    outstanding: int = Field(description="confirmed obligations not paid in full (state confirmed or defaulted)")
+    outstanding_amount: WideFen = Field(description="what they still owe (amount − repaid)")
+    overdue: int = Field(description="of the outstanding obligations, those past their due date at the chain's time")
+    overdue_amount: WideFen = Field(description="what the overdue obligations still owe")
+    max_days_past_due: int = Field(description="days past the due date of the oldest overdue obligation (0: none)")
+    average_days_past_due: int = Field(
+        description="days past due of the overdue obligations, weighted by what each still owes; to the nearest "
+        "day, halves up (0: none)"
+    )
+    defaulted: int = Field(description="outstanding obligations marked defaulted on chain")
+    paid_late: int = Field(description="obligations paid in full whose last payment came after the due date")
+    repaid_late_amount: WideFen = Field(description="every payment made after its obligation's due date, summed")
+    registered: int = Field(description="invoices its suppliers registered with it as buyer")
+    confirmed_late: int = Field(description="of those, confirmed more than `confirmation_days` after registration")
+    confirmed_late_amount: WideFen
+    confirmed_late_share_bps: int = Field(
+        description="confirmed_late / registered in basis points, to the nearest, halves up (0: none registered)"
+    )
+    awaiting: int = Field(description="invoices registered and neither confirmed nor rejected yet")
+    awaiting_late: int = Field(description="of those, registered more than `confirmation_days` before the chain's time")
+    awaiting_late_amount: WideFen
+    late_share_bps: int = Field(
+        description="(confirmed_late + awaiting_late) / registered in basis points, to the nearest, halves up"
+    )
+
+
+class PaymentDisciplineReport(BaseModel):
+    """The core firms' payment discipline (issue 18, item 5), amounts in fen, days of 86,400 seconds."""
+
+    currency: str
+    chain_time: int = Field(description="the timestamp of the chain's latest block, Unix seconds: the report's now")
+    confirmation_days: int = Field(description="the delay after registration beyond which a confirmation is late")
+    firms: list[PaymentDisciplineLine] = Field(description="largest overdue amount first, then by address")
+
+
 class FreezeItem(BaseModel):
     """Something frozen now, with the latest freeze event of it (null fields when the index has none)."""
 

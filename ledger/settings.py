@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     large_daily_threshold: int = Field(
         200_000_000, gt=0, description="report a participant's daily total at or above this, in fen (2,000,000.00)"
     )
+    late_confirmation_days: int = Field(
+        30,
+        gt=0,
+        le=3650,
+        description="the payment-discipline report counts an invoice confirmed (or still awaiting confirmation) more "
+        "than this many days after its registration as confirmed late",
+    )
     report_time_zone: str = Field(
         "Asia/Shanghai",
         description="the IANA time zone whose calendar days the daily statements count (China Standard Time, UTC+8)",

@@ -1,11 +1,12 @@
 // The regulator's pages (the operator reads them too): the large-transaction report with its filters and files,
+// the core firms' payment discipline (overdue obligations, days past due, late confirmations) with its files,
 // freezes (the regulator alone freezes and lifts), the audit log with its anchors on chain and its verification,
 // and the ledger's raw event log. Everything else stays read-only for the regulator: the pages of views.js show
 // their action buttons to the parties of each item only.
 import { get, request } from "./api.js";
 import { field, h, table, valueOf } from "./dom.js";
 import { register, t } from "./i18n.js";
-import { formatYuan, parseYuan, yuanText } from "./money.js";
+import { formatBps, formatYuan, parseYuan, yuanText } from "./money.js";
 import { ADDRESS, account, form, has, money, queryOf, withQuery } from "./views.js";
 
 register({
@@ -23,6 +24,16 @@ register({
       "rep.to": "收款方", "rep.amount": "金额", "rep.reference": "依据", "rep.block": "区块",
       "rep.bank": "银行入金", "rep.bankOut": "银行出金", "rep.request": "融资申请 #{id}（面值 {face}）",
       "rep.participant": "参与方", "rep.sent": "付出", "rep.received": "收到", "rep.total": "合计", "rep.movements": "笔数",
+      "pd.title": "核心企业付款纪律", "pd.about": "按链上时间计算：核心企业已确权但逾期未付的应付账款、逾期天数，以及对供应商发票确权迟延的比例",
+      "pd.filter": "确权迟延标准", "pd.days": "确权迟延标准（天）", "pd.daysHint": "登记后超过此天数才确权（或仍未确权）即为迟延；留空则用平台设定：{days} 天",
+      "pd.daysInvalid": "请填写 1 至 3650 之间的整数天数", "pd.apply": "更新",
+      "pd.exportCsv": "导出 CSV（付款纪律）", "pd.exportXlsx": "导出 XLSX（付款纪律）",
+      "pd.asOf": "截至（链上时间，UTC）", "pd.threshold": "确权迟延标准", "pd.thresholdText": "登记后 {days} 天",
+      "pd.none": "尚无核心企业的发票", "pd.firm": "核心企业", "pd.outstanding": "未结清笔数", "pd.outstandingAmount": "未结清金额",
+      "pd.overdue": "逾期笔数", "pd.overdueAmount": "逾期金额", "pd.maxDays": "最长逾期天数", "pd.avgDays": "加权平均逾期天数",
+      "pd.paidLate": "逾期后结清笔数", "pd.repaidLate": "逾期后还款金额", "pd.registered": "供应商登记发票数",
+      "pd.confirmedLate": "迟延确权", "pd.awaitingLate": "超期未确权", "pd.lateShare": "迟延比例",
+      "pd.countShare": "{count} 笔（{share}）", "pd.table": "按核心企业（逾期金额大者在前）",
       "frz.freeze": "冻结", "frz.form": "冻结参与方、凭证或仓单", "frz.kind": "对象类型", "frz.target": "对象（账户或编号）",
       "frz.targetHint": "参与方填 0x 账户；凭证、仓单填编号", "frz.reason": "冻结理由",
       "frz.reasonHint": "理由保存在平台，链上只记录其 keccak-256 哈希", "frz.lift": "解除冻结", "frz.list": "当前冻结",
@@ -66,6 +77,18 @@ register({
       "rep.bank": "bank deposit", "rep.bankOut": "bank withdrawal", "rep.request": "financing request #{id} (face value {face})",
       "rep.participant": "Participant", "rep.sent": "Sent", "rep.received": "Received", "rep.total": "Total",
       "rep.movements": "Movements",
+      "pd.title": "Payment discipline of core firms",
+      "pd.about": "By the chain's time: each core firm's confirmed obligations unpaid past their due date, the days past due, and the share of its suppliers' invoices it confirmed late",
+      "pd.filter": "Late-confirmation threshold", "pd.days": "Confirmation threshold (days)",
+      "pd.daysHint": "Confirmed (or still unconfirmed) more than this many days after registration is late; empty: the platform's setting, {days} days",
+      "pd.daysInvalid": "A whole number of days from 1 to 3650", "pd.apply": "Update",
+      "pd.exportCsv": "Export CSV (payment discipline)", "pd.exportXlsx": "Export XLSX (payment discipline)",
+      "pd.asOf": "As of (chain time, UTC)", "pd.threshold": "Late confirmation", "pd.thresholdText": "more than {days} days after registration",
+      "pd.none": "No core firm has an invoice yet", "pd.firm": "Core firm", "pd.outstanding": "Unpaid", "pd.outstandingAmount": "Unpaid amount",
+      "pd.overdue": "Overdue", "pd.overdueAmount": "Overdue amount", "pd.maxDays": "Most days past due", "pd.avgDays": "Weighted average days past due",
+      "pd.paidLate": "Paid after due", "pd.repaidLate": "Repaid after due", "pd.registered": "Invoices registered",
+      "pd.confirmedLate": "Confirmed late", "pd.awaitingLate": "Awaiting too long", "pd.lateShare": "Late share",
+      "pd.countShare": "{count} ({share})", "pd.table": "By core firm (largest overdue amount first)",
       "frz.freeze": "Freeze", "frz.form": "Freeze a participant, piece or receipt", "frz.kind": "What",
       "frz.target": "Which (account or id)", "frz.targetHint": "A participant by its 0x account; a piece or receipt by its id",
       "frz.reason": "Reason", "frz.reasonHint": "The reason stays with the platform; only its keccak-256 hash goes on chain",
@@ -178,9 +201,21 @@ const yuanOrEmpty = (element, name) => {
   return value !== null && value > 0n ? value.toString() : null;
 };
 
+const CONFIRMATION_DAYS = /^[1-9]\d{0,3}$/;
+
+/** The payment-discipline report's threshold from the page's query: whole days, 1 to 3650, else the setting. */
+function confirmationDays(query) {
+  const days = query.confirmation_days ?? "";
+  return CONFIRMATION_DAYS.test(days) && Number(days) <= 3650 ? days : undefined;
+}
+
 async function reports(ctx) {
   const query = reportQuery(queryOf());
-  const report = await get("/reports/large-transactions", query);
+  const days = confirmationDays(queryOf());
+  const [report, discipline] = await Promise.all([
+    get("/reports/large-transactions", query),
+    get("/reports/payment-discipline", { confirmation_days: days }),
+  ]);
   const section = h("section", {}, h("h1", {}, t("nav.reports")));
   const threshold = (name) => (query[name] ? yuanText(query[name]) : "");
   // The report names the thresholds it applied: the platform's settings when the query gave none.
@@ -205,6 +240,7 @@ async function reports(ctx) {
       date_to: valueOf(element, "date_to"),
       single_threshold: yuanOrEmpty(element, "single_threshold"),
       daily_threshold: yuanOrEmpty(element, "daily_threshold"),
+      confirmation_days: days,
     });
   }));
 
@@ -252,7 +288,51 @@ async function reports(ctx) {
     [t("rep.total"), (row) => money(row.total)],
     [t("rep.movements"), (row) => row.movements],
   ], report.daily, t("rep.noDaily"))));
+  section.append(paymentDiscipline(ctx, discipline, query, days));
   return section;
+}
+
+// -- the core firms' payment discipline -----------------------------------------------------------------------
+
+function paymentDiscipline(ctx, report, largeQuery, days) {
+  const part = h("section", { id: "discipline-report" }, h("h2", {}, t("pd.title")), h("p", { class: "hint" }, t("pd.about")));
+  part.append(form(t("pd.filter"), [
+    field(t("pd.days"), { name: "confirmation_days", inputmode: "numeric", value: days ?? "" },
+      t("pd.daysHint", { days: report.confirmation_days })),
+  ], t("pd.apply"), (element) => {
+    const text = valueOf(element, "confirmation_days");
+    return text && !confirmationDays({ confirmation_days: text }) ? t("pd.daysInvalid") : null;
+  }, async (element) => {
+    withQuery("reports", { ...largeQuery, confirmation_days: valueOf(element, "confirmation_days") });
+  }));
+
+  const status = h("p", { class: "error", role: "alert", hidden: true });
+  const path = "/reports/payment-discipline";
+  const query = { confirmation_days: days };
+  part.append(h("div", { class: "bar", id: "discipline-exports" },
+    downloadButton(ctx, t("pd.exportCsv"), path, { ...query, format: "csv" }, "payment-discipline.csv", status),
+    downloadButton(ctx, t("pd.exportXlsx"), path, { ...query, format: "xlsx" }, "payment-discipline.xlsx", status)), status);
+  part.append(h("dl", { class: "facts", id: "discipline-terms" },
+    h("dt", {}, t("pd.asOf")), h("dd", {}, when(report.chain_time)),
+    h("dt", {}, t("pd.threshold")), h("dd", {}, t("pd.thresholdText", { days: report.confirmation_days })),
+    h("dt", {}, t("rep.currency")), h("dd", {}, report.currency)));
+  const counted = (count, bps) => t("pd.countShare", { count, share: formatBps(bps) });
+  part.append(h("div", { id: "discipline" }, table(t("pd.table"), [
+    [t("pd.firm"), (row) => account(row.core_firm, row.name)],
+    [t("pd.outstanding"), (row) => row.outstanding],
+    [t("pd.outstandingAmount"), (row) => money(row.outstanding_amount)],
+    [t("pd.overdue"), (row) => row.overdue],
+    [t("pd.overdueAmount"), (row) => money(row.overdue_amount)],
+    [t("pd.maxDays"), (row) => row.max_days_past_due],
+    [t("pd.avgDays"), (row) => row.average_days_past_due],
+    [t("pd.paidLate"), (row) => row.paid_late],
+    [t("pd.repaidLate"), (row) => money(row.repaid_late_amount)],
+    [t("pd.registered"), (row) => row.registered],
+    [t("pd.confirmedLate"), (row) => counted(row.confirmed_late, row.confirmed_late_share_bps)],
+    [t("pd.awaitingLate"), (row) => row.awaiting_late],
+    [t("pd.lateShare"), (row) => formatBps(row.late_share_bps)],
+  ], report.firms, t("pd.none"))));
+  return part;
 }
 
 // -- freezes --------------------------------------------------------------------------------------------------

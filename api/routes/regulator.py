@@ -3,6 +3,8 @@
 - ``GET /audit/events``: the raw event log of the index, newest first (regulator or operator).
 - ``GET /reports/large-transactions``: large single movements and large daily totals (regulator or operator),
   the anti-money-laundering report of DOMAIN.md.
+- ``GET /reports/payment-discipline``: per core firm, its confirmed obligations overdue and their days past due,
+  its payments made late, and how late it confirmed its suppliers' invoices (regulator or operator).
 - ``POST /freezes``, ``DELETE /freezes/{kind}:{target}``, ``GET /freezes``: freezing participants, receivable
   pieces and warehouse receipts on chain (the regulator; the list also to the operator).
 - Documents: the routes of :mod:`api.documents`, included here.
@@ -36,6 +38,8 @@ from api.models import (
     LargeTransactionReport,
     NumberedPage,
     Page,
+    PaymentDisciplineLine,
+    PaymentDisciplineReport,
 )
 from api.problems import Problem, checksummed_address, jsonable
 from api.routes.common import (
@@ -52,15 +56,18 @@ from api.routes.common import (
     paging,
 )
 from api.service import LedgerService
+from api.store import ParticipantRecord
 from ledger.index.models import (
     DepositTransferRow,
     EventRow,
     FinancingRequestRow,
+    InvoiceRow,
     ParticipantRow,
     PieceRow,
+    RepaymentRow,
     WarehouseReceiptRow,
 )
-from ledger.models import RequestState, Role
+from ledger.models import InvoiceState, RequestState, Role
 
 router = APIRouter(tags=["regulator"])
 router.include_router(documents.router)
@@ -274,6 +281,157 @@ def large_transactions(
         single=items,
         daily=days,
     )
+
+
+# -- the payment-discipline report --------------------------------------------------------------------------------
+
+
+def _days_past_due(now: int, due: int) -> int:
+    """Whole days from the due date to ``now``, a day begun counting as a day (1 from the first second late)."""
+    return -(-(now - due) // _DAY)
+
+
+def _nearest(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` to the nearest integer, halves up (0 when ``denominator`` is 0)."""
+    return (2 * numerator + denominator) // (2 * denominator) if denominator else 0
+
+
+class _Discipline:
+    """One core firm's counts and sums while the report reads the index."""
+
+    def __init__(self) -> None:
+        self.confirmed = self.outstanding = self.overdue = self.defaulted = self.paid_late = 0
+        self.outstanding_amount = self.overdue_amount = self.repaid_late_amount = 0
+        self.max_days = self.weighted_days = 0
+        self.registered = self.confirmed_late = self.confirmed_late_amount = 0
+        self.awaiting = self.awaiting_late = self.awaiting_late_amount = 0
+
+    def line(self, firm: str, name: str | None) -> PaymentDisciplineLine:
+        return PaymentDisciplineLine(
+            core_firm=firm,
+            name=name,
+            confirmed=self.confirmed,
+            outstanding=self.outstanding,
+            outstanding_amount=jsonable(self.outstanding_amount),
+            overdue=self.overdue,
+            overdue_amount=jsonable(self.overdue_amount),
+            max_days_past_due=self.max_days,
+            average_days_past_due=_nearest(self.weighted_days, self.overdue_amount),
+            defaulted=self.defaulted,
+            paid_late=self.paid_late,
+            repaid_late_amount=jsonable(self.repaid_late_amount),
+            registered=self.registered,
+            confirmed_late=self.confirmed_late,
+            confirmed_late_amount=jsonable(self.confirmed_late_amount),
+            confirmed_late_share_bps=_nearest(10_000 * self.confirmed_late, self.registered),
+            awaiting=self.awaiting,
+            awaiting_late=self.awaiting_late,
+            awaiting_late_amount=jsonable(self.awaiting_late_amount),
+            late_share_bps=_nearest(10_000 * (self.confirmed_late + self.awaiting_late), self.registered),
+        )
+
+
+@router.get("/reports/payment-discipline", response_model=PaymentDisciplineReport)
+def payment_discipline(
+    service: Service,
+    caller: CurrentCaller,
+    core_firm: Annotated[str | None, Query(description="only this core firm (its address)")] = None,
+    confirmation_days: Annotated[
+        QueryInt | None,
+        Query(
+            gt=0,
+            le=3650,
+            description="days after registration beyond which a confirmation is late; default the setting (30)",
+        ),
+    ] = None,
+    export: FormatQuery = ExportFormat.JSON,
+) -> PaymentDisciplineReport | Response:
+    """The core firms' payment discipline at the chain's time (the timestamp of its latest block, not the
+    service's clock), from the index, amounts in fen, a day 86,400 seconds. For each core firm (each buyer of an
+    invoice):
+
+    - its confirmed obligations not paid in full, and of them those past their due date: how many, what they
+      still owe, the days past due of the oldest and their average weighted by what each still owes (a day begun
+      counts as a day; the average to the nearest day, halves up);
+    - the obligations it paid in full after the due date, and everything it paid after a due date;
+    - the confirmation delay: of the invoices its suppliers registered with it, how many it confirmed more than
+      `confirmation_days` after registration, and how many still await its confirmation longer than that, with
+      their shares of all registered in basis points (to the nearest, halves up).
+
+    To the regulator and the operator only. As a file (`format=csv` or `xlsx`), one row per core firm with a totals
+    row (see docs/reports.md)."""
+    _require_supervisor(caller)
+    firm_filter = None if core_firm is None else checksummed_address(core_firm, "core_firm")
+    days = confirmation_days or service.settings.late_confirmation_days
+    late_after = days * _DAY
+    now = service.client.chain_time()
+
+    invoices = select(
+        InvoiceRow.buyer,
+        InvoiceRow.state,
+        InvoiceRow.amount,
+        InvoiceRow.repaid,
+        InvoiceRow.due_date,
+        InvoiceRow.registered_at,
+        InvoiceRow.confirmed_at,
+    )
+    # every payment made after its obligation's due date, with the obligation's state and what it still owes
+    late_payments = (
+        select(InvoiceRow.buyer, InvoiceRow.state, RepaymentRow.amount, RepaymentRow.outstanding)
+        .join(InvoiceRow, InvoiceRow.id == RepaymentRow.slot_id)
+        .where(RepaymentRow.block_timestamp > InvoiceRow.due_date)
+    )
+    if firm_filter is not None:
+        invoices = invoices.where(InvoiceRow.buyer == firm_filter)
+        late_payments = late_payments.where(InvoiceRow.buyer == firm_filter)
+
+    firms: dict[str, _Discipline] = defaultdict(_Discipline)
+    with service.sessions() as session:
+        for buyer, state, amount, repaid, due, registered_at, confirmed_at in session.execute(
+            invoices.execution_options(yield_per=1000)
+        ):
+            firm = firms[buyer]
+            amount, due = int(amount), int(due)
+            firm.registered += 1
+            if confirmed_at is not None:
+                firm.confirmed += 1
+                if confirmed_at - registered_at > late_after:
+                    firm.confirmed_late += 1
+                    firm.confirmed_late_amount += amount
+            elif state == InvoiceState.REGISTERED:
+                firm.awaiting += 1
+                if now - registered_at > late_after:
+                    firm.awaiting_late += 1
+                    firm.awaiting_late_amount += amount
+            owed = amount - int(repaid)
+            if state in (InvoiceState.CONFIRMED, InvoiceState.DEFAULTED) and owed > 0:
+                firm.outstanding += 1
+                firm.outstanding_amount += owed
+                firm.defaulted += state == InvoiceState.DEFAULTED
+                if now > due:
+                    late = _days_past_due(now, due)
+                    firm.overdue += 1
+                    firm.overdue_amount += owed
+                    firm.max_days = max(firm.max_days, late)
+                    firm.weighted_days += late * owed
+        for buyer, state, amount, outstanding in session.execute(late_payments):
+            firm = firms[buyer]
+            firm.repaid_late_amount += int(amount)
+            if int(outstanding) == 0 and state == InvoiceState.PAID:
+                firm.paid_late += 1  # the payment that settled it came after the due date
+        known = select(ParticipantRecord.address, ParticipantRecord.name).where(
+            ParticipantRecord.address.in_(list(firms))
+        )
+        names = {address: name for address, name in session.execute(known)}
+    lines = sorted(
+        (firm.line(address, names.get(address)) for address, firm in firms.items()),
+        key=lambda line: (-int(line.overdue_amount), line.core_firm),
+    )
+    if export is not ExportFormat.JSON:
+        rows = (line.model_dump(mode="json") for line in lines)
+        table = Table("payment-discipline", columns_of(PaymentDisciplineLine), rows)
+        return export_response(export, "payment-discipline", [table])
+    return PaymentDisciplineReport(currency="CNY", chain_time=now, confirmation_days=days, firms=lines)
 
 
 # -- freezes -----------------------------------------------------------------------------------------------------

@@ -326,7 +326,7 @@ def test_a_bad_date_or_format_is_a_422_problem(api: Api, story: dict[str, Any], 
 
 def test_the_document_declares_the_files_beside_the_json() -> None:
     document = create_app().openapi()
-    lists = ("/invoices", "/audit/events", "/freezes", "/reports/large-transactions")
+    lists = ("/invoices", "/audit/events", "/freezes", "/reports/large-transactions", "/reports/payment-discipline")
     for path in (*lists, "/participants/{participant_id}/statement"):
         content = document["paths"][path]["get"]["responses"]["200"]["content"]
         assert {"application/json", CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE} <= set(content), path

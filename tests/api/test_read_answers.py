@@ -204,6 +204,7 @@ def story(api: Api) -> dict[str, Any]:
         date_to=day_after(api, 1),
     )
     read("large-transactions.defaults", "/reports/large-transactions", operator)
+    read("payment-discipline", "/reports/payment-discipline", regulator)
     read("audit-log", "/audit/log", regulator, size=5)
     read("audit-log.verify", "/audit/log/verify", operator)
     last = {"participant": seller.id, "amount": 1, "bank_reference": "last"}

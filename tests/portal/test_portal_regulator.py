@@ -3,7 +3,8 @@
 Set-up over REST (not the point here): participants onboarded, a deposit of ¥60,000.00 (above the single
 threshold of ¥50,000.00, docs/reports.md), an invoice confirmed so that the supplier holds a piece. Then in the
 portal: the regulator filters the large-transaction report and takes its files (the CSV holds what the API's
-CSV holds); freezes the supplier's piece, and the supplier's transfer of it is refused with the contracts' reason
+CSV holds); reads the core firm's line of the payment-discipline report with another threshold and takes its CSV;
+freezes the supplier's piece, and the supplier's transfer of it is refused with the contracts' reason
 in the supplier's language; lifts it, and the transfer goes through; verifies the audit log; the operator (alone
 allowed to) anchors it on chain, and the regulator's next verification shows the anchor; the event log filtered.
 The regulator's other pages offer no act that the API would refuse it."""
@@ -43,6 +44,9 @@ REGULATOR_WORDS = {
         "make_report": "生成报告",
         "export_single": "导出 CSV（单笔）",
         "export_xlsx": "导出 XLSX",
+        "confirmation_days": "确权迟延标准（天）",
+        "update_discipline": "更新",
+        "export_discipline": "导出 CSV（付款纪律）",
         "kind": "对象类型",
         "target": "对象（账户或编号）",
         "reason": "冻结理由",
@@ -70,6 +74,9 @@ REGULATOR_WORDS = {
         "make_report": "Make the report",
         "export_single": "Export CSV (single)",
         "export_xlsx": "Export XLSX",
+        "confirmation_days": "Confirmation threshold (days)",
+        "update_discipline": "Update",
+        "export_discipline": "Export CSV (payment discipline)",
         "kind": "What",
         "target": "Which (account or id)",
         "reason": "Reason",
@@ -213,6 +220,34 @@ def test_the_regulator_reports_freezes_and_verifies_through_the_portal_and_nothi
         assert workbook.sheetnames == ["single", "daily"]
         amounts = [row for row in workbook["single"].iter_rows(values_only=True) if supplier_account in row]
         assert len(amounts) == 1 and 6_000_000 in amounts[0]
+
+        # The core firms' payment discipline: the core firm confirmed its supplier's invoice at once, due in 90 days.
+        core_account = served.addresses[names["core"]]
+        discipline_row = page.locator("#discipline tr").filter(has=page.locator(f"[title='{core_account}']"))
+        expect(discipline_row).to_contain_text("¥1,000,000.00")
+        page.get_by_label(regulator.word("confirmation_days")).fill("45")
+        page.get_by_role("button", name=regulator.word("update_discipline"), exact=True).click()
+        expect(page).to_have_url(re.compile(r"confirmation_days=45"))
+        expect(page).to_have_url(re.compile(r"single_threshold=5000000"))  # the other report's filters stay
+        expect(page.locator("#discipline-terms")).to_contain_text("45")
+        with page.expect_download() as downloading:
+            page.get_by_role("button", name=regulator.word("export_discipline"), exact=True).click()
+        assert downloading.value.suggested_filename.startswith("payment-discipline-")
+        taken = csv_table(Path(downloading.value.path()).read_bytes())
+        answer = http.get(
+            "/reports/payment-discipline",
+            params={"format": "csv", "confirmation_days": 45},
+            headers=regulator_headers,
+        )
+        assert answer.status_code == 200, answer.text
+        assert taken == csv_table(answer.content)
+        (line,) = [row for row in taken if row["core_firm"] == core_account]
+        assert (line["outstanding_amount"], line["overdue"], line["registered"], line["late_share_bps"]) == (
+            "100000000",
+            "0",
+            "1",
+            "0",
+        )
 
         # The supplier opens its piece to pay tier 2 ¥100.00; meanwhile the regulator freezes the piece.
         supplier = person(browser, served, served.keys[names["supplier"]], lang, screenshots)
