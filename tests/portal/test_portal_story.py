@@ -73,6 +73,7 @@ WORDS = {
         "publish": "公布",
         "over_line": "超出核心企业的授信额度",
         "switch": "English",
+        "home": "概览",
         "repay": "还款",
         "repay_amount": "还款金额（元）",
         "redeem": "到期兑付",
@@ -123,6 +124,7 @@ WORDS = {
         "publish": "Publish",
         "over_line": "This would exceed the core firm's credit line",
         "switch": "中文",
+        "home": "Overview",
         "repay": "Repay",
         "repay_amount": "Amount to repay (yuan)",
         "redeem": "Redeem at maturity",
@@ -392,6 +394,10 @@ def test_the_receivable_story_is_clicked_through_the_portal_by_each_role(
         paid = served.service.client.balance_of(accounts[who]) - before
         assert paid == (kept if who == "supplier" else 50_000_000)
         assert served.service.client.piece(int(piece_id)).value == 0
+    supplier.go("home")  # its balance: the price it was paid, then what it kept, redeemed
+    cash = served.service.client.balance_of(accounts["supplier"])
+    assert cash == int(funded["price"]) + kept
+    expect(supplier.page.locator("#balance")).to_have_text(f"¥{cash // 100:,}.{cash % 100:02d}")
     supplier.shot("redeemed-supplier")
 
     for person in (operator, agent, supplier, core, bank):
