@@ -23,6 +23,7 @@ from api.request_log import RequestLogMiddleware
 from api.routes import (
     acts,
     audit,
+    batch,
     events,
     money,
     participants,
@@ -92,7 +93,7 @@ def create_app(
     # answer gets the security headers (api.edge).
     app.add_middleware(EdgeMiddleware, settings_of=current_settings)
 
-    for router in (
+    routers = (
         auth.router,
         operations.router,
         participants.router,
@@ -106,8 +107,11 @@ def create_app(
         subscriptions.router,
         acts.router,
         *extra_routers,
-    ):
+        batch.router,
+    )
+    for router in routers:
         app.include_router(router)
+    app.state.batch_targets = batch.targets(routers)  # what a batch's items may name (api.routes.batch)
     return app
 
 
