@@ -17,6 +17,7 @@ from ledger import acts
 from ledger.identifiers import synthetic_credit_code
 from ledger.journal import JournalTransaction
 from tests.api.conftest import WAIT, Api, Participant
+from tests.api.test_audit_log import verify
 from tests.api.test_receivables_api import YUAN, due_in, ok, problem
 from tests.api.test_self_custody_api import onboard_self_custody
 
@@ -122,6 +123,9 @@ def test_each_item_gets_its_own_answer_bad_ones_the_single_routes_problem_good_o
     operations = {r.operation_id for r in records if r.route == "/invoices" and r.outcome == "ok"}
     assert {a["operation"]["operation_id"] for a in accepted} <= operations
     assert any(r.route == "/deposits" and r.outcome == "urn:scf:problem:forbidden-role" for r in records)
+    batch_records = [r for r in records if r.request_id and "#" in r.request_id]
+    assert len(batch_records) == len(items) and len({r.request_id.split("#")[0] for r in batch_records}) == 1
+    assert verify(api)["valid"] is True  # the items' records continue the hash chain
 
 
 def test_a_replayed_batch_answers_the_same_operations_and_sends_nothing_again(api: Api) -> None:
