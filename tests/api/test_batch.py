@@ -9,6 +9,7 @@ import os
 import time
 from typing import Any
 
+import pytest
 from eth_account import Account
 from sqlalchemy import func, select
 
@@ -231,7 +232,9 @@ def test_a_batch_beyond_the_size_limit_or_empty_is_refused_whole_and_sends_nothi
     assert _journal_size(api) == before
 
 
-def test_a_batchs_operations_go_to_the_chain_together(api: Api) -> None:
+def test_a_batchs_operations_are_preflighted_and_go_to_the_chain_together(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     who = _cast(api, "together")
     agent, seller = who["agent"], who["seller"]
     tag = os.urandom(4).hex()
@@ -242,7 +245,19 @@ def test_a_batchs_operations_go_to_the_chain_together(api: Api) -> None:
         }
         for i in range(40)
     ]
+    rpc = api.service.pipeline._rpc
+    assert rpc is not None
+    send = rpc.batch
+    preflights: list[int] = []
+
+    async def counting(calls: Any) -> Any:  # the real batch, its eth_calls counted
+        preflights.append(sum(1 for method, _ in calls if method == "eth_call"))
+        return await send(calls)
+
+    monkeypatch.setattr(rpc, "batch", counting)
     answers = batch(api, agent, items)
+    monkeypatch.undo()
+    assert max(preflights) == len(items), preflights  # every item's pre-flight in one JSON-RPC batch
     blocks = {a["operation"]["block_number"] for a in answers}
     assert all(a["operation"]["status"] == "confirmed" for a in answers)
     assert len(blocks) <= 2, blocks  # sent together: one block, two if a block was sealed while they arrived
