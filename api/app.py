@@ -16,14 +16,13 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from starlette.types import Scope
 
-from api import auth, docs, openapi, operations, portal, problems
+from api import auth, batch, docs, openapi, operations, portal, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
 from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
 from api.request_log import RequestLogMiddleware
 from api.routes import (
     acts,
     audit,
-    batch,
     events,
     money,
     participants,
@@ -111,7 +110,7 @@ def create_app(
     )
     for router in routers:
         app.include_router(router)
-    app.state.batch_targets = batch.targets(routers)  # what a batch's items may name (api.routes.batch)
+    app.state.batch_targets = batch.targets(routers)  # what a batch's items may name (api.batch)
     return app
 
 

@@ -200,7 +200,7 @@ async def run(
 ) -> Answer:
     """:func:`perform` without the HTTP request: the request is ``method path`` with ``body``, keyed by ``key``
     (its ``Idempotency-Key``), waiting up to ``wait`` seconds (its ``Prefer: wait``). The batch route
-    (:mod:`api.routes.batch`) runs each of its items through it. Raises :class:`Problem` for a key that is
+    (:mod:`api.batch`) runs each of its items through it. Raises :class:`Problem` for a key that is
     malformed, reused with another request or still running; ``state`` (the request's) is told the operation
     and transaction for the request's log line."""
     record_id: int | None = None

@@ -206,7 +206,8 @@ class Submission(PipelineState):
 
     async def preflight(self, sender: str, to: str, data: bytes, value: int = 0) -> int:
         """Pre-flight a call and estimate its gas in one JSON-RPC batch (``eth_call`` and ``eth_estimateGas`` on the
-        latest block, beside those of the other pre-flights pending at the same moment); return the gas limit to submit it with (the estimate plus ``gas_margin_percent``).
+        latest block, beside those of the other pre-flights pending at the same moment); return the gas limit to
+        submit it with (the estimate plus ``gas_margin_percent``).
 
         Raises :class:`RpcError` when the call reverts (the revert data in ``data``, as :meth:`call`) and
         :class:`NodeUnavailable` when the node does not answer."""

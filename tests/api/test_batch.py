@@ -80,6 +80,7 @@ def test_each_item_gets_its_own_answer_bad_ones_the_single_routes_problem_good_o
         ({"operation": "confirm_invoice", "path": {"invoice_id": "1"}}, "validation"),
         ({"operation": "confirm_invoice", "path": {"invoice_id": 1.0}}, "validation"),
         ({"operation": "confirm_invoice", "path": {"invoice_id": True}}, "validation"),
+        ({"operation": "confirm_invoice", "path": {"invoice_id": 10**80}}, "validation"),  # 81 digits
         ({"operation": "confirm_invoice"}, "validation"),
         (
             {"operation": "deposit", "body": {"participant": seller.id, "amount": 1, "bank_reference": "r"}},
@@ -113,8 +114,12 @@ def test_each_item_gets_its_own_answer_bad_ones_the_single_routes_problem_good_o
     # The same problem as the single route answers for the same request.
     single = api.http.post("/invoices", json=bad[0][0]["body"], headers=seller.headers)
     assert (refused[0]["status"], refused[0]["problem"]["type"]) == (single.status_code, single.json()["type"])
-    single = api.http.post("/deposits", json=bad[7][0]["body"], headers=seller.headers)
-    assert (refused[7]["status"], refused[7]["problem"]["type"]) == (single.status_code, single.json()["type"])
+    deposit = next(i for i, (item, _) in enumerate(bad) if item["operation"] == "deposit")
+    single = api.http.post("/deposits", json=bad[deposit][0]["body"], headers=seller.headers)
+    assert (refused[deposit]["status"], refused[deposit]["problem"]["type"]) == (
+        single.status_code,
+        single.json()["type"],
+    )
 
     # Each item is an action of its own in the audit log, with the route it named and the operation it started.
     with api.service.sessions() as session:

@@ -55,8 +55,9 @@ logger = logging.getLogger("api.audit")
 
 router = APIRouter(tags=["batch"])
 
-BatchId = Annotated[int, BeforeValidator(json_integer)]
-"""An id among an item's path parameters: a JSON integer (never a string, boolean or decimal)."""
+BatchId = Annotated[int, BeforeValidator(json_integer), Field(ge=0, lt=10**80)]
+"""An id among an item's path parameters: a JSON integer (never a string, boolean or decimal), within what the
+single route's path takes (:data:`api.routes.common.PathId`: up to 80 digits, no sign)."""
 
 
 class BatchItem(BaseModel):
