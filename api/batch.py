@@ -21,7 +21,9 @@ concurrently, as separate requests sent at once would.
 The answer is ``200`` with one entry per item, in order: ``status`` is the status the single route would have
 answered (202 accepted, 200 final with ``Prefer: wait``, or the problem's), with the operation or the problem.
 The batch itself fails as a whole only when it is not a batch (422 ``validation``: not the schema below), holds
-more than ``SCF_BATCH_MAX_ITEMS`` items (422 ``batch-too-large``), or its caller is not authenticated (401).
+more than ``SCF_BATCH_MAX_ITEMS`` items (422 ``batch-too-large``), carries an ``Idempotency-Key`` header (422
+``idempotency-key``: the keys are the items', and a retry of a batch keyed as a whole would send its unkeyed
+items again), or its caller is not authenticated (401).
 Each item is written to the audit log as its own action (its route, path, operation and outcome, the batch's
 request id with ``#<index>``), besides the batch's own record.
 """
@@ -276,7 +278,11 @@ async def batch(body: BatchRequest, request: Request, service: Service, caller: 
     name, with its path parameters, body and idempotency key, and is performed as the single route performs it
     (the same checks of the caller, the same idempotency, pre-flight and problems). Answered `200` with one
     entry per item in order, each with the status the single route would have answered and the operation or the
-    problem; `Prefer: wait=N` waits up to N seconds for every item together."""
+    problem; `Prefer: wait=N` waits up to N seconds for every item together. The batch takes no
+    `Idempotency-Key` header: each item carries its own `idempotency_key`, the single route's key."""
+    if "idempotency-key" in request.headers:  # a retry would not replay what the client thinks it would
+        detail = "a batch takes no Idempotency-Key header: give each item its own `idempotency_key`"
+        raise Problem(422, "idempotency-key", "Invalid Idempotency-Key", detail)
     limit = service.settings.batch_max_items
     if len(body.items) > limit:
         detail = f"{len(body.items)} items: a batch carries at most {limit} (SCF_BATCH_MAX_ITEMS)"

@@ -223,7 +223,7 @@ def test_each_item_is_authorised_as_its_single_route_would_be(api: Api) -> None:
     assert confirmed["operation"]["status"] == "confirmed", confirmed
 
 
-def test_a_batch_beyond_the_size_limit_or_empty_is_refused_whole_and_sends_nothing(api: Api) -> None:
+def test_a_batch_too_large_empty_or_keyed_as_a_whole_is_refused_whole_and_sends_nothing(api: Api) -> None:
     agent = _cast(api, "limit")["agent"]
     limit = api.settings.batch_max_items
     item = {"operation": "approve_settlement", "body": {"spender_contract": "receivables"}}
@@ -234,6 +234,8 @@ def test_a_batch_beyond_the_size_limit_or_empty_is_refused_whole_and_sends_nothi
         "validation"
     )
     assert problem(api.http.post("/batch", json={"items": [item]}), 401)["type"].endswith("unauthenticated")
+    keyed = api.http.post("/batch", json={"items": [item]}, headers=agent.waiting(**{"Idempotency-Key": "whole"}))
+    assert problem(keyed, 422)["type"] == "urn:scf:problem:idempotency-key"  # the keys are the items'
     assert _journal_size(api) == before
 
 
