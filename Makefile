@@ -14,7 +14,7 @@ SLITHER_STAMP := $(SLITHER_VENV)/.installed-stamp
 # Test processes (pytest-xdist): one per core.
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup compile lint slither browser test gas clean run demo soak bench bench-quick bench-portal bench-webhooks bench-cpu
+.PHONY: setup compile lint slither browser test gas clean run demo soak bench bench-quick bench-portal bench-webhooks bench-cpu bench-batch
 
 ## setup: create .venv and install the project (when pyproject.toml changed), npm ci (when
 ## package-lock.json changed), .venv-slither (when scripts/slither-requirements.txt changed), then compile
@@ -106,6 +106,11 @@ bench-webhooks: setup
 ## and its table in docs/benchmarks.md. BASELINE=<checkout> measures that checkout's service beside this one's.
 bench-cpu: setup
 	$(BIN)/scf bench-cpu $(if $(BASELINE),--baseline $(BASELINE))
+
+## bench-batch: confirmed deposits per second through POST /batch against single requests, in one run (about
+## two minutes) -> bench/results/<date>-batch-full.json and its table in docs/benchmarks.md.
+bench-batch: setup
+	$(BIN)/scf bench-batch
 
 ## gas: gas used by each contract operation -> build/gas-report.md and build/gas-report.json.
 gas: setup

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, CurrentCaller, Service
-from api.operations import OperationView, perform
+from api.operations import OperationView, Submit, perform
 from api.problems import PROBLEM_JSON
 from api.routes.common import PathId
 from api.service import LedgerService
@@ -154,27 +154,42 @@ def _responses(action: Action) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
+async def submission(
+    action: Action, service: LedgerService, caller: Caller, body: BaseModel | None, path: Mapping[str, Any]
+) -> tuple[str, Submit]:
+    """What ``caller``'s request to ``action`` becomes, once its ``prepare`` passed (the caller's checks): the
+    operation's kind and the ``submit`` to hand :func:`api.operations.perform` (or :func:`api.operations.run`)."""
+    if action.reads_chain:
+        call = await run_in_threadpool(action.prepare, service, caller, body, **path)
+    else:
+        call = action.prepare(service, caller, body, **path)
+
+    async def submit(operation_id: str | None) -> Operation:
+        if service.is_self_custody(call.sender):
+            # Its key is not here: answer with the act to sign (api.signing); the signed act comes to /acts.
+            # Raised inside `perform`, the 428 is kept under the request's Idempotency-Key: a retry gets the
+            # same act (the same nonce) back, and signing it again gives the same signature.
+            raise await run_in_threadpool(
+                signature_required, service.client, service.act_nonces, call.operation, call.sender, call.args
+            )
+        return await service.client.submit(call.operation, call.sender, call.args, operation_id)
+
+    return call.operation, submit
+
+
+def action_of(endpoint: Callable[..., Any]) -> Action | None:
+    """The action a route's endpoint performs (None for a route not made by :func:`install`)."""
+    action = getattr(endpoint, "action", None)
+    return action if isinstance(action, Action) else None
+
+
 def _endpoint(action: Action) -> Callable[..., Any]:
     path_names = action.path_parameters()
 
     async def endpoint(request: Request, service: LedgerService, caller: Caller, **values: Any) -> JSONResponse:
         body = values.pop("body", None)
-        if action.reads_chain:
-            call = await run_in_threadpool(action.prepare, service, caller, body, **values)
-        else:
-            call = action.prepare(service, caller, body, **values)
-
-        async def submit(operation_id: str | None) -> Operation:
-            if service.is_self_custody(call.sender):
-                # Its key is not here: answer with the act to sign (api.signing); the signed act comes to /acts.
-                # Raised inside `perform`, the 428 is kept under the request's Idempotency-Key: a retry gets the
-                # same act (the same nonce) back, and signing it again gives the same signature.
-                raise await run_in_threadpool(
-                    signature_required, service.client, service.act_nonces, call.operation, call.sender, call.args
-                )
-            return await service.client.submit(call.operation, call.sender, call.args, operation_id)
-
-        return await perform(request, service, caller, call.operation, body, submit)
+        kind, submit = await submission(action, service, caller, body, values)
+        return await perform(request, service, caller, kind, body, submit)
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [inspect.Parameter(name, keyword, annotation=action.params.get(name, PathId)) for name in path_names]
@@ -187,5 +202,6 @@ def _endpoint(action: Action) -> Callable[..., Any]:
     ]
     endpoint.__signature__ = inspect.Signature(parameters, return_annotation=JSONResponse)  # type: ignore[attr-defined]
     endpoint.__name__ = action.name
+    endpoint.action = action  # type: ignore[attr-defined]  # what the batch route dispatches to (action_of)
     endpoint.__doc__ = action.description
     return endpoint

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from starlette.types import Scope
 
-from api import auth, docs, openapi, operations, portal, problems
+from api import auth, batch, docs, openapi, operations, portal, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
 from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
 from api.request_log import RequestLogMiddleware
@@ -92,7 +92,7 @@ def create_app(
     # answer gets the security headers (api.edge).
     app.add_middleware(EdgeMiddleware, settings_of=current_settings)
 
-    for router in (
+    routers = (
         auth.router,
         operations.router,
         participants.router,
@@ -106,8 +106,11 @@ def create_app(
         subscriptions.router,
         acts.router,
         *extra_routers,
-    ):
+        batch.router,
+    )
+    for router in routers:
         app.include_router(router)
+    app.state.batch_targets = batch.targets(routers)  # what a batch's items may name (api.batch)
     return app
 
 

@@ -31,7 +31,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, cast
@@ -228,7 +228,7 @@ def _lock_the_log(session: Session | Connection) -> None:
 
 
 class AuditLog:
-    """Appends records to ``audit_log`` one at a time and verifies the whole chain.
+    """Appends records to ``audit_log`` (one, or a batch's items together) and verifies the whole chain.
 
     Each append reads the head and writes the next record in one transaction that first takes the database's
     write lock for the log (PostgreSQL: a transaction-scoped advisory lock; SQLite: the file's write lock), so
@@ -253,30 +253,40 @@ class AuditLog:
     def append(self, entry: AuditEntry) -> AuditRecord:
         """Write ``entry`` as the next record and return it (Core statements: the ORM's unit of work cost more
         than the statements themselves)."""
+        return self.append_all([entry])[0]
+
+    def append_all(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """Write ``entries`` as the next records, in order and in one transaction (the items of a batch)."""
         engine: Engine = self.sessions.kw["bind"]
+        records = []
         with self._lock, engine.begin() as connection:
             _lock_the_log(connection)
             last = connection.execute(_LAST_RECORD).first()
             head = GENESIS if last is None else AuditHead(int(last[0]), str(last[1]))
-            record = AuditRecord(
-                sequence=head.sequence + 1,
-                recorded_at=utc_now(),
-                actor=entry.actor,
-                method=_text(entry.method, 10),
-                route=_text(entry.route, MAX_ROUTE),
-                path=_text(entry.path, MAX_PATH),
-                operation_id=entry.operation_id,
-                body_sha256=entry.body_sha256,
-                status_code=entry.status_code,
-                outcome=_text(entry.outcome, MAX_OUTCOME),
-                replayed=entry.replayed,
-                request_id=None if entry.request_id is None else _text(entry.request_id, MAX_REQUEST_ID),
-                prev_hash=head.hash,
-            )
-            record.hash = record_hash(record)
-            connection.execute(_INSERT_RECORD, {column.key: getattr(record, column.key) for column in _AUDIT_TABLE.c})
-        self._head = AuditHead(record.sequence, record.hash)
-        return record
+            for entry in entries:
+                record = AuditRecord(
+                    sequence=head.sequence + 1,
+                    recorded_at=utc_now(),
+                    actor=entry.actor,
+                    method=_text(entry.method, 10),
+                    route=_text(entry.route, MAX_ROUTE),
+                    path=_text(entry.path, MAX_PATH),
+                    operation_id=entry.operation_id,
+                    body_sha256=entry.body_sha256,
+                    status_code=entry.status_code,
+                    outcome=_text(entry.outcome, MAX_OUTCOME),
+                    replayed=entry.replayed,
+                    request_id=None if entry.request_id is None else _text(entry.request_id, MAX_REQUEST_ID),
+                    prev_hash=head.hash,
+                )
+                record.hash = record_hash(record)
+                records.append(record)
+                head = AuditHead(record.sequence, record.hash)
+            if records:
+                rows = [{column.key: getattr(r, column.key) for column in _AUDIT_TABLE.c} for r in records]
+                connection.execute(_INSERT_RECORD, rows)
+        self._head = head
+        return records
 
     def page(self, first: int, size: int) -> list[AuditRecord]:
         with self.sessions() as session:

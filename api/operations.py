@@ -20,6 +20,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -146,22 +147,68 @@ def _operation_id(caller: Caller, key: str) -> str:
     return "idem-" + hashlib.sha256(f"{caller.address}\x00{key}".encode()).hexdigest()[:40]
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What one state-changing request is answered: its status and body, and whether it was a replay."""
+
+    status: int
+    content: dict[str, Any]
+    replayed: bool = False
+
+
+Submit = Callable[[str | None], Awaitable[Operation]]
+"""``submit(operation_id)``: send the request's one ledger operation (named ``operation_id`` when keyed)."""
+
+
 async def perform(
     request: Request,
     service: LedgerService,
     caller: Caller,
     kind: str,
     body: BaseModel | None,
-    submit: Callable[[str | None], Awaitable[Operation]],
+    submit: Submit,
 ) -> JSONResponse:
     """Run one state-changing request (see the module's docstring); ``submit(operation_id)`` sends it."""
-    key = request.headers.get("idempotency-key")
+    wait = prefer_wait(request, service)
+    answer = await run(
+        service,
+        caller,
+        kind,
+        body,
+        submit,
+        key=request.headers.get("idempotency-key"),
+        method=request.method,
+        path=str(request.url.path),
+        wait=wait,
+        state=request.state,
+    )
+    return _response(answer.status, answer.content, replayed=answer.replayed, applied=None if answer.replayed else wait)
+
+
+async def run(
+    service: LedgerService,
+    caller: Caller,
+    kind: str,
+    body: BaseModel | None,
+    submit: Submit,
+    *,
+    key: str | None,
+    method: str,
+    path: str,
+    wait: float | None,
+    state: Any = None,
+) -> Answer:
+    """:func:`perform` without the HTTP request: the request is ``method path`` with ``body``, keyed by ``key``
+    (its ``Idempotency-Key``), waiting up to ``wait`` seconds (its ``Prefer: wait``). The batch route
+    (:mod:`api.batch`) runs each of its items through it. Raises :class:`Problem` for a key that is
+    malformed, reused with another request or still running; ``state`` (the request's) is told the operation
+    and transaction for the request's log line."""
     record_id: int | None = None
     if key is not None:
         if not 1 <= len(key) <= 200:
             raise Problem(422, "idempotency-key", "Invalid Idempotency-Key", "1 to 200 characters")
         payload = body.model_dump(mode="json") if body is not None else None
-        request_hash = _request_hash(request.method, request.url.path, payload)
+        request_hash = _request_hash(method, path, payload)
         existing = _idempotency_record(service, caller, key)
         if existing is not None and _abandoned(existing):
             _forget(service, existing.id)  # claimed by a process that died before answering: start again
@@ -179,12 +226,12 @@ async def perform(
             assert existing is not None
             return _replay(existing, request_hash)
     try:
-        status, content = await _perform(request, service, caller, kind, submit, key)
+        status, content = await _perform(service, caller, kind, submit, key, wait, state)
     except ContractRevert as exc:
         problem = from_contract(exc)
-        status, content = problem.status, problem.body(str(request.url.path))
+        status, content = problem.status, problem.body(path)
     except Problem as problem:
-        status, content = problem.status, problem.body(str(request.url.path))
+        status, content = problem.status, problem.body(path)
     except BaseException:
         if record_id is not None:  # e.g. the chain did not answer (a 503): the client retries with the same key
             _forget(service, record_id)
@@ -197,27 +244,28 @@ async def perform(
                 row = session.get(IdempotencyRecord, record_id)
                 if row is not None:
                     row.status_code, row.response = status, content
-    return _response(status, content, applied=prefer_wait(request, service))
+    return Answer(status, content)
 
 
 async def _perform(
-    request: Request,
     service: LedgerService,
     caller: Caller,
     kind: str,
-    submit: Callable[[str | None], Awaitable[Operation]],
+    submit: Submit,
     key: str | None,
+    wait: float | None,
+    state: Any,
 ) -> tuple[int, dict[str, Any]]:
     operation = await submit(None if key is None else _operation_id(caller, key))
-    # For the request's log line (see api.request_log): which operation and transaction this request became.
-    request.state.operation_id, request.state.tx_hash = operation.operation_id, operation.tx_hash
+    if state is not None:
+        # For the request's log line (see api.request_log): which operation and transaction this request became.
+        state.operation_id, state.tx_hash = operation.operation_id, operation.tx_hash
     engine: Engine = service.sessions.kw["bind"]
     with engine.begin() as connection:
         # Without a key the pipeline named the operation afresh: no record of it can exist yet.
         if key is None or connection.execute(_OPERATION_EXISTS, {"id": operation.operation_id}).first() is None:
             row = {"operation_id": operation.operation_id, "participant": caller.address, "kind": kind}
             connection.execute(_INSERT_OPERATION, row)
-    wait = prefer_wait(request, service)
     deadline = None if wait is None else time.monotonic() + wait
     if wait is not None and not operation.is_final:
         operation = await service.pipeline.wait(operation.operation_id, wait)  # pending still after a timeout
@@ -245,7 +293,7 @@ def _idempotency_record(service: LedgerService, caller: Caller, key: str) -> Ide
         ).scalar_one_or_none()
 
 
-def _replay(record: IdempotencyRecord, request_hash: str) -> JSONResponse:
+def _replay(record: IdempotencyRecord, request_hash: str) -> Answer:
     if record.request_hash != request_hash:
         raise Problem(
             422,
@@ -257,7 +305,7 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> JSONResponse:
         raise Problem(
             409, "idempotency-in-progress", "Request in progress", "the first request with this key is running"
         )
-    return _response(record.status_code, record.response, replayed=True)
+    return Answer(record.status_code, record.response, replayed=True)
 
 
 def _forget(service: LedgerService, record_id: int) -> None:

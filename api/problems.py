@@ -154,6 +154,29 @@ _HTTP_SLUGS = {
 }
 
 
+def problem_of(exc: Exception) -> Problem:
+    """The problem the service answers for ``exc`` (what the handlers of :func:`install` answer), for an answer
+    that carries several outcomes, each its own problem (the batch route)."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, ContractRevert):
+        return from_contract(exc)
+    if isinstance(exc, NodeUnavailable | OSError):
+        logger.warning("the chain did not answer: %s", exc)
+        detail = "the ledger's chain did not answer; retry"
+        return Problem(503, "chain-unavailable", "Chain unavailable", detail, headers={"Retry-After": "1"})
+    if isinstance(exc, OutOfGas):
+        problem = out_of_gas(exc)
+        problem.headers["Retry-After"] = "1"
+        return problem
+    if isinstance(exc, OperationRolledBack):
+        logger.warning("%s", exc)
+        detail = f"{exc}; it is being sent again, retry"
+        return Problem(503, "chain-rolled-back", "Chain went back", detail, headers={"Retry-After": "1"})
+    logger.error("unexpected error", exc_info=exc)
+    return Problem(500, "internal", "Internal error", "an unexpected error; it was logged")
+
+
 def install(app: FastAPI) -> None:
     """Register the problem handlers on ``app``."""
 

@@ -43,6 +43,7 @@ class RequestLogMiddleware:
                 rid = value.decode("latin-1")
                 break
         rid = rid or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid  # for the audit records of a batch's items
         started = time.perf_counter()
 
         async def logged_send(message: Message) -> None:

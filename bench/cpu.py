@@ -124,7 +124,7 @@ class Variant:
         return cpu_seconds(self.pid)
 
 
-async def _drive(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> None:
+async def drive(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> None:
     """``one(i)`` for i in range(count), ``concurrency`` at a time."""
     numbers = iter(range(count))
 
@@ -161,7 +161,7 @@ async def _request(variant: Variant, kind: str, i: int) -> None:
 
 
 async def _warm_up(variant: Variant, kind: str, count: int) -> None:
-    await _drive(count, 2, lambda i: _request(variant, kind, i))
+    await drive(count, 2, lambda i: _request(variant, kind, i))
 
 
 async def _measure(variant: Variant, config: CpuBenchConfig, kind: str, idle_rate: float) -> dict[str, float]:
@@ -169,7 +169,7 @@ async def _measure(variant: Variant, config: CpuBenchConfig, kind: str, idle_rat
     writes = kind.startswith("deposit")
     concurrency = config.wait_concurrency if kind == "deposit_wait" else config.concurrency
     before, started = variant.cpu(), time.perf_counter()
-    await _drive(config.requests, concurrency, lambda i: _request(variant, kind, i))
+    await drive(config.requests, concurrency, lambda i: _request(variant, kind, i))
     during, answered = variant.cpu(), time.perf_counter()
     settle = config.settle_seconds if writes else 0.0
     if settle:
@@ -192,7 +192,7 @@ async def _idle_rate(variant: Variant, seconds: float) -> float:
 
 
 @contextmanager
-def _stage(say: Say, name: str) -> Iterator[None]:
+def stage(say: Say, name: str) -> Iterator[None]:
     began = time.perf_counter()
     say(f"{name} ...")
     yield
@@ -213,8 +213,10 @@ def run_cpu_bench(
             shutil.rmtree(root, ignore_errors=True)
 
 
-async def _start(name: str, checkout: Path, root: Path, config: CpuBenchConfig) -> Variant:
-    anvil = Anvil(root / name / "node", port=free_port(), block_time=config.block_time, state_interval=3600)
+async def start_variant(name: str, checkout: Path, root: Path, block_time: float) -> Variant:
+    """``checkout``'s service on an anvil of its own (blocks every ``block_time`` s) under ``root / name``, with
+    a settlement agent and a depositor onboarded through its API."""
+    anvil = Anvil(root / name / "node", port=free_port(), block_time=block_time, state_interval=3600)
     anvil.start()
     service = ServiceProcess(
         rpc_url=anvil.rpc_url,
@@ -242,8 +244,8 @@ async def _run(config: CpuBenchConfig, say: Say, root: Path, baseline: Path | No
     variants: list[Variant] = []
     try:
         for name, checkout in checkouts.items():
-            with _stage(say, f"{name} ({checkout}): anvil, the service (own process, fresh deployment), the cast"):
-                variants.append(await _start(name, checkout, root, config))
+            with stage(say, f"{name} ({checkout}): anvil, the service (own process, fresh deployment), the cast"):
+                variants.append(await start_variant(name, checkout, root, config.block_time))
         results["machine"] = machine_info(variants[0].anvil)
         for variant in variants:  # warm-up: first-call costs (imports, caches, connections) are not per request
             for kind in KINDS:
@@ -252,7 +254,7 @@ async def _run(config: CpuBenchConfig, say: Say, root: Path, baseline: Path | No
         rounds: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
         for number in range(1, config.rounds + 1):
             for variant in variants:
-                with _stage(say, f"{variant.name}: round {number} of {config.rounds}"):
+                with stage(say, f"{variant.name}: round {number} of {config.rounds}"):
                     idle = await _idle_rate(variant, config.idle_seconds)
                     figures: dict[str, Any] = {"idle_cpu_per_second": idle}
                     for kind in KINDS:

@@ -131,6 +131,7 @@ class Settings(BaseSettings):
         "time (0: no cache)",
     )
     max_wait_seconds: float = Field(30.0, gt=0, description="longest `Prefer: wait=N` honoured")
+    batch_max_items: int = Field(100, ge=1, le=1_000, description="most operations one `POST /batch` request may carry")
     gas_allowance_wei: int = Field(
         10**18, ge=0, description="ether the operator sends each new participant for gas (0 on a gas-free chain)"
     )

@@ -531,6 +531,29 @@ def bench_cpu_command(
     console.print(f"wrote {_shown(written)} and {_shown(markdown)}")
 
 
+@app.command("bench-batch")
+def bench_batch_command(
+    quick: Annotated[bool, typer.Option("--quick", help="one short round: a smoke run of under a minute")] = False,
+    results_dir: Annotated[Path, typer.Option(help="where the results JSON goes")] = PROJECT_ROOT / "bench" / "results",
+    markdown: Annotated[Path, typer.Option(help="the Markdown page whose batch table is rewritten")] = PROJECT_ROOT
+    / "docs"
+    / "benchmarks.md",
+    workdir: Annotated[
+        Path | None, typer.Option(help="keep the run's chain, database and service log here (default: temporary)")
+    ] = None,
+) -> None:
+    """Measure confirmed deposits per second through POST /batch against single POST /deposits requests in the
+    same run, with the service's CPU per deposit; write the results JSON and the table."""
+    from bench.batch import FULL, QUICK, run_batch_bench, write_results
+
+    config = QUICK if quick else FULL
+    results = _run_bench(
+        "scf bench-batch", config.mode, lambda: run_batch_bench(config, console.print, workdir), workdir
+    )
+    written = write_results(results, results_dir, markdown)
+    console.print(f"wrote {_shown(written)} and {_shown(markdown)}")
+
+
 # -- scf secrets, scf api-key --------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 
 from eth_utils import to_checksum_address
@@ -34,11 +35,12 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentCaller, Service
-from api.operations import OperationView, perform
+from api.operations import OperationView, Submit, perform
 from api.problems import Problem
 from api.service import LedgerService
 from api.store import ActApprovalRecord, ActApprovalSignatureRecord, ServiceOperationRecord
 from ledger import acts
+from ledger.pipeline import Operation
 from ledger.safe import SafeError, SafeOwners, safe_message_hash, safe_owners
 
 router = APIRouter(tags=["signed acts"])
@@ -91,20 +93,24 @@ class ActEvidenceView(BaseModel):
 async def relay_act(body: SignedAct, request: Request, service: Service, caller: CurrentCaller) -> JSONResponse:
     """Relay a signed act (see the module's docstring). Any participant may relay any act: the signature, not
     the caller, authorises it."""
+    kind, submit = relay_submission(service, body)
+    return await perform(request, service, caller, kind, body, submit)
+
+
+def relay_submission(service: LedgerService, body: SignedAct) -> tuple[str, Submit]:
+    """What a relay of ``body`` becomes: its operation's kind and the ``submit`` that relays it (a 422
+    ``invalid-act`` problem for a document that is not an act of this ledger)."""
     try:
         act = service.client.check_document(body.typed_data)
     except ValueError as exc:
         raise Problem(422, "invalid-act", "Invalid act", str(exc)) from None
     signature = bytes.fromhex(body.signature[2:])
     relayer = service.operator.address
-    return await perform(
-        request,
-        service,
-        caller,
-        KIND_OF_ACT[act.name],
-        body,
-        lambda op_id: service.client.submit_act(body.typed_data, signature, relayer, op_id),
-    )
+
+    def submit(operation_id: str | None) -> Awaitable[Operation]:
+        return service.client.submit_act(body.typed_data, signature, relayer, operation_id)
+
+    return KIND_OF_ACT[act.name], submit
 
 
 class OwnerSignature(BaseModel):

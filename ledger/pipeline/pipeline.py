@@ -99,6 +99,8 @@ class Pipeline(Submission, Reverts, Confirmation):
         self._claims = {}
         self._lookups = {}
         self._lookup_task = None
+        self._preflights = []
+        self._preflight_tasks = set()
 
         self._next_nonce = {}
         self._nonce_locks = {}

@@ -54,6 +54,8 @@ class PipelineState:
     _claims: dict[str, asyncio.Future[Operation | None]]
     _lookups: dict[str, asyncio.Future[_Tracked | None]]
     _lookup_task: asyncio.Task[None] | None
+    _preflights: list[tuple[dict[str, str], asyncio.Future[tuple[Any, Any]]]]
+    _preflight_tasks: set[asyncio.Task[None]]
 
     # submission
     _next_nonce: dict[str, int]

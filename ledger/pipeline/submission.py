@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import coincurve
 from eth_account.signers.local import LocalAccount
@@ -24,7 +24,7 @@ from eth_utils import to_checksum_address
 
 from ledger.journal import TransactionKind, TransactionStatus
 from ledger.pipeline.exceptions import JournalWriteError, NodeUnavailable, PipelineError, PipelineNotRunning, RpcError
-from ledger.pipeline.rpc import _call, _classify_send_error, _hex_int
+from ledger.pipeline.rpc import JsonRpcClient, _call, _classify_send_error, _hex_int
 from ledger.pipeline.signing import sign_dynamic_fee_transaction
 from ledger.pipeline.state import PipelineState
 from ledger.pipeline.tracked import Operation, _Outcome, _Tracked
@@ -206,19 +206,59 @@ class Submission(PipelineState):
 
     async def preflight(self, sender: str, to: str, data: bytes, value: int = 0) -> int:
         """Pre-flight a call and estimate its gas in one JSON-RPC batch (``eth_call`` and ``eth_estimateGas`` on the
-        latest block); return the gas limit to submit it with (the estimate plus ``gas_margin_percent``).
+        latest block, beside those of the other pre-flights pending at the same moment); return the gas limit to
+        submit it with (the estimate plus ``gas_margin_percent``).
 
         Raises :class:`RpcError` when the call reverts (the revert data in ``data``, as :meth:`call`) and
         :class:`NodeUnavailable` when the node does not answer."""
         call = _call(sender, to, data, value)
-        result, estimate = await self._require_rpc().batch(
-            [("eth_call", [call, "latest"]), ("eth_estimateGas", [call])]
-        )
+        result, estimate = await self._preflight_together(call)
         if isinstance(result, RpcError):
             raise result
         if isinstance(estimate, RpcError):  # the call passed a moment ago: estimate once more, alone
             return await self._gas_for(sender, to, data, value)
         return self._with_margin(_hex_int(estimate))
+
+    async def _preflight_together(self, call: dict[str, str]) -> tuple[Any, Any]:
+        """``eth_call`` and ``eth_estimateGas`` of ``call``, in one JSON-RPC batch with those of every other
+        pre-flight asked for in the same turn of the event loop (the items of a batch request, concurrent
+        requests): one round trip for all of them. A batch is sent as soon as the loop has run the tasks ready
+        when the first call came; calls that come while it is on its way go in the next, which does not wait
+        for it."""
+        rpc = self._require_rpc()
+        future: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
+        self._preflights.append((call, future))
+        if len(self._preflights) == 1:
+            asyncio.get_running_loop().call_soon(self._send_preflights, rpc)
+        return await future
+
+    def _send_preflights(self, rpc: JsonRpcClient) -> None:
+        pending, self._preflights = self._preflights, []
+
+        async def send() -> None:
+            calls = [
+                request
+                for call, _ in pending
+                for request in (("eth_call", [call, "latest"]), ("eth_estimateGas", [call]))
+            ]
+            try:
+                answers = await rpc.batch(calls)
+            except asyncio.CancelledError:  # the pipeline stops
+                for _, future in pending:
+                    future.cancel()
+                raise
+            except Exception as exc:  # the node did not answer: each caller's pre-flight raises it
+                for _, future in pending:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+            for index, (_, future) in enumerate(pending):
+                if not future.done():
+                    future.set_result((answers[2 * index], answers[2 * index + 1]))
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._preflight_tasks.add(task)
+        task.add_done_callback(self._preflight_tasks.discard)
 
     async def _ensure_nonce(self, address: str) -> None:
         if address in self._next_nonce:

@@ -315,6 +315,15 @@ ROUTES = (
         EVERYONE,
         lambda w, c: {"typed_data": {"primaryType": "Nothing"}, "signature": "0x" + "11" * 65},
     ),
+    # A batch: anyone may send one; each item is then authorised as its single route would authorise it
+    # (tests/api/test_batch.py).
+    _route(
+        "POST",
+        "/batch",
+        _fixed("/batch"),
+        EVERYONE,
+        lambda w, c: {"items": [{"operation": "approve_settlement", "body": {"spender_contract": "receivables"}}]},
+    ),
     _route(
         "POST",
         "/settlement-approvals",
