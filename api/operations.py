@@ -27,7 +27,7 @@ from typing import Any, cast
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, Table, bindparam, insert, select
+from sqlalchemy import Engine, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.auth import Caller, CurrentCaller, Service
@@ -48,7 +48,17 @@ _INSERT_OPERATION = insert(_OPERATIONS)
 _OPERATION_RECORD = select(_OPERATIONS.c.participant, _OPERATIONS.c.kind).where(
     _OPERATIONS.c.operation_id == bindparam("id")
 )
-_OPERATION_EXISTS = select(_OPERATIONS.c.operation_id).where(_OPERATIONS.c.operation_id == bindparam("id"))
+_IDEMPOTENCY = cast(Table, IdempotencyRecord.__table__)
+_CLAIM = insert(_IDEMPOTENCY).returning(_IDEMPOTENCY.c.id)
+_ANSWER = (
+    update(_IDEMPOTENCY)
+    .where(_IDEMPOTENCY.c.id == bindparam("record"))
+    .values(
+        status_code=bindparam("answer_status"),
+        response=bindparam("answer", type_=_IDEMPOTENCY.c.response.type),
+    )
+)
+_FORGET = delete(_IDEMPOTENCY).where(_IDEMPOTENCY.c.id == bindparam("record"))
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -209,22 +219,10 @@ async def run(
             raise Problem(422, "idempotency-key", "Invalid Idempotency-Key", "1 to 200 characters")
         payload = body.model_dump(mode="json") if body is not None else None
         request_hash = _request_hash(method, path, payload)
-        existing = _idempotency_record(service, caller, key)
-        if existing is not None and _abandoned(existing):
-            _forget(service, existing.id)  # claimed by a process that died before answering: start again
-            existing = None
-        if existing is not None:
-            return _replay(existing, request_hash)
-        try:
-            with service.sessions() as session, session.begin():
-                claim = IdempotencyRecord(participant=caller.address, key=key, request_hash=request_hash)
-                session.add(claim)
-                session.flush()
-                record_id = claim.id
-        except IntegrityError:  # a concurrent request with the same key claimed it first
-            existing = _idempotency_record(service, caller, key)
-            assert existing is not None
-            return _replay(existing, request_hash)
+        claimed = _claim(service, caller, key, request_hash)
+        if isinstance(claimed, Answer):
+            return claimed
+        record_id = claimed
     try:
         status, content = await _perform(service, caller, kind, submit, key, wait, state)
     except ContractRevert as exc:
@@ -240,11 +238,35 @@ async def run(
         if status >= 500 or (status in (401, 403) and "operation_id" not in content):
             _forget(service, record_id)  # nothing happened: let the client retry with the same key
         else:
-            with service.sessions() as session, session.begin():
-                row = session.get(IdempotencyRecord, record_id)
-                if row is not None:
-                    row.status_code, row.response = status, content
+            with _engine(service).begin() as connection:
+                connection.execute(_ANSWER, {"record": record_id, "answer_status": status, "answer": content})
     return Answer(status, content)
+
+
+def _engine(service: LedgerService) -> Engine:
+    engine: Engine = service.sessions.kw["bind"]
+    return engine
+
+
+def _claim(service: LedgerService, caller: Caller, key: str, request_hash: str) -> int | Answer:
+    """Claim ``key`` for this request: its record's id (one INSERT, in the common case of a new key), or the
+    answer the first request with the key got (a replay). Raises :class:`Problem` for a key used with another
+    request, or whose first request is still running."""
+    for _ in range(3):
+        try:
+            with _engine(service).begin() as connection:
+                claim = {"participant": caller.address, "key": key, "request_hash": request_hash}
+                return int(connection.execute(_CLAIM, claim).scalar_one())
+        except IntegrityError:  # claimed before, or just now by a concurrent request with the same key
+            pass
+        existing = _idempotency_record(service, caller, key)
+        if existing is None:
+            continue  # forgotten meanwhile (its request came to nothing): claim it again
+        if _abandoned(existing):
+            _forget(service, existing.id)  # claimed by a process that died before answering: start again
+            continue
+        return _replay(existing, request_hash)
+    raise Problem(409, "idempotency-in-progress", "Request in progress", "the first request with this key is running")
 
 
 async def _perform(
@@ -260,12 +282,15 @@ async def _perform(
     if state is not None:
         # For the request's log line (see api.request_log): which operation and transaction this request became.
         state.operation_id, state.tx_hash = operation.operation_id, operation.tx_hash
-    engine: Engine = service.sessions.kw["bind"]
-    with engine.begin() as connection:
-        # Without a key the pipeline named the operation afresh: no record of it can exist yet.
-        if key is None or connection.execute(_OPERATION_EXISTS, {"id": operation.operation_id}).first() is None:
+    try:
+        with _engine(service).begin() as connection:
             row = {"operation_id": operation.operation_id, "participant": caller.address, "kind": kind}
             connection.execute(_INSERT_OPERATION, row)
+    except IntegrityError:
+        # Without a key the pipeline named the operation afresh: no record of it could exist. With one, the
+        # operation is a retry's, and its record was written by the first request.
+        if key is None:
+            raise
     deadline = None if wait is None else time.monotonic() + wait
     if wait is not None and not operation.is_final:
         operation = await service.pipeline.wait(operation.operation_id, wait)  # pending still after a timeout
@@ -309,10 +334,8 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> Answer:
 
 
 def _forget(service: LedgerService, record_id: int) -> None:
-    with service.sessions() as session, session.begin():
-        row = session.get(IdempotencyRecord, record_id)
-        if row is not None:
-            session.delete(row)
+    with _engine(service).begin() as connection:
+        connection.execute(_FORGET, {"record": record_id})
 
 
 def _response(
