@@ -171,3 +171,22 @@ def _index_database(path: Path) -> sessionmaker[Session]:
 
 def _abis(api: Api) -> dict[str, Any]:
     return {key: contract.abi for key, contract in api.service.client.contracts.items()}
+
+
+def test_a_transaction_reverted_in_its_block_is_decoded_without_the_debug_api(strict: tuple[Api, StrictNode]) -> None:
+    """Besu without DEBUG answers debug_traceTransaction with -32604 Method not enabled: the pipeline stops
+    asking and decodes the revert by replaying the transaction with eth_call at the parent block."""
+    api, node = strict
+    agent = api.onboard("Strict settlement bank", "settlement-agent")
+    client, pipeline = api.service.client, api.service.pipeline
+    account = api.service.keystore.account(agent.id)
+    zero_mint = client.codec.encode_call("token", "mint", [agent.id, 0, b"strict zero".ljust(32, b"\0")])
+    portal = api.http.portal
+    assert portal is not None
+    # an explicit gas limit: no estimate, so the transaction is sent, mined and reverts in its block
+    portal.call(pipeline.submit, account, client.address_of("token"), zero_mint, 200_000, "strict-zero-mint")
+    operation = portal.call(pipeline.wait, "strict-zero-mint", 30.0)
+    assert operation.status.value == "failed" and operation.block_number is not None, operation
+    assert operation.error_name == "DepositZeroAmount"
+    assert node.methods["debug_traceTransaction"] == 1  # asked, and refused: the error came from the replay
+    assert node.forbidden == []
