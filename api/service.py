@@ -228,13 +228,16 @@ class LedgerService:
         )
         await pipeline.start()
 
-        client = LedgerClient(w3, contracts, decoder, pipeline, signer, catalogue=catalogue)
+        client = LedgerClient(
+            w3, contracts, decoder, pipeline, signer, catalogue=catalogue, logs_max_range=settings.logs_max_range
+        )
         index_w3 = connect(settings.rpc_url, settings.chain_id, timeout=settings.rpc_timeout)
         indexer = Indexer(
             index_w3,
             {key: str(c.address) for key, c in contracts.items()},
             {key: c.abi for key, c in contracts.items()},
             sessions,
+            page_size=settings.logs_max_range,  # no eth_getLogs wider than the node takes (Besu: 5000 blocks)
             confirmations=settings.confirmations,  # the index shows what the pipeline reports confirmed
         )
         service = cls(

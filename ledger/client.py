@@ -286,9 +286,15 @@ class LedgerClient:
         sender: TransactionSender | None = None,
         signer: Callable[[str], LocalAccount] | None = None,
         catalogue: Catalogue = CATALOGUE,
+        *,
+        logs_max_range: int = 2_000,
     ) -> None:
+        if logs_max_range < 1:
+            raise ValueError("logs_max_range must be at least 1")
         self.w3 = w3
         self.catalogue = catalogue
+        self.logs_max_range = logs_max_range
+        """Most blocks one ``eth_getLogs`` of this client spans (a node such as Besu refuses wider ranges)."""
         self.contracts = dict(contracts)
         self.decoder = decoder
         self._sender = sender
@@ -425,12 +431,20 @@ class LedgerClient:
         return int(sequence), bytes(head)
 
     def audit_anchors(self, from_block: int = 0) -> list[AuditAnchor]:
-        """Every audit-log anchor on chain since ``from_block``, in order (from the contract's events)."""
-        logs = self.contracts["anchor"].events.AuditLogAnchored.get_logs(from_block=from_block, to_block="latest")
-        return [
-            AuditAnchor(int(e["args"]["sequence"]), bytes(e["args"]["head"]), e["args"]["operator"], e["blockNumber"])
-            for e in logs
-        ]
+        """Every audit-log anchor on chain since ``from_block``, in order (from the contract's events), read in
+        ranges of at most :attr:`logs_max_range` blocks up to the head as it was when the reading began."""
+        event = self.contracts["anchor"].events.AuditLogAnchored
+        head = int(self.w3.eth.block_number)
+        anchors: list[AuditAnchor] = []
+        for first in range(from_block, head + 1, self.logs_max_range):
+            last = min(first + self.logs_max_range - 1, head)
+            anchors.extend(
+                AuditAnchor(
+                    int(e["args"]["sequence"]), bytes(e["args"]["head"]), e["args"]["operator"], e["blockNumber"]
+                )
+                for e in event.get_logs(from_block=first, to_block=last)
+            )
+        return anchors
 
     # -- writes -------------------------------------------------------------------------------------
 

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     confirmations: int = Field(
         0, ge=0, description="blocks on top of an operation's block before it is reported confirmed or failed"
     )
+    logs_max_range: int = Field(
+        2_000,
+        ge=1,
+        description="most blocks one eth_getLogs may span (the indexer's pages, the audit anchors' reads); at most "
+        "the node's own limit (Besu's --rpc-max-logs-range, 5000 by default)",
+    )
 
     # -- storage -------------------------------------------------------------------------------------
     data_dir: Path = Field(PROJECT_ROOT / "data", description="chain state, keystore, documents, SQLite file")

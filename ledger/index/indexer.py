@@ -3,10 +3,11 @@
 How it works
 ------------
 - One ``eth_getLogs`` per page of blocks for every ledger contract at once. Pages are sized from the
-  density of the previous page (about 10,000 logs a page, at most 2,000 blocks) and halved when the node
-  refuses a range. Logs are decoded straight from their hex with the ABIs (a ``(contract, topic0) → event``
-  map built once; fixed-size arguments are read word by word, anything else goes through ``eth_abi``),
-  which is many times faster than web3's contract event processing.
+  density of the previous page (about 10,000 logs a page, at most ``page_size`` blocks, 2,000 by default,
+  the service's ``SCF_LOGS_MAX_RANGE``) and halved when the node refuses a range (for the rest of the sync,
+  no page is as wide as a refused one). Logs are decoded straight from their hex with the ABIs (a
+  ``(contract, topic0) → event`` map built once; fixed-size arguments are read word by word, anything else
+  goes through ``eth_abi``), which is many times faster than web3's contract event processing.
 - Block times come from the logs where the node puts them there (anvil, reth, recent geth); otherwise the
   headers of the blocks that hold events are fetched, in JSON-RPC batches. The page's first and last
   headers are always read: the first must follow the checkpoint, the last is read before and after the
@@ -114,7 +115,9 @@ class Indexer:
     Pages: ``eth_getLogs`` covers at most ``page_size`` blocks. A sync starts with a few blocks and sizes
     each next page from the density of the last one, aiming at ``events_per_page`` logs (one database
     transaction each), so a chain mined at the node's ceiling (thousands of logs a block) is read in bounded
-    pieces while a quiet chain is read 2,000 blocks at a time; a range the node refuses is halved.
+    pieces while a quiet chain is read 2,000 blocks at a time; a range the node refuses is halved, and for the
+    rest of that sync no page is as wide as a refused one. Give a node with a range limit (Besu's
+    ``--rpc-max-logs-range``) a ``page_size`` within it (the service's ``SCF_LOGS_MAX_RANGE``).
     ``start_block`` is where a new index starts (the deployment's block); ``confirmations`` keeps that many
     of the newest blocks unread (0 on a chain with immediate finality, such as Besu QBFT).
     """
@@ -324,14 +327,19 @@ class Indexer:
         first = self.start_block if previous[0] is None else previous[0] + 1
         addresses = self.decoder.addresses
         size = min(self.page_size, _FIRST_PAGE_BLOCKS)
+        # Pages never grow back to a span the node refused during this sync (a node's range limit, such as Besu's
+        # --rpc-max-logs-range, would refuse it again); the next sync starts afresh, so a passing failure of the
+        # node does not shrink the pages for good.
+        ceiling = self.page_size
         while first <= target and not (interruptible and self._stop.is_set()):
             last = min(first + size - 1, target)
             try:
                 page = self._read_page(first, last, addresses, previous[1] if previous[0] is not None else None)
             except LogSourceError as exc:
-                if size == 1:
+                if last == first:
                     raise
-                size = max(1, size // 2)
+                ceiling = min(ceiling, last - first)
+                size = max(1, min(size // 2, ceiling))
                 logger.info("eth_getLogs %s..%s failed (%s); page size now %s", first, last, exc, size)
                 continue
             stored = self._write_page(page, previous)
@@ -341,7 +349,7 @@ class Indexer:
             stats.blocks += last - first + 1
             stats.per_page.append((first, last, len(page.events)))
             previous = (last, page.last_header.hash)
-            size = self._next_page_size(last - first + 1, page.log_count)
+            size = min(self._next_page_size(last - first + 1, page.log_count), ceiling)
             first = last + 1
 
     def _next_page_size(self, blocks: int, logs: int) -> int:

@@ -18,8 +18,9 @@ Built for throughput and for never losing or duplicating an operation:
   sent. Submissions that arrive together are journaled in one database transaction and sent in one JSON-RPC
   batch; many operations are in flight at once.
 - **Receipts per block**: one task follows the chain block by block (checking each block's parent hash),
-  matches the block's transactions with those in flight and takes their receipts with one
-  ``eth_getBlockReceipts``. A reverted transaction is traced (``debug_traceTransaction``, or failing that
+  matches the block's transactions with those in flight and confirms them from the block's logs (one
+  ``eth_getLogs`` by block hash); only those without logs have their receipts fetched, in one JSON-RPC batch
+  (``eth_getTransactionReceipt``). A reverted transaction is traced (``debug_traceTransaction``, or failing that
   replayed with ``eth_call`` at the parent block) and its custom error decoded by name. The logs of confirmed
   transactions are kept (the most recent ``keep_logs``): :meth:`Pipeline.logs_of` gives an operation's events
   without fetching its receipt again.

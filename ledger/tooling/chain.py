@@ -161,6 +161,8 @@ class Anvil:
         host: str = "127.0.0.1",
         state_interval: int = STATE_INTERVAL,
         binary: Path | None = None,
+        base_fee: int | None = None,
+        gas_price: int | None = None,
     ) -> None:
         if block_time <= 0:
             raise ValueError("block_time must be positive (anvil mines at this interval)")
@@ -172,6 +174,11 @@ class Anvil:
         self.host = host
         self.state_interval = state_interval
         self._binary = binary
+        self.base_fee = base_fee
+        """The base fee of the first block (``--base-fee``); 0 with ``gas_price=0`` is a gas-free chain, as a Besu
+        network with ``zeroBaseFee`` and ``--min-gas-price=0``. None: anvil's default (1 gwei)."""
+        self.gas_price = gas_price
+        """anvil's gas price (``--gas-price``); None: its default."""
 
     @classmethod
     def from_settings(cls, settings: Settings, *, port: int | None = None, block_time: float | None = None) -> Anvil:
@@ -241,6 +248,8 @@ class Anvil:
             str(self.state_file),
             "--state-interval",
             str(self.state_interval),
+            *([] if self.base_fee is None else ["--base-fee", str(self.base_fee)]),
+            *([] if self.gas_price is None else ["--gas-price", str(self.gas_price)]),
         ]
 
     # -- start, stop, status --------------------------------------------------------------------------

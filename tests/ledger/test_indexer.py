@@ -636,6 +636,24 @@ def test_page_size_shrinks_when_the_node_refuses_a_range(ledger: Sandbox, new_da
     assert snapshot(db) == snapshot(fresh_db)
 
 
+def test_a_sync_does_not_grow_its_pages_back_into_a_range_the_node_refused(
+    ledger: Sandbox, new_database: Database
+) -> None:
+    """A node with a range limit (Besu's --rpc-max-logs-range) is met a few times per sync, not at every page:
+    after a refusal, the pages of that sync stay narrower than the refused span."""
+    Scenario(ledger).first_tier()
+    ledger.tester.mine_blocks(120)
+    source = RefusingWideRanges(ledger, limit=5)
+    db = new_database()
+    indexer = make_indexer(ledger, db, source=source, page_size=64)
+    indexer.sync_once()
+    assert len(indexer.last_sync.per_page) >= 120 // 5
+    assert 0 < source.refused < 10  # growing back to 4 times the last page would be refused at every page
+    fresh_db = new_database()
+    make_indexer(ledger, fresh_db).sync_once()
+    assert snapshot(db) == snapshot(fresh_db)
+
+
 def test_pages_follow_the_density_of_the_chain(sandbox: Sandbox, new_database: Database) -> None:
     """A dense chain is read in pages of about ``events_per_page`` logs, not ``page_size`` blocks at once."""
     abis = {name: list(contract.abi) for name, contract in sandbox.contracts.items()}
