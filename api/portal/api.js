@@ -91,6 +91,29 @@ export async function loadRules() {
   return rules;
 }
 
+let reading = null;
+
+/** Start reading the rules now (beside another request, e.g. the sign-in's ``/participants/me``). */
+export function startRules() {
+  reading = loadRules();
+  reading.catch(() => {}); // a failed reading is answered by the page that takes it
+}
+
+/** Forget a reading started for a session that did not open. */
+export function dropRules() {
+  reading = null;
+}
+
+/** The reading started last (taken once), or a new one. */
+export function takeRules() {
+  const taken = reading ?? loadRules();
+  reading = null;
+  return taken;
+}
+
+/** Whether the rules were read once in this page. */
+export const rulesKnown = () => rules !== null;
+
 /** A rule parameter by name (``max_tenor`` in seconds, ``grace_period``…), as last read; undefined before. */
 export const rule = (name) => (rules ? Number(rules[name]) : undefined);
 

@@ -1,6 +1,6 @@
 // The portal's shell: sign-in, the navigation of the caller's roles, the operations in flight, the language.
 import { actSentence } from "./acts.js";
-import { ApiProblem, follow, get, loadRules, request, session } from "./api.js";
+import { ApiProblem, dropRules, follow, get, request, rulesKnown, session, startRules, takeRules } from "./api.js";
 import { fill, h } from "./dom.js";
 import { explain, language, roleName, setLanguage, t } from "./i18n.js";
 import { currentSigner, forget, hasInjected, openInjected, openKeystore, safeApproval } from "./wallet.js";
@@ -79,8 +79,12 @@ async function render() {
   fill(main, h("p", { class: "loading" }, t("loading")));
   let content;
   try {
-    await loadRules();
+    // The chain's clock and rules, read again with each page. The first page waits for them (it may draw a due
+    // date or a past-due mark); later ones are drawn with the last reading while the new one comes.
+    const reading = takeRules();
+    if (!rulesKnown()) await reading;
     content = await view(context);
+    await reading;
   } catch (error) {
     content = h("p", { class: "error", role: "alert" }, describe(error));
   }
@@ -307,10 +311,12 @@ window.addEventListener("hashchange", render);
 async function start() {
   setLanguage(language());
   if (session.credential) {
+    startRules(); // beside /participants/me: the first page needs both
     try {
       me = await get("/participants/me");
     } catch {
       session.credential = null;
+      dropRules();
     }
   }
   await render();
