@@ -43,6 +43,7 @@ FILES: Final = {
     "i18n.js": "text/javascript; charset=utf-8",
     "identifiers.js": "text/javascript; charset=utf-8",
     "money.js": "text/javascript; charset=utf-8",
+    "ofd.js": "text/javascript; charset=utf-8",
     "regulator.js": "text/javascript; charset=utf-8",
     "views.js": "text/javascript; charset=utf-8",
     "wallet.js": "text/javascript; charset=utf-8",

@@ -1,7 +1,9 @@
-// The invoice form filled from the invoice file: a 全面数字化电子发票 (数电票) in its XML form is read here, in the
-// page (DOMParser, no library), and its number and tax-included total (价税合计) fill the form; its seller's and
-// buyer's unified social credit codes, names and issue date are shown and checked before anything is sent. PDF and
-// OFD files are uploaded as the invoice's document only: nothing is read from them.
+// The invoice form filled from the invoice file: a 全面数字化电子发票 (数电票) in its XML form, or an OFD invoice
+// (ofd.js: the archive's attached XML or its custom tags), is read here, in the page (DOMParser and the browser's
+// DecompressionStream, no library), and its number and tax-included total (价税合计) fill the form; its seller's
+// and buyer's unified social credit codes, names and issue date are shown and checked before anything is sent. A
+// PDF is uploaded as the invoice's document only: its text layer has no structure to read fields from reliably
+// (the tax authority issues the same invoice as XML and OFD, which do).
 //
 // The layout read (the tax authority's XML of a 数电票):
 //   <EInvoice>
@@ -18,13 +20,15 @@ import { h } from "./dom.js";
 import { language, register, t } from "./i18n.js";
 import { creditCodeValid } from "./identifiers.js";
 import { formatYuan, parseYuan, yuanText } from "./money.js";
+import { readOfd } from "./ofd.js";
 
 register({
   messages: {
     "zh-CN": {
       "ei.title": "从发票文件读取的内容", "ei.number": "发票号码", "ei.amount": "价税合计", "ei.issued": "开票日期",
       "ei.seller": "销售方", "ei.buyer": "购买方", "ei.party": "{name}（统一社会信用代码 {code}）",
-      "ei.reading": "正在读取发票文件…", "ei.uploadOnly": "PDF、OFD 等文件只作为发票文件上传，不从中读取字段",
+      "ei.reading": "正在读取发票文件…", "ei.uploadOnly": "PDF 等文件只作为发票文件上传，不从中读取字段（数电票 XML 与 OFD 文件可自动填写）",
+      "ei.ofdEmpty": "此 OFD 文件中没有发票字段，只作为发票文件上传",
       "ei.notEInvoice": "此 XML 文件不是数电票（根元素应为 EInvoice），只作为发票文件上传",
       "ei.unreadable": "发票文件无法读取：{reason}",
       "ei.buyerHint": "发票上的购买方：{name}，统一社会信用代码 {code}。平台不向供应商显示其他参与方的信息，请核对此账户确属该购买方",
@@ -39,7 +43,8 @@ register({
     en: {
       "ei.title": "Read from the invoice file", "ei.number": "Invoice number", "ei.amount": "Total including tax", "ei.issued": "Issued on",
       "ei.seller": "Seller", "ei.buyer": "Buyer", "ei.party": "{name} (unified social credit code {code})",
-      "ei.reading": "Reading the invoice file…", "ei.uploadOnly": "PDF, OFD and other files are uploaded as the invoice's document; no field is read from them",
+      "ei.reading": "Reading the invoice file…", "ei.uploadOnly": "PDF and other files are uploaded as the invoice's document; no field is read from them (e-invoice XML and OFD files fill the form)",
+      "ei.ofdEmpty": "This OFD file holds no invoice fields; it is uploaded as the document only",
       "ei.notEInvoice": "This XML file is not a fully digitalised e-invoice (its root should be EInvoice); it is uploaded as the document only",
       "ei.unreadable": "The invoice file cannot be read: {reason}",
       "ei.buyerHint": "The buyer on the invoice: {name}, unified social credit code {code}. The platform does not show other participants to a supplier: check that this account is that buyer's",
@@ -128,6 +133,13 @@ async function xmlText(file) {
 }
 
 const isXml = (file) => /\.xml$/i.test(file.name) || /\/xml$/.test(file.type);
+const isOfd = (file) => /\.ofd$/i.test(file.name) || file.type === "application/ofd";
+
+/** The invoice read from an OFD file (with its amount in fen), or null when the archive holds no invoice fields. */
+async function ofdInvoice(file) {
+  const invoice = await readOfd(new Uint8Array(await file.arrayBuffer()), readEInvoice);
+  return invoice && "amount" in invoice ? invoice : invoice && { ...invoice, amount: decimalFen(invoice.amountText) };
+}
 
 /** What the file of each form gave: {reading} while it is read, {invoice, problems} once read, absent otherwise. */
 const readings = new WeakMap();
@@ -151,13 +163,14 @@ export function fillFromInvoiceFile(ctx, element) {
     buyerHint.hidden = true;
     const file = input.files[0];
     if (!file) return show();
-    if (!isXml(file)) return show(h("p", { class: "hint" }, t("ei.uploadOnly")));
+    const ofd = isOfd(file);
+    if (!isXml(file) && !ofd) return show(h("p", { class: "hint" }, t("ei.uploadOnly")));
     const reading = {};
     readings.set(element, reading);
     show(h("p", {}, t("ei.reading")));
     let invoice;
     try {
-      invoice = readEInvoice(await xmlText(file));
+      invoice = ofd ? await ofdInvoice(file) : readEInvoice(await xmlText(file));
     } catch (error) {
       reading.problems = [t("ei.unreadable", { reason: error.message })];
       return show(h("p", { class: "error", role: "alert" }, reading.problems[0]));
@@ -167,7 +180,7 @@ export function fillFromInvoiceFile(ctx, element) {
     if (readings.get(element) !== reading) return; // another file was chosen meanwhile
     if (!invoice) {
       readings.delete(element);
-      return show(h("p", { class: "hint" }, t("ei.notEInvoice")));
+      return show(h("p", { class: "hint" }, t(ofd ? "ei.ofdEmpty" : "ei.notEInvoice")));
     }
     reading.invoice = invoice;
     reading.problems = invoiceProblems(invoice, ctx.me);

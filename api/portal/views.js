@@ -262,7 +262,7 @@ function registerInvoice(ctx) {
     field(t("invoice.number"), { name: "invoice_number", required: true, inputmode: "numeric", maxlength: 20 }, t("invoice.numberHint")),
     field(t("invoice.amount"), { name: "amount", required: true, inputmode: "decimal", placeholder: "1,000,000.00" }),
     field(t("invoice.dueDate"), { name: "due_date", type: "date", required: true, min: tomorrow }),
-    field(t("invoice.file"), { name: "file", type: "file", accept: ".pdf,.ofd,.xml,application/pdf" }),
+    field(t("invoice.file"), { name: "file", type: "file", accept: ".pdf,.ofd,.xml,application/pdf,application/ofd,application/xml" }),
   ], t("invoice.submit"), (element) => {
     const fromFile = invoiceFileProblem(element);
     if (fromFile) return fromFile;
