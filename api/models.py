@@ -144,6 +144,9 @@ class InvoiceItem(BaseModel):
     redeemed: WideFen
     defaulted_by: str | None
     updated_block: int
+    invoice_number: str | None = Field(
+        None, description="the invoice's number as registered through this gateway (null when registered elsewhere)"
+    )
 
 
 class PieceView(BaseModel):
@@ -297,6 +300,12 @@ class ReceiptItem(BaseModel):
     oracle: str | None
     issued_at: int
     updated_block: int
+    lot_number: str | None = Field(
+        None, description="the lot's number as issued through this gateway (null when issued elsewhere)"
+    )
+    goods_description: str | None = Field(
+        None, description="the goods as described at issue through this gateway (their keccak is goods_hash)"
+    )
 
 
 class PledgeItem(BaseModel):

@@ -10,6 +10,10 @@
   request it answered.
 - ``service_operations``: which participant started which pipeline operation, and what kind it is (to show
   the operation's result, and only to its owner).
+- ``identifier_labels``: the invoice numbers and lot numbers (with the goods' description) this gateway was
+  given, by the keyed hash that stands for them on chain: the chain keeps only the hash, so that nobody reading
+  it can tell an invoice's number; the parties' lists show the number from here (null for an invoice or receipt
+  registered through another gateway).
 - ``documents``: uploaded documents, encrypted with AES-GCM; the SHA-256 of the plaintext goes on chain. Its
   record, :class:`ledger.documents.DocumentRecord`, is declared with the cipher in the ledger (and re-exported
   here).
@@ -20,7 +24,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db import Base, utc_now
@@ -129,3 +133,20 @@ class FinancingOfferRecord(Base):
     fee: Mapped[int] = mapped_column(BigInteger)
     day_count_basis: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class IdentifierLabelRecord(Base):
+    """What a hash on chain stands for, as this gateway was told when it sent the act: an invoice's number
+    (``kind`` ``invoice``, by its keyed identity hash; ``description`` its older VAT invoice code, if any), a lot's
+    number (``lot``, by its keyed identity hash), or a receipt's goods (``goods``, by the keccak of the
+    description, the receipt's ``goodsHash``; ``label`` empty). Each hash is a function of what it stands for
+    (HMAC under the deployment's key salt, or keccak), so a label written for an act that then failed is still
+    true of its hash."""
+
+    __tablename__ = "identifier_labels"
+
+    key_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    label: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -217,6 +217,7 @@ async function invoices(ctx) {
     ["counterparty", "due_from", "due_to"]));
   const columns = [
     [t("invoice.id"), (row) => `#${row.id}`],
+    [t("invoice.number"), (row) => row.invoice_number ?? "-"],
     [t("invoice.seller"), (row) => account(row.seller)],
     [t("invoice.buyer"), (row) => account(row.buyer)],
     [t("invoice.amount"), (row) => money(row.amount)],
@@ -228,6 +229,9 @@ async function invoices(ctx) {
   return section;
 }
 
+/** An invoice as the page names it: its id, and its number where this gateway registered it. */
+const invoiceName = (row) => (row.invoice_number ? `#${row.id} (${row.invoice_number})` : `#${row.id}`);
+
 function invoiceActions(ctx, row) {
   const buttons = [];
   if (row.document_hash && !/^0x0+$/.test(row.document_hash)) {
@@ -235,11 +239,11 @@ function invoiceActions(ctx, row) {
   }
   if (row.state === "registered" && same(row.buyer, ctx.me.id)) {
     buttons.push(h("button", { type: "button", class: "primary", "data-invoice": row.id, onclick: async () => {
-      if (await ctx.act("POST", `/invoices/${row.id}/confirm`, undefined, `${t("invoice.confirm")} #${row.id}`)) ctx.refresh();
+      if (await ctx.act("POST", `/invoices/${row.id}/confirm`, undefined, `${t("invoice.confirm")} ${invoiceName(row)}`)) ctx.refresh();
     } }, t("invoice.confirm")));
     buttons.push(h("button", { type: "button", onclick: async () => {
       const reason = prompt(t("invoice.rejectReason"));
-      if (reason && (await ctx.act("POST", `/invoices/${row.id}/reject`, { reason }, `${t("invoice.reject")} #${row.id}`))) ctx.refresh();
+      if (reason && (await ctx.act("POST", `/invoices/${row.id}/reject`, { reason }, `${t("invoice.reject")} ${invoiceName(row)}`))) ctx.refresh();
     } }, t("invoice.reject")));
   }
   return buttons;

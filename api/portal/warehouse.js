@@ -164,6 +164,7 @@ async function receipts(ctx) {
   section.append(listBar("/warehouse-receipts", RECEIPT_STATES, query, (chosen) => withQuery("receipts", chosen)));
   const columns = [
     [t("wr.id"), (row) => receiptRef(row.id)],
+    [t("wr.lot"), (row) => (row.lot_number ? [row.lot_number, row.goods_description ? [h("br"), h("small", { class: "hint" }, row.goods_description)] : null] : "-")],
     [t("wr.warehouse"), (row) => account(row.warehouse)],
     [t("wr.holder"), (row) => (row.owner ? account(row.owner) : "")],
     [t("wr.goodsQty"), (row) => `${row.quantity} ${row.unit}`],

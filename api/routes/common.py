@@ -17,7 +17,8 @@ from typing import Annotated, Any, TypeVar
 from eth_utils import is_address, to_checksum_address
 from fastapi import Depends, Path, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
-from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, bindparam, func, or_, tuple_
+from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, bindparam, func, or_, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 
 from api.auth import Caller
@@ -25,6 +26,7 @@ from api.exports import ExportFormat, FormatQuery, Table, columns_of, export_res
 from api.models import NumberedPage, Page
 from api.problems import Problem, jsonable
 from api.service import LedgerService
+from api.store import IdentifierLabelRecord
 from ledger.index.models import ChainUint
 
 T = TypeVar("T")
@@ -427,3 +429,33 @@ def parse_kinds(kinds: list[str] | None) -> list[str]:
     if len(found) > MAX_KINDS:
         raise Problem(422, "validation", "Invalid request", f"at most {MAX_KINDS} kinds")
     return found
+
+
+# -- what identity hashes stand for ----------------------------------------------------------------------------
+
+
+def remember_label(service: LedgerService, key_hash: bytes, kind: str, label: str, description: str | None) -> None:
+    """Keep what the hash ``key_hash`` on chain stands for, as this gateway was given it, for the lists to show: an
+    invoice's or a lot's number (by its keyed identity hash), or the goods' description (by its keccak, the
+    receipt's ``goodsHash``). Each hash is a function of what it stands for, so the first record is the only one
+    (a second writer, or an act that then fails, would write the same)."""
+    record = IdentifierLabelRecord(
+        key_hash="0x" + key_hash.hex(), kind=kind, label=label, description=description, created_at=datetime.now(UTC)
+    )
+    with service.sessions() as session:
+        if session.get(IdentifierLabelRecord, record.key_hash) is not None:
+            return
+        session.add(record)
+        try:
+            session.commit()
+        except IntegrityError:  # the same hash kept meanwhile by another request: the same label
+            session.rollback()
+
+
+def labels_of(session: Session, key_hashes: Sequence[str | None]) -> dict[str, IdentifierLabelRecord]:
+    """The labels this gateway keeps for ``key_hashes`` (0x-prefixed hex), by hash; one query."""
+    wanted = {key.lower() for key in key_hashes if key}
+    if not wanted:
+        return {}
+    found = session.scalars(select(IdentifierLabelRecord).where(IdentifierLabelRecord.key_hash.in_(wanted)))
+    return {record.key_hash: record for record in found}

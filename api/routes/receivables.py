@@ -46,10 +46,12 @@ from api.routes.common import (
     QueryInt,
     SortKey,
     due_timestamp,
+    labels_of,
     not_found,
     paged,
     paging,
     path_id,
+    remember_label,
     row_dict,
     sees_everything,
 )
@@ -129,6 +131,7 @@ def _register_invoice(service: LedgerService, caller: Caller, body: InvoiceCreat
     except InvalidIdentifier as exc:
         raise Problem(422, "validation", "Invalid request", str(exc)) from None
     key_hash = service.identity_key_hash(key)
+    remember_label(service, key_hash, "invoice", body.invoice_number, body.invoice_code)
     document = (
         bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else no_document_hash(key_hash)
     )
@@ -175,7 +178,18 @@ def list_invoices(
     parties = (
         () if sees_everything(caller) else (InvoiceRow.seller == caller.address, InvoiceRow.buyer == caller.address)
     )
-    return paged(service, query, (SortKey(InvoiceRow.id, descending=True),), window, InvoiceItem, any_of=parties)
+    keys = (SortKey(InvoiceRow.id, descending=True),)
+    return paged(service, query, keys, window, InvoiceItem, any_of=parties, convert=_with_numbers)
+
+
+def _with_numbers(session: Session, rows: Sequence[InvoiceRow]) -> list[InvoiceItem]:
+    """Invoices as listed, each with its number where this gateway registered it: one query for the page."""
+    labels = labels_of(session, [row.key_hash for row in rows])
+    items = []
+    for row in rows:
+        label = labels.get(row.key_hash.lower())
+        items.append(InvoiceItem.model_validate({**row_dict(row), "invoice_number": label.label if label else None}))
+    return items
 
 
 @router.get("/invoices/{invoice_id}", response_model=InvoiceView)

@@ -12,6 +12,7 @@ Receipt ids are the salted lot key hash read as a ``uint256``: beyond 2**53 they
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from eth_utils import keccak
 from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
 from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
 
 from api.actions import Action, Call, Link, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
@@ -35,16 +37,25 @@ from api.routes.common import (
     decimal_integer,
     due_timestamp,
     json_integer,
+    labels_of,
     not_found,
     paged,
     paging,
     path_id,
+    remember_label,
+    row_dict,
     sees_everything,
 )
 from api.service import LedgerService
 from api.store import ParticipantRecord
 from ledger.errors import ContractRevert
-from ledger.identifiers import LOT_NUMBER_PATTERN, InvalidIdentifier, canonical_lot_key, no_document_hash
+from ledger.identifiers import (
+    LOT_NUMBER_PATTERN,
+    InvalidIdentifier,
+    canonical_lot_key,
+    canonical_lot_number,
+    no_document_hash,
+)
 from ledger.index.models import PledgeMarginCallRow, PledgeRow, WarehouseReceiptRow
 from ledger.models import GoodsStatus, Pledge, PledgeState, Receipt, ReceiptState, Role
 
@@ -263,13 +274,16 @@ def _issue_receipt(service: LedgerService, caller: Caller, body: ReceiptCreate) 
     except InvalidIdentifier as exc:
         raise Problem(422, "validation", "Invalid request", str(exc)) from None
     key_hash = service.identity_key_hash(key)
+    goods_hash = keccak(text=body.goods_description)
+    remember_label(service, key_hash, "lot", canonical_lot_number(body.lot_number), None)
+    remember_label(service, goods_hash, "goods", "", body.goods_description)
     document = (
         bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else no_document_hash(key_hash)
     )
     args = {
         "owner": body.owner,
         "lot_key_hash": key_hash,
-        "goods_hash": keccak(text=body.goods_description),
+        "goods_hash": goods_hash,
         "quantity": body.quantity,
         "unit": body.unit,
         "valuation": body.valuation,
@@ -303,7 +317,20 @@ def list_receipts(
     if state is not None:
         query = query.where(WarehouseReceiptRow.state == _state_filter(ReceiptState, state))
     keys = (SortKey(WarehouseReceiptRow.issued_at, descending=True), SortKey(WarehouseReceiptRow.id))
-    return paged(service, query, keys, window, ReceiptItem, any_of=parties)
+    return paged(service, query, keys, window, ReceiptItem, any_of=parties, convert=_with_lots)
+
+
+def _with_lots(session: Session, rows: Sequence[WarehouseReceiptRow]) -> list[ReceiptItem]:
+    """Receipts as listed, each with its lot number and goods' description where this gateway issued it: one
+    query (the description is kept by its keccak, the receipt's ``goods_hash``)."""
+    labels = labels_of(session, [hash_ for row in rows for hash_ in (row.lot_key_hash, row.goods_hash)])
+    items = []
+    for row in rows:
+        lot = labels.get(row.lot_key_hash.lower()) if row.lot_key_hash else None
+        goods = labels.get(row.goods_hash.lower()) if row.goods_hash else None
+        listed = {"lot_number": lot.label if lot else None, "goods_description": goods.description if goods else None}
+        items.append(ReceiptItem.model_validate({**row_dict(row), **listed}))
+    return items
 
 
 @router.get("/warehouse-receipts/{receipt_id}", response_model=ReceiptView)

@@ -247,7 +247,8 @@ def test_metrics_stay_prometheus_text(api: Api) -> None:
 )
 def test_list_items_mirror_the_index(item: str, table: str) -> None:
     """A list item has the index row's columns, in their order (the lists answer every column), then the fields
-    it joins from other rows (a financing request's obligor and due date, from its piece's invoice)."""
+    it joins from other rows (a financing request's obligor and due date, from its piece's invoice; an invoice's
+    or a receipt's number, from what this gateway was told, ``identifier_labels``)."""
     from api import models
     from ledger.index.models import Base
 
@@ -256,5 +257,9 @@ def test_list_items_mirror_the_index(item: str, table: str) -> None:
     assert list(getattr(models, item).model_fields)[len(columns) :] == JOINED.get(item, [])
 
 
-JOINED = {"FinancingRequestItem": ["obligor", "obligor_name", "due_date"]}
+JOINED = {
+    "FinancingRequestItem": ["obligor", "obligor_name", "due_date"],
+    "InvoiceItem": ["invoice_number"],
+    "ReceiptItem": ["lot_number", "goods_description"],
+}
 """The fields a list item adds to its index row's, in order."""
