@@ -24,6 +24,7 @@ from api.routes import (
     acts,
     audit,
     events,
+    gateway,
     money,
     participants,
     receivables,
@@ -82,6 +83,8 @@ def create_app(
     portal.install(app)
     # Added first, so innermost: the routes read the body through it (api.edge).
     app.add_middleware(BodyLimitMiddleware, settings_of=current_settings)
+    # The regulator's gateway refuses every write but freezes (api.routes.gateway); others pass everything.
+    app.add_middleware(gateway.ReadOnlyGatewayMiddleware)
 
     # The request id, the request's log line and its metrics (api.request_log).
     app.add_middleware(RequestLogMiddleware)
@@ -105,6 +108,7 @@ def create_app(
         events.router,
         subscriptions.router,
         acts.router,
+        gateway.router,
         *extra_routers,
         batch.router,
     )

@@ -93,7 +93,7 @@ class CreatedParticipant(BaseModel):
     status: str
 
 
-def _view(record: ParticipantRecord, service: LedgerService) -> ParticipantView:
+def participant_view(record: ParticipantRecord, service: LedgerService) -> ParticipantView:
     view = ParticipantView(
         id=record.address,
         name=record.name,
@@ -197,7 +197,7 @@ async def create_participant(
             await service.client.outcome(approval, timeout=service.settings.max_wait_seconds)
     await _admit(service, admitting, address, registration, response)
     content: dict[str, Any] = {
-        "participant": _view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
+        "participant": participant_view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
         "api_key": api_key,
         "operation_id": response.headers.get("location", "").removeprefix("/operations/"),
         "status": "confirmed" if response.status_code == 200 else "pending",
@@ -297,7 +297,7 @@ async def _register_self_custody(
     response = await perform(request, service, caller, "participant.register-self-custody", None, register)
     await _admit(service, admitting, address, registration, response)
     content: dict[str, Any] = {
-        "participant": _view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
+        "participant": participant_view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
         "api_key": api_key,
         "operation_id": response.headers.get("location", "").removeprefix("/operations/"),
         "status": "confirmed" if response.status_code == 200 else "pending",
@@ -437,7 +437,7 @@ def _may_see(caller: Caller, participant: str) -> bool:
 @router.get("/participants/me", response_model=ParticipantView)
 def get_myself(service: Service, caller: CurrentCaller) -> ParticipantView:
     """The caller itself: who an API key or sign-in token speaks for (the portal's first question)."""
-    return _view(_participant_or_404(service, caller.address), service)
+    return participant_view(_participant_or_404(service, caller.address), service)
 
 
 @router.get("/participants/{participant_id}", response_model=ParticipantView)
@@ -448,7 +448,7 @@ def get_participant(participant_id: str, service: Service, caller: CurrentCaller
     record = _participant_or_404(service, participant_id)
     if not _may_see(caller, record.address):
         raise not_found(f"participant {participant_id}")
-    return _view(record, service)
+    return participant_view(record, service)
 
 
 def _operator_acts(operation: str) -> Prepare:
