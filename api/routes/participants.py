@@ -430,6 +430,19 @@ def _participant_or_404(service: LedgerService, participant_id: str) -> Particip
     return record
 
 
+def _ledger_account_or_404(service: LedgerService, participant_id: str) -> str:
+    """The account of a participant of the ledger, whether this gateway serves it or not (another gateway of the
+    consortium may: the index, which holds the whole chain, knows it)."""
+    try:
+        address = str(to_checksum_address(participant_id))
+    except ValueError:
+        raise not_found(f"participant {participant_id}") from None
+    with service.sessions() as session:
+        if session.get(ParticipantRow, address) is None and session.get(ParticipantRecord, address) is None:
+            raise not_found(f"participant {participant_id}")
+    return address
+
+
 def _may_see(caller: Caller, participant: str) -> bool:
     return caller.address == participant or caller.is_operator or caller.is_regulator
 
@@ -708,8 +721,7 @@ install(router, ACTIONS)
 def get_credit_line(core_firm: str, service: Service, caller: CurrentCaller) -> CreditLineView:
     """A core firm's credit line as on chain now (the financiers' grants, what its confirmed invoices use, what
     is left), to any participant: financiers weigh it before they finance the core firm's invoices."""
-    record = _participant_or_404(service, core_firm)
-    line = service.client.credit_line(record.address)
+    line = service.client.credit_line(_ledger_account_or_404(service, core_firm))
     return CreditLineView(core_firm=line.core_firm, limit=line.limit, used=line.used, available=line.available)
 
 
