@@ -37,7 +37,7 @@ from ledger.identifiers import synthetic_credit_code
 from ledger.node import connect
 from ledger.tooling.chain import Anvil, find_anvil
 from tests.e2e.conftest import free_port
-from tests.e2e.processes import Served, base_environment, serving
+from tests.e2e.processes import Served, base_environment, one_error_line, run_scf, serving
 
 try:
     find_anvil()
@@ -434,6 +434,22 @@ def test_no_gateway_acts_for_a_participant_it_does_not_host(consortium: Consorti
         "POST", "/gateway/keys", c.keys["bank@bank"], 403, json={"credit_code": c.credit_codes["bank"]}
     )
     assert refused["type"] == "urn:scf:problem:gateway-account-only", refused
+    # A hosted participant whose key left this gateway's keystore (moved to another machine, cold storage) is not
+    # acted for any more: 403, and nothing is signed, although the record and its API key are still here.
+    foam = c.operator.call(
+        "POST",
+        "/participants",
+        c.operator.admin,
+        201,
+        json={"name": "foam co", "credit_code": synthetic_credit_code(next(_serial)), "roles": ["supplier"]},
+    )
+    keyfile = Path(c.operator.env["SCF_DATA_DIR"]) / "keystore" / f"{foam['participant']['id']}.json"
+    keyfile.rename(keyfile.with_suffix(".moved"))
+    refused = c.operator.call(
+        "POST", "/settlement-approvals", foam["api_key"], 403, json={"spender_contract": "receivables"}
+    )
+    assert refused["type"] == "urn:scf:problem:not-hosted-here", refused
+
     # A member's relayer is nobody's operator: it cannot onboard.
     refused = c.bank.call(
         "POST",
@@ -482,3 +498,24 @@ def test_the_regulator_gateway_freezes_answers_reports_and_refuses_every_other_w
     assert c.operator.call("GET", "/freezes", c.operator.admin)["items"] == []
     for report in ("/reports/large-transactions", "/reports/payment-discipline", "/audit/log", "/audit/events"):
         c.regulator.call("GET", report, regulator)
+
+
+def test_a_gateway_that_cannot_be_what_its_role_says_does_not_start(consortium: Consortium, tmp_path: Path) -> None:
+    """A member's gateway without the deployment record never deploys its own ledger; the regulator's gateway
+    refuses a key that holds no regulator role on chain. Each is one line naming the setting, exit code 1."""
+    c = consortium
+    common = {"SCF_RPC_URL": c.anvil.rpc_url}
+    lonely = base_environment(tmp_path / "lonely", SCF_GATEWAY_ROLE="member", SCF_OPERATOR_KEY=strong_key(), **common)
+    one_error_line(run_scf("serve", "--no-chain", env=lonely, cwd=tmp_path), "SCF_DEPLOYMENTS_DIR", "never deploys")
+    assert not (tmp_path / "lonely" / "deployments").exists()
+
+    impostor = base_environment(
+        tmp_path / "impostor", SCF_GATEWAY_ROLE="regulator", SCF_OPERATOR_KEY=strong_key(), **common
+    )
+    shutil.copytree(Path(c.operator.env["SCF_DEPLOYMENTS_DIR"]), tmp_path / "impostor" / "deployments")
+    one_error_line(run_scf("serve", "--no-chain", env=impostor, cwd=tmp_path), "SCF_OPERATOR_KEY", "no regulator role")
+
+
+def strong_key() -> str:
+    key: LocalAccount = Account.create()
+    return key.key.to_0x_hex()
