@@ -34,8 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.auth import Caller, CurrentCaller, Service
 from api.models import ParticipantView
 from api.problems import Problem, problem_response
-from api.routes.common import Address
-from api.routes.participants import ASSIGNABLE_ROLES, participant_view
+from api.routes.common import ASSIGNABLE_ROLES, Address, participant_view
 from api.service import LedgerService, issue_api_key
 from api.signing import read_only_gateway
 from api.store import ParticipantRecord

@@ -34,7 +34,19 @@ from api.models import (
 )
 from api.operations import OperationView, perform
 from api.problems import PROBLEM_JSON, Problem
-from api.routes.common import Address, Amount, IsoDate, ListWindow, SortKey, not_found, paged, paging
+from api.routes.common import (
+    ASSIGNABLE_ROLES,
+    Address,
+    Amount,
+    IsoDate,
+    ListWindow,
+    SortKey,
+    current_signer,
+    not_found,
+    paged,
+    paging,
+    participant_view,
+)
 from api.service import LedgerService, issue_api_key
 from api.signing import ACT_TTL_SECONDS, act_problem
 from api.store import ApiKeyRecord, ParticipantRecord
@@ -47,8 +59,6 @@ from ledger.pipeline import Operation
 
 logger = logging.getLogger("api")
 router = APIRouter(tags=["participants"])
-
-ASSIGNABLE_ROLES = {r.role_name: r for r in Role if r not in (Role.OPERATOR, Role.SYSTEM)}
 
 
 class ParticipantCreate(BaseModel):
@@ -91,36 +101,6 @@ class CreatedParticipant(BaseModel):
     api_key: str = Field(description="shown once; only its hash is stored")
     operation_id: str
     status: str
-
-
-def participant_view(record: ParticipantRecord, service: LedgerService) -> ParticipantView:
-    view = ParticipantView(
-        id=record.address,
-        name=record.name,
-        credit_code=record.credit_code,
-        roles=list(record.roles),
-        login_address=record.login_address,
-        custody=record.custody,
-        signer=_current_signer(record, service),
-    )
-    try:
-        on_chain = service.client.participant(record.address)
-        view.status = on_chain.status.name.lower()
-        view.frozen = on_chain.frozen
-    except Exception:  # the registration is still in flight
-        view.status = "pending"
-    return view
-
-
-def _current_signer(record: ParticipantRecord, service: LedgerService) -> str | None:
-    """A self-custody participant's signer as the registry knows it now (rotations and recoveries change it on
-    chain alone); the record's when the chain does not answer for it yet (registration in flight)."""
-    if record.custody != "self":
-        return None
-    try:
-        return service.client.signer_of(record.address)
-    except Exception:  # the registration is still in flight
-        return record.signer or record.address
 
 
 @router.post("/participants", status_code=201, response_model=CreatedParticipant)
@@ -395,7 +375,7 @@ def _listed_batch(
     if service is not None:
         for row, view in zip(rows, views, strict=True):
             if row.custody == "self":  # its signer as on chain now (one read per self-custody participant)
-                view.signer = _current_signer(row, service)
+                view.signer = current_signer(row, service)
     return views
 
 
