@@ -384,9 +384,10 @@ def _listed_batch(
 def list_participants(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[ParticipantView] | Response:
     """Participants in the order they were onboarded: all of them to the operator and the regulator, the caller
     alone to anyone else. `status` (active or suspended) and `frozen` are read from the index of the chain, like
-    every list's: `pending` until the registration is indexed."""
+    every list's: `pending` until the registration is indexed. A gateway lists the participants it serves (on a
+    member's gateway, to its own account too: docs/consortium.md)."""
     query = select(ParticipantRecord)
-    if not (caller.is_operator or caller.is_regulator):
+    if not (caller.is_operator or caller.is_regulator or caller.address == service.operator.address):
         query = query.where(ParticipantRecord.address == caller.address)
     return paged(
         service,
@@ -462,8 +463,10 @@ class NewKey(BaseModel):
 
 @router.post("/participants/{participant_id}/keys", status_code=201, response_model=NewKey)
 def rotate_key(participant_id: str, service: Service, caller: CurrentCaller) -> NewKey:
-    """Issue a new API key and revoke the participant's earlier ones (the operator's own included)."""
-    require_role(caller, Role.OPERATOR)
+    """Issue a new API key and revoke the participant's earlier ones (the operator's own included): the operator,
+    or on a member's gateway its own account, for the participants it serves (docs/consortium.md)."""
+    if caller.address != service.operator.address:
+        require_role(caller, Role.OPERATOR)
     record = _participant_or_404(service, participant_id)
     with service.sessions() as session, session.begin():
         revoked = session.execute(  # type: ignore[attr-defined]

@@ -429,6 +429,10 @@ def test_no_gateway_acts_for_a_participant_it_does_not_host(consortium: Consorti
     refused = c.bank.call("POST", "/gateway/participants", c.bank.admin, 409, json=supplier)
     assert refused["type"] == "urn:scf:problem:hosted-elsewhere", refused
 
+    # A member's gateway lists the participants it serves (to its own account), not the registry.
+    relayer = c.bank.call("GET", "/gateway", c.bank.admin)["account"]
+    assert {p["id"] for p in _all(c.bank, "/participants", c.bank.admin)} == {relayer, c.ids["bank"]}
+
     # Only the gateway's own account adopts participants or makes keys.
     refused = c.bank.call(
         "POST", "/gateway/keys", c.keys["bank@bank"], 403, json={"credit_code": c.credit_codes["bank"]}
