@@ -3,7 +3,8 @@
 One anvil and four ``scf serve`` processes, each with its own data folder (SQLite database, keystore), port,
 API keys and own account: the operator's gateway (which deploys), a bank's and a core firm's
 (``SCF_GATEWAY_ROLE=member``, attached to a copy of the operator's deployment record, their relayers funded with
-gas) and the regulator's (``SCF_GATEWAY_ROLE=regulator``, its own account the regulator named at deployment).
+gas) and the regulator's (``SCF_GATEWAY_ROLE=regulator``, its own account the regulator named at deployment, its
+index in PostgreSQL where a server answers at 127.0.0.1:5432, the others' in SQLite files).
 
 The receivable story runs across them: the supplier and the settlement agent are hosted by the operator's
 gateway; the core firm keeps its key and signs its acts at its own gateway; the financier's key was made in the
@@ -18,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,11 +31,14 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import create_engine, select
 
 from ledger import acts
+from ledger.db import Base
 from ledger.identifiers import synthetic_credit_code
 from ledger.node import connect
 from ledger.tooling.chain import Anvil, find_anvil
+from tests.api.conftest import postgres_answers, postgres_schema
 from tests.e2e.conftest import free_port
 from tests.e2e.processes import Served, base_environment, one_error_line, run_scf, serving
 
@@ -79,8 +82,8 @@ class Gateway:
         return f"http://127.0.0.1:{self.env['SCF_API_PORT']}"
 
     @property
-    def database(self) -> Path:
-        return Path(self.env["SCF_DATA_DIR"]) / "ledger.sqlite3"
+    def database(self) -> str:
+        return self.env.get("SCF_DATABASE_URL") or f"sqlite:///{Path(self.env['SCF_DATA_DIR']) / 'ledger.sqlite3'}"
 
     def start(self) -> None:
         self.served = self.stack.enter_context(serving(self.env, self.cwd))
@@ -185,6 +188,8 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]
                 # Attaching is copying the operator's deployment record: a member's gateway never deploys.
                 shutil.copytree(Path(operator.env["SCF_DEPLOYMENTS_DIR"]), data / "deployments")
                 env = base_environment(data, SCF_GATEWAY_ROLE=role, SCF_OPERATOR_KEY=own.key.to_0x_hex(), **common)
+                if name == "regulator" and postgres_answers():  # another kind of database, where there is one
+                    env["SCF_DATABASE_URL"] = stack.enter_context(postgres_schema("scf_gateway"))
                 gateways[name] = Gateway(name, env, root, stack)
                 gateways[name].start()
             consortium = Consortium(
@@ -297,14 +302,30 @@ def _on_chain(value: Any) -> Any:
     return value
 
 
-def _table(database: Path, table: str, through: int) -> list[str]:
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-        rows = db.execute(f"SELECT * FROM {table}").fetchall()
-    if "block_number" in columns:
-        position = columns.index("block_number")
-        rows = [row for row in rows if row[position] is None or row[position] <= through]
-    return sorted(repr(row) for row in rows)
+def _table(database_url: str, name: str, through: int) -> list[str]:
+    """The rows of index table ``name`` up to block ``through``, read through the ledger's own column types (so that
+    a SQLite and a PostgreSQL index compare), in a canonical order."""
+    table = Base.metadata.tables[name]
+    query = select(table)
+    if "block_number" in table.c:
+        query = query.where((table.c.block_number <= through) | table.c.block_number.is_(None))
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(query).all()
+    finally:
+        engine.dispose()
+    return sorted(repr(tuple(_plain(value) for value in row)) for row in rows)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return sorted((k, _plain(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat() if value.tzinfo is None else value.astimezone(UTC).isoformat()
+    return value
 
 
 def test_the_receivable_story_across_three_gateways_survives_a_kill_and_every_gateway_agrees(
@@ -423,6 +444,11 @@ def test_no_gateway_acts_for_a_participant_it_does_not_host(consortium: Consorti
     forged = Account.create().sign_message(encode_defunct(text="anything")).signature.to_0x_hex()
     refused = c.firm.call("POST", "/gateway/participants", c.firm.admin, 422, json={**body, "proof": forged})
     assert refused["type"] == "urn:scf:problem:invalid-proof", refused
+
+    # Its name and credit code must be those whose hash the chain holds: no gateway renames a participant.
+    firm = {"address": c.ids["firm"], "name": "another name", "credit_code": c.credit_codes["firm"]}
+    refused = c.bank.call("POST", "/gateway/participants", c.bank.admin, 422, json=firm)
+    assert refused["type"] == "urn:scf:problem:identity-mismatch", refused
 
     # A participant registered as hosted is served by the gateway that holds its key alone.
     supplier = {"address": c.ids["supplier"], "name": "supplier co", "credit_code": c.credit_codes["supplier"]}
