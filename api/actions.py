@@ -32,7 +32,13 @@ from api.operations import OperationView, Submit, perform
 from api.problems import PROBLEM_JSON
 from api.routes.common import PathId
 from api.service import LedgerService
-from api.signing import signature_required
+from api.signing import (
+    hosted_act_signer,
+    not_hosted_here,
+    refuse_on_regulator_gateway,
+    relay_hosted_act,
+    signature_required,
+)
 from ledger.acts import ACTS
 from ledger.catalogue import CATALOGUE, OperationSpec
 from ledger.pipeline import Operation
@@ -164,14 +170,23 @@ async def submission(
     else:
         call = action.prepare(service, caller, body, **path)
 
+    refuse_on_regulator_gateway(service, call.operation)
+
     async def submit(operation_id: str | None) -> Operation:
         if service.is_self_custody(call.sender):
+            signer = await run_in_threadpool(hosted_act_signer, service, call.sender)
+            if signer is not None:
+                # Its key is in this gateway's keystore (a member's gateway hosting it): sign its act here and
+                # relay it from this gateway's own account, which pays the gas.
+                return await relay_hosted_act(service, call, signer, operation_id)
             # Its key is not here: answer with the act to sign (api.signing); the signed act comes to /acts.
             # Raised inside `perform`, the 428 is kept under the request's Idempotency-Key: a retry gets the
             # same act (the same nonce) back, and signing it again gives the same signature.
             raise await run_in_threadpool(
                 signature_required, service.client, service.act_nonces, call.operation, call.sender, call.args
             )
+        if not service.holds_key_of(call.sender):
+            raise not_hosted_here(call.sender)
         return await service.client.submit(call.operation, call.sender, call.args, operation_id)
 
     return call.operation, submit

@@ -24,6 +24,7 @@ from api.routes import (
     acts,
     audit,
     events,
+    gateway,
     money,
     participants,
     receivables,
@@ -82,6 +83,8 @@ def create_app(
     portal.install(app)
     # Added first, so innermost: the routes read the body through it (api.edge).
     app.add_middleware(BodyLimitMiddleware, settings_of=current_settings)
+    # The regulator's gateway refuses every write but freezes (api.routes.gateway); others pass everything.
+    app.add_middleware(gateway.ReadOnlyGatewayMiddleware)
 
     # The request id, the request's log line and its metrics (api.request_log).
     app.add_middleware(RequestLogMiddleware)
@@ -105,6 +108,7 @@ def create_app(
         events.router,
         subscriptions.router,
         acts.router,
+        gateway.router,
         *extra_routers,
         batch.router,
     )
@@ -114,13 +118,21 @@ def create_app(
     return app
 
 
+OWN_ACCOUNT_KEY = {
+    "operator": "The operator's API key",
+    "member": "The API key of this gateway's own account (its relayer: it serves participants, POST /gateway/...)",
+    "regulator": "The regulator's API key",
+}
+"""What the first start's key is, by the gateway's role (docs/consortium.md)."""
+
+
 def announce_operator_key(service: LedgerService) -> None:
     """Print the operator's API key when this start created it (the first start): it is shown once only."""
     if service.operator_api_key is None:
         return
     banner = (
         "\n" + "=" * 78 + "\n"
-        f"  The operator's API key (shown once, stored only as a hash):\n\n    {service.operator_api_key}\n\n"
+        f"  {OWN_ACCOUNT_KEY[service.role]} (shown once, stored only as a hash):\n\n    {service.operator_api_key}\n\n"
         "  Use it as `Authorization: Bearer <key>`; rotate with POST /participants/{id}/keys,\n"
         "  or, if it is lost, with `scf api-key reissue` on this machine.\n" + "=" * 78
     )

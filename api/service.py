@@ -44,7 +44,16 @@ from ledger.catalogue import CATALOGUE, Catalogue
 from ledger.client import LedgerClient
 from ledger.compiler import Artifact, compile_contracts
 from ledger.db import DatabaseUnavailable, make_engine, make_sessionmaker
-from ledger.deployment import Deployment, bind_contracts, ensure_deployment, operator_account, regulator_account
+from ledger.deployment import (
+    Deployment,
+    GatewayKeyRefused,
+    attach_deployment,
+    bind_contracts,
+    ensure_deployment,
+    first_block,
+    operator_account,
+    regulator_account,
+)
 from ledger.errors import ErrorDecoder
 from ledger.identifiers import salted_key_hash, synthetic_credit_code
 from ledger.index import Indexer
@@ -130,6 +139,30 @@ def reissue_api_key(session: Session, participant: str) -> tuple[str, int]:
     return issue_api_key(session, participant), len(revoked)
 
 
+GATEWAY_ACCOUNT_NAMES: Mapping[str, str] = {
+    "operator": "Platform operator",
+    "member": "Gateway relayer",
+    "regulator": "Regulator",
+}
+"""The name of the gateway's own account in its records, by the gateway's role."""
+
+
+def _gateway_roles(role: str, registry: Any, account: str) -> list[str]:
+    """The roles the gateway's own account holds here: the operator's on the operator's gateway, none on a
+    member's (its relayer pays gas, it speaks for no one), the regulator's on the regulator's gateway, whose key
+    must be a regulator's on chain (else the start fails, naming the setting)."""
+    if role == "operator":
+        return [Role.OPERATOR.role_name]
+    if role == "regulator":
+        if not registry.functions.hasRole(Role.REGULATOR.role_id, account).call():
+            raise GatewayKeyRefused(
+                f"SCF_OPERATOR_KEY: the regulator's gateway signs as a regulator, and {account} holds no regulator "
+                "role on chain (a regulator admits it first)"
+            )
+        return [Role.REGULATOR.role_name]
+    return []
+
+
 @dataclass
 class LedgerService:
     settings: Settings
@@ -179,7 +212,13 @@ class LedgerService:
             logger.warning("%s", warning)
         secrets = master_secrets(settings)
         operator = operator_account(settings.operator_key, settings.chain_id)
-        first_regulator = regulator_account(settings.regulator_address, settings.chain_id, operator.address)
+        role = settings.gateway_role
+        # Only the operator's gateway deploys, and so only it names (and, on the local chain, hosts) the first one.
+        first_regulator = (
+            regulator_account(settings.regulator_address, settings.chain_id, operator.address)
+            if role == "operator"
+            else None
+        )
         url = settings.resolved_database_url
         try:
             ensure_sqlite_folder(url)
@@ -189,21 +228,27 @@ class LedgerService:
             raise DatabaseUnavailable(url, exc) from exc
         w3 = connect(settings.rpc_url, settings.chain_id, timeout=settings.rpc_timeout)
         artifacts = compile_contracts()
-        ensured = await asyncio.to_thread(
-            ensure_deployment,
-            w3,
-            deployments_dir=settings.deployments_dir,
-            artifacts=artifacts,
-            deployer=operator,
-            regulator=first_regulator.address,
-        )
-        if not ensured.reused:
-            logger.info("deployed the ledger's contracts at block %s", ensured.deployment.block_number)
+        if first_regulator is not None:
+            ensured = await asyncio.to_thread(
+                ensure_deployment,
+                w3,
+                deployments_dir=settings.deployments_dir,
+                artifacts=artifacts,
+                deployer=operator,
+                regulator=first_regulator.address,
+            )
+            if not ensured.reused:
+                logger.info("deployed the ledger's contracts at block %s", ensured.deployment.block_number)
+            deployment = ensured.deployment
+        else:  # a member's or the regulator's gateway: the consortium's deployment or nothing
+            deployment = await asyncio.to_thread(
+                attach_deployment, w3, deployments_dir=settings.deployments_dir, artifacts=artifacts, role=role
+            )
         decoder = ErrorDecoder.from_artifacts(artifacts)
-        deployment = ensured.deployment
         contracts = bind_contracts(w3, deployment, artifacts)
+        own_roles = _gateway_roles(role, contracts["registry"], str(operator.address))
         keystore = Keystore(settings.data_dir / "keystore", secrets)
-        regulator = first_regulator.hosted
+        regulator = first_regulator.hosted if first_regulator is not None else None
         if (
             regulator is not None
             and not contracts["registry"].functions.hasRole(Role.REGULATOR.role_id, regulator.address).call()
@@ -237,6 +282,7 @@ class LedgerService:
             {key: str(c.address) for key, c in contracts.items()},
             {key: c.abi for key, c in contracts.items()},
             sessions,
+            start_block=await asyncio.to_thread(first_block, w3, deployment),  # a new index: the ledger's first block
             page_size=settings.logs_max_range,  # no eth_getLogs wider than the node takes (Besu: 5000 blocks)
             confirmations=settings.confirmations,  # the index shows what the pipeline reports confirmed
         )
@@ -257,15 +303,16 @@ class LedgerService:
                 audit_log,
                 client,
                 str(operator.address),
-                every=settings.audit_anchor_every,
-                seconds=settings.audit_anchor_seconds,
+                # AuditAnchor takes anchors from operators only: another gateway keeps its log unanchored.
+                every=settings.audit_anchor_every if role == "operator" else 0,
+                seconds=settings.audit_anchor_seconds if role == "operator" else 0,
                 timeout=settings.max_wait_seconds,
             ),
             secrets=secrets,
             participants=ParticipantCache(sessions.kw["bind"], settings.auth_cache_seconds),
             regulator=regulator,
         )
-        service.operator_api_key = service._bootstrap_operator()
+        service.operator_api_key = service._bootstrap_operator(own_roles)
         service.audit_anchorer.start()
         if run_indexer:
             # Webhooks are delivered where the index is written: one deliverer per database, like the indexer.
@@ -288,8 +335,9 @@ class LedgerService:
         if self._indexer_thread is not None:
             await asyncio.to_thread(self._indexer_thread.join, 30)
 
-    def _bootstrap_operator(self) -> str | None:
-        """Create the operator's service record and first API key unless they exist; return the new key."""
+    def _bootstrap_operator(self, roles: list[str]) -> str | None:
+        """Create the record of this gateway's own account (the operator, a member's relayer, the regulator) and
+        its first API key unless they exist; return the new key."""
         address = str(self.operator.address)
         with self.sessions() as session, session.begin():
             if session.get(ParticipantRecord, address) is not None:
@@ -297,15 +345,29 @@ class LedgerService:
             session.add(
                 ParticipantRecord(
                     address=address,
-                    name="Platform operator",
+                    name=GATEWAY_ACCOUNT_NAMES[self.settings.gateway_role],
                     credit_code=synthetic_credit_code(1),
-                    roles=[Role.OPERATOR.role_name],
+                    roles=roles,
                 )
             )
             session.flush()
             return issue_api_key(session, address)
 
     # -- helpers for routes -------------------------------------------------------------------------
+
+    @property
+    def role(self) -> str:
+        """What this gateway is in the consortium: ``operator``, ``member`` or ``regulator``."""
+        return self.settings.gateway_role
+
+    def holds_key_of(self, address: str) -> bool:
+        """Whether this gateway can sign as ``address``: its own account, the hosted regulator, or a key in its
+        keystore. A gateway sends, and signs acts, only for such accounts."""
+        if address == self.operator.address:
+            return True
+        if self.regulator is not None and address == self.regulator.address:
+            return True
+        return address in self.keystore
 
     def identity_key_hash(self, canonical_key: str) -> bytes:
         """The salted hash of an invoice's or lot's canonical key (:mod:`ledger.identifiers`): what goes on chain."""

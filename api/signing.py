@@ -16,14 +16,22 @@ cheaper than a fresh one).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+from eth_account.signers.local import LocalAccount
 
 from api.problems import Problem
 from ledger import acts
 from ledger.client import LedgerClient
+from ledger.pipeline import Operation
+
+if TYPE_CHECKING:
+    from api.actions import Call
+    from api.service import LedgerService
 
 ACT_TTL_SECONDS: Final = 3600
 """How long an act handed out to sign stays valid (its deadline), and its nonce reserved."""
@@ -85,3 +93,72 @@ def act_problem(document: Mapping[str, Any]) -> Problem:
         sentence=acts.sentence(act, document["message"]),
         sign_at="/acts",
     )
+
+
+# -- a gateway in a consortium (docs/consortium.md) ------------------------------------------------------------
+
+
+def not_hosted_here(account: str) -> Problem:
+    """403: this gateway holds no key of ``account`` and cannot act for it (another gateway hosts it)."""
+    return Problem(
+        403,
+        "not-hosted-here",
+        "Not hosted by this gateway",
+        f"this gateway holds no key of {account} and cannot act for it: ask the gateway that hosts it, or sign "
+        "the act yourself and POST it to /acts",
+        account=account,
+    )
+
+
+REGULATOR_GATEWAY_OPERATIONS: Final = frozenset(
+    {
+        "freeze.participant",
+        "freeze.piece",
+        "freeze.receipt",
+        "unfreeze.participant",
+        "unfreeze.piece",
+        "unfreeze.receipt",
+    }
+)
+"""What the regulator's gateway signs: freezes and their lifting, nothing else."""
+
+
+def read_only_gateway(what: str) -> Problem:
+    """403: the regulator's gateway reads and freezes, and refuses ``what``."""
+    return Problem(
+        403,
+        "read-only-gateway",
+        "Read-only gateway",
+        f"this is the regulator's gateway (SCF_GATEWAY_ROLE=regulator): it indexes the ledger, answers reports and "
+        f"freezes, and refuses {what}",
+    )
+
+
+def refuse_on_regulator_gateway(service: LedgerService, operation: str) -> None:
+    """On the regulator's gateway, refuse every operation but a freeze or its lifting."""
+    if service.role == "regulator" and operation not in REGULATOR_GATEWAY_OPERATIONS:
+        raise read_only_gateway(f"the operation {operation}")
+
+
+def hosted_act_signer(service: LedgerService, account: str) -> LocalAccount | None:
+    """The key of self-custody ``account``'s current signer when this gateway's keystore holds it (a gateway
+    that hosts a participant registered to sign its own acts: a bank's gateway for its bank); None otherwise."""
+    signer = service.client.signer_of(account)
+    if signer not in service.keystore:
+        return None
+    return service.keystore.account(signer)
+
+
+async def relay_hosted_act(
+    service: LedgerService, call: Call, signer: LocalAccount, operation_id: str | None
+) -> Operation:
+    """Sign ``call`` as its sender's act with the hosted ``signer`` and relay it from the gateway's own account."""
+    client = service.client
+    if call.operation not in acts.ACTS:
+        raise signature_required(client, service.act_nonces, call.operation, call.sender, call.args)  # the 403
+    nonce = await asyncio.to_thread(service.act_nonces.next, client, call.sender)
+    deadline = await asyncio.to_thread(client.chain_time) + ACT_TTL_SECONDS
+    document = await asyncio.to_thread(
+        client.act_document, call.operation, call.sender, call.args, nonce=nonce, deadline=deadline
+    )
+    return await client.submit_act(document, acts.sign(document, signer), str(service.operator.address), operation_id)

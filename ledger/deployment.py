@@ -121,6 +121,14 @@ class RegulatorMissing(DeploymentError):
     """No usable first regulator for this chain (``SCF_REGULATOR_ADDRESS``)."""
 
 
+class DeploymentMissing(DeploymentError):
+    """A gateway that never deploys (a member's, the regulator's) found no deployment to attach to."""
+
+
+class GatewayKeyRefused(DeploymentError):
+    """The gateway's own key cannot be what its role needs (the regulator's gateway without a regulator's key)."""
+
+
 @dataclass(frozen=True)
 class Deployment:
     """The ledger's contracts on one chain."""
@@ -706,6 +714,37 @@ def ensure_deployment(
     )
     directory = write_deployment(deployments_dir, deployment, artifacts)
     return EnsuredDeployment(deployment, directory, reused=False, replaced=replaced)
+
+
+def attach_deployment(w3: Web3, *, deployments_dir: Path, artifacts: Mapping[str, Artifact], role: str) -> Deployment:
+    """The deployment a gateway of ``role`` (a member's, the regulator's) attaches to: the one recorded under
+    ``deployments_dir`` for this chain (a copy of the operator's ``chain-<id>/`` folder), checked against the chain
+    and the compiled sources like :func:`ensure_deployment` checks it, but never deployed anew: such a gateway
+    serves the consortium's one ledger or none."""
+    chain_id = w3.eth.chain_id
+    existing = load_deployment(deployments_dir, chain_id, w3)
+    if existing is None:
+        raise DeploymentMissing(
+            f"SCF_DEPLOYMENTS_DIR ({deployments_dir}) holds no deployment for chain {chain_id}: a {role} gateway "
+            f"never deploys; copy the operator's {deployment_dir(Path('deployments'), chain_id)}/ folder there"
+        )
+    source_hash = artifacts["ParticipantRegistry"].source_hash
+    if existing.source_hash != source_hash:
+        raise OutdatedDeployment(
+            f"the contracts on chain {chain_id} were compiled from other sources than this gateway's "
+            f"({existing.source_hash[:12]} ≠ {source_hash[:12]}); run the release the operator deployed"
+        )
+    return existing
+
+
+def first_block(w3: Web3, deployment: Deployment) -> int:
+    """The block of the deployment's first transaction, where an index of it starts (nothing of the ledger is
+    older); 0 when the record names no transactions."""
+    blocks = [
+        int(w3.eth.get_transaction_receipt(HexStr(tx_hash))["blockNumber"])
+        for tx_hash in deployment.transactions.values()
+    ]
+    return min(blocks, default=0)
 
 
 def _write_json(path: Path, data: Any) -> None:

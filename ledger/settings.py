@@ -15,7 +15,7 @@ from __future__ import annotations
 import stat
 from functools import lru_cache
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -103,8 +103,10 @@ class Settings(BaseSettings):
     )
     operator_key: SecretStr | None = Field(
         None,
-        description="hex private key of the operator, who deploys the contracts and onboards participants; "
-        "unset on a local chain (31337) means anvil's first dev account, elsewhere it is required",
+        description="hex private key of this gateway's own account: on the operator's gateway the operator's, who "
+        "deploys the contracts and onboards participants; on a member's gateway its relayer's, which pays the gas "
+        "of the acts it relays; on the regulator's gateway the regulator's. Unset on a local chain (31337) means "
+        "anvil's first dev account, elsewhere it is required",
     )
     regulator_address: str | None = Field(
         None,
@@ -123,6 +125,15 @@ class Settings(BaseSettings):
     )
     key_salt_file: Path | None = Field(None, description="read SCF_KEY_SALT from this file (mode 0600)")
     operator_key_file: Path | None = Field(None, description="read SCF_OPERATOR_KEY from this file (mode 0600)")
+
+    # -- gateway -------------------------------------------------------------------------------------
+    gateway_role: Literal["operator", "member", "regulator"] = Field(
+        "operator",
+        description="what this gateway is in a consortium (docs/consortium.md): the operator's (deploys when the "
+        "chain has no deployment, onboards, anchors the audit log), a member's (a bank's or a core firm's: attaches "
+        "to the deployment recorded in SCF_DEPLOYMENTS_DIR, never deploys, serves the participants it adopts) or the "
+        "regulator's (attaches likewise and refuses every state-changing route but freezes)",
+    )
 
     # -- service -------------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="address the REST service listens on")

@@ -23,11 +23,12 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 
 from api.auth import Caller
 from api.exports import ExportFormat, FormatQuery, Table, columns_of, export_response, file_name
-from api.models import NumberedPage, Page
+from api.models import NumberedPage, Page, ParticipantView
 from api.problems import Problem, jsonable
 from api.service import LedgerService
-from api.store import IdentifierLabelRecord
+from api.store import IdentifierLabelRecord, ParticipantRecord
 from ledger.index.models import ChainUint
+from ledger.models import Role
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -459,3 +460,39 @@ def labels_of(session: Session, key_hashes: Sequence[str | None]) -> dict[str, I
         return {}
     found = session.scalars(select(IdentifierLabelRecord).where(IdentifierLabelRecord.key_hash.in_(wanted)))
     return {record.key_hash: record for record in found}
+
+
+# -- participants, as the participants' and the gateway's routes show them -------------------------------------
+
+ASSIGNABLE_ROLES = {r.role_name: r for r in Role if r not in (Role.OPERATOR, Role.SYSTEM)}
+"""The roles the operator gives at onboarding (a gateway reads them from the chain when it serves a participant)."""
+
+
+def participant_view(record: ParticipantRecord, service: LedgerService) -> ParticipantView:
+    view = ParticipantView(
+        id=record.address,
+        name=record.name,
+        credit_code=record.credit_code,
+        roles=list(record.roles),
+        login_address=record.login_address,
+        custody=record.custody,
+        signer=current_signer(record, service),
+    )
+    try:
+        on_chain = service.client.participant(record.address)
+        view.status = on_chain.status.name.lower()
+        view.frozen = on_chain.frozen
+    except Exception:  # the registration is still in flight
+        view.status = "pending"
+    return view
+
+
+def current_signer(record: ParticipantRecord, service: LedgerService) -> str | None:
+    """A self-custody participant's signer as the registry knows it now (rotations and recoveries change it on
+    chain alone); the record's when the chain does not answer for it yet (registration in flight)."""
+    if record.custody != "self":
+        return None
+    try:
+        return service.client.signer_of(record.address)
+    except Exception:  # the registration is still in flight
+        return record.signer or record.address

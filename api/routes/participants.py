@@ -34,7 +34,19 @@ from api.models import (
 )
 from api.operations import OperationView, perform
 from api.problems import PROBLEM_JSON, Problem
-from api.routes.common import Address, Amount, IsoDate, ListWindow, SortKey, not_found, paged, paging
+from api.routes.common import (
+    ASSIGNABLE_ROLES,
+    Address,
+    Amount,
+    IsoDate,
+    ListWindow,
+    SortKey,
+    current_signer,
+    not_found,
+    paged,
+    paging,
+    participant_view,
+)
 from api.service import LedgerService, issue_api_key
 from api.signing import ACT_TTL_SECONDS, act_problem
 from api.store import ApiKeyRecord, ParticipantRecord
@@ -47,8 +59,6 @@ from ledger.pipeline import Operation
 
 logger = logging.getLogger("api")
 router = APIRouter(tags=["participants"])
-
-ASSIGNABLE_ROLES = {r.role_name: r for r in Role if r not in (Role.OPERATOR, Role.SYSTEM)}
 
 
 class ParticipantCreate(BaseModel):
@@ -91,36 +101,6 @@ class CreatedParticipant(BaseModel):
     api_key: str = Field(description="shown once; only its hash is stored")
     operation_id: str
     status: str
-
-
-def _view(record: ParticipantRecord, service: LedgerService) -> ParticipantView:
-    view = ParticipantView(
-        id=record.address,
-        name=record.name,
-        credit_code=record.credit_code,
-        roles=list(record.roles),
-        login_address=record.login_address,
-        custody=record.custody,
-        signer=_current_signer(record, service),
-    )
-    try:
-        on_chain = service.client.participant(record.address)
-        view.status = on_chain.status.name.lower()
-        view.frozen = on_chain.frozen
-    except Exception:  # the registration is still in flight
-        view.status = "pending"
-    return view
-
-
-def _current_signer(record: ParticipantRecord, service: LedgerService) -> str | None:
-    """A self-custody participant's signer as the registry knows it now (rotations and recoveries change it on
-    chain alone); the record's when the chain does not answer for it yet (registration in flight)."""
-    if record.custody != "self":
-        return None
-    try:
-        return service.client.signer_of(record.address)
-    except Exception:  # the registration is still in flight
-        return record.signer or record.address
 
 
 @router.post("/participants", status_code=201, response_model=CreatedParticipant)
@@ -197,7 +177,7 @@ async def create_participant(
             await service.client.outcome(approval, timeout=service.settings.max_wait_seconds)
     await _admit(service, admitting, address, registration, response)
     content: dict[str, Any] = {
-        "participant": _view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
+        "participant": participant_view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
         "api_key": api_key,
         "operation_id": response.headers.get("location", "").removeprefix("/operations/"),
         "status": "confirmed" if response.status_code == 200 else "pending",
@@ -297,7 +277,7 @@ async def _register_self_custody(
     response = await perform(request, service, caller, "participant.register-self-custody", None, register)
     await _admit(service, admitting, address, registration, response)
     content: dict[str, Any] = {
-        "participant": _view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
+        "participant": participant_view(service.participant_record(address), service).model_dump(),  # type: ignore[arg-type]
         "api_key": api_key,
         "operation_id": response.headers.get("location", "").removeprefix("/operations/"),
         "status": "confirmed" if response.status_code == 200 else "pending",
@@ -395,7 +375,7 @@ def _listed_batch(
     if service is not None:
         for row, view in zip(rows, views, strict=True):
             if row.custody == "self":  # its signer as on chain now (one read per self-custody participant)
-                view.signer = _current_signer(row, service)
+                view.signer = current_signer(row, service)
     return views
 
 
@@ -404,9 +384,10 @@ def _listed_batch(
 def list_participants(service: Service, caller: CurrentCaller, window: ListWindow) -> Page[ParticipantView] | Response:
     """Participants in the order they were onboarded: all of them to the operator and the regulator, the caller
     alone to anyone else. `status` (active or suspended) and `frozen` are read from the index of the chain, like
-    every list's: `pending` until the registration is indexed."""
+    every list's: `pending` until the registration is indexed. A gateway lists the participants it serves (on a
+    member's gateway, to its own account too: docs/consortium.md)."""
     query = select(ParticipantRecord)
-    if not (caller.is_operator or caller.is_regulator):
+    if not (caller.is_operator or caller.is_regulator or caller.address == service.operator.address):
         query = query.where(ParticipantRecord.address == caller.address)
     return paged(
         service,
@@ -430,6 +411,19 @@ def _participant_or_404(service: LedgerService, participant_id: str) -> Particip
     return record
 
 
+def _ledger_account_or_404(service: LedgerService, participant_id: str) -> str:
+    """The account of a participant of the ledger, whether this gateway serves it or not (another gateway of the
+    consortium may: the index, which holds the whole chain, knows it)."""
+    try:
+        address = str(to_checksum_address(participant_id))
+    except ValueError:
+        raise not_found(f"participant {participant_id}") from None
+    with service.sessions() as session:
+        if session.get(ParticipantRow, address) is None and session.get(ParticipantRecord, address) is None:
+            raise not_found(f"participant {participant_id}")
+    return address
+
+
 def _may_see(caller: Caller, participant: str) -> bool:
     return caller.address == participant or caller.is_operator or caller.is_regulator
 
@@ -437,7 +431,7 @@ def _may_see(caller: Caller, participant: str) -> bool:
 @router.get("/participants/me", response_model=ParticipantView)
 def get_myself(service: Service, caller: CurrentCaller) -> ParticipantView:
     """The caller itself: who an API key or sign-in token speaks for (the portal's first question)."""
-    return _view(_participant_or_404(service, caller.address), service)
+    return participant_view(_participant_or_404(service, caller.address), service)
 
 
 @router.get("/participants/{participant_id}", response_model=ParticipantView)
@@ -448,7 +442,7 @@ def get_participant(participant_id: str, service: Service, caller: CurrentCaller
     record = _participant_or_404(service, participant_id)
     if not _may_see(caller, record.address):
         raise not_found(f"participant {participant_id}")
-    return _view(record, service)
+    return participant_view(record, service)
 
 
 def _operator_acts(operation: str) -> Prepare:
@@ -469,8 +463,10 @@ class NewKey(BaseModel):
 
 @router.post("/participants/{participant_id}/keys", status_code=201, response_model=NewKey)
 def rotate_key(participant_id: str, service: Service, caller: CurrentCaller) -> NewKey:
-    """Issue a new API key and revoke the participant's earlier ones (the operator's own included)."""
-    require_role(caller, Role.OPERATOR)
+    """Issue a new API key and revoke the participant's earlier ones (the operator's own included): the operator,
+    or on a member's gateway its own account, for the participants it serves (docs/consortium.md)."""
+    if caller.address != service.operator.address:
+        require_role(caller, Role.OPERATOR)
     record = _participant_or_404(service, participant_id)
     with service.sessions() as session, session.begin():
         revoked = session.execute(  # type: ignore[attr-defined]
@@ -708,8 +704,7 @@ install(router, ACTIONS)
 def get_credit_line(core_firm: str, service: Service, caller: CurrentCaller) -> CreditLineView:
     """A core firm's credit line as on chain now (the financiers' grants, what its confirmed invoices use, what
     is left), to any participant: financiers weigh it before they finance the core firm's invoices."""
-    record = _participant_or_404(service, core_firm)
-    line = service.client.credit_line(record.address)
+    line = service.client.credit_line(_ledger_account_or_404(service, core_firm))
     return CreditLineView(core_firm=line.core_firm, limit=line.limit, used=line.used, available=line.available)
 
 

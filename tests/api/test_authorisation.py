@@ -298,6 +298,26 @@ ROUTES = (
         EVERYONE,
         lambda w, c: {"new_signer": w.id("other_supplier")},
     ),
+    # Only the gateway's own account (here the operator's) makes hosted keys and serves participants adopted
+    # from the chain (a hosted participant is served by the gateway that holds its key only: 409 or 422 here).
+    _route(
+        "POST",
+        "/gateway/keys",
+        _fixed("/gateway/keys"),
+        {"operator"},
+        lambda w, c: {"credit_code": synthetic_credit_code(next(_numbers))},
+    ),
+    _route(
+        "POST",
+        "/gateway/participants",
+        _fixed("/gateway/participants"),
+        {"operator"},
+        lambda w, c: {
+            "address": w.id("disposable"),
+            "name": "Authz served",
+            "credit_code": synthetic_credit_code(next(_numbers)),
+        },
+    ),
     # Any participant relays any signed act (the signature authorises it): an act of no known type is a 422.
     _route(
         "POST",

@@ -65,6 +65,8 @@ class Served:
     base_url: str
     stdout: Path
     stderr: Path
+    process: subprocess.Popen[bytes] | None = None
+    """The ``scf serve`` process (for a test that kills it)."""
 
     def operator_key(self) -> str:
         found = KEY.search(self.stdout.read_text())
@@ -81,7 +83,7 @@ def serving(env: dict[str, str], cwd: Path, *args: str) -> Iterator[Served]:
     out, err = cwd / f"serve-{env['SCF_API_PORT']}.out", cwd / f"serve-{env['SCF_API_PORT']}.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen([SCF, "serve", "--no-chain", *args], env=env, cwd=cwd, stdout=stdout, stderr=stderr)
-    served = Served(f"http://127.0.0.1:{env['SCF_API_PORT']}", out, err)
+    served = Served(f"http://127.0.0.1:{env['SCF_API_PORT']}", out, err, process)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -34,13 +34,16 @@ from ledger.deployment import (
     MODULE,
     SYSTEM_ROLE,
     Deployment,
+    DeploymentMissing,
     DeploymentProgress,
     OperatorKeyMissing,
     OutdatedDeployment,
     StaleDeployment,
+    attach_deployment,
     deploy,
     deployment_dir,
     ensure_deployment,
+    first_block,
     load_deployment,
     operator_account,
 )
@@ -355,6 +358,29 @@ def test_a_second_deploy_reuses_the_deployment_and_sends_nothing(
     # 6 contracts, 3 registrations and the registry naming SignedActs
     assert w3.eth.get_transaction_count(dev_account(0).address) == nonce + 10
     assert load_deployment(tmp_path, LOCAL_CHAIN_ID, w3) == fresh.deployment
+
+
+def test_a_gateway_attaches_to_the_recorded_deployment_from_its_first_block_and_never_deploys(
+    w3: Web3, artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    with pytest.raises(DeploymentMissing, match="SCF_DEPLOYMENTS_DIR"):
+        attach_deployment(w3, deployments_dir=tmp_path, artifacts=artifacts, role="member")
+    assert not (tmp_path / "chain-31337").exists()
+
+    w3.eth.send_transaction({"from": w3.eth.accounts[5], "to": w3.eth.accounts[6], "value": 1})  # a block before
+    deployment = _deploy(w3, artifacts, tmp_path).deployment
+    assert attach_deployment(w3, deployments_dir=tmp_path, artifacts=artifacts, role="member") == deployment
+    start = first_block(w3, deployment)
+    registry = deployment.address("ParticipantRegistry")
+    logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": deployment.block_number, "address": registry})
+    assert 0 < start < deployment.block_number
+    assert min(log["blockNumber"] for log in logs) == start  # the registry's constructor: nothing of it is older
+
+    record_file = tmp_path / "chain-31337" / "deployment.json"
+    record = json.loads(record_file.read_text())
+    record_file.write_text(json.dumps({**record, "sourceHash": "0" * 64}))
+    with pytest.raises(OutdatedDeployment, match="release"):
+        attach_deployment(w3, deployments_dir=tmp_path, artifacts=artifacts, role="regulator")
 
 
 def test_a_deployment_of_other_sources_is_refused_unless_fresh(
