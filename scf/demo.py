@@ -53,6 +53,7 @@ from ledger.identifiers import synthetic_credit_code
 from ledger.node import ChainError, connect
 from ledger.safe import SAFE_VERSION, SafeError, create_safe, deploy_safe_infrastructure, safe_owners, safe_signature
 from scf.client import SIGNATURE_REQUIRED, ClientError, check_act
+from scf.examples import receipt_elements
 
 YUAN = 100
 WAIT = {"Prefer": "wait=30"}
@@ -516,6 +517,7 @@ class Demo:
             "owner": steel_id,
             "lot_number": f"CC-{self.serial}",
             "goods_description": "hot-rolled steel coil Q235B",
+            "elements": receipt_elements(),
             "quantity": 1_000,
             "unit": "tonne",
             "valuation": valuation,

@@ -21,6 +21,7 @@ from ledger.node import dev_key
 from ledger.safe import create_safe, deploy_safe_infrastructure, safe_message_hash, safe_signature
 from tests.api.conftest import WAIT, Api, Participant
 from tests.api.test_receivables_api import YUAN, due_in, ok, problem
+from tests.stories import receipt_elements
 
 
 def onboard_self_custody(api: Api, name: str, role: str, key: LocalAccount, code: str) -> Participant:
@@ -292,6 +293,7 @@ def test_a_self_custody_warehouse_issues_and_redeems_a_receipt_by_its_own_signat
         "owner": steel.id,
         "lot_number": "YK-SC-0001",
         "goods_description": "hot-rolled coil Q235B, 500 t",
+        "elements": receipt_elements(),
         "quantity": 500,
         "unit": "t",
         "valuation": 2_000_000 * YUAN,

@@ -28,6 +28,7 @@ from ledger.models import GoodsStatus, PledgeState, ReceiptState
 from tests.api.served import Served, serve
 from tests.portal.conftest import chain_day, travel, watch
 from tests.portal.test_portal_story import Desk, desk
+from tests.stories import receipt_elements
 
 YUAN = 100
 WAIT = {"Prefer": "wait=30"}
@@ -370,6 +371,7 @@ def test_a_second_pledge_of_a_pledged_receipt_is_refused_in_the_users_language(
         "owner": accounts["steel"],
         "lot_number": f"SH-TWICE-{next(_lots)}",
         "goods_description": "copper cathode",
+        "elements": receipt_elements(),
         "quantity": 25,
         "unit": "t",
         "valuation": 1_000_000 * YUAN,
@@ -468,6 +470,7 @@ def test_requests_are_withdrawn_or_declined_and_a_loan_left_unpaid_is_enforced_a
         "owner": accounts["steel"],
         "lot_number": f"SH-ENFORCE-{next(_lots)}",
         "goods_description": "aluminium ingots",
+        "elements": receipt_elements(),
         "quantity": 40,
         "unit": "t",
         "valuation": 1_000_000 * YUAN,
