@@ -42,10 +42,13 @@ RIGHTS_NOTICE = (
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _text(value: object) -> object:
-    """Texts are JSON strings, trimmed; after trimming non-empty and without control characters."""
+def _text(value: object, longest: int) -> object:
+    """Texts are JSON strings of at most ``longest`` characters as sent (the schema's ``maxLength``), trimmed;
+    after trimming non-empty and without control characters."""
     if not isinstance(value, str):
         raise ValueError("must be text")
+    if len(value) > longest:
+        raise ValueError(f"at most {longest} characters")
     value = value.strip()
     if not value:
         raise ValueError("must not be empty or only white space")
@@ -68,23 +71,22 @@ def _credit_code(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-Name = Annotated[str, BeforeValidator(_text), Field(min_length=1, max_length=200)]
-Line = Annotated[str, BeforeValidator(_text), Field(min_length=1, max_length=500)]
-Paragraph = Annotated[str, BeforeValidator(_text), Field(min_length=1, max_length=2000)]
+Name = Annotated[str, BeforeValidator(lambda value: _text(value, 200)), Field(min_length=1, max_length=200)]
+Line = Annotated[str, BeforeValidator(lambda value: _text(value, 500)), Field(min_length=1, max_length=500)]
+Paragraph = Annotated[str, BeforeValidator(lambda value: _text(value, 2000)), Field(min_length=1, max_length=2000)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Fen = Annotated[int, BeforeValidator(json_integer), Field(ge=0, le=MAX_AMOUNT, description="fen (integer)")]
 PositiveFen = Annotated[int, BeforeValidator(json_integer), Field(gt=0, le=MAX_AMOUNT, description="fen (integer)")]
 Pieces = Annotated[int, BeforeValidator(json_integer), Field(ge=1, le=2**32 - 1, description="a JSON integer")]
 CreditCode = Annotated[
     str,
-    BeforeValidator(_text),
     AfterValidator(_credit_code),
     Field(
         min_length=18,
         max_length=18,
         json_schema_extra={"pattern": "^[0-9A-HJ-NP-RTUWXY]{18}$"},
         description="unified social credit code (GB 32100-2015), its 18th character the check character",
-        examples=["91310000MA1FL0JB4N"],
+        examples=["91310000MA1FL0JB4L"],
     ),
 ]
 
@@ -94,7 +96,8 @@ class _Elements(BaseModel):
 
 
 class Depositor(_Elements):
-    """存货人: name, domicile and valid identification (a firm's unified social credit code)."""
+    """存货人: name, domicile and valid identification (a firm's unified social credit code, sent as
+    it is printed: 18 ASCII characters, no spaces)."""
 
     name: Name = Field(description="存货人名称", examples=["上海钢联贸易有限公司"])
     domicile: Line = Field(description="住所", examples=["上海市宝山区友谊路1号"])
