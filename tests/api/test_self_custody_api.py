@@ -5,6 +5,8 @@ checked with eth-account, an EIP-712 implementation independent of the ledger's 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Any
 
@@ -303,6 +305,10 @@ def test_a_self_custody_warehouse_issues_and_redeems_a_receipt_by_its_own_signat
     message = asked["typed_data"]["message"]
     assert asked["typed_data"]["primaryType"] == "IssueReceipt"
     assert (message["owner"], message["valuation"], message["quantity"]) == (steel.id, 2_000_000 * YUAN, 500)
+    # What the warehouse signs names the receipt document (仓单) by its SHA-256: the bytes its owner is served.
+    document = api.http.get(f"/documents/{message['documentHash'].removeprefix('0x')}", headers=steel.headers)
+    assert document.status_code == 200 and json.loads(document.content)["title"] == "仓单"
+    assert "0x" + hashlib.sha256(document.content).hexdigest() == message["documentHash"]
     issued = sign_and_relay(api, warehouse, key, asked)
     assert issued["status"] == "confirmed" and issued["kind"] == "receipt.issue"
     receipt = ok(api.http.get(f"/warehouse-receipts/{issued['result']['receipt_id']}", headers=steel.headers))
