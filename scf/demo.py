@@ -33,6 +33,8 @@ the event log as the operator instead.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -523,8 +525,21 @@ class Demo:
             "valuation": valuation,
             "expiry": self.due_date(365),
         }
-        receipt_id = self.call("POST", "/warehouse-receipts", depot, json=receipt)["result"]["receipt_id"]
+        issued = self.call("POST", "/warehouse-receipts", depot, json=receipt)
+        receipt_id = issued["result"]["receipt_id"]
         self.step(f"the warehouse issued receipt {str(receipt_id)[:12]}… for 1,000 t of coil valued {yuan(valuation)}")
+        document_hash = str(event_args(issued, "ReceiptIssued")["documentHash"]).removeprefix("0x").lower()
+        document = self.http.get(f"/documents/{document_hash}", headers=steel)
+        if document.status_code != 200 or hashlib.sha256(document.content).hexdigest() != document_hash:
+            raise DemoError(f"the receipt's document {document_hash} was not served as hashed: {document.status_code}")
+        elements = json.loads(document.content)["elements"]
+        period = elements["storage_period"]
+        self.step(
+            f"its 仓单 (GB/T 30332-2024) is a document of {len(document.content):,} bytes whose SHA-256 is on chain: "
+            f"depositor {elements['depositor']['name']}, {elements['goods']['pieces']} pieces, stored at "
+            f"{elements['storage_place']} from {period['start']} to {period['end']}; "
+            "the owner reads it back"
+        )
         pledge = {
             "receipt_id": receipt_id,
             "financier": bank_id,
