@@ -16,7 +16,9 @@ Routes (included by :mod:`api.routes.regulator`'s router):
   and the operator. Answers ``{sha256, size}``: 201 when stored, 200 when the same content was already stored
   (no duplicate; the new uploader and its parties are added to the readers).
 - ``GET /documents/{sha256}``: the plaintext, to the uploader, the listed parties, the operator and the
-  regulator; 404 to everyone else (as for a document that does not exist). Every read is logged. A
+  regulator, and for a warehouse receipt's document (its ``document_hash``) to the receipt's warehouse, its
+  owner now and the borrowers and financiers of its pledges (as the index holds them); 404 to everyone else
+  (as for a document that does not exist). Every read is logged. A
   ciphertext or tag that does not authenticate is answered ``409`` ``urn:scf:problem:document-integrity``
   (the stored document conflicts with its name; nothing is returned).
 """
@@ -32,6 +34,8 @@ from typing import Annotated, Any
 from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -47,6 +51,7 @@ from ledger.documents import (
     normalize_sha256,
     store_document,
 )
+from ledger.index.models import PledgeRow, WarehouseReceiptRow
 from ledger.models import Role
 
 logger = logging.getLogger("api.documents")
@@ -66,6 +71,23 @@ def may_read(record: DocumentRecord, caller: Caller) -> bool:
         or caller.address == record.uploaded_by
         or caller.address in record.parties
     )
+
+
+def _receipt_party(session: Session, digest: str, caller: Caller) -> bool:
+    """Whether ``caller`` is a party of a warehouse receipt whose document this is, as the index holds it: its
+    warehouse, its owner now, or the borrower or financier of any of its pledges. (The warehouse stores the
+    document at issue with the first owner as its party; later owners and the financiers of its pledges read it
+    through the receipt.)"""
+    receipts = select(WarehouseReceiptRow.id).where(WarehouseReceiptRow.document_hash == "0x" + digest)
+    direct = select(WarehouseReceiptRow.id).where(
+        WarehouseReceiptRow.document_hash == "0x" + digest,
+        or_(WarehouseReceiptRow.warehouse == caller.address, WarehouseReceiptRow.owner == caller.address),
+    )
+    pledged = select(PledgeRow.id).where(
+        PledgeRow.receipt_id.in_(receipts),
+        or_(PledgeRow.borrower == caller.address, PledgeRow.financier == caller.address),
+    )
+    return session.scalar(direct.limit(1)) is not None or session.scalar(pledged.limit(1)) is not None
 
 
 # -- reading an upload --------------------------------------------------------------------------------------
@@ -253,7 +275,7 @@ async def download_document(sha256: str, service: Service, caller: CurrentCaller
         raise missing
     with service.sessions() as session:
         record = session.get(DocumentRecord, digest)
-        if record is None or not may_read(record, caller):
+        if record is None or not (may_read(record, caller) or _receipt_party(session, digest, caller)):
             logger.info("document %s refused to %s", digest, caller.address)
             raise missing
     try:

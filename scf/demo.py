@@ -33,6 +33,8 @@ the event log as the operator instead.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +55,7 @@ from ledger.identifiers import synthetic_credit_code
 from ledger.node import ChainError, connect
 from ledger.safe import SAFE_VERSION, SafeError, create_safe, deploy_safe_infrastructure, safe_owners, safe_signature
 from scf.client import SIGNATURE_REQUIRED, ClientError, check_act
+from scf.examples import receipt_elements
 
 YUAN = 100
 WAIT = {"Prefer": "wait=30"}
@@ -516,13 +519,27 @@ class Demo:
             "owner": steel_id,
             "lot_number": f"CC-{self.serial}",
             "goods_description": "hot-rolled steel coil Q235B",
+            "elements": receipt_elements(),
             "quantity": 1_000,
             "unit": "tonne",
             "valuation": valuation,
             "expiry": self.due_date(365),
         }
-        receipt_id = self.call("POST", "/warehouse-receipts", depot, json=receipt)["result"]["receipt_id"]
+        issued = self.call("POST", "/warehouse-receipts", depot, json=receipt)
+        receipt_id = issued["result"]["receipt_id"]
         self.step(f"the warehouse issued receipt {str(receipt_id)[:12]}… for 1,000 t of coil valued {yuan(valuation)}")
+        document_hash = str(event_args(issued, "ReceiptIssued")["documentHash"]).removeprefix("0x").lower()
+        document = self.http.get(f"/documents/{document_hash}", headers=steel)
+        if document.status_code != 200 or hashlib.sha256(document.content).hexdigest() != document_hash:
+            raise DemoError(f"the receipt's document {document_hash} was not served as hashed: {document.status_code}")
+        elements = json.loads(document.content)["elements"]
+        period = elements["storage_period"]
+        self.step(
+            f"its 仓单 (GB/T 30332-2024) is a document of {len(document.content):,} bytes whose SHA-256 is on chain: "
+            f"depositor {elements['depositor']['name']}, {elements['goods']['pieces']} pieces, stored at "
+            f"{elements['storage_place']} from {period['start']} to {period['end']}; "
+            "the owner reads it back"
+        )
         pledge = {
             "receipt_id": receipt_id,
             "financier": bank_id,

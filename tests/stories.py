@@ -31,6 +31,7 @@ from ledger.identifiers import (
 )
 from ledger.models import InvoiceState, PledgeState, ReceiptState, RequestState, Role
 from ledger.pipeline import Operation
+from scf.examples import receipt_elements as receipt_elements
 
 DAY = 86_400
 YUAN = 100  # fen

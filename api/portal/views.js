@@ -249,7 +249,7 @@ function invoiceActions(ctx, row) {
   return buttons;
 }
 
-async function openDocument(ctx, hash) {
+export async function openDocument(ctx, hash) {
   try {
     const answer = await request("GET", `/documents/${hash.replace(/^0x/, "")}`, { raw: true });
     window.open(URL.createObjectURL(answer.body), "_blank", "noopener");

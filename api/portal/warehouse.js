@@ -5,10 +5,12 @@
 // the API followed to its block (ctx.act). Receipt ids are 256-bit numbers: they stay decimal strings here.
 import { chainNow, get, getAll } from "./api.js";
 import { field, h, table, valueOf } from "./dom.js";
+import { creditCodeValid } from "./identifiers.js";
 import { register, stateName, t } from "./i18n.js";
 import { fen, formatBps, formatYuan, parsePercent, parseYuan } from "./money.js";
 import {
-  ADDRESS, DAY, PAGE_SIZE, account, amountOf, day, form, has, listBar, money, onePage, queryOf, same, state, withQuery,
+  ADDRESS, DAY, PAGE_SIZE, account, amountOf, day, form, has, listBar, money, onePage, openDocument, queryOf, same, state,
+  withQuery,
 } from "./views.js";
 
 register({
@@ -44,6 +46,19 @@ register({
       "invalid.expiry": "有效期须晚于今天", "invalid.text": "此项必填，最多 2000 字",
       "invalid.pledgeDue": "还款到期日须晚于今天，且早于仓单有效期 {expiry}", "invalid.tooLarge": "金额过大",
       "invalid.percent": "年利率须为 0 至 100 之间的百分比，最多两位小数", "invalid.pledgeSelf": "不能向自己申请质押借款",
+      "el.title": "仓单要素（GB/T 30332-2024、《民法典》第九百零九条）",
+      "el.hint": "以下要素写入仓单文件，其 SHA-256 上链；货物描述、数量、估值与有效期见上",
+      "el.depositorName": "存货人名称", "el.depositorDomicile": "存货人住所", "el.depositorCode": "存货人统一社会信用代码",
+      "el.variety": "品种", "el.specification": "规格", "el.quality": "质量（等级、标准）", "el.packaging": "包装",
+      "el.pieces": "件数", "el.marks": "标记", "el.loss": "损耗标准", "el.lossTolerance": "合理损耗率（%）",
+      "el.place": "储存场所", "el.storedFrom": "储存期限起始日", "el.storedFromHint": "储存期限至仓单有效期截止",
+      "el.fee": "仓储费（元）", "el.feeBasis": "仓储费计费方式", "el.insuranceAmount": "保险金额（元）",
+      "el.insuranceHint": "仓储物未投保的，保险各项留空", "el.insuredFrom": "保险期间起始日", "el.insuredTo": "保险期间终止日",
+      "el.insurer": "保险人名称", "el.issuer": "填发人", "el.issuePlace": "填发地", "el.document": "仓单文件",
+      "invalid.creditCode": "统一社会信用代码须为 18 位，且校验码正确（GB 32100-2015）",
+      "invalid.pieces": "件数须为正整数", "invalid.tolerance": "合理损耗率须为 0 至 100 之间的百分比，最多两位小数",
+      "invalid.storedFrom": "储存期限起始日须为日期，且不晚于仓单有效期", "invalid.fee": "仓储费须为以元为单位、最多两位小数的金额（可为 0）",
+      "invalid.insurance": "已投保的，须填写保险金额、保险期间（终止日不早于起始日）及保险人名称",
     },
     en: {
       "wr.list": "Warehouse receipts", "wr.issue": "Issue a receipt", "wr.owner": "Owner account", "wr.lot": "Lot number",
@@ -79,6 +94,23 @@ register({
       "invalid.pledgeDue": "The due date must be after today and before the receipt expires on {expiry}",
       "invalid.tooLarge": "The amount is too large", "invalid.percent": "Enter a rate from 0 to 100 % with at most two decimals",
       "invalid.pledgeSelf": "You cannot borrow from yourself",
+      "el.title": "Receipt elements (GB/T 30332-2024, Civil Code art. 909)",
+      "el.hint": "These go into the receipt document, whose SHA-256 goes on chain; goods, amount, valuation and expiry are above",
+      "el.depositorName": "Depositor's name", "el.depositorDomicile": "Depositor's domicile",
+      "el.depositorCode": "Depositor's credit code", "el.variety": "Variety", "el.specification": "Specification",
+      "el.quality": "Quality (grade, standard)", "el.packaging": "Packaging", "el.pieces": "Number of pieces",
+      "el.marks": "Marks", "el.loss": "Loss standard", "el.lossTolerance": "Tolerated loss (%)",
+      "el.place": "Storage place", "el.storedFrom": "Stored from", "el.storedFromHint": "The storage period ends when the receipt expires",
+      "el.fee": "Storage fee (yuan)", "el.feeBasis": "Basis of the storage fee", "el.insuranceAmount": "Insured amount (yuan)",
+      "el.insuranceHint": "Leave the insurance empty if the goods are not insured", "el.insuredFrom": "Insured from",
+      "el.insuredTo": "Insured to", "el.insurer": "Insurer", "el.issuer": "Drawn up by", "el.issuePlace": "Place of issue",
+      "el.document": "Receipt document",
+      "invalid.creditCode": "A unified social credit code has 18 characters and the right check character (GB 32100-2015)",
+      "invalid.pieces": "The number of pieces is a whole number above zero",
+      "invalid.tolerance": "Enter a tolerated loss from 0 to 100 % with at most two decimals",
+      "invalid.storedFrom": "The storage period starts on a date no later than the receipt's expiry",
+      "invalid.fee": "Enter the storage fee in yuan with at most two decimals (0 is allowed)",
+      "invalid.insurance": "Insured goods need the insured amount, the period (its end not before its start) and the insurer",
     },
   },
   // The contracts' refusals of receipts and pledges (IWarehouseReceipts.sol) not worded in i18n.js, nor in
@@ -179,6 +211,103 @@ async function receipts(ctx) {
   return section;
 }
 
+/** The elements of the receipt document (api/receipt_document.py): [name, label key, max length or a kind]. */
+const ELEMENT_TEXTS = [
+  ["depositor_name", "el.depositorName", 200], ["depositor_domicile", "el.depositorDomicile", 500],
+  ["variety", "el.variety", 200], ["specification", "el.specification", 500], ["quality", "el.quality", 500],
+  ["packaging", "el.packaging", 500], ["marks", "el.marks", 500], ["loss_description", "el.loss", 2000],
+  ["storage_place", "el.place", 500], ["fee_basis", "el.feeBasis", 500], ["issuer", "el.issuer", 200],
+  ["issue_place", "el.issuePlace", 200],
+];
+const INSURANCE = ["insurance_amount", "insured_from", "insured_to", "insurer"];
+
+function elementFields() {
+  const line = (name, key, maxlength) => field(t(key), { name, autocomplete: "off", maxlength });
+  return h("fieldset", { class: "elements" },
+    h("legend", {}, t("el.title")),
+    h("p", { class: "hint" }, t("el.hint")),
+    line("depositor_name", "el.depositorName", 200),
+    line("depositor_domicile", "el.depositorDomicile", 500),
+    field(t("el.depositorCode"), { name: "depositor_code", autocomplete: "off", maxlength: 18, placeholder: "91310000…" }),
+    line("variety", "el.variety", 200),
+    line("specification", "el.specification", 500),
+    line("quality", "el.quality", 500),
+    line("packaging", "el.packaging", 500),
+    field(t("el.pieces"), { name: "pieces", inputmode: "numeric" }),
+    line("marks", "el.marks", 500),
+    line("loss_description", "el.loss", 2000),
+    field(t("el.lossTolerance"), { name: "loss_tolerance", inputmode: "decimal", placeholder: "0.30" }),
+    line("storage_place", "el.place", 500),
+    field(t("el.storedFrom"), { name: "stored_from", type: "date" }, t("el.storedFromHint")),
+    field(t("el.fee"), { name: "storage_fee", inputmode: "decimal", placeholder: "15,000.00" }),
+    line("fee_basis", "el.feeBasis", 500),
+    field(t("el.insuranceAmount"), { name: "insurance_amount", inputmode: "decimal" }, t("el.insuranceHint")),
+    field(t("el.insuredFrom"), { name: "insured_from", type: "date" }),
+    field(t("el.insuredTo"), { name: "insured_to", type: "date" }),
+    line("insurer", "el.insurer", 200),
+    line("issuer", "el.issuer", 200),
+    line("issue_place", "el.issuePlace", 200));
+}
+
+/** What is wrong with the elements typed (in words), or null; ``expiry`` is the receipt's (unix seconds). */
+function elementsProblem(element, expiry) {
+  for (const [name, key, length] of ELEMENT_TEXTS) {
+    const value = valueOf(element, name);
+    if (!value || value.length > length || /[\u0000-\u001f\u007f]/.test(value)) return `${t(key)}: ${t("invalid.text")}`;
+  }
+  if (!creditCodeValid(valueOf(element, "depositor_code"))) return `${t("el.depositorCode")}: ${t("invalid.creditCode")}`;
+  const pieces = valueOf(element, "pieces");
+  if (!/^[1-9]\d{0,9}$/.test(pieces) || Number(pieces) > 2 ** 32 - 1) return t("invalid.pieces");
+  const tolerance = parsePercent(valueOf(element, "loss_tolerance"));
+  if (tolerance === null || tolerance > 10_000) return t("invalid.tolerance");
+  const from = dateSeconds(valueOf(element, "stored_from"));
+  if (!(from <= expiry)) return t("invalid.storedFrom");
+  const fee = parseYuan(valueOf(element, "storage_fee"));
+  if (fee === null || fee > MAX_AMOUNT) return t("invalid.fee");
+  if (INSURANCE.some((name) => valueOf(element, name))) {
+    const amount = amountOf(element, "insurance_amount");
+    const start = dateSeconds(valueOf(element, "insured_from"));
+    const end = dateSeconds(valueOf(element, "insured_to"));
+    const insurer = valueOf(element, "insurer");
+    if (amount === null || amount > MAX_AMOUNT || !(start <= end) || !insurer || insurer.length > 200) return t("invalid.insurance");
+  }
+  return null;
+}
+
+/** The ``elements`` object of POST /warehouse-receipts from the form (amounts BigInt fen, never floats). */
+function elementsOf(element) {
+  const elements = {
+    depositor: {
+      name: valueOf(element, "depositor_name"),
+      domicile: valueOf(element, "depositor_domicile"),
+      credit_code: valueOf(element, "depositor_code"),
+    },
+    goods: {
+      variety: valueOf(element, "variety"),
+      specification: valueOf(element, "specification"),
+      quality: valueOf(element, "quality"),
+      packaging: valueOf(element, "packaging"),
+      pieces: Number(valueOf(element, "pieces")),
+      marks: valueOf(element, "marks"),
+    },
+    loss_standard: { description: valueOf(element, "loss_description"), tolerance_bps: parsePercent(valueOf(element, "loss_tolerance")) },
+    storage_place: valueOf(element, "storage_place"),
+    storage_period: { start: valueOf(element, "stored_from") },
+    storage_fee: { amount: parseYuan(valueOf(element, "storage_fee")), basis: valueOf(element, "fee_basis") },
+    issuer: valueOf(element, "issuer"),
+    issue_place: valueOf(element, "issue_place"),
+  };
+  if (INSURANCE.some((name) => valueOf(element, name))) {
+    elements.insurance = {
+      amount: amountOf(element, "insurance_amount"),
+      start: valueOf(element, "insured_from"),
+      end: valueOf(element, "insured_to"),
+      insurer: valueOf(element, "insurer"),
+    };
+  }
+  return elements;
+}
+
 function issueForm(ctx) {
   return form(t("wr.issue"), [
     field(t("wr.owner"), { name: "owner", autocomplete: "off", placeholder: "0x…" }),
@@ -188,6 +317,7 @@ function issueForm(ctx) {
     field(t("wr.unit"), { name: "unit", autocomplete: "off", maxlength: 8 }, t("wr.unitHint")),
     field(t("wr.valuation"), { name: "valuation", inputmode: "decimal", placeholder: "1,000,000.00" }),
     field(t("wr.expiry"), { name: "expiry", type: "date", min: day(today() + DAY) }),
+    elementFields(),
   ], t("wr.submit"), (element) => {
     if (!ADDRESS.test(valueOf(element, "owner"))) return `${t("wr.owner")}: ${t("invalid.address")}`;
     if (!LOT.test(valueOf(element, "lot_number"))) return t("invalid.lot");
@@ -200,7 +330,7 @@ function issueForm(ctx) {
     if (valuation > MAX_AMOUNT) return `${t("wr.valuation")}: ${t("invalid.tooLarge")}`;
     const expiry = dateSeconds(valueOf(element, "expiry"));
     if (!(expiry > chainNow()) || new Date(expiry * 1000).getUTCFullYear() > 2200) return t("invalid.expiry");
-    return null;
+    return elementsProblem(element, expiry);
   }, async (element) => {
     const body = {
       owner: valueOf(element, "owner"),
@@ -210,6 +340,7 @@ function issueForm(ctx) {
       unit: valueOf(element, "unit"),
       valuation: amountOf(element, "valuation"),
       expiry: valueOf(element, "expiry"),
+      elements: elementsOf(element),
     };
     const done = await ctx.act("POST", "/warehouse-receipts", body, `${t("wr.issue")} ${body.lot_number}`);
     if (done) ctx.refresh();
@@ -222,6 +353,9 @@ function receiptActions(ctx, row) {
   const path = `/warehouse-receipts/${row.id}`;
   const parts = [];
   const open = [];
+  if (row.document_hash && !/^0x0+$/.test(row.document_hash)) {
+    parts.push(h("button", { type: "button", class: "link", "data-receipt-document": String(row.id), onclick: () => openDocument(ctx, row.document_hash) }, t("el.document")));
+  }
   if (same(row.warehouse, ctx.me.id) && has(ctx, "warehouse") && row.state !== "redeemed") {
     if (row.state === "redemption_requested") {
       parts.push(button(t("wr.confirmRedemption"), async () =>

@@ -13,7 +13,7 @@ Receipt ids are the salted lot key hash read as a ``uint256``: beyond 2**53 they
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from eth_utils import keccak
@@ -26,6 +26,8 @@ from api.actions import Action, Call, Link, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.models import MarginCallItem, Owed, Page, PledgeItem, PledgeView, ReceiptItem, ReceiptView
 from api.problems import Problem, jsonable
+from api.receipt_document import CONTENT_TYPE as RECEIPT_CONTENT_TYPE
+from api.receipt_document import ReceiptElements, receipt_document
 from api.routes.common import (
     ZERO_ADDRESS,
     Address,
@@ -48,13 +50,13 @@ from api.routes.common import (
 )
 from api.service import LedgerService
 from api.store import ParticipantRecord
+from ledger.documents import store_document
 from ledger.errors import ContractRevert
 from ledger.identifiers import (
     LOT_NUMBER_PATTERN,
     InvalidIdentifier,
     canonical_lot_key,
     canonical_lot_number,
-    no_document_hash,
 )
 from ledger.index.models import PledgeMarginCallRow, PledgeRow, WarehouseReceiptRow
 from ledger.models import GoodsStatus, Pledge, PledgeState, Receipt, ReceiptState, Role
@@ -257,7 +259,16 @@ class ReceiptCreate(BaseModel):
     unit: str = Field(min_length=1, max_length=8, examples=["t"], description="up to 8 ASCII characters")
     valuation: Amount
     expiry: LedgerDate
-    document_sha256: str | None = Field(None, pattern="^(0x)?[0-9a-fA-F]{64}$")
+    document_sha256: str | None = Field(
+        None,
+        pattern="^(0x)?[0-9a-fA-F]{64}$",
+        description="the SHA-256 of an attachment (a scan of the signed paper receipt), written into the receipt "
+        "document; the document's own SHA-256 goes on chain",
+    )
+    elements: ReceiptElements = Field(
+        description="the elements of the 仓单 that are not on chain (GB/T 30332-2024, 《民法典》第九百零九条): written "
+        "into the receipt document, whose SHA-256 is the receipt's document hash (docs/warehouse-receipts.md)"
+    )
 
     @field_validator("unit")
     @classmethod
@@ -273,13 +284,49 @@ def _issue_receipt(service: LedgerService, caller: Caller, body: ReceiptCreate) 
         key = canonical_lot_key(_credit_code(service, caller), body.lot_number)
     except InvalidIdentifier as exc:
         raise Problem(422, "validation", "Invalid request", str(exc)) from None
+    if body.elements.storage_period.start > body.expiry:
+        raise Problem(
+            422,
+            "validation",
+            "Invalid request",
+            "elements.storage_period.start: the storage period starts after the receipt expires",
+            errors=[
+                {
+                    "loc": ["body", "elements", "storage_period", "start"],
+                    "msg": "the storage period starts on or before the receipt's expiry",
+                    "type": "value_error",
+                }
+            ],
+        )
     key_hash = service.identity_key_hash(key)
     goods_hash = keccak(text=body.goods_description)
+    content = receipt_document(
+        elements=body.elements,
+        receipt_id=int.from_bytes(key_hash, "big"),
+        warehouse=caller.address,
+        owner=body.owner,
+        lot_number=canonical_lot_number(body.lot_number),
+        goods_description=body.goods_description,
+        goods_hash=goods_hash,
+        quantity=body.quantity,
+        unit=body.unit,
+        valuation=body.valuation,
+        expiry=body.expiry,
+        issue_date=datetime.fromtimestamp(service.client.chain_time(), UTC).date(),
+        attachment_sha256=body.document_sha256,
+    )
+    stored = store_document(
+        service.sessions,
+        service.secrets,
+        caller.address,
+        content,
+        RECEIPT_CONTENT_TYPE,
+        [body.owner],
+        f"warehouse receipt (仓单) of lot {canonical_lot_number(body.lot_number)}",
+    )
     remember_label(service, key_hash, "lot", canonical_lot_number(body.lot_number), None)
     remember_label(service, goods_hash, "goods", "", body.goods_description)
-    document = (
-        bytes.fromhex(body.document_sha256.removeprefix("0x")) if body.document_sha256 else no_document_hash(key_hash)
-    )
+    document = bytes.fromhex(stored.sha256)
     args = {
         "owner": body.owner,
         "lot_key_hash": key_hash,

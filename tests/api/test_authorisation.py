@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from ledger.identifiers import synthetic_credit_code
 from ledger.journal import JournalTransaction
 from tests.api.conftest import WAIT, Api, Participant
+from tests.stories import receipt_elements
 
 YUAN = 100
 SETTINGS = {"webhook_allow": "127.0.0.1"}  # the subscription routes' test URLs (nothing listens there)
@@ -93,6 +94,7 @@ def _receipt_body(world: World) -> dict[str, Any]:
         "owner": world.id("seller"),
         "lot_number": f"AUTHZ-{next(_numbers)}",
         "goods_description": "cold-rolled coil SPCC",
+        "elements": receipt_elements(),
         "quantity": 500,
         "unit": "t",
         "valuation": 2_000_000 * YUAN,

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from api.store import IdentifierLabelRecord
 from tests.api.conftest import Api, Participant
 from tests.api.test_warehouse_api import day_after, eventually, fund_with_cash, ok
+from tests.stories import receipt_elements
 
 YUAN = 100
 
@@ -64,6 +65,7 @@ def test_receipt_lists_show_the_canonical_lot_number_and_the_goods_the_chain_hol
         "owner": owner.id,
         "lot_number": "sh-labels-a",  # letters are case-insensitive: the key, and the label, use upper case
         "goods_description": goods,
+        "elements": receipt_elements(),
         "quantity": 1_000,
         "unit": "t",
         "valuation": 4_000_000 * YUAN,

@@ -15,6 +15,7 @@ import pytest
 
 from ledger.models import PledgeState, ReceiptState, RequestState
 from tests.api.conftest import Api, Participant, at_once
+from tests.stories import receipt_elements
 
 YUAN = 100
 ATTEMPTS = 100
@@ -168,6 +169,7 @@ def race_to_pledge_one_receipt(api: Api, cast: dict[str, Participant], attempts:
         "owner": steel.id,
         "lot_number": f"RACE-{time.time_ns()}",
         "goods_description": "hot-rolled coil Q235B, 1,000 t",
+        "elements": receipt_elements(),
         "quantity": 1_000,
         "unit": "t",
         "valuation": 4_000_000 * YUAN,

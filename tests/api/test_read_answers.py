@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import WAIT, Api, Participant
+from tests.stories import receipt_elements
 
 RECORDED = Path(__file__).parent / "data" / "read-answers-before.json"
 YUAN = 100
@@ -156,6 +157,7 @@ def story(api: Api) -> dict[str, Any]:
         "owner": seller.id,
         "lot_number": f"ANSWERS-{time.time_ns()}",
         "goods_description": "hot-rolled coil Q235B",
+        "elements": receipt_elements(),
         "quantity": 1_000,
         "unit": "t",
         "valuation": valuation,

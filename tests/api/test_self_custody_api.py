@@ -5,6 +5,8 @@ checked with eth-account, an EIP-712 implementation independent of the ledger's 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Any
 
@@ -21,6 +23,7 @@ from ledger.node import dev_key
 from ledger.safe import create_safe, deploy_safe_infrastructure, safe_message_hash, safe_signature
 from tests.api.conftest import WAIT, Api, Participant
 from tests.api.test_receivables_api import YUAN, due_in, ok, problem
+from tests.stories import receipt_elements
 
 
 def onboard_self_custody(api: Api, name: str, role: str, key: LocalAccount, code: str) -> Participant:
@@ -292,6 +295,7 @@ def test_a_self_custody_warehouse_issues_and_redeems_a_receipt_by_its_own_signat
         "owner": steel.id,
         "lot_number": "YK-SC-0001",
         "goods_description": "hot-rolled coil Q235B, 500 t",
+        "elements": receipt_elements(),
         "quantity": 500,
         "unit": "t",
         "valuation": 2_000_000 * YUAN,
@@ -301,6 +305,10 @@ def test_a_self_custody_warehouse_issues_and_redeems_a_receipt_by_its_own_signat
     message = asked["typed_data"]["message"]
     assert asked["typed_data"]["primaryType"] == "IssueReceipt"
     assert (message["owner"], message["valuation"], message["quantity"]) == (steel.id, 2_000_000 * YUAN, 500)
+    # What the warehouse signs names the receipt document (仓单) by its SHA-256: the bytes its owner is served.
+    document = api.http.get(f"/documents/{message['documentHash'].removeprefix('0x')}", headers=steel.headers)
+    assert document.status_code == 200 and json.loads(document.content)["title"] == "仓单"
+    assert "0x" + hashlib.sha256(document.content).hexdigest() == message["documentHash"]
     issued = sign_and_relay(api, warehouse, key, asked)
     assert issued["status"] == "confirmed" and issued["kind"] == "receipt.issue"
     receipt = ok(api.http.get(f"/warehouse-receipts/{issued['result']['receipt_id']}", headers=steel.headers))

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from ledger.journal import JournalTransaction
 from tests.api.conftest import WAIT, Api, Participant
+from tests.stories import receipt_elements
 
 YUAN = 100
 BAD_JSON_INTEGERS = ("true", '"100"', "100.0", "1e2", "false", '"1"')
@@ -207,6 +208,7 @@ def test_a_lot_is_receipted_once_whatever_the_case_of_its_number(api: Api) -> No
         "owner": owner.id,
         "lot_number": lot,
         "goods_description": "hot-rolled coil",
+        "elements": receipt_elements(),
         "quantity": 100,
         "unit": "t",
         "valuation": 1_000_000 * YUAN,

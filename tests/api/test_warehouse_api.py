@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from tests.api.conftest import Api, Participant
+from tests.stories import receipt_elements
 
 YUAN = 100
 DAY = 86_400
@@ -73,6 +74,7 @@ def issue(api: Api, warehouse: Participant, owner: Participant, lot: str, valuat
         "owner": owner.id,
         "lot_number": lot,
         "goods_description": f"hot-rolled coil Q235B, lot {lot}",
+        "elements": receipt_elements(),
         "quantity": 1_000,
         "unit": "t",
         "valuation": valuation,
@@ -100,6 +102,7 @@ def test_receipt_and_pledge_story(api: Api) -> None:
             "owner": steel.id,
             "lot_number": "SH-STORY-A",
             "goods_description": "the same coil",
+            "elements": receipt_elements(),
             "quantity": 1,
             "unit": "t",
             "valuation": 1,
@@ -269,6 +272,7 @@ def test_roles_and_ownership(api: Api) -> None:
         "owner": steel.id,
         "lot_number": "SH-ROLES-C",
         "goods_description": "copper cathode",
+        "elements": receipt_elements(),
         "quantity": 25,
         "unit": "t",
         "valuation": 1_000_000 * YUAN,
@@ -330,6 +334,7 @@ def test_validation(api: Api) -> None:
         "owner": steel.id,
         "lot_number": "SH-VALID-D",
         "goods_description": "aluminium ingots",
+        "elements": receipt_elements(),
         "quantity": 10,
         "unit": "t",
         "valuation": 100 * YUAN,

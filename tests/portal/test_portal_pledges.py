@@ -11,7 +11,9 @@ Set-up that is not the point (onboarding, the bank's and the borrower's cash) go
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ from ledger.models import GoodsStatus, PledgeState, ReceiptState
 from tests.api.served import Served, serve
 from tests.portal.conftest import chain_day, travel, watch
 from tests.portal.test_portal_story import Desk, desk
+from tests.stories import receipt_elements
 
 YUAN = 100
 WAIT = {"Prefer": "wait=30"}
@@ -73,6 +76,29 @@ WORDS = {
         "enforce": "处置质押仓单",
         "overdue": "已逾期",
         "fallback": "账本合约拒绝了此操作",
+        "depositor_name": "存货人名称",
+        "depositor_domicile": "存货人住所",
+        "depositor_code": "存货人统一社会信用代码",
+        "variety": "品种",
+        "specification": "规格",
+        "quality": "质量（等级、标准）",
+        "packaging": "包装",
+        "pieces": "件数",
+        "marks": "标记",
+        "loss": "损耗标准",
+        "loss_tolerance": "合理损耗率（%）",
+        "storage_place": "储存场所",
+        "stored_from": "储存期限起始日",
+        "storage_fee": "仓储费（元）",
+        "fee_basis": "仓储费计费方式",
+        "insurance_amount": "保险金额（元）",
+        "insured_from": "保险期间起始日",
+        "insured_to": "保险期间终止日",
+        "insurer": "保险人名称",
+        "issuer": "填发人",
+        "issue_place": "填发地",
+        "invalid_credit_code": "统一社会信用代码须为 18 位，且校验码正确",
+        "receipt_document": "仓单文件",
     },
     "en": {
         "receipts": "Warehouse receipts",
@@ -113,6 +139,29 @@ WORDS = {
         "enforce": "Enforce: take the receipt",
         "overdue": "past due",
         "fallback": "The ledger's contracts refused this",
+        "depositor_name": "Depositor's name",
+        "depositor_domicile": "Depositor's domicile",
+        "depositor_code": "Depositor's credit code",
+        "variety": "Variety",
+        "specification": "Specification",
+        "quality": "Quality (grade, standard)",
+        "packaging": "Packaging",
+        "pieces": "Number of pieces",
+        "marks": "Marks",
+        "loss": "Loss standard",
+        "loss_tolerance": "Tolerated loss (%)",
+        "storage_place": "Storage place",
+        "stored_from": "Stored from",
+        "storage_fee": "Storage fee (yuan)",
+        "fee_basis": "Basis of the storage fee",
+        "insurance_amount": "Insured amount (yuan)",
+        "insured_from": "Insured from",
+        "insured_to": "Insured to",
+        "insurer": "Insurer",
+        "issuer": "Drawn up by",
+        "issue_place": "Place of issue",
+        "invalid_credit_code": "A unified social credit code has 18 characters and the right check character",
+        "receipt_document": "Receipt document",
     },
 }
 
@@ -195,6 +244,36 @@ def the_receipt(served: Served, who: str, owner: str) -> dict[str, Any]:
     return receipt  # type: ignore[no-any-return]
 
 
+def fill_elements(desk: PledgeDesk, issue: Locator, elements: dict[str, Any]) -> None:
+    """The receipt's elements typed into the issue form as a clerk would: amounts in yuan, the tolerance in %."""
+    depositor, goods, insurance = elements["depositor"], elements["goods"], elements["insurance"]
+    typed = {
+        "depositor_name": depositor["name"],
+        "depositor_domicile": depositor["domicile"],
+        "depositor_code": depositor["credit_code"],
+        "variety": goods["variety"],
+        "specification": goods["specification"],
+        "quality": goods["quality"],
+        "packaging": goods["packaging"],
+        "pieces": str(goods["pieces"]),
+        "marks": goods["marks"],
+        "loss": elements["loss_standard"]["description"],
+        "loss_tolerance": f"{elements['loss_standard']['tolerance_bps'] / 100:.2f}",
+        "storage_place": elements["storage_place"],
+        "stored_from": elements["storage_period"]["start"],
+        "storage_fee": f"{elements['storage_fee']['amount'] // YUAN:,}.{elements['storage_fee']['amount'] % YUAN:02d}",
+        "fee_basis": elements["storage_fee"]["basis"],
+        "insurance_amount": f"{insurance['amount'] // YUAN:,}.{insurance['amount'] % YUAN:02d}",
+        "insured_from": insurance["start"],
+        "insured_to": insurance["end"],
+        "insurer": insurance["insurer"],
+        "issuer": elements["issuer"],
+        "issue_place": elements["issue_place"],
+    }
+    for key, value in typed.items():
+        issue.get_by_label(desk.word(key), exact=True).fill(value)
+
+
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_the_pledge_story_is_clicked_through_the_portal_by_each_role(
     browser: Browser, served: Served, screenshots: Path, lang: str
@@ -223,12 +302,32 @@ def test_the_pledge_story_is_clicked_through_the_portal_by_each_role(
     issue.get_by_label(warehouse.word("unit")).fill("t")
     issue.get_by_label(warehouse.word("valuation")).fill("4,000,000.00")
     issue.get_by_label(warehouse.word("expiry")).fill(days_from_now(365))
+    elements = receipt_elements()
+    fill_elements(warehouse, issue, elements)
     issue.get_by_role("button", name=warehouse.word("issue"), exact=True).click()
     expect(issue.get_by_role("alert")).to_contain_text(warehouse.word("invalid_lot"))
     expect(warehouse.page.locator("#activity li")).to_have_count(0)
     issue.get_by_label(warehouse.word("lot")).fill(lot)
+    # The depositor's credit code with a wrong check character is caught in the page too (GB 32100-2015).
+    code = elements["depositor"]["credit_code"]
+    wrong = next(c for c in "0123456789ABCDEFGHJKLMNPQRTUWXY" if c != code[17])
+    issue.get_by_label(warehouse.word("depositor_code")).fill(code[:17] + wrong)
+    issue.get_by_role("button", name=warehouse.word("issue"), exact=True).click()
+    expect(issue.get_by_role("alert")).to_contain_text(warehouse.word("invalid_credit_code"))
+    expect(warehouse.page.locator("#activity li")).to_have_count(0)
+    issue.get_by_label(warehouse.word("depositor_code")).fill(code)
     assert warehouse.act("issue", issue) == "confirmed"
     receipt = the_receipt(served, f"steel {lang}", accounts["steel"])
+    # The document on chain hashes to what the API serves, and holds the elements as typed (yuan as fen).
+    with rest(served, f"steel {lang}") as http:
+        served_document = http.get(f"/documents/{receipt['document_hash'].removeprefix('0x')}")
+    assert served_document.status_code == 200, served_document.text
+    assert "0x" + hashlib.sha256(served_document.content).hexdigest() == receipt["document_hash"]
+    document = json.loads(served_document.content)
+    assert document["title"] == "仓单" and document["on_chain"]["owner"] == accounts["steel"]
+    expiry = datetime.fromtimestamp(int(receipt["expiry"]), UTC).date().isoformat()
+    assert document["elements"] == {**elements, "storage_period": {**elements["storage_period"], "end": expiry}}
+    expect(warehouse.page.locator(f"[data-receipt-document='{receipt['id']}']")).to_have_count(1)  # its document
     receipt_id = str(receipt["id"])
     assert (int(receipt["valuation"]), int(receipt["quantity"]), receipt["unit"]) == (400_000_000, 1000, "t")
     onchain = chain.receipt(int(receipt_id))
@@ -370,6 +469,7 @@ def test_a_second_pledge_of_a_pledged_receipt_is_refused_in_the_users_language(
         "owner": accounts["steel"],
         "lot_number": f"SH-TWICE-{next(_lots)}",
         "goods_description": "copper cathode",
+        "elements": receipt_elements(),
         "quantity": 25,
         "unit": "t",
         "valuation": 1_000_000 * YUAN,
@@ -468,6 +568,7 @@ def test_requests_are_withdrawn_or_declined_and_a_loan_left_unpaid_is_enforced_a
         "owner": accounts["steel"],
         "lot_number": f"SH-ENFORCE-{next(_lots)}",
         "goods_description": "aluminium ingots",
+        "elements": receipt_elements(),
         "quantity": 40,
         "unit": "t",
         "valuation": 1_000_000 * YUAN,
