@@ -292,11 +292,16 @@ def _all(gateway: Gateway, path: str, key: str) -> list[Any]:
             return items
 
 
+_OFF_CHAIN = frozenset({"name", "invoice_number", "lot_number", "goods_description"})
+
+
 def _on_chain(value: Any) -> Any:
-    """``value`` without the names of participants: names are kept off chain (the chain holds a hash of name and
-    credit code) by the gateways that serve the participants, so another gateway shows None for them."""
+    """``value`` without what each gateway keeps off chain: the names of participants (the chain holds a hash of
+    name and credit code; kept by the gateways that serve them) and the invoice and lot numbers and goods
+    descriptions (the chain holds their hashes; kept by the gateway that was asked to act), which another gateway
+    shows as None."""
     if isinstance(value, dict):
-        return {k: _on_chain(v) for k, v in value.items() if k != "name" and not k.endswith("_name")}
+        return {k: _on_chain(v) for k, v in value.items() if k not in _OFF_CHAIN and not k.endswith("_name")}
     if isinstance(value, list):
         return [_on_chain(v) for v in value]
     return value
