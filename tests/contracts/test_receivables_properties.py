@@ -55,7 +55,7 @@ from web3.types import TxReceipt
 
 from ledger import acts
 from ledger.tooling.sandbox import CAST, Sandbox, _key_of
-from tests.contracts.support import DAY, invoice_key
+from tests.contracts.support import ACCEPT_ANY, DAY, NO_REVIEW, invoice_key
 
 SOAK = os.environ.get("SCF_SOAK") == "1"
 #: `make soak` (SCF_SOAK=1) runs 300 examples of up to 60 steps; SCF_PROPERTY_* override either size.
@@ -395,7 +395,9 @@ class ReceivablesMachine(RuleBasedStateMachine):
         piece_id = data.draw(st.sampled_from(sorted(self.model.pieces)))
         owner, value = self.piece(piece_id)[0], self.piece(piece_id)[3]
         actor = self.pick(data, self.name_of(owner))
-        fn = self.r.functions.requestFinancing(piece_id, max(1, value * fraction // 100), self.sb.address(financier))
+        fn = self.r.functions.requestFinancing(
+            piece_id, max(1, value * fraction // 100), self.sb.address(financier), *ACCEPT_ANY
+        )
         receipt = self.send(fn, actor)
         if receipt is None:
             return
@@ -411,7 +413,7 @@ class ReceivablesMachine(RuleBasedStateMachine):
         request = self.sb.read("receivables", "financingRequest", request_id)
         financier, fee = request[5], request[7] * fee_bps // 10_000
         actor = self.pick(data, self.name_of(financier))
-        if self.send(self.r.functions.approveFinancing(request_id, rate, fee, basis), actor) is not None:
+        if self.send(self.r.functions.approveFinancing(request_id, rate, fee, basis, NO_REVIEW), actor) is not None:
             assert self.sb.address(actor) == financier, "invariant 9: approved by someone not the financier"
             self.model.approved.add(request_id)
 
@@ -440,13 +442,15 @@ class ReceivablesMachine(RuleBasedStateMachine):
         owner, value = self.piece(piece_id)[0], self.piece(piece_id)[3]
         holder = self.name_of(owner)
         amount = max(1, value * fraction // 100)
-        requested = self.send(self.r.functions.requestFinancing(piece_id, amount, self.sb.address(financier)), holder)
+        requested = self.send(
+            self.r.functions.requestFinancing(piece_id, amount, self.sb.address(financier), *ACCEPT_ANY), holder
+        )
         if requested is None:
             return
         request_id = self.sb.events(requested, "receivables", "FinancingRequested")[0]["requestId"]
         self.model.requests.add(request_id)
         fee = amount * fee_bps // 10_000
-        if self.send(self.r.functions.approveFinancing(request_id, rate, fee, basis), financier) is None:
+        if self.send(self.r.functions.approveFinancing(request_id, rate, fee, basis, NO_REVIEW), financier) is None:
             return
         self.model.approved.add(request_id)
         self.fund(request_id, financier)
