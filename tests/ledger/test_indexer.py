@@ -436,6 +436,9 @@ def test_index_agrees_with_the_contracts_views(ledger: Sandbox, new_database: Da
                 r.amount,
                 r.price or 0,
                 r.funded_piece_id or 0,
+                r.max_discount_rate_bps,
+                r.max_fee,
+                bytes.fromhex(r.review[2:]) if r.review else bytes(32),
             )
 
         for name in sb.accounts:
