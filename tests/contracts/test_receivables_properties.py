@@ -1,4 +1,4 @@
-"""Property-based (stateful) proof of the receivables invariants of docs/design.md (1-6, 9 and 10).
+"""Property-based (stateful) proof of the receivables invariants of docs/design.md (1-6, 9, 10, 12 and 13).
 
 Random participants, the regulator and strangers included, do random things: register (sometimes re-using a
 key), confirm, reject, grant credit, split, transfer, request/approve/fund/decline/cancel financing, repay,
@@ -12,9 +12,9 @@ whatever succeeded was allowed, that what failed changed nothing, and after ever
 5. a funding moved the piece and the price together (or, failing, neither);
 6. per slot redeemed ≤ repaid, and the contract holds exactly what was repaid and not yet redeemed;
 9. only the roles named act (a successful action by anyone else fails the test);
-11. every approval that succeeded is within what its request accepted (the rate cap on a 365-day basis, a 360-day
+12. every approval that succeeded is within what its request accepted (the rate cap on a 365-day basis, a 360-day
     rate at its 365-day equivalent; the fee cap), and a funding never pays the holder less than the caps' price;
-12. every approval and funding that succeeded of an obligation running longer than the review tenor (confirmation
+13. every approval and funding that succeeded of an obligation running longer than the review tenor (confirmation
     to maturity) carries the financier's credit review (银发〔2025〕77号);
 10. every act of a participant is authorised by it: a self-custody participant (three are switched at the
     start: a core firm, one of the first two sellers, a financier; the operator may switch more) never acts by
@@ -449,7 +449,7 @@ class ReceivablesMachine(RuleBasedStateMachine):
         else:
             return
         fn = self.r.functions.approveFinancing(request_id, *terms, REVIEW)
-        assert self.send(fn, self.name_of(request[5])) is None, "invariant 11: approved above the caps"
+        assert self.send(fn, self.name_of(request[5])) is None, "invariant 12: approved above the caps"
 
     @precondition(lambda self: bool(self.model.requests))
     @rule(data=st.data())
@@ -469,7 +469,7 @@ class ReceivablesMachine(RuleBasedStateMachine):
         return int(invoice[1]) - int(invoice[4])
 
     def check_approved(self, request_id: int) -> None:
-        """Invariants 11 and 12 for an approval that succeeded."""
+        """Invariants 12 and 13 for an approval that succeeded."""
         request = self.sb.read("receivables", "financingRequest", request_id)
         rate, basis, fee, max_rate, max_fee, review = (
             request[3],
@@ -479,9 +479,9 @@ class ReceivablesMachine(RuleBasedStateMachine):
             request[11],
             request[12],
         )
-        assert rate * 365 <= max_rate * basis and fee <= max_fee, "invariant 11: approved above the caps"
+        assert rate * 365 <= max_rate * basis and fee <= max_fee, "invariant 12: approved above the caps"
         if self.tenor_of_request(request) > self.sb.read("receivables", "reviewTenor"):
-            assert bytes(review) != NO_REVIEW, "invariant 12: a long tenor approved without a credit review"
+            assert bytes(review) != NO_REVIEW, "invariant 13: a long tenor approved without a credit review"
 
     @precondition(lambda self: bool(self.model.approved))
     @rule(data=st.data())
@@ -543,14 +543,14 @@ class ReceivablesMachine(RuleBasedStateMachine):
         self.model.pieces[funded_piece] = self.model.pieces[source]
         assert self.piece(funded_piece)[0] == financier, "invariant 5: asset leg"
         assert self.piece(funded_piece)[3] == request[7]
-        # invariant 11: never less than the price at the caps the holder accepted, as of the funding
+        # invariant 12: never less than the price at the caps the holder accepted, as of the funding
         amount, max_rate, max_fee = request[7], request[10], request[11]
         block_time = self.sb.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
         days = -(-max(self.maturity(self.model.pieces[source]) - block_time, 0) // DAY)
         capped_discount = -(-(amount * max_rate * days) // (365 * 10_000))
-        assert price >= amount - capped_discount - max_fee, "invariant 11: paid less than the caps' price"
+        assert price >= amount - capped_discount - max_fee, "invariant 12: paid less than the caps' price"
         if self.tenor_of_request(request) > self.sb.read("receivables", "reviewTenor"):
-            assert bytes(request[12]) != NO_REVIEW, "invariant 12: a long tenor funded without a credit review"
+            assert bytes(request[12]) != NO_REVIEW, "invariant 13: a long tenor funded without a credit review"
 
     @precondition(lambda self: bool(self.model.requests))
     @rule(data=st.data(), cancel=st.booleans())
