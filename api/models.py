@@ -204,6 +204,15 @@ class FinancingRequestView(BaseModel):
     fee: int
     price: int | None = Field(description="fen paid to the holder; null until funded")
     funded_piece_id: int | None
+    max_discount_rate_bps: int = Field(
+        description="the most the holder accepted when it asked: a discount rate a year on a 365-day basis (terms on"
+        " a 360-day basis are compared at their 365-day equivalent)"
+    )
+    max_fee: int = Field(description="the most fee the holder accepted when it asked, fen")
+    review: str | None = Field(
+        description="the financier's credit review recorded with its approval (hash or reference, 0x and 64 hex"
+        " digits); null when it recorded none"
+    )
     quote: Quote | None = Field(None, description="present only while the request is approved")
 
 
@@ -222,6 +231,9 @@ class FinancingRequestItem(BaseModel):
     discount: WideFen | None
     price: WideFen | None
     funded_piece_id: WideInt | None
+    max_discount_rate_bps: int | None = Field(description="the rate cap the holder accepted (365-day basis), bp")
+    max_fee: WideFen | None = Field(description="the fee cap the holder accepted")
+    review: str | None = Field(description="the financier's credit review (32 zero bytes: none); null until approved")
     requested_at: int
     approved_at: int | None
     closed_at: int | None
@@ -618,6 +630,10 @@ class Rules(BaseModel):
     chain_time: int = Field(description="the timestamp of the chain's latest block, Unix seconds (UTC)")
     max_tenor: int = Field(description="the longest a receivable may run from confirmation to due date, seconds")
     grace_period: int = Field(description="seconds after the due date before an unpaid obligation may be defaulted")
+    review_tenor: int = Field(
+        description="the longest a receivable may run from confirmation to due date and be financed without the"
+        " financier's credit review (银发〔2025〕77号: more than six months needs one), seconds"
+    )
     maintenance_ratio_bps: int = Field(description="the loan-to-value above which a pledge is called for margin, bp")
     default_advance_rate_bps: int = Field(description="the share of a receipt's valuation a financier may lend, bp")
 

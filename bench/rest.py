@@ -275,7 +275,13 @@ class RestLoad:
                 "POST",
                 "/financing-requests",
                 tier2,
-                json={"piece_id": split, "amount": part, "financier": financier.address},
+                json={
+                    "piece_id": split,
+                    "amount": part,
+                    "financier": financier.address,
+                    "max_discount_rate_bps": 600,
+                    "max_fee": 100,
+                },
             )
         )["request_id"]
         await step(

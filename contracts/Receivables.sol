@@ -53,6 +53,8 @@ contract Receivables is IReceivables, PackedERC721 {
     uint48 private _lastInvoiceId;
     uint48 private _lastPieceId;
     uint48 private _lastRequestId;
+    /// @notice Financing an obligation that runs longer than this from confirmation needs a credit review.
+    uint64 public reviewTenor = 183 days;
 
     mapping(uint256 invoiceId => Invoice) private _invoices;
     mapping(bytes32 keyHash => uint256 invoiceId) private _invoiceIdOfKey;
@@ -74,7 +76,7 @@ contract Receivables is IReceivables, PackedERC721 {
         metadata = new ReceivablesMetadata();
         // The starting rule parameters are announced like every later change, so an index rebuilt from
         // events alone knows them (invariant 8).
-        emit ParametersUpdated(maxTenor, gracePeriod);
+        emit ParametersUpdated(maxTenor, gracePeriod, reviewTenor);
     }
 
     // ---------------------------------------------------------------------------------------------------
@@ -258,7 +260,13 @@ contract Receivables is IReceivables, PackedERC721 {
     // ---------------------------------------------------------------------------------------------------
 
     /// @inheritdoc IReceivables
-    function requestFinancing(uint256 pieceId, uint256 amount, address financier) external returns (uint256 requestId) {
+    function requestFinancing(
+        uint256 pieceId,
+        uint256 amount,
+        address financier,
+        uint16 maxDiscountRateBps,
+        uint256 maxFee
+    ) external returns (uint256 requestId) {
         address sender = _msgSender();
         Piece storage p = _existingPiece(pieceId);
         require(sender == p.owner, ReceivablesNotHolder(pieceId, sender, p.owner));
@@ -268,6 +276,8 @@ contract Receivables is IReceivables, PackedERC721 {
         registry.requireActiveRole(Roles.FINANCIER, financier);
         require(amount != 0, ReceivablesZeroAmount());
         require(amount <= p.value, ReceivablesInsufficientValue(pieceId, p.value, amount));
+        require(maxDiscountRateBps <= BPS, ReceivablesInvalidTerms(maxDiscountRateBps, 365));
+        require(maxFee <= type(uint96).max, ReceivablesAmountTooLarge(maxFee));
 
         requestId = ++_lastRequestId;
         p.openRequestId = uint48(requestId);
@@ -277,11 +287,19 @@ contract Receivables is IReceivables, PackedERC721 {
         r.state = RequestState.Requested;
         r.financier = financier;
         r.amount = uint96(amount);
-        emit FinancingRequested(requestId, pieceId, sender, financier, amount);
+        r.maxDiscountRateBps = maxDiscountRateBps;
+        r.maxFee = uint96(maxFee);
+        emit FinancingRequested(requestId, pieceId, sender, financier, amount, maxDiscountRateBps, maxFee);
     }
 
     /// @inheritdoc IReceivables
-    function approveFinancing(uint256 requestId, uint16 discountRateBps, uint256 fee, uint16 dayCountBasis) external {
+    function approveFinancing(
+        uint256 requestId,
+        uint16 discountRateBps,
+        uint256 fee,
+        uint16 dayCountBasis,
+        bytes32 review
+    ) external {
         address sender = _msgSender();
         FinancingRequest storage r = _existingRequest(requestId);
         require(sender == r.financier, ReceivablesNotFinancier(requestId, sender, r.financier));
@@ -290,12 +308,20 @@ contract Receivables is IReceivables, PackedERC721 {
             discountRateBps <= BPS && (dayCountBasis == 360 || dayCountBasis == 365),
             ReceivablesInvalidTerms(discountRateBps, dayCountBasis)
         );
+        // The accepted rate is on a 365-day basis: a 360-day rate is compared at its 365-day equivalent.
+        (uint16 maxRate, uint96 maxFee) = (r.maxDiscountRateBps, r.maxFee);
+        require(
+            uint256(discountRateBps) * 365 <= uint256(maxRate) * dayCountBasis && fee <= maxFee,
+            ReceivablesTermsAboveAccepted(requestId, discountRateBps, fee, maxRate, maxFee)
+        );
         require(fee < r.amount, ReceivablesPriceNotPositive(requestId, r.amount, 0, fee));
         _transitionRequest(requestId, r, RequestState.Approved);
         r.discountRateBps = discountRateBps;
         r.dayCountBasis = dayCountBasis;
         r.fee = uint96(fee);
-        emit FinancingApproved(requestId, sender, discountRateBps, fee, dayCountBasis);
+        r.review = review;
+        _requireReview(requestId, r, _invoices[_pieces[r.pieceId].slotId]);
+        emit FinancingApproved(requestId, sender, discountRateBps, fee, dayCountBasis, review);
     }
 
     /// @inheritdoc IReceivables
@@ -312,6 +338,7 @@ contract Receivables is IReceivables, PackedERC721 {
         // The request's own lock is lifted for the move; every other rule of a movement applies.
         p.openRequestId = 0;
         Invoice storage inv = _requireMovable(sourceId, p);
+        _requireReview(requestId, r, inv);
         registry.requireTransfer(holder, financier);
         uint256 amount = r.amount;
         (uint256 discount, uint256 price) = _price(r, inv.dueDate);
@@ -377,16 +404,17 @@ contract Receivables is IReceivables, PackedERC721 {
     }
 
     /// @inheritdoc IReceivables
-    function setParameters(uint64 maxTenor_, uint64 gracePeriod_) external {
+    function setParameters(uint64 maxTenor_, uint64 gracePeriod_, uint64 reviewTenor_) external {
         address sender = _msgSender();
         registry.requireActiveRole(Roles.OPERATOR, sender);
         require(
-            maxTenor_ != 0 && maxTenor_ <= 3650 days && gracePeriod_ <= 365 days,
-            ReceivablesInvalidParameters(maxTenor_, gracePeriod_)
+            maxTenor_ != 0 && maxTenor_ <= 3650 days && gracePeriod_ <= 365 days && reviewTenor_ <= maxTenor_,
+            ReceivablesInvalidParameters(maxTenor_, gracePeriod_, reviewTenor_)
         );
         maxTenor = maxTenor_;
         gracePeriod = gracePeriod_;
-        emit ParametersUpdated(maxTenor_, gracePeriod_);
+        reviewTenor = reviewTenor_;
+        emit ParametersUpdated(maxTenor_, gracePeriod_, reviewTenor_);
     }
 
     // ---------------------------------------------------------------------------------------------------
@@ -625,6 +653,15 @@ contract Receivables is IReceivables, PackedERC721 {
             || (open && (to == RequestState.Declined || to == RequestState.Cancelled));
         require(allowed, ReceivablesRequestInvalidTransition(requestId, from, to));
         r.state = to;
+    }
+
+    /// @dev 银发〔2025〕77号: an obligation running more than {reviewTenor} from confirmation to maturity is financed
+    /// only with the financier's credit review, recorded with the request (checked at approval and again at
+    /// funding, against the parameter as it stands then).
+    function _requireReview(uint256 requestId, FinancingRequest storage r, Invoice storage inv) private view {
+        uint256 tenor = inv.dueDate - inv.confirmedAt;
+        uint64 threshold = reviewTenor;
+        require(tenor <= threshold || r.review != 0, ReceivablesFinancingReviewRequired(requestId, tenor, threshold));
     }
 
     /// @dev Every movement of value passes here: not locked in a request, not frozen, obligation confirmed

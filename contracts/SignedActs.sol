@@ -32,10 +32,10 @@ contract SignedActs is ISignedActs, IERC5267 {
         "AssignPiece(address account,uint256 pieceId,address to,uint256 value,uint256 nonce,uint256 deadline)"
     );
     bytes32 public constant REQUEST_FINANCING_TYPEHASH = keccak256(
-        "RequestFinancing(address account,uint256 pieceId,uint256 amount,address financier,uint256 nonce,uint256 deadline)"
+        "RequestFinancing(address account,uint256 pieceId,uint256 amount,address financier,uint16 maxDiscountRateBps,uint256 maxFee,uint256 nonce,uint256 deadline)"
     );
     bytes32 public constant APPROVE_FINANCING_TYPEHASH = keccak256(
-        "ApproveFinancing(address account,uint256 requestId,uint16 discountRateBps,uint256 fee,uint16 dayCountBasis,uint256 nonce,uint256 deadline)"
+        "ApproveFinancing(address account,uint256 requestId,uint16 discountRateBps,uint256 fee,uint16 dayCountBasis,bytes32 review,uint256 nonce,uint256 deadline)"
     );
     bytes32 public constant FUND_FINANCING_TYPEHASH = keccak256(
         "FundFinancing(address account,uint256 requestId,address holder,uint256 amount,uint16 discountRateBps,uint256 fee,uint16 dayCountBasis,uint256 nonce,uint256 deadline)"
@@ -206,14 +206,17 @@ contract SignedActs is ISignedActs, IERC5267 {
         returns (uint256 requestId)
     {
         _verify(REQUEST_FINANCING_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
-        bytes memory data = abi.encodeCall(IReceivables.requestFinancing, (act.pieceId, act.amount, act.financier));
+        bytes memory data = abi.encodeCall(
+            IReceivables.requestFinancing, (act.pieceId, act.amount, act.financier, act.maxDiscountRateBps, act.maxFee)
+        );
         requestId = abi.decode(_call(address(receivables), data, act.account), (uint256));
     }
 
     function approveFinancing(ApproveFinancing calldata act, bytes calldata signature) external {
         _verify(APPROVE_FINANCING_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
         bytes memory data = abi.encodeCall(
-            IReceivables.approveFinancing, (act.requestId, act.discountRateBps, act.fee, act.dayCountBasis)
+            IReceivables.approveFinancing,
+            (act.requestId, act.discountRateBps, act.fee, act.dayCountBasis, act.review)
         );
         _call(address(receivables), data, act.account);
     }

@@ -196,8 +196,15 @@ _ACTS: tuple[tuple[str, ActType], ...] = (
         ActType(
             "RequestFinancing",
             "requestFinancing",
-            (("pieceId", "uint256"), ("amount", "uint256"), ("financier", "address")),
-            sentence="Ask {financier} to finance {amount} fen of piece {pieceId}",
+            (
+                ("pieceId", "uint256"),
+                ("amount", "uint256"),
+                ("financier", "address"),
+                ("maxDiscountRateBps", "uint16"),
+                ("maxFee", "uint256"),
+            ),
+            sentence="Ask {financier} to finance {amount} fen of piece {pieceId}, accepting at most"
+            " {maxDiscountRateBps} bp a year (365-day basis) and a fee of at most {maxFee} fen",
         ),
     ),
     (
@@ -210,8 +217,10 @@ _ACTS: tuple[tuple[str, ActType], ...] = (
                 ("discountRateBps", "uint16"),
                 ("fee", "uint256"),
                 ("dayCountBasis", "uint16"),
+                ("review", "bytes32"),
             ),
-            sentence="Offer request {requestId} a discount of {discountRateBps} bp a year and a fee of {fee} fen",
+            sentence="Offer request {requestId} a discount of {discountRateBps} bp a year and a fee of {fee} fen"
+            " ({dayCountBasis}-day basis; credit review {review})",
         ),
     ),
     (

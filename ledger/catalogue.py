@@ -457,9 +457,10 @@ CATALOGUE = Catalogue(
             "receivables",
             "requestFinancing",
             "holder",
-            "piece_id amount financier",
+            "piece_id amount financier max_discount_rate_bps max_fee",
             _ANYONE,
-            "Ask a financier to buy part or all of a piece at a discount.",
+            "Ask a financier to buy part or all of a piece at a discount, accepting at most a discount rate (a year, "
+            "365-day basis) and a fee: the quote shown before asking.",
             results={"FinancingRequested": {"requestId": "request_id"}},
         ),
         _op(
@@ -467,10 +468,12 @@ CATALOGUE = Catalogue(
             "receivables",
             "approveFinancing",
             "financier",
-            "request_id discount_rate_bps fee day_count_basis",
+            "request_id discount_rate_bps fee day_count_basis review",
             _FINANCIER,
-            "Offer terms on a financing request: the discount rate, a flat fee and the day count.",
-            defaults={"day_count_basis": 365},
+            "Offer terms on a financing request, within what it accepted: the discount rate, a flat fee, the day "
+            "count and the hash of the credit review (required when the obligation runs longer than the review "
+            "tenor).",
+            defaults={"day_count_basis": 365, "review": bytes(32)},
         ),
         _op(
             "financing.fund",

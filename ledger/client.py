@@ -360,7 +360,23 @@ class LedgerClient:
 
     def financing_request(self, request_id: int) -> FinancingRequest:
         f = self._read("receivables", "financingRequest", request_id)
-        return FinancingRequest(request_id, f[0], f[1], RequestState(f[2]), f[3], f[4], f[5], f[6], f[7], f[8], f[9])
+        holder, piece_id, state, rate, basis, financier, fee, amount, price, funded, max_rate, max_fee, review = f
+        return FinancingRequest(
+            request_id,
+            holder,
+            piece_id,
+            RequestState(state),
+            rate,
+            basis,
+            financier,
+            fee,
+            amount,
+            price,
+            funded,
+            max_rate,
+            max_fee,
+            bytes(review),
+        )
 
     def quote_financing(self, request_id: int) -> tuple[int, int, int]:
         """(discount, fee, price) funding would settle now."""
@@ -417,6 +433,7 @@ class LedgerClient:
         return {
             "max_tenor": int(self._read("receivables", "maxTenor")),
             "grace_period": int(self._read("receivables", "gracePeriod")),
+            "review_tenor": int(self._read("receivables", "reviewTenor")),
             "maintenance_ratio_bps": int(self._read("receipts", "maintenanceRatioBps")),
             "default_advance_rate_bps": int(self._read("receipts", "defaultAdvanceRateBps")),
         }

@@ -1,12 +1,20 @@
 """Compile the Solidity sources under ``contracts/`` into JSON artifacts.
 
 This is the only module of the project that imports :mod:`solcx`. It drives solc-js (the npm package
-``solc``) through ``scripts/solc``, a ``solc``-compatible wrapper, with one fixed set of compiler settings,
-and writes one artifact per contract to ``build/contracts/<source hash>/<ContractName>.json`` beside a
+``solc``) through ``scripts/solc``, a ``solc``-compatible wrapper, with fixed compiler settings, and writes
+one artifact per contract to ``build/contracts/<source hash>/<ContractName>.json`` beside a
 ``manifest.json``: each contract defined under ``contracts/``, and each of :data:`PACKAGED_CONTRACTS` that a
 source there imports (Safe's). The source hash covers every ``contracts/**/*.sol`` file, the compiler settings
 and the installed versions of solc-js, OpenZeppelin Contracts and Safe's contracts, so an unchanged tree is
 served from the build folder without starting the compiler at all.
+
+The project's contracts compile through the IR pipeline (``viaIR``, :func:`compiler_settings`): it keeps
+``Receivables`` (22,132 bytes, from 25,504 with the legacy pipeline) and ``WarehouseReceipts`` (20,168, from
+22,091) under the EVM's 24,576-byte code-size limit (EIP-170). The sources of :data:`LEGACY_SOURCES` compile in a
+second solc run with the legacy pipeline (:func:`legacy_compiler_settings`): ``SignedActs``, which the IR
+pipeline makes larger (31,538 bytes, from 17,428: over the limit), and Safe's contracts (imported by
+``contracts/safe/``), whose assembly is not marked memory-safe, so the IR pipeline may not move variables to
+memory and ``Safe.execTransaction`` is too deep in the stack.
 
 Run ``python -m ledger.compiler [--root DIR] [--force]`` to compile from the command line: solc's
 warnings and errors go to stderr, a one-line summary to stdout, and the exit code is 1 on a compile error.
@@ -54,8 +62,12 @@ PACKAGED_CONTRACTS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 """Contracts of npm packages that get an artifact too, by source unit name (as solc names an import after the
 remapping): Safe 1.4.1 (``contracts/safe/SafeImports.sol`` imports them; :mod:`ledger.safe` deploys them).
-They are compiled only when a source under ``contracts/`` imports them, with the project's settings, and their
-package's version is part of the source hash."""
+They are compiled only when a source under ``contracts/`` imports them, with :func:`legacy_compiler_settings`
+(the source that imports them is one of :data:`LEGACY_SOURCES`), and their package's version is part of the
+source hash."""
+
+LEGACY_SOURCES: Final = (f"{CONTRACTS_DIR}/SignedActs.sol", f"{CONTRACTS_DIR}/safe/")
+"""Source unit names (a name ending in ``/``: every source under it) compiled with the legacy pipeline."""
 
 ARTIFACT_FORMAT: Final = 2
 """Version of the artifact layout written here; part of the source hash, so a change rebuilds (2: the NatSpec
@@ -72,16 +84,36 @@ OUTPUTS: Final = (
 
 
 def compiler_settings() -> dict[str, Any]:
-    """The solc settings every build uses, less ``outputSelection`` (which names the source files)."""
+    """The solc settings of the project's contracts, less ``outputSelection`` (which names the source files):
+    the IR pipeline, optimised for 200 runs."""
     return {
         "optimizer": {"enabled": True, "runs": 200},
-        "viaIR": False,
+        "viaIR": True,
         "evmVersion": "prague",
         "remappings": [
             "@openzeppelin/=node_modules/@openzeppelin/",
             "@safe-global/safe-contracts/=node_modules/@safe-global/safe-contracts/",
         ],
     }
+
+
+def legacy_compiler_settings() -> dict[str, Any]:
+    """The solc settings of :data:`LEGACY_SOURCES` and the packaged contracts they import (Safe's): the
+    project's, with the legacy pipeline."""
+    return {**compiler_settings(), "viaIR": False}
+
+
+def _is_legacy(name: str) -> bool:
+    return any(name == legacy or (legacy.endswith("/") and name.startswith(legacy)) for legacy in LEGACY_SOURCES)
+
+
+def _partition(sources: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(the sources compiled through the IR pipeline, those of :data:`LEGACY_SOURCES`), each compiled in a solc
+    run of its own; an imported source is read in both runs where both need it, and its artifact comes from
+    the run that selects it."""
+    ir = {name: text for name, text in sources.items() if not _is_legacy(name)}
+    legacy = {name: text for name, text in sources.items() if _is_legacy(name)}
+    return ir, legacy
 
 
 class CompilationError(Exception):
@@ -173,7 +205,7 @@ def _build(root: Path | None, *, force: bool) -> _Build:
     root = (root if root is not None else Path(__file__).resolve().parents[1]).resolve()
     sources = _read_sources(root)
     toolchain = _read_toolchain(root)
-    settings = compiler_settings()
+    settings = {"ir": compiler_settings(), "legacy": legacy_compiler_settings()}
     source_hash = _source_hash(sources, settings, toolchain)
     directory = root / BUILD_DIR / source_hash
 
@@ -183,7 +215,11 @@ def _build(root: Path | None, *, force: bool) -> _Build:
             logger.debug("contracts unchanged, using %s", directory)
             return _Build(cached, cached=True, directory=directory)
 
-    output = _run_solc(root, sources, settings)
+    ir, legacy = _partition(sources)
+    output = _run_solc(root, ir, settings["ir"])
+    if legacy:
+        second = _run_solc(root, legacy, settings["legacy"])
+        output = {**output, "contracts": {**output.get("contracts", {}), **second.get("contracts", {})}}
     artifacts = _artifacts_from_output(output, sources, source_hash, toolchain.solc_version)
     manifest = {
         "sourceHash": source_hash,
@@ -200,12 +236,15 @@ def _build(root: Path | None, *, force: bool) -> _Build:
 
 
 def standard_json_input(root: Path | None = None, *, for_analysis: bool = False) -> dict[str, Any]:
-    """The standard-JSON input a build of the project at ``root`` sends solc: every ``contracts/**/*.sol`` by
-    content, :func:`compiler_settings` and the contract outputs the artifacts hold. ``for_analysis`` also
-    selects each source's AST and the bytecodes' source maps, which analysers of the same compilation read
-    (``scripts/slither.py``, through crytic-compile)."""
+    """The standard-JSON input of the project's contracts at ``root`` for solc: every ``contracts/**/*.sol`` by
+    content but those under ``contracts/safe/`` (which define no contract and only import Safe's),
+    :func:`compiler_settings` and the contract outputs the artifacts hold. ``for_analysis`` also selects each
+    source's AST and the bytecodes' source maps, which analysers read (``scripts/slither.py``, through
+    crytic-compile). The build itself compiles :data:`LEGACY_SOURCES` in a run of their own, with the legacy
+    pipeline: ``SignedActs`` is analysed here from the same source through the IR pipeline."""
     root = (root if root is not None else Path(__file__).resolve().parents[1]).resolve()
-    return _standard_input(_read_sources(root), compiler_settings(), for_analysis=for_analysis)
+    sources = {name: text for name, text in _read_sources(root).items() if not name.startswith("contracts/safe/")}
+    return _standard_input(sources, compiler_settings(), for_analysis=for_analysis)
 
 
 def _standard_input(

@@ -166,6 +166,11 @@ class FinancingRequest:
     amount: int
     price: int
     funded_piece_id: int
+    max_discount_rate_bps: int
+    """The most the holder accepted when it asked: a rate a year on a 365-day basis."""
+    max_fee: int
+    review: bytes
+    """The financier's credit review (hash or reference of its document); 32 zero bytes when none."""
 
 
 @dataclass(frozen=True)

@@ -469,9 +469,18 @@ class Demo:
             "POST",
             "/financing-requests",
             holder,
-            json={"piece_id": piece, "amount": amount, "financier": safe.address},
+            json={
+                "piece_id": piece,
+                "amount": amount,
+                "financier": safe.address,
+                "max_discount_rate_bps": terms["discount_rate_bps"],
+                "max_fee": terms["fee"],
+            },
         )["result"]["request_id"]
-        self.step(f"tier 2 asked {safe.holder} to finance piece #{piece} (request #{request_id})")
+        self.step(
+            f"tier 2 asked {safe.holder} to finance piece #{piece} (request #{request_id}), accepting at most "
+            f"{percent(terms['discount_rate_bps'])} a year and a fee of {yuan(terms['fee'])}"
+        )
         self.step(f"{safe.holder} approves the financing terms, from its Safe:")
         self.safe_act("POST", f"/financing-requests/{request_id}/approve", financier, safe, show=True, json=terms)
         self.step(

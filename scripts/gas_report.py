@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from ledger.tooling.sandbox import Sandbox  # noqa: E402
 from tests.contracts.signed_gas import SIGNED_OVERHEAD_BUDGET, measure_signed_acts  # noqa: E402
-from tests.contracts.support import DAY, YUAN, invoice_key  # noqa: E402
+from tests.contracts.support import DAY, NO_REVIEW, YUAN, invoice_key  # noqa: E402
 from tests.contracts.warehouse_fixtures import measure_warehouse_gas  # noqa: E402
 
 #: docs/design.md's gas targets, where it sets one.
@@ -75,14 +75,16 @@ def measure_receivables(sb: Sandbox, record: Callable[[str, dict], None]) -> Non
     child = sb.events(receipt, "receivables", "PieceSplit")[0]["pieceId"]
     receipt = sb.send(r.functions.transferFrom(sb.address("chemicals"), sb.address("trader"), child), "chemicals")
     record("transfer of a whole piece", receipt)
-    receipt = sb.send(r.functions.requestFinancing(child, 400_000 * YUAN, sb.address("bank")), "trader")
+    receipt = sb.send(
+        r.functions.requestFinancing(child, 400_000 * YUAN, sb.address("bank"), 450, 100 * YUAN), "trader"
+    )
     record("request financing", receipt)
     request = sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"]
-    record("approve financing", sb.send(r.functions.approveFinancing(request, 450, 100 * YUAN, 365), "bank"))
+    record("approve financing", sb.send(r.functions.approveFinancing(request, 450, 100 * YUAN, 365, NO_REVIEW), "bank"))
     record("fund financing (whole piece + cash leg)", sb.send(r.functions.fundFinancing(request), "bank"))
-    receipt = sb.send(r.functions.requestFinancing(first, 100_000 * YUAN, sb.address("factor")), "seatmaker")
+    receipt = sb.send(r.functions.requestFinancing(first, 100_000 * YUAN, sb.address("factor"), 507, 0), "seatmaker")
     request = sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"]
-    sb.send(r.functions.approveFinancing(request, 500, 0, 360), "factor")
+    sb.send(r.functions.approveFinancing(request, 500, 0, 360, NO_REVIEW), "factor")
     record("fund financing (part of a piece: split + cash leg)", sb.send(r.functions.fundFinancing(request), "factor"))
     record("repay obligation (part)", sb.send(r.functions.repay(invoice_id, 500_000 * YUAN), "automaker"))
     record("redeem piece (pro rata, piece kept)", sb.send(r.functions.redeem(first), "seatmaker"))

@@ -205,22 +205,27 @@ async def receivable_story(client: LedgerClient, chain: Chain, cast: Cast) -> Re
     assert client.piece(first_piece).value == 700_000 * YUAN
     assert client.piece(foam_piece).value == 300_000 * YUAN
 
-    # Tier 2 asks the bank, which declines; then the factor, which approves at 6% a year and funds.
-    asked_bank = await done(client, client.request_financing(foammaker, foam_piece, 300_000 * YUAN, bank))
+    # Tier 2 asks the bank, which declines; then the factor, which approves at 6% a year and funds. Each request
+    # carries the most tier 2 accepts (6% a year, a fee of 500 yuan): the factor cannot approve above it.
+    caps = (600, 500 * YUAN)
+    asked_bank = await done(client, client.request_financing(foammaker, foam_piece, 300_000 * YUAN, bank, *caps))
     declined_id = int(asked_bank.event("FinancingRequested")["requestId"])
     await done(client, client.decline_financing(bank, declined_id))
     assert client.financing_request(declined_id).state is RequestState.DECLINED
 
-    asked_twice = await done(client, client.request_financing(foammaker, foam_piece, 300_000 * YUAN, factor))
+    asked_twice = await done(client, client.request_financing(foammaker, foam_piece, 300_000 * YUAN, factor, *caps))
     cancelled_id = int(asked_twice.event("FinancingRequested")["requestId"])
     await done(client, client.cancel_financing(foammaker, cancelled_id))
     assert client.financing_request(cancelled_id).state is RequestState.CANCELLED
 
-    requested = await done(client, client.request_financing(foammaker, foam_piece, 300_000 * YUAN, factor))
+    requested = await done(client, client.request_financing(foammaker, foam_piece, 300_000 * YUAN, factor, *caps))
     request_id = int(requested.event("FinancingRequested")["requestId"])
     with pytest.raises(ContractRevert) as locked:
         await client.transfer_piece(foammaker, foam_piece, seatmaker, 1 * YUAN)
     assert locked.value.name == "ReceivablesPieceLocked"
+    with pytest.raises(ContractRevert) as above:
+        await client.approve_financing(factor, request_id, 600, 500 * YUAN + 1)
+    assert above.value.name == "ReceivablesTermsAboveAccepted"
     await done(client, client.approve_financing(factor, request_id, 600, 500 * YUAN))
     discount, fee, price = client.quote_financing(request_id)
     assert fee == 500 * YUAN and discount > 0 and price == 300_000 * YUAN - discount - fee

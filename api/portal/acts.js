@@ -4,8 +4,8 @@
 import { language } from "./i18n.js";
 import { formatBps, formatYuan } from "./money.js";
 
-const MONEY = new Set(["amount", "grant", "value", "fee", "valuation", "principal"]);
-const RATES = new Set(["discountRateBps", "rateBps"]);
+const MONEY = new Set(["amount", "grant", "value", "fee", "valuation", "principal", "maxFee"]);
+const RATES = new Set(["discountRateBps", "rateBps", "maxDiscountRateBps"]);
 const DATES = new Set(["dueDate", "expiry"]);
 
 const SENTENCES = {
@@ -14,8 +14,8 @@ const SENTENCES = {
   RejectInvoice: ["拒绝发票 #{invoiceId}", "Reject invoice #{invoiceId}"],
   SetCreditLine: ["向 {coreFirm} 授信 {grant}", "Grant {grant} of credit to {coreFirm}"],
   AssignPiece: ["将应收账款凭证 #{pieceId} 中的 {value} 转让给 {to}", "Assign {value} of receivable piece #{pieceId} to {to}"],
-  RequestFinancing: ["请 {financier} 为凭证 #{pieceId} 中的 {amount} 提供融资", "Ask {financier} to finance {amount} of piece #{pieceId}"],
-  ApproveFinancing: ["为融资申请 #{requestId} 报价：年化贴现率 {discountRateBps}，手续费 {fee}，{dayCountBasis} 天计息", "Offer request #{requestId} a discount of {discountRateBps} a year and a fee of {fee} ({dayCountBasis}-day basis)"],
+  RequestFinancing: ["请 {financier} 为凭证 #{pieceId} 中的 {amount} 提供融资，接受年化贴现率至多 {maxDiscountRateBps}（按 365 天计息）、手续费至多 {maxFee}", "Ask {financier} to finance {amount} of piece #{pieceId}, accepting at most {maxDiscountRateBps} a year (365-day basis) and a fee of at most {maxFee}"],
+  ApproveFinancing: ["为融资申请 #{requestId} 报价：年化贴现率 {discountRateBps}，手续费 {fee}，{dayCountBasis} 天计息（授信审查 {review}）", "Offer request #{requestId} a discount of {discountRateBps} a year and a fee of {fee} ({dayCountBasis}-day basis; credit review {review})"],
   FundFinancing: ["为融资申请 #{requestId} 放款：以年化 {discountRateBps}、手续费 {fee} 买入 {holder} 的 {amount}", "Fund request #{requestId}: buy {amount} from {holder} at {discountRateBps}, fee {fee}"],
   DeclineFinancing: ["拒绝融资申请 #{requestId}", "Decline request #{requestId}"],
   CancelFinancing: ["撤回融资申请 #{requestId}", "Withdraw request #{requestId}"],

@@ -328,15 +328,25 @@ function pieceActions(ctx, piece) {
     if (await ctx.act("POST", `/receivables/${piece.id}/transfers`, body, `${t("piece.transfer")} #${piece.id}`)) ctx.refresh();
   });
   const quoted = h("p", { class: "quote", role: "status", "aria-live": "polite", "data-quote": piece.id });
+  // The most the supplier accepts, sent with the request and held on chain: an approval above it is refused.
+  // Filled in from the quote it is shown (its rate on a 365-day basis, its fee); without published terms, the
+  // supplier states its own.
   const finance = form(t("piece.finance"), [
     field(t("piece.financier"), { name: "financier", autocomplete: "off", placeholder: "0x…" }),
     field(t("piece.financeAmount"), { name: "amount", inputmode: "decimal" }),
     quoted,
+    field(t("fin.maxRate"), { name: "maxRate", inputmode: "decimal" }),
+    field(t("fin.maxFee"), { name: "maxFee", inputmode: "decimal" }),
   ], t("piece.send"), (element) => {
     if (!ADDRESS.test(valueOf(element, "financier"))) return `${t("piece.financier")}: ${t("invalid.address")}`;
-    return amountOf(element, "amount") === null ? `${t("piece.financeAmount")}: ${t("invalid.amount")}` : null;
+    if (amountOf(element, "amount") === null) return `${t("piece.financeAmount")}: ${t("invalid.amount")}`;
+    if (parsePercent(valueOf(element, "maxRate")) === null) return `${t("fin.maxRate")}: ${t("invalid.rate")}`;
+    return parseYuan(valueOf(element, "maxFee")) === null ? `${t("fin.maxFee")}: ${t("invalid.amount")}` : null;
   }, async (element) => {
-    const body = { piece_id: Number(piece.id), amount: amountOf(element, "amount"), financier: valueOf(element, "financier") };
+    const body = {
+      piece_id: Number(piece.id), amount: amountOf(element, "amount"), financier: valueOf(element, "financier"),
+      max_discount_rate_bps: parsePercent(valueOf(element, "maxRate")), max_fee: parseYuan(valueOf(element, "maxFee")),
+    };
     if (await ctx.act("POST", "/financing-requests", body, `${t("piece.finance")} #${piece.id}`)) ctx.refresh();
   });
   // The price before asking: the financier's standing terms for this obligor, as the contract would count them.
@@ -349,6 +359,10 @@ function pieceActions(ctx, piece) {
     }
     try {
       const q = await get("/financing-quote", { piece_id: piece.id, amount: amount.toString(), financier });
+      // The contract compares rates on a 365-day basis: a 360-day rate is accepted at its equivalent, rounded up.
+      const cap = q.day_count_basis === 360 ? Math.ceil((q.discount_rate_bps * 365) / 360) : q.discount_rate_bps;
+      finance.querySelector("[name=maxRate]").value = percentText(cap);
+      finance.querySelector("[name=maxFee]").value = yuanText(q.fee);
       quoted.textContent = t("fin.quoteBefore", {
         discount: formatYuan(q.discount), fee: formatYuan(q.fee), price: formatYuan(q.price),
         rate: formatBps(q.discount_rate_bps), basis: q.day_count_basis, days: q.days,
@@ -358,7 +372,8 @@ function pieceActions(ctx, piece) {
     }
   };
   let pending = null;
-  finance.addEventListener("input", () => {
+  finance.addEventListener("input", (event) => {
+    if (!["financier", "amount"].includes(event.target?.name)) return;
     clearTimeout(pending);
     pending = setTimeout(showQuote, 300);
   });
@@ -366,6 +381,17 @@ function pieceActions(ctx, piece) {
     if (await ctx.act("POST", `/receivables/${piece.id}/redeem`, undefined, `${t("piece.redeem")} #${piece.id}`)) ctx.refresh();
   } }, t("piece.redeem"));
   return h("details", { class: "actions", "data-piece": piece.id }, h("summary", {}, t("actions")), transfer, finance, redeem);
+}
+
+/** Basis points as the percentage a rate field takes (``365`` → ``3.65``). */
+function percentText(bps) {
+  return `${Math.floor(bps / 100)}.${String(bps % 100).padStart(2, "0")}`;
+}
+
+/** Fen as the yuan an amount field takes (``10000`` → ``100.00``). */
+function yuanText(value) {
+  const fenValue = BigInt(value);
+  return `${fenValue / 100n}.${String(fenValue % 100n).padStart(2, "0")}`;
 }
 
 // -- financing ----------------------------------------------------------------------------------------------
@@ -388,7 +414,7 @@ async function financing(ctx) {
     [t("fin.obligor"), (row) => account(row.obligor, row.obligor_name)],
     [t("fin.tenor"), (row) => remaining(row.due_date)],
     [t("fin.amount"), (row) => money(row.amount)],
-    [t("fin.price"), (row) => (row.price === null ? "" : h("span", { class: "quote" }, t("fin.quote", {
+    [t("fin.price"), (row) => (row.price === null ? accepted(row) : h("span", { class: "quote" }, t("fin.quote", {
       discount: formatYuan(row.discount), fee: formatYuan(row.fee), price: formatYuan(row.price),
       rate: formatBps(row.discount_rate_bps), basis: row.day_count_basis,
     })))],
@@ -397,6 +423,13 @@ async function financing(ctx) {
   ];
   section.append(table(t("fin.list"), columns, items, t("fin.none")), pager);
   return section;
+}
+
+/** What the holder accepted when it asked (its caps, held on chain), until the request is funded. */
+function accepted(row) {
+  if (row.max_discount_rate_bps === null || row.max_fee === null) return "";
+  return h("span", { class: "hint", "data-accepted": row.id },
+    t("fin.accepted", { rate: formatBps(row.max_discount_rate_bps), fee: formatYuan(row.max_fee) }));
 }
 
 /** Days from the chain's now to ``due`` (rounded up), with the date: what is left of a financing's tenor. */
@@ -414,6 +447,7 @@ function requestActions(ctx, row) {
       field(t("fin.rate"), { name: "rate", inputmode: "decimal", placeholder: "3.65" }),
       field(t("fin.feeYuan"), { name: "fee", inputmode: "decimal", value: "0.00" }),
       field(t("fin.basis"), { name: "basis", options: [["365", "365"], ["360", "360"]] }),
+      field(t("fin.review"), { name: "review", type: "file" }),
     ], t("fin.approve"), (element) => {
       if (parsePercent(valueOf(element, "rate")) === null) return t("invalid.rate");
       return parseYuan(valueOf(element, "fee")) === null ? `${t("fin.feeYuan")}: ${t("invalid.amount")}` : null;
@@ -423,6 +457,15 @@ function requestActions(ctx, row) {
         fee: parseYuan(valueOf(element, "fee")),
         day_count_basis: Number(valueOf(element, "basis")),
       };
+      // The credit review document goes to the document store (readable by the financier, the regulator and the
+      // operator); its hash is recorded on chain with the approval.
+      const review = element.querySelector("[name=review]").files[0];
+      if (review) {
+        const upload = new FormData();
+        upload.append("file", review);
+        const stored = await request("POST", "/documents", { body: upload });
+        body.review = `0x${stored.body.sha256.replace(/^0x/, "")}`;
+      }
       done(await ctx.act("POST", `/financing-requests/${row.id}/approve`, body, label("fin.approve")));
     });
     const decline = h("button", { type: "button", onclick: async () =>

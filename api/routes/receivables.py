@@ -377,12 +377,30 @@ class FinancingCreate(BaseModel):
     piece_id: Id
     amount: Amount
     financier: Address
+    max_discount_rate_bps: Bps = Field(
+        description="the highest discount rate a year (365-day basis) the holder accepts: the quote it was shown;"
+        " an approval above it is refused on chain"
+    )
+    max_fee: JsonInt = Field(ge=0, le=2**96 - 1, description="the highest fee the holder accepts, fen")
 
 
 class FinancingTerms(BaseModel):
     discount_rate_bps: Bps = Field(description="annual discount rate")
     fee: JsonInt = Field(0, ge=0, le=2**96 - 1, description="flat fee in fen")
     day_count_basis: JsonInt = Field(365, description="365 or 360")
+    review: str | None = Field(
+        None,
+        pattern="^0x[0-9a-fA-F]{64}$",
+        description="the hash or reference of the financier's credit review (0x and 64 hex digits, not zero):"
+        " required when the obligation runs longer than the review tenor (`GET /rules`)",
+    )
+
+    @field_validator("review")
+    @classmethod
+    def _review(cls, value: str | None) -> str | None:
+        if value is not None and int(value, 16) == 0:
+            raise ValueError("a credit review is not zero: leave it out when there is none")
+        return value
 
 
 # -- standing terms and quotes: the price a supplier sees before it asks ---------------------------------------
@@ -549,6 +567,9 @@ def request_view(request: FinancingRequest) -> FinancingRequestView:
         fee=request.fee,
         price=request.price or None,
         funded_piece_id=request.funded_piece_id or None,
+        max_discount_rate_bps=request.max_discount_rate_bps,
+        max_fee=request.max_fee,
+        review="0x" + request.review.hex() if any(request.review) else None,
     )
 
 
@@ -563,7 +584,13 @@ def _request(service: LedgerService, caller: Caller, request_id: int) -> Financi
 
 def _request_financing(service: LedgerService, caller: Caller, body: FinancingCreate) -> Call:
     _require_holder(service, caller, body.piece_id)
-    args = {"piece_id": body.piece_id, "amount": body.amount, "financier": body.financier}
+    args = {
+        "piece_id": body.piece_id,
+        "amount": body.amount,
+        "financier": body.financier,
+        "max_discount_rate_bps": body.max_discount_rate_bps,
+        "max_fee": body.max_fee,
+    }
     return Call("financing.request", caller.address, args)
 
 
@@ -642,6 +669,7 @@ def _approve_financing(service: LedgerService, caller: Caller, body: FinancingTe
         "discount_rate_bps": body.discount_rate_bps,
         "fee": body.fee,
         "day_count_basis": body.day_count_basis,
+        "review": bytes.fromhex(body.review[2:]) if body.review is not None else bytes(32),
     }
     return Call("financing.approve", caller.address, args)
 

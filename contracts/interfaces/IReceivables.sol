@@ -62,6 +62,10 @@ interface IReceivables is IERC3525 {
     }
 
     /// @notice A holder's request to finance `amount` of a piece with a named financier, and its terms.
+    /// `maxDiscountRateBps` and `maxFee` are the most the holder accepted when it asked (the quote it was shown):
+    /// the rate is a year on a 365-day basis, and terms on a 360-day basis are compared at their 365-day
+    /// equivalent, so the discount can never exceed the one quoted. `review` is the financier's credit review
+    /// (hash or reference of its document), required when the obligation's tenor exceeds {reviewTenor}.
     struct FinancingRequest {
         address holder;
         uint48 pieceId;
@@ -73,6 +77,9 @@ interface IReceivables is IERC3525 {
         uint96 amount;
         uint96 price;
         uint48 fundedPieceId;
+        uint16 maxDiscountRateBps;
+        uint96 maxFee;
+        bytes32 review;
     }
 
     /// @notice A credit line of a core firm: total granted and confirmed-unpaid total.
@@ -105,11 +112,25 @@ interface IReceivables is IERC3525 {
     event PieceFrozen(uint256 indexed pieceId, address indexed regulator, bytes32 reason);
     event PieceUnfrozen(uint256 indexed pieceId, address indexed regulator);
     event CreditLineSet(address indexed coreFirm, address indexed grantor, uint256 grant, uint256 limit, uint256 used);
+    /// @notice `holder` asked `financier` to finance `amount` of a piece, accepting at most `maxDiscountRateBps`
+    /// a year (365-day basis) and a fee of `maxFee`: the fee-and-rate disclosure it was shown.
     event FinancingRequested(
-        uint256 indexed requestId, uint256 indexed pieceId, address indexed holder, address financier, uint256 amount
+        uint256 indexed requestId,
+        uint256 indexed pieceId,
+        address indexed holder,
+        address financier,
+        uint256 amount,
+        uint16 maxDiscountRateBps,
+        uint256 maxFee
     );
+    /// @notice The financier offered its terms, with `review` the reference of its credit review (zero: none).
     event FinancingApproved(
-        uint256 indexed requestId, address indexed financier, uint16 discountRateBps, uint256 fee, uint16 dayCountBasis
+        uint256 indexed requestId,
+        address indexed financier,
+        uint16 discountRateBps,
+        uint256 fee,
+        uint16 dayCountBasis,
+        bytes32 review
     );
     event FinancingFunded(
         uint256 indexed requestId,
@@ -128,7 +149,9 @@ interface IReceivables is IERC3525 {
     event ObligationDefaulted(uint256 indexed slotId, address indexed declaredBy);
     /// @notice `holder` redeemed `payout` of piece `pieceId`; the piece keeps `remaining` (0: burnt).
     event PieceRedeemed(uint256 indexed pieceId, uint256 indexed slotId, address indexed holder, uint256 payout, uint256 remaining);
-    event ParametersUpdated(uint64 maxTenor, uint64 gracePeriod);
+    /// @notice The market's rule parameters: the longest tenor a receivable may be confirmed with, the grace
+    /// period after maturity, and the tenor above which a financing needs the financier's credit review.
+    event ParametersUpdated(uint64 maxTenor, uint64 gracePeriod, uint64 reviewTenor);
 
     /// @notice An invoice with key hash `keyHash` was registered before (by anyone), as `invoiceId`.
     /// @custom:kind conflict
@@ -246,9 +269,20 @@ interface IReceivables is IERC3525 {
     /// now is `timestamp`.
     /// @custom:kind invalid
     error ReceivablesNotOverdue(uint256 slotId, uint256 defaultableAt, uint256 timestamp);
-    /// @notice The maximum tenor must be positive and at most 3,650 days, the grace period at most 365 days.
+    /// @notice The maximum tenor must be positive and at most 3,650 days, the grace period at most 365 days and
+    /// the review tenor at most the maximum tenor.
     /// @custom:kind invalid
-    error ReceivablesInvalidParameters(uint64 maxTenor, uint64 gracePeriod);
+    error ReceivablesInvalidParameters(uint64 maxTenor, uint64 gracePeriod, uint64 reviewTenor);
+    /// @notice The terms offered (`discountRateBps` a year on their basis, `fee`) are above what the holder
+    /// accepted in its request (`maxDiscountRateBps` a year on a 365-day basis, `maxFee`).
+    /// @custom:kind invalid
+    error ReceivablesTermsAboveAccepted(
+        uint256 requestId, uint16 discountRateBps, uint256 fee, uint16 maxDiscountRateBps, uint256 maxFee
+    );
+    /// @notice The obligation runs `tenor` seconds from confirmation to maturity, more than `reviewTenor`: its
+    /// financing needs the financier's credit review (a non-zero `review` with the approval).
+    /// @custom:kind invalid
+    error ReceivablesFinancingReviewRequired(uint256 requestId, uint256 tenor, uint256 reviewTenor);
     /// @notice `limit` operators already hold a value allowance on piece `pieceId`: approve 0 for one of them
     /// (or let it use its allowance up) before naming another.
     /// @custom:kind conflict
@@ -290,21 +324,38 @@ interface IReceivables is IERC3525 {
     /// below the core firm's confirmed-unpaid total, or a registry error.
     function setCreditLine(address coreFirm, uint256 grant) external;
 
-    /// @notice Asks `financier` to finance `amount` of piece `pieceId`; the piece is locked until the
-    /// request is funded, declined or cancelled.
+    /// @notice Asks `financier` to finance `amount` of piece `pieceId`, accepting a discount rate of at most
+    /// `maxDiscountRateBps` a year (365-day basis) and a fee of at most `maxFee`, the quote the holder was
+    /// shown; the piece is locked until the request is funded, declined or cancelled.
     /// @custom:access the piece's holder, active
     /// @dev Emits {FinancingRequested}. Reverts with {ReceivablesNotHolder}, {ReceivablesPieceLocked} (already
     /// in an open request), {ReceivablesPieceFrozen}, {ReceivablesNotTransferable}, {ReceivablesMatured},
     /// {ReceivablesZeroAmount}, {ReceivablesInsufficientValue}, {ReceivablesSelfFinancing} (the holder named
-    /// itself as financier) or a registry error.
-    function requestFinancing(uint256 pieceId, uint256 amount, address financier) external returns (uint256 requestId);
+    /// itself as financier), {ReceivablesInvalidTerms} (a cap above 10,000 bps), {ReceivablesAmountTooLarge}
+    /// or a registry error.
+    function requestFinancing(
+        uint256 pieceId,
+        uint256 amount,
+        address financier,
+        uint16 maxDiscountRateBps,
+        uint256 maxFee
+    ) external returns (uint256 requestId);
 
     /// @notice Approves a request with its terms: discount rate a year in basis points, a fee in minor units,
-    /// and the day-count basis (360 or 365 days a year).
+    /// the day-count basis (360 or 365 days a year), and `review`, the hash or reference of the financier's
+    /// credit review (zero when it made none). The terms must be within what the request accepted, and an
+    /// obligation whose tenor (confirmation to maturity) exceeds {reviewTenor} needs a non-zero review.
     /// @custom:access the request's financier, active
-    /// @dev Emits {FinancingApproved}. Reverts with {ReceivablesNotFinancier}, {ReceivablesInvalidTerms} or
+    /// @dev Emits {FinancingApproved}. Reverts with {ReceivablesNotFinancier}, {ReceivablesInvalidTerms},
+    /// {ReceivablesTermsAboveAccepted}, {ReceivablesFinancingReviewRequired} or
     /// {ReceivablesRequestInvalidTransition}.
-    function approveFinancing(uint256 requestId, uint16 discountRateBps, uint256 fee, uint16 dayCountBasis) external;
+    function approveFinancing(
+        uint256 requestId,
+        uint16 discountRateBps,
+        uint256 fee,
+        uint16 dayCountBasis,
+        bytes32 review
+    ) external;
 
     /// @notice Funds an approved request in one transaction: the requested value moves to the financier (the
     /// whole piece, or a new piece split from it) and the price moves from the financier to the holder in
@@ -314,7 +365,9 @@ interface IReceivables is IERC3525 {
     /// @custom:access the request's financier, active, having approved this contract for the price
     /// @dev Emits {FinancingFunded}, the ERC-721/ERC-3525 movement events and {IERC20-Transfer}. Reverts with
     /// {ReceivablesNotFinancier}, {ReceivablesRequestInvalidTransition}, {ReceivablesMatured},
-    /// {ReceivablesPieceFrozen}, {ReceivablesPriceNotPositive}, a registry error or a deposit-token error.
+    /// {ReceivablesPieceFrozen}, {ReceivablesPriceNotPositive}, {ReceivablesFinancingReviewRequired} (the
+    /// obligation's tenor exceeds {reviewTenor} as it stands now and the approval carried no review), a
+    /// registry error or a deposit-token error.
     function fundFinancing(uint256 requestId) external returns (uint256 pieceId);
 
     /// @notice Declines a requested or approved request and unlocks the piece.
@@ -359,9 +412,11 @@ interface IReceivables is IERC3525 {
     /// @notice Unfreezes a piece. @custom:access regulator
     function unfreezePiece(uint256 pieceId) external;
 
-    /// @notice Sets the maximum tenor (confirmation to maturity) and the grace period after maturity.
+    /// @notice Sets the maximum tenor (confirmation to maturity), the grace period after maturity and the review
+    /// tenor (a financing of an obligation running longer needs the financier's credit review).
     /// @custom:access operator
-    function setParameters(uint64 maxTenor, uint64 gracePeriod) external;
+    /// @dev Emits {ParametersUpdated}. Reverts with {ReceivablesInvalidParameters} or a registry error.
+    function setParameters(uint64 maxTenor, uint64 gracePeriod, uint64 reviewTenor) external;
 
     function invoice(uint256 invoiceId) external view returns (Invoice memory);
     function invoiceIdOfKey(bytes32 keyHash) external view returns (uint256);
@@ -379,4 +434,7 @@ interface IReceivables is IERC3525 {
     function quoteFinancing(uint256 requestId) external view returns (uint256 discount, uint256 fee, uint256 price);
     function maxTenor() external view returns (uint64);
     function gracePeriod() external view returns (uint64);
+    /// @notice The longest tenor (confirmation to maturity) an obligation may run and be financed without the
+    /// financier's credit review (银发〔2025〕77号: more than six months needs one).
+    function reviewTenor() external view returns (uint64);
 }

@@ -75,6 +75,8 @@ interface ISignedActs {
         uint256 pieceId;
         uint256 amount;
         address financier;
+        uint16 maxDiscountRateBps;
+        uint256 maxFee;
         uint256 nonce;
         uint256 deadline;
     }
@@ -85,6 +87,7 @@ interface ISignedActs {
         uint16 discountRateBps;
         uint256 fee;
         uint16 dayCountBasis;
+        bytes32 review;
         uint256 nonce;
         uint256 deadline;
     }

@@ -325,6 +325,11 @@ class FinancingRequestRow(Base):
     discount: Mapped[int | None] = mapped_column(ChainUint())
     price: Mapped[int | None] = mapped_column(ChainUint())
     funded_piece_id: Mapped[int | None] = mapped_column(_ID)
+    max_discount_rate_bps: Mapped[int | None] = mapped_column(Integer)
+    """The most the holder accepted when it asked: a rate a year on a 365-day basis (null: indexed before)."""
+    max_fee: Mapped[int | None] = mapped_column(ChainUint())
+    review: Mapped[str | None] = mapped_column(String(HASH))
+    """The financier's credit review recorded with its approval (32 zero bytes: none); null until approved."""
     requested_at: Mapped[int] = mapped_column(BigInteger)
     approved_at: Mapped[int | None] = mapped_column(BigInteger)
     closed_at: Mapped[int | None] = mapped_column(BigInteger)
@@ -551,8 +556,8 @@ class WarehouseOracleRow(Base):
 
 class LedgerParameterRow(Base):
     """A rule parameter set by the operator, by name: ``receivables.max_tenor``,
-    ``receivables.grace_period``, ``receipts.maintenance_ratio_bps``, ``receipts.advance_rate_bps`` (the
-    default) and ``receipts.advance_rate_bps.<financier>``."""
+    ``receivables.grace_period``, ``receivables.review_tenor``, ``receipts.maintenance_ratio_bps``,
+    ``receipts.advance_rate_bps`` (the default) and ``receipts.advance_rate_bps.<financier>``."""
 
     __tablename__ = "ledger_parameters"
 

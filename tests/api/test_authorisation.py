@@ -133,7 +133,13 @@ def world(api: Api) -> World:
     world.ids["request"] = _done(
         http.post(
             "/financing-requests",
-            json={"piece_id": financed_piece, "amount": 100_000 * YUAN, "financier": world.id("financier")},
+            json={
+                "piece_id": financed_piece,
+                "amount": 100_000 * YUAN,
+                "financier": world.id("financier"),
+                "max_discount_rate_bps": 450,
+                "max_fee": 0,
+            },
             headers=who["seller"].waiting(),
         )
     )["request_id"]
@@ -413,7 +419,13 @@ ROUTES = (
         "/financing-requests",
         _fixed("/financing-requests"),
         {"seller"},
-        lambda w, c: {"piece_id": w.ids["piece"], "amount": 1_000 * YUAN, "financier": w.id("financier")},
+        lambda w, c: {
+            "piece_id": w.ids["piece"],
+            "amount": 1_000 * YUAN,
+            "financier": w.id("financier"),
+            "max_discount_rate_bps": 450,
+            "max_fee": 0,
+        },
     ),
     _route(
         "POST",

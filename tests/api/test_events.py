@@ -75,7 +75,13 @@ def receivable_story(api: Api) -> dict[str, Any]:
     body = {"to": people["foammaker"].id, "amount": 300_000 * YUAN}
     split = ok(http.post(f"/receivables/{piece_id}/transfers", json=body, headers=people["seatmaker"].waiting()))
     foam_piece = split["result"]["piece_id"]
-    body = {"piece_id": foam_piece, "amount": 300_000 * YUAN, "financier": people["factor"].id}
+    body = {
+        "piece_id": foam_piece,
+        "amount": 300_000 * YUAN,
+        "financier": people["factor"].id,
+        "max_discount_rate_bps": 600,
+        "max_fee": 500 * YUAN,
+    }
     request_id = ok(http.post("/financing-requests", json=body, headers=people["foammaker"].waiting()))["result"][
         "request_id"
     ]

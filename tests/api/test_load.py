@@ -99,6 +99,8 @@ async def financing_flows(served: Served, ledger: Ledger, client: int, flows: in
                 "piece_id": confirmed["piece_id"],
                 "amount": invoice["amount"],
                 "financier": served.addresses["financier"],
+                "max_discount_rate_bps": 609,  # 600 on a 360-day basis, at its 365-day equivalent (rounded up)
+                "max_fee": 100,
             }
             requested = await submit(http, ledger, "financing.request", "/financing-requests", supplier, asked)
             if requested is None:

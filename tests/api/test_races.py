@@ -138,7 +138,13 @@ def race_to_finance_one_piece(api: Api, cast: dict[str, Participant], attempts: 
     client = api.service.client
 
     block = client.w3.eth.block_number
-    ask = {"piece_id": piece_id, "amount": body["amount"], "financier": factor.id}
+    ask = {
+        "piece_id": piece_id,
+        "amount": body["amount"],
+        "financier": factor.id,
+        "max_discount_rate_bps": 600,
+        "max_fee": 500 * YUAN,
+    }
     responses = at_once(
         attempts, lambda _: api.http.post("/financing-requests", json=ask, headers=supplier.waiting(**RACE_WAIT))
     )

@@ -140,7 +140,13 @@ def story(api: Api) -> dict[str, Any]:
     if first["next"] is not None:
         read("receivables.after", "/receivables", seller, size=1, after=first["next"])
 
-    financing = {"piece_id": part_id, "amount": 300_000 * YUAN, "financier": factor.id}
+    financing = {
+        "piece_id": part_id,
+        "amount": 300_000 * YUAN,
+        "financier": factor.id,
+        "max_discount_rate_bps": 600,
+        "max_fee": 500 * YUAN,
+    }
     request_id = confirmed(http.post("/financing-requests", json=financing, headers=tier2.waiting()))["result"][
         "request_id"
     ]

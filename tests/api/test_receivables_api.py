@@ -104,24 +104,25 @@ def test_receivable_story_over_http_settles_every_cash_leg(api: Api) -> None:
         403,  # the invoice's seller may see the piece, but it is not its to move
     )
 
-    # Tier 2 finances its piece with the factor: DvP.
-    request_id = ok(
-        http.post(
-            "/financing-requests",
-            json={"piece_id": foam_piece, "amount": 300_000 * YUAN, "financier": p["factor"].id},
-            headers=p["foammaker"].waiting(),
-        )
-    )["result"]["request_id"]
-    again = problem(
-        http.post(
-            "/financing-requests",
-            json={"piece_id": foam_piece, "amount": 300_000 * YUAN, "financier": p["factor"].id},
-            headers=p["foammaker"].waiting(),
-        ),
-        409,
-    )
+    # Tier 2 finances its piece with the factor: DvP. The request carries the most it accepts (rate, fee).
+    asking = {"piece_id": foam_piece, "amount": 300_000 * YUAN, "financier": p["factor"].id}
+    for missing in ("max_discount_rate_bps", "max_fee"):
+        capped = {**asking, "max_discount_rate_bps": 600, "max_fee": 500 * YUAN}
+        del capped[missing]
+        problem(http.post("/financing-requests", json=capped, headers=p["foammaker"].waiting()), 422)
+    asking |= {"max_discount_rate_bps": 600, "max_fee": 500 * YUAN}
+    problem(http.post("/financing-requests", json={**asking, "max_fee": "500"}, headers=p["foammaker"].waiting()), 422)
+    request_id = ok(http.post("/financing-requests", json=asking, headers=p["foammaker"].waiting()))["result"][
+        "request_id"
+    ]
+    again = problem(http.post("/financing-requests", json=asking, headers=p["foammaker"].waiting()), 409)
     assert again["error"] == "ReceivablesPieceLocked"
     problem(http.post(f"/financing-requests/{request_id}/fund", headers=p["seatmaker"].waiting()), 403)
+    for above in ({"discount_rate_bps": 601, "fee": 500 * YUAN}, {"discount_rate_bps": 600, "fee": 500 * YUAN + 1}):
+        refused = problem(
+            http.post(f"/financing-requests/{request_id}/approve", json=above, headers=p["factor"].waiting()), 422
+        )
+        assert refused["error"] == "ReceivablesTermsAboveAccepted"
     ok(
         http.post(
             f"/financing-requests/{request_id}/approve",
@@ -129,7 +130,10 @@ def test_receivable_story_over_http_settles_every_cash_leg(api: Api) -> None:
             headers=p["factor"].waiting(),
         )
     )
-    quote = ok(http.get(f"/financing-requests/{request_id}", headers=p["foammaker"].headers))["quote"]
+    shown = ok(http.get(f"/financing-requests/{request_id}", headers=p["foammaker"].headers))
+    assert (shown["max_discount_rate_bps"], shown["max_fee"], shown["review"]) == (600, 500 * YUAN, None)
+    assert (shown["discount_rate_bps"], shown["fee"], shown["day_count_basis"]) == (600, 500 * YUAN, 365)
+    quote = shown["quote"]
     before = ok(http.get("/balances/me", headers=p["foammaker"].headers))["balance"]
     funded = ok(http.post(f"/financing-requests/{request_id}/fund", headers=p["factor"].waiting()))
     assert funded["result"]["price"] == quote["price"]
@@ -148,6 +152,7 @@ def test_receivable_story_over_http_settles_every_cash_leg(api: Api) -> None:
     rules = ok(http.get("/rules", headers=p["seatmaker"].headers))
     assert rules["chain_time"] == api.now() and rules["chain_time"] > due
     assert (rules["max_tenor"], rules["grace_period"]) == (365 * 86_400, 30 * 86_400)  # as the contracts hold them
+    assert rules["review_tenor"] == 183 * 86_400
     problem(
         http.post(f"/obligations/{invoice_id}/repayments", json={"amount": 1}, headers=p["seatmaker"].waiting()), 403
     )
@@ -330,10 +335,63 @@ def test_a_supplier_is_quoted_before_it_asks_the_price_the_contract_then_settles
     too_much = {**asked, "amount": invoice["amount"] + 1}
     problem(http.get("/financing-quote", params=too_much, headers=p["seatmaker"].headers), 422)
 
-    request_id = ok(http.post("/financing-requests", json=asked, headers=p["seatmaker"].waiting()))["result"][
+    # The request carries the quote it was shown as the most it accepts.
+    accepted = {**asked, "max_discount_rate_bps": quoted["discount_rate_bps"], "max_fee": quoted["fee"]}
+    request_id = ok(http.post("/financing-requests", json=accepted, headers=p["seatmaker"].waiting()))["result"][
         "request_id"
     ]
     approval = {key: terms[key] for key in ("discount_rate_bps", "fee", "day_count_basis")}
     ok(http.post(f"/financing-requests/{request_id}/approve", json=approval, headers=p["factor"].waiting()))
     settled = ok(http.get(f"/financing-requests/{request_id}", headers=p["seatmaker"].headers))["quote"]
     assert settled == {key: quoted[key] for key in ("discount", "fee", "price")}
+
+
+def test_a_receivable_of_more_than_six_months_is_financed_only_with_the_financiers_credit_review(api: Api) -> None:
+    """银发〔2025〕77号: beyond the review tenor (`GET /rules`), the approval carries the financier's credit review,
+    recorded on chain and shown with the request."""
+    p = {
+        "agent": api.onboard("Reviewed Settlement", "settlement-agent"),
+        "automaker": api.onboard("Reviewed FAW", "core-firm"),
+        "seatmaker": api.onboard("Reviewed Seats", "supplier"),
+        "factor": api.onboard("Reviewed Factoring", "financier"),
+    }
+    http = api.http
+    deposit = {"participant": p["factor"].id, "amount": 200_000 * YUAN, "bank_reference": "opening reviewed factor"}
+    ok(http.post("/deposits", json=deposit, headers=p["agent"].waiting()))
+    line = {"core_firm": p["automaker"].id, "limit": 10_000_000 * YUAN}
+    ok(http.post("/credit-lines", json=line, headers={**api.operator_headers, **WAIT}))
+    review_tenor = ok(http.get("/rules", headers=p["seatmaker"].headers))["review_tenor"]
+    invoice = {
+        "buyer": p["automaker"].id,
+        "amount": 100_000 * YUAN,
+        "invoice_number": f"{int(time.time() * 1000) + 91:020d}",
+        "due_date": due_in(review_tenor // 86_400 + 30, api),
+    }
+    invoice_id = ok(http.post("/invoices", json=invoice, headers=p["seatmaker"].waiting()))["result"]["invoice_id"]
+    piece_id = ok(http.post(f"/invoices/{invoice_id}/confirm", headers=p["automaker"].waiting()))["result"]["piece_id"]
+    asked = {
+        "piece_id": piece_id,
+        "amount": 100_000 * YUAN,
+        "financier": p["factor"].id,
+        "max_discount_rate_bps": 500,
+        "max_fee": 0,
+    }
+    request_id = ok(http.post("/financing-requests", json=asked, headers=p["seatmaker"].waiting()))["result"][
+        "request_id"
+    ]
+    terms = {"discount_rate_bps": 500, "fee": 0}
+    path = f"/financing-requests/{request_id}/approve"
+    refused = problem(http.post(path, json=terms, headers=p["factor"].waiting()), 422)
+    assert refused["error"] == "ReceivablesFinancingReviewRequired"
+    for bad in ("0x" + "00" * 32, "0x" + "ab" * 31, "ab" * 32):
+        problem(http.post(path, json={**terms, "review": bad}, headers=p["factor"].waiting()), 422)
+    review = "0x" + "ab" * 32
+    ok(http.post(path, json={**terms, "review": review}, headers=p["factor"].waiting()))
+    shown = ok(http.get(f"/financing-requests/{request_id}", headers=p["seatmaker"].headers))
+    assert (shown["state"], shown["review"]) == ("approved", review)
+    [listed] = [
+        r for r in ok(http.get("/financing-requests", headers=p["factor"].headers))["items"] if r["id"] == request_id
+    ]
+    assert (listed["review"], listed["max_discount_rate_bps"], int(listed["max_fee"])) == (review, 500, 0)
+    funded = ok(http.post(f"/financing-requests/{request_id}/fund", headers=p["factor"].waiting()))
+    assert funded["status"] == "confirmed"

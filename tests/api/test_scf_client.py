@@ -202,7 +202,13 @@ def test_a_self_custody_financier_funds_a_request_from_its_terminal(served: Serv
         ]["invoice_id"]
         confirmed = http.post(f"/invoices/{invoice_id}/confirm", headers=served.headers("Core Hosted", **WAIT))
         piece_id = confirmed.json()["result"]["piece_id"]
-        asked = {"piece_id": piece_id, "amount": 100_000 * YUAN, "financier": financier}
+        asked = {
+            "piece_id": piece_id,
+            "amount": 100_000 * YUAN,
+            "financier": financier,
+            "max_discount_rate_bps": 800,
+            "max_fee": 0,
+        }
         requested = http.post("/financing-requests", json=asked, headers=served.headers("Supplier Hosted", **WAIT))
         assert requested.status_code == 200, requested.text
         request_id = requested.json()["result"]["request_id"]

@@ -261,7 +261,13 @@ def test_a_self_custody_financier_approves_and_funds_by_its_own_signatures_and_t
     request_id = ok(
         http.post(
             "/financing-requests",
-            json={"piece_id": piece_id, "amount": 400_000 * YUAN, "financier": factor.id},
+            json={
+                "piece_id": piece_id,
+                "amount": 400_000 * YUAN,
+                "financier": factor.id,
+                "max_discount_rate_bps": 600,
+                "max_fee": 500 * YUAN,
+            },
             headers=supplier.waiting(),
         )
     )["result"]["request_id"]

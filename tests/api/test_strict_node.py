@@ -93,7 +93,13 @@ def test_the_receivable_story_runs_on_a_gas_free_node_that_refuses_dev_methods_a
     transfer = {"to": p["foammaker"].id, "amount": 300_000 * YUAN}
     split = ok(http.post(f"/receivables/{piece_id}/transfers", json=transfer, headers=p["seatmaker"].waiting()))
     foam_piece = split["result"]["piece_id"]
-    request = {"piece_id": foam_piece, "amount": 300_000 * YUAN, "financier": p["factor"].id}
+    request = {
+        "piece_id": foam_piece,
+        "amount": 300_000 * YUAN,
+        "financier": p["factor"].id,
+        "max_discount_rate_bps": 600,
+        "max_fee": 500 * YUAN,
+    }
     request_id = ok(http.post("/financing-requests", json=request, headers=p["foammaker"].waiting()))["result"][
         "request_id"
     ]

@@ -18,7 +18,7 @@ from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt, Wei
 
 from ledger.tooling.sandbox import Sandbox
-from tests.contracts.support import DAY, YUAN, invoice_key
+from tests.contracts.support import ACCEPT_ANY, DAY, NO_REVIEW, YUAN, invoice_key
 from tests.contracts.warehouse_fixtures import (
     DOCUMENTS,
     GOODS,
@@ -141,12 +141,12 @@ def _receivables_story(m: SignedGas) -> None:
         [child, trader, 400_000 * YUAN],
         r.functions.transferFrom(chemicals, trader, child),
     )
-    request_args = [child, 400_000 * YUAN, bank]
+    request_args = [child, 400_000 * YUAN, bank, 450, 100 * YUAN]
     receipt = m.pair(
         "request financing", "RequestFinancing", "trader", request_args, r.functions.requestFinancing(*request_args)
     )
     request = sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"]
-    terms = [request, 450, 100 * YUAN, 365]
+    terms = [request, 450, 100 * YUAN, 365, NO_REVIEW]
     m.pair("approve financing", "ApproveFinancing", "bank", terms, r.functions.approveFinancing(*terms))
     m.pair(
         "fund financing (whole piece + cash leg)",
@@ -160,7 +160,9 @@ def _receivables_story(m: SignedGas) -> None:
         ("decline financing", "DeclineFinancing", "factor", r.functions.declineFinancing),
         ("cancel financing", "CancelFinancing", "seatmaker", r.functions.cancelFinancing),
     ):
-        receipt = sb.send(r.functions.requestFinancing(first, 1_000 * YUAN, sb.address("factor")), "seatmaker")
+        receipt = sb.send(
+            r.functions.requestFinancing(first, 1_000 * YUAN, sb.address("factor"), *ACCEPT_ANY), "seatmaker"
+        )
         request = sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"]
         m.pair(label, act, who, [request], fn(request))
 

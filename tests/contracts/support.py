@@ -30,6 +30,13 @@ def assert_reverts(sb: Sandbox, fn: ContractFunction, sender: str, error: str, *
 SALT = b"sandbox salt of the scf-ledger tests"
 _invoice_numbers = itertools.count(1)
 YUAN = 100  # fen
+ACCEPT_ANY = (10_000, 2**96 - 1)
+"""The caps of a financing request that accepts any terms (``maxDiscountRateBps``, ``maxFee``): for tests whose
+subject is not the fee disclosure."""
+NO_REVIEW = bytes(32)
+"""An approval's credit review when the financier recorded none."""
+REVIEW = bytes.fromhex("5e" * 32)
+"""A financier's credit review (the hash of its review document), for financing beyond the review tenor."""
 
 
 def invoice_key(number: int | None = None) -> bytes:

@@ -30,7 +30,7 @@ from web3.contract.contract import ContractFunction
 from ledger import acts
 from ledger.errors import ContractRevert
 from ledger.tooling.sandbox import CAST, GAS_LIMIT, Sandbox, identity_hash, role_id
-from tests.contracts.support import DAY, assert_reverts, confirmed_piece, register_invoice, split
+from tests.contracts.support import ACCEPT_ANY, DAY, NO_REVIEW, assert_reverts, confirmed_piece, register_invoice, split
 from tests.contracts.warehouse_fixtures import (
     DOCUMENTS,
     GOODS,
@@ -76,12 +76,14 @@ def invoice_of(sb: Sandbox, invoice_id: int) -> tuple[Any, ...]:
 def request_financing(
     sb: Sandbox, piece_id: int, amount: int, financier: str = "bank", holder: str = "seatmaker"
 ) -> int:
-    tx = sb.send(receivables(sb).functions.requestFinancing(piece_id, amount, sb.address(financier)), holder)
+    tx = sb.send(
+        receivables(sb).functions.requestFinancing(piece_id, amount, sb.address(financier), *ACCEPT_ANY), holder
+    )
     return int(sb.events(tx, "receivables", "FinancingRequested")[0]["requestId"])
 
 
 def approve_financing(sb: Sandbox, request_id: int, financier: str = "bank") -> None:
-    sb.send(receivables(sb).functions.approveFinancing(request_id, 500, 0, 365), financier)
+    sb.send(receivables(sb).functions.approveFinancing(request_id, 500, 0, 365, NO_REVIEW), financier)
 
 
 def outcome(sb: Sandbox, fn: ContractFunction, actor: str) -> str:
@@ -407,13 +409,13 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
             "ReceivablesNotHolder",
         ),
         "markDefaulted(uint256,uint256)": Access(_defaultable, ("operator", "seatmaker"), "ReceivablesNotHolder"),
-        "requestFinancing(uint256,uint256,address)": Access(
-            lambda sb: receivables(sb).functions.requestFinancing(_piece(sb), 1_000, sb.address("bank")),
+        "requestFinancing(uint256,uint256,address,uint16,uint256)": Access(
+            lambda sb: receivables(sb).functions.requestFinancing(_piece(sb), 1_000, sb.address("bank"), *ACCEPT_ANY),
             ("seatmaker",),
             "ReceivablesNotHolder",
         ),
-        "approveFinancing(uint256,uint16,uint256,uint16)": Access(
-            lambda sb: receivables(sb).functions.approveFinancing(_requested(sb), 500, 0, 365),
+        "approveFinancing(uint256,uint16,uint256,uint16,bytes32)": Access(
+            lambda sb: receivables(sb).functions.approveFinancing(_requested(sb), 500, 0, 365, NO_REVIEW),
             ("bank",),
             "ReceivablesNotFinancier",
         ),
@@ -434,8 +436,8 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
         "unfreezePiece(uint256)": Access(
             lambda sb: receivables(sb).functions.unfreezePiece(_frozen_piece(sb)), ("regulator",), "RegistryMissingRole"
         ),
-        "setParameters(uint64,uint64)": Access(
-            lambda sb: receivables(sb).functions.setParameters(180 * DAY, 10 * DAY),
+        "setParameters(uint64,uint64,uint64)": Access(
+            lambda sb: receivables(sb).functions.setParameters(180 * DAY, 10 * DAY, 90 * DAY),
             ("operator",),
             "RegistryMissingRole",
         ),
@@ -625,12 +627,14 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
             lambda sb: _signed(sb, "AssignPiece", "seatmaker", [_piece(sb), sb.address("chemicals"), 1]), ACTORS, ""
         ),
         "requestFinancing(tuple,bytes)": Access(
-            lambda sb: _signed(sb, "RequestFinancing", "seatmaker", [_piece(sb), 1_000, sb.address("bank")]),
+            lambda sb: _signed(
+                sb, "RequestFinancing", "seatmaker", [_piece(sb), 1_000, sb.address("bank"), *ACCEPT_ANY]
+            ),
             ACTORS,
             "",
         ),
         "approveFinancing(tuple,bytes)": Access(
-            lambda sb: _signed(sb, "ApproveFinancing", "bank", [_requested(sb), 500, 0, 365]), ACTORS, ""
+            lambda sb: _signed(sb, "ApproveFinancing", "bank", [_requested(sb), 500, 0, 365, NO_REVIEW]), ACTORS, ""
         ),
         "fundFinancing(tuple,bytes)": Access(
             lambda sb: _signed(sb, "FundFinancing", "bank", [_approved(sb)]), ACTORS, ""
@@ -978,7 +982,10 @@ def test_a_redeemed_piece_is_gone_and_its_credit_is_free_again(ledger: Sandbox) 
     sb.send(r.functions.redeem(piece_id), "seatmaker")
     assert_reverts(sb, r.functions.redeem(piece_id), "seatmaker", "ReceivablesNonexistentPiece")
     assert_reverts(
-        sb, r.functions.requestFinancing(piece_id, 1, sb.address("bank")), "seatmaker", "ReceivablesNonexistentPiece"
+        sb,
+        r.functions.requestFinancing(piece_id, 1, sb.address("bank"), *ACCEPT_ANY),
+        "seatmaker",
+        "ReceivablesNonexistentPiece",
     )
     move = by_signature(r, "transferFrom(address,address,uint256)")(
         sb.address("seatmaker"), sb.address("chemicals"), piece_id
@@ -1121,7 +1128,7 @@ def test_a_financing_never_pays_the_holder_more_than_the_terms_give(ledger: Sand
     for amount, rate, fee, basis in ((101, 1, 0, 365), (7_777, 333, 1, 360), (10**9 + 7, 1_999, 12_345, 365)):
         _, piece_id = confirmed_piece(sb, amount=amount, due_in=40 * DAY + 5)
         request_id = request_financing(sb, piece_id, amount)
-        sb.send(r.functions.approveFinancing(request_id, rate, fee, basis), "bank")
+        sb.send(r.functions.approveFinancing(request_id, rate, fee, basis, NO_REVIEW), "bank")
         tx = sb.send(r.functions.fundFinancing(request_id), "bank")
         funded = sb.events(tx, "receivables", "FinancingFunded")[0]
         seconds_left = (
@@ -1179,12 +1186,14 @@ def test_financing_cannot_skip_or_borrow_the_financiers_approval(ledger: Sandbox
     _, piece_id = confirmed_piece(sb)
     request_id = request_financing(sb, piece_id, 1_000)
     assert_reverts(sb, r.functions.fundFinancing(request_id), "bank", "ReceivablesRequestInvalidTransition")
-    assert_reverts(sb, r.functions.approveFinancing(request_id, 0, 0, 365), "factor", "ReceivablesNotFinancier")
+    assert_reverts(
+        sb, r.functions.approveFinancing(request_id, 0, 0, 365, NO_REVIEW), "factor", "ReceivablesNotFinancier"
+    )
     approve_financing(sb, request_id)
     assert_reverts(sb, r.functions.fundFinancing(request_id), "factor", "ReceivablesNotFinancier")
     sb.send(r.functions.fundFinancing(request_id), "bank")
     for fn, who in (
-        (r.functions.approveFinancing(request_id, 0, 0, 365), "bank"),
+        (r.functions.approveFinancing(request_id, 0, 0, 365, NO_REVIEW), "bank"),
         (r.functions.declineFinancing(request_id), "bank"),
         (r.functions.cancelFinancing(request_id), "seatmaker"),
     ):

@@ -6,7 +6,10 @@ import pytest
 
 from ledger.tooling.sandbox import Sandbox
 from tests.contracts.support import (
+    ACCEPT_ANY,
     DAY,
+    NO_REVIEW,
+    REVIEW,
     YUAN,
     assert_reverts,
     confirm,
@@ -373,7 +376,7 @@ def test_frozen_piece_cannot_move_or_be_redeemed(ledger: Sandbox) -> None:
     receipt = ledger.send(r.functions.freezePiece(first, b"\x09" * 32), "regulator")
     assert ledger.events(receipt, "receivables", "PieceFrozen")[0]["pieceId"] == first
     assert_reverts(ledger, split_fn(ledger, first, "chemicals", 1), "seatmaker", "ReceivablesPieceFrozen")
-    fn = r.functions.requestFinancing(first, 1, ledger.address("bank"))
+    fn = r.functions.requestFinancing(first, 1, ledger.address("bank"), *ACCEPT_ANY)
     assert_reverts(ledger, fn, "seatmaker", "ReceivablesPieceFrozen")
     ledger.send(r.functions.repay(slot, 1_000 * YUAN), "automaker")
     assert_reverts(ledger, r.functions.redeem(first), "seatmaker", "ReceivablesPieceFrozen")
@@ -393,7 +396,8 @@ def test_only_regulator_freezes_pieces(ledger: Sandbox, caller: str) -> None:
 
 def _request(sb: Sandbox, piece: int, amount: int, holder: str = "seatmaker", financier: str = "bank") -> int:
     receipt = sb.send(
-        sb.contracts["receivables"].functions.requestFinancing(piece, amount, sb.address(financier)), holder
+        sb.contracts["receivables"].functions.requestFinancing(piece, amount, sb.address(financier), *ACCEPT_ANY),
+        holder,
     )
     return int(sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"])
 
@@ -408,7 +412,7 @@ def test_fund_moves_piece_and_discounted_price_together(ledger: Sandbox) -> None
     r = ledger.contracts["receivables"]
     _, first = confirmed_piece(ledger, amount=1_000_000 * YUAN, due_in=90 * DAY)
     request = _request(ledger, first, 1_000_000 * YUAN)
-    ledger.send(r.functions.approveFinancing(request, 450, 500 * YUAN, 365), "bank")
+    ledger.send(r.functions.approveFinancing(request, 450, 500 * YUAN, 365, NO_REVIEW), "bank")
     before = (ledger.balance("seatmaker"), ledger.balance("bank"))
     receipt = ledger.send(r.functions.fundFinancing(request), "bank")
     block_time = ledger.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
@@ -426,7 +430,7 @@ def test_partial_financing_splits_the_requested_amount_to_the_financier(ledger: 
     r = ledger.contracts["receivables"]
     _, first = confirmed_piece(ledger, amount=1_000 * YUAN)
     request = _request(ledger, first, 400 * YUAN)
-    ledger.send(r.functions.approveFinancing(request, 600, 0, 360), "bank")
+    ledger.send(r.functions.approveFinancing(request, 600, 0, 360, NO_REVIEW), "bank")
     receipt = ledger.send(r.functions.fundFinancing(request), "bank")
     funded = ledger.events(receipt, "receivables", "FinancingFunded")[0]["pieceId"]
     assert funded != first
@@ -441,7 +445,7 @@ def test_discount_rounds_up_and_days_count_up(ledger: Sandbox) -> None:
     r = ledger.contracts["receivables"]
     _, first = confirmed_piece(ledger, amount=333, due_in=DAY + 1)
     request = _request(ledger, first, 333)
-    ledger.send(r.functions.approveFinancing(request, 1, 0, 365), "bank")
+    ledger.send(r.functions.approveFinancing(request, 1, 0, 365, NO_REVIEW), "bank")
     discount, _, price = r.functions.quoteFinancing(request).call()
     # 333 × 1 bp × 2 days / 3,650,000 is a fraction of a fen: the holder is charged one whole fen.
     assert (discount, price) == (1, 332)
@@ -450,7 +454,7 @@ def test_discount_rounds_up_and_days_count_up(ledger: Sandbox) -> None:
 def test_piece_is_in_at_most_one_open_request(ledger: Sandbox) -> None:
     _, first = confirmed_piece(ledger)
     request = _request(ledger, first, 100)
-    fn = ledger.contracts["receivables"].functions.requestFinancing(first, 100, ledger.address("factor"))
+    fn = ledger.contracts["receivables"].functions.requestFinancing(first, 100, ledger.address("factor"), *ACCEPT_ANY)
     assert_reverts(ledger, fn, "seatmaker", "ReceivablesPieceLocked", requestId=request)
 
 
@@ -484,7 +488,7 @@ def test_cancel_and_decline_unlock_the_piece(ledger: Sandbox) -> None:
     assert r.functions.financingRequest(request).call()[2] == CANCELLED
     second = _request(ledger, first, 100, financier="factor")
     assert_reverts(ledger, r.functions.declineFinancing(second), "bank", "ReceivablesNotFinancier")
-    ledger.send(r.functions.approveFinancing(second, 300, 0, 365), "factor")
+    ledger.send(r.functions.approveFinancing(second, 300, 0, 365, NO_REVIEW), "factor")
     ledger.send(r.functions.declineFinancing(second), "factor")
     assert r.functions.financingRequest(second).call()[2] == DECLINED
     assert_reverts(ledger, r.functions.fundFinancing(second), "factor", "ReceivablesRequestInvalidTransition")
@@ -503,15 +507,19 @@ def test_only_the_named_financier_approves_and_funds(ledger: Sandbox) -> None:
     _, first = confirmed_piece(ledger)
     request = _request(ledger, first, 100)
     for caller in ("factor", "seatmaker", "operator", "regulator"):
-        assert_reverts(ledger, r.functions.approveFinancing(request, 300, 0, 365), caller, "ReceivablesNotFinancier")
-    ledger.send(r.functions.approveFinancing(request, 300, 0, 365), "bank")
+        assert_reverts(
+            ledger, r.functions.approveFinancing(request, 300, 0, 365, NO_REVIEW), caller, "ReceivablesNotFinancier"
+        )
+    ledger.send(r.functions.approveFinancing(request, 300, 0, 365, NO_REVIEW), "bank")
     for caller in ("factor", "seatmaker", "operator", "regulator"):
         assert_reverts(ledger, r.functions.fundFinancing(request), caller, "ReceivablesNotFinancier")
 
 
 def test_request_reverts_when_financier_lacks_the_role(ledger: Sandbox) -> None:
     _, first = confirmed_piece(ledger)
-    fn = ledger.contracts["receivables"].functions.requestFinancing(first, 100, ledger.address("chemicals"))
+    fn = ledger.contracts["receivables"].functions.requestFinancing(
+        first, 100, ledger.address("chemicals"), *ACCEPT_ANY
+    )
     assert_reverts(ledger, fn, "seatmaker", "RegistryMissingRole")
 
 
@@ -519,23 +527,114 @@ def test_request_reverts_when_holder_names_itself_as_financier(ledger: Sandbox) 
     r = ledger.contracts["receivables"]
     _, first = confirmed_piece(ledger, amount=1_000)
     request = _request(ledger, first, 1_000)
-    ledger.send(r.functions.approveFinancing(request, 100, 0, 365), "bank")
+    ledger.send(r.functions.approveFinancing(request, 100, 0, 365, NO_REVIEW), "bank")
     ledger.send(r.functions.fundFinancing(request), "bank")
-    fn = r.functions.requestFinancing(first, 1_000, ledger.address("bank"))
+    fn = r.functions.requestFinancing(first, 1_000, ledger.address("bank"), *ACCEPT_ANY)
     assert_reverts(ledger, fn, "bank", "ReceivablesSelfFinancing")
 
 
 def test_request_reverts_when_caller_is_not_holder(ledger: Sandbox) -> None:
     _, first = confirmed_piece(ledger)
-    fn = ledger.contracts["receivables"].functions.requestFinancing(first, 100, ledger.address("bank"))
+    fn = ledger.contracts["receivables"].functions.requestFinancing(first, 100, ledger.address("bank"), *ACCEPT_ANY)
     assert_reverts(ledger, fn, "chemicals", "ReceivablesNotHolder")
+
+
+# --- the rules of 银发〔2025〕77号 and the fee disclosure (docs/rules.md) -------------------------------------
+
+
+def _asked(sb: Sandbox, piece: int, amount: int, max_rate: int, max_fee: int) -> int:
+    fn = sb.contracts["receivables"].functions.requestFinancing(piece, amount, sb.address("bank"), max_rate, max_fee)
+    return int(sb.events(sb.send(fn, "seatmaker"), "receivables", "FinancingRequested")[0]["requestId"])
+
+
+def test_a_request_records_and_announces_the_rate_and_fee_its_holder_accepted(ledger: Sandbox) -> None:
+    r = ledger.contracts["receivables"]
+    _, first = confirmed_piece(ledger)
+    fn = r.functions.requestFinancing(first, 100 * YUAN, ledger.address("bank"), 450, 30 * YUAN)
+    (event,) = ledger.events(ledger.send(fn, "seatmaker"), "receivables", "FinancingRequested")
+    assert (event["maxDiscountRateBps"], event["maxFee"]) == (450, 30 * YUAN)
+    stored = r.functions.financingRequest(event["requestId"]).call()
+    assert (stored[10], stored[11], stored[12]) == (450, 30 * YUAN, NO_REVIEW)
+
+
+def test_a_request_refuses_a_rate_cap_above_100_percent_and_a_fee_cap_beyond_96_bits(ledger: Sandbox) -> None:
+    r = ledger.contracts["receivables"]
+    _, first = confirmed_piece(ledger)
+    bank = ledger.address("bank")
+    assert_reverts(
+        ledger, r.functions.requestFinancing(first, 100, bank, 10_001, 0), "seatmaker", "ReceivablesInvalidTerms"
+    )
+    fn = r.functions.requestFinancing(first, 100, bank, 0, 2**96)
+    assert_reverts(ledger, fn, "seatmaker", "ReceivablesAmountTooLarge")
+
+
+@pytest.mark.parametrize(
+    ("rate", "fee", "basis"),
+    [(451, 30 * YUAN, 365), (450, 30 * YUAN + 1, 365), (450, 30 * YUAN, 360), (444, 30 * YUAN + 1, 360)],
+)
+def test_approving_above_what_the_request_accepted_is_refused(ledger: Sandbox, rate: int, fee: int, basis: int) -> None:
+    _, first = confirmed_piece(ledger)
+    request = _asked(ledger, first, 1_000 * YUAN, 450, 30 * YUAN)
+    fn = ledger.contracts["receivables"].functions.approveFinancing(request, rate, fee, basis, NO_REVIEW)
+    assert_reverts(
+        ledger, fn, "bank", "ReceivablesTermsAboveAccepted", requestId=request, maxDiscountRateBps=450, maxFee=30 * YUAN
+    )
+
+
+@pytest.mark.parametrize(("rate", "fee", "basis"), [(450, 30 * YUAN, 365), (443, 30 * YUAN, 360), (0, 0, 365)])
+def test_approving_within_what_the_request_accepted_is_allowed(
+    ledger: Sandbox, rate: int, fee: int, basis: int
+) -> None:
+    """At the caps, or a 360-day rate at most the caps' 365-day equivalent (443 × 365 ≤ 450 × 360)."""
+    r = ledger.contracts["receivables"]
+    _, first = confirmed_piece(ledger, due_in=90 * DAY)
+    request = _asked(ledger, first, 1_000 * YUAN, 450, 30 * YUAN)
+    ledger.send(r.functions.approveFinancing(request, rate, fee, basis, NO_REVIEW), "bank")
+    # The price paid is never below the price at the caps: what the holder was shown before it asked.
+    _, capped = expected_price(1_000 * YUAN, 450, 90 * DAY, 30 * YUAN)
+    receipt = ledger.send(r.functions.fundFinancing(request), "bank")
+    assert ledger.events(receipt, "receivables", "FinancingFunded")[0]["price"] >= capped
+
+
+def test_financing_a_receivable_of_more_than_the_review_tenor_needs_the_financiers_review(ledger: Sandbox) -> None:
+    """银发〔2025〕77号: a voucher of more than six months is financed only with the financier's credit review."""
+    r = ledger.contracts["receivables"]
+    _, first = confirmed_piece(ledger, due_in=200 * DAY)
+    request = _request(ledger, first, 100 * YUAN)
+    fn = r.functions.approveFinancing(request, 300, 0, 365, NO_REVIEW)
+    decoded = assert_reverts(ledger, fn, "bank", "ReceivablesFinancingReviewRequired", requestId=request)
+    assert decoded.arguments["reviewTenor"] == 183 * DAY and decoded.arguments["tenor"] > 183 * DAY
+    receipt = ledger.send(r.functions.approveFinancing(request, 300, 0, 365, REVIEW), "bank")
+    assert ledger.events(receipt, "receivables", "FinancingApproved")[0]["review"] == REVIEW
+    assert r.functions.financingRequest(request).call()[12] == REVIEW
+    ledger.send(r.functions.fundFinancing(request), "bank")
+
+
+def test_a_receivable_within_the_review_tenor_is_financed_without_a_review(ledger: Sandbox) -> None:
+    r = ledger.contracts["receivables"]
+    _, first = confirmed_piece(ledger, due_in=183 * DAY)
+    request = _request(ledger, first, 100 * YUAN)
+    ledger.send(r.functions.approveFinancing(request, 300, 0, 365, NO_REVIEW), "bank")
+    ledger.send(r.functions.fundFinancing(request), "bank")
+
+
+def test_the_review_rule_is_checked_again_at_funding_with_the_parameter_then(ledger: Sandbox) -> None:
+    """The tenor counts from confirmation to maturity (not from now): lowering the review tenor after an
+    approval without review stops its funding."""
+    r = ledger.contracts["receivables"]
+    _, first = confirmed_piece(ledger, due_in=120 * DAY)
+    request = _request(ledger, first, 100 * YUAN)
+    ledger.send(r.functions.approveFinancing(request, 300, 0, 365, NO_REVIEW), "bank")
+    ledger.send(r.functions.setParameters(365 * DAY, 30 * DAY, 90 * DAY), "operator")
+    fn = r.functions.fundFinancing(request)
+    assert_reverts(ledger, fn, "bank", "ReceivablesFinancingReviewRequired", requestId=request, reviewTenor=90 * DAY)
 
 
 @pytest.mark.parametrize(("rate", "basis"), [(10_001, 365), (300, 364), (300, 0)])
 def test_approve_rejects_invalid_terms(ledger: Sandbox, rate: int, basis: int) -> None:
     _, first = confirmed_piece(ledger)
     request = _request(ledger, first, 100)
-    fn = ledger.contracts["receivables"].functions.approveFinancing(request, rate, 0, basis)
+    fn = ledger.contracts["receivables"].functions.approveFinancing(request, rate, 0, basis, NO_REVIEW)
     assert_reverts(ledger, fn, "bank", "ReceivablesInvalidTerms")
 
 
@@ -543,7 +642,7 @@ def test_fund_reverts_when_price_is_not_positive(ledger: Sandbox) -> None:
     r = ledger.contracts["receivables"]
     _, first = confirmed_piece(ledger, amount=1_000, due_in=300 * DAY)
     request = _request(ledger, first, 1_000)
-    ledger.send(r.functions.approveFinancing(request, 10_000, 200, 365), "bank")
+    ledger.send(r.functions.approveFinancing(request, 10_000, 200, 365, REVIEW), "bank")
     assert_reverts(ledger, r.functions.fundFinancing(request), "bank", "ReceivablesPriceNotPositive")
 
 
@@ -551,7 +650,7 @@ def test_fund_is_all_or_nothing_when_the_cash_leg_fails(ledger: Sandbox) -> None
     r = ledger.contracts["receivables"]
     _, first = confirmed_piece(ledger, amount=1_000 * YUAN)
     request = _request(ledger, first, 1_000 * YUAN)
-    ledger.send(r.functions.approveFinancing(request, 300, 0, 365), "bank")
+    ledger.send(r.functions.approveFinancing(request, 300, 0, 365, NO_REVIEW), "bank")
     ledger.send(ledger.contracts["token"].functions.approve(r.address, 0), "bank")
     before = (ledger.balance("seatmaker"), ledger.balance("bank"))
     assert_reverts(ledger, r.functions.fundFinancing(request), "bank", "ERC20InsufficientAllowance")
@@ -564,7 +663,7 @@ def test_fund_reverts_after_maturity(ledger: Sandbox) -> None:
     r = ledger.contracts["receivables"]
     _, first = confirmed_piece(ledger, due_in=5 * DAY)
     request = _request(ledger, first, 100)
-    ledger.send(r.functions.approveFinancing(request, 300, 0, 365), "bank")
+    ledger.send(r.functions.approveFinancing(request, 300, 0, 365, NO_REVIEW), "bank")
     ledger.travel_to(ledger.now() + 6 * DAY)
     assert_reverts(ledger, r.functions.fundFinancing(request), "bank", "ReceivablesMatured")
 
@@ -573,7 +672,7 @@ def test_fund_reverts_when_holder_was_frozen_after_request(ledger: Sandbox) -> N
     r = ledger.contracts["receivables"]
     _, first = confirmed_piece(ledger)
     request = _request(ledger, first, 100)
-    ledger.send(r.functions.approveFinancing(request, 300, 0, 365), "bank")
+    ledger.send(r.functions.approveFinancing(request, 300, 0, 365, NO_REVIEW), "bank")
     ledger.send(ledger.contracts["registry"].functions.freeze(ledger.address("seatmaker"), b"\x00" * 32), "regulator")
     assert_reverts(ledger, r.functions.fundFinancing(request), "bank", "RegistryParticipantFrozen")
 
@@ -673,13 +772,25 @@ def test_default_only_after_maturity_plus_grace_by_holder_or_operator(ledger: Sa
 def test_set_parameters_only_by_operator(ledger: Sandbox) -> None:
     r = ledger.contracts["receivables"]
     for caller in ("regulator", "bank", "automaker"):
-        assert_reverts(ledger, r.functions.setParameters(180 * DAY, 10 * DAY), caller, "RegistryMissingRole")
-    assert_reverts(ledger, r.functions.setParameters(0, 0), "operator", "ReceivablesInvalidParameters")
-    ledger.send(r.functions.setParameters(180 * DAY, 10 * DAY), "operator")
+        fn = r.functions.setParameters(180 * DAY, 10 * DAY, 90 * DAY)
+        assert_reverts(ledger, fn, caller, "RegistryMissingRole")
+    assert_reverts(ledger, r.functions.setParameters(0, 0, 0), "operator", "ReceivablesInvalidParameters")
+    receipt = ledger.send(r.functions.setParameters(180 * DAY, 10 * DAY, 90 * DAY), "operator")
     assert (r.functions.maxTenor().call(), r.functions.gracePeriod().call()) == (180 * DAY, 10 * DAY)
+    assert r.functions.reviewTenor().call() == 90 * DAY
+    (event,) = ledger.events(receipt, "receivables", "ParametersUpdated")
+    assert (event["maxTenor"], event["gracePeriod"], event["reviewTenor"]) == (180 * DAY, 10 * DAY, 90 * DAY)
+
+
+def test_the_review_tenor_is_at_most_the_maximum_tenor(ledger: Sandbox) -> None:
+    r = ledger.contracts["receivables"]
+    fn = r.functions.setParameters(180 * DAY, 10 * DAY, 180 * DAY + 1)
+    assert_reverts(ledger, fn, "operator", "ReceivablesInvalidParameters", reviewTenor=180 * DAY + 1)
+    ledger.send(r.functions.setParameters(180 * DAY, 10 * DAY, 180 * DAY), "operator")
 
 
 def test_deployment_announces_the_starting_parameters(sandbox: Sandbox) -> None:
     r = sandbox.contracts["receivables"]
     logs = r.events.ParametersUpdated().get_logs(from_block=0)
-    assert [(e["args"]["maxTenor"], e["args"]["gracePeriod"]) for e in logs][:1] == [(365 * DAY, 30 * DAY)]
+    starting = [(e["args"]["maxTenor"], e["args"]["gracePeriod"], e["args"]["reviewTenor"]) for e in logs][:1]
+    assert starting == [(365 * DAY, 30 * DAY, 183 * DAY)]

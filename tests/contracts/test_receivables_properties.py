@@ -1,4 +1,4 @@
-"""Property-based (stateful) proof of the receivables invariants of docs/design.md (1-6, 9 and 10).
+"""Property-based (stateful) proof of the receivables invariants of docs/design.md (1-6, 9, 10, 12 and 13).
 
 Random participants, the regulator and strangers included, do random things: register (sometimes re-using a
 key), confirm, reject, grant credit, split, transfer, request/approve/fund/decline/cancel financing, repay,
@@ -12,6 +12,10 @@ whatever succeeded was allowed, that what failed changed nothing, and after ever
 5. a funding moved the piece and the price together (or, failing, neither);
 6. per slot redeemed ≤ repaid, and the contract holds exactly what was repaid and not yet redeemed;
 9. only the roles named act (a successful action by anyone else fails the test);
+12. every approval that succeeded is within what its request accepted (the rate cap on a 365-day basis, a 360-day
+    rate at its 365-day equivalent; the fee cap), and a funding never pays the holder less than the caps' price;
+13. every approval and funding that succeeded of an obligation running longer than the review tenor (confirmation
+    to maturity) carries the financier's credit review (银发〔2025〕77号);
 10. every act of a participant is authorised by it: a self-custody participant (three are switched at the
     start: a core firm, one of the first two sellers, a financier; the operator may switch more) never acts by
     its own transaction (``RegistrySignedActsOnly``, changing nothing); whatever the rules ask of it, it signs
@@ -55,7 +59,7 @@ from web3.types import TxReceipt
 
 from ledger import acts
 from ledger.tooling.sandbox import CAST, Sandbox, _key_of
-from tests.contracts.support import DAY, invoice_key
+from tests.contracts.support import ACCEPT_ANY, DAY, NO_REVIEW, REVIEW, invoice_key
 
 SOAK = os.environ.get("SCF_SOAK") == "1"
 #: `make soak` (SCF_SOAK=1) runs 300 examples of up to 60 steps; SCF_PROPERTY_* override either size.
@@ -388,14 +392,21 @@ class ReceivablesMachine(RuleBasedStateMachine):
             self.model.pieces[event["pieceId"]] = slot
 
     @precondition(lambda self: bool(self.model.pieces))
-    @rule(data=st.data(), financier=st.sampled_from((*FINANCIERS, *FINANCIERS, *EVERYONE)), fraction=fractions)
-    def request_financing(self, data: st.DataObject, financier: str, fraction: int) -> None:
+    @rule(
+        data=st.data(),
+        financier=st.sampled_from((*FINANCIERS, *FINANCIERS, *EVERYONE)),
+        fraction=fractions,
+        caps=st.one_of(st.just(ACCEPT_ANY), st.tuples(st.integers(0, 2_000), st.integers(0, 5_000))),
+    )
+    def request_financing(self, data: st.DataObject, financier: str, fraction: int, caps: tuple[int, int]) -> None:
         if not self.model.pieces:
             return
         piece_id = data.draw(st.sampled_from(sorted(self.model.pieces)))
         owner, value = self.piece(piece_id)[0], self.piece(piece_id)[3]
         actor = self.pick(data, self.name_of(owner))
-        fn = self.r.functions.requestFinancing(piece_id, max(1, value * fraction // 100), self.sb.address(financier))
+        fn = self.r.functions.requestFinancing(
+            piece_id, max(1, value * fraction // 100), self.sb.address(financier), *caps
+        )
         receipt = self.send(fn, actor)
         if receipt is None:
             return
@@ -403,17 +414,74 @@ class ReceivablesMachine(RuleBasedStateMachine):
         self.model.requests.add(self.sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"])
 
     @precondition(lambda self: bool(self.model.requests))
-    @rule(data=st.data(), rate=st.integers(0, 2_000), fee_bps=st.integers(0, 300), basis=st.sampled_from([360, 365]))
-    def approve_financing(self, data: st.DataObject, rate: int, fee_bps: int, basis: int) -> None:
+    @rule(
+        data=st.data(),
+        rate=st.integers(0, 2_000),
+        fee_bps=st.integers(0, 300),
+        basis=st.sampled_from([360, 365]),
+        review=st.sampled_from([NO_REVIEW, REVIEW]),
+    )
+    def approve_financing(self, data: st.DataObject, rate: int, fee_bps: int, basis: int, review: bytes) -> None:
         if not self.model.requests:
             return
         request_id = data.draw(st.sampled_from(sorted(self.model.requests)))
         request = self.sb.read("receivables", "financingRequest", request_id)
         financier, fee = request[5], request[7] * fee_bps // 10_000
         actor = self.pick(data, self.name_of(financier))
-        if self.send(self.r.functions.approveFinancing(request_id, rate, fee, basis), actor) is not None:
+        if self.send(self.r.functions.approveFinancing(request_id, rate, fee, basis, review), actor) is not None:
             assert self.sb.address(actor) == financier, "invariant 9: approved by someone not the financier"
+            self.check_approved(request_id)
             self.model.approved.add(request_id)
+
+    @precondition(lambda self: bool(self.model.requests))
+    @rule(data=st.data(), over=st.sampled_from(["rate", "fee", "basis"]))
+    def approve_above_what_was_accepted(self, data: st.DataObject, over: str) -> None:
+        """The request's financier offers terms just above the caps its holder accepted: always refused."""
+        request_id = data.draw(st.sampled_from(sorted(self.model.requests)))
+        request = self.sb.read("receivables", "financingRequest", request_id)
+        max_rate, max_fee = request[10], request[11]
+        if over == "rate" and max_rate < 10_000:
+            terms = (max_rate + 1, max_fee, 365)
+        elif over == "basis" and max_rate > 0:
+            terms = (max_rate, max_fee, 360)  # the same rate on 360 days is more than the cap's 365
+        elif max_fee < 2**96 - 1:
+            terms = (max_rate, max_fee + 1, 365)
+        else:
+            return
+        fn = self.r.functions.approveFinancing(request_id, *terms, REVIEW)
+        assert self.send(fn, self.name_of(request[5])) is None, "invariant 12: approved above the caps"
+
+    @precondition(lambda self: bool(self.model.requests))
+    @rule(data=st.data())
+    def approve_a_long_tenor_without_review(self, data: st.DataObject) -> None:
+        """The financier approves, within the caps, without a credit review: refused whenever the obligation
+        runs longer than the review tenor."""
+        request_id = data.draw(st.sampled_from(sorted(self.model.requests)))
+        request = self.sb.read("receivables", "financingRequest", request_id)
+        fn = self.r.functions.approveFinancing(request_id, 0, 0, 365, NO_REVIEW)
+        if self.send(fn, self.name_of(request[5])) is not None:
+            self.check_approved(request_id)
+            self.model.approved.add(request_id)
+
+    def tenor_of_request(self, request: Any) -> int:
+        """Confirmation to maturity of the obligation of a request's piece."""
+        invoice = self.sb.read("receivables", "invoice", self.model.pieces[request[1]])
+        return int(invoice[1]) - int(invoice[4])
+
+    def check_approved(self, request_id: int) -> None:
+        """Invariants 12 and 13 for an approval that succeeded."""
+        request = self.sb.read("receivables", "financingRequest", request_id)
+        rate, basis, fee, max_rate, max_fee, review = (
+            request[3],
+            request[4],
+            request[6],
+            request[10],
+            request[11],
+            request[12],
+        )
+        assert rate * 365 <= max_rate * basis and fee <= max_fee, "invariant 12: approved above the caps"
+        if self.tenor_of_request(request) > self.sb.read("receivables", "reviewTenor"):
+            assert bytes(review) != NO_REVIEW, "invariant 13: a long tenor approved without a credit review"
 
     @precondition(lambda self: bool(self.model.approved))
     @rule(data=st.data())
@@ -440,13 +508,15 @@ class ReceivablesMachine(RuleBasedStateMachine):
         owner, value = self.piece(piece_id)[0], self.piece(piece_id)[3]
         holder = self.name_of(owner)
         amount = max(1, value * fraction // 100)
-        requested = self.send(self.r.functions.requestFinancing(piece_id, amount, self.sb.address(financier)), holder)
+        requested = self.send(
+            self.r.functions.requestFinancing(piece_id, amount, self.sb.address(financier), *ACCEPT_ANY), holder
+        )
         if requested is None:
             return
         request_id = self.sb.events(requested, "receivables", "FinancingRequested")[0]["requestId"]
         self.model.requests.add(request_id)
         fee = amount * fee_bps // 10_000
-        if self.send(self.r.functions.approveFinancing(request_id, rate, fee, basis), financier) is None:
+        if self.send(self.r.functions.approveFinancing(request_id, rate, fee, basis, REVIEW), financier) is None:
             return
         self.model.approved.add(request_id)
         self.fund(request_id, financier)
@@ -473,6 +543,14 @@ class ReceivablesMachine(RuleBasedStateMachine):
         self.model.pieces[funded_piece] = self.model.pieces[source]
         assert self.piece(funded_piece)[0] == financier, "invariant 5: asset leg"
         assert self.piece(funded_piece)[3] == request[7]
+        # invariant 12: never less than the price at the caps the holder accepted, as of the funding
+        amount, max_rate, max_fee = request[7], request[10], request[11]
+        block_time = self.sb.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
+        days = -(-max(self.maturity(self.model.pieces[source]) - block_time, 0) // DAY)
+        capped_discount = -(-(amount * max_rate * days) // (365 * 10_000))
+        assert price >= amount - capped_discount - max_fee, "invariant 12: paid less than the caps' price"
+        if self.tenor_of_request(request) > self.sb.read("receivables", "reviewTenor"):
+            assert bytes(request[12]) != NO_REVIEW, "invariant 13: a long tenor funded without a credit review"
 
     @precondition(lambda self: bool(self.model.requests))
     @rule(data=st.data(), cancel=st.booleans())

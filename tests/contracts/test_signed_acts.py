@@ -31,7 +31,16 @@ from web3.types import TxReceipt, Wei
 from ledger import acts
 from ledger.safe import create_safe, deploy_safe_infrastructure, safe_signature
 from ledger.tooling.sandbox import CAST, Sandbox, _key_of, identity_hash, role_id
-from tests.contracts.support import DAY, assert_reverts, confirmed_piece, grant_credit, invoice_key, register_invoice
+from tests.contracts.support import (
+    ACCEPT_ANY,
+    DAY,
+    NO_REVIEW,
+    assert_reverts,
+    confirmed_piece,
+    grant_credit,
+    invoice_key,
+    register_invoice,
+)
 from tests.contracts.warehouse_fixtures import issue_receipt, request_pledge
 
 REASON = b"\x52" * 32
@@ -145,9 +154,9 @@ def _split(sb: Sandbox) -> tuple[list[Any], ContractFunction, Callable[[], Any]]
 def _fund(sb: Sandbox) -> tuple[list[Any], ContractFunction, Callable[[], Any]]:
     r = sb.contracts["receivables"]
     _, piece_id = confirmed_piece(sb)
-    tx = sb.send(r.functions.requestFinancing(piece_id, 300_000, sb.address("bank")), "seatmaker")
+    tx = sb.send(r.functions.requestFinancing(piece_id, 300_000, sb.address("bank"), *ACCEPT_ANY), "seatmaker")
     request_id = sb.events(tx, "receivables", "FinancingRequested")[0]["requestId"]
-    sb.send(r.functions.approveFinancing(request_id, 450, 1_000, 365), "bank")
+    sb.send(r.functions.approveFinancing(request_id, 450, 1_000, 365, NO_REVIEW), "bank")
 
     def state() -> Any:
         pieces = [r.functions.piece(p).call() for p in (piece_id, piece_id + 1)]
@@ -403,7 +412,7 @@ def test_a_signature_of_one_act_type_is_refused_as_another(ledger: Sandbox) -> N
     sb = ledger
     r = sb.contracts["receivables"]
     _, piece_id = confirmed_piece(sb)
-    tx = sb.send(r.functions.requestFinancing(piece_id, 1_000, sb.address("bank")), "seatmaker")
+    tx = sb.send(r.functions.requestFinancing(piece_id, 1_000, sb.address("bank"), *ACCEPT_ANY), "seatmaker")
     request_id = sb.events(tx, "receivables", "FinancingRequested")[0]["requestId"]
     key = sb.adopt_self_custody("seatmaker")
     cancel = sb.act_document("CancelFinancing", "seatmaker", [request_id], nonce=1)
@@ -646,9 +655,9 @@ def _restating(sb: Sandbox, act: str) -> tuple[str, list[Any]]:
         return "automaker", [confirmable_invoice(sb)]
     if act == "FundFinancing":
         _, piece_id = confirmed_piece(sb)
-        tx = sb.send(r.functions.requestFinancing(piece_id, 300_000, sb.address("bank")), "seatmaker")
+        tx = sb.send(r.functions.requestFinancing(piece_id, 300_000, sb.address("bank"), *ACCEPT_ANY), "seatmaker")
         request_id = sb.events(tx, "receivables", "FinancingRequested")[0]["requestId"]
-        sb.send(r.functions.approveFinancing(request_id, 450, 1_000, 365), "bank")
+        sb.send(r.functions.approveFinancing(request_id, 450, 1_000, 365, NO_REVIEW), "bank")
         return "bank", [request_id]
     return "bank", [request_pledge(sb, issue_receipt(sb))]
 

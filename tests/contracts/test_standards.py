@@ -22,7 +22,7 @@ import pytest
 from eth_utils import keccak, to_checksum_address
 
 from ledger.tooling.sandbox import Sandbox
-from tests.contracts.support import DAY, assert_reverts, confirmed_piece, split
+from tests.contracts.support import ACCEPT_ANY, DAY, NO_REVIEW, assert_reverts, confirmed_piece, split
 from tests.contracts.warehouse_fixtures import (
     R_EXPIRY,
     R_VALUATION,
@@ -170,9 +170,9 @@ def test_a_whole_piece_changing_hands_ends_each_value_allowance_with_an_event(le
         tx = sb.send(safe(sb.address("seatmaker"), sb.address("chemicals"), piece_id), "seatmaker")
     else:
         value = r.functions.piece(piece_id).call()[3]
-        requested = sb.send(r.functions.requestFinancing(piece_id, value, sb.address("bank")), "seatmaker")
+        requested = sb.send(r.functions.requestFinancing(piece_id, value, sb.address("bank"), *ACCEPT_ANY), "seatmaker")
         request_id = sb.events(requested, "receivables", "FinancingRequested")[0]["requestId"]
-        sb.send(r.functions.approveFinancing(request_id, 500, 0, 365), "bank")
+        sb.send(r.functions.approveFinancing(request_id, 500, 0, 365, NO_REVIEW), "bank")
         tx = sb.send(r.functions.fundFinancing(request_id), "bank")
     events = [(name, args) for name, args in logged(sb, tx, "receivables") if name in ("ApprovalValue", "Transfer")]
     ended = {args["_operator"]: args["_value"] for name, args in events if name == "ApprovalValue"}

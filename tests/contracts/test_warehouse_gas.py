@@ -31,19 +31,20 @@ ISSUE_TARGET = 130_500
 #: Regression guards: the figures measured when the contracts were last changed, plus about 1-2% (the issue is
 #: held to the design target instead). Self-custody added the registry's check that a direct sender is not a
 #: self-custody participant (one more query, or one more function in the registry's dispatcher): 400-900 gas
-#: on each direct operation.
+#: on each direct operation. The IR pipeline (docs/design.md: it made room in Receivables) moved each figure by
+#: -1,600 to +800 gas; the three it raised past their ceilings were raised with it.
 REGRESSION_CEILINGS = {
     "issue": ISSUE_TARGET,  # 130,082
     "issue (owner already holds a receipt)": 115_000,  # 112,750
     "requestPledge": 126_600,  # 124,110
     "fundPledge": 106_800,  # 104,688
     "requestPledge+fund": 233_400,  # 228,798
-    "revalue": 51_400,  # 50,687
-    "revalue (margin call)": 56_000,  # 54,879
+    "revalue": 52_300,  # 51,497 (IR pipeline; 50,687 before)
+    "revalue (margin call)": 57_500,  # 56,636 (IR pipeline; 54,879 before)
     "repay (partial)": 77_100,  # 76,016
     "repay": 89_100,  # 87,881
     "enforce": 96_200,  # 94,245 (stores the interest due at enforcement for the index)
-    "requestRedemption": 42_200,  # 41,562
+    "requestRedemption": 43_000,  # 42,330 (IR pipeline; 41,562 before)
     "confirmRedemption": 58_000,  # 57,137
     "redeem": 100_200,  # 98,699
     "transferFrom": 71_000,  # 69,976

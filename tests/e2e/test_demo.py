@@ -117,6 +117,11 @@ def assert_the_financier_acted_through_its_safe(stdout: str, base: str, headers:
     request = httpx.get(f"{base}/financing-requests/{request_id}", headers=headers).json()
     assert (request["state"], request["financier"]) == ("funded", safe)
     assert 0 < request["price"] < request["amount"] - request["fee"]  # less the discount
+    # The fee-and-rate disclosure: what tier 2 accepted when it asked, and the terms the Safe signed within it.
+    assert (request["max_discount_rate_bps"], request["max_fee"]) == (600, 500_00)
+    signed = shown["ApproveFinancing"]
+    assert (int(signed["discountRateBps"]), int(signed["fee"])) == (request["discount_rate_bps"], request["fee"])
+    assert int(signed["discountRateBps"]) <= request["max_discount_rate_bps"] and request["fee"] <= request["max_fee"]
 
 
 def test_scf_serve_and_scf_demo_complete_and_a_restart_keeps_everything(tmp_path: Path) -> None:

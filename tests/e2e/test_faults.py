@@ -267,7 +267,13 @@ class Clients:
             f"{key}-request",
             lambda made: (
                 "/financing-requests",
-                {"piece_id": made["piece_id"], "amount": invoice["amount"], "financier": self.addresses["financier"]},
+                {
+                    "piece_id": made["piece_id"],
+                    "amount": invoice["amount"],
+                    "financier": self.addresses["financier"],
+                    "max_discount_rate_bps": 450,
+                    "max_fee": 0,
+                },
             ),
             confirmed,
         )

@@ -23,7 +23,7 @@ NOT_OPERATIONS = {
     ("registry", "setSignedActs(address)"): "wired once at deployment",
     ("registry", "revokeRole(bytes32,address)"): "operator administration: no route or client test yet",
     ("registry", "updateIdentity(address,bytes32)"): "operator administration: no route or client test yet",
-    ("receivables", "setParameters(uint64,uint64)"): "the market's rule parameters: set at deployment for now",
+    ("receivables", "setParameters(uint64,uint64,uint64)"): "the market's rule parameters: set at deployment for now",
     ("receipts", "appointReceiptOracle(uint256,address)"): "per-receipt oracles: no route or client test yet",
     ("receipts", "setDefaultAdvanceRate(uint16)"): "the market's rule parameters: set at deployment for now",
     ("receipts", "setMaintenanceRatio(uint16)"): "the market's rule parameters: set at deployment for now",

@@ -46,7 +46,16 @@ from ledger.index.source import BlockHeader, Web3LogSource
 from ledger.migrations import downgrade, upgrade
 from ledger.models import InvoiceState, PledgeState, RequestState
 from ledger.tooling.sandbox import Sandbox, role_id
-from tests.contracts.support import DAY, YUAN, confirmed_piece, grant_credit, register_invoice, split
+from tests.contracts.support import (
+    ACCEPT_ANY,
+    DAY,
+    NO_REVIEW,
+    YUAN,
+    confirmed_piece,
+    grant_credit,
+    register_invoice,
+    split,
+)
 
 ZERO = "0x" + "00" * 20
 POSTGRES = ("127.0.0.1", 5432)
@@ -163,7 +172,9 @@ class Scenario:
         self.ids: dict[str, int] = {}
 
     def request(self, piece: int, amount: int, holder: str, financier: str) -> int:
-        receipt = self.sb.send(self.r.functions.requestFinancing(piece, amount, self.sb.address(financier)), holder)
+        receipt = self.sb.send(
+            self.r.functions.requestFinancing(piece, amount, self.sb.address(financier), *ACCEPT_ANY), holder
+        )
         return int(self.sb.events(receipt, "receivables", "FinancingRequested")[0]["requestId"])
 
     def first_tier(self) -> None:
@@ -199,15 +210,15 @@ class Scenario:
         """Requests funded (split and whole), cancelled and declined; freezes, suspensions, cash issued."""
         sb, r = self.sb, self.r
         funded_split = self.request(self.ids["root"], 200_000 * YUAN, "seatmaker", "bank")
-        sb.send(r.functions.approveFinancing(funded_split, 500, 1_000 * YUAN, 365), "bank")
+        sb.send(r.functions.approveFinancing(funded_split, 500, 1_000 * YUAN, 365, NO_REVIEW), "bank")
         sb.send(r.functions.fundFinancing(funded_split), "bank")
         funded_whole = self.request(self.ids["tier3"], 100_000 * YUAN, "trader", "factor")
-        sb.send(r.functions.approveFinancing(funded_whole, 700, 0, 360), "factor")
+        sb.send(r.functions.approveFinancing(funded_whole, 700, 0, 360, NO_REVIEW), "factor")
         sb.send(r.functions.fundFinancing(funded_whole), "factor")
         cancelled = self.request(self.ids["tier2"], 50_000 * YUAN, "chemicals", "bank")
         sb.send(r.functions.cancelFinancing(cancelled), "chemicals")
         declined = self.request(self.ids["tier2"], 60_000 * YUAN, "chemicals", "factor")
-        sb.send(r.functions.approveFinancing(declined, 300, 0, 365), "factor")
+        sb.send(r.functions.approveFinancing(declined, 300, 0, 365, NO_REVIEW), "factor")
         sb.send(r.functions.declineFinancing(declined), "factor")
         self.ids["open_request"] = self.request(self.ids["root"], 10_000 * YUAN, "seatmaker", "factor")
 
@@ -222,7 +233,7 @@ class Scenario:
         sb.send(r.functions.freezePiece(self.ids["tier2"], reason("dispute")), "regulator")
         sb.send(self.token.functions.mint(sb.address("trader"), 777_777, reason("bank credit 1")), "agent")
         sb.send(self.token.functions.burn(sb.address("trader"), 111_111, reason("bank debit 1")), "agent")
-        sb.send(r.functions.setParameters(400 * DAY, 20 * DAY), "operator")
+        sb.send(r.functions.setParameters(400 * DAY, 20 * DAY, 100 * DAY), "operator")
 
     def settlement(self) -> None:
         """Value moved between pieces, whole pieces moved, partial and full repayment, pro-rata redemption."""
@@ -425,6 +436,9 @@ def test_index_agrees_with_the_contracts_views(ledger: Sandbox, new_database: Da
                 r.amount,
                 r.price or 0,
                 r.funded_piece_id or 0,
+                r.max_discount_rate_bps,
+                r.max_fee,
+                bytes.fromhex(r.review[2:]) if r.review else bytes(32),
             )
 
         for name in sb.accounts:

@@ -117,6 +117,7 @@ def _obligation_defaulted(p: Projector, e: ChainEvent) -> None:
 def _receivables_parameters_updated(p: Projector, e: ChainEvent) -> None:
     p.set_parameter("receivables.max_tenor", e.args["maxTenor"], e)
     p.set_parameter("receivables.grace_period", e.args["gracePeriod"], e)
+    p.set_parameter("receivables.review_tenor", e.args["reviewTenor"], e)
 
 
 # -- receivables: pieces (ERC-721 identity, ERC-3525 slot and value, the tree of splits) ----------------------
@@ -243,6 +244,9 @@ def _financing_requested(p: Projector, e: ChainEvent) -> None:
             "discount": None,
             "price": None,
             "funded_piece_id": None,
+            "max_discount_rate_bps": a["maxDiscountRateBps"],
+            "max_fee": a["maxFee"],
+            "review": None,
             "requested_at": e.block_timestamp,
             "approved_at": None,
             "closed_at": None,
@@ -263,6 +267,7 @@ def _financing_approved(p: Projector, e: ChainEvent) -> None:
         discount_rate_bps=a["discountRateBps"],
         fee=a["fee"],
         day_count_basis=a["dayCountBasis"],
+        review=a["review"],
         approved_at=e.block_timestamp,
     )
 

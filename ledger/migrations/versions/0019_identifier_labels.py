@@ -2,7 +2,7 @@
 for, as this gateway was told, so that lists show the number rather than the hash.
 
 Revision ID: 0019_identifier_labels
-Revises: 0015_financing_offers
+Revises: 0016_financing_caps
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019_identifier_labels"
-down_revision: str | Sequence[str] | None = "0015_financing_offers"
+down_revision: str | Sequence[str] | None = "0016_financing_caps"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
