@@ -2,10 +2,11 @@
 
 Random participants (warehouses, owners, financiers, the regulator, the operator and a stranger) do random
 things: issue receipts (sometimes re-using a lot key), request, fund, cancel and decline pledges, revalue and
-re-grade goods, anchor sensor readings (alerts and margin calls from observed quantity), repay in part or in full, enforce, request/withdraw/confirm redemption, transfer directly or
-through approvals and operators (safe and plain), freeze receipts and participants, suspend, and move the
-clock. The machine does not predict outcomes; it checks that whatever succeeded was allowed, that what failed
-emitted and moved nothing, and after every step that:
+re-grade goods, anchor sensor readings (alerts and margin calls from observed quantity), repay in part or in
+full, enforce, request/withdraw/confirm redemption, transfer directly or through approvals and operators (safe
+and plain), freeze receipts and participants, suspend, and move the clock. The machine does not predict
+outcomes; it checks that whatever succeeded was allowed, that what failed emitted and moved nothing, and after
+every step that:
 
 1. every lot key maps to exactly one receipt, whose id is the key itself (no lot has two receipts);
 7. no receipt has two open liens (requested or active pledges), the receipt's state agrees with its open
