@@ -165,9 +165,9 @@ class SensorHub:
 
     @staticmethod
     def status(lot: SensorLotRecord, last_observed_at: int | None, now: int) -> str:
-        """``monitored`` while a valid reading was observed within the lot's silence window, else
+        """``monitored`` while a valid reading was observed within the lot's silence window (``silence_seconds``), else
         ``unmonitored``."""
-        if last_observed_at is not None and last_observed_at >= now - lot.silence_minutes * 60:
+        if last_observed_at is not None and last_observed_at >= now - lot.silence_seconds:
             return "monitored"
         return "unmonitored"
 
@@ -185,7 +185,7 @@ class SensorMonitor:
     _retry_at: dict[int, float] = field(default_factory=dict, repr=False)
 
     def start(self) -> None:
-        if self._task is None and self.oracle:
+        if self._task is None:
             self._task = asyncio.create_task(self._run(), name="sensor-monitor")
 
     async def stop(self) -> None:
@@ -208,6 +208,8 @@ class SensorMonitor:
     async def anchor_due(self, now: int | None = None) -> list[SensorAnchorRecord]:
         """Anchor every lot whose period has ended (the readings received since its last anchor); a period
         without readings anchors nothing (the lot shows ``unmonitored`` once its silence window passes)."""
+        if not self.oracle:  # no oracle named: readings are checked and kept, nothing is anchored
+            return []
         now = int(time.time()) if now is None else now
         with self.sessions() as session:
             lots = session.scalars(
@@ -245,7 +247,7 @@ class SensorMonitor:
                 .order_by(SensorReadingRecord.observed_at, SensorReadingRecord.device, SensorReadingRecord.seq)
             ).all()
             kinds = {
-                device.address: DeviceKind(device.kind)
+                device.address: (DeviceKind(device.kind), int(device.units_per_quantity))
                 for device in session.scalars(
                     select(SensorDeviceRecord).where(SensorDeviceRecord.receipt_id == receipt_id)
                 )
@@ -258,12 +260,12 @@ class SensorMonitor:
         if receipt.state in (ReceiptState.NONE, ReceiptState.REDEEMED):
             self._advance(receipt_id, now)  # the goods left: nothing to watch on chain
             return None
-        latest: dict[str, int] = {}
+        latest: dict[str, tuple[int, int]] = {}
         for _, device, weight, count in rows:  # in time order: the last one per measuring device stays
-            kind = kinds.get(device)
-            if kind is not None and kind.measure in ("weight", "count"):
-                latest[device] = weight if kind.measure == "weight" else count
-        observed = observed_quantity(list(latest.values()), int(lot.units_per_quantity))
+            kind, units = kinds.get(device, (DeviceKind.TEMPERATURE_PROBE, 1))
+            if kind.measure in ("weight", "count"):
+                latest[device] = (weight if kind.measure == "weight" else count, units)
+        observed = observed_quantity(list(latest.values()))
         digest = period_digest(h for h, *_ in rows)
         operation_id = f"sensor-anchor-{receipt_id:064x}-{now}"
         operation = await self.client.anchor_readings(

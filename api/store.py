@@ -142,14 +142,12 @@ class SensorLotRecord(Base):
 
     receipt_id: Mapped[int] = mapped_column(ChainUint(), primary_key=True, autoincrement=False)
     warehouse: Mapped[str] = mapped_column(String(42))
-    silence_minutes: Mapped[int] = mapped_column(Integer)
-    """No valid reading for this long: the receipt shows ``unmonitored``."""
+    silence_seconds: Mapped[int] = mapped_column(Integer)
+    """No valid reading observed for this long (seconds): the receipt shows ``unmonitored``."""
     tolerance_bps: Mapped[int] = mapped_column(Integer)
     """Observed quantity below the receipt's by more than this: a collateral alert on chain."""
     period_seconds: Mapped[int] = mapped_column(Integer)
     """A digest of the readings is anchored on chain once per period."""
-    units_per_quantity: Mapped[int] = mapped_column(BigInteger)
-    """Units of a weight or count reading that make one unit of the receipt's quantity."""
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     anchored_until: Mapped[int] = mapped_column(BigInteger)
     """Unix seconds: readings received before this were anchored (the end of the last period)."""
@@ -163,6 +161,8 @@ class SensorDeviceRecord(Base):
     address: Mapped[str] = mapped_column(String(42), primary_key=True)
     receipt_id: Mapped[int] = mapped_column(ChainUint(), ForeignKey("sensor_lots.receipt_id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
+    units_per_quantity: Mapped[int] = mapped_column(BigInteger)
+    """Units of the device's weight or count readings that make one unit of the receipt's quantity."""
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 

@@ -263,10 +263,10 @@ def period_digest(struct_hashes: Iterable[bytes]) -> bytes:
     return keccak(b"".join(struct_hashes))
 
 
-def observed_quantity(latest: Sequence[int], units_per_quantity: int) -> int | None:
-    """The quantity a period observed, in the receipt's unit: the lowest of the measuring devices' latest
-    readings, divided by the lot's ``units_per_quantity`` and rounded down (the lender's side). None when no
+def observed_quantity(latest: Sequence[tuple[int, int]]) -> int | None:
+    """The quantity a period observed, in the receipt's unit, from each measuring device's latest reading and
+    its ``units_per_quantity``: the lowest of them, each rounded down (the lender's side). None when no
     measuring device read anything."""
     if not latest:
         return None
-    return min(latest) // units_per_quantity
+    return min(value // units for value, units in latest)

@@ -52,10 +52,10 @@ REFUSAL_STATUS = {
 MAX_DEVICES = 32
 
 
-SilenceMinutes = Annotated[
+SilenceSeconds = Annotated[
     int,
     BeforeValidator(json_integer),
-    Field(ge=1, le=10_080, description="no valid reading for this long: the receipt shows `unmonitored`"),
+    Field(ge=1, le=604_800, description="no valid reading for this long (seconds): the receipt shows `unmonitored`"),
 ]
 PeriodSeconds = Annotated[
     int,
@@ -72,21 +72,22 @@ UnitsPerQuantity = Annotated[
 class Device(BaseModel):
     address: Address = Field(description="the device's own key's address: it signs every reading")
     kind: DeviceKind = Field(description="what it measures: weight (weighbridge, load cell), count or temperature")
+    units_per_quantity: UnitsPerQuantity = 1
 
 
 class SensorLot(BaseModel):
     """A lot's devices and the parameters of its rules."""
 
     devices: list[Device] = Field(min_length=1, max_length=MAX_DEVICES)
-    silence_minutes: SilenceMinutes
+    silence_seconds: SilenceSeconds
     tolerance_bps: Bps = Field(description="observed quantity below the receipt's by more than this: an alert")
     period_seconds: PeriodSeconds
-    units_per_quantity: UnitsPerQuantity
 
 
 class DeviceView(BaseModel):
     address: str
     kind: str
+    units_per_quantity: int
     last_seq: WideInt | None
     last_observed_at: int | None
 
@@ -109,10 +110,9 @@ class MonitoringView(BaseModel):
     receipt_id: WideInt
     status: str = Field(description="`monitored`, or `unmonitored` when no valid reading came within the window")
     last_observed_at: int | None
-    silence_minutes: int
+    silence_seconds: int
     tolerance_bps: int
     period_seconds: int
-    units_per_quantity: int
     devices: list[DeviceView]
     anchors: list[AnchorView] = Field(description="the latest periods anchored on chain, newest first")
     alerts: int = Field(description="periods that raised a collateral alert")
@@ -216,6 +216,7 @@ def monitoring_view(service: LedgerService, receipt_id: int) -> MonitoringView:
                 DeviceView(
                     address=device.address,
                     kind=device.kind,
+                    units_per_quantity=int(device.units_per_quantity),
                     last_seq=None if last_seq is None else jsonable(int(last_seq)),
                     last_observed_at=None if last_observed is None else int(last_observed),
                 )
@@ -231,10 +232,9 @@ def monitoring_view(service: LedgerService, receipt_id: int) -> MonitoringView:
             receipt_id=jsonable(receipt_id),
             status=hub.status(lot, last, now),
             last_observed_at=last,
-            silence_minutes=lot.silence_minutes,
+            silence_seconds=lot.silence_seconds,
             tolerance_bps=lot.tolerance_bps,
             period_seconds=lot.period_seconds,
-            units_per_quantity=int(lot.units_per_quantity),
             devices=devices,
             anchors=[
                 AnchorView(
@@ -296,8 +296,8 @@ def register_sensors(receipt_id: PathId, body: SensorLot, service: Service, call
         if lot is None:
             lot = SensorLotRecord(receipt_id=receipt_id, warehouse=caller.address, anchored_until=int(time.time()))
             session.add(lot)
-        lot.silence_minutes, lot.tolerance_bps = body.silence_minutes, body.tolerance_bps
-        lot.period_seconds, lot.units_per_quantity = body.period_seconds, body.units_per_quantity
+        lot.silence_seconds, lot.tolerance_bps = body.silence_seconds, body.tolerance_bps
+        lot.period_seconds = body.period_seconds
         session.flush()
         session.execute(
             delete(SensorDeviceRecord).where(
@@ -307,9 +307,9 @@ def register_sensors(receipt_id: PathId, body: SensorLot, service: Service, call
         for device in body.devices:
             record = session.get(SensorDeviceRecord, device.address)
             if record is None:
-                session.add(SensorDeviceRecord(address=device.address, receipt_id=receipt_id, kind=device.kind.value))
-            else:
-                record.kind = device.kind.value
+                record = SensorDeviceRecord(address=device.address, receipt_id=receipt_id)
+                session.add(record)
+            record.kind, record.units_per_quantity = device.kind.value, device.units_per_quantity
     return monitoring_view(service, receipt_id)
 
 
