@@ -23,8 +23,16 @@ from sqlalchemy import delete, func, select
 from api.auth import Caller, CurrentCaller, Service, require_role
 from api.models import WideInt
 from api.problems import Problem, jsonable
-from api.routes.common import Address, Bps, PathId, json_integer, not_found, sees_everything
-from api.routes.warehouse import _as_issuer, _visible_receipt
+from api.routes.common import (
+    Address,
+    Bps,
+    PathId,
+    as_issuer,
+    json_integer,
+    not_found,
+    sees_everything,
+    visible_receipt,
+)
 from api.service import LedgerService
 from api.store import (
     SensorAnchorRecord,
@@ -280,7 +288,7 @@ def register_sensors(receipt_id: PathId, body: SensorLot, service: Service, call
     """The receipt's warehouse registers the lot's devices (each with its own key) and its rules' parameters,
     replacing any earlier registration. A device watches one lot: one registered for another lot is a 409.
     Kept by the service (nothing is signed): the chain sees the anchored periods."""
-    _as_issuer(service, caller, receipt_id)
+    as_issuer(service, caller, receipt_id)
     addresses = [device.address for device in body.devices]
     if len(set(addresses)) != len(addresses):
         raise Problem(422, "validation", "Invalid request", "a device is listed twice")
@@ -318,7 +326,7 @@ def get_monitoring(receipt_id: PathId, service: Service, caller: CurrentCaller) 
     """Whether the receipt's goods are watched (`monitored` / `unmonitored`), its devices, the periods anchored
     on chain with their collateral alerts, and the readings refused for it by reason: to whoever sees the
     receipt (its warehouse and owner, the lender of its pledge, the regulator, the operator)."""
-    _visible_receipt(service, caller, receipt_id)
+    visible_receipt(service, caller, receipt_id)
     return monitoring_view(service, receipt_id)
 
 
@@ -331,7 +339,7 @@ def list_readings(
 ) -> ReadingList:
     """The receipt's valid readings as signed, newest first: with each period's anchored digest, anyone who
     sees the receipt can recompute what the chain holds (docs/sensors.md)."""
-    _visible_receipt(service, caller, receipt_id)
+    visible_receipt(service, caller, receipt_id)
     with service.sessions() as session:
         rows = session.scalars(
             select(SensorReadingRecord)

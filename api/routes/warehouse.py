@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from eth_utils import keccak
 from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, select
 
 from api.actions import Action, Call, Link, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
@@ -41,9 +41,17 @@ from api.routes.common import (
     path_id,
     sees_everything,
 )
+from api.routes.common import (
+    as_issuer as _as_issuer,
+)
+from api.routes.common import (
+    open_pledge as _open_pledge,
+)
+from api.routes.common import (
+    visible_receipt as _visible_receipt,
+)
 from api.service import LedgerService
 from api.store import ParticipantRecord
-from ledger.errors import ContractRevert
 from ledger.identifiers import LOT_NUMBER_PATTERN, InvalidIdentifier, canonical_lot_key, no_document_hash
 from ledger.index.models import PledgeMarginCallRow, PledgeRow, WarehouseReceiptRow
 from ledger.models import GoodsStatus, Pledge, PledgeState, Receipt, ReceiptState, Role
@@ -69,7 +77,6 @@ ReceiptId = Annotated[
     ),
 ]
 Quantity = Annotated[int, BeforeValidator(json_integer), Field(gt=0, le=2**64 - 1, description="units of goods")]
-OPEN_RECEIPT_STATES = (ReceiptState.PLEDGE_REQUESTED, ReceiptState.PLEDGED)
 OPEN_PLEDGE_STATES = (PledgeState.REQUESTED, PledgeState.ACTIVE)
 
 
@@ -133,61 +140,6 @@ def pledge_view(service: LedgerService, pledge: Pledge) -> PledgeView:
     if pledge.state is PledgeState.ACTIVE:
         view.owed = owed_view(service, pledge.pledge_id)
     return view
-
-
-def _receipt(service: LedgerService, receipt_id: int) -> Receipt:
-    try:
-        receipt = service.client.receipt(path_id(receipt_id))
-    except ContractRevert as exc:
-        if exc.name in ("ERC721NonexistentToken", "ReceiptNotFound"):
-            raise not_found(f"warehouse receipt {receipt_id}") from None
-        raise
-    if receipt.state is ReceiptState.NONE:
-        raise not_found(f"warehouse receipt {receipt_id}")
-    return receipt
-
-
-def _open_pledge(service: LedgerService, receipt: Receipt) -> Pledge | None:
-    """The pledge the receipt is in (requested or active), if any."""
-    if receipt.state not in OPEN_RECEIPT_STATES:
-        return None
-    pledge_id = service.client.pledge_of(receipt.receipt_id)
-    return service.client.pledge_loan(pledge_id) if pledge_id else None
-
-
-def _may_see_receipt(service: LedgerService, caller: Caller, receipt: Receipt) -> bool:
-    if sees_everything(caller) or caller.address in (receipt.warehouse, receipt.owner):
-        return True
-    pledge = _open_pledge(service, receipt)
-    if pledge is not None:
-        return caller.address in (pledge.borrower, pledge.financier)
-    if receipt.state is ReceiptState.REDEEMED:  # burnt: its former borrowers and lenders still see it
-        with service.sessions() as session:
-            party = session.scalar(
-                select(PledgeRow.id)
-                .where(
-                    PledgeRow.receipt_id == receipt.receipt_id,
-                    or_(PledgeRow.borrower == caller.address, PledgeRow.financier == caller.address),
-                )
-                .limit(1)
-            )
-        return party is not None
-    return False
-
-
-def _visible_receipt(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
-    receipt = _receipt(service, receipt_id)
-    if not _may_see_receipt(service, caller, receipt):
-        raise not_found(f"warehouse receipt {receipt_id}")
-    return receipt
-
-
-def _as_issuer(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
-    require_role(caller, Role.WAREHOUSE)
-    receipt = _visible_receipt(service, caller, receipt_id)
-    if receipt.warehouse != caller.address:
-        raise Problem(403, "not-issuer", "Forbidden", f"only the warehouse that issued receipt {receipt_id} does this")
-    return receipt
 
 
 def _as_owner(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
