@@ -197,7 +197,6 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
         uint256 quantity = r.quantity;
         if (observedQuantity >= quantity || observedQuantity * BPS >= quantity * (BPS - toleranceBps)) return;
         emit ReceiptCollateralShortfall(receiptId, sender, quantity, observedQuantity, toleranceBps);
-        // slither-disable-next-line incorrect-equality -- an enum state, not a balance anyone can move
         if (r.state == ReceiptState.Pledged) {
             // observed < quantity here, so the scaled valuation fits the recorded one's 96 bits.
             _marginTest(r, receiptId, r.valuation * observedQuantity / quantity);
