@@ -325,6 +325,7 @@ class MqttBridge:
         self.hub, self.topic = hub, topic
         self.host, self.port = parts.hostname, parts.port or 1883
         self.connected = threading.Event()
+        self._stopping = False
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"scf-ledger-{uuid.uuid4().hex[:12]}", clean_session=True
         )
@@ -341,6 +342,7 @@ class MqttBridge:
         logger.info("sensor readings: subscribing to %s on mqtt://%s:%s", self.topic, self.host, self.port)
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -354,7 +356,8 @@ class MqttBridge:
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self.connected.clear()
-        logger.warning("MQTT broker disconnected (%s); reconnecting", reason)
+        if not self._stopping:
+            logger.warning("MQTT broker disconnected (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
