@@ -81,8 +81,9 @@ class SensorHub:
         try:
             if not isinstance(body, Mapping) or set(body) != {"reading", "signature"}:
                 raise ReadingRefused(Refusal.MALFORMED, 'a signed reading is {"reading": {...}, "signature": "0x…"}')
-            if isinstance(body["reading"], Mapping) and type(body["reading"].get("receiptId")) is int:
-                receipt_id = body["reading"]["receiptId"]
+            named = body["reading"].get("receiptId") if isinstance(body["reading"], Mapping) else None
+            if type(named) is int and 0 < named < 2**256:  # the lot a malformed reading is counted against
+                receipt_id = named
             signature = _signature(body["signature"])
             reading = parse(body["reading"])
             return self._apply(reading, signature, via, now)

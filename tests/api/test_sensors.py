@@ -311,8 +311,22 @@ def test_reading_from_an_unregistered_device_is_refused_and_counted(world: World
         lambda body: body["reading"].pop("count"),
         lambda body: body.update(signature="0x00"),
         lambda body: body.update(extra=1),
+        lambda body: body["reading"].update(receiptId=-1),
+        lambda body: body["reading"].update(receiptId=2**256),
+        lambda body: body.update(reading=[1]),
     ],
-    ids=["bool", "string", "float", "non-ascii", "missing", "short-signature", "extra-field"],
+    ids=[
+        "bool",
+        "string",
+        "float",
+        "non-ascii",
+        "missing",
+        "short-signature",
+        "extra-field",
+        "negative-lot",
+        "wide-lot",
+        "list",
+    ],
 )
 def test_malformed_reading_is_refused_and_counted(world: World, mutate: Callable[[dict[str, Any]], Any]) -> None:
     lot = world.lot()
