@@ -27,6 +27,7 @@ from api.routes.common import (
     Address,
     Bps,
     PathId,
+    QueryInt,
     as_issuer,
     json_integer,
     not_found,
@@ -335,7 +336,7 @@ def list_readings(
     receipt_id: PathId,
     service: Service,
     caller: CurrentCaller,
-    limit: Annotated[int, Query(ge=1, le=500, description="the newest this many")] = 100,
+    limit: Annotated[QueryInt, Query(ge=1, le=500, description="the newest this many")] = 100,
 ) -> ReadingList:
     """The receipt's valid readings as signed, newest first: with each period's anchored digest, anyone who
     sees the receipt can recompute what the chain holds (docs/sensors.md)."""

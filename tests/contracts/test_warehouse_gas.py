@@ -39,7 +39,7 @@ REGRESSION_CEILINGS = {
     "fundPledge": 106_800,  # 104,688
     "requestPledge+fund": 233_400,  # 228,798
     "revalue": 51_400,  # 50,687
-    "revalue (margin call)": 56_000,  # 54,879
+    "revalue (margin call)": 57_100,  # 56,007 (the margin test is a function of its own, shared with anchorReadings)
     "repay (partial)": 77_100,  # 76,016
     "repay": 89_100,  # 87,881
     "enforce": 96_200,  # 94,245 (stores the interest due at enforcement for the index)
