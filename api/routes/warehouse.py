@@ -295,6 +295,18 @@ def _update_goods_status(service: LedgerService, caller: Caller, body: GoodsStat
     return Call("receipt.goods-status", caller.address, args)
 
 
+class OracleAppointment(BaseModel):
+    oracle: Address | None = Field(
+        description="the participant that attests for every receipt of the caller (valuations, goods status, sensor "
+        "readings: docs/sensors.md); null revokes the appointment"
+    )
+
+
+def _appoint_oracle(service: LedgerService, caller: Caller, body: OracleAppointment) -> Call:
+    require_role(caller, Role.WAREHOUSE)
+    return Call("receipt.appoint-oracle", caller.address, {"oracle": body.oracle or ZERO_ADDRESS})
+
+
 class ReceiptTransfer(BaseModel):
     to: Address
 
@@ -447,6 +459,16 @@ ACTIONS = (
         "receipt.goods-status",
         GoodsStatusUpdate,
         description="Attest the condition of the goods (the issuing warehouse); goods not sound cannot be pledged.",
+    ),
+    Action(
+        "PUT",
+        "/oracle-appointment",
+        "appoint_oracle",
+        _appoint_oracle,
+        "receipt.appoint-oracle",
+        OracleAppointment,
+        description="Appoint (or, with null, revoke) the oracle that attests for every receipt the caller (a "
+        "warehouse) issued, such as the service's sensor monitor (docs/sensors.md); the warehouse stays an attester.",
     ),
     Action(
         "POST",

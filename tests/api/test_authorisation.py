@@ -439,6 +439,14 @@ ROUTES = (
         {"warehouse"},
         lambda w, c: {"status": "sound", "attestation": "quarterly inspection"},
     ),
+    # A warehouse appoints the oracle that attests for all its receipts (here the settlement agent, a participant).
+    _route(
+        "PUT",
+        "/oracle-appointment",
+        _fixed("/oracle-appointment"),
+        {"warehouse", "other_warehouse"},
+        lambda w, c: {"oracle": w.id("agent")},
+    ),
     # A lot's sensors and their rules are its issuing warehouse's to register (kept by the service).
     _route(
         "PUT",

@@ -171,10 +171,8 @@ def world(api: Api) -> Iterator[World]:
     oracle = api.onboard("Sensor Monitor", "warehouse")
     fund_with_cash(api, agent, (bank, 20_000_000 * YUAN))
     service = api.service
-    portal = api.http.portal
-    assert portal is not None
-    operation = portal.call(service.client.appoint_oracle, warehouse.id, oracle.id)
-    portal.call(service.client.outcome, operation)
+    appointed = api.http.put("/oracle-appointment", json={"oracle": oracle.id}, headers=warehouse.waiting())
+    assert appointed.status_code == 200 and appointed.json()["status"] == "confirmed", appointed.text
     assert service.sensor_monitor is not None
     service.sensor_monitor.oracle = oracle.id
     yield World(api, warehouse, steel, bank, factor, regulator, oracle)
