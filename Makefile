@@ -14,7 +14,7 @@ SLITHER_STAMP := $(SLITHER_VENV)/.installed-stamp
 # Test processes (pytest-xdist): one per core.
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup compile lint slither browser test gas clean run demo soak bench bench-quick bench-portal bench-webhooks bench-cpu bench-batch
+.PHONY: setup compile lint slither browser broker test gas clean run demo soak bench bench-quick bench-portal bench-webhooks bench-cpu bench-batch
 
 ## setup: create .venv and install the project (when pyproject.toml changed), npm ci (when
 ## package-lock.json changed), .venv-slither (when scripts/slither-requirements.txt changed), then compile
@@ -60,8 +60,12 @@ slither: setup
 browser:
 	bash scripts/install-browser.sh
 
-## test: lint, then the whole test suite (the portal's tests in Debian's chromium).
-test: lint browser
+## broker: Mosquitto at 127.0.0.1:1883 for the sensors' readings, unless a broker answers there (apt-get, once).
+broker:
+	bash scripts/start-mosquitto.sh
+
+## test: lint, then the whole test suite (the portal's tests in Debian's chromium, the sensors' through Mosquitto).
+test: lint browser broker
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 ## soak: the long reliability runs (marked `soak`), with SCF_SOAK=1 raising the example counts.
@@ -71,7 +75,7 @@ soak: setup
 ## run: install what serving needs (.venv, node_modules: anvil, solc-js, Swagger UI), start the local chain
 ## (state in data/chain) unless it already runs, compile and deploy if needed, serve the API on :8000. Ctrl-C
 ## stops the service, and the chain too when this run started it (`scf chain stop` stops one left running).
-run: $(PY_STAMP) $(NODE_STAMP)
+run: $(PY_STAMP) $(NODE_STAMP) broker
 	$(BIN)/scf serve
 
 ## demo: the whole story against the running service (`make run` in another terminal), as the operator whose

@@ -37,6 +37,7 @@ from web3 import Web3
 
 from api.audit_log import AuditAnchorer, AuditLog
 from api.auth_cache import KnownParticipant, NotRemembered, ParticipantCache
+from api.sensors import MqttBridge, SensorHub, SensorMonitor
 from api.signing import NonceAllocator
 from api.store import ApiKeyRecord, ParticipantRecord
 from api.webhooks import Deliverer, WebhookSettings
@@ -200,6 +201,12 @@ class LedgerService:
     """The key of a regulator this service hosts: only the local chain's dev regulator, named at deployment when
     ``SCF_REGULATOR_ADDRESS`` is unset (and a regulator on chain). It admits the regulators the operator onboards
     here. None elsewhere: the regulator keeps its own key, and onboarding a regulator here is refused."""
+    sensors: SensorHub | None = None
+    """Applies signed sensor readings (:mod:`api.sensors`)."""
+    sensor_monitor: SensorMonitor | None = None
+    """Anchors the readings' periods on chain (where the index runs, as ``SCF_SENSOR_ORACLE``)."""
+    mqtt_bridge: MqttBridge | None = None
+    """Subscribes to the readings on the MQTT broker (where the index runs; none when no broker is set)."""
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -313,6 +320,9 @@ class LedgerService:
             regulator=regulator,
         )
         service.operator_api_key = service._bootstrap_operator(own_roles)
+        service.sensors = SensorHub(
+            sessions, settings.chain_id, str(contracts["receipts"].address), settings.sensor_clock_skew_seconds
+        )
         service.audit_anchorer.start()
         if run_indexer:
             # Webhooks are delivered where the index is written: one deliverer per database, like the indexer.
@@ -324,9 +334,21 @@ class LedgerService:
                 target=indexer.run_forever, kwargs={"poll_interval": 0.25}, name="indexer", daemon=True
             )
             service._indexer_thread.start()
+            # The readings' periods are anchored, and MQTT subscribed, where the index runs: once per database.
+            service.sensor_monitor = SensorMonitor(
+                sessions, client, settings.sensor_oracle, settings.sensor_poll_seconds, settings.max_wait_seconds
+            )
+            service.sensor_monitor.start()
+            if settings.sensor_mqtt_url:
+                service.mqtt_bridge = MqttBridge(service.sensors, settings.sensor_mqtt_url, settings.sensor_mqtt_topic)
+                service.mqtt_bridge.start()
         return service
 
     async def stop(self) -> None:
+        if self.mqtt_bridge is not None:
+            await asyncio.to_thread(self.mqtt_bridge.stop)
+        if self.sensor_monitor is not None:
+            await self.sensor_monitor.stop()
         if self.deliverer is not None:
             await self.deliverer.stop()
         await self.audit_anchorer.stop()

@@ -24,11 +24,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db import Base, utc_now
 from ledger.documents import DocumentRecord as DocumentRecord
+from ledger.index.models import ChainUint
 
 
 class ParticipantRecord(Base):
@@ -149,4 +150,95 @@ class IdentifierLabelRecord(Base):
     kind: Mapped[str] = mapped_column(String(8))
     label: Mapped[str] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+# -- sensors (docs/sensors.md) ---------------------------------------------------------------------------------
+
+
+class SensorLotRecord(Base):
+    """A lot (warehouse receipt) watched by sensors: the rules' parameters, set by its warehouse."""
+
+    __tablename__ = "sensor_lots"
+
+    receipt_id: Mapped[int] = mapped_column(ChainUint(), primary_key=True, autoincrement=False)
+    warehouse: Mapped[str] = mapped_column(String(42))
+    silence_seconds: Mapped[int] = mapped_column(Integer)
+    """No valid reading observed for this long (seconds): the receipt shows ``unmonitored``."""
+    tolerance_bps: Mapped[int] = mapped_column(Integer)
+    """Observed quantity below the receipt's by more than this: a collateral alert on chain."""
+    period_seconds: Mapped[int] = mapped_column(Integer)
+    """A digest of the readings is anchored on chain once per period."""
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    anchored_until: Mapped[int] = mapped_column(BigInteger)
+    """Unix seconds: readings received before this were anchored (the end of the last period)."""
+
+
+class SensorDeviceRecord(Base):
+    """A device registered for a lot; a device watches one lot."""
+
+    __tablename__ = "sensor_devices"
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    receipt_id: Mapped[int] = mapped_column(ChainUint(), ForeignKey("sensor_lots.receipt_id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    units_per_quantity: Mapped[int] = mapped_column(BigInteger)
+    """Units of the device's weight or count readings that make one unit of the receipt's quantity."""
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class SensorReadingRecord(Base):
+    """A valid reading, as signed, with when and how it arrived."""
+
+    __tablename__ = "sensor_readings"
+    __table_args__ = (
+        UniqueConstraint("device", "seq"),
+        Index("ix_sensor_readings_receipt_received", "receipt_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    receipt_id: Mapped[int] = mapped_column(ChainUint())
+    device: Mapped[str] = mapped_column(String(42))
+    seq: Mapped[int] = mapped_column(ChainUint())
+    observed_at: Mapped[int] = mapped_column(ChainUint())
+    weight: Mapped[int] = mapped_column(ChainUint())
+    count: Mapped[int] = mapped_column(ChainUint())
+    temperature_centi: Mapped[int] = mapped_column(BigInteger)
+    location: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(132))
+    struct_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    """Unix seconds (the service's clock): the period a reading belongs to."""
+    via: Mapped[str] = mapped_column(String(8))
+    """``mqtt`` or ``http``."""
+
+
+class SensorRefusalRecord(Base):
+    """Readings refused, counted per lot (as the reading named it; 0 when it named none) and reason."""
+
+    __tablename__ = "sensor_refusals"
+
+    receipt_id: Mapped[int] = mapped_column(ChainUint(), primary_key=True, autoincrement=False)
+    reason: Mapped[str] = mapped_column(String(20), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    last_detail: Mapped[str] = mapped_column(String(200))
+
+
+class SensorAnchorRecord(Base):
+    """A period of readings anchored on chain (``anchorReadings``)."""
+
+    __tablename__ = "sensor_anchors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    receipt_id: Mapped[int] = mapped_column(ChainUint(), index=True)
+    period_start: Mapped[int] = mapped_column(BigInteger)
+    period_end: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(66))
+    readings: Mapped[int] = mapped_column(Integer)
+    observed_quantity: Mapped[int | None] = mapped_column(ChainUint())
+    shortfall: Mapped[bool] = mapped_column(Boolean)
+    margin_called: Mapped[bool] = mapped_column(Boolean)
+    operation_id: Mapped[str] = mapped_column(String(100))
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

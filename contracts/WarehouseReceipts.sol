@@ -176,16 +176,30 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
             receiptId, warehouse, sender, previous, valuation, uint64(block.timestamp), attestationHash
         );
         // slither-disable-next-line incorrect-equality -- an enum state, not a balance anyone can move
+        if (r.state == ReceiptState.Pledged) _marginTest(r, receiptId, valuation);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function anchorReadings(
+        uint256 receiptId,
+        bytes32 digest,
+        uint64 periodEnd,
+        uint32 readings,
+        uint256 observedQuantity,
+        uint16 toleranceBps
+    ) external {
+        address sender = _msgSender();
+        StoredReceipt storage r = _liveReceipt(receiptId);
+        _requireAttester(receiptId, r.warehouse, sender);
+        require(digest != bytes32(0) && toleranceBps <= BPS, ReceiptInvalidReadings(digest, toleranceBps));
+
+        emit ReceiptReadingsAnchored(receiptId, sender, digest, periodEnd, readings, observedQuantity);
+        uint256 quantity = r.quantity;
+        if (observedQuantity >= quantity || observedQuantity * BPS >= quantity * (BPS - toleranceBps)) return;
+        emit ReceiptCollateralShortfall(receiptId, sender, quantity, observedQuantity, toleranceBps);
         if (r.state == ReceiptState.Pledged) {
-            uint256 pledgeId = r.pledgeId;
-            StoredPledge storage p = _pledges[pledgeId];
-            uint256 principal = p.principal;
-            uint16 maintenance = maintenanceRatioBps;
-            if (principal * BPS > valuation * maintenance) {
-                emit PledgeMarginCalled(
-                    pledgeId, p.borrower, p.financier, receiptId, principal, valuation, maintenance
-                );
-            }
+            // observed < quantity here, so the scaled valuation fits the recorded one's 96 bits.
+            _marginTest(r, receiptId, r.valuation * observedQuantity / quantity);
         }
     }
 
@@ -823,6 +837,18 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
             registry.requireActive(sender);
         }
         registry.requireActiveRole(Roles.WAREHOUSE, warehouse);
+    }
+
+    /// @dev The margin test of a pledged receipt against `valuation`: emits {PledgeMarginCalled} when the
+    /// outstanding principal × 10,000 > valuation × maintenance ratio.
+    function _marginTest(StoredReceipt storage r, uint256 receiptId, uint256 valuation) private {
+        uint256 pledgeId = r.pledgeId;
+        StoredPledge storage p = _pledges[pledgeId];
+        uint256 principal = p.principal;
+        uint16 maintenance = maintenanceRatioBps;
+        if (principal * BPS > valuation * maintenance) {
+            emit PledgeMarginCalled(pledgeId, p.borrower, p.financier, receiptId, principal, valuation, maintenance);
+        }
     }
 
     /// @dev valuation × advance rate / 10,000, rounded down (a limit on what is paid out).

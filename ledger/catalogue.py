@@ -587,6 +587,18 @@ CATALOGUE = Catalogue(
             encode=_update_goods_status,
         ),
         _op(
+            "receipt.anchor-readings",
+            "receipts",
+            "anchorReadings",
+            "valuer",
+            "receipt_id digest period_end readings observed_quantity tolerance_bps",
+            _ANYONE,
+            "The receipt's warehouse or its appointed oracle (the service's sensor monitor): anchor the digest of a "
+            "period of sensor readings and the quantity they observed; a shortfall beyond the tolerance raises a "
+            "collateral alert and, for a pledged receipt, the margin test.",
+            results={"ReceiptReadingsAnchored": {"digest": "digest"}},
+        ),
+        _op(
             "receipt.appoint-oracle",
             "receipts",
             "appointOracle",

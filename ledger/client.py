@@ -748,6 +748,7 @@ class LedgerClient:
     issue_receipt = OperationMethod("receipt.issue")
     revalue_receipt = OperationMethod("receipt.revalue")
     update_goods_status = OperationMethod("receipt.goods-status")
+    anchor_readings = OperationMethod("receipt.anchor-readings")
     appoint_oracle = OperationMethod("receipt.appoint-oracle")
     transfer_receipt = OperationMethod("receipt.transfer")
     pledge = OperationMethod("pledge.request")

@@ -175,6 +175,25 @@ class Settings(BaseSettings):
     audit_anchor_seconds: float = Field(
         60.0, ge=0, description="anchor the audit log's head when it grew and this many seconds passed (0: never)"
     )
+    sensor_mqtt_url: str = Field(
+        "mqtt://127.0.0.1:1883",
+        description="the MQTT broker devices publish signed readings to (mqtt://host:port; empty: HTTP only). "
+        "A broker that does not answer is retried in the background; the service starts without it",
+    )
+    sensor_mqtt_topic: str = Field(
+        "scf/sensors/+/readings", description="the topic filter the service subscribes to for readings"
+    )
+    sensor_oracle: str = Field(
+        "",
+        description="address of the participant (hosted here) as which the sensor monitor anchors readings on chain; "
+        "the warehouse appoints it as its oracle (empty: readings are kept and checked, nothing is anchored)",
+    )
+    sensor_clock_skew_seconds: int = Field(
+        60, ge=0, le=3600, description="a reading observed later than now plus this is refused as future-dated"
+    )
+    sensor_poll_seconds: float = Field(
+        2.0, gt=0, description="how often the sensor monitor looks for periods to anchor"
+    )
     events_heartbeat_seconds: float = Field(
         15.0, gt=0, description="send a comment line on an idle event stream (GET /events/stream) this often"
     )

@@ -8,6 +8,7 @@ import { field, h, table, valueOf } from "./dom.js";
 import { register, t } from "./i18n.js";
 import { formatBps, formatYuan, parseYuan, yuanText } from "./money.js";
 import { ADDRESS, account, form, has, money, queryOf, withQuery } from "./views.js";
+import { sensorLots } from "./warehouse.js";
 
 register({
   messages: {
@@ -212,9 +213,10 @@ function confirmationDays(query) {
 async function reports(ctx) {
   const query = reportQuery(queryOf());
   const days = confirmationDays(queryOf());
-  const [report, discipline] = await Promise.all([
+  const [report, discipline, watched] = await Promise.all([
     get("/reports/large-transactions", query),
     get("/reports/payment-discipline", { confirmation_days: days }),
+    get("/sensors/lots").then((answer) => answer.items),
   ]);
   const section = h("section", {}, h("h1", {}, t("nav.reports")));
   const threshold = (name) => (query[name] ? yuanText(query[name]) : "");
@@ -289,6 +291,7 @@ async function reports(ctx) {
     [t("rep.movements"), (row) => row.movements],
   ], report.daily, t("rep.noDaily"))));
   section.append(paymentDiscipline(ctx, discipline, query, days));
+  section.append(sensorLots(watched));
   return section;
 }
 

@@ -41,6 +41,9 @@ register({
       "pl.marginCalls": "追加保证金通知", "pl.marginCall": "追保通知", "pl.noCalls": "暂无追加保证金通知",
       "pl.when": "时间", "pl.valuation": "新估值", "pl.maintenance": "维持率", "pl.callPrincipal": "当时本金",
       "pl.calledOn": "{date} 追保",
+      "sn.lots": "押品监控（传感器）", "sn.none": "暂无传感器监控的仓单", "sn.status": "监控状态",
+      "sn.monitored": "监控中", "sn.unmonitored": "未监控（传感器无读数）", "sn.last": "最近读数（UTC）",
+      "sn.alerts": "短少告警",
       "invalid.lot": "批次号只能包含字母、数字及 . _ / -，须以字母或数字开头，最长 64 位",
       "invalid.quantity": "数量须为正整数", "invalid.unit": "计量单位须为 1 至 8 个英文字符",
       "invalid.expiry": "有效期须晚于今天", "invalid.text": "此项必填，最多 2000 字",
@@ -88,6 +91,9 @@ register({
       "pl.marginCalls": "Margin calls", "pl.marginCall": "Margin calls", "pl.noCalls": "No margin calls",
       "pl.when": "When", "pl.valuation": "New valuation", "pl.maintenance": "Maintenance ratio",
       "pl.callPrincipal": "Principal then", "pl.calledOn": "margin call on {date}",
+      "sn.lots": "Collateral monitoring (sensors)", "sn.none": "No receipt watched by sensors", "sn.status": "Monitoring",
+      "sn.monitored": "monitored", "sn.unmonitored": "unmonitored (no readings)", "sn.last": "Last reading (UTC)",
+      "sn.alerts": "Shortfall alerts",
       "invalid.lot": "A lot number has letters, digits and . _ / -, starts with a letter or digit, and has at most 64",
       "invalid.quantity": "The quantity is a whole number above zero", "invalid.unit": "A unit is 1 to 8 ASCII characters",
       "invalid.expiry": "The receipt must be valid beyond today", "invalid.text": "Required, at most 2,000 characters",
@@ -442,10 +448,11 @@ function pledgeForm(ctx, row) {
 
 async function pledges(ctx) {
   const query = queryOf();
-  const [{ items, pager }, incoming, calls] = await Promise.all([
+  const [{ items, pager }, incoming, calls, watched] = await Promise.all([
     onePage("/pledges", query, "pledges"),
     has(ctx, "financier") ? getAll("/pledges", { state: "requested" }) : [],
     get("/margin-calls", { size: PAGE_SIZE }).then((answer) => answer.items), // the latest
+    get("/sensors/lots").then((answer) => answer.items),
   ]);
   const mineToFund = incoming.filter((row) => same(row.financier, ctx.me.id));
   // What is open is read from the chain now: the debt with its interest to this second, the advance limit of a
@@ -493,8 +500,21 @@ async function pledges(ctx) {
     [t("list.state"), (row) => [state(row.state), row.margin_called_at ? marginCallsOf(row) : null]],
     [t("actions"), (row) => pledgeActions(ctx, row, details.get(row.id)?.pledge)],
   ], items, t("pl.none")), pager);
+  section.append(sensorLots(watched));
   section.append(table(t("pl.marginCalls"), callColumns(true), calls, t("pl.noCalls")));
   return section;
+}
+
+/** The lots watched by sensors that the caller sees (GET /sensors/lots): a lender's pledged lots, a warehouse's
+ * own, all of them for the regulator; an unmonitored lot stands out. */
+export function sensorLots(lots) {
+  return h("div", { id: "sensor-lots" }, table(t("sn.lots"), [
+    [t("pl.receipt"), (row) => receiptRef(String(row.receipt_id))],
+    [t("sn.status"), (row) => h("span", { class: row.status === "unmonitored" ? "error" : "", "data-sensor-status": String(row.receipt_id) },
+      t(row.status === "unmonitored" ? "sn.unmonitored" : "sn.monitored"))],
+    [t("sn.last"), (row) => (row.last_observed_at ? new Date(row.last_observed_at * 1000).toISOString().slice(0, 19).replace("T", " ") : "")],
+    [t("sn.alerts"), (row) => String(row.alerts)],
+  ], lots, t("sn.none")));
 }
 
 function pledgeRef(row) {

@@ -21,14 +21,15 @@ from sqlalchemy import ColumnElement, Select, UnaryExpression, and_, bindparam, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 
-from api.auth import Caller
+from api.auth import Caller, require_role
 from api.exports import ExportFormat, FormatQuery, Table, columns_of, export_response, file_name
 from api.models import NumberedPage, Page, ParticipantView
 from api.problems import Problem, jsonable
 from api.service import LedgerService
 from api.store import IdentifierLabelRecord, ParticipantRecord
-from ledger.index.models import ChainUint
-from ledger.models import Role
+from ledger.errors import ContractRevert
+from ledger.index.models import ChainUint, PledgeRow
+from ledger.models import Pledge, Receipt, ReceiptState, Role
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -496,3 +497,63 @@ def current_signer(record: ParticipantRecord, service: LedgerService) -> str | N
         return service.client.signer_of(record.address)
     except Exception:  # the registration is still in flight
         return record.signer or record.address
+
+
+# -- warehouse receipts: who sees one, who issued it (warehouse and sensor routes) ------------------------------
+
+OPEN_RECEIPT_STATES = (ReceiptState.PLEDGE_REQUESTED, ReceiptState.PLEDGED)
+
+
+def receipt_of(service: LedgerService, receipt_id: int) -> Receipt:
+    try:
+        receipt = service.client.receipt(path_id(receipt_id))
+    except ContractRevert as exc:
+        if exc.name in ("ERC721NonexistentToken", "ReceiptNotFound"):
+            raise not_found(f"warehouse receipt {receipt_id}") from None
+        raise
+    if receipt.state is ReceiptState.NONE:
+        raise not_found(f"warehouse receipt {receipt_id}")
+    return receipt
+
+
+def open_pledge(service: LedgerService, receipt: Receipt) -> Pledge | None:
+    """The pledge the receipt is in (requested or active), if any."""
+    if receipt.state not in OPEN_RECEIPT_STATES:
+        return None
+    pledge_id = service.client.pledge_of(receipt.receipt_id)
+    return service.client.pledge_loan(pledge_id) if pledge_id else None
+
+
+def may_see_receipt(service: LedgerService, caller: Caller, receipt: Receipt) -> bool:
+    if sees_everything(caller) or caller.address in (receipt.warehouse, receipt.owner):
+        return True
+    pledge = open_pledge(service, receipt)
+    if pledge is not None:
+        return caller.address in (pledge.borrower, pledge.financier)
+    if receipt.state is ReceiptState.REDEEMED:  # burnt: its former borrowers and lenders still see it
+        with service.sessions() as session:
+            party = session.scalar(
+                select(PledgeRow.id)
+                .where(
+                    PledgeRow.receipt_id == receipt.receipt_id,
+                    or_(PledgeRow.borrower == caller.address, PledgeRow.financier == caller.address),
+                )
+                .limit(1)
+            )
+        return party is not None
+    return False
+
+
+def visible_receipt(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
+    receipt = receipt_of(service, receipt_id)
+    if not may_see_receipt(service, caller, receipt):
+        raise not_found(f"warehouse receipt {receipt_id}")
+    return receipt
+
+
+def as_issuer(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
+    require_role(caller, Role.WAREHOUSE)
+    receipt = visible_receipt(service, caller, receipt_id)
+    if receipt.warehouse != caller.address:
+        raise Problem(403, "not-issuer", "Forbidden", f"only the warehouse that issued receipt {receipt_id} does this")
+    return receipt

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from eth_utils import keccak
 from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from api.actions import Action, Call, Link, act_on, install, result_link
@@ -48,10 +48,18 @@ from api.routes.common import (
     row_dict,
     sees_everything,
 )
+from api.routes.common import (
+    as_issuer as _as_issuer,
+)
+from api.routes.common import (
+    open_pledge as _open_pledge,
+)
+from api.routes.common import (
+    visible_receipt as _visible_receipt,
+)
 from api.service import LedgerService
 from api.store import ParticipantRecord
 from ledger.documents import store_document
-from ledger.errors import ContractRevert
 from ledger.identifiers import (
     LOT_NUMBER_PATTERN,
     InvalidIdentifier,
@@ -82,7 +90,6 @@ ReceiptId = Annotated[
     ),
 ]
 Quantity = Annotated[int, BeforeValidator(json_integer), Field(gt=0, le=2**64 - 1, description="units of goods")]
-OPEN_RECEIPT_STATES = (ReceiptState.PLEDGE_REQUESTED, ReceiptState.PLEDGED)
 OPEN_PLEDGE_STATES = (PledgeState.REQUESTED, PledgeState.ACTIVE)
 
 
@@ -146,61 +153,6 @@ def pledge_view(service: LedgerService, pledge: Pledge) -> PledgeView:
     if pledge.state is PledgeState.ACTIVE:
         view.owed = owed_view(service, pledge.pledge_id)
     return view
-
-
-def _receipt(service: LedgerService, receipt_id: int) -> Receipt:
-    try:
-        receipt = service.client.receipt(path_id(receipt_id))
-    except ContractRevert as exc:
-        if exc.name in ("ERC721NonexistentToken", "ReceiptNotFound"):
-            raise not_found(f"warehouse receipt {receipt_id}") from None
-        raise
-    if receipt.state is ReceiptState.NONE:
-        raise not_found(f"warehouse receipt {receipt_id}")
-    return receipt
-
-
-def _open_pledge(service: LedgerService, receipt: Receipt) -> Pledge | None:
-    """The pledge the receipt is in (requested or active), if any."""
-    if receipt.state not in OPEN_RECEIPT_STATES:
-        return None
-    pledge_id = service.client.pledge_of(receipt.receipt_id)
-    return service.client.pledge_loan(pledge_id) if pledge_id else None
-
-
-def _may_see_receipt(service: LedgerService, caller: Caller, receipt: Receipt) -> bool:
-    if sees_everything(caller) or caller.address in (receipt.warehouse, receipt.owner):
-        return True
-    pledge = _open_pledge(service, receipt)
-    if pledge is not None:
-        return caller.address in (pledge.borrower, pledge.financier)
-    if receipt.state is ReceiptState.REDEEMED:  # burnt: its former borrowers and lenders still see it
-        with service.sessions() as session:
-            party = session.scalar(
-                select(PledgeRow.id)
-                .where(
-                    PledgeRow.receipt_id == receipt.receipt_id,
-                    or_(PledgeRow.borrower == caller.address, PledgeRow.financier == caller.address),
-                )
-                .limit(1)
-            )
-        return party is not None
-    return False
-
-
-def _visible_receipt(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
-    receipt = _receipt(service, receipt_id)
-    if not _may_see_receipt(service, caller, receipt):
-        raise not_found(f"warehouse receipt {receipt_id}")
-    return receipt
-
-
-def _as_issuer(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
-    require_role(caller, Role.WAREHOUSE)
-    receipt = _visible_receipt(service, caller, receipt_id)
-    if receipt.warehouse != caller.address:
-        raise Problem(403, "not-issuer", "Forbidden", f"only the warehouse that issued receipt {receipt_id} does this")
-    return receipt
 
 
 def _as_owner(service: LedgerService, caller: Caller, receipt_id: int) -> Receipt:
@@ -417,6 +369,18 @@ def _update_goods_status(service: LedgerService, caller: Caller, body: GoodsStat
     return Call("receipt.goods-status", caller.address, args)
 
 
+class OracleAppointment(BaseModel):
+    oracle: Address | None = Field(
+        description="the participant that attests for every receipt of the caller (valuations, goods status, sensor "
+        "readings: docs/sensors.md); null revokes the appointment"
+    )
+
+
+def _appoint_oracle(service: LedgerService, caller: Caller, body: OracleAppointment) -> Call:
+    require_role(caller, Role.WAREHOUSE)
+    return Call("receipt.appoint-oracle", caller.address, {"oracle": body.oracle or ZERO_ADDRESS})
+
+
 class ReceiptTransfer(BaseModel):
     to: Address
 
@@ -569,6 +533,16 @@ ACTIONS = (
         "receipt.goods-status",
         GoodsStatusUpdate,
         description="Attest the condition of the goods (the issuing warehouse); goods not sound cannot be pledged.",
+    ),
+    Action(
+        "PUT",
+        "/oracle-appointment",
+        "appoint_oracle",
+        _appoint_oracle,
+        "receipt.appoint-oracle",
+        OracleAppointment,
+        description="Appoint (or, with null, revoke) the oracle that attests for every receipt the caller (a "
+        "warehouse) issued, such as the service's sensor monitor (docs/sensors.md); the warehouse stays an attester.",
     ),
     Action(
         "POST",

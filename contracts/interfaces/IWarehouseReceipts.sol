@@ -153,6 +153,28 @@ interface IWarehouseReceipts is IERC721 {
         bytes32 attestationHash
     );
 
+    /// @notice `attester` anchored the digest of the sensor readings of `receiptId` for the period ending at
+    /// `periodEnd`: `readings` readings hashed as `digest` (the readings stay off chain), of which the
+    /// lowest observed quantity was `observedQuantity` (in the receipt's unit).
+    event ReceiptReadingsAnchored(
+        uint256 indexed receiptId,
+        address indexed attester,
+        bytes32 digest,
+        uint64 periodEnd,
+        uint32 readings,
+        uint256 observedQuantity
+    );
+
+    /// @notice The sensors of `receiptId` observed `observedQuantity`, below the receipt's `quantity` by more
+    /// than `toleranceBps` (observed × 10,000 < quantity × (10,000 − tolerance)), as anchored by `attester`.
+    event ReceiptCollateralShortfall(
+        uint256 indexed receiptId,
+        address indexed attester,
+        uint256 quantity,
+        uint256 observedQuantity,
+        uint16 toleranceBps
+    );
+
     /// @notice `warehouse` appointed `oracle` to attest for receipt `receiptId`, or for all its receipts when
     /// `receiptId` is 0; `oracle` 0 revokes the appointment. `previousOracle` is the one replaced.
     event OracleAppointed(
@@ -300,6 +322,9 @@ interface IWarehouseReceipts is IERC721 {
     /// @notice `account` is neither the issuing warehouse nor an oracle it appointed for the receipt.
     /// @custom:kind forbidden
     error ReceiptNotAttester(uint256 receiptId, address account);
+    /// @notice A readings digest must not be zero and a tolerance must be at most 10,000 basis points.
+    /// @custom:kind invalid
+    error ReceiptInvalidReadings(bytes32 digest, uint16 toleranceBps);
     /// @notice The receipt is locked in `state` (a pledge or a redemption is open) and cannot move.
     /// @custom:kind conflict
     error ReceiptLocked(uint256 receiptId, ReceiptState state);
@@ -412,6 +437,28 @@ interface IWarehouseReceipts is IERC721 {
     /// @dev Emits {ReceiptGoodsStatusUpdated}. Reverts with {ReceiptNotFound}, {ReceiptNotAttester} or a
     /// registry error.
     function updateGoodsStatus(uint256 receiptId, GoodsStatus status, bytes32 attestationHash) external;
+
+    /// @notice Anchors the digest of a period of sensor readings of receipt `receiptId` (see docs/sensors.md)
+    /// and the lowest quantity they observed. When `observedQuantity` is below the receipt's quantity by more
+    /// than `toleranceBps`, raises a collateral alert and, if the receipt is pledged, applies the margin test
+    /// of {revalueReceipt} to the valuation scaled by observed / quantity (rounded down), without changing the
+    /// recorded valuation. Allowed in any live state, frozen or not.
+    /// @param digest Hash of the period's readings, in the service's canonical order; not zero.
+    /// @param periodEnd End of the period (Unix seconds).
+    /// @param readings Number of valid readings in the period.
+    /// @param toleranceBps The lot's tolerance, at most 10,000.
+    /// @custom:access as {revalueReceipt}
+    /// @dev Emits {ReceiptReadingsAnchored} and, on a shortfall, {ReceiptCollateralShortfall} and, on a margin
+    /// breach, {PledgeMarginCalled}. Reverts with {ReceiptNotFound}, {ReceiptNotAttester},
+    /// {ReceiptInvalidReadings} or a registry error.
+    function anchorReadings(
+        uint256 receiptId,
+        bytes32 digest,
+        uint64 periodEnd,
+        uint32 readings,
+        uint256 observedQuantity,
+        uint16 toleranceBps
+    ) external;
 
     /// @notice Appoints `oracle` to attest valuations and goods status for every receipt the caller issued;
     /// `oracle` 0 revokes. The caller itself always remains an attester.

@@ -152,7 +152,13 @@ def api(database_url: str, tmp_path_factory: pytest.TempPathFactory, request: py
         master_secret=SecretStr("api tests master secret"),
         # No audit-log anchors in the background (they are operator transactions that would move the
         # transaction counts other modules assert); a module sets SETTINGS = {...} to change any setting.
-        **{"audit_anchor_every": 0, "audit_anchor_seconds": 0, **getattr(request.module, "SETTINGS", {})},
+        # No MQTT either (tests/api/test_sensors.py sets a broker and a topic of its own).
+        **{
+            "audit_anchor_every": 0,
+            "audit_anchor_seconds": 0,
+            "sensor_mqtt_url": "",
+            **getattr(request.module, "SETTINGS", {}),
+        },
     )
     # a module sets APP = {...} for create_app's options (an extended operation catalogue, extra routers)
     app = create_app(settings, **getattr(request.module, "APP", {}))

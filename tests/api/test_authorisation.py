@@ -473,6 +473,27 @@ ROUTES = (
         {"warehouse"},
         lambda w, c: {"status": "sound", "attestation": "quarterly inspection"},
     ),
+    # A warehouse appoints the oracle that attests for all its receipts (here the settlement agent, a participant).
+    _route(
+        "PUT",
+        "/oracle-appointment",
+        _fixed("/oracle-appointment"),
+        {"warehouse", "other_warehouse"},
+        lambda w, c: {"oracle": w.id("agent")},
+    ),
+    # A lot's sensors and their rules are its issuing warehouse's to register (kept by the service).
+    _route(
+        "PUT",
+        "/warehouse-receipts/{receipt_id}/sensors",
+        lambda w: f"/warehouse-receipts/{w.ids['receipt']}/sensors",
+        {"warehouse"},
+        lambda w, c: {
+            "devices": [{"address": "0x" + (c.encode().hex() + "00" * 20)[:40], "kind": "weighbridge"}],
+            "silence_seconds": 600,
+            "tolerance_bps": 200,
+            "period_seconds": 300,
+        },
+    ),
     _route(
         "POST",
         "/warehouse-receipts/{receipt_id}/redeem",
@@ -548,7 +569,8 @@ ROUTES = (
 )
 
 #: Routes that need no credentials, or change only the caller's own session.
-UNGUARDED = {("POST", "/auth/challenge"), ("POST", "/auth/token")}
+# A device's reading carries its own signature, the credential (tests/api/test_sensors.py).
+UNGUARDED = {("POST", "/auth/challenge"), ("POST", "/auth/token"), ("POST", "/readings")}
 
 
 def _send(world: World, route: Route, caller: str | None, *, wait: bool = False) -> Any:

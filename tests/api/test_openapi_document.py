@@ -292,5 +292,5 @@ def test_every_route_of_an_operation_with_a_signed_act_declares_the_428(
             if declared is None or PROBLEM_JSON not in declared.get("content", {}):
                 undeclared.append(f"{method.upper()} {path}")
     assert undeclared == []
-    # Two operations have no route of their own (the ledger client calls them): their acts go to POST /acts.
-    assert with_act == set(ACTS) - {"obligation.default", "receipt.appoint-oracle"}
+    # One operation has no route of its own (the ledger client calls it): its act goes to POST /acts.
+    assert with_act == set(ACTS) - {"obligation.default"}

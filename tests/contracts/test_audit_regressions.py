@@ -492,6 +492,11 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
             ("warehouse",),
             "ReceiptNotAttester",
         ),
+        "anchorReadings(uint256,bytes32,uint64,uint32,uint256,uint16)": Access(
+            lambda sb: warehouse(sb).functions.anchorReadings(_receipt(sb), REASON, 1, 1, 0, 100),
+            ("warehouse",),
+            "ReceiptNotAttester",
+        ),
         "updateGoodsStatus(uint256,uint8,bytes32)": Access(
             lambda sb: warehouse(sb).functions.updateGoodsStatus(_receipt(sb), 1, REASON),
             ("warehouse",),

@@ -2,10 +2,11 @@
 
 Random participants (warehouses, owners, financiers, the regulator, the operator and a stranger) do random
 things: issue receipts (sometimes re-using a lot key), request, fund, cancel and decline pledges, revalue and
-re-grade goods, repay in part or in full, enforce, request/withdraw/confirm redemption, transfer directly or
-through approvals and operators (safe and plain), freeze receipts and participants, suspend, and move the
-clock. The machine does not predict outcomes; it checks that whatever succeeded was allowed, that what failed
-emitted and moved nothing, and after every step that:
+re-grade goods, anchor sensor readings (alerts and margin calls from observed quantity), repay in part or in
+full, enforce, request/withdraw/confirm redemption, transfer directly or through approvals and operators (safe
+and plain), freeze receipts and participants, suspend, and move the clock. The machine does not predict
+outcomes; it checks that whatever succeeded was allowed, that what failed emitted and moved nothing, and after
+every step that:
 
 1. every lot key maps to exactly one receipt, whose id is the key itself (no lot has two receipts);
 7. no receipt has two open liens (requested or active pledges), the receipt's state agrees with its open
@@ -276,6 +277,32 @@ class WarehouseMachine(RuleBasedStateMachine):
         for call in self.sb.events(tx, "receipts", "PledgeMarginCalled"):
             assert before[R_STATE] == ReceiptState.PLEDGED
             assert call["principal"] * 10_000 > call["valuation"] * call["maintenanceRatioBps"]
+
+    @precondition(has_receipts)
+    @rule(data=st.data(), actor=parties, pct=st.integers(0, 120), tolerance=st.integers(0, 10_500))
+    def anchor_readings(self, data: st.DataObject, actor: str, pct: int, tolerance: int) -> None:
+        """Sensor readings anchored: an alert exactly when observed is short by more than the tolerance, a
+        margin call only on a pledged receipt and only under the maintenance test, the valuation untouched."""
+        receipt_id = data.draw(st.sampled_from(self.model.receipts))
+        before = self.receipt(receipt_id)
+        actor = self.resolve(actor, before[R_WAREHOUSE])
+        quantity = before[2]
+        observed = quantity * pct // 100
+        fn = self.w.functions.anchorReadings(receipt_id, GOODS, self.sb.now(), pct, observed, tolerance)
+        tx = self.send(fn, actor)
+        if tx is None:
+            return
+        assert self.sb.address(actor) == before[R_WAREHOUSE] and self.active(actor), "invariant 9: attester"
+        assert tolerance <= 10_000, "a tolerance above 10,000 bps was accepted"
+        short = observed * 10_000 < quantity * (10_000 - tolerance)
+        assert len(self.sb.events(tx, "receipts", "ReceiptCollateralShortfall")) == int(short)
+        calls = self.sb.events(tx, "receipts", "PledgeMarginCalled")
+        if calls:
+            assert short and before[R_STATE] == ReceiptState.PLEDGED, "a margin call without a pledged shortfall"
+            (call,) = calls
+            assert call["valuation"] == before[1] * observed // quantity
+            assert call["principal"] * 10_000 > call["valuation"] * call["maintenanceRatioBps"]
+        assert self.receipt(receipt_id)[1] == before[1], "anchored readings changed the valuation"
 
     @precondition(has_receipts)
     @rule(data=st.data(), actor=parties, status=st.sampled_from([GoodsStatus.SOUND, *GoodsStatus]))

@@ -453,6 +453,83 @@ def test_revaluation_of_a_receipt_with_only_a_request_raises_no_margin_call(ledg
     assert ledger.events(tx, "receipts", "PledgeMarginCalled") == []
 
 
+# --- sensor readings: anchored digests, collateral alerts ----------------------------------------------
+
+
+def test_anchored_readings_within_tolerance_raise_no_alert(ledger: Sandbox, sensor: str) -> None:
+    receipt_id, _ = pledged_receipt(ledger)
+    w = receipts(ledger)
+    ledger.send(w.functions.appointReceiptOracle(receipt_id, ledger.address(sensor)), "warehouse")
+    observed = QUANTITY * 9_800 // 10_000  # 2 % short, tolerance 2 %: not more than the tolerance
+    tx = ledger.send(w.functions.anchorReadings(receipt_id, ATTESTATION, 1_700_000_000, 12, observed, 200), sensor)
+    (anchored,) = ledger.events(tx, "receipts", "ReceiptReadingsAnchored")
+    assert anchored == {
+        "receiptId": receipt_id,
+        "attester": ledger.address(sensor),
+        "digest": ATTESTATION,
+        "periodEnd": 1_700_000_000,
+        "readings": 12,
+        "observedQuantity": observed,
+    }
+    assert ledger.events(tx, "receipts", "ReceiptCollateralShortfall") == []
+    assert ledger.events(tx, "receipts", "PledgeMarginCalled") == []
+
+
+def test_shortfall_beyond_tolerance_raises_collateral_alert_and_margin_call(ledger: Sandbox, sensor: str) -> None:
+    receipt_id, pledge_id = pledged_receipt(ledger)
+    w = receipts(ledger)
+    ledger.send(w.functions.appointReceiptOracle(receipt_id, ledger.address(sensor)), "warehouse")
+    observed = QUANTITY * 8_000 // 10_000  # 20 % of the weight gone
+    tx = ledger.send(w.functions.anchorReadings(receipt_id, ATTESTATION, 1_700_000_000, 4, observed, 200), sensor)
+    (alert,) = ledger.events(tx, "receipts", "ReceiptCollateralShortfall")
+    assert alert == {
+        "receiptId": receipt_id,
+        "attester": ledger.address(sensor),
+        "quantity": QUANTITY,
+        "observedQuantity": observed,
+        "toleranceBps": 200,
+    }
+    (call,) = ledger.events(tx, "receipts", "PledgeMarginCalled")
+    # principal 2,800,000 yuan against 80 % of the valuation scaled by observed / quantity
+    assert call["pledgeId"] == pledge_id
+    assert call["valuation"] == VALUATION * observed // QUANTITY
+    assert call["principal"] == PRINCIPAL
+    # the recorded valuation is unchanged: the alert is an observation, not a revaluation
+    assert receipt_of(ledger, receipt_id)[R_VALUATION] == VALUATION
+
+
+def test_shortfall_of_an_unpledged_receipt_raises_an_alert_without_margin_call(ledger: Sandbox) -> None:
+    receipt_id = issue_receipt(ledger)
+    w = receipts(ledger)
+    tx = ledger.send(w.functions.anchorReadings(receipt_id, ATTESTATION, 1, 1, 0, 0), "warehouse")
+    assert len(ledger.events(tx, "receipts", "ReceiptCollateralShortfall")) == 1
+    assert ledger.events(tx, "receipts", "PledgeMarginCalled") == []
+
+
+def test_anchored_readings_need_a_digest_and_a_tolerance_within_10000_bps(ledger: Sandbox) -> None:
+    receipt_id = issue_receipt(ledger)
+    w = receipts(ledger)
+    assert_reverts(
+        ledger,
+        w.functions.anchorReadings(receipt_id, ZERO_HASH, 1, 1, QUANTITY, 0),
+        "warehouse",
+        "ReceiptInvalidReadings",
+    )
+    assert_reverts(
+        ledger,
+        w.functions.anchorReadings(receipt_id, ATTESTATION, 1, 1, QUANTITY, 10_001),
+        "warehouse",
+        "ReceiptInvalidReadings",
+        toleranceBps=10_001,
+    )
+
+
+def test_only_an_attester_anchors_readings(ledger: Sandbox, sensor: str) -> None:
+    receipt_id = issue_receipt(ledger)
+    fn = receipts(ledger).functions.anchorReadings(receipt_id, ATTESTATION, 1, 1, 0, 0)
+    assert_reverts(ledger, fn, sensor, "ReceiptNotAttester")
+
+
 # --- pledge: request, cancel, decline, fund --------------------------------------------------------
 
 
@@ -1387,6 +1464,11 @@ MATRIX: dict[str, tuple[frozenset[str], str, Callable[[Sandbox, Scene], Any]]] =
         frozenset({"warehouse"}),
         "ReceiptNotAttester",
         lambda sb, s: receipts(sb).functions.revalueReceipt(s.active, VALUATION, ATTESTATION),
+    ),
+    "anchorReadings": (
+        frozenset({"warehouse"}),
+        "ReceiptNotAttester",
+        lambda sb, s: receipts(sb).functions.anchorReadings(s.active, ATTESTATION, sb.now(), 3, QUANTITY, 100),
     ),
     "updateGoodsStatus": (
         frozenset({"warehouse"}),

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 from playwright.sync_api import Browser, Locator, expect
 
 from ledger.models import GoodsStatus, PledgeState, ReceiptState
@@ -71,6 +72,7 @@ WORDS = {
         "new_status": "货物状态",
         "inspection": "查验记录",
         "damaged": "损坏",
+        "unmonitored": "未监控（传感器无读数）",
         "export": "导出 CSV",
         "decline": "拒绝",
         "enforce": "处置质押仓单",
@@ -134,6 +136,7 @@ WORDS = {
         "new_status": "Goods status",
         "inspection": "Inspection record",
         "damaged": "damaged",
+        "unmonitored": "unmonitored (no readings)",
         "export": "Export CSV",
         "decline": "Decline",
         "enforce": "Enforce: take the receipt",
@@ -405,6 +408,20 @@ def test_the_pledge_story_is_clicked_through_the_portal_by_each_role(
     with rest(served, f"bank {lang}") as http:
         [call] = http.get(f"/pledges/{pledge_id}/margin-calls").json()["items"]
     assert (int(call["principal"]), int(call["valuation"])) == (280_000_000, 320_000_000)
+
+    # The warehouse puts the lot under a weighbridge (docs/sensors.md); none has read yet: the bank's page shows the
+    # pledged lot unmonitored.
+    sensors = {
+        "devices": [{"address": Account.create().address, "kind": "weighbridge", "units_per_quantity": 1_000}],
+        "silence_seconds": 600,
+        "tolerance_bps": 200,
+        "period_seconds": 600,
+    }
+    with rest(served, f"warehouse {lang}") as http:
+        registered = http.put(f"/warehouse-receipts/{receipt_id}/sensors", json=sensors)
+    assert registered.status_code == 200, registered.text
+    bank.revisit("pledges")
+    expect(bank.page.locator(f"[data-sensor-status='{receipt_id}']")).to_have_text(bank.word("unmonitored"))
 
     # The owner repays ¥1,000,000.00 (interest first), then everything owed: the lien is released.
     steel.revisit("pledges")

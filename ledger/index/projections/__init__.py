@@ -38,6 +38,10 @@ RAW_ONLY_EVENTS: frozenset[tuple[str, str]] = frozenset(
         ("acts", "ActPerformed"),
         ("acts", "NoncesInvalidated"),
         ("acts", "EIP712DomainChanged"),  # EIP-5267's event; the domain never changes, so it is never emitted
+        # Sensors (docs/sensors.md): the service keeps each anchored period with its alert (sensor_anchors) and the
+        # margin call is projected from PledgeMarginCalled; the raw log keeps both for the feed and the auditors.
+        ("receipts", "ReceiptReadingsAnchored"),
+        ("receipts", "ReceiptCollateralShortfall"),
     }
 )
 
