@@ -26,6 +26,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -158,7 +159,13 @@ def _sheet_value(value: Any) -> Any:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value if -_SAFE_INTEGER < value < _SAFE_INTEGER else str(value)
-    return _text(value)
+    return _SHEET_ILLEGAL.sub(lambda found: f"\\x{ord(found.group()):02x}", _text(value))
+
+
+_SHEET_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+"""The control characters a workbook's XML cannot hold (what openpyxl refuses): written as ``\\xNN`` in the cell,
+so that an audit record of a request with such a character in its path still exports (a CSV keeps them as
+they are)."""
 
 
 class _Lines:

@@ -126,6 +126,7 @@ register({
     ReceiptInvalidDocuments: ["缺少货物描述或单据", "The goods description or the documents are missing"],
     ReceiptInvalidQuantity: ["数量须大于零且须有计量单位", "The quantity must be above zero, with a unit"],
     ReceiptInvalidValuation: ["估值须大于零且不能过大", "The valuation must be above zero and not too large"],
+    ReceiptInvalidReadings: ["传感器读数摘要不能为空，容差不能超过 100%", "A readings digest must not be empty and a tolerance must be at most 100%"],
     ReceiptInvalidExpiry: ["仓单有效期须晚于当前时间", "The receipt's expiry must be in the future"],
     ReceiptInvalidTransition: ["仓单当前状态不允许此操作（例如没有待确认的提货申请）", "The receipt's state does not allow this (no request for the goods is open, say)"],
     ReceiptNotIssuer: ["只有开具该仓单的仓储方可以操作", "Only the warehouse that issued the receipt may do this"],

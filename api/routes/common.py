@@ -60,9 +60,16 @@ def _iso_date(value: object) -> object:
     return value
 
 
+def _ledger_epoch(value: date) -> date:
+    if value.year < 1970:
+        raise ValueError("a day on or after 1970-01-01 (the ledger's clock counts from it)")
+    return value
+
+
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-"""A calendar day written as the document says (``YYYY-MM-DD``), never a number."""
+IsoDate = Annotated[date, BeforeValidator(_iso_date), AfterValidator(_ledger_epoch)]
+"""A calendar day written as the document says (``YYYY-MM-DD``), never a number, and not before 1970 (the chain's
+times are unsigned seconds since 1970-01-01)."""
 
 
 def json_integer(value: object) -> object:

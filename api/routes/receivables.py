@@ -456,7 +456,7 @@ def _offer_view(record: FinancingOfferRecord) -> OfferView:
         discount_rate_bps=record.discount_rate_bps,
         fee=record.fee,
         day_count_basis=record.day_count_basis,
-        updated_at=record.updated_at,
+        updated_at=record.updated_at.replace(tzinfo=record.updated_at.tzinfo or UTC),  # SQLite keeps no zone
     )
 
 

@@ -367,3 +367,19 @@ def test_the_report_time_zone_must_be_an_iana_time_zone() -> None:
     for bad in ("Mars/Olympus_Mons", "+08:00", "../etc/passwd", ""):
         with pytest.raises(ValidationError, match="IANA time zone"):
             Settings(report_time_zone=bad)
+
+
+def test_a_workbook_writes_a_control_character_as_its_escape_rather_than_breaking_off() -> None:
+    """A workbook's XML cannot hold most control characters (openpyxl refuses them): a text with one, such as an
+    audit record of a request whose path had one (found by the schemathesis run: the XLSX of /audit/log broke off
+    mid-stream), is written with ``\\xNN`` in its place; a tab stays a tab, and the CSV keeps the text as it is."""
+    columns = [Column("path")]
+
+    def table() -> Table:
+        return Table("t", columns, iter([{"path": "/participants/h\x1f/keys"}, {"path": "a\tb"}]))
+
+    workbook = load_workbook(io.BytesIO(b"".join(xlsx_chunks([table()]))))
+    cells = [[cell.value for cell in row] for row in workbook["t"].iter_rows()]
+    assert cells[1:3] == [["/participants/h\\x1f/keys"], ["a\tb"]]
+    rows = list(csv.reader(io.StringIO(b"".join(csv_chunks(table())).decode("utf-8-sig"))))
+    assert rows[1] == ["/participants/h\x1f/keys"]

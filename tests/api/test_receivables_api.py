@@ -326,6 +326,8 @@ def test_a_supplier_is_quoted_before_it_asks_the_price_the_contract_then_settles
     ok(http.put("/financing-offers", json=terms, headers=p["factor"].headers))
     listed = ok(http.get("/financing-offers", params={"financier": p["factor"].id}, headers=p["seatmaker"].headers))
     assert {offer["core_firm"] for offer in listed["items"]} == {None, p["automaker"].id}
+    for offer in listed["items"]:  # an RFC 3339 date-time, with its zone (SQLite gives the column back without)
+        assert datetime.fromisoformat(offer["updated_at"]).tzinfo is not None, offer
 
     quoted = ok(http.get("/financing-quote", params=asked, headers=p["seatmaker"].headers))
     assert quoted["core_firm"] == p["automaker"].id and quoted["discount_rate_bps"] == 365  # the firm's own terms
