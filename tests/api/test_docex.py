@@ -1,9 +1,10 @@
-"""Documents between gateways (docs/consortium.md, "Documents between gateways"), three real gateways in one
-process on one anvil: the operator's (which deploys and onboards), the supplier's and the financier's
-(``SCF_GATEWAY_ROLE=member``, each its own SQLite database, master secret and funded relayer). The financier's
-gateway is served over real HTTP by uvicorn on its own port, started only after the supplier's gateway has tried
-and failed to deliver to it. The core firm's and the regulator's gateways are peers in the configuration (their
-URL answers nothing here): their exchange keys open the very envelope the supplier's outbox holds.
+"""Documents between gateways (docs/consortium.md, "Documents between gateways"): five real gateways in one
+process on one anvil, each its own SQLite database, master secret and account: the operator's (which deploys and
+onboards), the supplier's, the financier's and the core firm's (``SCF_GATEWAY_ROLE=member``, relayers funded with
+gas; each participant's key made in its gateway's keystore, onboarded by address and proof) and the regulator's
+(``SCF_GATEWAY_ROLE=regulator``, the regulator named at deployment). The gateways that receive are served over
+real HTTP by uvicorn on their own ports; the financier's comes up only after the supplier's gateway has tried and
+failed to deliver to it.
 """
 
 from __future__ import annotations
@@ -75,24 +76,25 @@ class World:
     operator: Node
     supplier_gw: Node
     financier_gw: Node
-    financier_port: int
-    firm_secret: MasterSecret
-    regulator_secret: MasterSecret
+    firm_gw: Node
+    regulator_gw: Node
+    ports: dict[str, int]
     keys: dict[str, dict[str, str]]
     ids: dict[str, str]
-    server: uvicorn.Server | None = None
+    servers: list[uvicorn.Server]
 
-    def serve_financier(self) -> None:
-        """The financier's gateway comes up: uvicorn serves its (already started) app on its port."""
+    def serve(self, node: Node) -> None:
+        """``node``'s gateway comes up on its port: uvicorn serves its (already started) app."""
         config = uvicorn.Config(
-            self.financier_gw.http.app, host="127.0.0.1", port=self.financier_port, lifespan="off", log_level="warning"
+            node.http.app, host="127.0.0.1", port=self.ports[node.name], lifespan="off", log_level="warning"
         )
-        self.server = uvicorn.Server(config)
-        threading.Thread(target=self.server.run, daemon=True).start()
+        server = uvicorn.Server(config)
+        self.servers.append(server)
+        threading.Thread(target=server.run, daemon=True).start()
         deadline = time.monotonic() + 20
-        while not self.server.started and time.monotonic() < deadline:
+        while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert self.server.started
+        assert server.started
 
 
 def _secret() -> MasterSecret:
@@ -136,11 +138,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("docex")
     anvil = Anvil(root / "chain-node", port=free_port(), block_time=0.25)
     anvil.start()
-    secrets = {name: _secret() for name in ("operator", "supplier", "financier", "firm", "regulator")}
-    accounts = {name: Account.create() for name in ("supplier", "financier", "firm", "regulator")}
-    ports = {name: free_port() for name in ("supplier", "financier", "firm", "regulator")}
+    members = ("supplier", "financier", "firm", "regulator")
+    secrets = {name: _secret() for name in ("operator", *members)}
+    accounts = {name: Account.create() for name in members}
+    ports = {name: free_port() for name in members}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     stack = contextlib.ExitStack()
+    servers: list[uvicorn.Server] = []
     try:
         base = {
             "rpc_url": anvil.rpc_url,
@@ -162,68 +166,62 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 **more,
             )
 
-        def start(name: str, s: Settings, account: LocalAccount) -> Node:
+        def start(name: str, s: Settings) -> Node:
             http = stack.enter_context(TestClient(create_app(s), raise_server_exceptions=False))
-            return Node(name, http, s, account, secrets[name])
+            return Node(name, http, s, http.app.state.ledger.operator, secrets[name])  # type: ignore[attr-defined]
 
-        operator_settings = settings("operator")
-        operator_http = stack.enter_context(TestClient(create_app(operator_settings), raise_server_exceptions=False))
-        operator = Node(
-            "operator",
-            operator_http,
-            operator_settings,
-            operator_http.app.state.ledger.operator,  # type: ignore[attr-defined]
-            secrets["operator"],
+        # The operator's gateway deploys, naming the regulator whose key the regulator's gateway holds.
+        operator = start("operator", settings("operator", regulator_address=accounts["regulator"].address))
+        # The others: the operator's deployment record copied, the members' relayers funded with gas.
+        nodes: dict[str, Node] = {}
+        for name in members:
+            shutil.copytree(operator.settings.deployments_dir, root / name / "deployments")
+            role = "regulator" if name == "regulator" else "member"
+            if role == "member":
+                _fund(anvil, accounts[name].address)
+            key = SecretStr(accounts[name].key.hex())
+            nodes[name] = start(name, settings(name, gateway_role=role, operator_key=key))
+        supplier, supplier_key = _host(operator, nodes["supplier"], "Changchun Seat Systems", "supplier")
+        financier, financier_key = _host(operator, nodes["financier"], "Northeast Factoring", "financier")
+        firm, firm_key = _host(operator, nodes["firm"], "FAW", "core-firm")
+        # The peers list every gateway is given (the participants' accounts are known only now).
+        exchange = {name: docex.public_hex(docex.exchange_key(secrets[name])) for name in members}
+        serves = {"supplier": [supplier], "financier": [financier], "firm": [firm], "regulator": []}
+        configured = json.dumps(
+            [
+                _peer(
+                    url[name],
+                    accounts[name].address,
+                    exchange[name],
+                    "regulator" if name == "regulator" else "member",
+                    serves[name],
+                )
+                for name in members
+            ]
         )
-        # The members' gateways: the operator's deployment record copied, their relayers funded with gas.
-        for name in ("supplier", "financier"):
-            shutil.copytree(operator_settings.deployments_dir, root / name / "deployments")
-            _fund(anvil, accounts[name].address)
-        keys = {name: docex.public_hex(docex.exchange_key(secrets[name])) for name in secrets}
-        # The participants' accounts are known only once made; the peers lists are set then (below).
-        supplier_gw = start(
-            "supplier",
-            settings("supplier", gateway_role="member", operator_key=SecretStr(accounts["supplier"].key.hex())),
-            accounts["supplier"],
-        )
-        financier_gw = start(
-            "financier",
-            settings("financier", gateway_role="member", operator_key=SecretStr(accounts["financier"].key.hex())),
-            accounts["financier"],
-        )
-        supplier, supplier_key = _host(operator, supplier_gw, "Changchun Seat Systems", "supplier")
-        financier, financier_key = _host(operator, financier_gw, "Northeast Factoring", "financier")
-        firm_created = _done(
-            operator.http.post(
-                "/participants",
-                json={"name": "FAW", "credit_code": synthetic_credit_code(7_777), "roles": ["core-firm"]},
-                headers={**operator.admin, **WAIT},
-            )
-        )
-        firm = firm_created["participant"]["id"]
-        peers = [
-            _peer(url["supplier"], accounts["supplier"].address, keys["supplier"], "member", [supplier]),
-            _peer(url["financier"], accounts["financier"].address, keys["financier"], "member", [financier]),
-            _peer(url["firm"], accounts["firm"].address, keys["firm"], "member", [firm]),
-            _peer(url["regulator"], accounts["regulator"].address, keys["regulator"], "regulator", []),
-        ]
-        configured = json.dumps(peers)
-        for node in (operator, supplier_gw, financier_gw):
+        for node in (operator, *nodes.values()):
             node.settings.gateway_peers = configured
-        assert supplier_gw.service.docex is not None
-        supplier_gw.service.docex.peers = docex.parse_peers(configured)
-        yield World(
+            assert node.service.docex is not None
+            node.service.docex.peers = docex.parse_peers(configured)
+        w = World(
             anvil,
             operator,
-            supplier_gw,
-            financier_gw,
-            ports["financier"],
-            secrets["firm"],
-            secrets["regulator"],
-            {"supplier": supplier_key, "financier": financier_key, "firm": _bearer(firm_created["api_key"])},
+            nodes["supplier"],
+            nodes["financier"],
+            nodes["firm"],
+            nodes["regulator"],
+            ports,
+            {"supplier": supplier_key, "financier": financier_key, "firm": firm_key},
             {"supplier": supplier, "financier": financier, "firm": firm},
+            servers,
         )
+        # The core firm's and the regulator's gateways are up; the financier's comes up in the first test.
+        w.serve(nodes["firm"])
+        w.serve(nodes["regulator"])
+        yield w
     finally:
+        for server in servers:
+            server.should_exit = True
         with contextlib.suppress(Exception):
             stack.close()
         with contextlib.suppress(Exception):
@@ -314,10 +312,18 @@ def test_a_document_reaches_the_financiers_gateway_once_it_comes_up_and_is_deliv
     assert row.state == "pending" and row.last_error is not None and "unreachable" in row.last_error, row.last_error
     assert not _inbox(world.financier_gw)
 
-    world.serve_financier()
-    _wait(lambda: to_financier().state == "delivered")
-    content = world.financier_gw.http.get(f"/documents/{sha}", headers=world.keys["financier"])
-    assert content.status_code == 200 and content.content == PDF
+    world.serve(world.financier_gw)
+    _wait(lambda: all(r.state == "delivered" for r in _outbox(world.supplier_gw, sent["envelope_id"])))
+    # Each reads it at its own gateway: the financier, the core firm (the invoice's buyer), the regulator.
+    for gateway, headers in (
+        (world.financier_gw, world.keys["financier"]),
+        (world.firm_gw, world.keys["firm"]),
+        (world.regulator_gw, world.regulator_gw.admin),
+    ):
+        content = gateway.http.get(f"/documents/{sha}", headers=headers)
+        assert content.status_code == 200 and content.content == PDF, (gateway.name, content.text)
+    # The operator's gateway, not addressed, has nothing of it.
+    assert world.operator.http.get(f"/documents/{sha}", headers=world.operator.admin).status_code == 404
     # Stored at rest under the financier's gateway's own master secret, by the invoice's seller, for its parties.
     with world.financier_gw.service.sessions() as session:
         stored = session.get(DocumentRecord, sha)
@@ -355,7 +361,7 @@ def test_the_core_firms_and_the_regulators_keys_open_the_envelope_and_the_operat
     assert len(rows) == 2  # the core firm's gateway and the regulator's
     envelope = docex.check_shape(json.loads(rows[0].body))
     assert b"second delivery" not in rows[0].body  # only ciphertext is held in transit
-    for secret in (world.firm_secret, world.regulator_secret):
+    for secret in (world.firm_gw.secret, world.regulator_gw.secret):
         assert docex.open_envelope(envelope, docex.exchange_key(secret)) == PDF + b" (second delivery)"
     # The operator's gateway's key (the one GET /gateway publishes, signed by its account) cannot open it.
     published = _done(world.operator.http.get("/gateway", headers=world.operator.admin), 200)
