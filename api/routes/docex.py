@@ -135,7 +135,37 @@ class Received(BaseModel):
     sha256: str
 
 
-@router.post(docex.INBOX_PATH, status_code=201, response_model=Received, responses={200: {"model": Received}})
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+_INBOX: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "an envelope (ledger.docex.seal), signed in the X-SCF-Gateway, X-SCF-Timestamp and "
+        "X-SCF-Signature headers by a peer gateway's account",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+}
+
+
+@router.post(
+    docex.INBOX_PATH,
+    status_code=201,
+    response_model=Received,
+    openapi_extra=_INBOX,
+    responses={
+        200: {"model": Received, "description": "received before"},
+        401: _problem("not signed by a peer gateway this gateway trusts (`gateway-signature`)"),
+        403: _problem("sent by another gateway than the envelope names, or not addressed to this gateway"),
+        413: _problem("larger than the largest document in an envelope"),
+        422: _problem("not an envelope, or its document's hash is not the invoice's on chain"),
+        503: _problem("the invoice is not in this gateway's index yet: send it again later"),
+    },
+)
 async def receive_envelope(request: Request, service: Service) -> Response:
     """Receive a document from a peer gateway (see the module's docstring): authenticated by the peer's
     signature, not by an API key."""
