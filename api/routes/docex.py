@@ -23,6 +23,7 @@ import json
 import logging
 from typing import Annotated, Any
 
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -231,7 +232,7 @@ async def _receive(service: LedgerService, peer: docex.Peer, body: bytes) -> tup
         invoice.seller,
         content,
         envelope["content_type"],
-        [invoice.buyer, *envelope["parties"]],
+        [invoice.buyer, *(str(to_checksum_address(party)) for party in envelope["parties"])],
         f"received from gateway {peer.account} (envelope {envelope['id']})",
     )
     if not await asyncio.to_thread(docex.record_received, service.sessions, envelope):

@@ -1,5 +1,6 @@
 """Documents between gateways (docs/consortium.md, "Documents between gateways"): five real gateways in one
-process on one anvil, each its own SQLite database, master secret and account: the operator's (which deploys and
+process on one anvil, each its own database (the supplier's and the financier's in PostgreSQL where a server
+answers at 127.0.0.1:5432, the others in SQLite files), master secret and account: the operator's (which deploys and
 onboards), the supplier's, the financier's and the core firm's (``SCF_GATEWAY_ROLE=member``, relayers funded with
 gas; each participant's key made in its gateway's keystore, onboarded by address and proof) and the regulator's
 (``SCF_GATEWAY_ROLE=regulator``, the regulator named at deployment). The gateways that receive are served over
@@ -39,7 +40,7 @@ from ledger.node import connect
 from ledger.secrets import MasterSecret
 from ledger.settings import Settings
 from ledger.tooling.chain import Anvil
-from tests.api.conftest import WAIT, free_port
+from tests.api.conftest import WAIT, free_port, postgres_answers, postgres_schema
 
 PDF = b"%PDF-1.7 invoice 25117000000000000042: 400 seat frames, 1,000,000.00 CNY"
 
@@ -155,11 +156,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "docex_backoff_max_seconds": 0.4,
         }
 
+        # The outbox's and the inbox's gateways keep their databases in PostgreSQL where a server answers.
+        databases = {name: f"sqlite:///{root / name / 'ledger.sqlite3'}" for name in ("operator", *members)}
+        if postgres_answers():
+            for name in ("supplier", "financier"):
+                databases[name] = stack.enter_context(postgres_schema(f"scf_docex_{name}"))
+
         def settings(name: str, **more: Any) -> Settings:
             data = root / name
             return Settings(
                 data_dir=data,
-                database_url=f"sqlite:///{data / 'ledger.sqlite3'}",
+                database_url=databases[name],
                 deployments_dir=data / "deployments",
                 master_secret=SecretStr(secrets[name].material.decode()),
                 **base,
