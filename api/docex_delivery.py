@@ -60,6 +60,8 @@ class DocexDeliverer:
         self._wake.set()
 
     def deliver_due(self) -> int:
+        if not self.peers:  # a gateway without peers has nothing to send (nor reads its outbox every second)
+            return 0
         with httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
             return docex.deliver_due(
                 self.sessions,
