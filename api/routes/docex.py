@@ -34,7 +34,7 @@ from api.problems import Problem, problem_response
 from api.routes.common import Address, Id
 from api.service import LedgerService
 from ledger import docex
-from ledger.documents import DocumentRecord, load_document, normalize_sha256, store_document
+from ledger.documents import DocumentIntegrityError, DocumentRecord, load_document, normalize_sha256, store_document
 from ledger.index.models import InvoiceRow
 
 logger = logging.getLogger("api.docex")
@@ -65,7 +65,19 @@ class DeliveryView(BaseModel):
     deliveries: list[Delivery] = Field(description="one per gateway, each delivered from this gateway's outbox")
 
 
-@router.post("/documents/{sha256}/deliveries", status_code=202, response_model=DeliveryView)
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+@router.post(
+    "/documents/{sha256}/deliveries",
+    status_code=202,
+    response_model=DeliveryView,
+    responses={409: _problem("the stored document does not authenticate (`document-integrity`): it is not sent")},
+)
 async def deliver_document(sha256: str, body: DeliveryRequest, service: Service, caller: CurrentCaller) -> DeliveryView:
     """Send an invoice's document, encrypted to the recipients' gateways and the regulator's, to those gateways
     (see the module's docstring). Only the invoice's seller sends it."""
@@ -100,8 +112,19 @@ async def deliver_document(sha256: str, body: DeliveryRequest, service: Service,
         )
     for peer in regulators:
         targets[peer.account] = peer
-    loaded = await asyncio.to_thread(load_document, service.sessions, service.secrets, digest)
-    assert loaded is not None
+    try:
+        loaded = await asyncio.to_thread(load_document, service.sessions, service.secrets, digest)
+    except DocumentIntegrityError as exc:
+        logger.error("document %s not sent: %s", digest, exc)
+        raise Problem(
+            409,
+            "document-integrity",
+            "Document integrity",
+            "the stored document does not authenticate (altered ciphertext or tag, or a wrong key); it is not sent",
+            sha256=digest,
+        ) from None
+    if loaded is None:
+        raise missing
     stored, content = loaded
     envelope = docex.seal(
         content,
@@ -134,13 +157,6 @@ def _hash_mismatch(digest: str, on_chain: str) -> Problem:
 class Received(BaseModel):
     status: str = Field(description="`received`, or `already-received` for an envelope received before")
     sha256: str
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
 
 
 _INBOX: dict[str, Any] = {

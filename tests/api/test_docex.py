@@ -465,3 +465,19 @@ def test_a_request_without_a_valid_gateway_signature_is_refused(world: World) ->
     answer = _signed_post(world, gw, docex.encode(posed))
     assert answer.status_code == 403 and answer.json()["type"] == "urn:scf:problem:sender-mismatch", answer.text
     assert _signed_post(world, gw, body).status_code == 201
+
+
+def test_a_stored_document_that_does_not_authenticate_is_not_sent(world: World) -> None:
+    sha, invoice_id = _upload_and_register(world, PDF + b" (to be altered at rest)")
+    with world.supplier_gw.service.sessions() as session, session.begin():
+        record = session.get(DocumentRecord, sha)
+        assert record is not None
+        record.ciphertext = bytes([record.ciphertext[0] ^ 1]) + record.ciphertext[1:]
+    refused = world.supplier_gw.http.post(
+        f"/documents/{sha}/deliveries",
+        json={"invoice_id": invoice_id, "recipients": [world.ids["financier"]]},
+        headers=world.keys["supplier"],
+    )
+    assert refused.status_code == 409 and refused.json()["type"] == "urn:scf:problem:document-integrity", refused.text
+    with world.supplier_gw.service.sessions() as session:
+        assert session.scalar(select(docex.OutboxRecord).where(docex.OutboxRecord.sha256 == sha)) is None
