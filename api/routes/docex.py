@@ -5,8 +5,8 @@ outbox and inbox are :mod:`ledger.docex`'s.
   invoice's document to the gateways that serve the given participants (``SCF_GATEWAY_PEERS``' ``serves``), in
   one envelope addressed to those gateways' exchange keys and to every regulator's gateway's. The document's
   SHA-256 must be the invoice's ``document_hash`` on chain (422 ``document-hash-mismatch``). Each delivery goes
-  into this gateway's outbox and is sent by :class:`DocexDeliverer`, retried with a doubling backoff until the peer
-  takes it.
+  into this gateway's outbox and is sent by :class:`api.docex_delivery.DocexDeliverer`, retried with a doubling
+  backoff until the peer takes it. A stored document that does not authenticate is not sent (409).
 - ``POST /gateway/inbox`` (a peer gateway, by its signature; no API key): receive an envelope. Refused unless
   signed by a configured peer (401 ``gateway-signature``), sent by that peer (403 ``sender-mismatch``), addressed
   to this gateway's key (403 ``not-addressed``), of a document whose SHA-256 is the invoice's ``document_hash`` in
