@@ -23,6 +23,7 @@ from api.request_log import RequestLogMiddleware
 from api.routes import (
     acts,
     audit,
+    docex,
     events,
     gateway,
     money,
@@ -117,6 +118,8 @@ def create_app(
     for router in routers:
         app.include_router(router)
     app.state.batch_targets = batch.targets(routers)  # what a batch's items may name (api.batch)
+    # Documents between gateways: not batch items (an upload's bytes, a peer's signed envelope).
+    app.include_router(docex.router)
     return app
 
 

@@ -147,6 +147,8 @@ class EdgePolicy:
     def body_limit(self, scope: Scope) -> int:
         if scope["method"] == "POST" and scope["path"].rstrip("/") == "/documents":
             return self.max_upload_bytes
+        if scope["method"] == "POST" and scope["path"] == "/gateway/inbox":
+            return self.max_upload_bytes * 4 // 3 + 64 * 1024  # a document in base64, in an envelope
         return self.max_request_bytes
 
 

@@ -37,6 +37,7 @@ from web3 import Web3
 
 from api.audit_log import AuditAnchorer, AuditLog
 from api.auth_cache import KnownParticipant, NotRemembered, ParticipantCache
+from api.docex_delivery import DocexDeliverer
 from api.sensors import MqttBridge, SensorHub, SensorMonitor
 from api.signing import NonceAllocator
 from api.store import ApiKeyRecord, ParticipantRecord
@@ -190,6 +191,8 @@ class LedgerService:
     """Where the index stands (set when the indexer runs in this process)."""
     deliverer: Deliverer | None = None
     """POSTs the event feed to the webhook subscriptions (:mod:`api.webhooks`)."""
+    docex: DocexDeliverer | None = None
+    """Sends this gateway's document outbox to its peer gateways (:mod:`api.docex_delivery`)."""
     act_nonces: NonceAllocator = field(default_factory=NonceAllocator)
     """Nonces of the acts handed out to self-custody participants to sign (:mod:`api.signing`)."""
     participants: ParticipantCache | None = None
@@ -328,6 +331,14 @@ class LedgerService:
             # Webhooks are delivered where the index is written: one deliverer per database, like the indexer.
             service.deliverer = Deliverer(sessions, WebhookSettings.of(settings), secrets)
             service.deliverer.start()
+            service.docex = DocexDeliverer(
+                sessions,
+                operator,
+                settings.gateway_peers,
+                first_backoff=settings.docex_backoff_seconds,
+                longest_backoff=settings.docex_backoff_max_seconds,
+            )
+            service.docex.start()
             service.index_watch = IndexWatch(asyncio.get_running_loop())
             indexer.on_indexed(service.index_watch.indexed)
             service._indexer_thread = threading.Thread(
@@ -351,6 +362,8 @@ class LedgerService:
             await self.sensor_monitor.stop()
         if self.deliverer is not None:
             await self.deliverer.stop()
+        if self.docex is not None:
+            await self.docex.stop()
         await self.audit_anchorer.stop()
         self.indexer.stop()
         await self.pipeline.stop()

@@ -134,6 +134,29 @@ class Settings(BaseSettings):
         "to the deployment recorded in SCF_DEPLOYMENTS_DIR, never deploys, serves the participants it adopts) or the "
         "regulator's (attaches likewise and refuses every state-changing route but freezes)",
     )
+    gateway_peers: str = Field(
+        "",
+        description="the other gateways this one exchanges documents with (docs/consortium.md): a JSON list of "
+        '{"url", "account", "exchange_key", "role", "serves"}: base URL, the gateway\'s own account, its X25519 '
+        "exchange key (GET /gateway), operator/member/regulator, and the participants' accounts it serves",
+    )
+    docex_backoff_seconds: float = Field(
+        1.0, gt=0, description="first retry of an undelivered document to a peer gateway within this many seconds"
+    )
+    docex_backoff_max_seconds: float = Field(
+        300.0, gt=0, description="longest wait between retries of an undelivered document (doubling)"
+    )
+    docex_max_skew_seconds: float = Field(
+        300.0, gt=0, description="refuse a peer gateway's signed request stamped further than this from our clock"
+    )
+
+    @field_validator("gateway_peers")
+    @classmethod
+    def _peers(cls, value: str) -> str:
+        from ledger.docex import parse_peers
+
+        parse_peers(value)
+        return value
 
     # -- service -------------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="address the REST service listens on")

@@ -38,7 +38,7 @@ from api.routes.common import ASSIGNABLE_ROLES, Address, participant_view
 from api.service import LedgerService, issue_api_key
 from api.signing import read_only_gateway
 from api.store import ParticipantRecord
-from ledger import acts
+from ledger import acts, docex
 from ledger.identifiers import InvalidIdentifier, validate_credit_code
 
 router = APIRouter(tags=["gateway"])
@@ -51,11 +51,19 @@ class GatewayView(BaseModel):
     registry: str = Field(description="the ledger's participant registry: the same on every gateway of a consortium")
     deployment_block: int = Field(description="the block of the deployment this gateway attached to")
     indexed_block: int | None = Field(description="the last block this gateway's index holds")
+    exchange_key: str = Field(description="its X25519 public key (hex): peers encrypt the documents they send it to it")
+    exchange_key_signature: str = Field(
+        description="the gateway account's EIP-191 signature of the key statement binding `exchange_key` to `account` "
+        "and the chain (ledger.docex.key_statement)"
+    )
 
 
 @router.get("/gateway", response_model=GatewayView)
 def gateway(service: Service, caller: CurrentCaller) -> GatewayView:
     """What this gateway is: its role, its own account, the chain and deployment it serves, how far it indexed."""
+    account = str(service.operator.address)
+    key = docex.public_hex(docex.exchange_key(service.secrets.current))
+    statement = docex.key_statement(account, service.client.chain_id, key)
     return GatewayView(
         role=service.role,
         account=str(service.operator.address),
@@ -63,6 +71,8 @@ def gateway(service: Service, caller: CurrentCaller) -> GatewayView:
         registry=str(service.client.address_of("registry")),
         deployment_block=service.deployment.block_number,
         indexed_block=service.indexer.indexed_block(),
+        exchange_key=key,
+        exchange_key_signature=service.operator.sign_message(encode_defunct(text=statement)).signature.to_0x_hex(),
     )
 
 
@@ -218,8 +228,10 @@ REGULATOR_GATEWAY_WRITES: Final = (
     ("POST", re.compile(r"^/auth/(challenge|token)$")),
     ("POST", re.compile(r"^/freezes$")),
     ("DELETE", re.compile(r"^/freezes/[^/]+(/[^/]+)?$")),
+    ("POST", re.compile(r"^/gateway/inbox$")),
 )
-"""The state-changing requests the regulator's gateway takes: signing in, freezing, lifting a freeze."""
+"""The state-changing requests the regulator's gateway takes: signing in, freezing, lifting a freeze, and the
+documents peer gateways send it (:mod:`api.routes.docex`: it stores them, it sends nothing)."""
 
 _READS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 

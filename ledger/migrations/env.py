@@ -23,6 +23,7 @@ TABLE_MODULES = (
     "ledger.index.feed",
     "ledger.journal",
     "ledger.documents",
+    "ledger.docex",
     "api.store",
     "api.audit_log",
     "api.webhooks",

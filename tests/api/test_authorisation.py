@@ -552,6 +552,13 @@ ROUTES = (
     ),
     _route("DELETE", "/freezes/{freeze_id}", lambda w: f"/freezes/participant:{w.id('disposable')}", {"regulator"}),
     _route("POST", "/documents", _fixed("/documents"), EVERYONE - {"regulator"}, content=b"%PDF-1.7 a delivery note"),
+    _route(
+        "POST",
+        "/documents/{sha256}/deliveries",
+        lambda w: f"/documents/{w.ids['document']}/deliveries",
+        {"seller"},
+        lambda w, c: {"invoice_id": int(w.ids["slot"]), "recipients": [w.id("financier")]},
+    ),
     _route("POST", "/audit/log/anchors", _fixed("/audit/log/anchors"), {"operator"}),
     _route("POST", "/subscriptions", _fixed("/subscriptions"), EVERYONE, lambda w, c: {"url": "http://127.0.0.1:9/"}),
     _route(
@@ -568,9 +575,15 @@ ROUTES = (
     ),
 )
 
-#: Routes that need no credentials, or change only the caller's own session.
-# A device's reading carries its own signature, the credential (tests/api/test_sensors.py).
-UNGUARDED = {("POST", "/auth/challenge"), ("POST", "/auth/token"), ("POST", "/readings")}
+#: Routes that need no credentials (or other ones: a peer gateway's signature), or change only the caller's own session.
+UNGUARDED = {
+    ("POST", "/auth/challenge"),
+    ("POST", "/auth/token"),
+    # A device's reading carries its own signature, the credential (tests/api/test_sensors.py).
+    ("POST", "/readings"),
+    # A peer gateway's delivery: authenticated by the peer's signature, not an API key (tests/api/test_docex.py).
+    ("POST", "/gateway/inbox"),
+}
 
 
 def _send(world: World, route: Route, caller: str | None, *, wait: bool = False) -> Any:

@@ -363,7 +363,13 @@ def test_the_receivable_story_across_three_gateways_survives_a_kill_and_every_ga
         "POST",
         "/financing-requests",
         supplier,
-        json={"piece_id": piece, "amount": 300_000 * YUAN, "financier": c.ids["bank"]},
+        json={
+            "piece_id": piece,
+            "amount": 300_000 * YUAN,
+            "financier": c.ids["bank"],
+            "max_discount_rate_bps": 600,  # the most the supplier accepts: the terms below, not a fen more
+            "max_fee": 500 * YUAN,
+        },
     )["result"]["request_id"]
     terms = {"discount_rate_bps": 600, "fee": 500 * YUAN, "day_count_basis": 365}
     c.bank.call("POST", f"/financing-requests/{request_id}/approve", bank, json=terms)
