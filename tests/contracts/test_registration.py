@@ -15,7 +15,7 @@ from tests.contracts.support import (
     assert_reverts,
     confirmed_piece,
 )
-from tests.contracts.warehouse_fixtures import pledged_receipt, receipts, request_pledge, issue_receipt
+from tests.contracts.warehouse_fixtures import issue_receipt, pledged_receipt, receipts, request_pledge
 
 NUMBER = b"04539487000452458806".ljust(32, b"\0")
 """A 中登网 initial registration number (20 ASCII digits), left-aligned in bytes32 as the ledger stores it."""
@@ -131,7 +131,11 @@ def test_the_financier_records_the_registration_of_its_active_pledge(ledger: San
     day = _now(ledger)
     tx = ledger.send(w.functions.recordPledgeRegistration(pledge_id, NUMBER, day), "bank")
     (event,) = ledger.events(tx, "receipts", "PledgeRegistered")
-    assert (event["pledgeId"], event["receiptId"], event["financier"]) == (pledge_id, receipt_id, ledger.address("bank"))
+    assert (event["pledgeId"], event["receiptId"], event["financier"]) == (
+        pledge_id,
+        receipt_id,
+        ledger.address("bank"),
+    )
     assert (event["number"], event["registeredAt"]) == (NUMBER, day)
     assert w.functions.pledgeRegistration(pledge_id).call() == (NUMBER, day)
     again = w.functions.recordPledgeRegistration(pledge_id, OTHER_NUMBER, day)

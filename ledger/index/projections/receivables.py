@@ -289,6 +289,19 @@ def _financing_funded(p: Projector, e: ChainEvent) -> None:
     p.change(p.pieces, request["piece_id"], e, open_request_id=None)
 
 
+@_projection("receivables", "FinancingRegistered")
+def _financing_registered(p: Projector, e: ChainEvent) -> None:
+    a = e.args
+    p.change(
+        p.requests,
+        a["requestId"],
+        e,
+        registration_number=ascii_text(a["number"]),
+        registered_at=a["registeredAt"],
+        registration_recorded_at=e.block_timestamp,
+    )
+
+
 @_projection("receivables", "FinancingDeclined", "FinancingCancelled")
 def _financing_closed(p: Projector, e: ChainEvent) -> None:
     state = RequestState.DECLINED if e.name == "FinancingDeclined" else RequestState.CANCELLED

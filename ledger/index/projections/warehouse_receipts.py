@@ -170,6 +170,19 @@ def _pledge_funded(p: Projector, e: ChainEvent) -> None:
     p.change(p.receipts, a["receiptId"], e, state=ReceiptState.PLEDGED)
 
 
+@_projection("receipts", "PledgeRegistered")
+def _pledge_registered(p: Projector, e: ChainEvent) -> None:
+    a = e.args
+    p.change(
+        p.pledges,
+        a["pledgeId"],
+        e,
+        registration_number=ascii_text(a["number"]),
+        registered_at=a["registeredAt"],
+        registration_recorded_at=e.block_timestamp,
+    )
+
+
 @_projection("receipts", "PledgeRepaid")
 def _pledge_repaid(p: Projector, e: ChainEvent) -> None:
     a = e.args
