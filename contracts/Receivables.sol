@@ -382,6 +382,7 @@ contract Receivables is IReceivables, PackedERC721 {
         reg.number = number;
         reg.registeredAt = registeredAt;
         uint256 slotId = _pieces[r.pieceId].slotId;
+        _requireNotRegisteredElsewhere(requestId, slotId, sender);
         if (_registeredFinancing[slotId] == 0) _registeredFinancing[slotId] = requestId;
         emit FinancingRegistered(requestId, slotId, sender, number, registeredAt);
     }

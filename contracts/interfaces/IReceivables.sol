@@ -405,10 +405,12 @@ interface IReceivables is IERC3525 {
     /// registration number (ASCII, left-aligned, zero-padded) and date. The ledger cannot see the registry: it
     /// keeps what the financier says it registered, once. The first registration recorded for an obligation
     /// binds it to its financier: until the obligation is paid, {fundFinancing} of any piece of it by another
-    /// financier reverts with {ReceivablesRegisteredElsewhere}.
+    /// financier, and the recording of another financier's registration of it (a financing funded before the
+    /// first was recorded), revert with {ReceivablesRegisteredElsewhere}.
     /// @custom:access the request's financier, active
     /// @dev Emits {FinancingRegistered}. Reverts with {ReceivablesNotFinancier}, {ReceivablesRequestNotFunded},
-    /// {ReceivablesFinancingAlreadyRegistered}, {ReceivablesInvalidRegistration} or a registry error.
+    /// {ReceivablesFinancingAlreadyRegistered}, {ReceivablesInvalidRegistration},
+    /// {ReceivablesRegisteredElsewhere} or a registry error.
     function recordFinancingRegistration(uint256 requestId, bytes32 number, uint64 registeredAt) external;
 
     /// @notice Declines a requested or approved request and unlocks the piece.

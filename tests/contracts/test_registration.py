@@ -114,15 +114,22 @@ def test_a_receivable_financed_under_a_registration_is_not_financed_by_another_f
     _funded(ledger, first, 300 * YUAN, financier="bank")
 
 
-def test_an_unregistered_financing_does_not_bind_the_receivable(ledger: Sandbox) -> None:
+def test_an_unregistered_financing_does_not_bind_the_receivable_and_the_first_recorded_registration_does(
+    ledger: Sandbox,
+) -> None:
+    """Two financiers funded parts of one obligation before either recorded a registration: the first to record
+    binds the obligation; the other's registration is refused (the ledger keeps one registered financier per
+    receivable, and the other financing stays in the unregistered report for the regulator to see)."""
     r = ledger.contracts["receivables"]
     slot, first = confirmed_piece(ledger, amount=1_000 * YUAN)
-    _funded(ledger, first, 400 * YUAN)
+    earlier = _funded(ledger, first, 400 * YUAN)
     second = _funded(ledger, first, 300 * YUAN, financier="factor")
     assert r.functions.registeredFinancingOf(slot).call() == 0
-    # The later registration of the second financier's financing binds the obligation to it instead.
     ledger.send(r.functions.recordFinancingRegistration(second, NUMBER, _now(ledger)), "factor")
     assert r.functions.registeredFinancingOf(slot).call() == second
+    fn = r.functions.recordFinancingRegistration(earlier, OTHER_NUMBER, _now(ledger))
+    assert_reverts(ledger, fn, "bank", "ReceivablesRegisteredElsewhere", requestId=earlier, registeredRequestId=second)
+    assert r.functions.financingRegistration(earlier).call() == (bytes(32), 0)
 
 
 def test_the_financier_records_the_registration_of_its_active_pledge(ledger: Sandbox) -> None:
