@@ -160,7 +160,11 @@ interface IReceivables is IERC3525 {
     /// @notice The financier of funded request `requestId` (financing of obligation `slotId`) recorded its
     /// registration in 中登网: initial registration number `number` (ASCII, left-aligned) of `registeredAt`.
     event FinancingRegistered(
-        uint256 indexed requestId, uint256 indexed slotId, address indexed financier, bytes32 number, uint64 registeredAt
+        uint256 indexed requestId,
+        uint256 indexed slotId,
+        address indexed financier,
+        bytes32 number,
+        uint64 registeredAt
     );
     /// @notice The market's rule parameters: the longest tenor a receivable may be confirmed with, the grace
     /// period after maturity, and the tenor above which a financing needs the financier's credit review.

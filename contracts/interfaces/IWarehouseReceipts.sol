@@ -221,7 +221,11 @@ interface IWarehouseReceipts is IERC721 {
     /// @notice The financier of funded pledge `pledgeId` recorded its registration in 中登网: initial
     /// registration number `number` (ASCII, left-aligned) of `registeredAt`.
     event PledgeRegistered(
-        uint256 indexed pledgeId, uint256 indexed receiptId, address indexed financier, bytes32 number, uint64 registeredAt
+        uint256 indexed pledgeId,
+        uint256 indexed receiptId,
+        address indexed financier,
+        bytes32 number,
+        uint64 registeredAt
     );
 
     /// @notice The borrower paid `amount` at `paidAt`: `interestPaid` to interest accrued first, then
