@@ -250,6 +250,9 @@ def _financing_requested(p: Projector, e: ChainEvent) -> None:
             "requested_at": e.block_timestamp,
             "approved_at": None,
             "closed_at": None,
+            "registration_number": None,
+            "registered_at": None,
+            "registration_recorded_at": None,
             "updated_block": e.block_number,
         }
     )

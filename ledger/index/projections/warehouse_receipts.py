@@ -136,6 +136,9 @@ def _pledge_requested(p: Projector, e: ChainEvent) -> None:
             "closed_at": None,
             "margin_called_at": None,
             "requested_at": e.block_timestamp,
+            "registration_number": None,
+            "registered_at": None,
+            "registration_recorded_at": None,
             "updated_block": e.block_number,
         }
     )
