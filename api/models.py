@@ -237,6 +237,11 @@ class FinancingRequestItem(BaseModel):
     requested_at: int
     approved_at: int | None
     closed_at: int | None
+    registration_number: str | None = Field(
+        None, description="the 中登网 initial registration number its financier recorded; null while unregistered"
+    )
+    registered_at: int | None = Field(None, description="the registration's date as recorded, Unix seconds (UTC)")
+    registration_recorded_at: int | None = Field(None, description="when the registration was recorded on chain")
     updated_block: int
     obligor: str = Field(description="the core firm that owes the piece: the buyer of its invoice")
     obligor_name: str | None = Field(description="the obligor's name, where this service onboarded it")
@@ -338,6 +343,11 @@ class PledgeItem(BaseModel):
     closed_at: int | None
     margin_called_at: int | None
     requested_at: int
+    registration_number: str | None = Field(
+        None, description="the 中登网 initial registration number its financier recorded; null while unregistered"
+    )
+    registered_at: int | None = Field(None, description="the registration's date as recorded, Unix seconds (UTC)")
+    registration_recorded_at: int | None = Field(None, description="when the registration was recorded on chain")
     updated_block: int
 
 

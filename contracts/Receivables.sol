@@ -65,6 +65,10 @@ contract Receivables is IReceivables, PackedERC721 {
     /// @dev Value allowances of a piece: `operator | allowance << 160` each; the first `flags & VALUE_APPROVALS`
     /// entries are in use (an entry at zero allowance is free for the next operator), the rest are stale.
     mapping(uint256 pieceId => uint256[MAX_VALUE_APPROVALS]) private _valueApprovals;
+    mapping(uint256 requestId => Registration) private _registrations;
+    /// @dev The request whose registration was recorded first for an obligation (slot): its financier alone
+    /// funds further financings of the obligation.
+    mapping(uint256 slotId => uint256 requestId) private _registeredFinancing;
 
     /// @param signedActs_ The {SignedActs} contract that relays participants' signed acts (ERC-2771).
     constructor(IParticipantRegistry registry_, IDepositToken depositToken_, address signedActs_)
@@ -339,6 +343,7 @@ contract Receivables is IReceivables, PackedERC721 {
         p.openRequestId = 0;
         Invoice storage inv = _requireMovable(sourceId, p);
         _requireReview(requestId, r, inv);
+        _requireNotRegisteredElsewhere(requestId, p.slotId, financier);
         registry.requireTransfer(holder, financier);
         uint256 amount = r.amount;
         (uint256 discount, uint256 price) = _price(r, inv.dueDate);
@@ -357,6 +362,29 @@ contract Receivables is IReceivables, PackedERC721 {
         // Cash leg last: if it fails, the piece's move above is undone with it. It is paid by the caller, whom
         // the check above proved to be the request's financier.
         _pullDeposit(sender, holder, price);
+    }
+
+    /// @inheritdoc IReceivables
+    function recordFinancingRegistration(uint256 requestId, bytes32 number, uint64 registeredAt) external {
+        address sender = _msgSender();
+        FinancingRequest storage r = _existingRequest(requestId);
+        address financier = r.financier;
+        require(sender == financier, ReceivablesNotFinancier(requestId, sender, financier));
+        registry.requireActive(sender);
+        require(r.state == RequestState.Funded, ReceivablesRequestNotFunded(requestId, r.state));
+        Registration storage reg = _registrations[requestId];
+        bytes32 recorded = reg.number;
+        require(recorded == 0, ReceivablesFinancingAlreadyRegistered(requestId, recorded));
+        require(
+            number[0] != 0 && registeredAt != 0 && registeredAt <= block.timestamp,
+            ReceivablesInvalidRegistration(number, registeredAt, block.timestamp)
+        );
+        reg.number = number;
+        reg.registeredAt = registeredAt;
+        uint256 slotId = _pieces[r.pieceId].slotId;
+        _requireNotRegisteredElsewhere(requestId, slotId, sender);
+        if (_registeredFinancing[slotId] == 0) _registeredFinancing[slotId] = requestId;
+        emit FinancingRegistered(requestId, slotId, sender, number, registeredAt);
     }
 
     /// @inheritdoc IReceivables
@@ -609,6 +637,16 @@ contract Receivables is IReceivables, PackedERC721 {
     }
 
     /// @inheritdoc IReceivables
+    function financingRegistration(uint256 requestId) external view returns (Registration memory) {
+        return _registrations[requestId];
+    }
+
+    /// @inheritdoc IReceivables
+    function registeredFinancingOf(uint256 slotId) external view returns (uint256) {
+        return _registeredFinancing[slotId];
+    }
+
+    /// @inheritdoc IReceivables
     function redeemable(uint256 pieceId) external view returns (uint256) {
         Piece storage p = _existingPiece(pieceId);
         Invoice storage inv = _invoices[p.slotId];
@@ -662,6 +700,16 @@ contract Receivables is IReceivables, PackedERC721 {
         uint256 tenor = inv.dueDate - inv.confirmedAt;
         uint64 threshold = reviewTenor;
         require(tenor <= threshold || r.review != 0, ReceivablesFinancingReviewRequired(requestId, tenor, threshold));
+    }
+
+    /// @dev 动产和权利担保统一登记: once a financing of obligation `slotId` is registered, a financing of it by another
+    /// financier would be a second pledge or transfer of the same receivable; refused while the obligation is
+    /// outstanding (a paid one does not move, so it is never funded again).
+    function _requireNotRegisteredElsewhere(uint256 requestId, uint256 slotId, address financier) private view {
+        uint256 registered = _registeredFinancing[slotId];
+        if (registered == 0) return;
+        address holder = _requests[registered].financier;
+        require(holder == financier, ReceivablesRegisteredElsewhere(requestId, slotId, registered, holder));
     }
 
     /// @dev Every movement of value passes here: not locked in a request, not frozen, obligation confirmed

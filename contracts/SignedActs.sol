@@ -63,6 +63,12 @@ contract SignedActs is ISignedActs, IERC5267 {
     bytes32 public constant FUND_PLEDGE_TYPEHASH = keccak256(
         "FundPledge(address account,uint256 pledgeId,uint256 receiptId,address borrower,uint256 principal,uint16 rateBps,uint64 dueDate,uint256 nonce,uint256 deadline)"
     );
+    bytes32 public constant RECORD_FINANCING_REGISTRATION_TYPEHASH = keccak256(
+        "RecordFinancingRegistration(address account,uint256 requestId,bytes32 number,uint64 registeredAt,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant RECORD_PLEDGE_REGISTRATION_TYPEHASH = keccak256(
+        "RecordPledgeRegistration(address account,uint256 pledgeId,bytes32 number,uint64 registeredAt,uint256 nonce,uint256 deadline)"
+    );
     bytes32 public constant DECLINE_PLEDGE_TYPEHASH =
         keccak256("DeclinePledge(address account,uint256 pledgeId,uint256 nonce,uint256 deadline)");
     bytes32 public constant CANCEL_PLEDGE_TYPEHASH =
@@ -315,6 +321,26 @@ contract SignedActs is ISignedActs, IERC5267 {
             SignedActsTermsChanged(FUND_PLEDGE_TYPEHASH, act.pledgeId)
         );
         _call(address(warehouseReceipts), abi.encodeCall(IWarehouseReceipts.fundPledge, (act.pledgeId)), act.account);
+    }
+
+    function recordFinancingRegistration(RecordFinancingRegistration calldata act, bytes calldata signature)
+        external
+    {
+        _verify(
+            RECORD_FINANCING_REGISTRATION_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature
+        );
+        bytes memory data = abi.encodeCall(
+            IReceivables.recordFinancingRegistration, (act.requestId, act.number, act.registeredAt)
+        );
+        _call(address(receivables), data, act.account);
+    }
+
+    function recordPledgeRegistration(RecordPledgeRegistration calldata act, bytes calldata signature) external {
+        _verify(RECORD_PLEDGE_REGISTRATION_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
+        bytes memory data = abi.encodeCall(
+            IWarehouseReceipts.recordPledgeRegistration, (act.pledgeId, act.number, act.registeredAt)
+        );
+        _call(address(warehouseReceipts), data, act.account);
     }
 
     function declinePledge(DeclinePledge calldata act, bytes calldata signature) external {

@@ -95,6 +95,7 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
     mapping(address warehouse => address oracle) public warehouseOracle;
     /// @inheritdoc IWarehouseReceipts
     mapping(uint256 receiptId => address oracle) public receiptOracle;
+    mapping(uint256 pledgeId => Registration) private _pledgeRegistrations;
 
     /// @param registry_ The participant registry every check asks.
     /// @param depositToken_ The deposit token in which loans are paid out and repaid.
@@ -409,6 +410,31 @@ contract WarehouseReceipts is IWarehouseReceipts, PackedERC721, IERC721Errors {
         );
         // Paid by the caller, whom the check above proved to be the pledge's financier.
         depositToken.safeTransferFrom(sender, borrower, principal);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function recordPledgeRegistration(uint256 pledgeId, bytes32 number, uint64 registeredAt) external {
+        address sender = _msgSender();
+        StoredPledge storage p = _existingPledge(pledgeId);
+        address financier = p.financier;
+        require(sender == financier, PledgeNotFinancier(pledgeId, sender, financier));
+        registry.requireActive(sender);
+        require(p.state == PledgeState.Active, PledgeNotActive(pledgeId, p.state));
+        Registration storage reg = _pledgeRegistrations[pledgeId];
+        bytes32 recorded = reg.number;
+        require(recorded == 0, PledgeAlreadyRegistered(pledgeId, recorded));
+        require(
+            number[0] != 0 && registeredAt != 0 && registeredAt <= block.timestamp,
+            PledgeInvalidRegistration(number, registeredAt, block.timestamp)
+        );
+        reg.number = number;
+        reg.registeredAt = registeredAt;
+        emit PledgeRegistered(pledgeId, p.receiptId, sender, number, registeredAt);
+    }
+
+    /// @inheritdoc IWarehouseReceipts
+    function pledgeRegistration(uint256 pledgeId) external view returns (Registration memory) {
+        return _pledgeRegistrations[pledgeId];
     }
 
     /// @inheritdoc IWarehouseReceipts

@@ -242,6 +242,15 @@ _ACTS: tuple[tuple[str, ActType], ...] = (
         ),
     ),
     (
+        "financing.register",
+        ActType(
+            "RecordFinancingRegistration",
+            "recordFinancingRegistration",
+            (("requestId", "uint256"), ("number", "bytes32"), ("registeredAt", "uint64")),
+            sentence="Record the 中登网 registration {number} of {registeredAt} of financing request {requestId}",
+        ),
+    ),
+    (
         "financing.decline",
         ActType(
             "DeclineFinancing",
@@ -339,6 +348,15 @@ _ACTS: tuple[tuple[str, ActType], ...] = (
             restated=5,
             restate=_pledge_terms,
             sentence="Lend {principal} fen to {borrower} at {rateBps} bp against receipt {receiptId}",
+        ),
+    ),
+    (
+        "pledge.register",
+        ActType(
+            "RecordPledgeRegistration",
+            "recordPledgeRegistration",
+            (("pledgeId", "uint256"), ("number", "bytes32"), ("registeredAt", "uint64")),
+            sentence="Record the 中登网 registration {number} of {registeredAt} of pledge {pledgeId}",
         ),
     ),
     (
@@ -573,15 +591,20 @@ class _Fen(int):
 
 
 #: Fields that are unix times, shown as UTC dates.
-_DATE_FIELDS: Final = frozenset({"dueDate", "expiry"})
+_DATE_FIELDS: Final = frozenset({"dueDate", "expiry", "registeredAt"})
+#: Fields that are ASCII text left-aligned in 32 bytes (a 中登网 registration number), shown as the text.
+_TEXT_FIELDS: Final = frozenset({"number"})
 
 
 def sentence(act: ActType, message: Mapping[str, Any]) -> str:
     """The act in words, with its fields filled in: amounts in yuan with the exact fen beside them ("¥250,000.00
-    (25000000 fen)"), due dates and expiries as UTC dates, bytes as 0x-hex."""
+    (25000000 fen)"), due dates, expiries and registration dates as UTC dates, a registration number as its
+    text, other bytes as 0x-hex."""
     values: dict[str, Any] = {}
     for name, value in message.items():
-        if isinstance(value, bytes):
+        if isinstance(value, bytes) and name in _TEXT_FIELDS:
+            values[name] = value.rstrip(b"\0").decode("ascii", "replace")
+        elif isinstance(value, bytes):
             values[name] = "0x" + value.hex()
         elif name in _DATE_FIELDS and isinstance(value, int):
             values[name] = datetime.fromtimestamp(value, UTC).date().isoformat()

@@ -488,6 +488,17 @@ CATALOGUE = Catalogue(
             },
         ),
         _op(
+            "financing.register",
+            "receivables",
+            "recordFinancingRegistration",
+            "financier",
+            "request_id number registered_at",
+            _FINANCIER,
+            "Record the 中登网 registration of a funded financing (动产和权利担保统一登记): its initial registration "
+            "number (ASCII digits, left-aligned in 32 bytes) and date. Once recorded, the obligation is financed by "
+            "no other financier until it is paid.",
+        ),
+        _op(
             "financing.decline",
             "receivables",
             "declineFinancing",
@@ -636,6 +647,16 @@ CATALOGUE = Catalogue(
             _FINANCIER,
             "Lend the principal and take the lien on the receipt, in one transaction.",
             results={"PledgeFunded": {"principal": "principal"}},
+        ),
+        _op(
+            "pledge.register",
+            "receipts",
+            "recordPledgeRegistration",
+            "financier",
+            "pledge_id number registered_at",
+            _FINANCIER,
+            "Record the 中登网 registration of an active pledge (动产和权利担保统一登记): its initial registration "
+            "number (ASCII digits, left-aligned in 32 bytes) and date.",
         ),
         _op(
             "pledge.decline",

@@ -47,6 +47,7 @@ from ledger.models import (
     PledgeState,
     Receipt,
     ReceiptState,
+    Registration,
     RequestState,
     Role,
 )
@@ -377,6 +378,16 @@ class LedgerClient:
             max_fee,
             bytes(review),
         )
+
+    def financing_registration(self, request_id: int) -> Registration | None:
+        """The 中登网 registration its financier recorded for a financing request, or None."""
+        number, registered_at = self._read("receivables", "financingRegistration", request_id)
+        return Registration.of(bytes(number), int(registered_at))
+
+    def pledge_registration(self, pledge_id: int) -> Registration | None:
+        """The 中登网 registration its financier recorded for a pledge, or None."""
+        number, registered_at = self._read("receipts", "pledgeRegistration", pledge_id)
+        return Registration.of(bytes(number), int(registered_at))
 
     def quote_financing(self, request_id: int) -> tuple[int, int, int]:
         """(discount, fee, price) funding would settle now."""
@@ -738,6 +749,7 @@ class LedgerClient:
     request_financing = OperationMethod("financing.request")
     approve_financing = OperationMethod("financing.approve")
     fund_financing = OperationMethod("financing.fund")
+    record_financing_registration = OperationMethod("financing.register")
     decline_financing = OperationMethod("financing.decline")
     cancel_financing = OperationMethod("financing.cancel")
     repay = OperationMethod("obligation.repay")
@@ -753,6 +765,7 @@ class LedgerClient:
     transfer_receipt = OperationMethod("receipt.transfer")
     pledge = OperationMethod("pledge.request")
     fund_pledge = OperationMethod("pledge.fund")
+    record_pledge_registration = OperationMethod("pledge.register")
     decline_pledge = OperationMethod("pledge.decline")
     cancel_pledge = OperationMethod("pledge.cancel")
     repay_pledge = OperationMethod("pledge.repay")

@@ -154,6 +154,22 @@ class Piece:
 
 
 @dataclass(frozen=True)
+class Registration:
+    """A registration in 中登网 (动产和权利担保统一登记) as a financier recorded it on chain: the initial registration
+    number (ASCII digits) and the registration's date (a Unix time of that day)."""
+
+    number: str
+    registered_at: int
+
+    @classmethod
+    def of(cls, number: bytes, registered_at: int) -> Registration | None:
+        """From the chain's ``(bytes32 number, uint64 registeredAt)``; None when nothing was recorded."""
+        if registered_at == 0 and not any(number):
+            return None
+        return cls(number.rstrip(b"\0").decode("ascii", "replace"), registered_at)
+
+
+@dataclass(frozen=True)
 class FinancingRequest:
     request_id: int
     holder: str

@@ -188,6 +188,13 @@ class Settings(BaseSettings):
         description="the payment-discipline report counts an invoice confirmed (or still awaiting confirmation) more "
         "than this many days after its registration as confirmed late",
     )
+    registration_grace_days: int = Field(
+        30,
+        gt=0,
+        le=3650,
+        description="the unregistered report lists a funded financing or an active pledge whose 中登网 registration "
+        "its financier has not recorded this many days after funding",
+    )
     report_time_zone: str = Field(
         "Asia/Shanghai",
         description="the IANA time zone whose calendar days the daily statements count (China Standard Time, UTC+8)",

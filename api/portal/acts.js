@@ -6,7 +6,9 @@ import { formatBps, formatYuan } from "./money.js";
 
 const MONEY = new Set(["amount", "grant", "value", "fee", "valuation", "principal", "maxFee"]);
 const RATES = new Set(["discountRateBps", "rateBps", "maxDiscountRateBps"]);
-const DATES = new Set(["dueDate", "expiry"]);
+const DATES = new Set(["dueDate", "expiry", "registeredAt"]);
+// ASCII text left-aligned in 32 bytes (a 中登网 registration number), shown as the text.
+const TEXTS = new Set(["number"]);
 
 const SENTENCES = {
   RegisterInvoice: ["登记发票（{keyHash}）：向 {buyer} 收款 {amount}，到期日 {dueDate}", "Register invoice {keyHash} of {amount} on {buyer}, due {dueDate}"],
@@ -17,6 +19,7 @@ const SENTENCES = {
   RequestFinancing: ["请 {financier} 为凭证 #{pieceId} 中的 {amount} 提供融资，接受年化贴现率至多 {maxDiscountRateBps}（按 365 天计息）、手续费至多 {maxFee}", "Ask {financier} to finance {amount} of piece #{pieceId}, accepting at most {maxDiscountRateBps} a year (365-day basis) and a fee of at most {maxFee}"],
   ApproveFinancing: ["为融资申请 #{requestId} 报价：年化贴现率 {discountRateBps}，手续费 {fee}，{dayCountBasis} 天计息（授信审查 {review}）", "Offer request #{requestId} a discount of {discountRateBps} a year and a fee of {fee} ({dayCountBasis}-day basis; credit review {review})"],
   FundFinancing: ["为融资申请 #{requestId} 放款：以年化 {discountRateBps}、手续费 {fee} 买入 {holder} 的 {amount}", "Fund request #{requestId}: buy {amount} from {holder} at {discountRateBps}, fee {fee}"],
+  RecordFinancingRegistration: ["登记融资申请 #{requestId} 的中登网登记：登记编号 {number}，登记日期 {registeredAt}", "Record the 中登网 registration {number} of {registeredAt} of financing request #{requestId}"],
   DeclineFinancing: ["拒绝融资申请 #{requestId}", "Decline request #{requestId}"],
   CancelFinancing: ["撤回融资申请 #{requestId}", "Withdraw request #{requestId}"],
   Repay: ["为应付账款 #{invoiceId} 还款 {amount}", "Pay {amount} towards obligation #{invoiceId}"],
@@ -26,6 +29,7 @@ const SENTENCES = {
   RevalueReceipt: ["将仓单 #{receiptId} 的货物估值调整为 {valuation}", "Value the goods of receipt #{receiptId} at {valuation}"],
   RequestPledge: ["以仓单 #{receiptId} 质押，向 {financier} 借款 {principal}，年利率 {rateBps}，到期日 {dueDate}", "Ask {financier} to lend {principal} at {rateBps} against receipt #{receiptId}, due {dueDate}"],
   FundPledge: ["以仓单 #{receiptId} 为质押向 {borrower} 放款 {principal}，年利率 {rateBps}，到期日 {dueDate}", "Lend {principal} to {borrower} at {rateBps} against receipt #{receiptId}, due {dueDate}"],
+  RecordPledgeRegistration: ["登记质押借款 #{pledgeId} 的中登网登记：登记编号 {number}，登记日期 {registeredAt}", "Record the 中登网 registration {number} of {registeredAt} of pledge #{pledgeId}"],
   DeclinePledge: ["拒绝质押借款 #{pledgeId}", "Decline pledge #{pledgeId}"],
   CancelPledge: ["撤回质押借款 #{pledgeId}", "Withdraw pledge #{pledgeId}"],
   RepayPledge: ["偿还质押借款 #{pledgeId}：{amount}", "Repay {amount} of pledge loan #{pledgeId}"],
@@ -46,7 +50,15 @@ function date(seconds) {
   return new Date(Number(seconds) * 1000).toISOString().slice(0, 10);
 }
 
+function text(hex) {
+  const digits = String(hex).replace(/^0x/, "").replace(/(00)+$/, "");
+  let out = "";
+  for (let i = 0; i < digits.length; i += 2) out += String.fromCharCode(parseInt(digits.slice(i, i + 2), 16));
+  return out;
+}
+
 function shown(name, value) {
+  if (TEXTS.has(name)) return text(value);
   if (MONEY.has(name)) return formatYuan(value);
   if (RATES.has(name)) return formatBps(value);
   if (name === "deadline") return `${new Date(Number(value) * 1000).toISOString().slice(0, 16).replace("T", " ")} UTC`;

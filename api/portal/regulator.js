@@ -25,6 +25,11 @@ register({
       "rep.to": "收款方", "rep.amount": "金额", "rep.reference": "依据", "rep.block": "区块",
       "rep.bank": "银行入金", "rep.bankOut": "银行出金", "rep.request": "融资申请 #{id}（面值 {face}）",
       "rep.participant": "参与方", "rep.sent": "付出", "rep.received": "收到", "rep.total": "合计", "rep.movements": "笔数",
+      "ur.title": "未办理中登网登记的融资与质押", "ur.about": "放款后超过宽限期，融资方仍未在链上登记中登网（动产和权利担保统一登记）登记编号的保理融资与仓单质押",
+      "ur.grace": "宽限期", "ur.graceText": "放款后 {days} 天", "ur.exportCsv": "导出 CSV（未登记）", "ur.exportXlsx": "导出 XLSX（未登记）",
+      "ur.table": "未登记清单", "ur.none": "没有超过宽限期仍未登记的融资或质押", "ur.kind": "类型", "ur.kind.financing": "保理融资",
+      "ur.kind.pledge": "仓单质押", "ur.id": "编号", "ur.financier": "融资方", "ur.grantor": "出让人/出质人", "ur.amount": "金额",
+      "ur.fundedAt": "放款时间", "ur.days": "未登记天数",
       "pd.title": "核心企业付款纪律", "pd.about": "按链上时间计算：核心企业已确权但逾期未付的应付账款、逾期天数，以及对供应商发票确权迟延的比例",
       "pd.filter": "确权迟延标准", "pd.days": "确权迟延标准（天）", "pd.daysHint": "登记后超过此天数才确权（或仍未确权）即为迟延；留空则用平台设定：{days} 天",
       "pd.daysInvalid": "请填写 1 至 3650 之间的整数天数", "pd.apply": "更新",
@@ -78,6 +83,12 @@ register({
       "rep.bank": "bank deposit", "rep.bankOut": "bank withdrawal", "rep.request": "financing request #{id} (face value {face})",
       "rep.participant": "Participant", "rep.sent": "Sent", "rep.received": "Received", "rep.total": "Total",
       "rep.movements": "Movements",
+      "ur.title": "Financings and pledges not registered in 中登网",
+      "ur.about": "Factoring financings and warehouse-receipt pledges whose financier has not recorded on chain the number of its registration in 中登网 (the unified registry of security interests) longer than the grace period after funding",
+      "ur.grace": "Grace period", "ur.graceText": "{days} days after funding", "ur.exportCsv": "Export CSV (unregistered)",
+      "ur.exportXlsx": "Export XLSX (unregistered)", "ur.table": "Unregistered", "ur.none": "Nothing unregistered past the grace period",
+      "ur.kind": "Kind", "ur.kind.financing": "factoring", "ur.kind.pledge": "receipt pledge", "ur.id": "Id", "ur.financier": "Financier",
+      "ur.grantor": "Transferor / pledgor", "ur.amount": "Amount", "ur.fundedAt": "Funded", "ur.days": "Days unregistered",
       "pd.title": "Payment discipline of core firms",
       "pd.about": "By the chain's time: each core firm's confirmed obligations unpaid past their due date, the days past due, and the share of its suppliers' invoices it confirmed late",
       "pd.filter": "Late-confirmation threshold", "pd.days": "Confirmation threshold (days)",
@@ -213,10 +224,11 @@ function confirmationDays(query) {
 async function reports(ctx) {
   const query = reportQuery(queryOf());
   const days = confirmationDays(queryOf());
-  const [report, discipline, watched] = await Promise.all([
+  const [report, discipline, watched, unregistered] = await Promise.all([
     get("/reports/large-transactions", query),
     get("/reports/payment-discipline", { confirmation_days: days }),
     get("/sensors/lots").then((answer) => answer.items),
+    get("/reports/unregistered"),
   ]);
   const section = h("section", {}, h("h1", {}, t("nav.reports")));
   const threshold = (name) => (query[name] ? yuanText(query[name]) : "");
@@ -292,7 +304,32 @@ async function reports(ctx) {
   ], report.daily, t("rep.noDaily"))));
   section.append(paymentDiscipline(ctx, discipline, query, days));
   section.append(sensorLots(watched));
+  section.append(unregisteredReport(ctx, unregistered));
   return section;
+}
+
+// -- financings and pledges not registered in 中登网 ---------------------------------------------------------------
+
+function unregisteredReport(ctx, report) {
+  const part = h("section", { id: "unregistered-report" }, h("h2", {}, t("ur.title")), h("p", { class: "hint" }, t("ur.about")));
+  const status = h("p", { class: "error", role: "alert", hidden: true });
+  const path = "/reports/unregistered";
+  part.append(h("div", { class: "bar", id: "unregistered-exports" },
+    downloadButton(ctx, t("ur.exportCsv"), path, { format: "csv" }, "unregistered.csv", status),
+    downloadButton(ctx, t("ur.exportXlsx"), path, { format: "xlsx" }, "unregistered.xlsx", status)), status);
+  part.append(h("dl", { class: "facts", id: "unregistered-terms" },
+    h("dt", {}, t("pd.asOf")), h("dd", {}, when(report.chain_time)),
+    h("dt", {}, t("ur.grace")), h("dd", {}, t("ur.graceText", { days: report.grace_days }))));
+  part.append(h("div", { id: "unregistered" }, table(t("ur.table"), [
+    [t("ur.kind"), (row) => t(`ur.kind.${row.kind}`)],
+    [t("ur.id"), (row) => `#${row.id}`],
+    [t("ur.financier"), (row) => account(row.financier, row.financier_name)],
+    [t("ur.grantor"), (row) => account(row.grantor, row.grantor_name)],
+    [t("ur.amount"), (row) => money(row.amount)],
+    [t("ur.fundedAt"), (row) => when(row.funded_at)],
+    [t("ur.days"), (row) => row.days_unregistered],
+  ], report.items, t("ur.none"))));
+  return part;
 }
 
 // -- the core firms' payment discipline -----------------------------------------------------------------------

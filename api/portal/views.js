@@ -438,10 +438,34 @@ function remaining(due) {
   return days > 0 ? t("fin.days", { days, due: day(due) }) : t("fin.due", { due: day(due) });
 }
 
+const REGISTRATION_NUMBER = /^\d{20}$/;
+
+/** The financier records the 中登网 registration of its funded financing or active pledge (`path`: its
+ * `/registration` route); once recorded, the number and date are shown instead. */
+export function registrationAction(ctx, row, path) {
+  if (row.registration_number) {
+    const date = new Date(Number(row.registered_at) * 1000).toISOString().slice(0, 10);
+    return h("span", { class: "hint", "data-registration": row.id }, t("reg.recorded", { number: row.registration_number, date }));
+  }
+  const element = form(t("reg.record"), [
+    field(t("reg.number"), { name: "number", inputmode: "numeric", autocomplete: "off" }),
+    field(t("reg.date"), { name: "registered_on", type: "date" }),
+  ], t("reg.record"), (element_) => {
+    if (!REGISTRATION_NUMBER.test(valueOf(element_, "number"))) return t("reg.invalidNumber");
+    return valueOf(element_, "registered_on") ? null : t("reg.invalidDate");
+  }, async (element_) => {
+    const body = { number: valueOf(element_, "number"), registered_on: valueOf(element_, "registered_on") };
+    const answer = await ctx.act("POST", path, body, `${t("reg.record")} #${row.id}`);
+    if (answer) ctx.refresh();
+  });
+  return h("details", { class: "actions", "data-registration": row.id }, h("summary", {}, t("reg.record")), element);
+}
+
 function requestActions(ctx, row) {
   const mine = same(row.financier, ctx.me.id);
   const label = (key) => `${t(key)} #${row.id}`;
   const done = (answer) => answer && ctx.refresh();
+  if (row.state === "funded" && mine) return registrationAction(ctx, row, `/financing-requests/${row.id}/registration`);
   if (row.state === "requested" && mine) {
     const approve = form(t("fin.approve"), [
       field(t("fin.rate"), { name: "rate", inputmode: "decimal", placeholder: "3.65" }),

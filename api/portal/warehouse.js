@@ -9,8 +9,8 @@ import { creditCodeValid } from "./identifiers.js";
 import { register, stateName, t } from "./i18n.js";
 import { fen, formatBps, formatYuan, parsePercent, parseYuan } from "./money.js";
 import {
-  ADDRESS, DAY, PAGE_SIZE, account, amountOf, day, form, has, listBar, money, onePage, openDocument, queryOf, same, state,
-  withQuery,
+  ADDRESS, DAY, PAGE_SIZE, account, amountOf, day, form, has, listBar, money, onePage, openDocument, queryOf,
+  registrationAction, same, state, withQuery,
 } from "./views.js";
 
 register({
@@ -565,6 +565,9 @@ function pledgeActions(ctx, row, pledge) {
   if (row.state === "active" && same(row.financier, ctx.me.id) && overdue(row)) {
     return button(t("pl.enforce"), async () =>
       done(await ctx.act("POST", `/pledges/${row.id}/enforce`, undefined, label("pl.enforce"))), { "data-pledge": row.id });
+  }
+  if (row.state === "active" && same(row.financier, ctx.me.id)) {
+    return registrationAction(ctx, row, `/pledges/${row.id}/registration`);
   }
   if (!same(row.borrower, ctx.me.id)) return null;
   if (row.state === "requested") {

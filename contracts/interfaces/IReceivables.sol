@@ -82,6 +82,14 @@ interface IReceivables is IERC3525 {
         bytes32 review;
     }
 
+    /// @notice A registration in the unified registry of movable-property and rights security (动产和权利担保统一
+    /// 登记, 中登网), as the financier recorded it: `number` its 初始登记编号 in ASCII, left-aligned and zero-padded,
+    /// and `registeredAt` the registration's date (a time of that day, seconds since 1970); zero when none.
+    struct Registration {
+        bytes32 number;
+        uint64 registeredAt;
+    }
+
     /// @notice A credit line of a core firm: total granted and confirmed-unpaid total.
     struct CreditLine {
         uint96 limit;
@@ -149,6 +157,15 @@ interface IReceivables is IERC3525 {
     event ObligationDefaulted(uint256 indexed slotId, address indexed declaredBy);
     /// @notice `holder` redeemed `payout` of piece `pieceId`; the piece keeps `remaining` (0: burnt).
     event PieceRedeemed(uint256 indexed pieceId, uint256 indexed slotId, address indexed holder, uint256 payout, uint256 remaining);
+    /// @notice The financier of funded request `requestId` (financing of obligation `slotId`) recorded its
+    /// registration in 中登网: initial registration number `number` (ASCII, left-aligned) of `registeredAt`.
+    event FinancingRegistered(
+        uint256 indexed requestId,
+        uint256 indexed slotId,
+        address indexed financier,
+        bytes32 number,
+        uint64 registeredAt
+    );
     /// @notice The market's rule parameters: the longest tenor a receivable may be confirmed with, the grace
     /// period after maturity, and the tenor above which a financing needs the financier's credit review.
     event ParametersUpdated(uint64 maxTenor, uint64 gracePeriod, uint64 reviewTenor);
@@ -283,6 +300,23 @@ interface IReceivables is IERC3525 {
     /// financing needs the financier's credit review (a non-zero `review` with the approval).
     /// @custom:kind invalid
     error ReceivablesFinancingReviewRequired(uint256 requestId, uint256 tenor, uint256 reviewTenor);
+    /// @notice Only a funded financing request is registered; request `requestId` is `state`.
+    /// @custom:kind conflict
+    error ReceivablesRequestNotFunded(uint256 requestId, RequestState state);
+    /// @notice The registration of financing request `requestId` was recorded before, as `number`.
+    /// @custom:kind conflict
+    error ReceivablesFinancingAlreadyRegistered(uint256 requestId, bytes32 number);
+    /// @notice A registration needs a number (non-zero ASCII, left-aligned) and a date not after now
+    /// (`timestamp`).
+    /// @custom:kind invalid
+    error ReceivablesInvalidRegistration(bytes32 number, uint64 registeredAt, uint256 timestamp);
+    /// @notice The obligation `slotId` is financed under the registration recorded with request
+    /// `registeredRequestId` by another financier (`registeredFinancier`), outstanding until it is paid: a
+    /// second financier does not finance the same receivable.
+    /// @custom:kind conflict
+    error ReceivablesRegisteredElsewhere(
+        uint256 requestId, uint256 slotId, uint256 registeredRequestId, address registeredFinancier
+    );
     /// @notice `limit` operators already hold a value allowance on piece `pieceId`: approve 0 for one of them
     /// (or let it use its allowance up) before naming another.
     /// @custom:kind conflict
@@ -366,9 +400,22 @@ interface IReceivables is IERC3525 {
     /// @dev Emits {FinancingFunded}, the ERC-721/ERC-3525 movement events and {IERC20-Transfer}. Reverts with
     /// {ReceivablesNotFinancier}, {ReceivablesRequestInvalidTransition}, {ReceivablesMatured},
     /// {ReceivablesPieceFrozen}, {ReceivablesPriceNotPositive}, {ReceivablesFinancingReviewRequired} (the
-    /// obligation's tenor exceeds {reviewTenor} as it stands now and the approval carried no review), a
+    /// obligation's tenor exceeds {reviewTenor} as it stands now and the approval carried no review),
+    /// {ReceivablesRegisteredElsewhere} (another financier's financing of the obligation is registered), a
     /// registry error or a deposit-token error.
     function fundFinancing(uint256 requestId) external returns (uint256 pieceId);
+
+    /// @notice Records the registration of a funded financing in 中登网 (动产和权利担保统一登记办法): its initial
+    /// registration number (ASCII, left-aligned, zero-padded) and date. The ledger cannot see the registry: it
+    /// keeps what the financier says it registered, once. The first registration recorded for an obligation
+    /// binds it to its financier: until the obligation is paid, {fundFinancing} of any piece of it by another
+    /// financier, and the recording of another financier's registration of it (a financing funded before the
+    /// first was recorded), revert with {ReceivablesRegisteredElsewhere}.
+    /// @custom:access the request's financier, active
+    /// @dev Emits {FinancingRegistered}. Reverts with {ReceivablesNotFinancier}, {ReceivablesRequestNotFunded},
+    /// {ReceivablesFinancingAlreadyRegistered}, {ReceivablesInvalidRegistration},
+    /// {ReceivablesRegisteredElsewhere} or a registry error.
+    function recordFinancingRegistration(uint256 requestId, bytes32 number, uint64 registeredAt) external;
 
     /// @notice Declines a requested or approved request and unlocks the piece.
     /// @custom:access the request's financier
@@ -428,6 +475,10 @@ interface IReceivables is IERC3525 {
     function obligationState(uint256 slotId) external view returns (InvoiceState);
     /// @notice The pieces from the first piece of the slot down to `pieceId` (inclusive), parents first.
     function pathOf(uint256 pieceId) external view returns (uint256[] memory path);
+    /// @notice The 中登网 registration recorded for financing request `requestId` (zero when none).
+    function financingRegistration(uint256 requestId) external view returns (Registration memory);
+    /// @notice The financing request whose registration was recorded first for obligation `slotId` (0: none).
+    function registeredFinancingOf(uint256 slotId) external view returns (uint256);
     /// @notice What {redeem} would pay for `pieceId` now.
     function redeemable(uint256 pieceId) external view returns (uint256);
     /// @notice Discount, fee and price {fundFinancing} would settle now.

@@ -193,6 +193,26 @@ interface ISignedActs {
         uint256 deadline;
     }
 
+    /// @notice The financier records the 中登网 registration (number, date) of its funded financing request.
+    struct RecordFinancingRegistration {
+        address account;
+        uint256 requestId;
+        bytes32 number;
+        uint64 registeredAt;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    /// @notice The financier records the 中登网 registration (number, date) of its funded pledge.
+    struct RecordPledgeRegistration {
+        address account;
+        uint256 pledgeId;
+        bytes32 number;
+        uint64 registeredAt;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
     struct DeclinePledge {
         address account;
         uint256 pledgeId;

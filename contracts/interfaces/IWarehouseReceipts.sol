@@ -110,6 +110,14 @@ interface IWarehouseReceipts is IERC721 {
         uint64 accruedFrom;
     }
 
+    /// @notice A pledge's registration in the unified registry of movable-property and rights security
+    /// (动产和权利担保统一登记, 中登网), as its financier recorded it: `number` its 初始登记编号 in ASCII, left-aligned
+    /// and zero-padded, `registeredAt` the registration's date (seconds since 1970); zero when none.
+    struct Registration {
+        bytes32 number;
+        uint64 registeredAt;
+    }
+
     // -------------------------------------------------------------------------------------------------------
     // Events
     // -------------------------------------------------------------------------------------------------------
@@ -230,6 +238,16 @@ interface IWarehouseReceipts is IERC721 {
         uint16 rateBps,
         uint64 dueDate,
         uint64 fundedAt
+    );
+
+    /// @notice The financier of funded pledge `pledgeId` recorded its registration in 中登网: initial
+    /// registration number `number` (ASCII, left-aligned) of `registeredAt`.
+    event PledgeRegistered(
+        uint256 indexed pledgeId,
+        uint256 indexed receiptId,
+        address indexed financier,
+        bytes32 number,
+        uint64 registeredAt
     );
 
     /// @notice The borrower paid `amount` at `paidAt`: `interestPaid` to interest accrued first, then
@@ -390,6 +408,14 @@ interface IWarehouseReceipts is IERC721 {
     /// @custom:kind invalid
     error PledgeInvalidMaintenanceRatio(uint256 maintenanceRatioBps);
 
+    /// @notice The registration of pledge `pledgeId` was recorded before, as `number`.
+    /// @custom:kind conflict
+    error PledgeAlreadyRegistered(uint256 pledgeId, bytes32 number);
+    /// @notice A registration needs a number (non-zero ASCII, left-aligned) and a date not after now
+    /// (`timestamp`).
+    /// @custom:kind invalid
+    error PledgeInvalidRegistration(bytes32 number, uint64 registeredAt, uint256 timestamp);
+
     // -------------------------------------------------------------------------------------------------------
     // Receipts
     // -------------------------------------------------------------------------------------------------------
@@ -546,6 +572,14 @@ interface IWarehouseReceipts is IERC721 {
     /// not active).
     function fundPledge(uint256 pledgeId) external;
 
+    /// @notice Records the registration of a funded (active) pledge in 中登网 (动产和权利担保统一登记办法): its
+    /// initial registration number (ASCII, left-aligned, zero-padded) and date. The ledger cannot see the
+    /// registry: it keeps what the financier says it registered, once.
+    /// @custom:access the pledge's financier, active
+    /// @dev Emits {PledgeRegistered}. Reverts with {PledgeNotFound}, {PledgeNotFinancier}, {PledgeNotActive},
+    /// {PledgeAlreadyRegistered}, {PledgeInvalidRegistration} or a registry error.
+    function recordPledgeRegistration(uint256 pledgeId, bytes32 number, uint64 registeredAt) external;
+
     /// @notice Repays `amount` of an active pledge (`type(uint256).max`: everything owed now). Interest
     /// accrued since the last payment is charged first, interest = ⌈principal × rateBps × seconds /
     /// (365 days × 10,000)⌉, rounded up (a charge, in the ledger's favour); the rest reduces principal.
@@ -601,6 +635,9 @@ interface IWarehouseReceipts is IERC721 {
 
     /// @notice Pledge `pledgeId` as stored (all zero when unknown).
     function pledge(uint256 pledgeId) external view returns (Pledge memory);
+
+    /// @notice The 中登网 registration recorded for pledge `pledgeId` (zero when none).
+    function pledgeRegistration(uint256 pledgeId) external view returns (Registration memory);
 
     /// @notice The latest pledge requested against `receiptId` (0 if none). It is open exactly when the
     /// receipt is `PledgeRequested` or `Pledged`.

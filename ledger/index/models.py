@@ -334,6 +334,12 @@ class FinancingRequestRow(Base):
     approved_at: Mapped[int | None] = mapped_column(BigInteger)
     closed_at: Mapped[int | None] = mapped_column(BigInteger)
     """When the request was funded, declined or cancelled."""
+    registration_number: Mapped[str | None] = mapped_column(String(32))
+    """The 中登网 initial registration number its financier recorded (ASCII digits); null while unregistered."""
+    registered_at: Mapped[int | None] = mapped_column(BigInteger)
+    """The registration's date as the financier recorded it (a Unix time of that day)."""
+    registration_recorded_at: Mapped[int | None] = mapped_column(BigInteger)
+    """When the financier recorded the registration on chain (block time)."""
     updated_block: Mapped[int] = mapped_column(_BLOCK)
 
 
@@ -495,6 +501,12 @@ class PledgeRow(Base):
     margin_called_at: Mapped[int | None] = mapped_column(BigInteger)
     """When a revaluation last raised a margin call on it."""
     requested_at: Mapped[int] = mapped_column(BigInteger)
+    registration_number: Mapped[str | None] = mapped_column(String(32))
+    """The 中登网 initial registration number its financier recorded (ASCII digits); null while unregistered."""
+    registered_at: Mapped[int | None] = mapped_column(BigInteger)
+    """The registration's date as the financier recorded it (a Unix time of that day)."""
+    registration_recorded_at: Mapped[int | None] = mapped_column(BigInteger)
+    """When the financier recorded the registration on chain (block time)."""
     updated_block: Mapped[int] = mapped_column(_BLOCK)
 
 

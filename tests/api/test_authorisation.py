@@ -442,6 +442,13 @@ ROUTES = (
     ),
     _route(
         "POST",
+        "/financing-requests/{request_id}/registration",
+        lambda w: f"/financing-requests/{w.ids['request']}/registration",
+        {"financier"},
+        lambda w, c: {"number": "04539487000452458806", "registered_on": _day(w.api, 0)},
+    ),
+    _route(
+        "POST",
         "/financing-requests/{request_id}/decline",
         lambda w: f"/financing-requests/{w.ids['request']}/decline",
         {"financier"},
@@ -533,6 +540,13 @@ ROUTES = (
         },
     ),
     _route("POST", "/pledges/{pledge_id}/fund", lambda w: f"/pledges/{w.ids['pledge']}/fund", {"financier"}),
+    _route(
+        "POST",
+        "/pledges/{pledge_id}/registration",
+        lambda w: f"/pledges/{w.ids['margin_pledge']}/registration",
+        {"financier"},
+        lambda w, c: {"number": "04539487000452458807", "registered_on": _day(w.api, 0)},
+    ),
     _route(
         "POST",
         "/pledges/{pledge_id}/repay",

@@ -155,6 +155,14 @@ def _receivables_story(m: SignedGas) -> None:
         [request],
         r.functions.fundFinancing(request),
     )
+    registration = [request, b"04539487000452458806".ljust(32, b"\0"), sb.now()]
+    m.pair(
+        "record financing registration (中登网)",
+        "RecordFinancingRegistration",
+        "bank",
+        registration,
+        r.functions.recordFinancingRegistration(*registration),
+    )
 
     for label, act, who, fn in (
         ("decline financing", "DeclineFinancing", "factor", r.functions.declineFinancing),
@@ -216,6 +224,14 @@ def _warehouse_story(m: SignedGas) -> None:
     receipt = m.pair("request pledge", "RequestPledge", "steel", pledge_args, w.functions.requestPledge(*pledge_args))
     pledge_id = sb.events(receipt, "receipts", "PledgeRequested")[0]["pledgeId"]
     m.pair("fund pledge (lien + cash leg)", "FundPledge", "bank", [pledge_id], w.functions.fundPledge(pledge_id))
+    registration = [pledge_id, b"04539487000452458807".ljust(32, b"\0"), sb.now()]
+    m.pair(
+        "record pledge registration (中登网)",
+        "RecordPledgeRegistration",
+        "bank",
+        registration,
+        w.functions.recordPledgeRegistration(*registration),
+    )
     revalue = [receipt_id, VALUATION - 1, b"\x01" * 32]
     m.pair("revalue receipt", "RevalueReceipt", "warehouse", revalue, w.functions.revalueReceipt(*revalue))
     sb.travel_to(sb.now() + 30 * DAY)

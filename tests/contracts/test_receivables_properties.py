@@ -123,6 +123,9 @@ class Model:
     self_custody: dict[str, LocalAccount] = field(default_factory=dict)  # name -> the key in place
     retired: dict[str, list[LocalAccount]] = field(default_factory=dict)  # name -> its rotated-out keys
     performed: list[tuple[ContractFunction, str, int]] = field(default_factory=list)  # (signed act, who, nonce)
+    funded: dict[int, tuple[int, str]] = field(default_factory=dict)  # request -> (slot, financier address)
+    registered: dict[int, bytes] = field(default_factory=dict)  # request -> the registration number recorded
+    bound: dict[int, tuple[int, str]] = field(default_factory=dict)  # slot -> (first registered request, financier)
 
 
 class ReceivablesMachine(RuleBasedStateMachine):
@@ -541,6 +544,10 @@ class ReceivablesMachine(RuleBasedStateMachine):
         assert self.cash(financier) == cash[1] - price, "invariant 5: cash leg"
         funded_piece = event["pieceId"]
         self.model.pieces[funded_piece] = self.model.pieces[source]
+        slot = self.model.pieces[source]
+        if slot in self.model.bound:
+            assert financier == self.model.bound[slot][1], "invariant 14: a registered receivable financed elsewhere"
+        self.model.funded[request_id] = (slot, financier)
         assert self.piece(funded_piece)[0] == financier, "invariant 5: asset leg"
         assert self.piece(funded_piece)[3] == request[7]
         # invariant 12: never less than the price at the caps the holder accepted, as of the funding
@@ -551,6 +558,31 @@ class ReceivablesMachine(RuleBasedStateMachine):
         assert price >= amount - capped_discount - max_fee, "invariant 12: paid less than the caps' price"
         if self.tenor_of_request(request) > self.sb.read("receivables", "reviewTenor"):
             assert bytes(request[12]) != NO_REVIEW, "invariant 13: a long tenor funded without a credit review"
+
+    @precondition(lambda self: bool(self.model.funded))
+    @rule(data=st.data(), when=st.sampled_from(["today", "today", "earlier", "tomorrow", "none"]))
+    def record_registration(self, data: st.DataObject, when: str) -> None:
+        """The financier records the 中登网 registration of a funded financing (others are refused, as are a
+        second record, a future or missing date, and another financier's registration of a bound receivable)."""
+        request_id = data.draw(st.sampled_from(sorted(self.model.funded)))
+        slot, financier = self.model.funded[request_id]
+        actor = self.pick(data, self.name_of(financier))
+        now = self.sb.now()
+        day = {"today": now, "earlier": now - 3 * DAY, "tomorrow": now + 2 * DAY, "none": 0}[when]
+        number = f"{request_id:020d}".encode().ljust(32, b"\0")
+        receipt = self.send(self.r.functions.recordFinancingRegistration(request_id, number, day), actor)
+        if receipt is None:
+            if self.last_error == "ReceivablesRegisteredElsewhere":
+                assert self.model.bound[slot][1] != financier
+            return
+        assert self.sb.address(actor) == financier, (
+            "invariant 14: a registration recorded by another than its financier"
+        )
+        assert request_id not in self.model.registered, "a registration recorded twice"
+        assert when in ("today", "earlier"), f"a registration dated {when} was recorded"
+        assert self.model.bound.get(slot, (request_id, financier))[1] == financier, "invariant 14: bound elsewhere"
+        self.model.registered[request_id] = number
+        self.model.bound.setdefault(slot, (request_id, financier))
 
     @precondition(lambda self: bool(self.model.requests))
     @rule(data=st.data(), cancel=st.booleans())
@@ -814,6 +846,21 @@ class ReceivablesMachine(RuleBasedStateMachine):
         for core in CORE_FIRMS:
             limit, used = self.sb.read("receivables", "creditLine", self.sb.address(core))
             assert used == owed.get(core, 0) and used <= limit, "invariant 2"
+
+    @invariant()
+    def no_two_financiers_hold_registered_financings_of_one_receivable(self) -> None:
+        """Invariant 14: the registrations recorded are those the model made, and the registered financings of
+        one receivable are all one financier's."""
+        by_slot: dict[int, set[str]] = {}
+        for request_id, number in self.model.registered.items():
+            slot, financier = self.model.funded[request_id]
+            assert bytes(self.sb.read("receivables", "financingRegistration", request_id)[0]) == number
+            by_slot.setdefault(slot, set()).add(financier)
+        for slot, financiers in by_slot.items():
+            assert len(financiers) == 1, f"invariant 14: obligation {slot} registered by {financiers}"
+        for slot in self.model.slots:
+            bound = self.model.bound.get(slot, (0, ""))[0]
+            assert self.sb.read("receivables", "registeredFinancingOf", slot) == bound
 
     @invariant()
     def deposit_tokens_are_conserved(self) -> None:

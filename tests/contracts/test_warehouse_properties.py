@@ -127,6 +127,8 @@ class Model:
     # states read by the invariants after the previous step: rules use them to pick promising targets
     receipt_states: dict[int, int] = field(default_factory=dict)
     pledge_states: dict[int, int] = field(default_factory=dict)
+    # pledge id -> the registration number its financier recorded
+    registered: dict[int, bytes] = field(default_factory=dict)
 
 
 class WarehouseMachine(RuleBasedStateMachine):
@@ -365,6 +367,23 @@ class WarehouseMachine(RuleBasedStateMachine):
         principal = p[P_PRINCIPAL]
         assert self.cash(p[P_BORROWER], p[P_FINANCIER]) == (cash[0] + principal, cash[1] - principal)
         assert self.receipt(p[P_RECEIPT])[R_STATE] == ReceiptState.PLEDGED, "invariant 5: lien not recorded"
+
+    @precondition(has_pledges)
+    @rule(data=st.data(), actor=parties, future=st.booleans())
+    def record_registration(self, data: st.DataObject, actor: str, future: bool) -> None:
+        """The financier records the 中登网 registration of an active pledge, once, dated not after now."""
+        pledge_id = self.pick_pledge(data, (PledgeState.ACTIVE,))
+        p = self.pledge(pledge_id)
+        actor = self.resolve(actor, p[P_FINANCIER])
+        day = self.sb.now() + (2 * DAY if future else 0)
+        number = f"{pledge_id:020d}".encode().ljust(32, b"\0")
+        tx = self.send(self.w.functions.recordPledgeRegistration(pledge_id, number, day), actor)
+        if tx is None:
+            return
+        assert self.sb.address(actor) == p[P_FINANCIER], "only the financier records a pledge's registration"
+        assert p[P_STATE] == PledgeState.ACTIVE and not future, "a registration of a pledge not active, or dated later"
+        assert pledge_id not in self.model.registered, "a pledge's registration recorded twice"
+        self.model.registered[pledge_id] = number
 
     @precondition(has_pledges)
     @rule(data=st.data(), actor=parties, cancel=st.booleans())
@@ -645,6 +664,12 @@ class WarehouseMachine(RuleBasedStateMachine):
         self.model.enforced = set()
         self.model.receipt_states = {receipt_id: state for receipt_id, (_, state) in now.items()}
         self.model.pledge_states = {pledge_id: p[P_STATE] for pledge_id, p in pledges.items()}
+
+    @invariant()
+    def registrations_are_those_recorded(self) -> None:
+        for pledge_id in self.model.pledges:
+            number = bytes(self.w.functions.pledgeRegistration(pledge_id).call(self.reader)[0])
+            assert number == self.model.registered.get(pledge_id, bytes(32)), "a registration not the financier's"
 
     @invariant()
     def deposit_tokens_are_conserved(self) -> None:

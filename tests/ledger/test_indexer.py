@@ -215,6 +215,9 @@ class Scenario:
         funded_whole = self.request(self.ids["tier3"], 100_000 * YUAN, "trader", "factor")
         sb.send(r.functions.approveFinancing(funded_whole, 700, 0, 360, NO_REVIEW), "factor")
         sb.send(r.functions.fundFinancing(funded_whole), "factor")
+        # The bank's registration, recorded after both fundings (the obligation is the bank's from now on).
+        number = b"04539487000452458806".ljust(32, b"\0")
+        sb.send(r.functions.recordFinancingRegistration(funded_split, number, sb.now() - DAY), "bank")
         cancelled = self.request(self.ids["tier2"], 50_000 * YUAN, "chemicals", "bank")
         sb.send(r.functions.cancelFinancing(cancelled), "chemicals")
         declined = self.request(self.ids["tier2"], 60_000 * YUAN, "chemicals", "factor")
@@ -270,6 +273,9 @@ class Scenario:
         pledged = issue_receipt(sb)
         pledge = request_pledge(sb, pledged)
         fund_pledge(sb, pledge)
+        sb.send(
+            w.functions.recordPledgeRegistration(pledge, b"04539487000452458807".ljust(32, b"\0"), sb.now()), "bank"
+        )
         sb.send(w.functions.repayPledge(pledge, 100_000 * YUAN), "steel")
         sb.send(w.functions.revalueReceipt(pledged, 2_000_000 * YUAN, reason("price fell")), "warehouse")
         sb.send(w.functions.repayPledge(pledge, 2**256 - 1), "steel")
@@ -440,6 +446,10 @@ def test_index_agrees_with_the_contracts_views(ledger: Sandbox, new_database: Da
                 r.max_fee,
                 bytes.fromhex(r.review[2:]) if r.review else bytes(32),
             )
+            number, registered_at = sb.read("receivables", "financingRegistration", r.id)
+            recorded = (r.registration_number or "").encode().ljust(32, b"\0"), r.registered_at or 0
+            assert recorded == (bytes(number), registered_at)
+        assert [r.registration_number for r in requests if r.registration_number] == ["04539487000452458806"]
 
         for name in sb.accounts:
             if name == "outsider":
@@ -531,6 +541,10 @@ def test_index_agrees_with_the_contracts_views(ledger: Sandbox, new_database: Da
                 assert (pl.principal, pl.due_date, pl.accrued_from or 0) == (principal, due, accrued)
                 if pl.state != PledgeState.ENFORCED:  # enforcement reports interest owed without storing it
                     assert pl.interest_due == interest
+                number, registered_at = sb.read("receipts", "pledgeRegistration", pl.id)
+                recorded = (pl.registration_number or "").encode().ljust(32, b"\0"), pl.registered_at or 0
+                assert recorded == (bytes(number), registered_at)
+            assert [p.registration_number for p in pledges if p.registration_number] == ["04539487000452458807"]
             assert parameters["receipts.maintenance_ratio_bps"] == sb.read("receipts", "maintenanceRatioBps")
             assert parameters["receipts.advance_rate_bps"] == sb.read("receipts", "defaultAdvanceRateBps")
 

@@ -250,6 +250,9 @@ def _financing_requested(p: Projector, e: ChainEvent) -> None:
             "requested_at": e.block_timestamp,
             "approved_at": None,
             "closed_at": None,
+            "registration_number": None,
+            "registered_at": None,
+            "registration_recorded_at": None,
             "updated_block": e.block_number,
         }
     )
@@ -287,6 +290,19 @@ def _financing_funded(p: Projector, e: ChainEvent) -> None:
         closed_at=e.block_timestamp,
     )
     p.change(p.pieces, request["piece_id"], e, open_request_id=None)
+
+
+@_projection("receivables", "FinancingRegistered")
+def _financing_registered(p: Projector, e: ChainEvent) -> None:
+    a = e.args
+    p.change(
+        p.requests,
+        a["requestId"],
+        e,
+        registration_number=ascii_text(a["number"]),
+        registered_at=a["registeredAt"],
+        registration_recorded_at=e.block_timestamp,
+    )
 
 
 @_projection("receivables", "FinancingDeclined", "FinancingCancelled")

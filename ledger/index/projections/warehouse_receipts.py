@@ -136,6 +136,9 @@ def _pledge_requested(p: Projector, e: ChainEvent) -> None:
             "closed_at": None,
             "margin_called_at": None,
             "requested_at": e.block_timestamp,
+            "registration_number": None,
+            "registered_at": None,
+            "registration_recorded_at": None,
             "updated_block": e.block_number,
         }
     )
@@ -168,6 +171,19 @@ def _pledge_funded(p: Projector, e: ChainEvent) -> None:
         accrued_from=a["fundedAt"],
     )
     p.change(p.receipts, a["receiptId"], e, state=ReceiptState.PLEDGED)
+
+
+@_projection("receipts", "PledgeRegistered")
+def _pledge_registered(p: Projector, e: ChainEvent) -> None:
+    a = e.args
+    p.change(
+        p.pledges,
+        a["pledgeId"],
+        e,
+        registration_number=ascii_text(a["number"]),
+        registered_at=a["registeredAt"],
+        registration_recorded_at=e.block_timestamp,
+    )
 
 
 @_projection("receipts", "PledgeRepaid")
