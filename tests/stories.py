@@ -237,6 +237,10 @@ async def receivable_story(client: LedgerClient, chain: Chain, cast: Cast) -> Re
     assert client.balance_of(factor) == factor_cash - price
     assert client.piece(factor_piece).owner == factor
     assert client.financing_request(request_id).state is RequestState.FUNDED
+    # The factor registers the transfer in 中登网 and records its number and date against the financing.
+    number = b"04539487000452458806".ljust(32, b"\0")
+    registered = await done(client, client.record_financing_registration(factor, request_id, number, chain.now()))
+    assert registered.named("FinancingRegistered")
 
     # Maturity: the core firm repays in two instalments; then every holder redeems its share.
     await chain.travel_to(due)
@@ -315,6 +319,10 @@ async def warehouse_story(client: LedgerClient, chain: Chain, cast: Cast) -> War
     assert client.balance_of(steel) == steel_cash + limit
     assert client.pledge_loan(pledge_id).state is PledgeState.ACTIVE
     assert client.pledge_of(receipt_id) == pledge_id
+    # The bank registers the pledge in 中登网 and records its number and date against the loan.
+    number = b"04539487000452458901".ljust(32, b"\0")
+    registered = await done(client, client.record_pledge_registration(bank, pledge_id, number, chain.now()))
+    assert registered.named("PledgeRegistered")
 
     # The same goods cannot back a second loan, nor leave the owner.
     with pytest.raises(ContractRevert) as second:
@@ -328,6 +336,11 @@ async def warehouse_story(client: LedgerClient, chain: Chain, cast: Cast) -> War
     lower = valuation * 8 // 10
     called = await done(client, client.revalue_receipt(warehouse, receipt_id, lower, keccak(text="price list")))
     assert called.named("PledgeMarginCalled")
+    # A period of the weighbridge's readings anchored: the whole quantity observed, so no collateral alert.
+    quantity = client.receipt(receipt_id).quantity
+    digest = keccak(text="weighbridge readings, period 1")
+    anchored = await done(client, client.anchor_readings(warehouse, receipt_id, digest, chain.now(), 12, quantity, 50))
+    assert anchored.named("ReceiptReadingsAnchored") and not anchored.named("ReceiptCollateralShortfall")
     status = client.receipt(receipt_id).goods_status
     await done(client, client.update_goods_status(warehouse, receipt_id, status, keccak(text="inspected")))
 
