@@ -135,6 +135,8 @@ register({
     PledgeNotFound: ["质押借款不存在", "No such pledge loan"],
     PledgeInvalidTransition: ["质押借款当前状态不允许此操作", "The pledge loan's state does not allow this"],
     PledgeNotActive: ["质押借款未在还款期内，不能还款", "The pledge loan is not active: it cannot be repaid"],
+    PledgeAlreadyRegistered: ["该质押借款的中登网登记已记录，不能重复记录", "This pledge loan's registration was recorded already"],
+    PledgeInvalidRegistration: ["登记编号须为 20 位数字，登记日期不能晚于今天", "A registration number has 20 digits and its date cannot be after today"],
     PledgeNotBorrower: ["只有借款人可以操作", "Only the borrower may do this"],
     PledgeNotFinancier: ["只有申请中指定的资金方可以操作", "Only the financier named in the request may do this"],
     PledgeFinancierIsBorrower: ["不能向自己申请质押借款", "You cannot borrow from yourself"],
