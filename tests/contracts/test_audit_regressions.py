@@ -148,6 +148,16 @@ def _approved(sb: Sandbox) -> int:
     return request_id
 
 
+def _funded_request(sb: Sandbox) -> int:
+    request_id = _approved(sb)
+    sb.send(receivables(sb).functions.fundFinancing(request_id), "bank")
+    return request_id
+
+
+REGISTRATION = b"04539487000452458806".ljust(32, b"\0")
+"""A 中登网 registration number as the contracts keep it: 20 ASCII digits, left-aligned in a bytes32."""
+
+
 def _partly_repaid_piece(sb: Sandbox) -> int:
     slot, piece_id = confirmed_piece(sb)
     sb.send(receivables(sb).functions.repay(slot, 1_000), "automaker")
@@ -425,6 +435,13 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
         "declineFinancing(uint256)": Access(
             lambda sb: receivables(sb).functions.declineFinancing(_requested(sb)), ("bank",), "ReceivablesNotFinancier"
         ),
+        "recordFinancingRegistration(uint256,bytes32,uint64)": Access(
+            lambda sb: receivables(sb).functions.recordFinancingRegistration(
+                _funded_request(sb), REGISTRATION, sb.now() - DAY
+            ),
+            ("bank",),
+            "ReceivablesNotFinancier",
+        ),
         "cancelFinancing(uint256)": Access(
             lambda sb: receivables(sb).functions.cancelFinancing(_requested(sb)),
             ("seatmaker",),
@@ -554,6 +571,13 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
         "repayPledge(uint256,uint256)": Access(
             lambda sb: warehouse(sb).functions.repayPledge(_pledge_active(sb), 1_000), ("steel",), "PledgeNotBorrower"
         ),
+        "recordPledgeRegistration(uint256,bytes32,uint64)": Access(
+            lambda sb: warehouse(sb).functions.recordPledgeRegistration(
+                _pledge_active(sb), REGISTRATION, sb.now() - DAY
+            ),
+            ("bank",),
+            "PledgeNotFinancier",
+        ),
         "enforcePledge(uint256)": Access(
             lambda sb: warehouse(sb).functions.enforcePledge(_pledge_due(sb)), ("bank",), "PledgeNotFinancier"
         ),
@@ -644,6 +668,13 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
         "fundFinancing(tuple,bytes)": Access(
             lambda sb: _signed(sb, "FundFinancing", "bank", [_approved(sb)]), ACTORS, ""
         ),
+        "recordFinancingRegistration(tuple,bytes)": Access(
+            lambda sb: _signed(
+                sb, "RecordFinancingRegistration", "bank", [_funded_request(sb), REGISTRATION, sb.now() - DAY]
+            ),
+            ACTORS,
+            "",
+        ),
         "declineFinancing(tuple,bytes)": Access(
             lambda sb: _signed(sb, "DeclineFinancing", "bank", [_requested(sb)]), ACTORS, ""
         ),
@@ -674,6 +705,13 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
         ),
         "fundPledge(tuple,bytes)": Access(
             lambda sb: _signed(sb, "FundPledge", "bank", [_pledge_requested(sb)]), ACTORS, ""
+        ),
+        "recordPledgeRegistration(tuple,bytes)": Access(
+            lambda sb: _signed(
+                sb, "RecordPledgeRegistration", "bank", [_pledge_active(sb), REGISTRATION, sb.now() - DAY]
+            ),
+            ACTORS,
+            "",
         ),
         "declinePledge(tuple,bytes)": Access(
             lambda sb: _signed(sb, "DeclinePledge", "bank", [_pledge_requested(sb)]), ACTORS, ""

@@ -621,6 +621,24 @@ class ReceivablesMachine(RuleBasedStateMachine):
         if receipt is not None:
             assert self.sb.address(actor) == owner and self.active(actor), "invariant 9: redeemed by a non-holder"
 
+    @precondition(lambda self: bool(self.model.pieces))
+    @rule(data=st.data(), fraction=fractions)
+    def repay_then_redeem(self, data: st.DataObject, fraction: int) -> None:
+        """The buyer repays part of an obligation and the holder of one of its pieces redeems its share at once
+        (apart, the two moves seldom meet: a holder asks before anything was repaid, or after it redeemed)."""
+        live = self.live_pieces()
+        if not live:
+            return
+        piece_id = data.draw(st.sampled_from(sorted(live)))
+        slot = self.model.pieces[piece_id]
+        buyer = self.model.invoices[slot][1]
+        invoice = self.sb.read("receivables", "invoice", slot)
+        self.send(self.r.functions.repay(slot, max(1, (invoice[5] - invoice[6]) * fraction // 100)), buyer)
+        owner = self.piece(piece_id)[0]
+        holder = self.name_of(owner)
+        if holder != "outsider" and self.send(self.r.functions.redeem(piece_id), holder) is not None:
+            assert self.active(holder), "invariant 9: redeemed by an inactive holder"
+
     @precondition(lambda self: any(self.sb.now() > m + 30 * DAY for m in self.model.maturity.values()))
     @rule(data=st.data())
     def mark_defaulted(self, data: st.DataObject) -> None:
