@@ -470,6 +470,18 @@ def labels_of(session: Session, key_hashes: Sequence[str | None]) -> dict[str, I
     return {record.key_hash: record for record in found}
 
 
+def receipt_labels(session: Session, rows: Sequence[Any]) -> dict[int, tuple[str | None, str | None]]:
+    """The lot number and goods' description this gateway keeps for each receipt row (by id): the lot by its
+    identity hash, the goods by their keccak (the receipt's ``goods_hash``); one query."""
+    labels = labels_of(session, [hash_ for row in rows for hash_ in (row.lot_key_hash, row.goods_hash)])
+    out: dict[int, tuple[str | None, str | None]] = {}
+    for row in rows:
+        lot = labels.get(row.lot_key_hash.lower()) if row.lot_key_hash else None
+        goods = labels.get(row.goods_hash.lower()) if row.goods_hash else None
+        out[row.id] = (lot.label if lot else None, goods.description if goods else None)
+    return out
+
+
 # -- participants, as the participants' and the gateway's routes show them -------------------------------------
 
 ASSIGNABLE_ROLES = {r.role_name: r for r in Role if r not in (Role.OPERATOR, Role.SYSTEM)}

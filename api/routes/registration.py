@@ -37,6 +37,7 @@ from api.routes.common import (
     labels_of,
     not_found,
     path_id,
+    receipt_labels,
     sees_everything,
 )
 from api.service import LedgerService
@@ -212,9 +213,7 @@ def _pledge_filing(session: Session, row: PledgeRow, now: int) -> RegistrationFi
     if receipt is None:
         raise Problem(503, "index-behind", "Index behind", "the index does not hold this pledge's receipt yet")
     parties = _parties(session, row.financier, row.borrower, receipt.warehouse)
-    label = labels_of(session, [receipt.lot_key_hash]).get(receipt.lot_key_hash.lower())
-    lot = label.label if label is not None else None
-    goods = label.description if label is not None and label.description else None
+    lot, goods = receipt_labels(session, [receipt])[receipt.id]
     (financier_name, financier_code), (borrower_name, borrower_code) = (
         _party(parties, row.financier),
         _party(parties, row.borrower),

@@ -39,11 +39,11 @@ from api.routes.common import (
     decimal_integer,
     due_timestamp,
     json_integer,
-    labels_of,
     not_found,
     paged,
     paging,
     path_id,
+    receipt_labels,
     remember_label,
     row_dict,
     sees_everything,
@@ -322,12 +322,11 @@ def list_receipts(
 def _with_lots(session: Session, rows: Sequence[WarehouseReceiptRow]) -> list[ReceiptItem]:
     """Receipts as listed, each with its lot number and goods' description where this gateway issued it: one
     query (the description is kept by its keccak, the receipt's ``goods_hash``)."""
-    labels = labels_of(session, [hash_ for row in rows for hash_ in (row.lot_key_hash, row.goods_hash)])
+    labels = receipt_labels(session, rows)
     items = []
     for row in rows:
-        lot = labels.get(row.lot_key_hash.lower()) if row.lot_key_hash else None
-        goods = labels.get(row.goods_hash.lower()) if row.goods_hash else None
-        listed = {"lot_number": lot.label if lot else None, "goods_description": goods.description if goods else None}
+        lot, goods = labels[row.id]
+        listed = {"lot_number": lot, "goods_description": goods}
         items.append(ReceiptItem.model_validate({**row_dict(row), **listed}))
     return items
 

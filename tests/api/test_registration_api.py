@@ -142,6 +142,7 @@ def test_registration_is_recorded_by_the_financier_filed_and_reported(api: Api) 
     ).json()
     assert pledge_filing["registration_type"] == "动产质押（仓单）" and pledge_filing["lot_number"] == "REG-LOT-1"
     assert (pledge_filing["secured_amount"], pledge_filing["collateral_amount"]) == (500_000 * YUAN, 1_000_000 * YUAN)
+    assert "hot-rolled coil Q235B, lot REG-LOT-1" in pledge_filing["collateral"]  # the goods, kept by their keccak
 
     problem(http.get("/reports/unregistered", headers=bank.headers), 403)
     report = ok(http.get("/reports/unregistered", headers=regulator.headers))
