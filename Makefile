@@ -14,7 +14,7 @@ SLITHER_STAMP := $(SLITHER_VENV)/.installed-stamp
 # Test processes (pytest-xdist): one per core.
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup compile lint slither browser broker test gas clean run demo soak bench bench-quick bench-portal bench-webhooks bench-cpu bench-batch
+.PHONY: setup compile lint slither browser broker test gas clean run demo soak bench bench-quick bench-portal bench-webhooks bench-cpu bench-batch bench-workers
 
 ## setup: create .venv and install the project (when pyproject.toml changed), npm ci (when
 ## package-lock.json changed), .venv-slither (when scripts/slither-requirements.txt changed), then compile
@@ -115,6 +115,11 @@ bench-cpu: setup
 ## two minutes) -> bench/results/<date>-batch-full.json and its table in docs/benchmarks.md.
 bench-batch: setup
 	$(BIN)/scf bench-batch
+
+## bench-workers: the REST service with 1 and 2 processes (SCF_WORKERS) on the local PostgreSQL, side by side in
+## one run (about ten minutes) -> bench/results/<date>-workers-full.json and its table in docs/benchmarks.md.
+bench-workers: setup
+	$(BIN)/scf bench-workers
 
 ## gas: gas used by each contract operation -> build/gas-report.md and build/gas-report.json.
 gas: setup

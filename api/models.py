@@ -631,7 +631,13 @@ class Health(BaseModel):
     indexed: int | None = Field(None, description="the last block in the index (when reachable)")
     lag: int | None = Field(None, description="blocks the index trails the chain by (when reachable)")
     detail: str | None = Field(None, description="why the chain is unreachable (when degraded)")
-    in_flight: int = Field(description="ledger operations signed and not yet final")
+    in_flight: int = Field(description="ledger operations signed and not yet final (by this process)")
+    pipeline_owner: bool = Field(
+        description="whether this process signs: always with SQLite; where several processes share a PostgreSQL "
+        "database, only the one holding the pipeline's lease (the others queue their submissions for it)"
+    )
+    process: int = Field(description="this process's id (several may serve one address)")
+    handed_off: int = Field(description="submissions this process queued for the pipeline's owner (while on standby)")
 
 
 class Rules(BaseModel):

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
+import multiprocessing
+import os
+import signal
 import socket
+import time
 from urllib.parse import urlsplit
 
 from ledger.compiler import CompilationError
@@ -83,6 +88,87 @@ def listening_socket(host: str, port: int) -> socket.socket:
             ) from exc
         raise StartupFailure(f"cannot listen on {host}:{port}: {exc.strerror}; check SCF_API_HOST") from exc
     return sock
+
+
+def check_workers(settings: Settings) -> None:
+    """Several processes (``SCF_WORKERS``) share one database: PostgreSQL only."""
+    if settings.workers > 1 and not settings.resolved_database_url.startswith("postgresql"):
+        raise StartupFailure(
+            f"SCF_WORKERS={settings.workers} needs a PostgreSQL database (SCF_DATABASE_URL=postgresql+psycopg://…): "
+            "SQLite serves one process; or set SCF_WORKERS=1"
+        )
+
+
+EXIT_START_FAILED = 1
+"""A worker's exit code when it could not start (the settings are wrong: starting it again would not help)."""
+
+
+def run_workers(settings: Settings, sock: socket.socket) -> int:
+    """Serve with ``settings.workers`` processes on ``sock`` (forked, sharing the socket, the database and the
+    keystore): one of them owns the pipeline (:mod:`ledger.pipeline.lease`), the others queue their submissions
+    for it and take over when it goes. A worker that dies (a crash, ``kill -9``) is started again; one that
+    cannot start stops them all. SIGINT or SIGTERM stops every worker (each finishes what it holds) and
+    returns. The exit code: 0, or 1 when a worker could not start."""
+    log = logging.getLogger("api")
+    context = multiprocessing.get_context("fork")  # before any thread or event loop: nothing but the socket is shared
+    workers: dict[int, multiprocessing.process.BaseProcess] = {}
+    stopping = False
+    failed = False
+
+    def start(number: int) -> None:
+        process = context.Process(target=_worker, args=(settings, sock, number), name=f"scf-worker-{number}")
+        process.start()
+        workers[number] = process
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for number in range(settings.workers):
+            start(number)
+        print(
+            f"serving the API on http://{settings.api_host}:{settings.api_port} with {settings.workers} processes "
+            "(docs at /docs)",
+            flush=True,
+        )
+        signalled = False
+        while workers:
+            time.sleep(0.2)
+            if stopping and not signalled:
+                signalled = True
+                for process in workers.values():
+                    if process.pid is not None and process.is_alive():
+                        os.kill(process.pid, signal.SIGTERM)
+            for number, process in list(workers.items()):
+                if process.is_alive():
+                    continue
+                process.join()
+                del workers[number]
+                if stopping:
+                    continue
+                if process.exitcode == EXIT_START_FAILED:
+                    failed = stopping = True
+                    continue
+                log.warning("worker %d (pid %s) ended with %s: starting another", number, process.pid, process.exitcode)
+                start(number)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_START_FAILED if failed else 0
+
+
+def _worker(settings: Settings, sock: socket.socket, number: int) -> None:
+    """One worker process: serve until SIGTERM; exit 1, saying why in one line, when it cannot start."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers (Ctrl-C reaches them too)
+    try:
+        run(settings, sock, announce=False)
+    except Exception as exc:
+        message = failure_message(exc, settings) or f"unexpected {type(exc).__name__}: {first_line(str(exc))}"
+        print(f"worker {number}: {message}", flush=True)
+        os._exit(EXIT_START_FAILED)
+    os._exit(0)
 
 
 def run(settings: Settings, sock: socket.socket, *, announce: bool = True) -> None:

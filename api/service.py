@@ -19,9 +19,11 @@ from the chain) and :attr:`LedgerService.sessions` (lists, from the index), neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -31,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
@@ -48,6 +50,7 @@ from ledger.compiler import Artifact, compile_contracts
 from ledger.db import DatabaseUnavailable, make_engine, make_sessionmaker
 from ledger.deployment import (
     Deployment,
+    FirstRegulator,
     GatewayKeyRefused,
     attach_deployment,
     bind_contracts,
@@ -64,6 +67,7 @@ from ledger.migrations import ensure_sqlite_folder, upgrade
 from ledger.models import Role
 from ledger.node import connect
 from ledger.pipeline import Pipeline
+from ledger.pipeline.lease import PipelineLease
 from ledger.secrets import MasterSecrets, check_secrets, master_secrets
 from ledger.settings import Settings
 
@@ -210,7 +214,13 @@ class LedgerService:
     """Anchors the readings' periods on chain (where the index runs, as ``SCF_SENSOR_ORACLE``)."""
     mqtt_bridge: MqttBridge | None = None
     """Subscribes to the readings on the MQTT broker (where the index runs; none when no broker is set)."""
+    lease: PipelineLease | None = None
+    """This process's hold on the pipeline where several share a PostgreSQL database (None on SQLite: one
+    process, always the owner). Without it, the process runs its pipeline on standby (:mod:`ledger.pipeline.handoff`)
+    and takes over, with the index and the background deliveries, when the owner goes."""
+    run_indexer: bool = True
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
+    _lease_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -232,9 +242,35 @@ class LedgerService:
         url = settings.resolved_database_url
         try:
             ensure_sqlite_folder(url)
+            engine = make_engine(url)
+            startup = await asyncio.to_thread(_take_startup_lock, engine)
+        except Exception as exc:  # any driver's error, a bad URL, an unwritable folder
+            raise DatabaseUnavailable(url, exc) from exc
+        try:
+            return await cls._start(settings, engine, secrets, operator, first_regulator, run_indexer, catalogue)
+        finally:
+            if startup is not None:
+                await asyncio.to_thread(_release_startup_lock, startup)
+
+    @classmethod
+    async def _start(
+        cls,
+        settings: Settings,
+        engine: Engine,
+        secrets: MasterSecrets,
+        operator: LocalAccount,
+        first_regulator: FirstRegulator | None,
+        run_indexer: bool,
+        catalogue: Catalogue,
+    ) -> LedgerService:
+        """The start proper, one process at a time where several share a PostgreSQL database (they migrate,
+        deploy and bootstrap in turn: the first does it, the others find it done)."""
+        role = settings.gateway_role
+        url = settings.resolved_database_url
+        try:
             await asyncio.to_thread(functools.partial(upgrade, url, secrets=secrets))
-            sessions = make_sessionmaker(make_engine(url))
-        except Exception as exc:  # any driver's error, a bad URL, an unwritable folder, an unknown revision
+            sessions = make_sessionmaker(engine)
+        except Exception as exc:  # any driver's error, an unknown revision
             raise DatabaseUnavailable(url, exc) from exc
         w3 = connect(settings.rpc_url, settings.chain_id, timeout=settings.rpc_timeout)
         artifacts = compile_contracts()
@@ -272,6 +308,7 @@ class LedgerService:
                 return regulator
             return keystore.account(address)
 
+        lease = PipelineLease(engine) if engine.dialect.name == "postgresql" else None
         pipeline = Pipeline(
             settings.rpc_url,
             settings.chain_id,
@@ -279,9 +316,15 @@ class LedgerService:
             decoder,
             rpc_timeout=settings.rpc_timeout,
             confirmations=settings.confirmations,
-            signer=signer,  # re-signing after a restart: an operation that ran out of gas, a nonce filler
+            # re-signing after a restart (an operation that ran out of gas, a nonce filler), and what other
+            # processes queue for the owner
+            signer=signer,
+            handoff=lease is not None,
         )
-        await pipeline.start()
+        if lease is None or await asyncio.to_thread(lease.try_acquire):
+            await pipeline.start()
+        else:
+            await pipeline.start_standby()
 
         client = LedgerClient(
             w3, contracts, decoder, pipeline, signer, catalogue=catalogue, logs_max_range=settings.logs_max_range
@@ -321,15 +364,35 @@ class LedgerService:
             secrets=secrets,
             participants=ParticipantCache(sessions.kw["bind"], settings.auth_cache_seconds),
             regulator=regulator,
+            lease=lease,
+            run_indexer=run_indexer,
         )
         service.operator_api_key = service._bootstrap_operator(own_roles)
         service.sensors = SensorHub(
             sessions, settings.chain_id, str(contracts["receipts"].address), settings.sensor_clock_skew_seconds
         )
+        if pipeline.standby:
+            logger.info("another process owns the pipeline: this one queues its submissions and waits for the lease")
+        else:
+            service._start_owner_duties()
+        if lease is not None:
+            service._lease_task = asyncio.create_task(service._keep_lease(), name="pipeline-lease")
+        return service
+
+    @property
+    def owns_pipeline(self) -> bool:
+        """Whether this process signs (always, on SQLite; on PostgreSQL, while it holds the lease)."""
+        return not self.pipeline.standby
+
+    def _start_owner_duties(self) -> None:
+        """What runs once per database, in the process that owns the pipeline: the audit log's anchors, and
+        (with ``run_indexer``) the index, the webhooks, the documents' outbox, the sensors' anchors and MQTT."""
+        service, settings, sessions, client = self, self.settings, self.sessions, self.client
+        indexer, operator = self.indexer, self.operator
         service.audit_anchorer.start()
-        if run_indexer:
+        if self.run_indexer:
             # Webhooks are delivered where the index is written: one deliverer per database, like the indexer.
-            service.deliverer = Deliverer(sessions, WebhookSettings.of(settings), secrets)
+            service.deliverer = Deliverer(sessions, WebhookSettings.of(settings), self.secrets)
             service.deliverer.start()
             service.docex = DocexDeliverer(
                 sessions,
@@ -351,11 +414,37 @@ class LedgerService:
             )
             service.sensor_monitor.start()
             if settings.sensor_mqtt_url:
+                assert service.sensors is not None
                 service.mqtt_bridge = MqttBridge(service.sensors, settings.sensor_mqtt_url, settings.sensor_mqtt_topic)
                 service.mqtt_bridge.start()
-        return service
+
+    async def _keep_lease(self) -> None:
+        """On standby: try for the lease every half second and take over when it comes (the pipeline recovers
+        what the previous owner left in flight). As the owner: check every second that the lease's session
+        still answers, and exit at once when it does not (another process may already sign)."""
+        lease = self.lease
+        assert lease is not None
+        while True:
+            await asyncio.sleep(0.5 if self.pipeline.standby else 1.0)
+            if self.pipeline.standby:
+                try:
+                    taken = await asyncio.to_thread(lease.try_acquire)
+                except Exception as exc:
+                    logger.warning("trying for the pipeline lease: %s", exc)
+                    continue
+                if taken:
+                    await self.pipeline.promote()
+                    self._start_owner_duties()
+            elif not await asyncio.to_thread(lease.held):
+                logger.critical("the pipeline lease was lost (its database session failed): exiting so as not to sign")
+                logging.shutdown()
+                os._exit(75)
 
     async def stop(self) -> None:
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
         if self.mqtt_bridge is not None:
             await asyncio.to_thread(self.mqtt_bridge.stop)
         if self.sensor_monitor is not None:
@@ -369,6 +458,8 @@ class LedgerService:
         await self.pipeline.stop()
         if self._indexer_thread is not None:
             await asyncio.to_thread(self._indexer_thread.join, 30)
+        if self.lease is not None:
+            await asyncio.to_thread(self.lease.release)
 
     def _bootstrap_operator(self, roles: list[str]) -> str | None:
         """Create the record of this gateway's own account (the operator, a member's relayer, the regulator) and
@@ -454,13 +545,54 @@ class LedgerService:
         holds, so the lists of the next request show it. True when no indexer runs in this process."""
         watch = self.index_watch
         if watch is None:
+            if self.run_indexer and self.lease is not None:  # another process indexes: read where it stands
+                return await self._index_reached(block, timeout)
             return True
         if watch.through is not None and watch.through >= block:
             return True
         self.indexer.poke()
         return await watch.reached(block, timeout)
 
+    async def _index_reached(self, block: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            through = await asyncio.to_thread(self.indexer.indexed_block)
+            if through is not None and through >= block:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+
     def indexer_lag(self) -> dict[str, Any]:
         head = int(self.w3.eth.block_number)
         indexed = self.indexer.indexed_block()
         return {"head": head, "indexed": indexed, "lag": None if indexed is None else max(0, head - indexed)}
+
+
+_STARTUP_KEY = "hashtextextended(current_schema() || :purpose, 0)"
+_STARTUP = {"purpose": ":scf-start"}
+
+
+def _take_startup_lock(engine: Engine) -> Connection | None:
+    """On PostgreSQL, wait for the database's start-up lock (a session advisory lock, released when the returned
+    connection closes), so that processes sharing the database migrate, deploy and bootstrap one at a time.
+    None on SQLite (one process)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        connection.execute(text(f"SELECT pg_advisory_lock({_STARTUP_KEY})"), _STARTUP)
+    except BaseException:
+        connection.invalidate()
+        connection.close()
+        raise
+    return connection
+
+
+def _release_startup_lock(connection: Connection) -> None:
+    """Unlock, and end the session (a pooled connection would keep a session lock)."""
+    try:
+        connection.execute(text(f"SELECT pg_advisory_unlock({_STARTUP_KEY})"), _STARTUP)
+    finally:
+        connection.invalidate()
+        connection.close()

@@ -50,11 +50,33 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """``utime + stime`` of process ``pid`` (all its threads), in seconds."""
+    """``utime + stime`` of process ``pid`` (all its threads) and of its children, living (``scf serve``'s workers)
+    or ended and reaped (``cutime + cstime``), in seconds."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    # after the command's closing parenthesis: state is field 3, utime 14 and stime 15 (proc(5))
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    # after the command's closing parenthesis: state is field 3, utime 14, stime 15, cutime 16, cstime 17 (proc(5))
+    total = sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+    for child in _children(pid):
+        try:
+            total += cpu_seconds(child)
+        except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile (and its time went to cutime)
+            continue
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return children
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as listed:
+                children.extend(int(child) for child in listed.read().split())
+        except FileNotFoundError:
+            continue
+    return children
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +55,7 @@ class ServiceProcess:
         port: int,
         settings: Mapping[str, str] | None = None,
         root: Path = PROJECT_ROOT,
+        command: Sequence[str] | None = None,
     ) -> None:
         self.port = port
         self.root = root
@@ -76,11 +77,13 @@ class ServiceProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.operator_key: str | None = None
+        self.command = list(command) if command is not None else None
+        """What runs the service (default: uvicorn on ``api.app:app``, one process)."""
 
     def start(self, timeout: float = 120) -> str:
         """Start the service and return the operator's API key once ``/health`` answers."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        command = [
+        command = self.command or [
             sys.executable,
             "-m",
             "uvicorn",

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite:///<data_dir>/ledger.sqlite3 (PostgreSQL by URL)"
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="service processes `scf serve` runs on the one port; more than one needs PostgreSQL "
+        "(SCF_DATABASE_URL): one of them signs at a time, the others hand it their submissions",
+    )
     deployments_dir: Path = Field(PROJECT_ROOT / "deployments", description="deployed_addresses.json per chain")
 
     # -- secrets -------------------------------------------------------------------------------------

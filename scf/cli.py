@@ -322,15 +322,17 @@ def serve_command(
 
     Ctrl-C (SIGINT) or SIGTERM stops the service, then the local chain if this command started it; a chain that
     was already running (`scf chain start`) keeps running."""
-    from api.server import failure_message, first_line, listening_socket, run
+    from api.server import check_workers, failure_message, first_line, listening_socket, run, run_workers
     from ledger.secrets import check_secrets
 
     global _debug
     _debug = _debug or debug
     settings = _settings()
     started: Anvil | None = None
+    code = 0
     try:
         check_secrets(settings)
+        check_workers(settings)
         sock = listening_socket(settings.api_host, settings.api_port)
         if chain and urlsplit(settings.rpc_url).hostname in ("127.0.0.1", "localhost"):
             anvil = Anvil.from_settings(settings)
@@ -344,7 +346,10 @@ def serve_command(
         # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again: SIGTERM must end this
         # process through Python (SystemExit), not by its default action, for the chain to be stopped below.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        run(settings, sock)
+        if settings.workers > 1:
+            code = run_workers(settings, sock)
+        else:
+            run(settings, sock)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except AnvilError as exc:  # the local chain, which only this command starts
@@ -356,6 +361,8 @@ def serve_command(
     finally:
         if started is not None:
             _stop_started_chain(started)
+    if code:  # a worker could not start: it said why
+        raise typer.Exit(code)
 
 
 def _stop_started_chain(anvil: Anvil) -> None:
@@ -549,6 +556,29 @@ def bench_batch_command(
     config = QUICK if quick else FULL
     results = _run_bench(
         "scf bench-batch", config.mode, lambda: run_batch_bench(config, console.print, workdir), workdir
+    )
+    written = write_results(results, results_dir, markdown)
+    console.print(f"wrote {_shown(written)} and {_shown(markdown)}")
+
+
+@app.command("bench-workers")
+def bench_workers_command(
+    quick: Annotated[bool, typer.Option("--quick", help="one short round: a smoke run of about a minute")] = False,
+    results_dir: Annotated[Path, typer.Option(help="where the results JSON goes")] = PROJECT_ROOT / "bench" / "results",
+    markdown: Annotated[Path, typer.Option(help="the Markdown page whose workers table is rewritten")] = PROJECT_ROOT
+    / "docs"
+    / "benchmarks.md",
+    workdir: Annotated[
+        Path | None, typer.Option(help="keep the run's chain and service logs here (default: temporary)")
+    ] = None,
+) -> None:
+    """Measure the REST service with one process against several (SCF_WORKERS) on one PostgreSQL database in the
+    same run: confirmed split-transfers per second under open-loop load and the service's CPU per request."""
+    from bench.workers import FULL, QUICK, run_workers_bench, write_results
+
+    config = QUICK if quick else FULL
+    results = _run_bench(
+        "scf bench-workers", config.mode, lambda: run_workers_bench(config, console.print, workdir), workdir
     )
     written = write_results(results, results_dir, markdown)
     console.print(f"wrote {_shown(written)} and {_shown(markdown)}")

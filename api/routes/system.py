@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -51,6 +52,9 @@ def health(service: Service) -> JSONResponse:
         body.update(status="degraded", chain="unreachable", detail=str(exc).splitlines()[0][:200])
         status = 503
     body["in_flight"] = service.pipeline.in_flight
+    body["pipeline_owner"] = service.owns_pipeline
+    body["process"] = os.getpid()
+    body["handed_off"] = service.pipeline.handed_off
     return JSONResponse(body, status_code=status)
 
 

@@ -22,6 +22,7 @@ TABLE_MODULES = (
     "ledger.index.models",
     "ledger.index.feed",
     "ledger.journal",
+    "ledger.pipeline.handoff",
     "ledger.documents",
     "ledger.docex",
     "api.store",

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from ledger.errors import ErrorDecoder
 from ledger.node import ChainIdMismatch
 from ledger.pipeline.confirmation import Confirmation
 from ledger.pipeline.exceptions import NodeUnavailable, RpcError, UnknownOperation
+from ledger.pipeline.handoff import Handoff
 from ledger.pipeline.journal_store import SqlJournalStore
 from ledger.pipeline.registry import Registry
 from ledger.pipeline.reverts import Reverts
@@ -31,7 +33,7 @@ from ledger.pipeline.tracked import Operation, _Tracked
 logger = logging.getLogger("ledger.pipeline")
 
 
-class Pipeline(Submission, Reverts, Confirmation):
+class Pipeline(Submission, Reverts, Confirmation, Handoff):
     """Signs, journals, sends and follows the ledger's transactions. Use from one asyncio event loop.
 
     ``session_factory`` opens sessions on the database holding ``journal_transactions``; ``decoder`` turns revert
@@ -41,7 +43,9 @@ class Pipeline(Submission, Reverts, Confirmation):
     three, typically), a few make a reported confirmation survive such a crash, at that many block times of
     latency. ``keep_final``: how many finished operations to hold in memory (older ones are read from the
     journal); ``keep_logs``: of how many confirmed transactions to hold the logs for :meth:`logs_of` (older ones
-    cost one receipt fetch).
+    cost one receipt fetch). ``handoff``: several processes share the database, one owning the pipeline at a
+    time: the owner takes the submissions the others queue (:mod:`.handoff`); start the others with
+    :meth:`start_standby`, and :meth:`promote` one when it takes the lease.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class Pipeline(Submission, Reverts, Confirmation):
         keep_logs: int = 10_000,
         confirmations: int = 0,
         signer: Callable[[str], LocalAccount] | None = None,
+        handoff: bool = False,
     ) -> None:
         if base_fee_multiplier < 1:
             raise ValueError("base_fee_multiplier must be at least 1")
@@ -119,6 +124,13 @@ class Pipeline(Submission, Reverts, Confirmation):
         self._trace_supported = True
         self._gas_unknown = deque()
 
+        self._handoff = handoff
+        self._standby = False
+        self._term = str(uuid.uuid4())
+        self._waiters = {}
+        self.handed_off = 0
+        self._queue_engine = session_factory.kw["bind"]
+
     # -- life cycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -139,12 +151,17 @@ class Pipeline(Submission, Reverts, Confirmation):
             await self._close_resources()
             raise
         self._running = True
-        self._tasks = [
+        self._start_tasks()
+
+    def _start_tasks(self) -> None:
+        self._tasks += [
             asyncio.create_task(self._journal_writer(), name="pipeline-journal-writer"),
             asyncio.create_task(self._sender(), name="pipeline-sender"),
             asyncio.create_task(self._block_follower(), name="pipeline-block-follower"),
             asyncio.create_task(self._reconciler(), name="pipeline-reconciler"),
         ]
+        if self._handoff:
+            self._tasks.append(asyncio.create_task(self._queue_consumer(), name="pipeline-queue-consumer"))
 
     async def stop(self) -> None:
         """Finish journaling and sending what was submitted, then stop. In-flight operations stay in the journal
@@ -212,6 +229,8 @@ class Pipeline(Submission, Reverts, Confirmation):
         """Wait until the operation is final (confirmed, failed or replaced) or ``timeout`` seconds pass; return
         it either way: a timeout leaves it pending, it does not fail it. Raises :class:`UnknownOperation` when
         neither memory nor the journal knows it."""
+        if self._standby:
+            return await self._standby_wait(operation_id, timeout)
         tracked = self._registry.get(operation_id)
         if tracked is None:
             if not self._running:

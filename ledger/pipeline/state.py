@@ -75,6 +75,10 @@ class PipelineState:
     _trace_supported: bool
     _gas_unknown: deque[_Tracked]
 
+    # several processes (handoff)
+    _handoff: bool
+    _standby: bool
+
     # -- database (run on the pipeline's one database thread) ----------------------------------------
 
     async def _db(self, function: Callable[..., T], *args: Any) -> T:

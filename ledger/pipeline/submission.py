@@ -45,6 +45,10 @@ class Submission(PipelineState):
 
         async def _finalize(self, outcomes: Sequence[_Outcome], *, superseded: bool = False) -> None: ...
 
+        async def _enqueue(
+            self, sender: str, to: str | None, data: bytes, gas: int | None, operation_id: str | None, value: int
+        ) -> Operation: ...
+
     # -- submitting ---------------------------------------------------------------------------------
 
     async def submit(
@@ -71,6 +75,8 @@ class Submission(PipelineState):
             raise ValueError("value must not be negative")
         if gas is not None:
             self._check_gas(gas)
+        if self._standby:  # another process owns the pipeline: it signs (ledger.pipeline.handoff)
+            return await self._enqueue(self._checksum(str(sender.address)), to, data, gas, operation_id, value)
         if operation_id is None:
             return await self._submit_new(sender, to, data, gas, str(uuid.uuid4()), value)
         known = self._registry.get(operation_id)
