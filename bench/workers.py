@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -35,7 +36,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from bench.load import BenchmarkFailed
-from bench.openloop import Step, prepare_lanes, run_open_loop
+from bench.openloop import CLOCK_TICKS, Step, cpu_seconds, prepare_lanes, run_open_loop
 from bench.report import replace_between
 from bench.rest import RestLoad, ServiceProcess
 from bench.runner import free_port, machine_info
@@ -103,9 +104,12 @@ async def _measure(anvil: Anvil, workers: int, config: WorkersBenchConfig, folde
             cast = await load.onboard_cast(config.lanes)
             lanes = await prepare_lanes(load, cast)
             steps = [Step(rate, config.seconds) for rate in config.rates]
+            before = _cpu_by_part(service.process.pid, anvil)
+            started = time.perf_counter()
             figures = await asyncio.to_thread(
                 run_open_loop, service.base_url, service.process.pid, lanes, steps, folder, say
             )
+            after, span = _cpu_by_part(service.process.pid, anvil), time.perf_counter() - started
         finally:
             await load.aclose()
             service.stop()
@@ -119,7 +123,35 @@ async def _measure(anvil: Anvil, workers: int, config: WorkersBenchConfig, folde
         "generator_cpu_cores": best["generator_cpu_cores"],
         "p50": best["p50"],
         "p99": best["p99"],
+        "cores_busy": {part: (after[part] - before[part]) / span for part in after},
         "steps": figures["steps"],
+    }
+
+
+def _cpu_by_part(service_pid: int, anvil: Anvil) -> dict[str, float]:
+    """CPU seconds so far of the machine (every core, from ``/proc/stat``), the service (``scf serve`` and its
+    workers), PostgreSQL (every ``postgres`` process) and anvil: where the machine's cores go while the
+    generator runs."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        jiffies = [int(v) for v in stat.readline().split()[1:]]
+    busy = sum(jiffies) - jiffies[3] - (jiffies[4] if len(jiffies) > 4 else 0)  # all but idle and iowait
+    postgres = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm", encoding="utf-8") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+            postgres += cpu_seconds(int(entry))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    anvil_pid = anvil.status().pid
+    return {
+        "machine": busy / CLOCK_TICKS,
+        "service": cpu_seconds(service_pid),
+        "postgres": postgres,
+        "anvil": cpu_seconds(anvil_pid) if anvil_pid else 0.0,
     }
 
 
@@ -160,6 +192,10 @@ async def _run(config: WorkersBenchConfig, say: Say, root: Path) -> dict[str, An
                 "cpu_ms_per_request": statistics.median(r[str(w)]["cpu_ms_per_request"] for r in rounds),
                 "service_cpu_cores": statistics.median(r[str(w)]["service_cpu_cores"] for r in rounds),
                 "p99": statistics.median(r[str(w)]["p99"] for r in rounds),
+                "cores_busy": {
+                    part: statistics.median(r[str(w)]["cores_busy"][part] for r in rounds)
+                    for part in rounds[0][str(w)]["cores_busy"]
+                },
                 "ratio_to_one": achieved / one if one else 0.0,
             }
             for w in config.workers
@@ -180,15 +216,17 @@ def markdown(results: dict[str, Any], json_name: str) -> str:
         f"offered {', '.join(f'{r:.0f}' for r in config['rates'])} split-transfers/s for {config['seconds']:.0f} s "
         f"each over {config['lanes']} lanes, medians of {config['rounds']} round(s) alternating the order.",
         "",
-        "| workers | confirmed/s (best step) | ratio to one worker | service CPU per request | service CPU, cores "
-        "| p99 |",
-        "|---|---|---|---|---|---|",
+        "| workers | confirmed/s (best step) | ratio to one worker | service CPU per request | p99 (best step) "
+        "| cores busy over the run: machine / service / PostgreSQL / anvil |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for workers in config["workers"]:
         m = median[str(workers)]
+        busy = m["cores_busy"]
         rows.append(
             f"| {workers} | {m['achieved']:.0f} | {m['ratio_to_one']:.2f} | {m['cpu_ms_per_request']:.2f} ms | "
-            f"{m['service_cpu_cores']:.2f} | {m['p99']:.2f} s |"
+            f"{m['p99']:.2f} s | {busy['machine']:.2f} / {busy['service']:.2f} / {busy['postgres']:.2f} / "
+            f"{busy['anvil']:.2f} |"
         )
     rows += ["", END]
     return "\n".join(rows)
