@@ -496,22 +496,26 @@ class ReceivablesMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.model.pieces))
     @rule(
         data=st.data(),
-        financier=st.sampled_from(FINANCIERS),
+        by_signature=st.booleans(),
         fraction=fractions,
         rate=st.integers(0, 1_500),
         fee_bps=st.integers(0, 100),
         basis=st.sampled_from([360, 365]),
     )
     def finance_a_piece(
-        self, data: st.DataObject, financier: str, fraction: int, rate: int, fee_bps: int, basis: int
+        self, data: st.DataObject, by_signature: bool, fraction: int, rate: int, fee_bps: int, basis: int
     ) -> None:
         """The whole financing by the rightful parties: request, approve, fund (each step may still be refused
         by the rules: a locked, frozen or matured piece, an inactive party). It finances a piece its supplier
-        holds free where there is one, so that every run funds some financings whichever way its earlier steps
-        went (other rules try the pieces that cannot be financed)."""
+        holds free where there is one, with a financier that signs its acts or one that is hosted as
+        ``by_signature`` says, so that every run funds financings both ways whichever way its earlier steps went
+        (other rules try the pieces and parties that cannot)."""
         pieces = sorted(self.model.pieces)
         free = [p for p in pieces if self.financeable(p)]
         piece_id = data.draw(st.sampled_from(free or pieces))
+        # A financier that signs its acts, or one whose key the operator hosts, as drawn: both ways every run.
+        signing = [f for f in FINANCIERS if (f in self.model.self_custody) == by_signature and self.active(f)]
+        financier = data.draw(st.sampled_from(signing or list(FINANCIERS)))
         owner, value = self.piece(piece_id)[0], self.piece(piece_id)[3]
         holder = self.name_of(owner)
         amount = max(1, value * fraction // 100)
