@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from ledger.compiler import CompilationError
@@ -103,20 +104,21 @@ EXIT_START_FAILED = 1
 """A worker's exit code when it could not start (the settings are wrong: starting it again would not help)."""
 
 
-def run_workers(settings: Settings, sock: socket.socket) -> int:
+def run_workers(settings: Settings, sock: socket.socket) -> str | None:
     """Serve with ``settings.workers`` processes on ``sock`` (forked, sharing the socket, the database and the
     keystore): one of them owns the pipeline (:mod:`ledger.pipeline.lease`), the others queue their submissions
     for it and take over when it goes. A worker that dies (a crash, ``kill -9``) is started again; one that
     cannot start stops them all. SIGINT or SIGTERM stops every worker (each finishes what it holds) and
-    returns. The exit code: 0, or 1 when a worker could not start."""
+    returns. Returns None, or the one line that says why a worker could not start."""
     log = logging.getLogger("api")
     context = multiprocessing.get_context("fork")  # before any thread or event loop: nothing but the socket is shared
     workers: dict[int, multiprocessing.process.BaseProcess] = {}
     stopping = False
     failed = False
+    reasons = context.SimpleQueue()  # a worker that cannot start says why here
 
     def start(number: int) -> None:
-        process = context.Process(target=_worker, args=(settings, sock, number), name=f"scf-worker-{number}")
+        process = context.Process(target=_worker, args=(settings, sock, number, reasons), name=f"scf-worker-{number}")
         process.start()
         workers[number] = process
 
@@ -156,17 +158,20 @@ def run_workers(settings: Settings, sock: socket.socket) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return EXIT_START_FAILED if failed else 0
+    if not failed:
+        return None
+    return str(reasons.get()) if not reasons.empty() else "a worker could not start (its output says why)"
 
 
-def _worker(settings: Settings, sock: socket.socket, number: int) -> None:
-    """One worker process: serve until SIGTERM; exit 1, saying why in one line, when it cannot start."""
+def _worker(settings: Settings, sock: socket.socket, number: int, reasons: Any) -> None:
+    """One worker process: serve until SIGTERM; exit 1, saying why in one line (to the parent), when it cannot
+    start."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers (Ctrl-C reaches them too)
     try:
         run(settings, sock, announce=False)
     except Exception as exc:
         message = failure_message(exc, settings) or f"unexpected {type(exc).__name__}: {first_line(str(exc))}"
-        print(f"worker {number}: {message}", flush=True)
+        reasons.put(message)
         os._exit(EXIT_START_FAILED)
     os._exit(0)
 

@@ -329,7 +329,7 @@ def serve_command(
     _debug = _debug or debug
     settings = _settings()
     started: Anvil | None = None
-    code = 0
+    refused: str | None = None
     try:
         check_secrets(settings)
         check_workers(settings)
@@ -347,7 +347,7 @@ def serve_command(
         # process through Python (SystemExit), not by its default action, for the chain to be stopped below.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         if settings.workers > 1:
-            code = run_workers(settings, sock)
+            refused = run_workers(settings, sock)
         else:
             run(settings, sock)
     except KeyboardInterrupt:
@@ -361,8 +361,8 @@ def serve_command(
     finally:
         if started is not None:
             _stop_started_chain(started)
-    if code:  # a worker could not start: it said why
-        raise typer.Exit(code)
+    if refused is not None:  # a worker could not start: the one line it said
+        _fail(refused)
 
 
 def _stop_started_chain(anvil: Anvil) -> None:

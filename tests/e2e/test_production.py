@@ -241,6 +241,7 @@ def test_every_start_up_failure_is_one_line_naming_the_setting_and_exit_code_1(
             ("the database sqlite:////proc/scf-ledger/ledger.sqlite3 cannot be used", "SCF_DATABASE_URL"),
         ),
         ("invalid setting", {"SCF_CHAIN_ID": "forty-two"}, ("invalid settings: SCF_CHAIN_ID",)),
+        ("workers on SQLite", {"SCF_WORKERS": "2", **local}, ("SCF_WORKERS=2 needs a PostgreSQL database",)),
     ]
     for name, settings, needles in cases:
         env = base_environment(tmp_path / name.replace(" ", "-"), **settings)

@@ -20,10 +20,12 @@ import httpx
 import pytest
 from eth_utils import keccak
 
+from ledger.deployment import dev_regulator
+from ledger.node import dev_key
 from ledger.tooling.chain import Anvil
 from tests.api.conftest import NO_POSTGRES, postgres_answers, postgres_schema
 from tests.e2e.conftest import free_port
-from tests.e2e.processes import base_environment, serving
+from tests.e2e.processes import base_environment, one_error_line, run_scf, serving
 
 WORKERS = 3
 DEPOSITS = 240
@@ -183,3 +185,19 @@ def _credit_code(name: str) -> str:
     from ledger.identifiers import synthetic_credit_code
 
     return synthetic_credit_code(int.from_bytes(keccak(text=name)[:3], "big") + 10)
+
+
+def test_a_worker_that_cannot_start_stops_them_all_with_one_line_naming_the_setting(tmp_path: Path) -> None:
+    if not postgres_answers():
+        pytest.skip(NO_POSTGRES)
+    with postgres_schema("scf_workers") as url:
+        env = base_environment(
+            tmp_path / "service",
+            SCF_RPC_URL=f"http://127.0.0.1:{free_port()}",  # no node answers there
+            SCF_DATABASE_URL=url,
+            SCF_WORKERS="2",
+            # stated, so that no log line says it is the default
+            SCF_OPERATOR_KEY="0x" + dev_key(0).hex(),
+            SCF_REGULATOR_ADDRESS=dev_regulator().address,
+        )
+        one_error_line(run_scf("serve", "--no-chain", env=env, cwd=tmp_path), "no JSON-RPC node answers", "SCF_RPC_URL")
