@@ -38,7 +38,7 @@ import httpx
 
 from bench.cpu import Variant, drive, stage, start_variant
 from bench.load import BenchmarkFailed
-from bench.report import replace_between
+from bench.report import replace_between, write_results_json
 from bench.runner import machine_info
 from ledger.settings import PROJECT_ROOT
 
@@ -234,10 +234,7 @@ def markdown(results: dict[str, Any], json_name: str) -> str:
 
 def write_results(results: dict[str, Any], results_dir: Path, markdown_path: Path | None) -> Path:
     """Write the JSON (named after the run's start and mode) and, given a page, its table."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = results["started_at"].replace(":", "").replace("-", "")[:15]
-    json_path = results_dir / f"{stamp}-batch-{results['mode']}.json"
-    json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    json_path = write_results_json(results, results_dir, "batch")
     if markdown_path is not None:
         replace_between(markdown_path, BEGIN, END, markdown(results, json_path.name))
     return json_path

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import BenchmarkFailed
-from bench.report import replace_between
+from bench.report import replace_between, write_results_json
 from bench.rest import Member, RestLoad, ServiceProcess
 from bench.runner import free_port, machine_info
 from ledger.settings import PROJECT_ROOT
@@ -336,10 +335,7 @@ def update_markdown(path: Path, generated: str) -> None:
 
 def write_results(results: dict[str, Any], results_dir: Path, markdown_path: Path | None) -> Path:
     """Write the JSON (named after the run's start and mode) and, given a page, its table."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = results["started_at"].replace(":", "").replace("-", "")[:15]
-    json_path = results_dir / f"{stamp}-cpu-{results['mode']}.json"
-    json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    json_path = write_results_json(results, results_dir, "cpu")
     if markdown_path is not None:
         update_markdown(markdown_path, markdown(results, json_path.name))
     return json_path

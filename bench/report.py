@@ -185,12 +185,18 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def write_results(results: dict[str, Any], results_dir: Path, markdown_path: Path, chart_path: Path) -> Path:
-    """Write the JSON (named after the run's start, with the mode), the Markdown table and the chart."""
+def write_results_json(results: dict[str, Any], results_dir: Path, kind: str = "") -> Path:
+    """Write a run's results as ``<results_dir>/<start stamp>-[<kind>-]<mode>.json``; its path."""
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = results["started_at"].replace(":", "").replace("-", "")[:15]
-    json_path = results_dir / f"{stamp}-{results['mode']}.json"
+    json_path = results_dir / f"{stamp}-{kind + '-' if kind else ''}{results['mode']}.json"
     json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return json_path
+
+
+def write_results(results: dict[str, Any], results_dir: Path, markdown_path: Path, chart_path: Path) -> Path:
+    """Write the JSON (named after the run's start, with the mode), the Markdown table and the chart."""
+    json_path = write_results_json(results, results_dir)
     update_markdown(markdown_path, markdown(results, json_path.name))
     chart(results, chart_path)
     return json_path
@@ -282,9 +288,6 @@ def replace_between(path: Path, begin: str, end: str, generated: str) -> None:
 def write_portal_results(results: dict[str, Any], results_dir: Path, markdown_path: Path) -> Path:
     """Write a ``scf bench-portal`` run's JSON (``<date>-portal-<mode>.json``) and its own section of the
     Markdown page; the full run's table is left as it is."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = results["started_at"].replace(":", "").replace("-", "")[:15]
-    json_path = results_dir / f"{stamp}-portal-{results['mode']}.json"
-    json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    json_path = write_results_json(results, results_dir, "portal")
     replace_between(markdown_path, PORTAL_BEGIN, PORTAL_END, portal_markdown(results, json_path.name))
     return json_path

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
@@ -37,7 +36,7 @@ from sqlalchemy import create_engine, text
 
 from bench.load import BenchmarkFailed
 from bench.openloop import CLOCK_TICKS, Step, cpu_seconds, prepare_lanes, run_open_loop
-from bench.report import replace_between
+from bench.report import replace_between, write_results_json
 from bench.rest import RestLoad, ServiceProcess
 from bench.runner import free_port, machine_info
 from ledger.settings import PROJECT_ROOT
@@ -234,10 +233,7 @@ def markdown(results: dict[str, Any], json_name: str) -> str:
 
 def write_results(results: dict[str, Any], results_dir: Path, markdown_path: Path | None) -> Path:
     """The results JSON in ``results_dir``; the table between the markers of ``markdown_path``."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = results["started_at"].replace(":", "").replace("-", "")[:15]
-    json_path = results_dir / f"{stamp}-workers-{results['mode']}.json"
-    json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    json_path = write_results_json(results, results_dir, "workers")
     if markdown_path is not None:
         replace_between(markdown_path, BEGIN, END, markdown(results, json_path.name))
     return json_path
