@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
@@ -67,7 +67,7 @@ from ledger.migrations import ensure_sqlite_folder, upgrade
 from ledger.models import Role
 from ledger.node import connect
 from ledger.pipeline import Pipeline
-from ledger.pipeline.lease import PipelineLease
+from ledger.pipeline.lease import PipelineLease, release_startup_lock, take_startup_lock
 from ledger.secrets import MasterSecrets, check_secrets, master_secrets
 from ledger.settings import Settings
 
@@ -243,14 +243,14 @@ class LedgerService:
         try:
             ensure_sqlite_folder(url)
             engine = make_engine(url)
-            startup = await asyncio.to_thread(_take_startup_lock, engine)
+            startup = await asyncio.to_thread(take_startup_lock, engine)
         except Exception as exc:  # any driver's error, a bad URL, an unwritable folder
             raise DatabaseUnavailable(url, exc) from exc
         try:
             return await cls._start(settings, engine, secrets, operator, first_regulator, run_indexer, catalogue)
         finally:
             if startup is not None:
-                await asyncio.to_thread(_release_startup_lock, startup)
+                await asyncio.to_thread(release_startup_lock, startup)
 
     @classmethod
     async def _start(
@@ -567,32 +567,3 @@ class LedgerService:
         head = int(self.w3.eth.block_number)
         indexed = self.indexer.indexed_block()
         return {"head": head, "indexed": indexed, "lag": None if indexed is None else max(0, head - indexed)}
-
-
-_STARTUP_KEY = "hashtextextended(current_schema() || :purpose, 0)"
-_STARTUP = {"purpose": ":scf-start"}
-
-
-def _take_startup_lock(engine: Engine) -> Connection | None:
-    """On PostgreSQL, wait for the database's start-up lock (a session advisory lock, released when the returned
-    connection closes), so that processes sharing the database migrate, deploy and bootstrap one at a time.
-    None on SQLite (one process)."""
-    if engine.dialect.name != "postgresql":
-        return None
-    connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        connection.execute(text(f"SELECT pg_advisory_lock({_STARTUP_KEY})"), _STARTUP)
-    except BaseException:
-        connection.invalidate()
-        connection.close()
-        raise
-    return connection
-
-
-def _release_startup_lock(connection: Connection) -> None:
-    """Unlock, and end the session (a pooled connection would keep a session lock)."""
-    try:
-        connection.execute(text(f"SELECT pg_advisory_unlock({_STARTUP_KEY})"), _STARTUP)
-    finally:
-        connection.invalidate()
-        connection.close()

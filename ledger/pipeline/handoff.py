@@ -29,7 +29,6 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -52,7 +51,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db import Base, utc_now
-from ledger.node import ChainIdMismatch
 from ledger.pipeline.exceptions import (
     JournalWriteError,
     NodeUnavailable,
@@ -60,7 +58,6 @@ from ledger.pipeline.exceptions import (
     PipelineNotRunning,
     UnknownOperation,
 )
-from ledger.pipeline.rpc import JsonRpcClient, _hex_int
 from ledger.pipeline.state import PipelineState
 from ledger.pipeline.tracked import Operation
 
@@ -121,13 +118,11 @@ class Handoff(PipelineState):
             value: int = 0,
         ) -> Operation: ...
 
-        async def _recover(self) -> None: ...
+        async def _connect(self) -> None: ...
+
+        async def _take_over(self) -> None: ...
 
         def _start_tasks(self) -> None: ...
-
-        async def _close_resources(self) -> None: ...
-
-        def _accept_header(self, header: Any) -> None: ...
 
     @property
     def standby(self) -> bool:
@@ -140,15 +135,7 @@ class Handoff(PipelineState):
         """Start without signing: pre-flights, calls and reads work; submissions are queued for the owner."""
         if self._running:
             return
-        self._rpc = JsonRpcClient(self.rpc_url, timeout=self._rpc_timeout)
-        try:
-            node_chain_id = _hex_int(await self._rpc.call("eth_chainId"))
-            if node_chain_id != self.chain_id:
-                raise ChainIdMismatch(self.rpc_url, self.chain_id, node_chain_id)
-        except BaseException:
-            await self._close_resources()
-            raise
-        self._db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        await self._connect()
         self._standby = True
         self._running = True
         self._tasks = [asyncio.create_task(self._watch_journal(), name="pipeline-standby-watch")]
@@ -158,10 +145,7 @@ class Handoff(PipelineState):
         owner signed), then sign, send and follow the chain, and take over the queue."""
         if not self._standby:
             return
-        head = await self._require_rpc().call("eth_getBlockByNumber", "latest", False)
-        self._accept_header(head)
-        self._followed = _hex_int(head["number"])
-        await self._recover()
+        await self._take_over()
         self._standby = False
         self._term = str(uuid.uuid4())
         self._start_tasks()

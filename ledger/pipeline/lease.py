@@ -1,4 +1,5 @@
-"""The pipeline's lease: which of the processes sharing a PostgreSQL database signs for the ledger's senders.
+"""The pipeline's lease: which of the processes sharing a PostgreSQL database signs for the ledger's senders;
+and the start-up lock that makes those processes start one at a time.
 
 A session-level advisory lock (``pg_try_advisory_lock``) on a connection the lease keeps to itself. PostgreSQL
 releases it the moment that session ends, a crash or ``kill -9`` of the holder included (the server sees the
@@ -23,7 +24,9 @@ from sqlalchemy import Connection, Engine, text
 logger = logging.getLogger("ledger.pipeline")
 
 _KEY: Final = "hashtextextended(current_schema() || :purpose, 0)"
+"""An advisory lock's key: the schema the session works in and what the lock is for."""
 _PURPOSE: Final = {"purpose": ":scf-pipeline-owner"}
+_STARTUP: Final = {"purpose": ":scf-start"}
 
 
 class PipelineLease:
@@ -91,3 +94,28 @@ class PipelineLease:
             except Exception as exc:
                 logger.debug("closing the lease's connection: %s", exc)
             self._connection = None
+
+
+def take_startup_lock(engine: Engine) -> Connection | None:
+    """On PostgreSQL, wait for the database's start-up lock (a session advisory lock on a connection of its own),
+    so that processes sharing the database migrate, deploy and bootstrap one at a time; release it with
+    :func:`release_startup_lock`. None on SQLite (one process)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        connection.execute(text(f"SELECT pg_advisory_lock({_KEY})"), _STARTUP)
+    except BaseException:
+        connection.invalidate()
+        connection.close()
+        raise
+    return connection
+
+
+def release_startup_lock(connection: Connection) -> None:
+    """Unlock, and end the session (a pooled connection would keep a session lock)."""
+    try:
+        connection.execute(text(f"SELECT pg_advisory_unlock({_KEY})"), _STARTUP)
+    finally:
+        connection.invalidate()
+        connection.close()

@@ -137,21 +137,33 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         """Check the chain id, recover what the journal holds in flight, then start the background tasks."""
         if self._running:
             return
+        await self._connect()
+        try:
+            await self._take_over()
+        except BaseException:
+            await self._close_resources()
+            raise
+        self._running = True
+        self._start_tasks()
+
+    async def _connect(self) -> None:
+        """Open the JSON-RPC connection and the journal's thread, and check the node's chain id."""
         self._rpc = JsonRpcClient(self.rpc_url, timeout=self._rpc_timeout)
         self._db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         try:
             node_chain_id = _hex_int(await self._rpc.call("eth_chainId"))
             if node_chain_id != self.chain_id:
                 raise ChainIdMismatch(self.rpc_url, self.chain_id, node_chain_id)
-            head = await self._rpc.call("eth_getBlockByNumber", "latest", False)
-            self._accept_header(head)
-            self._followed = _hex_int(head["number"])
-            await self._recover()
         except BaseException:
             await self._close_resources()
             raise
-        self._running = True
-        self._start_tasks()
+
+    async def _take_over(self) -> None:
+        """Start following from the chain's head and recover what the journal holds in flight."""
+        head = await self._require_rpc().call("eth_getBlockByNumber", "latest", False)
+        self._accept_header(head)
+        self._followed = _hex_int(head["number"])
+        await self._recover()
 
     def _start_tasks(self) -> None:
         self._tasks += [
