@@ -87,6 +87,19 @@ def test_local_signing_is_byte_equal_to_eth_account(
     assert decoded["to"] == (None if to is None else to_checksum_address(to))
 
 
+def test_keccak_runs_in_c_once_the_ledger_is_imported() -> None:
+    """eth-hash would pick pycryptodome (several times slower a hash); ledger/__init__.py points it at
+    safe-pysha3, which hashes the same (the standard vectors)."""
+    import eth_hash.auto
+    from eth_hash.backends import pysha3
+
+    import ledger  # noqa: F401  (the package's import makes the switch)
+
+    assert eth_hash.auto.keccak.hasher == pysha3.keccak256
+    assert keccak(b"").hex() == "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    assert keccak(b"abc").hex() == "4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45"
+
+
 def test_signing_refuses_negative_integers() -> None:
     with pytest.raises(ValueError):
         sign_dynamic_fee_transaction(
