@@ -18,8 +18,8 @@ def _use_c_keccak() -> None:
         from eth_hash.backends import pysha3
     except ImportError:  # no wheel for this platform: eth-hash's own choice stands
         return
-    keccak.hasher = pysha3.keccak256  # type: ignore[method-assign]
-    keccak.preimage = pysha3.preimage  # type: ignore[method-assign]
+    keccak.hasher = pysha3.keccak256  # type: ignore[assignment]
+    keccak.preimage = pysha3.preimage  # type: ignore[assignment]
 
 
 _use_c_keccak()
