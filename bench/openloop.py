@@ -95,6 +95,10 @@ class Step:
     seconds: float
     drain_seconds: float = 120.0
     """How long after the last request is sent to wait for the outstanding ones."""
+    batch: int = 1
+    """Operations a request: 1 sends each on its own route; more sends them ``batch`` at a time as the items of
+    one ``POST /batch`` (one lane's, each item with its own idempotency key). ``rate`` counts operations either
+    way, and so do the figures."""
 
 
 @dataclass
@@ -117,6 +121,7 @@ class StepResult:
     service_cpu: float = 0.0
     generator_cpu: float = 0.0
     unfinished: int = 0
+    batch: int = 1
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -135,6 +140,7 @@ def summarize(step: StepResult) -> dict[str, Any]:
     latencies = [o.finished - o.scheduled for o in confirmed]
     return {
         "offered": scheduled / step.seconds if step.seconds else 0.0,
+        "batch": step.batch,
         "requests": scheduled,
         "confirmed": len(confirmed),
         "achieved": len(confirmed) / span if span else 0.0,
@@ -161,6 +167,11 @@ async def _transfer(session: Any, lane: Lane) -> str:
     body = {"to": lane.to, "amount": 1}
     async with session.post(f"/receivables/{lane.piece}/transfers", json=body, headers=headers) as response:
         status, answer = response.status, await response.json(content_type=None)
+    return await _follow(session, lane, status, answer)
+
+
+async def _follow(session: Any, lane: Lane, status: int, answer: Any) -> str:
+    """How an operation answered ``status`` / ``answer`` ended: a 202 is followed at its operation until final."""
     while status == 202:
         follow = {**lane.headers, "Prefer": WAIT}
         async with session.get(f"/operations/{answer['operation_id']}", headers=follow) as response:
@@ -170,9 +181,38 @@ async def _transfer(session: Any, lane: Lane) -> str:
     return str(answer.get("status"))
 
 
+async def _transfer_batch(session: Any, lane: Lane, size: int) -> list[str]:
+    """``size`` split-transfers of ``lane``'s piece as the items of one ``POST /batch`` with ``Prefer: wait``;
+    answers how each ended (an item answered 202 is followed at its operation)."""
+    items = [
+        {
+            "operation": "transfer_piece",
+            "path": {"piece_id": lane.piece},
+            "body": {"to": lane.to, "amount": 1},
+            "idempotency_key": f"open-loop-{uuid.uuid4().hex}",
+        }
+        for _ in range(size)
+    ]
+    headers = {**lane.headers, "Prefer": WAIT}
+    async with session.post("/batch", json={"items": items}, headers=headers) as response:
+        status, answer = response.status, await response.json(content_type=None)
+    if status != 200:
+        return [f"http-{status}"] * size
+    return list(
+        await asyncio.gather(
+            *(
+                _follow(session, lane, int(item["status"]), item.get("operation") or item.get("problem") or {})
+                for item in answer["items"]
+            )
+        )
+    )
+
+
 async def _step(session: Any, lanes: Sequence[Lane], step: Step, pid: int) -> StepResult:
-    result = StepResult(step.rate, step.seconds)
+    result = StepResult(step.rate, step.seconds, batch=step.batch)
     count = int(step.rate * step.seconds)
+    if step.batch > 1:
+        return await _batch_step(session, lanes, step, pid, result, count)
     in_flight = 0
     started = time.perf_counter()
     service_before, generator_before = cpu_seconds(pid), time.process_time()
@@ -206,25 +246,73 @@ async def _step(session: Any, lanes: Sequence[Lane], step: Step, pid: int) -> St
     return result
 
 
+async def _batch_step(
+    session: Any, lanes: Sequence[Lane], step: Step, pid: int, result: StepResult, count: int
+) -> StepResult:
+    """:func:`_step` with ``step.batch`` operations a request: request ``n`` is scheduled when its first operation
+    is (``n × batch ÷ rate``), and each of its operations is an outcome of its own, timed from that moment."""
+    requests = math.ceil(count / step.batch)
+    in_flight = 0
+    started = time.perf_counter()
+    service_before, generator_before = cpu_seconds(pid), time.process_time()
+
+    async def one(n: int, scheduled: float) -> None:
+        nonlocal in_flight
+        size = min(step.batch, count - n * step.batch)
+        in_flight += size
+        result.max_in_flight = max(result.max_in_flight, in_flight)
+        sent = time.perf_counter() - started
+        try:
+            statuses = await _transfer_batch(session, lanes[n % len(lanes)], size)
+        except Exception as exc:  # a request that breaks is an outcome to count, not the end of the step
+            statuses = [type(exc).__name__] * size
+        finally:
+            in_flight -= size
+        finished = time.perf_counter() - started
+        result.outcomes.extend(Outcome(scheduled, sent, finished, status) for status in statuses)
+
+    tasks = []
+    for n in range(requests):
+        at = n * step.batch / step.rate
+        delay = started + at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n, at)))
+    _, pending = await asyncio.wait(tasks, timeout=step.drain_seconds) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    result.unfinished = len(pending) * step.batch
+    result.service_cpu = cpu_seconds(pid) - service_before
+    result.generator_cpu = time.process_time() - generator_before
+    return result
+
+
 async def generate(plan: Mapping[str, Any], say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run ``plan``'s steps in order (see the module); answers each step's figures."""
     import aiohttp  # a dependency of web3; here for its cheap connections (thousands held open at once)
 
     lanes = [Lane(dict(lane["headers"]), int(lane["piece"]), str(lane["to"])) for lane in plan["lanes"]]
-    steps = [Step(float(s["rate"]), float(s["seconds"]), float(s.get("drain_seconds", 120))) for s in plan["steps"]]
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    steps = [
+        Step(float(s["rate"]), float(s["seconds"]), float(s.get("drain_seconds", 120)), int(s.get("batch", 1)))
+        for s in plan["steps"]
+    ]
+    # Idle connections are dropped after 3 s, before uvicorn closes its side (5 s, its default): a request sent
+    # on a connection the server has just closed breaks (ClientOSError) although the service did nothing wrong,
+    # and the steps that follow a long one (the burst's tail) would start with such connections.
+    connector = aiohttp.TCPConnector(limit=0, force_close=False, keepalive_timeout=3.0)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=120, sock_read=120)
     figures = []
     async with aiohttp.ClientSession(plan["base_url"], connector=connector, timeout=timeout) as session:
         for step in steps:
-            say(f"    open loop: {step.rate:,.0f} requests/s offered for {step.seconds:g} s ...")
+            way = f" in batches of {step.batch}" if step.batch > 1 else ""
+            say(f"    open loop: {step.rate:,.0f} operations/s offered{way} for {step.seconds:g} s ...")
             summary = summarize(await _step(session, lanes, step, int(plan["service_pid"])))
             figures.append({"rate": step.rate, "seconds": step.seconds, **summary})
             say(
                 f"    open loop: {summary['offered']:,.0f}/s offered, {summary['achieved']:,.1f}/s confirmed, "
                 f"p50 {summary['p50'] * 1000:,.0f} ms, p99 {summary['p99'] * 1000:,.0f} ms, "
                 f"{summary['max_in_flight']:,} in flight at most, service "
-                f"{summary['service_cpu_ms_per_request']:.2f} ms CPU a request, generator "
+                f"{summary['service_cpu_ms_per_request']:.2f} ms CPU an operation, generator "
                 f"{summary['generator_cpu_cores']:.2f} core"
             )
     return {"lanes": len(lanes), "steps": figures}
@@ -279,7 +367,9 @@ def run_open_loop(
         "base_url": base_url,
         "service_pid": service_pid,
         "lanes": [{"headers": dict(lane.headers), "piece": lane.piece, "to": lane.to} for lane in lanes],
-        "steps": [{"rate": s.rate, "seconds": s.seconds, "drain_seconds": s.drain_seconds} for s in steps],
+        "steps": [
+            {"rate": s.rate, "seconds": s.seconds, "drain_seconds": s.drain_seconds, "batch": s.batch} for s in steps
+        ],
     }
     plan_path.write_text(json.dumps(plan), encoding="utf-8")
     command = [sys.executable, "-m", "bench.openloop", str(plan_path), str(out_path)]

@@ -55,22 +55,38 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     assert half["offered"] == pytest.approx(rest["sustained"] / 2)
     # The open-loop generator (its own process): each step offered what it was asked, and its answer adds up.
     steps = rest["open_loop"]["steps"]
-    assert [step["rate"] for step in steps] == [20.0, 60.0, 500.0]
-    for step in steps:
+    assert [(step["rate"], step["batch"]) for step in steps] == [
+        (20.0, 1),
+        (60.0, 1),
+        (500.0, 1),
+        (60.0, 20),
+        (200.0, 20),
+    ]
+    half_load = rest["open_loop"]["half_load"]
+    for step in [*steps, half_load["single"], half_load["batch"]]:
         assert step["requests"] == int(step["rate"] * step["seconds"])
         assert step["confirmed"] + sum(step["not_confirmed"].values()) + step["unfinished"] == step["requests"]
         assert step["confirmed"] > 0 and 0 < step["p50"] <= step["p95"] <= step["p99"]
         assert step["service_cpu_ms_per_request"] > 0 and 0 <= step["generator_cpu_cores"] < 1
-    assert steps[-1]["max_in_flight"] > 100  # the burst is held in flight at once, not queued in the generator
-    best = max(step["achieved"] for step in steps)
+    assert steps[2]["max_in_flight"] > 100  # the burst is held in flight at once, not queued in the generator
+    best = max(step["achieved"] for step in steps if step["batch"] == 1)
+    best_batch = max(step["achieved"] for step in steps if step["batch"] > 1)
     assert results["ratios"]["rest_open_loop_to_ceiling"] == pytest.approx(best / ceiling)
+    assert results["ratios"]["rest_single_to_naive"] == pytest.approx(best / throughput["naive"])
+    assert results["ratios"]["rest_batch_to_ceiling"] == pytest.approx(best_batch / ceiling)
+    # Half load is half of each way's best step, in the same run.
+    assert half_load["single"]["rate"] == pytest.approx(best / 2) and half_load["single"]["batch"] == 1
+    assert half_load["batch"]["rate"] == pytest.approx(best_batch / 2) and half_load["batch"]["batch"] == 20
     assert set(rest["list_routes"]) and all(r["count"] > 0 and r["p50"] > 0 for r in rest["list_routes"].values())
     assert results["indexer"]["events"] > 1_000 and results["indexer"]["events_per_second"] > 0
     assert set(results["targets"]) == {
         "pipeline_to_ceiling",
-        "rest_to_ceiling",
-        "rest_to_naive",
+        "rest_batch_to_ceiling",
+        "rest_single_to_naive",
         "p99_half_load",
+        "p99_half_load_single",
+        "p99_half_load_batch",
+        "service_cpu_per_write",
         "indexer",
         "flat_scaling",
     }
@@ -102,7 +118,9 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     assert "old table" not in text and text.count(BEGIN) == 1
     assert written.name in text
     assert f"{round(ceiling):,} tx/s" in text
-    assert "REST open loop, split-transfers: 500 requests/s offered" in text
+    assert "REST open loop, split-transfers 500 requests/s offered" in text
+    assert "REST open loop, split-transfers in `POST /batch` of 20, 200 operations/s offered" in text
+    assert "REST `POST /batch` of 20, best open-loop step" in text
     assert f"| split-transfer of a piece | {gas['operations']['split-transfer of a piece']:,} |" in text
 
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
