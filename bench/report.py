@@ -67,6 +67,10 @@ def _target_rows(results: dict[str, Any]) -> list[str]:
         f"| service CPU per single write (best single step, per confirmed operation) | "
         f"{single['service_cpu_ms_per_request']:.2f} ms | — | | ≤ 2 ms "
         f"{_verdict(targets['service_cpu_per_write'])} |",
+        f"| service CPU per `GET /operations/{{id}}` ({results['rest']['get_by_id']['requests']:,} requests, 8 in "
+        f"flight; p50 {_ms(results['rest']['get_by_id']['p50'])}) | "
+        f"{results['rest']['get_by_id']['cpu_ms_per_request']:.2f} ms | — | | ≤ 1 ms "
+        f"{_verdict(targets['service_cpu_per_get'])} |",
         f"| REST p50 / p99 at half load, single requests ({_n(half['single']['offered'])} offered) | "
         f"{_ms(half['single']['p50'])} / {_ms(half['single']['p99'])} | block interval {_ms(interval)} | | "
         f"p99 ≤ interval + 250 ms {_verdict(targets['p99_half_load_single'])} |",

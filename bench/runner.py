@@ -24,7 +24,8 @@ from sqlalchemy import func, select
 from bench.cast import BenchCast, onboard_cast, signed_split_calls, split_calls
 from bench.gas import measure_gas
 from bench.load import BenchmarkFailed, Call, gas_used, naive_rate, node_ceiling, pipeline_rate
-from bench.openloop import Step, prepare_lanes, run_open_loop
+from bench.openloop import Lane, Step, prepare_lanes, run_open_loop
+from bench.openloop import cpu_seconds as openloop_cpu_seconds
 from bench.portal import TARGET_SECONDS, TARGET_SIZE, bearer_key, measure_portal_async
 from bench.rest import STORY_STEPS, Member, RestLoad, ServiceProcess, percentile
 from ledger.client import LedgerClient
@@ -79,6 +80,8 @@ class BenchConfig:
     """Operations a ``POST /batch`` in the open loop's batch steps."""
     open_loop_batch_rates: tuple[float, ...] = (60.0, 200.0)
     """Operations a second offered in ``POST /batch`` requests of ``open_loop_batch``, one step each."""
+    get_requests: int = 200
+    """``GET /operations/{id}`` requests (8 in flight) over which the service's CPU per GET by id is measured."""
     open_loop_half_seconds: float = 4.0
     """The last two steps offer half the best single and half the best batch rate for this long: the latency at
     half load of each way."""
@@ -127,6 +130,7 @@ FULL = BenchConfig(
     open_loop_batch=100,
     open_loop_batch_rates=(200.0, 400.0, 800.0),
     open_loop_half_seconds=20.0,
+    get_requests=2_000,
 )
 
 MODES = {"quick": QUICK, "full": FULL}
@@ -383,11 +387,45 @@ def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
         "p99_half_load_single": open_loop["half_load"]["single"]["p99"] <= allowance,
         "p99_half_load_batch": open_loop["half_load"]["batch"]["p99"] <= allowance,
         "service_cpu_per_write": single["service_cpu_ms_per_request"] <= 2.0,
+        "service_cpu_per_get": results["rest"]["get_by_id"]["cpu_ms_per_request"] <= 1.0,
         "indexer": results["indexer"]["events_per_second"] >= 5_000,
         "flat_scaling": results["scaling"]["flat"],
     }
     results["duration_seconds"] = time.perf_counter() - clock
     return results
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms"
+
+
+async def _get_by_id_cpu(load: RestLoad, lane: Lane, service: ServiceProcess, count: int) -> dict[str, float]:
+    """The service's CPU per ``GET /operations/{id}`` of a confirmed split-transfer: ``utime + stime`` of its
+    process over ``count`` requests, 8 in flight, from the first sent to the last answered (background work
+    running meanwhile included, as ``make bench-cpu``'s *during*)."""
+    assert service.process is not None
+    answer = await load.call(
+        "POST", f"/receivables/{lane.piece}/transfers", lane.headers, json={"to": lane.to, "amount": 1}
+    )
+    path, headers = f"/operations/{answer['operation_id']}", dict(lane.headers)
+    latencies: list[float] = []
+    slots = asyncio.Semaphore(8)
+
+    async def one() -> None:
+        async with slots:
+            started = time.perf_counter()
+            response = await load.http.get(path, headers=headers)
+            if response.status_code != 200:
+                raise BenchmarkFailed(f"GET {path}: {response.status_code} {response.text[:200]}")
+            latencies.append(time.perf_counter() - started)
+
+    for _ in range(20):  # warm: caches, the connection pool
+        await one()
+    latencies.clear()
+    before = openloop_cpu_seconds(service.process.pid)
+    await asyncio.gather(*(one() for _ in range(count)))
+    cpu = openloop_cpu_seconds(service.process.pid) - before
+    return {"requests": count, "cpu_ms_per_request": cpu / count * 1000, **_latency_summary(latencies)}
 
 
 async def _rest_and_scaling(
@@ -453,6 +491,9 @@ async def _rest_and_scaling(
                 run_open_loop, service.base_url, service.process.pid, lanes, half_steps, service.log_file.parent, say
             )
             open_loop["half_load"] = {"single": half_open["steps"][0], "batch": half_open["steps"][1]}
+        with stage(f"service CPU per GET by id: {config.get_requests:,} GET /operations/{{id}}, 8 in flight"):
+            get_by_id = await _get_by_id_cpu(load, lanes[0], service, config.get_requests)
+            say(f"    {get_by_id['cpu_ms_per_request']:.2f} ms of service CPU a request, p50 {_ms(get_by_id['p50'])}")
         head = int(w3.eth.block_number)
         await load.indexed(head)
         supplier, financier = rest_cast.suppliers[0], rest_cast.financiers[0]
@@ -481,6 +522,7 @@ async def _rest_and_scaling(
             },
             "list_routes": list_routes,
             "open_loop": open_loop,
+            "get_by_id": get_by_id,
         }
         scaling = await _scaling(
             config, say, stage, load, rest_cast.operator, anvil, w3, contracts, decoder, sessions, cast, service

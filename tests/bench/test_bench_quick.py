@@ -77,6 +77,8 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     # Half load is half of each way's best step, in the same run.
     assert half_load["single"]["rate"] == pytest.approx(best / 2) and half_load["single"]["batch"] == 1
     assert half_load["batch"]["rate"] == pytest.approx(best_batch / 2) and half_load["batch"]["batch"] == 20
+    get_by_id = rest["get_by_id"]
+    assert get_by_id["requests"] == 200 and get_by_id["cpu_ms_per_request"] > 0 and get_by_id["p50"] > 0
     assert set(rest["list_routes"]) and all(r["count"] > 0 and r["p50"] > 0 for r in rest["list_routes"].values())
     assert results["indexer"]["events"] > 1_000 and results["indexer"]["events_per_second"] > 0
     assert set(results["targets"]) == {
@@ -87,6 +89,7 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
         "p99_half_load_single",
         "p99_half_load_batch",
         "service_cpu_per_write",
+        "service_cpu_per_get",
         "indexer",
         "flat_scaling",
     }
