@@ -351,6 +351,7 @@ class LedgerService:
             operator=operator,
             decoder=decoder,
             indexer=indexer,
+            act_nonces=NonceAllocator(sessions),
             audit_log=(audit_log := AuditLog(sessions)),
             audit_anchorer=AuditAnchorer(
                 audit_log,

@@ -11,7 +11,9 @@ Nonces: each act takes one from its account's unordered nonce space (a bitmap pe
 service hands out the lowest nonce of the account's current word that is neither used on chain nor handed
 out in the last :data:`ACT_TTL_SECONDS` (an act signed and not yet relayed), so acts prepared together can be
 signed and relayed in any order, and most nonces land in a storage word already written (about 17,000 gas
-cheaper than a fresh one).
+cheaper than a fresh one). The reservations are rows of the service's database, so the processes of one
+service (``SCF_WORKERS``) never hand out a nonce twice; two gateways with databases of their own may (the
+second act relayed is refused ``SignedActsNonceUsed``, and its caller asks for the act again).
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ import asyncio
 import threading
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.problems import Problem
+from api.store import ActNonceReservation
 from ledger import acts
 from ledger.client import LedgerClient
 from ledger.pipeline import Operation
@@ -38,29 +45,74 @@ ACT_TTL_SECONDS: Final = 3600
 
 
 class NonceAllocator:
-    """Hands out unordered nonces per account (see the module's docstring)."""
+    """Hands out unordered nonces per account (see the module's docstring).
 
-    def __init__(self) -> None:
+    With ``sessions`` (the service's database), a nonce is reserved by a row of ``act_nonce_reservations``
+    (:class:`api.store.ActNonceReservation`) whose primary key is (account, nonce): every service process on that
+    database sees the others' reservations, and two that pick the same nonce at the same moment cannot both
+    insert it (the second looks again). Without, reservations are this process's own."""
+
+    def __init__(self, sessions: sessionmaker[Session] | None = None) -> None:
+        self._sessions = sessions
         self._lock = threading.Lock()
         self._reserved: dict[str, dict[int, float]] = {}
         self._word: dict[str, int] = {}
 
     def next(self, client: LedgerClient, account: str) -> int:
         now = time.time()
-        with self._lock:
-            reserved = self._reserved.setdefault(account, {})
-            for lapsed in [n for n, until in reserved.items() if until < now]:
-                del reserved[lapsed]
-            word = self._word.get(account, 0)
+        word = self._word.get(account, 0)
         while True:
             bitmap = client.nonce_bitmap(account, word)
+            free = acts.next_nonce(bitmap, word, self._taken(account, word, now))
+            if free is None:
+                word += 1
+            elif self._reserve(account, free, now):
+                self._word[account] = word
+                return free
+
+    def _taken(self, account: str, word: int, now: float) -> set[int]:
+        """The nonces of ``word`` reserved for ``account`` and not lapsed."""
+        if self._sessions is None:
             with self._lock:
-                free = acts.next_nonce(bitmap, word, set(reserved))
-                if free is not None:
-                    reserved[free] = now + ACT_TTL_SECONDS
-                    self._word[account] = word
-                    return free
-            word += 1
+                reserved = self._reserved.setdefault(account, {})
+                for lapsed in [n for n, until in reserved.items() if until < now]:
+                    del reserved[lapsed]
+                return set(reserved)
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(ActNonceReservation.nonce).where(
+                    ActNonceReservation.account == account,
+                    ActNonceReservation.nonce.between(word << 8, (word << 8) | 0xFF),
+                    ActNonceReservation.expires_at >= datetime.fromtimestamp(now, UTC),
+                )
+            )
+            return set(rows)
+
+    def _reserve(self, account: str, nonce: int, now: float) -> bool:
+        """Reserve ``nonce`` for ``account`` until the act's deadline; False when another process has just taken
+        it. Lapsed reservations of the account are dropped in the same transaction."""
+        until = now + ACT_TTL_SECONDS
+        if self._sessions is None:
+            with self._lock:
+                reserved = self._reserved.setdefault(account, {})
+                if nonce in reserved:
+                    return False
+                reserved[nonce] = until
+                return True
+        try:
+            with self._sessions() as session, session.begin():
+                session.execute(
+                    delete(ActNonceReservation).where(
+                        ActNonceReservation.account == account,
+                        ActNonceReservation.expires_at < datetime.fromtimestamp(now, UTC),
+                    )
+                )
+                session.add(
+                    ActNonceReservation(account=account, nonce=nonce, expires_at=datetime.fromtimestamp(until, UTC))
+                )
+        except IntegrityError:
+            return False
+        return True
 
 
 def signature_required(

@@ -14,6 +14,9 @@
   given, by the keyed hash that stands for them on chain: the chain keeps only the hash, so that nobody reading
   it can tell an invoice's number; the parties' lists show the number from here (null for an invoice or receipt
   registered through another gateway).
+- ``act_nonce_reservations``: the nonces of acts handed out to self-custody participants to sign and not yet
+  lapsed (:mod:`api.signing`): the primary key (account, nonce) makes every process on the database hand out a
+  nonce once.
 - ``documents``: uploaded documents, encrypted with AES-GCM; the SHA-256 of the plaintext goes on chain. Its
   record, :class:`ledger.documents.DocumentRecord`, is declared with the cipher in the ledger (and re-exported
   here).
@@ -80,6 +83,16 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class ActNonceReservation(Base):
+    """A nonce handed out with an act to sign, reserved until ``expires_at`` (the act's deadline)."""
+
+    __tablename__ = "act_nonce_reservations"
+
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)
+    nonce: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ServiceOperationRecord(Base):

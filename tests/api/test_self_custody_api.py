@@ -480,3 +480,64 @@ def test_the_migrations_create_exactly_the_act_approval_and_financing_offer_mode
     assert [d for d in differences if "act_approval" in repr(d) or "financing_offers" in repr(d)] == []
     downgrade(url, "0013_self_custody")
     upgrade(url)
+
+
+def test_service_processes_on_one_database_never_hand_out_one_act_nonce_twice(api: Api) -> None:
+    """Each ``SCF_WORKERS`` process has an allocator of its own; the reservations are rows of the one database,
+    so acts handed out together by several processes never share a nonce (each would be refused on chain but
+    one). Two allocators of one process each, without the database, would both hand out the same first nonce."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime
+
+    from api.signing import NonceAllocator
+    from api.store import ActNonceReservation
+
+    client, sessions = api.service.client, api.service.sessions
+    account = Account.create().address  # its nonce space is untouched on chain
+    alone = [NonceAllocator().next(client, account) for _ in range(2)]
+    assert alone[0] == alone[1]
+
+    workers = [NonceAllocator(sessions) for _ in range(3)]
+    with ThreadPoolExecutor(6) as pool:
+        handed = list(pool.map(lambda i: workers[i % 3].next(client, account), range(30)))
+    assert sorted(handed) == list(range(30))
+
+    # A lapsed reservation (its act's deadline passed unsigned) frees its nonce for the next act.
+    with sessions() as session, session.begin():
+        row = session.get(ActNonceReservation, (account, 7))
+        assert row is not None
+        row.expires_at = datetime.fromtimestamp(time.time() - 1, UTC)
+    assert workers[0].next(client, account) == 7
+    assert workers[1].next(client, account) == 30
+
+
+def test_the_migration_creates_exactly_the_act_nonce_reservation_model(tmp_path: Any) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from ledger.db import Base, make_engine
+    from ledger.migrations import downgrade, upgrade
+
+    url = f"sqlite:///{tmp_path / 'schema.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert [d for d in differences if "act_nonce_reservations" in repr(d)] == []
+    downgrade(url, "0022_submission_queue")
+    assert "act_nonce_reservations" not in inspect_tables(url)
+    upgrade(url)
+    assert "act_nonce_reservations" in inspect_tables(url)
+
+
+def inspect_tables(url: str) -> set[str]:
+    from sqlalchemy import inspect
+
+    from ledger.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
