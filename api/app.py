@@ -3,7 +3,8 @@
 Start-up (the lifespan) brings the ledger up (:meth:`api.service.LedgerService.start`): secrets checked,
 database migrated, chain checked, contracts deployed if needed, pipeline and indexer running; or takes a
 service already started (``scf serve`` starts it first, so that a failure is one line, not a traceback). The
-first start prints the operator's API key once. :mod:`api.edge` sits in front of every route: forwarded
+first start prints the operator's API key once; then the garbage collector's policy is set
+(:mod:`api.gc_policy`). :mod:`api.edge` sits in front of every route: forwarded
 headers from trusted proxies only, request-size limits, security headers.
 """
 
@@ -16,7 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from starlette.types import Scope
 
-from api import auth, batch, docs, openapi, operations, portal, problems
+from api import auth, batch, docs, gc_policy, openapi, operations, portal, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
 from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
 from api.request_log import RequestLogMiddleware
@@ -64,6 +65,7 @@ def create_app(
         app.state.ledger = ledger
         app.state.sign_in_limiter = RateLimiter(ledger.settings.sign_in_requests_per_minute)
         announce_operator_key(ledger)
+        gc_policy.tune()
         try:
             yield
         finally:

@@ -87,6 +87,18 @@ def test_every_api_answer_carries_the_strict_headers_and_no_hsts_over_plain_http
         assert "strict-transport-security" not in answer.headers
 
 
+def test_the_started_service_freezes_its_start_up_objects_and_collects_young_garbage_less_often(api: Api) -> None:
+    """api.gc_policy: the collector skips what start-up left alive and runs its youngest generation every 20,000
+    allocations (the defaults are 700, 10, 10 and nothing frozen)."""
+    import gc
+
+    from api.gc_policy import THRESHOLDS
+
+    assert api.http.get("/health").status_code == 200
+    assert gc.get_threshold() == THRESHOLDS == (20_000, 20, 20)
+    assert gc.get_freeze_count() > 10_000
+
+
 def test_answers_that_carry_secrets_are_not_stored_by_any_cache(api: Api) -> None:
     wallet = Account.create()
     onboarded = api.http.post(
