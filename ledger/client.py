@@ -58,6 +58,7 @@ from ledger.pipeline import (
     NodeUnavailable,
     Operation,
     Pipeline,
+    PipelineNotRunning,
     RpcError,
     UnknownOperation,
 )
@@ -342,8 +343,30 @@ class LedgerClient:
     def has_role(self, address: str, role: Role) -> bool:
         return bool(self._read("registry", "hasRole", role_id(role), address))
 
+    async def read_async(self, contract: str, function: str, *args: Any) -> Any:
+        """:meth:`_read` from the event loop, without a worker thread: over the pipeline's asynchronous JSON-RPC
+        connection (:meth:`ledger.pipeline.Pipeline.read`) where :meth:`_read` would use its plain reader. Anything
+        else (another sender, an error answer, no answer, an answer that is not data) goes to :meth:`_read` in a
+        worker thread, which calls again and answers or raises as it always does."""
+        read = getattr(self._sender, "read", None)
+        if read is not None and self._reader is not None:
+            spec = self.codec.function(contract, function)
+            to, data = str(self.contracts[contract].address), spec.encode_call(args)
+            try:
+                answer = await read("eth_call", {"to": to, "data": "0x" + data.hex()}, "latest")
+            except (RpcError, NodeUnavailable, PipelineNotRunning):
+                answer = None
+            if isinstance(answer, str) and answer.startswith("0x"):
+                values = spec.decode_result(bytes.fromhex(answer[2:]))
+                return values[0] if len(values) == 1 else values
+        return await asyncio.to_thread(self._read, contract, function, *args)
+
     def balance_of(self, address: str) -> int:
         return int(self._read("token", "balanceOf", address))
+
+    async def balance_of_async(self, address: str) -> int:
+        """:meth:`balance_of` from the event loop (:meth:`read_async`)."""
+        return int(await self.read_async("token", "balanceOf", address))
 
     def invoice(self, invoice_id: int) -> Invoice:
         f = self._read("receivables", "invoice", invoice_id)
