@@ -24,7 +24,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
 
@@ -53,8 +53,6 @@ from ledger.models import (
 )
 from ledger.pipeline import (
     OUT_OF_GAS,
-    BlockingJsonRpc,
-    HttpConnections,
     NodeUnavailable,
     Operation,
     Pipeline,
@@ -62,19 +60,9 @@ from ledger.pipeline import (
     RpcError,
     UnknownOperation,
 )
+from ledger.pipeline.rpc import plain_reader
 
 ZERO_ADDRESS = "0x" + "00" * 20
-
-
-def _plain_reader(w3: Web3) -> BlockingJsonRpc | None:
-    """A blocking JSON-RPC reader on ``w3``'s node when it is a plain HTTP(S) URL (see
-    :class:`~ledger.pipeline.BlockingJsonRpc`), else None (eth-tester, IPC, credentials, a proxy: web3 reads)."""
-    provider = w3.provider
-    url = getattr(provider, "endpoint_uri", None)
-    if not isinstance(provider, HTTPProvider) or not url or not HttpConnections.handles(str(url)):
-        return None
-    timeout = dict(provider.get_request_kwargs()).get("timeout", 10.0)
-    return BlockingJsonRpc(str(url), timeout=float(timeout))
 
 
 class TransactionSender(Protocol):
@@ -304,7 +292,7 @@ class LedgerClient:
         self.codec = Codec({key: cast(list[dict[str, Any]], contract.abi) for key, contract in self.contracts.items()})
         self._contract_of = {str(contract.address).lower(): key for key, contract in self.contracts.items()}
         self._chain_id: int | None = None
-        self._reader = _plain_reader(w3)
+        self._reader = plain_reader(w3)
 
     # -- reads --------------------------------------------------------------------------------------
 
