@@ -210,8 +210,26 @@ GENESIS: Final = AuditHead(0, GENESIS_HASH)
 Write = tuple[Executable, Mapping[str, Any]]
 """A statement and its parameters, executed in the transaction that appends a request's audit record."""
 DEFERRED_WRITES: Final = "audit_deferred_writes"
-"""The request state's list of the request's own writes (its operation record, its idempotency answer) that
-:class:`AuditLogMiddleware` makes in the transaction of its audit record (:mod:`api.operations`)."""
+"""The request state's :class:`RequestWrites`: the request's own writes (its operation record, its idempotency
+answer) that :class:`AuditLogMiddleware` makes in the transaction of its audit record (:mod:`api.operations`)."""
+
+
+@dataclass
+class RequestWrites:
+    """A request's own writes, made in the transaction of its audit record, and what to do once committed."""
+
+    writes: list[Write] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)
+    """Called once the writes are committed (e.g. remembering a record that is now in the database)."""
+
+    def add(self, statement: Executable, parameters: Mapping[str, Any], then: Callable[[], None] | None = None) -> None:
+        self.writes.append((statement, parameters))
+        if then is not None:
+            self.committed.append(then)
+
+    def done(self) -> None:
+        for then in self.committed:
+            then()
 
 
 @dataclass
@@ -536,7 +554,7 @@ class AuditLogMiddleware:
 
         held: list[Message] = []
         recorded = {"done": False}
-        deferred: list[Write] = []
+        deferred = RequestWrites()
         started_log = self.log_of(scope)
         if started_log is not None:  # else the service is starting or stopping: nothing is deferred
             state[DEFERRED_WRITES] = deferred
@@ -546,7 +564,8 @@ class AuditLogMiddleware:
             state.pop(DEFERRED_WRITES, None)  # anything written after this point is written where it is made
             log = self.log_of(scope)
             if log is None:
-                _write(deferred)
+                _write(deferred.writes)
+                deferred.done()
                 return
             route = scope.get("route")
             location = headers.get("location", "")
@@ -567,12 +586,13 @@ class AuditLogMiddleware:
                 request_id=headers.get("x-request-id"),
             )
             try:
-                log.append(entry, deferred)
+                log.append(entry, deferred.writes)
             except Exception:  # the answer still goes out; the failure is loud in the log
                 logger.exception("could not record %s %s in the audit log", scope["method"], scope["path"])
                 # The request's own records are not lost with the audit record: written alone, as they were
                 # before they joined its transaction (a failure here fails the request, as it did then).
-                _write(deferred)
+                _write(deferred.writes)
+            deferred.done()
 
         def _write(writes: Sequence[Write]) -> None:
             if not writes:

@@ -31,7 +31,7 @@ from sqlalchemy import Engine, Insert, Table, bindparam, delete, insert, select,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from api.audit_log import DEFERRED_WRITES, Write
+from api.audit_log import DEFERRED_WRITES, RequestWrites
 from api.auth import Caller, CurrentCaller, Service
 from api.problems import PROBLEM_JSON, Problem, from_contract, jsonable, out_of_gas
 from api.service import LedgerService
@@ -222,7 +222,7 @@ async def run(
     record_id: int | None = None
     # The audit log's middleware writes the request's records with its audit record, in one transaction, just
     # before the answer leaves (api.audit_log); without it (a batch's items) each is written here.
-    deferred: list[Write] | None = getattr(state, DEFERRED_WRITES, None) if state is not None else None
+    deferred: RequestWrites | None = getattr(state, DEFERRED_WRITES, None) if state is not None else None
     if key is not None:
         if not 1 <= len(key) <= 200:
             raise Problem(422, "idempotency-key", "Invalid Idempotency-Key", "1 to 200 characters")
@@ -249,7 +249,7 @@ async def run(
         else:
             answer = {"record": record_id, "answer_status": status, "answer": content}
             if deferred is not None:
-                deferred.append((_ANSWER, answer))
+                deferred.add(_ANSWER, answer)
             else:
                 with _engine(service).begin() as connection:
                     connection.execute(_ANSWER, answer)
@@ -295,17 +295,25 @@ async def _perform(
     key: str | None,
     wait: float | None,
     state: Any,
-    deferred: list[Write] | None = None,
+    deferred: RequestWrites | None = None,
 ) -> tuple[int, dict[str, Any]]:
     operation = await submit(None if key is None else _operation_id(caller, key))
     if state is not None:
         # For the request's log line (see api.request_log): which operation and transaction this request became.
         state.operation_id, state.tx_hash = operation.operation_id, operation.tx_hash
     row = {"operation_id": operation.operation_id, "participant": caller.address, "kind": kind}
+
     # Without a key the pipeline named the operation afresh: no record of it could exist. With one, the
     # operation may be a retry's, whose record the first request wrote: then there is nothing to add.
+    # A record named afresh is remembered once committed, for the client's GET /operations/{id} to come.
+    def remember() -> None:
+        _remember_operation_record(service, operation.operation_id, (caller.address, kind))
+
     if deferred is not None:
-        deferred.append((_INSERT_OPERATION if key is None else _insert_operation_if_new(service), row))
+        if key is None:
+            deferred.add(_INSERT_OPERATION, row, then=remember)
+        else:
+            deferred.add(_insert_operation_if_new(service), row)
     else:
         try:
             with _engine(service).begin() as connection:
@@ -313,6 +321,9 @@ async def _perform(
         except IntegrityError:
             if key is None:
                 raise
+        else:
+            if key is None:
+                remember()
     deadline = None if wait is None else time.monotonic() + wait
     if wait is not None and not operation.is_final:
         operation = await service.pipeline.wait(operation.operation_id, wait)  # pending still after a timeout
@@ -406,8 +417,9 @@ OPERATION_RECORDS_REMEMBERED = 10_000
 
 def _operation_record(service: LedgerService, operation_id: str) -> tuple[str, str] | None:
     """(participant, kind) of the operation record ``operation_id``, or None when there is none (yet). Records
-    never change once written, so one read is remembered (:attr:`LedgerService.operation_records`); one not
-    found is not (it may be written later, or by another process)."""
+    never change once written, so one read, or written afresh by this process, is remembered
+    (:attr:`LedgerService.operation_records`); one not found is not (it may be written later, or by another
+    process)."""
     remembered = service.operation_records
     record = remembered.get(operation_id)
     if record is not None:
@@ -416,7 +428,14 @@ def _operation_record(service: LedgerService, operation_id: str) -> tuple[str, s
         row = connection.execute(_OPERATION_RECORD, {"id": operation_id}).first()
     if row is None:
         return None
+    record = (str(row.participant), str(row.kind))
+    _remember_operation_record(service, operation_id, record)
+    return record
+
+
+def _remember_operation_record(service: LedgerService, operation_id: str, record: tuple[str, str]) -> None:
+    """Remember ``record`` as operation ``operation_id``'s (only a record that is in the database)."""
+    remembered = service.operation_records
     if len(remembered) >= OPERATION_RECORDS_REMEMBERED:
         remembered.clear()
-    record = remembered[operation_id] = (str(row.participant), str(row.kind))
-    return record
+    remembered[operation_id] = record

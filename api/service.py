@@ -220,8 +220,9 @@ class LedgerService:
     and takes over, with the index and the background deliveries, when the owner goes."""
     run_indexer: bool = True
     operation_records: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
-    """Operation records already read: operation id -> (participant, kind). A record never changes once written,
-    so what was read stays true (:func:`api.operations.get_operation`; bounded there)."""
+    """Operation records already read, or written afresh (once committed): operation id -> (participant, kind). A
+    record never changes once written, so what was read stays true (:func:`api.operations.get_operation`; bounded
+    there)."""
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
     _lease_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
