@@ -36,7 +36,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Boolean, Connection, DateTime, Engine, Integer, String, Table, func, insert, select, text
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    DateTime,
+    Engine,
+    Executable,
+    Integer,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -121,21 +134,44 @@ def _timestamp(value: datetime) -> str:
 
 def record_hash(record: AuditRecord) -> str:
     """The hash of ``record``: SHA-256 of :data:`HASH_DOMAIN` and the canonical JSON of every field but ``hash``."""
+    return _row_hash({field: getattr(record, field) for field in _HASHED})
+
+
+_HASHED: Final = (
+    "sequence",
+    "recorded_at",
+    "actor",
+    "method",
+    "route",
+    "path",
+    "operation_id",
+    "body_sha256",
+    "status_code",
+    "outcome",
+    "replayed",
+    "request_id",
+    "prev_hash",
+)
+"""The fields a record's hash covers, in the order of its canonical form."""
+
+
+def _row_hash(row: Mapping[str, Any]) -> str:
+    """:func:`record_hash` of a record as a row (a mapping of its fields)."""
     canonical = json.dumps(
         [
-            record.sequence,
-            _timestamp(record.recorded_at),
-            record.actor,
-            record.method,
-            record.route,
-            record.path,
-            record.operation_id,
-            record.body_sha256,
-            record.status_code,
-            record.outcome,
-            bool(record.replayed),
-            record.request_id,
-            record.prev_hash,
+            row["sequence"],
+            _timestamp(row["recorded_at"]),
+            row["actor"],
+            row["method"],
+            row["route"],
+            row["path"],
+            row["operation_id"],
+            row["body_sha256"],
+            row["status_code"],
+            row["outcome"],
+            bool(row["replayed"]),
+            row["request_id"],
+            row["prev_hash"],
         ],
         separators=(",", ":"),
     )
@@ -170,6 +206,30 @@ class AuditHead:
 
 
 GENESIS: Final = AuditHead(0, GENESIS_HASH)
+
+Write = tuple[Executable, Mapping[str, Any]]
+"""A statement and its parameters, executed in the transaction that appends a request's audit record."""
+DEFERRED_WRITES: Final = "audit_deferred_writes"
+"""The request state's :class:`RequestWrites`: the request's own writes (its operation record, its idempotency
+answer) that :class:`AuditLogMiddleware` makes in the transaction of its audit record (:mod:`api.operations`)."""
+
+
+@dataclass
+class RequestWrites:
+    """A request's own writes, made in the transaction of its audit record, and what to do once committed."""
+
+    writes: list[Write] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)
+    """Called once the writes are committed (e.g. remembering a record that is now in the database)."""
+
+    def add(self, statement: Executable, parameters: Mapping[str, Any], then: Callable[[], None] | None = None) -> None:
+        self.writes.append((statement, parameters))
+        if then is not None:
+            self.committed.append(then)
+
+    def done(self) -> None:
+        for then in self.committed:
+            then()
 
 
 @dataclass
@@ -250,43 +310,48 @@ class AuditLog:
             last = session.scalars(select(AuditRecord).order_by(AuditRecord.sequence.desc()).limit(1)).first()
         return GENESIS if last is None else AuditHead(last.sequence, last.hash)
 
-    def append(self, entry: AuditEntry) -> AuditRecord:
-        """Write ``entry`` as the next record and return it (Core statements: the ORM's unit of work cost more
-        than the statements themselves)."""
-        return self.append_all([entry])[0]
+    def append(self, entry: AuditEntry, also: Sequence[Write] = ()) -> AuditHead:
+        """Write ``entry`` as the next record and return the new head (Core statements: the ORM's unit of work
+        cost more than the statements themselves); ``also``: other writes of the same request, made in the same
+        transaction (see :meth:`append_all`)."""
+        return self.append_all([entry], also)
 
-    def append_all(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
-        """Write ``entries`` as the next records, in order and in one transaction (the items of a batch)."""
+    def append_all(self, entries: Sequence[AuditEntry], also: Sequence[Write] = ()) -> AuditHead:
+        """Write ``entries`` as the next records, in order and in one transaction (the items of a batch), and
+        return the new head. ``also``: other statements (with their parameters) executed in that transaction
+        after the records, e.g. the operation record of the request recorded (:mod:`api.operations`): one
+        commit for all of a request's records; if one fails, none is written."""
         engine: Engine = self.sessions.kw["bind"]
-        records = []
         with self._lock, engine.begin() as connection:
             _lock_the_log(connection)
             last = connection.execute(_LAST_RECORD).first()
             head = GENESIS if last is None else AuditHead(int(last[0]), str(last[1]))
+            rows = []
             for entry in entries:
-                record = AuditRecord(
-                    sequence=head.sequence + 1,
-                    recorded_at=utc_now(),
-                    actor=entry.actor,
-                    method=_text(entry.method, 10),
-                    route=_text(entry.route, MAX_ROUTE),
-                    path=_text(entry.path, MAX_PATH),
-                    operation_id=entry.operation_id,
-                    body_sha256=entry.body_sha256,
-                    status_code=entry.status_code,
-                    outcome=_text(entry.outcome, MAX_OUTCOME),
-                    replayed=entry.replayed,
-                    request_id=None if entry.request_id is None else _text(entry.request_id, MAX_REQUEST_ID),
-                    prev_hash=head.hash,
-                )
-                record.hash = record_hash(record)
-                records.append(record)
-                head = AuditHead(record.sequence, record.hash)
-            if records:
-                rows = [{column.key: getattr(r, column.key) for column in _AUDIT_TABLE.c} for r in records]
-                connection.execute(_INSERT_RECORD, rows)
+                row: dict[str, Any] = {
+                    "sequence": head.sequence + 1,
+                    "recorded_at": utc_now(),
+                    "actor": entry.actor,
+                    "method": _text(entry.method, 10),
+                    "route": _text(entry.route, MAX_ROUTE),
+                    "path": _text(entry.path, MAX_PATH),
+                    "operation_id": entry.operation_id,
+                    "body_sha256": entry.body_sha256,
+                    "status_code": entry.status_code,
+                    "outcome": _text(entry.outcome, MAX_OUTCOME),
+                    "replayed": entry.replayed,
+                    "request_id": None if entry.request_id is None else _text(entry.request_id, MAX_REQUEST_ID),
+                    "prev_hash": head.hash,
+                }
+                row["hash"] = _row_hash(row)
+                rows.append(row)
+                head = AuditHead(row["sequence"], row["hash"])
+            if rows:
+                connection.execute(_INSERT_RECORD, rows[0] if len(rows) == 1 else rows)
+            for statement, parameters in also:
+                connection.execute(statement, parameters)
         self._head = head
-        return records
+        return head
 
     def page(self, first: int, size: int) -> list[AuditRecord]:
         with self.sessions() as session:
@@ -489,11 +554,18 @@ class AuditLogMiddleware:
 
         held: list[Message] = []
         recorded = {"done": False}
+        deferred = RequestWrites()
+        started_log = self.log_of(scope)
+        if started_log is not None:  # else the service is starting or stopping: nothing is deferred
+            state[DEFERRED_WRITES] = deferred
 
         def record(status: int, headers: Mapping[str, str], problem: bytes | None) -> None:
             recorded["done"] = True
+            state.pop(DEFERRED_WRITES, None)  # anything written after this point is written where it is made
             log = self.log_of(scope)
             if log is None:
+                _write(deferred.writes)
+                deferred.done()
                 return
             route = scope.get("route")
             location = headers.get("location", "")
@@ -514,9 +586,22 @@ class AuditLogMiddleware:
                 request_id=headers.get("x-request-id"),
             )
             try:
-                log.append(entry)
+                log.append(entry, deferred.writes)
             except Exception:  # the answer still goes out; the failure is loud in the log
                 logger.exception("could not record %s %s in the audit log", scope["method"], scope["path"])
+                # The request's own records are not lost with the audit record: written alone, as they were
+                # before they joined its transaction (a failure here fails the request, as it did then).
+                _write(deferred.writes)
+            deferred.done()
+
+        def _write(writes: Sequence[Write]) -> None:
+            if not writes:
+                return
+            assert started_log is not None  # writes are deferred only when there was a log
+            engine: Engine = started_log.sessions.kw["bind"]
+            with engine.begin() as connection:
+                for statement, parameters in writes:
+                    connection.execute(statement, parameters)
 
         async def recording_send(message: Message) -> None:
             if recorded["done"]:

@@ -27,9 +27,11 @@ from typing import Any, cast
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, Insert, Table, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from api.audit_log import DEFERRED_WRITES, RequestWrites
 from api.auth import Caller, CurrentCaller, Service
 from api.problems import PROBLEM_JSON, Problem, from_contract, jsonable, out_of_gas
 from api.service import LedgerService
@@ -48,6 +50,10 @@ _INSERT_OPERATION = insert(_OPERATIONS)
 _OPERATION_RECORD = select(_OPERATIONS.c.participant, _OPERATIONS.c.kind).where(
     _OPERATIONS.c.operation_id == bindparam("id")
 )
+_INSERT_OPERATION_IF_NEW: dict[str, Insert] = {
+    "sqlite": sqlite.insert(_OPERATIONS).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(_OPERATIONS).on_conflict_do_nothing(),
+}
 _IDEMPOTENCY = cast(Table, IdempotencyRecord.__table__)
 _CLAIM = insert(_IDEMPOTENCY).returning(_IDEMPOTENCY.c.id)
 _ANSWER = (
@@ -214,6 +220,9 @@ async def run(
     malformed, reused with another request or still running; ``state`` (the request's) is told the operation
     and transaction for the request's log line."""
     record_id: int | None = None
+    # The audit log's middleware writes the request's records with its audit record, in one transaction, just
+    # before the answer leaves (api.audit_log); without it (a batch's items) each is written here.
+    deferred: RequestWrites | None = getattr(state, DEFERRED_WRITES, None) if state is not None else None
     if key is not None:
         if not 1 <= len(key) <= 200:
             raise Problem(422, "idempotency-key", "Invalid Idempotency-Key", "1 to 200 characters")
@@ -224,7 +233,7 @@ async def run(
             return claimed
         record_id = claimed
     try:
-        status, content = await _perform(service, caller, kind, submit, key, wait, state)
+        status, content = await _perform(service, caller, kind, submit, key, wait, state, deferred)
     except ContractRevert as exc:
         problem = from_contract(exc)
         status, content = problem.status, problem.body(path)
@@ -238,9 +247,18 @@ async def run(
         if status >= 500 or (status in (401, 403) and "operation_id" not in content):
             _forget(service, record_id)  # nothing happened: let the client retry with the same key
         else:
-            with _engine(service).begin() as connection:
-                connection.execute(_ANSWER, {"record": record_id, "answer_status": status, "answer": content})
+            answer = {"record": record_id, "answer_status": status, "answer": content}
+            if deferred is not None:
+                deferred.add(_ANSWER, answer)
+            else:
+                with _engine(service).begin() as connection:
+                    connection.execute(_ANSWER, answer)
     return Answer(status, content)
+
+
+def _insert_operation_if_new(service: LedgerService) -> Insert:
+    """The operation record's INSERT that adds nothing when the record exists (``ON CONFLICT DO NOTHING``)."""
+    return _INSERT_OPERATION_IF_NEW[_engine(service).dialect.name]
 
 
 def _engine(service: LedgerService) -> Engine:
@@ -277,20 +295,35 @@ async def _perform(
     key: str | None,
     wait: float | None,
     state: Any,
+    deferred: RequestWrites | None = None,
 ) -> tuple[int, dict[str, Any]]:
     operation = await submit(None if key is None else _operation_id(caller, key))
     if state is not None:
         # For the request's log line (see api.request_log): which operation and transaction this request became.
         state.operation_id, state.tx_hash = operation.operation_id, operation.tx_hash
-    try:
-        with _engine(service).begin() as connection:
-            row = {"operation_id": operation.operation_id, "participant": caller.address, "kind": kind}
-            connection.execute(_INSERT_OPERATION, row)
-    except IntegrityError:
-        # Without a key the pipeline named the operation afresh: no record of it could exist. With one, the
-        # operation is a retry's, and its record was written by the first request.
+    row = {"operation_id": operation.operation_id, "participant": caller.address, "kind": kind}
+
+    # Without a key the pipeline named the operation afresh: no record of it could exist. With one, the
+    # operation may be a retry's, whose record the first request wrote: then there is nothing to add.
+    # A record named afresh is remembered once committed, for the client's GET /operations/{id} to come.
+    def remember() -> None:
+        _remember_operation_record(service, operation.operation_id, (caller.address, kind))
+
+    if deferred is not None:
         if key is None:
-            raise
+            deferred.add(_INSERT_OPERATION, row, then=remember)
+        else:
+            deferred.add(_insert_operation_if_new(service), row)
+    else:
+        try:
+            with _engine(service).begin() as connection:
+                connection.execute(_INSERT_OPERATION, row)
+        except IntegrityError:
+            if key is None:
+                raise
+        else:
+            if key is None:
+                remember()
     deadline = None if wait is None else time.monotonic() + wait
     if wait is not None and not operation.is_final:
         operation = await service.pipeline.wait(operation.operation_id, wait)  # pending still after a timeout
@@ -362,11 +395,10 @@ async def get_operation(operation_id: str, request: Request, service: Service, c
     """An operation a state-changing request sent, as it is now (``Prefer: wait=N`` waits up to N seconds for it to
     be final): 200 when final, 202 while in flight; to the participant that sent it, the operator and the
     regulator (404 to anyone else)."""
-    engine: Engine = service.sessions.kw["bind"]
-    with engine.connect() as connection:
-        record = connection.execute(_OPERATION_RECORD, {"id": operation_id}).first()
-    if record is None or (record.participant != caller.address and not (caller.is_operator or caller.is_regulator)):
+    record = _operation_record(service, operation_id)
+    if record is None or (record[0] != caller.address and not (caller.is_operator or caller.is_regulator)):
         raise Problem(404, "not-found", "Not found", f"no operation {operation_id}")
+    kind = record[1]
     try:
         operation = service.pipeline.status(operation_id)
     except UnknownOperation:
@@ -375,5 +407,35 @@ async def get_operation(operation_id: str, request: Request, service: Service, c
     deadline = None if wait is None else time.monotonic() + wait
     if wait is not None and not operation.is_final:
         operation = await service.pipeline.wait(operation_id, wait)
-    status, content = await view_of(service, operation, record.kind, index_wait=_index_wait(deadline))
+    status, content = await view_of(service, operation, kind, index_wait=_index_wait(deadline))
     return _response(status, content, applied=wait)
+
+
+OPERATION_RECORDS_REMEMBERED = 10_000
+"""How many operation records :func:`_operation_record` keeps at most (then it starts afresh)."""
+
+
+def _operation_record(service: LedgerService, operation_id: str) -> tuple[str, str] | None:
+    """(participant, kind) of the operation record ``operation_id``, or None when there is none (yet). Records
+    never change once written, so one read, or written afresh by this process, is remembered
+    (:attr:`LedgerService.operation_records`); one not found is not (it may be written later, or by another
+    process)."""
+    remembered = service.operation_records
+    record = remembered.get(operation_id)
+    if record is not None:
+        return record
+    with _engine(service).connect() as connection:
+        row = connection.execute(_OPERATION_RECORD, {"id": operation_id}).first()
+    if row is None:
+        return None
+    record = (str(row.participant), str(row.kind))
+    _remember_operation_record(service, operation_id, record)
+    return record
+
+
+def _remember_operation_record(service: LedgerService, operation_id: str, record: tuple[str, str]) -> None:
+    """Remember ``record`` as operation ``operation_id``'s (only a record that is in the database)."""
+    remembered = service.operation_records
+    if len(remembered) >= OPERATION_RECORDS_REMEMBERED:
+        remembered.clear()
+    remembered[operation_id] = record

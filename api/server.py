@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -176,9 +177,23 @@ def _worker(settings: Settings, sock: socket.socket, number: int, reasons: Any) 
     os._exit(0)
 
 
+HTTP_PROTOCOL = "httptools"
+"""uvicorn's HTTP/1.1 implementation: httptools (llhttp, in C) rather than h11 (pure Python)."""
+EVENT_LOOP = "uvloop"
+"""The event loop the service runs on: uvloop (libuv) rather than asyncio's selector loop."""
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """What creates the service's event loop (:data:`EVENT_LOOP`)."""
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
 def run(settings: Settings, sock: socket.socket, *, announce: bool = True) -> None:
     """Start the ledger, then serve the API on ``sock`` until interrupted (the ledger stops with it)."""
-    asyncio.run(_serve(settings, sock, announce))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(_serve(settings, sock, announce))
 
 
 async def _serve(settings: Settings, sock: socket.socket, announce: bool) -> None:
@@ -192,7 +207,15 @@ async def _serve(settings: Settings, sock: socket.socket, announce: bool) -> Non
     # The API logs one line per request itself (with request id, operation id and transaction hash), so
     # uvicorn's own access log would only repeat it. X-Forwarded-* are read by api.edge, from the proxies
     # named in SCF_TRUSTED_PROXIES only, so uvicorn's own reading of them (from 127.0.0.1 by default) is off.
-    config = uvicorn.Config(app, log_level="info", access_log=False, proxy_headers=False, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        http=HTTP_PROTOCOL,
+        loop=EVENT_LOOP,
+        log_level="info",
+        access_log=False,
+        proxy_headers=False,
+        lifespan="on",
+    )
     server = uvicorn.Server(config)
     if announce:
         print(f"serving the API on http://{settings.api_host}:{settings.api_port} (docs at /docs)", flush=True)

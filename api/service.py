@@ -219,6 +219,10 @@ class LedgerService:
     process, always the owner). Without it, the process runs its pipeline on standby (:mod:`ledger.pipeline.handoff`)
     and takes over, with the index and the background deliveries, when the owner goes."""
     run_indexer: bool = True
+    operation_records: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    """Operation records already read, or written afresh (once committed): operation id -> (participant, kind). A
+    record never changes once written, so what was read stays true (:func:`api.operations.get_operation`; bounded
+    there)."""
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
     _lease_task: asyncio.Task[None] | None = field(default=None, repr=False)
 

@@ -84,9 +84,7 @@ class ServiceProcess:
         """Start the service and return the operator's API key once ``/health`` answers."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         command = self.command or [
-            sys.executable,
-            "-m",
-            "uvicorn",
+            *self.python_and_server(),
             "api.app:app",
             "--host",
             "127.0.0.1",
@@ -115,6 +113,18 @@ class ServiceProcess:
             time.sleep(0.2)
         self.stop()
         raise BenchmarkFailed(f"the service did not come up within {timeout:g} s:\n{self._tail()}")
+
+    def python_and_server(self) -> list[str]:
+        """uvicorn as ``scf serve`` runs it (:data:`api.server.HTTP_PROTOCOL`, :data:`api.server.EVENT_LOOP`) in
+        this checkout; another checkout's (a baseline) runs in that checkout's own ``.venv`` when it has one,
+        with uvicorn's defaults there (its own packages decide, e.g. h11 and asyncio's loop without httptools
+        and uvloop)."""
+        if self.root == PROJECT_ROOT:
+            from api.server import EVENT_LOOP, HTTP_PROTOCOL
+
+            return [sys.executable, "-m", "uvicorn", "--http", HTTP_PROTOCOL, "--loop", EVENT_LOOP]
+        python = self.root / ".venv" / "bin" / "python"
+        return [str(python) if python.exists() else sys.executable, "-m", "uvicorn"]
 
     def stop(self) -> None:
         if self.process is None:

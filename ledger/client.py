@@ -24,7 +24,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
 
@@ -53,27 +53,16 @@ from ledger.models import (
 )
 from ledger.pipeline import (
     OUT_OF_GAS,
-    BlockingJsonRpc,
-    HttpConnections,
     NodeUnavailable,
     Operation,
     Pipeline,
+    PipelineNotRunning,
     RpcError,
     UnknownOperation,
 )
+from ledger.pipeline.rpc import plain_reader
 
 ZERO_ADDRESS = "0x" + "00" * 20
-
-
-def _plain_reader(w3: Web3) -> BlockingJsonRpc | None:
-    """A blocking JSON-RPC reader on ``w3``'s node when it is a plain HTTP(S) URL (see
-    :class:`~ledger.pipeline.BlockingJsonRpc`), else None (eth-tester, IPC, credentials, a proxy: web3 reads)."""
-    provider = w3.provider
-    url = getattr(provider, "endpoint_uri", None)
-    if not isinstance(provider, HTTPProvider) or not url or not HttpConnections.handles(str(url)):
-        return None
-    timeout = dict(provider.get_request_kwargs()).get("timeout", 10.0)
-    return BlockingJsonRpc(str(url), timeout=float(timeout))
 
 
 class TransactionSender(Protocol):
@@ -303,7 +292,7 @@ class LedgerClient:
         self.codec = Codec({key: cast(list[dict[str, Any]], contract.abi) for key, contract in self.contracts.items()})
         self._contract_of = {str(contract.address).lower(): key for key, contract in self.contracts.items()}
         self._chain_id: int | None = None
-        self._reader = _plain_reader(w3)
+        self._reader = plain_reader(w3)
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -342,8 +331,30 @@ class LedgerClient:
     def has_role(self, address: str, role: Role) -> bool:
         return bool(self._read("registry", "hasRole", role_id(role), address))
 
+    async def read_async(self, contract: str, function: str, *args: Any) -> Any:
+        """:meth:`_read` from the event loop, without a worker thread: over the pipeline's asynchronous JSON-RPC
+        connection (:meth:`ledger.pipeline.Pipeline.read`) where :meth:`_read` would use its plain reader. Anything
+        else (another sender, an error answer, no answer, an answer that is not data) goes to :meth:`_read` in a
+        worker thread, which calls again and answers or raises as it always does."""
+        read = getattr(self._sender, "read", None)
+        if read is not None and self._reader is not None:
+            spec = self.codec.function(contract, function)
+            to, data = str(self.contracts[contract].address), spec.encode_call(args)
+            try:
+                answer = await read("eth_call", {"to": to, "data": "0x" + data.hex()}, "latest")
+            except (RpcError, NodeUnavailable, PipelineNotRunning):
+                answer = None
+            if isinstance(answer, str) and answer.startswith("0x"):
+                values = spec.decode_result(bytes.fromhex(answer[2:]))
+                return values[0] if len(values) == 1 else values
+        return await asyncio.to_thread(self._read, contract, function, *args)
+
     def balance_of(self, address: str) -> int:
         return int(self._read("token", "balanceOf", address))
+
+    async def balance_of_async(self, address: str) -> int:
+        """:meth:`balance_of` from the event loop (:meth:`read_async`)."""
+        return int(await self.read_async("token", "balanceOf", address))
 
     def invoice(self, invoice_id: int) -> Invoice:
         f = self._read("receivables", "invoice", invoice_id)

@@ -93,6 +93,7 @@ install(router, ACTIONS)
 
 
 @router.get("/balances/me", response_model=BalanceView)
-def my_balance(service: Service, caller: CurrentCaller) -> BalanceView:
+async def my_balance(service: Service, caller: CurrentCaller) -> BalanceView:
     """The caller's own deposit-token balance as on chain now, in fen (every participant sees its own only)."""
-    return BalanceView(participant=caller.address, currency="CNY", balance=service.client.balance_of(caller.address))
+    balance = await service.client.balance_of_async(caller.address)
+    return BalanceView(participant=caller.address, currency="CNY", balance=balance)

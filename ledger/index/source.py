@@ -16,6 +16,8 @@ from web3.exceptions import BlockNotFound
 from web3.providers import JSONBaseProvider
 
 from ledger.index.errors import LogSourceError
+from ledger.pipeline.exceptions import NodeUnavailable, RpcError
+from ledger.pipeline.rpc import plain_reader
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,10 @@ class Web3LogSource:
         self._raw = isinstance(w3.provider, JSONBaseProvider)
         self._batch_size = batch_size
         self._batches_work = True
+        self._plain = plain_reader(w3)
+        """One-call requests over a kept-alive ``http.client`` connection, without web3's request stack and
+        ``requests`` (most of the idle service's CPU was this thread's polls through them); None where the
+        node is not a plain HTTP(S) URL."""
 
     def chain_id(self) -> int:
         if self._raw:
@@ -172,6 +178,11 @@ class Web3LogSource:
         return [self._request(method, params) for method, params in calls]
 
     def _request(self, method: str, params: list[Any]) -> Any:
+        if self._plain is not None:
+            try:
+                return self._plain.call(method, *params)
+            except (RpcError, NodeUnavailable):
+                pass  # asked again through web3, which answers, retries or fails as it always did
         try:
             response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
         except Exception as exc:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledger.errors import ErrorDecoder
 from ledger.node import ChainIdMismatch
 from ledger.pipeline.confirmation import Confirmation
-from ledger.pipeline.exceptions import NodeUnavailable, RpcError, UnknownOperation
+from ledger.pipeline.exceptions import NodeUnavailable, PipelineNotRunning, RpcError, UnknownOperation
 from ledger.pipeline.handoff import Handoff
 from ledger.pipeline.journal_store import SqlJournalStore
 from ledger.pipeline.registry import Registry
@@ -96,6 +96,7 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         self._decoder = decoder
         self._rpc_timeout = rpc_timeout
         self._rpc = None
+        self._rpc_loop = None
         self._db_executor = None
         self._running = False
         self._tasks = []
@@ -149,6 +150,7 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
     async def _connect(self) -> None:
         """Open the JSON-RPC connection and the journal's thread, and check the node's chain id."""
         self._rpc = JsonRpcClient(self.rpc_url, timeout=self._rpc_timeout)
+        self._rpc_loop = asyncio.get_running_loop()
         self._db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         try:
             node_chain_id = _hex_int(await self._rpc.call("eth_chainId"))
@@ -236,6 +238,15 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         if not rows:
             raise UnknownOperation(operation_id)
         return rows[0].snapshot()
+
+    async def read(self, method: str, *params: Any) -> Any:
+        """A read-only JSON-RPC call (``eth_call``) over the pipeline's asynchronous connection to the node,
+        from the event loop the pipeline runs on. Raises :class:`PipelineNotRunning` when it is not running or
+        is called from another event loop, :class:`RpcError` for an error answer and :class:`NodeUnavailable`
+        when the node does not answer."""
+        if self._rpc is None or self._rpc_loop is not asyncio.get_running_loop():
+            raise PipelineNotRunning("the pipeline's connection is not open on this event loop")
+        return await self._rpc.call(method, *params)
 
     async def wait(self, operation_id: str, timeout: float | None = None) -> Operation:
         """Wait until the operation is final (confirmed, failed or replaced) or ``timeout`` seconds pass; return

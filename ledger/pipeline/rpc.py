@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from hexbytes import HexBytes
+from web3 import HTTPProvider, Web3
 
 from ledger.abi import checksum_address
 from ledger.pipeline.exceptions import NodeUnavailable, RpcError
@@ -262,6 +263,17 @@ class BlockingJsonRpc:
         if isinstance(outcome, RpcError):
             raise outcome
         return outcome
+
+
+def plain_reader(w3: Web3) -> BlockingJsonRpc | None:
+    """A :class:`BlockingJsonRpc` on ``w3``'s node when it is a plain HTTP(S) URL, else None (eth-tester, IPC,
+    credentials, a proxy: web3 asks). The ledger client's reads and the indexer's requests go through it."""
+    provider = w3.provider
+    url = getattr(provider, "endpoint_uri", None)
+    if not isinstance(provider, HTTPProvider) or not url or not HttpConnections.handles(str(url)):
+        return None
+    timeout = dict(provider.get_request_kwargs()).get("timeout", 10.0)
+    return BlockingJsonRpc(str(url), timeout=float(timeout))
 
 
 class JsonRpcClient:

@@ -46,6 +46,7 @@ class PipelineState:
     _decoder: ErrorDecoder
     _rpc_timeout: float
     _rpc: JsonRpcClient | None
+    _rpc_loop: asyncio.AbstractEventLoop | None  # the event loop the connection belongs to
     _db_executor: ThreadPoolExecutor | None
     _running: bool
     _tasks: list[asyncio.Task[None]]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 
 from api.audit_log import GENESIS_HASH, AuditEntry, AuditLog, AuditRecord, record_hash
 from ledger.db import Base, make_engine, make_sessionmaker
@@ -99,6 +99,45 @@ def test_every_action_is_recorded_with_who_route_operation_body_hash_and_result(
     for previous, record in zip([None, *records], records, strict=False):
         if previous is not None:
             assert record["sequence"] == previous["sequence"] + 1 and record["prev_hash"] == previous["hash"]
+
+
+def test_a_requests_records_are_committed_with_its_audit_record(api: Api, people: dict[str, Participant]) -> None:
+    """The operation record and the idempotency answer of a request go in the transaction of its audit record:
+    one commit for the three (the idempotency claim, before the request runs, has its own); and a replay is
+    answered from that record."""
+    agent, supplier = people["agent"], people["supplier"]
+    engine = api.service.sessions.kw["bind"]
+    tables: list[set[str]] = []  # the tables each commit wrote to (of these three)
+    current: dict[int, set[str]] = {}  # by connection: the background threads commit meanwhile
+
+    def statement(conn: Any, cursor: Any, sql: str, *_: Any) -> None:
+        for table in ("audit_log", "service_operations", "idempotency_records"):
+            if sql.lstrip().upper().startswith(("INSERT", "UPDATE")) and table in sql:
+                current.setdefault(id(conn), set()).add(table)
+
+    def commit(conn: Any) -> None:
+        written = current.pop(id(conn), None)
+        if written:
+            tables.append(written)
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        body = {"participant": supplier.id, "amount": 5, "bank_reference": "audit one transaction"}
+        headers = {**agent.headers, "Idempotency-Key": "audit-one-transaction"}
+        first = api.http.post("/deposits", json=body, headers=headers)
+        assert first.status_code == 202, first.text
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+    assert {"audit_log", "service_operations", "idempotency_records"} in tables, tables
+    operation_id = first.json()["operation_id"]
+    replay = api.http.post("/deposits", json=body, headers=headers)
+    assert replay.status_code == 202 and replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["operation_id"] == operation_id
+    seen = api.http.get(f"/operations/{operation_id}", headers=agent.headers)
+    assert seen.status_code in (200, 202) and seen.json()["kind"] == first.json()["kind"]
+    assert api.http.get(f"/operations/{operation_id}", headers=supplier.headers).status_code == 404
 
 
 def test_document_reads_are_recorded_and_their_content_is_not(api: Api, people: dict[str, Participant]) -> None:

@@ -199,6 +199,9 @@ def test_an_operation_id_submitted_twice_runs_once(env: Env) -> None:
         again = await client.mint_deposit(cast["agent"], cast["steel"], 5, keccak(text="ref"), operation_id="mint-1")
         assert again == first
         assert client.balance_of(cast["steel"]) == 1_000_000 * 100 + 5
+        # From the event loop: without the pipeline's connection (an in-process chain) it reads in a thread.
+        assert await client.balance_of_async(cast["steel"]) == 1_000_000 * 100 + 5
+        assert await client.read_async("token", "balanceOf", cast["steel"]) == 1_000_000 * 100 + 5
 
     run(story())
 
