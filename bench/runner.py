@@ -129,7 +129,7 @@ FULL = BenchConfig(
     open_loop_seconds=20.0,
     open_loop_burst=(2_500.0, 1.0),
     open_loop_batch=100,
-    open_loop_batch_rates=(200.0, 400.0, 800.0),
+    open_loop_batch_rates=(100.0, 200.0, 400.0),
     open_loop_half_seconds=20.0,
     get_requests=2_000,
 )
@@ -399,6 +399,26 @@ def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
     return results
 
 
+IDLE_CORES = 0.15
+"""The service counts as idle when its CPU over :data:`IDLE_WINDOW` seconds stays under this (its idle polls
+take about 0.03 to 0.05 of a core)."""
+IDLE_WINDOW = 3.0
+
+
+def _wait_until_idle(service: ServiceProcess, say: Say, timeout: float = 600) -> None:
+    """Wait until the service's CPU has fallen to idle (see :data:`IDLE_CORES`), at most ``timeout`` seconds."""
+    assert service.process is not None
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = openloop_cpu_seconds(service.process.pid)
+        time.sleep(IDLE_WINDOW)
+        busy = (openloop_cpu_seconds(service.process.pid) - before) / IDLE_WINDOW
+        if busy < IDLE_CORES:
+            say(f"    service idle ({busy:.2f} core) after {time.monotonic() - started:.0f} s")
+            return
+    raise BenchmarkFailed(f"the service was still busy {timeout:g} s after the open loop's last step")
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
 
@@ -481,6 +501,9 @@ async def _rest_and_scaling(
             open_loop = await asyncio.to_thread(
                 run_open_loop, service.base_url, service.process.pid, lanes, steps, service.log_file.parent, say
             )
+        # Steps beyond the service's rate leave it working through what they queued after the generator stopped
+        # waiting: the half-load steps and the GETs below must find it idle, or they measure that backlog.
+        await asyncio.to_thread(_wait_until_idle, service, say)
         best_single = max(s["achieved"] for s in open_loop["steps"] if s["batch"] == 1)
         best_batch = max(s["achieved"] for s in open_loop["steps"] if s["batch"] > 1)
         with stage(
@@ -495,6 +518,7 @@ async def _rest_and_scaling(
                 run_open_loop, service.base_url, service.process.pid, lanes, half_steps, service.log_file.parent, say
             )
             open_loop["half_load"] = {"single": half_open["steps"][0], "batch": half_open["steps"][1]}
+        await asyncio.to_thread(_wait_until_idle, service, say)
         with stage(f"service CPU per GET by id: {config.get_requests:,} GET /operations/{{id}}, 8 in flight"):
             get_by_id = await _get_by_id_cpu(load, lanes[0], service, config.get_requests)
             say(f"    {get_by_id['cpu_ms_per_request']:.2f} ms of service CPU a request, p50 {_ms(get_by_id['p50'])}")
