@@ -204,9 +204,6 @@ def _anvil(config: BenchConfig, root: Path) -> Anvil:
         block_time=config.block_time,
         gas_limit=config.block_gas_limit,
         state_interval=3600,
-        # Every past state in memory took anvil past the machine's 24 GiB (killed by the kernel) in the
-        # 100,000-piece scaling stage of a full run; the bench reads only the latest state and the logs.
-        prune_history=PRUNE_HISTORY,
     )
 
 
@@ -401,9 +398,6 @@ def _run(config: BenchConfig, say: Say, root: Path) -> dict[str, Any]:
     results["duration_seconds"] = time.perf_counter() - clock
     return results
 
-
-PRUNE_HISTORY = 256
-"""Past states the bench's anvil keeps in memory (see :class:`ledger.tooling.chain.Anvil`)."""
 
 IDLE_CORES = 0.15
 """The service counts as idle when its CPU over :data:`IDLE_WINDOW` seconds stays under this (its idle polls

@@ -163,11 +163,7 @@ class Anvil:
         binary: Path | None = None,
         base_fee: int | None = None,
         gas_price: int | None = None,
-        prune_history: int | None = None,
     ) -> None:
-        """``prune_history``: keep at most that many past states in memory (anvil's ``--prune-history``; blocks,
-        transactions, receipts and logs are all kept, and calls at old blocks fail). None keeps every state,
-        which a long benchmark's hundreds of thousands of transactions grow past the machine's memory."""
         if block_time <= 0:
             raise ValueError("block_time must be positive (anvil mines at this interval)")
         self.data_dir = Path(data_dir)
@@ -177,7 +173,6 @@ class Anvil:
         self.gas_limit = gas_limit
         self.host = host
         self.state_interval = state_interval
-        self.prune_history = prune_history
         self._binary = binary
         self.base_fee = base_fee
         """The base fee of the first block (``--base-fee``); 0 with ``gas_price=0`` is a gas-free chain, as a Besu
@@ -255,7 +250,6 @@ class Anvil:
             str(self.state_interval),
             *([] if self.base_fee is None else ["--base-fee", str(self.base_fee)]),
             *([] if self.gas_price is None else ["--gas-price", str(self.gas_price)]),
-            *([] if self.prune_history is None else ["--prune-history", str(self.prune_history)]),
         ]
 
     # -- start, stop, status --------------------------------------------------------------------------
