@@ -209,49 +209,11 @@ async def _transfer_batch(session: Any, lane: Lane, size: int) -> list[str]:
 
 
 async def _step(session: Any, lanes: Sequence[Lane], step: Step, pid: int) -> StepResult:
+    """One step: ``step.rate × step.seconds`` operations, ``step.batch`` a request (a single route's request when
+    1, a ``POST /batch`` otherwise). Request ``n`` is scheduled when its first operation is (``n × batch ÷
+    rate``), and each of its operations is an outcome of its own, timed from that moment."""
     result = StepResult(step.rate, step.seconds, batch=step.batch)
     count = int(step.rate * step.seconds)
-    if step.batch > 1:
-        return await _batch_step(session, lanes, step, pid, result, count)
-    in_flight = 0
-    started = time.perf_counter()
-    service_before, generator_before = cpu_seconds(pid), time.process_time()
-
-    async def one(n: int, scheduled: float) -> None:
-        nonlocal in_flight
-        in_flight += 1
-        result.max_in_flight = max(result.max_in_flight, in_flight)
-        sent = time.perf_counter() - started
-        try:
-            status = await _transfer(session, lanes[n % len(lanes)])
-        except Exception as exc:  # a request that breaks is an outcome to count, not the end of the step
-            status = type(exc).__name__
-        finally:
-            in_flight -= 1
-        result.outcomes.append(Outcome(scheduled, sent, time.perf_counter() - started, status))
-
-    tasks = []
-    for n in range(count):
-        at = n / step.rate
-        delay = started + at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(n, at)))
-    _, pending = await asyncio.wait(tasks, timeout=step.drain_seconds) if tasks else (set(), set())
-    for task in pending:
-        task.cancel()
-    result.unfinished = len(pending)
-    result.service_cpu = cpu_seconds(pid) - service_before
-    result.generator_cpu = time.process_time() - generator_before
-    return result
-
-
-async def _batch_step(
-    session: Any, lanes: Sequence[Lane], step: Step, pid: int, result: StepResult, count: int
-) -> StepResult:
-    """:func:`_step` with ``step.batch`` operations a request: request ``n`` is scheduled when its first operation
-    is (``n × batch ÷ rate``), and each of its operations is an outcome of its own, timed from that moment."""
-    requests = math.ceil(count / step.batch)
     in_flight = 0
     started = time.perf_counter()
     service_before, generator_before = cpu_seconds(pid), time.process_time()
@@ -259,11 +221,14 @@ async def _batch_step(
     async def one(n: int, scheduled: float) -> None:
         nonlocal in_flight
         size = min(step.batch, count - n * step.batch)
+        lane = lanes[n % len(lanes)]
         in_flight += size
         result.max_in_flight = max(result.max_in_flight, in_flight)
         sent = time.perf_counter() - started
         try:
-            statuses = await _transfer_batch(session, lanes[n % len(lanes)], size)
+            statuses = (
+                [await _transfer(session, lane)] if step.batch == 1 else await _transfer_batch(session, lane, size)
+            )
         except Exception as exc:  # a request that breaks is an outcome to count, not the end of the step
             statuses = [type(exc).__name__] * size
         finally:
@@ -272,7 +237,7 @@ async def _batch_step(
         result.outcomes.extend(Outcome(scheduled, sent, finished, status) for status in statuses)
 
     tasks = []
-    for n in range(requests):
+    for n in range(math.ceil(count / step.batch)):
         at = n * step.batch / step.rate
         delay = started + at - time.perf_counter()
         if delay > 0:
