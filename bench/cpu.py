@@ -215,7 +215,7 @@ def run_cpu_bench(
 async def start_variant(name: str, checkout: Path, root: Path, block_time: float) -> Variant:
     """``checkout``'s service on an anvil of its own (blocks every ``block_time`` s) under ``root / name``, with
     a settlement agent and a depositor onboarded through its API."""
-    anvil = Anvil(root / name / "node", port=free_port(), block_time=block_time, state_interval=3600)
+    anvil = Anvil(root / name / "node", port=free_port(), block_time=block_time, state_interval=None)
     anvil.start()
     service = ServiceProcess(
         rpc_url=anvil.rpc_url,

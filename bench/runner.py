@@ -203,7 +203,10 @@ def _anvil(config: BenchConfig, root: Path) -> Anvil:
         port=free_port(),
         block_time=config.block_time,
         gas_limit=config.block_gas_limit,
-        state_interval=3600,
+        state_interval=None,
+        # anvil otherwise keeps a copy of the whole state for each recent block: with the scaling stage's
+        # hundreds of thousands of pieces that passed the machine's 24 GiB. The bench reads the latest state only.
+        prune_history=True,
     )
 
 

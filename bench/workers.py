@@ -167,7 +167,7 @@ async def _run(config: WorkersBenchConfig, say: Say, root: Path) -> dict[str, An
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     clock = time.perf_counter()
     results: dict[str, Any] = {"mode": config.mode, "started_at": started_at, "config": asdict(config)}
-    anvil = Anvil(root / "node", port=free_port(), block_time=config.block_time, state_interval=3600)
+    anvil = Anvil(root / "node", port=free_port(), block_time=config.block_time, state_interval=None)
     anvil.start()
     try:
         results["machine"] = machine_info(anvil)

@@ -159,10 +159,11 @@ class Anvil:
         block_time: float = 1.0,
         gas_limit: int = 300_000_000,
         host: str = "127.0.0.1",
-        state_interval: int = STATE_INTERVAL,
+        state_interval: int | None = STATE_INTERVAL,
         binary: Path | None = None,
         base_fee: int | None = None,
         gas_price: int | None = None,
+        prune_history: bool = False,
     ) -> None:
         if block_time <= 0:
             raise ValueError("block_time must be positive (anvil mines at this interval)")
@@ -173,6 +174,14 @@ class Anvil:
         self.gas_limit = gas_limit
         self.host = host
         self.state_interval = state_interval
+        """Seconds between state dumps; None keeps no state file at all (no ``--state``, no keeper): a throwaway
+        chain, as the benchmarks' own."""
+        self.prune_history = prune_history
+        """Keep no past states (anvil's ``--prune-history``): calls at any block but the latest fail; blocks,
+        transactions, receipts and logs are all kept. Without it anvil keeps a copy of the whole state for each
+        recent block, so its memory grows by about the state's size every block (8 MB a block with 100,000 storage
+        slots; past the machine's 24 GiB in a full benchmark). ``--prune-history N`` did not bound it (anvil 1.7.1):
+        with N = 16 memory grew just the same."""
         self._binary = binary
         self.base_fee = base_fee
         """The base fee of the first block (``--base-fee``); 0 with ``gas_price=0`` is a gas-free chain, as a Besu
@@ -244,12 +253,14 @@ class Anvil:
             str(self.gas_limit),
             "--mnemonic",
             DEV_MNEMONIC,
-            "--state",
-            str(self.state_file),
-            "--state-interval",
-            str(self.state_interval),
+            *(
+                []
+                if self.state_interval is None
+                else ["--state", str(self.state_file), "--state-interval", str(self.state_interval)]
+            ),
             *([] if self.base_fee is None else ["--base-fee", str(self.base_fee)]),
             *([] if self.gas_price is None else ["--gas-price", str(self.gas_price)]),
+            *(["--prune-history"] if self.prune_history else []),
         ]
 
     # -- start, stop, status --------------------------------------------------------------------------
@@ -428,7 +439,8 @@ class Anvil:
         self._keep_time_moving_forward()
         if candidate.is_file():
             os.replace(candidate, self.backup_file)
-        self._start_keeper(process.pid)
+        if self.state_interval is not None:
+            self._start_keeper(process.pid)
 
     def _keep_time_moving_forward(self) -> None:
         """Never let a block be older than the one before it (invariant 11), whatever happened to the clock.

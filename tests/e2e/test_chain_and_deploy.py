@@ -125,6 +125,22 @@ def test_start_answers_with_the_configured_chain_and_dev_accounts(anvil: Anvil, 
     assert w3.eth.get_block("latest")["gasLimit"] == anvil.gas_limit
 
 
+def test_a_throwaway_chain_keeps_no_state_file_and_no_past_states(make_anvil: Callable[..., Anvil]) -> None:
+    node = make_anvil(state_interval=None, prune_history=True)
+    assert "--state" not in node.command() and "--state-interval" not in node.command()
+    node.start()
+    w3 = Web3(HTTPProvider(node.rpc_url))
+    for _ in range(3):
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    account = dev_account(1).address
+    assert w3.eth.get_balance(account) > 0  # the latest state answers
+    with pytest.raises(Exception, match="BlockOutOfRange"):  # a past one is gone
+        w3.eth.get_balance(account, block_identifier=1)
+    assert len(w3.eth.get_block(1)["hash"]) == 32  # its block is kept
+    node.stop()
+    assert not node.state_file.exists() and not node.keep_dir.exists()
+
+
 def test_start_twice_leaves_the_running_node_alone(anvil: Anvil) -> None:
     first = anvil.status()
     again = anvil.start()
