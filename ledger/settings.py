@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     block_time: float = Field(1.0, gt=0, description="anvil's interval mining, seconds per block")
     block_gas_limit: int = Field(300_000_000, gt=0, description="anvil's block gas limit")
     anvil_port: int = Field(8545, description="port of the local anvil started by `scf chain start`")
+    anvil_prune_history: bool = Field(
+        False,
+        description="the local anvil keeps no past states (--prune-history): its memory stays flat, and reads at "
+        "past blocks fail",
+    )
     rpc_timeout: float = Field(10.0, gt=0, description="seconds to wait for one JSON-RPC answer")
     confirmations: int = Field(
         0, ge=0, description="blocks on top of an operation's block before it is reported confirmed or failed"

@@ -197,6 +197,7 @@ class Anvil:
             chain_id=settings.chain_id,
             block_time=settings.block_time if block_time is None else block_time,
             gas_limit=settings.block_gas_limit,
+            prune_history=settings.anvil_prune_history,
         )
 
     # -- files ----------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from ledger.deployment import (
     operator_account,
 )
 from ledger.node import DEV_MNEMONIC, LOCAL_CHAIN_ID, ChainIdMismatch, ChainUnreachable, connect, dev_key
+from ledger.settings import Settings
 from ledger.tooling.chain import Anvil, AnvilError, _rpc
 from ledger.tooling.state_keeper import KEEP_DEFAULT, inspect_state, kept_dumps
 from scf.cli import app
@@ -139,6 +140,14 @@ def test_a_throwaway_chain_keeps_no_state_file_and_no_past_states(make_anvil: Ca
     assert len(w3.eth.get_block(1)["hash"]) == 32  # its block is kept
     node.stop()
     assert not node.state_file.exists() and not node.keep_dir.exists()
+
+
+def test_the_local_chain_prunes_past_states_only_when_told(tmp_path: Path) -> None:
+    def command(**options: Any) -> list[str]:
+        return Anvil.from_settings(Settings(data_dir=tmp_path, _env_file=None, **options)).command()  # type: ignore[call-arg]
+
+    assert "--prune-history" not in command()  # reads at past blocks answer, by default
+    assert "--prune-history" in command(anvil_prune_history=True)
 
 
 def test_start_twice_leaves_the_running_node_alone(anvil: Anvil) -> None:
