@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.client import OperationRolledBack
 from ledger.errors import ContractRevert, ErrorKind, OutOfGas
-from ledger.pipeline import NodeUnavailable
+from ledger.pipeline import NodeUnavailable, RpcError
 
 logger = logging.getLogger("api")
 
@@ -154,6 +154,14 @@ _HTTP_SLUGS = {
 }
 
 
+def chain_error(exc: RpcError) -> Problem:
+    """The node answered a read or a pre-flight with an error that is not a revert (a contract's answer is decoded
+    before it gets here): the chain's trouble, not the request's, so a 503 to retry."""
+    logger.warning("the chain answered with an error: %s", exc)
+    detail = f"the ledger's chain answered with an error ({exc.message}); retry"
+    return Problem(503, "chain-error", "Chain error", detail, headers={"Retry-After": "1"})
+
+
 def problem_of(exc: Exception) -> Problem:
     """The problem the service answers for ``exc`` (what the handlers of :func:`install` answer), for an answer
     that carries several outcomes, each its own problem (the batch route)."""
@@ -165,6 +173,8 @@ def problem_of(exc: Exception) -> Problem:
         logger.warning("the chain did not answer: %s", exc)
         detail = "the ledger's chain did not answer; retry"
         return Problem(503, "chain-unavailable", "Chain unavailable", detail, headers={"Retry-After": "1"})
+    if isinstance(exc, RpcError):
+        return chain_error(exc)
     if isinstance(exc, OutOfGas):
         problem = out_of_gas(exc)
         problem.headers["Retry-After"] = "1"
@@ -209,6 +219,12 @@ def install(app: FastAPI) -> None:
         logger.warning("%s %s: the chain did not answer: %s", request.method, request.url.path, exc)
         problem = Problem(503, "chain-unavailable", "Chain unavailable", "the ledger's chain did not answer; retry")
         response = problem_response(problem, request)
+        response.headers["Retry-After"] = "1"
+        return response
+
+    @app.exception_handler(RpcError)
+    async def _chain_error(request: Request, exc: RpcError) -> JSONResponse:
+        response = problem_response(chain_error(exc), request)
         response.headers["Retry-After"] = "1"
         return response
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ from ledger.pipeline import (
     UnknownOperation,
 )
 from ledger.pipeline.rpc import plain_reader
+
+logger = logging.getLogger(__name__)
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -524,16 +527,24 @@ class LedgerClient:
 
     async def _preflight_async(self, pipeline: Pipeline, sender: str, to: str, data: bytes) -> int:
         """:meth:`preflight` through ``pipeline``'s asynchronous JSON-RPC connection, with this call's own gas
-        estimate in the same round trip; returns the gas limit to send it with."""
-        try:
-            return await pipeline.preflight(sender, to, data)
-        except RpcError as exc:
-            revert = exc.data.get("data") if isinstance(exc.data, Mapping) else exc.data
-            if isinstance(revert, str) and revert.startswith("0x") and len(revert) > 2:
-                raise self.decoder.decode(bytes.fromhex(revert[2:])) from exc
-            if exc.code == 3 or "revert" in exc.message.lower():
-                raise UnknownRevert({"reason": exc.message}) from exc
-            raise
+        estimate in the same round trip; returns the gas limit to send it with.
+
+        An error answer that is not a revert is asked once more: a node can fail a call on the latest block while
+        it replaces that block (anvil with ``--prune-history`` answers "BlockOutOfRangeError" for the block it has
+        just pruned); a second such answer is raised (:class:`RpcError`: the service answers 503)."""
+        for attempt in (1, 2):
+            try:
+                return await pipeline.preflight(sender, to, data)
+            except RpcError as exc:
+                revert = exc.data.get("data") if isinstance(exc.data, Mapping) else exc.data
+                if isinstance(revert, str) and revert.startswith("0x") and len(revert) > 2:
+                    raise self.decoder.decode(bytes.fromhex(revert[2:])) from exc
+                if exc.code == 3 or "revert" in exc.message.lower():
+                    raise UnknownRevert({"reason": exc.message}) from exc
+                if attempt == 2:
+                    raise
+                logger.info("pre-flight answered %s; asking once more", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def outcome(self, operation: Operation, timeout: float | None = 60.0) -> Outcome:
         """Wait until ``operation`` is final. Confirmed: its events, decoded. Failed: raise its contract error

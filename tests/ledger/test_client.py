@@ -20,7 +20,7 @@ from ledger.client import LedgerClient, Web3Sender
 from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas
 from ledger.journal import TransactionStatus
 from ledger.models import InvoiceState, Participant, ParticipantStatus, Role
-from ledger.pipeline import OUT_OF_GAS, Operation
+from ledger.pipeline import OUT_OF_GAS, Operation, RpcError
 from ledger.tooling.sandbox import Sandbox, identity_hash
 from tests.stories import Chain, Signers, done, every_domain_method, onboard, receivable_story, warehouse_story
 
@@ -299,3 +299,36 @@ def test_an_operation_out_of_gas_is_not_reported_as_the_contracts_refusal(env: E
         run(env.client.outcome(spent))
     assert not isinstance(raised.value, ContractRevert)
     assert raised.value.arguments["gas_used"] == 29_999_000
+
+
+class _FlakyPreflight:
+    """A pipeline whose pre-flight answers ``errors`` (in turn) before the gas."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def preflight(self, sender: str, to: str, data: bytes) -> int:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return 60_000
+
+
+def _pruned_block() -> Exception:
+    return RpcError(-32602, "BlockOutOfRangeError: block height is 69 but requested was 68")
+
+
+def test_a_preflight_the_node_fails_while_replacing_its_latest_block_is_asked_once_more() -> None:
+    client = LedgerClient.__new__(LedgerClient)  # only the pre-flight's own logic: no chain needed
+    pipeline = _FlakyPreflight(_pruned_block())
+    gas = asyncio.run(client._preflight_async(pipeline, "0x" + "11" * 20, "0x" + "22" * 20, b"\x01"))  # type: ignore[arg-type]
+    assert (gas, pipeline.calls) == (60_000, 2)
+
+
+def test_a_node_error_twice_in_a_row_is_raised_for_a_retryable_answer() -> None:
+    client = LedgerClient.__new__(LedgerClient)
+    pipeline = _FlakyPreflight(_pruned_block(), _pruned_block())
+    with pytest.raises(RpcError, match="BlockOutOfRange"):
+        asyncio.run(client._preflight_async(pipeline, "0x" + "11" * 20, "0x" + "22" * 20, b"\x01"))  # type: ignore[arg-type]
+    assert pipeline.calls == 2
