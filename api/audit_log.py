@@ -299,6 +299,42 @@ class AuditLog:
         self.sessions = sessions
         self._lock = threading.Lock()
         self._head: AuditHead | None = None
+        self._waiting: list[tuple[AuditEntry, Sequence[Write], asyncio.Future[None]]] = []
+
+    async def append_together(self, entry: AuditEntry, also: Sequence[Write] = ()) -> None:
+        """:meth:`append`, in one transaction with every other request's append asked for in the same turn of
+        the event loop (the answers of a block's operations, confirmed together, are written together): one
+        lock, head read and commit for all of them instead of one each. Returns once committed; when the
+        shared transaction fails, each is written alone, so that one request's failure stays its own (raised
+        to it, as :meth:`append` raises)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((entry, also, future))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._append_waiting)
+        await future
+
+    def _append_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        if len(waiting) > 1:
+            try:
+                self.append_all([entry for entry, _, _ in waiting], [w for _, also, _ in waiting for w in also])
+            except Exception:
+                logger.warning("appending %d audit records together failed; appending each alone", len(waiting))
+            else:
+                for _, _, future in waiting:
+                    if not future.done():
+                        future.set_result(None)
+                return
+        for entry, also, future in waiting:
+            try:
+                self.append(entry, also)
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(None)
 
     def latest(self) -> AuditHead:
         """The head this process last appended (or the database's, before its first append)."""
@@ -559,21 +595,14 @@ class AuditLogMiddleware:
         if started_log is not None:  # else the service is starting or stopping: nothing is deferred
             state[DEFERRED_WRITES] = deferred
 
-        def record(status: int, headers: Mapping[str, str], problem: bytes | None) -> None:
-            recorded["done"] = True
-            state.pop(DEFERRED_WRITES, None)  # anything written after this point is written where it is made
-            log = self.log_of(scope)
-            if log is None:
-                _write(deferred.writes)
-                deferred.done()
-                return
+        def entry_of(status: int, headers: Mapping[str, str], problem: bytes | None) -> AuditEntry:
             route = scope.get("route")
             location = headers.get("location", "")
             operation_id = state.get("operation_id") or (
                 location.removeprefix("/operations/") if location.startswith("/operations/") else None
             )
             caller = state.get("caller")
-            entry = AuditEntry(
+            return AuditEntry(
                 actor=caller if isinstance(caller, str) else getattr(caller, "address", None),
                 method=scope["method"],
                 route=str(getattr(route, "path", scope["path"])),
@@ -585,13 +614,41 @@ class AuditLogMiddleware:
                 replayed=headers.get("idempotent-replayed") == "true",
                 request_id=headers.get("x-request-id"),
             )
-            try:
-                log.append(entry, deferred.writes)
-            except Exception:  # the answer still goes out; the failure is loud in the log
-                logger.exception("could not record %s %s in the audit log", scope["method"], scope["path"])
-                # The request's own records are not lost with the audit record: written alone, as they were
-                # before they joined its transaction (a failure here fails the request, as it did then).
+
+        def begin_record() -> AuditLog | None:
+            """Mark the request recorded; the log to record it in (None: write the request's own records alone)."""
+            recorded["done"] = True
+            state.pop(DEFERRED_WRITES, None)  # anything written after this point is written where it is made
+            return self.log_of(scope)
+
+        def record_failed() -> None:
+            """The answer still goes out; the failure is loud in the log. The request's own records are not lost
+            with the audit record: written alone, as they were before they joined its transaction (a failure
+            here fails the request, as it did then)."""
+            logger.exception("could not record %s %s in the audit log", scope["method"], scope["path"])
+            _write(deferred.writes)
+
+        async def record(status: int, headers: Mapping[str, str], problem: bytes | None) -> None:
+            log = begin_record()
+            if log is None:
                 _write(deferred.writes)
+            else:
+                try:
+                    await log.append_together(entry_of(status, headers, problem), deferred.writes)
+                except Exception:
+                    record_failed()
+            deferred.done()
+
+        def record_now(status: int, headers: Mapping[str, str], problem: bytes | None) -> None:
+            """:func:`record` without waiting on the event loop (a request that failed, cancelled maybe)."""
+            log = begin_record()
+            if log is None:
+                _write(deferred.writes)
+            else:
+                try:
+                    log.append(entry_of(status, headers, problem), deferred.writes)
+                except Exception:
+                    record_failed()
             deferred.done()
 
         def _write(writes: Sequence[Write]) -> None:
@@ -612,7 +669,7 @@ class AuditLogMiddleware:
                 if headers.get("content-type", "").startswith("application/problem+json"):
                     held.append(message)  # record once the problem's type is known
                     return
-                record(int(message["status"]), headers, None)
+                await record(int(message["status"]), headers, None)
                 await send(message)
                 return
             if message["type"] == "http.response.body" and held:
@@ -621,7 +678,7 @@ class AuditLogMiddleware:
                     return
                 start = held[0]
                 problem = b"".join(m.get("body", b"") for m in held[1:])
-                record(int(start["status"]), _headers(start), problem)
+                await record(int(start["status"]), _headers(start), problem)
                 for waiting in held:
                     await send(waiting)
                 held.clear()
@@ -632,7 +689,7 @@ class AuditLogMiddleware:
             await self.app(scope, hashing_receive, recording_send)
         except BaseException:
             if not recorded["done"]:
-                record(500, {}, b'{"type": "urn:scf:problem:internal"}')
+                record_now(500, {}, b'{"type": "urn:scf:problem:internal"}')
             raise
 
 

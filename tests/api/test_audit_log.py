@@ -4,6 +4,7 @@ the forger leaves the hashes alone or rewrites the chain after the change."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, insert, select
 
 from api.audit_log import GENESIS_HASH, AuditEntry, AuditLog, AuditRecord, record_hash
 from ledger.db import Base, make_engine, make_sessionmaker
@@ -366,6 +367,36 @@ def test_two_processes_appending_at_once_keep_one_unbroken_chain(empty_database:
         thread.join()
     report = logs[0].verify([])
     assert report.valid and report.records == 200 and report.head == logs[1].head()
+
+
+def test_appends_asked_for_in_one_turn_of_the_loop_commit_together_and_a_failing_one_fails_alone(
+    empty_database: str,
+) -> None:
+    """The answers of a block's operations are recorded together (AuditLog.append_together): one commit for
+    all; when one request's own writes fail, the shared transaction is given up and each is written alone, so
+    only that request fails, and the chain stays whole."""
+    engine = make_engine(empty_database)
+    log = AuditLog(make_sessionmaker(engine))
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda connection: commits.append(1))
+    entry = AuditEntry("0x" + "11" * 20, "POST", "/deposits", "/deposits", None, "ab" * 32, 202, "accepted")
+
+    async def together(also: dict[int, list[Any]]) -> list[BaseException | None]:
+        results = await asyncio.gather(
+            *(log.append_together(entry, also.get(i, [])) for i in range(20)), return_exceptions=True
+        )
+        return [r if isinstance(r, BaseException) else None for r in results]
+
+    assert asyncio.run(together({})) == [None] * 20
+    assert len(commits) == 1
+
+    commits.clear()
+    duplicate = (insert(AuditRecord.__table__), {"sequence": 1, "hash": "x"})  # the first record's key again
+    failed = asyncio.run(together({7: [duplicate]}))
+    assert [i for i, outcome in enumerate(failed) if outcome is not None] == [7]
+    assert len(commits) == 19  # the shared transaction rolled back, then each of the others alone
+    report = log.verify([])
+    assert report.valid and report.records == 39
 
 
 def test_the_migration_creates_exactly_the_audit_log_model(tmp_path: Path) -> None:
