@@ -224,9 +224,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RpcError)
     async def _chain_error(request: Request, exc: RpcError) -> JSONResponse:
-        response = problem_response(chain_error(exc), request)
-        response.headers["Retry-After"] = "1"
-        return response
+        return problem_response(chain_error(exc), request)  # its Retry-After comes with the problem
 
     @app.exception_handler(OutOfGas)
     async def _out_of_gas(request: Request, exc: OutOfGas) -> JSONResponse:

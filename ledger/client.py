@@ -532,19 +532,24 @@ class LedgerClient:
         An error answer that is not a revert is asked once more: a node can fail a call on the latest block while
         it replaces that block (anvil with ``--prune-history`` answers "BlockOutOfRangeError" for the block it has
         just pruned); a second such answer is raised (:class:`RpcError`: the service answers 503)."""
-        for attempt in (1, 2):
-            try:
-                return await pipeline.preflight(sender, to, data)
-            except RpcError as exc:
-                revert = exc.data.get("data") if isinstance(exc.data, Mapping) else exc.data
-                if isinstance(revert, str) and revert.startswith("0x") and len(revert) > 2:
-                    raise self.decoder.decode(bytes.fromhex(revert[2:])) from exc
-                if exc.code == 3 or "revert" in exc.message.lower():
-                    raise UnknownRevert({"reason": exc.message}) from exc
-                if attempt == 2:
-                    raise
-                logger.info("pre-flight answered %s; asking once more", exc)
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await pipeline.preflight(sender, to, data)
+        except RpcError as exc:
+            self._raise_revert(exc)
+            logger.info("pre-flight answered %s; asking once more", exc)
+        try:
+            return await pipeline.preflight(sender, to, data)
+        except RpcError as exc:
+            self._raise_revert(exc)
+            raise
+
+    def _raise_revert(self, exc: RpcError) -> None:
+        """Raise the contract's error when ``exc`` is a revert (named when its data decodes); else return."""
+        revert = exc.data.get("data") if isinstance(exc.data, Mapping) else exc.data
+        if isinstance(revert, str) and revert.startswith("0x") and len(revert) > 2:
+            raise self.decoder.decode(bytes.fromhex(revert[2:])) from exc
+        if exc.code == 3 or "revert" in exc.message.lower():
+            raise UnknownRevert({"reason": exc.message}) from exc
 
     async def outcome(self, operation: Operation, timeout: float | None = 60.0) -> Outcome:
         """Wait until ``operation`` is final. Confirmed: its events, decoded. Failed: raise its contract error
