@@ -88,11 +88,15 @@ class Confirmation(PipelineState):
                     logger.warning("following blocks: %s (attempt %d)", exc, failures)
             except Exception:
                 logger.exception("following blocks failed")
-            await asyncio.sleep(self.poll_interval)
+            if self._registry.inflight:
+                await asyncio.sleep(self._block_clock.delay(time.monotonic(), self.poll_interval))
+            else:
+                await asyncio.sleep(self.poll_interval)
 
     async def _follow(self) -> None:
         rpc = self._require_rpc()
         head = _hex_int(await rpc.call("eth_blockNumber"))
+        self._block_clock.saw(head, time.monotonic())
         if head < self._followed:
             await self._rewind(head)
             return

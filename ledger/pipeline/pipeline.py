@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.errors import ErrorDecoder
 from ledger.node import ChainIdMismatch
+from ledger.pipeline.block_clock import BlockClock
 from ledger.pipeline.confirmation import Confirmation
 from ledger.pipeline.exceptions import NodeUnavailable, PipelineNotRunning, RpcError, UnknownOperation
 from ledger.pipeline.handoff import Handoff
@@ -124,6 +125,7 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         self._block_gas_limit = None
         self._trace_supported = True
         self._gas_unknown = deque()
+        self._block_clock = BlockClock()
 
         self._handoff = handoff
         self._standby = False

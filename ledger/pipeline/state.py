@@ -14,6 +14,7 @@ import coincurve
 from eth_account.signers.local import LocalAccount
 
 from ledger.errors import ErrorDecoder
+from ledger.pipeline.block_clock import BlockClock
 from ledger.pipeline.exceptions import PipelineNotRunning
 from ledger.pipeline.journal_store import JournalStore
 from ledger.pipeline.registry import Registry
@@ -75,6 +76,7 @@ class PipelineState:
     _block_gas_limit: int | None
     _trace_supported: bool
     _gas_unknown: deque[_Tracked]
+    _block_clock: BlockClock
 
     # several processes (handoff)
     _handoff: bool

@@ -33,6 +33,7 @@ from ledger.pipeline import (
     decode_dynamic_fee_transaction,
     sign_dynamic_fee_transaction,
 )
+from ledger.pipeline.block_clock import HEAD_LATE, HEAD_LEAD, HEAD_POLL, BlockClock
 
 MIGRATION = Path(__file__).resolve().parents[2] / "ledger" / "migrations" / "versions" / "0002_journal.py"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -343,3 +344,43 @@ def test_a_wave_takes_the_senders_lower_nonces_lost_later_so_no_nonce_gap_stalls
     pipeline = Pipeline("http://127.0.0.1:1", 31337, make_sessionmaker(make_engine("sqlite://")), ErrorDecoder([]))
     resend = [_lost("a", 4, 20), _lost("a", 5, 12), _lost("a", 6, 12), _lost("c", 1, 20)]
     assert _waves_of(pipeline, resend) == [[("a", 4), ("a", 5), ("a", 6)], [("c", 1)]]
+
+
+def _clock_of(seen: list[tuple[int, float]]) -> BlockClock:
+    clock = BlockClock()
+    for number, at in seen:
+        clock.saw(number, at)
+    return clock
+
+
+def test_the_block_clock_expects_the_next_head_one_interval_after_the_last() -> None:
+    clock = _clock_of([(10, 100.0), (11, 101.02), (12, 101.99), (13, 103.0), (13, 103.04)])
+    expected = clock.expected()
+    assert expected is not None
+    assert expected == pytest.approx(104.0, abs=0.02)  # the median gap after the first sight of head 13
+    # Far from it the follower polls as usual; within the lead, fast; long after it, as usual again.
+    assert clock.delay(103.1, 0.05) == 0.05
+    assert clock.delay(expected - 0.04, 0.05) == pytest.approx(0.04 - HEAD_LEAD)
+    assert clock.delay(expected - HEAD_LEAD / 2, 0.05) == HEAD_POLL
+    assert clock.delay(expected + HEAD_LATE / 2, 0.05) == HEAD_POLL
+    assert clock.delay(expected + HEAD_LATE * 2, 0.05) == 0.05
+
+
+def test_the_block_clock_counts_skipped_heads_as_several_intervals() -> None:
+    clock = _clock_of([(1, 0.0), (2, 2.0), (4, 6.0), (5, 8.0)])
+    assert clock.expected() == pytest.approx(10.0)
+
+
+def test_a_chain_without_a_regular_interval_is_polled_as_before() -> None:
+    # Mined on demand (tests, automine): gaps of any length; the follower never polls fast.
+    irregular = _clock_of([(1, 0.0), (2, 0.1), (3, 2.5), (4, 2.6), (5, 7.0)])
+    assert irregular.expected() is None
+    assert irregular.delay(7.0, 0.05) == 0.05
+    assert _clock_of([(1, 0.0), (2, 1.0), (3, 2.0)]).expected() is None  # two gaps are not enough to judge
+
+
+def test_the_block_clock_starts_over_when_the_chain_goes_back() -> None:
+    clock = _clock_of([(10, 0.0), (11, 1.0), (12, 2.0), (13, 3.0)])
+    assert clock.expected() == pytest.approx(4.0)
+    clock.saw(5, 3.5)  # a restarted node behind us
+    assert clock.expected() is None
