@@ -19,9 +19,14 @@ percentiles; the most requests in flight at once; refusals and errors by kind; t
 stime`` of its process, from ``/proc``, over the same span) per confirmed request; and the generator's own CPU
 share, which must stay well under one core for the figures to be the service's.
 
-The plan (JSON) names the service's URL and process id, the lanes (``headers``, ``piece``, ``to``) and the
-steps (``rate``, ``seconds``); :func:`run_open_loop` writes it, runs this module in a child process and reads
-its answer.
+**Where a request's time goes** (steps with ``time_blocks``, the half-load ones): the generator also asks the
+node for its head every 5 ms and notes when it first saw each block; each confirmed operation's answer names
+its block. A request's latency then splits into the wait from its schedule until its block appeared and the
+time from the block to the answer (the service's following, indexing and answering).
+
+The plan (JSON) names the service's URL and process id, the node's URL, the lanes (``headers``, ``piece``,
+``to``) and the steps (``rate``, ``seconds``, ``batch``, ``time_blocks``); :func:`run_open_loop` writes it, runs
+this module in a child process and reads its answer.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class Step:
     """Operations a request: 1 sends each on its own route; more sends them ``batch`` at a time as the items of
     one ``POST /batch`` (one lane's, each item with its own idempotency key). ``rate`` counts operations either
     way, and so do the figures."""
+    time_blocks: bool = False
+    """Watch the node's head during the step and split each latency at its block (see the module)."""
 
 
 @dataclass
@@ -110,6 +117,8 @@ class Outcome:
     finished: float
     status: str
     """``confirmed``, ``failed`` (refused by the contracts), ``http-<code>`` or the exception's name."""
+    block: int | None = None
+    """The block its operation was confirmed in, as the answer named it."""
 
 
 @dataclass
@@ -122,6 +131,8 @@ class StepResult:
     generator_cpu: float = 0.0
     unfinished: int = 0
     batch: int = 1
+    block_seen: dict[int, float] = field(default_factory=dict)
+    """When the generator first saw each block (seconds from the step's start; steps with ``time_blocks``)."""
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -155,14 +166,31 @@ def summarize(step: StepResult) -> dict[str, Any]:
         "service_cpu_ms_per_request": step.service_cpu / len(confirmed) * 1000 if confirmed else 0.0,
         "service_cpu_cores": step.service_cpu / span if span else 0.0,
         "generator_cpu_cores": step.generator_cpu / span if span else 0.0,
+        **_split_at_blocks(confirmed, step.block_seen),
+    }
+
+
+def _split_at_blocks(confirmed: Sequence[Outcome], seen: Mapping[int, float]) -> dict[str, Any]:
+    """The latencies of ``confirmed`` split where their blocks appeared (empty without block times)."""
+    timed = [o for o in confirmed if o.block is not None and o.block in seen]
+    if not timed:
+        return {}
+    to_block = [seen[o.block] - o.scheduled for o in timed if o.block is not None]
+    to_answer = [o.finished - seen[o.block] for o in timed if o.block is not None]
+    return {
+        "timed_at_blocks": len(timed),
+        "schedule_to_block_p50": percentile(to_block, 0.50),
+        "schedule_to_block_p99": percentile(to_block, 0.99),
+        "block_to_answer_p50": percentile(to_answer, 0.50),
+        "block_to_answer_p99": percentile(to_answer, 0.99),
     }
 
 
 # -- the generator (the child process) ---------------------------------------------------------------------
 
 
-async def _transfer(session: Any, lane: Lane) -> str:
-    """One split-transfer with ``Prefer: wait``, followed until final; answers how it ended."""
+async def _transfer(session: Any, lane: Lane) -> tuple[str, int | None]:
+    """One split-transfer with ``Prefer: wait``, followed until final; answers how it ended and in which block."""
     headers = {**lane.headers, "Prefer": WAIT, "Idempotency-Key": f"open-loop-{uuid.uuid4().hex}"}
     body = {"to": lane.to, "amount": 1}
     async with session.post(f"/receivables/{lane.piece}/transfers", json=body, headers=headers) as response:
@@ -170,18 +198,20 @@ async def _transfer(session: Any, lane: Lane) -> str:
     return await _follow(session, lane, status, answer)
 
 
-async def _follow(session: Any, lane: Lane, status: int, answer: Any) -> str:
-    """How an operation answered ``status`` / ``answer`` ended: a 202 is followed at its operation until final."""
+async def _follow(session: Any, lane: Lane, status: int, answer: Any) -> tuple[str, int | None]:
+    """How an operation answered ``status`` / ``answer`` ended, and its block: a 202 is followed at its
+    operation until final."""
     while status == 202:
         follow = {**lane.headers, "Prefer": WAIT}
         async with session.get(f"/operations/{answer['operation_id']}", headers=follow) as response:
             status, answer = response.status, await response.json(content_type=None)
     if status != 200:
-        return f"http-{status}"
-    return str(answer.get("status"))
+        return f"http-{status}", None
+    block = answer.get("block_number")
+    return str(answer.get("status")), block if isinstance(block, int) else None
 
 
-async def _transfer_batch(session: Any, lane: Lane, size: int) -> list[str]:
+async def _transfer_batch(session: Any, lane: Lane, size: int) -> list[tuple[str, int | None]]:
     """``size`` split-transfers of ``lane``'s piece as the items of one ``POST /batch`` with ``Prefer: wait``;
     answers how each ended (an item answered 202 is followed at its operation)."""
     items = [
@@ -197,7 +227,7 @@ async def _transfer_batch(session: Any, lane: Lane, size: int) -> list[str]:
     async with session.post("/batch", json={"items": items}, headers=headers) as response:
         status, answer = response.status, await response.json(content_type=None)
     if status != 200:
-        return [f"http-{status}"] * size
+        return [(f"http-{status}", None)] * size
     return list(
         await asyncio.gather(
             *(
@@ -208,7 +238,29 @@ async def _transfer_batch(session: Any, lane: Lane, size: int) -> list[str]:
     )
 
 
-async def _step(session: Any, lanes: Sequence[Lane], step: Step, pid: int) -> StepResult:
+async def _watch_blocks(rpc_url: str, seen: dict[int, float], started: float) -> None:
+    """Note when each new head is first seen (seconds from ``started``), asking every 5 ms until cancelled."""
+    import aiohttp
+
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
+    last = None
+    async with aiohttp.ClientSession() as node:
+        while True:
+            try:
+                async with node.post(rpc_url, json=body) as response:
+                    head = int((await response.json(content_type=None))["result"], 16)
+            except Exception:  # the node busy or restarting: a missed look, not the step's failure
+                head = None
+            at = time.perf_counter() - started
+            if head is not None and last is not None and head > last:
+                for number in range(last + 1, head + 1):
+                    seen.setdefault(number, at)
+            if head is not None and (last is None or head > last):
+                last = head  # the head found by the first look appeared before it: not timed
+            await asyncio.sleep(0.005)
+
+
+async def _step(session: Any, lanes: Sequence[Lane], step: Step, pid: int, rpc_url: str | None = None) -> StepResult:
     """One step: ``step.rate × step.seconds`` operations, ``step.batch`` a request (a single route's request when
     1, a ``POST /batch`` otherwise). Request ``n`` is scheduled when its first operation is (``n × batch ÷
     rate``), and each of its operations is an outcome of its own, timed from that moment."""
@@ -226,15 +278,21 @@ async def _step(session: Any, lanes: Sequence[Lane], step: Step, pid: int) -> St
         result.max_in_flight = max(result.max_in_flight, in_flight)
         sent = time.perf_counter() - started
         try:
-            statuses = (
+            endings = (
                 [await _transfer(session, lane)] if step.batch == 1 else await _transfer_batch(session, lane, size)
             )
         except Exception as exc:  # a request that breaks is an outcome to count, not the end of the step
-            statuses = [type(exc).__name__] * size
+            endings = [(type(exc).__name__, None)] * size
         finally:
             in_flight -= size
         finished = time.perf_counter() - started
-        result.outcomes.extend(Outcome(scheduled, sent, finished, status) for status in statuses)
+        result.outcomes.extend(Outcome(scheduled, sent, finished, status, block) for status, block in endings)
+
+    watcher = (
+        asyncio.create_task(_watch_blocks(rpc_url, result.block_seen, started))
+        if step.time_blocks and rpc_url
+        else None
+    )
 
     tasks = []
     for n in range(math.ceil(count / step.batch)):
@@ -246,6 +304,8 @@ async def _step(session: Any, lanes: Sequence[Lane], step: Step, pid: int) -> St
     _, pending = await asyncio.wait(tasks, timeout=step.drain_seconds) if tasks else (set(), set())
     for task in pending:
         task.cancel()
+    if watcher is not None:
+        watcher.cancel()
     result.unfinished = len(pending) * step.batch
     result.service_cpu = cpu_seconds(pid) - service_before
     result.generator_cpu = time.process_time() - generator_before
@@ -258,7 +318,13 @@ async def generate(plan: Mapping[str, Any], say: Callable[[str], None] = print) 
 
     lanes = [Lane(dict(lane["headers"]), int(lane["piece"]), str(lane["to"])) for lane in plan["lanes"]]
     steps = [
-        Step(float(s["rate"]), float(s["seconds"]), float(s.get("drain_seconds", 120)), int(s.get("batch", 1)))
+        Step(
+            float(s["rate"]),
+            float(s["seconds"]),
+            float(s.get("drain_seconds", 120)),
+            int(s.get("batch", 1)),
+            bool(s.get("time_blocks", False)),
+        )
         for s in plan["steps"]
     ]
     # Idle connections are dropped after 3 s, before uvicorn closes its side (5 s, its default): a request sent
@@ -271,7 +337,7 @@ async def generate(plan: Mapping[str, Any], say: Callable[[str], None] = print) 
         for step in steps:
             way = f" in batches of {step.batch}" if step.batch > 1 else ""
             say(f"    open loop: {step.rate:,.0f} operations/s offered{way} for {step.seconds:g} s ...")
-            summary = summarize(await _step(session, lanes, step, int(plan["service_pid"])))
+            summary = summarize(await _step(session, lanes, step, int(plan["service_pid"]), plan.get("rpc_url")))
             figures.append({"rate": step.rate, "seconds": step.seconds, **summary})
             say(
                 f"    open loop: {summary['offered']:,.0f}/s offered, {summary['achieved']:,.1f}/s confirmed, "
@@ -280,6 +346,13 @@ async def generate(plan: Mapping[str, Any], say: Callable[[str], None] = print) 
                 f"{summary['service_cpu_ms_per_request']:.2f} ms CPU an operation, generator "
                 f"{summary['generator_cpu_cores']:.2f} core"
             )
+            if "block_to_answer_p50" in summary:
+                say(
+                    f"    open loop: schedule to block p50 {summary['schedule_to_block_p50'] * 1000:,.0f} ms, p99 "
+                    f"{summary['schedule_to_block_p99'] * 1000:,.0f} ms; block to answer p50 "
+                    f"{summary['block_to_answer_p50'] * 1000:,.0f} ms, "
+                    f"p99 {summary['block_to_answer_p99'] * 1000:,.0f} ms"
+                )
     return {"lanes": len(lanes), "steps": figures}
 
 
@@ -324,16 +397,26 @@ def run_open_loop(
     steps: Sequence[Step],
     folder: Path,
     say: Callable[[str], None],
+    rpc_url: str | None = None,
 ) -> dict[str, Any]:
-    """Run the generator in a child process over ``steps`` and answer its figures (``lanes``, ``steps``)."""
+    """Run the generator in a child process over ``steps`` and answer its figures (``lanes``, ``steps``);
+    ``rpc_url``: the node's, for the steps that time blocks."""
     folder.mkdir(parents=True, exist_ok=True)
     plan_path, out_path = folder / "open-loop-plan.json", folder / "open-loop.json"
     plan = {
         "base_url": base_url,
         "service_pid": service_pid,
+        "rpc_url": rpc_url,
         "lanes": [{"headers": dict(lane.headers), "piece": lane.piece, "to": lane.to} for lane in lanes],
         "steps": [
-            {"rate": s.rate, "seconds": s.seconds, "drain_seconds": s.drain_seconds, "batch": s.batch} for s in steps
+            {
+                "rate": s.rate,
+                "seconds": s.seconds,
+                "drain_seconds": s.drain_seconds,
+                "batch": s.batch,
+                "time_blocks": s.time_blocks,
+            }
+            for s in steps
         ],
     }
     plan_path.write_text(json.dumps(plan), encoding="utf-8")

@@ -77,6 +77,14 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     # Half load is half of each way's best step, in the same run.
     assert half_load["single"]["rate"] == pytest.approx(best / 2) and half_load["single"]["batch"] == 1
     assert half_load["batch"]["rate"] == pytest.approx(best_batch / 2) and half_load["batch"]["batch"] == 20
+    # The half-load steps split each latency where its block appeared (the head watched by the generator), and
+    # the node's own time to build a block at that state is measured beside them.
+    assert rest["open_loop"]["node_block_build"] > 0
+    for step in (half_load["single"], half_load["batch"]):
+        assert 0 < step["timed_at_blocks"] <= step["confirmed"]
+        assert 0 < step["block_to_answer_p50"] <= step["block_to_answer_p99"] < step["p99"]
+        assert step["schedule_to_block_p50"] <= step["schedule_to_block_p99"] < step["p99"]
+    assert all("timed_at_blocks" not in step for step in steps)  # only the half-load steps watch the head
     get_by_id = rest["get_by_id"]
     assert get_by_id["requests"] == 200 and get_by_id["cpu_ms_per_request"] > 0 and get_by_id["p50"] > 0
     assert set(rest["list_routes"]) and all(r["count"] > 0 and r["p50"] > 0 for r in rest["list_routes"].values())
@@ -97,6 +105,7 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     sizes = results["scaling"]["sizes"]
     assert [row["size"] for row in sizes] == [100, 1_000]
     assert all(row["ledger_pieces"] > row["size"] and row["split_gas"] > 21_000 for row in sizes)
+    assert all(row["node_block_build"] > 0 for row in sizes)
     assert sizes[1]["ledger_pieces"] - sizes[0]["ledger_pieces"] >= 900  # the populating really happened
     # The portal's first page at each size, in chromium, or the reason it was skipped (no browser here).
     for row in sizes:
@@ -124,6 +133,7 @@ def test_quick_bench_writes_results_json_table_and_chart(tmp_path: Path) -> None
     assert "REST open loop, split-transfers 500 requests/s offered" in text
     assert "REST open loop, split-transfers in `POST /batch` of 20, 200 operations/s offered" in text
     assert "REST `POST /batch` of 20, best open-loop step" in text
+    assert "… of which, single requests: schedule → block appeared" in text
     assert f"| split-transfer of a piece | {gas['operations']['split-transfer of a piece']:,} |" in text
 
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
