@@ -12,13 +12,15 @@ own, or the operation's summary from :mod:`ledger.catalogue`, with the fields it
 OpenAPI links (:data:`LINKS`, written into the document by :mod:`api.openapi`).
 
 ``prepare`` runs in a worker thread (it may read the chain), unless the action says it does not
-(``reads_chain=False``); the submission itself runs on the event loop.
+(``reads_chain=False``) or it is a coroutine function (its reads made from the event loop, e.g.
+:meth:`ledger.client.LedgerClient.read_async`, joining the pipeline's JSON-RPC batches without a thread hand-off);
+the submission itself runs on the event loop.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,8 +71,9 @@ def result_link(name: str, method: str, path: str, field: str) -> Link:
     return Link(name, method, path, {parameter: f"$response.body#/result/{field}"})
 
 
-Prepare = Callable[..., Call]
-"""``prepare(service, caller, body, **path parameters) → Call``: the checks, then the operation to run."""
+Prepare = Callable[..., Call] | Callable[..., Awaitable[Call]]
+"""``prepare(service, caller, body, **path parameters) → Call``: the checks, then the operation to run (or a
+coroutine function answering it)."""
 
 
 @dataclass(frozen=True)
@@ -165,10 +168,13 @@ async def submission(
 ) -> tuple[str, Submit]:
     """What ``caller``'s request to ``action`` becomes, once its ``prepare`` passed (the caller's checks): the
     operation's kind and the ``submit`` to hand :func:`api.operations.perform` (or :func:`api.operations.run`)."""
-    if action.reads_chain:
+    if inspect.iscoroutinefunction(action.prepare):
+        call = await action.prepare(service, caller, body, **path)
+    elif action.reads_chain:
         call = await run_in_threadpool(action.prepare, service, caller, body, **path)
     else:
         call = action.prepare(service, caller, body, **path)
+    assert isinstance(call, Call)
 
     refuse_on_regulator_gateway(service, call.operation)
 

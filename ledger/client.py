@@ -367,8 +367,11 @@ class LedgerClient:
         return InvoiceState(self._read("receivables", "obligationState", slot_id))
 
     def piece(self, piece_id: int) -> Piece:
-        f = self._read("receivables", "piece", piece_id)
-        return Piece(piece_id, f[0], f[1], f[2], f[3], f[4], f[5], bool(f[6] & 1))
+        return _piece_of(piece_id, self._read("receivables", "piece", piece_id))
+
+    async def piece_async(self, piece_id: int) -> Piece:
+        """:meth:`piece` from the event loop (:meth:`read_async`)."""
+        return _piece_of(piece_id, await self.read_async("receivables", "piece", piece_id))
 
     def path_of(self, piece_id: int) -> list[int]:
         return [int(i) for i in self._read("receivables", "pathOf", piece_id)]
@@ -804,3 +807,7 @@ class LedgerClient:
     unfreeze_receipt = OperationMethod("unfreeze.receipt")
     set_advance_rate = OperationMethod("advance-rate.set")
     anchor_audit_log = OperationMethod("audit.anchor")
+
+
+def _piece_of(piece_id: int, f: Sequence[Any]) -> Piece:
+    return Piece(piece_id, f[0], f[1], f[2], f[3], f[4], f[5], bool(f[6] & 1))

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.actions import Action, Call, act_on, install, result_link
 from api.auth import Caller, CurrentCaller, Service, require_role
@@ -353,8 +354,15 @@ def _require_holder(service: LedgerService, caller: Caller, piece_id: int) -> Pi
     return piece
 
 
-def _transfer_piece(service: LedgerService, caller: Caller, body: PieceTransfer, piece_id: int) -> Call:
-    _require_holder(service, caller, piece_id)
+async def _transfer_piece(service: LedgerService, caller: Caller, body: PieceTransfer, piece_id: int) -> Call:
+    # The common case, the holder splitting its own piece, reads the piece from the event loop (joining the
+    # pipeline's JSON-RPC batches, no worker thread); anything else is answered by the same checks as before.
+    try:
+        piece = await service.client.piece_async(path_id(piece_id))
+    except ContractRevert:
+        piece = None
+    if piece is None or piece.owner != caller.address:
+        await run_in_threadpool(_require_holder, service, caller, piece_id)
     return Call("receivable.transfer", caller.address, {"piece_id": piece_id, "to": body.to, "amount": body.amount})
 
 

@@ -103,6 +103,15 @@ def test_receivable_story_over_http_settles_every_cash_leg(api: Api) -> None:
         ),
         403,  # the invoice's seller may see the piece, but it is not its to move
     )
+    gone = problem(
+        http.post(
+            f"/receivables/{foam_piece + 10**6}/transfers",
+            json={"to": p["seatmaker"].id, "amount": 1},
+            headers=p["foammaker"].waiting(),
+        ),
+        404,  # no such piece: as unseen as somebody else's
+    )
+    assert gone["type"] == "urn:scf:problem:not-found"
 
     # Tier 2 finances its piece with the factor: DvP. The request carries the most it accepts (rate, fee).
     asking = {"piece_id": foam_piece, "amount": 300_000 * YUAN, "financier": p["factor"].id}
