@@ -16,12 +16,13 @@ entry come:
 Adding an operation: declare the function in the contract's interface (its errors with a ``@custom:kind``),
 add an entry here, and one :class:`api.actions.Action` beside the resource's routes. Arguments that need
 work before they go on chain (an enum to its number, text to bytes, roles to their ids, a value that picks
-between overloads) get an ``encode`` function; everything else goes on chain as given.
+between overloads) get an ``encode`` function (and, when it reads the chain, an ``encode_async`` making the same
+reads from the event loop); everything else goes on chain as given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -41,6 +42,16 @@ class Reader(Protocol):
 
 Encoder = Callable[[Reader, str, Mapping[str, Any]], tuple[str, list[Any]]]
 """``(reader, sender, arguments by name) → (function, call arguments)``."""
+
+
+class AsyncReader(Protocol):
+    """:class:`Reader`'s reads from the event loop."""
+
+    async def piece_value_async(self, piece_id: int) -> int: ...
+
+
+AsyncEncoder = Callable[[AsyncReader, str, Mapping[str, Any]], Awaitable[tuple[str, list[Any]]]]
+"""An :data:`Encoder` whose reads are awaited."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,9 @@ class OperationSpec:
     encode: Encoder | None = None
     reads: bool = False
     """Whether ``encode`` reads the chain (the client then runs it off the event loop)."""
+    encode_async: AsyncEncoder | None = None
+    """The same encoding as ``encode``, its reads awaited: what the client uses from the event loop (the reads
+    join the pipeline's JSON-RPC batches instead of blocking a worker thread)."""
 
     def bind(self, args: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
         """The arguments by name: from a mapping or in :attr:`params` order, defaults filled in. A missing or
@@ -90,6 +104,14 @@ class OperationSpec:
         if self.encode is not None:
             return self.encode(reader, sender, values)
         return self.function, [values[p] for p in self.params]
+
+    async def call_async(
+        self, reader: AsyncReader, sender: str, args: Mapping[str, Any] | Sequence[Any]
+    ) -> tuple[str, list[Any]]:
+        """:meth:`call` with :attr:`encode_async` (which it must have)."""
+        if self.encode_async is None:
+            raise TypeError(f"{self.name} has no asynchronous encoding")
+        return await self.encode_async(reader, sender, self.bind(args))
 
 
 class Catalogue(Mapping[str, OperationSpec]):
@@ -189,11 +211,20 @@ def _register_invoice(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str
     ]
 
 
-def _transfer_piece(reader: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """All of a piece moves the piece (ERC-721 transfer); part of it splits a new piece off (ERC-3525)."""
-    if v["amount"] == reader.piece_value(v["piece_id"]):
+def _transfer_of(value: int, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """All of a piece (worth ``value``) moves the piece (ERC-721 transfer); part of it splits a new piece off
+    (ERC-3525)."""
+    if v["amount"] == value:
         return "transferFrom(address,address,uint256)", [sender, v["to"], v["piece_id"]]
     return "transferFrom(uint256,address,uint256)", [v["piece_id"], v["to"], v["amount"]]
+
+
+def _transfer_piece(reader: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    return _transfer_of(reader.piece_value(v["piece_id"]), sender, v)
+
+
+async def _transfer_piece_async(reader: AsyncReader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    return _transfer_of(await reader.piece_value_async(v["piece_id"]), sender, v)
 
 
 def _issue_receipt(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
@@ -242,6 +273,7 @@ def _op(
     defaults: Mapping[str, Any] | None = None,
     encode: Encoder | None = None,
     reads: bool = False,
+    encode_async: AsyncEncoder | None = None,
 ) -> OperationSpec:
     return OperationSpec(
         name=name,
@@ -255,6 +287,7 @@ def _op(
         defaults=defaults or {},
         encode=encode,
         reads=reads,
+        encode_async=encode_async,
     )
 
 
@@ -451,6 +484,7 @@ CATALOGUE = Catalogue(
             results={"PieceSplit": {"pieceId": "piece_id"}},
             encode=_transfer_piece,
             reads=True,
+            encode_async=_transfer_piece_async,
         ),
         _op(
             "financing.request",

@@ -601,6 +601,9 @@ class LedgerClient:
     def piece_value(self, piece_id: int) -> int:
         return self.piece(piece_id).value
 
+    async def piece_value_async(self, piece_id: int) -> int:
+        return (await self.piece_async(piece_id)).value
+
     async def submit(
         self,
         name: str,
@@ -611,7 +614,9 @@ class LedgerClient:
         """Submit catalogue operation ``name`` from ``sender`` with ``args`` (by name, or in the operation's
         order): encoded, pre-flighted and handed to the pipeline (see the module's docstring)."""
         spec = self.catalogue[name]
-        if spec.reads:  # its encoding reads the chain: off the event loop
+        if spec.encode_async is not None:  # its reads awaited, joining the pipeline's batches
+            function, call_args = await spec.call_async(self, sender, args)
+        elif spec.reads:  # its encoding reads the chain: off the event loop
             function, call_args = await asyncio.to_thread(spec.call, self, sender, args)
         else:
             function, call_args = spec.call(self, sender, args)

@@ -4,6 +4,8 @@ argument, and the client offers every operation."""
 
 from __future__ import annotations
 
+import asyncio
+
 from ledger.abi import Codec
 from ledger.acts import ACT_TYPES
 from ledger.catalogue import CATALOGUE
@@ -88,3 +90,32 @@ def test_every_state_changing_function_of_signed_acts_performs_a_declared_act_or
         "invalidateNonces": "sent by an account's signer itself, from its own wallet",
     }
     assert functions - set(not_acts) == {act.function for act in ACT_TYPES.values()}
+
+
+class _Pieces:
+    """A reader of piece values, both ways, for the encoders."""
+
+    def __init__(self, values: dict[int, int]) -> None:
+        self.values = values
+
+    def address_of(self, contract: str) -> str:
+        return "0x" + "11" * 20
+
+    def piece_value(self, piece_id: int) -> int:
+        return self.values[piece_id]
+
+    async def piece_value_async(self, piece_id: int) -> int:
+        return self.values[piece_id]
+
+
+def test_an_operation_encoded_from_the_event_loop_is_encoded_as_its_blocking_encoding_would() -> None:
+    reader, sender, to = _Pieces({7: 1_000}), "0x" + "22" * 20, "0x" + "33" * 20
+    asynchronous = [spec for spec in CATALOGUE.values() if spec.encode_async is not None]
+    assert [spec.name for spec in asynchronous] == ["receivable.transfer"]
+    assert all(spec.reads for spec in asynchronous)
+    for spec in asynchronous:
+        for amount in (1_000, 999, 1):  # the whole piece moves it; part of it splits a new piece off
+            args = {"piece_id": 7, "to": to, "amount": amount}
+            assert asyncio.run(spec.call_async(reader, sender, args)) == spec.call(reader, sender, args)
+    whole = asyncio.run(CATALOGUE["receivable.transfer"].call_async(reader, sender, [7, to, 1_000]))
+    assert whole == ("transferFrom(address,address,uint256)", [sender, to, 7])
