@@ -409,6 +409,9 @@ class LedgerService:
             service.docex.start()
             service.index_watch = IndexWatch(asyncio.get_running_loop())
             indexer.on_indexed(service.index_watch.indexed)
+            # A new block with our transactions in it: index it while the pipeline confirms them, rather than
+            # once the first request answered by it asks (``indexed``).
+            service.pipeline.on_block = lambda _block: indexer.poke()
             service._indexer_thread = threading.Thread(
                 target=indexer.run_forever, kwargs={"poll_interval": 0.25}, name="indexer", daemon=True
             )

@@ -25,7 +25,8 @@ Built for throughput and for never losing or duplicating an operation:
   transactions are kept (the most recent ``keep_logs``): :meth:`Pipeline.logs_of` gives an operation's events
   without fetching its receipt again. While transactions are in flight on a chain mined at a regular interval,
   the follower asks for the head every few milliseconds around the moment the next block is due
-  (:class:`~ledger.pipeline.block_clock.BlockClock`) and every ``poll_interval`` otherwise.
+  (:class:`~ledger.pipeline.block_clock.BlockClock`) and every ``poll_interval`` otherwise; a new block found
+  then is announced (:attr:`Pipeline.on_block`) before its operations are confirmed.
 - **A timeout means "look it up"**, never "failed". A reconciler looks up every transaction that has been in
   flight for a while: one the node does not know is sent again from the journal, in nonce order (same bytes,
   same hash, so it cannot execute twice); one whose nonce the node has already used for something else is

@@ -103,6 +103,8 @@ class Confirmation(PipelineState):
         settled = head - self.confirmations
         if settled <= self._followed:
             return
+        if self.on_block is not None and self._registry.inflight:
+            self.on_block(settled)
         numbers = range(self._followed + 1, min(settled, self._followed + 32) + 1)
         headers = await rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
         for number, header in zip(numbers, headers, strict=True):

@@ -126,6 +126,10 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         self._trace_supported = True
         self._gas_unknown = deque()
         self._block_clock = BlockClock()
+        self.on_block: Callable[[int], None] | None = None
+        """Called on the event loop with the new head's number when the follower finds a new block while
+        transactions are in flight, before it confirms them: the service wakes its indexer with it, which then
+        reads the block while the follower confirms its operations (an operation is answered once both have)."""
 
         self._handoff = handoff
         self._standby = False

@@ -77,6 +77,7 @@ class PipelineState:
     _trace_supported: bool
     _gas_unknown: deque[_Tracked]
     _block_clock: BlockClock
+    on_block: Callable[[int], None] | None
 
     # several processes (handoff)
     _handoff: bool

@@ -469,6 +469,29 @@ class CountingProvider(HTTPProvider):
         return super().make_request(method, params)
 
 
+def test_a_new_block_is_announced_while_its_operations_are_in_flight_before_they_are_confirmed(
+    node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path
+) -> None:
+    """``on_block`` (the service wakes its indexer with it) is called with the block that holds an operation
+    before the operation is reported confirmed, so that indexing the block overlaps with confirming it."""
+    engine = journal_engine(tmp_path / "journal.sqlite3")
+    announced: list[tuple[int, bool]] = []  # (block, whether the operation was final by then)
+
+    async def scenario() -> Operation:
+        async with make_pipeline(node.rpc_url, engine, decoder) as pipeline:
+            data = ledger.mint_data(41, reference("announced", 0))
+            operation = await pipeline.submit(ledger.agents[0], ledger.token, data, MINT_GAS, "announced-0")
+            pipeline.on_block = lambda block: announced.append((block, pipeline.status("announced-0").is_final))
+            final = await pipeline.wait(operation.operation_id, 30)
+            await asyncio.sleep(2.5)  # blocks with nothing of ours in flight: not announced
+            return final
+
+    final = asyncio.run(scenario())
+    assert final.confirmed and final.block_number is not None
+    assert (final.block_number, False) in announced
+    assert all(block <= final.block_number for block, _ in announced)
+
+
 def test_an_outcome_decodes_the_logs_the_pipeline_read_and_fetches_no_receipt_again(
     node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
