@@ -19,6 +19,8 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, MetaData, create_engine, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -384,3 +386,21 @@ def test_the_block_clock_starts_over_when_the_chain_goes_back() -> None:
     assert clock.expected() == pytest.approx(4.0)
     clock.saw(5, 3.5)  # a restarted node behind us
     assert clock.expected() is None
+
+
+@given(
+    steps=st.lists(st.tuples(st.integers(-2, 3), st.floats(0.0, 3.0)), min_size=1, max_size=30),
+    now_after=st.floats(-1.0, 5.0),
+    poll_interval=st.floats(0.01, 1.0),
+)
+def test_the_block_clock_never_makes_the_follower_wait_longer_than_its_poll_interval(
+    steps: list[tuple[int, float]], now_after: float, poll_interval: float
+) -> None:
+    # Whatever the chain does (heads repeating, skipping, going back; at any pace), the clock only ever shortens
+    # the follower's sleep: following is never slower than polling every ``poll_interval``.
+    clock, number, at = BlockClock(), 100, 1_000.0
+    for advance, pause in steps:
+        number, at = max(0, number + advance), at + pause
+        clock.saw(number, at)
+    delay = clock.delay(at + now_after, poll_interval)
+    assert 0 < delay <= poll_interval
