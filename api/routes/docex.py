@@ -9,7 +9,8 @@ outbox and inbox are :mod:`ledger.docex`'s.
   backoff until the peer takes it. A stored document that does not authenticate is not sent (409).
 - ``POST /gateway/inbox`` (a peer gateway, by its signature; no API key): receive an envelope. Refused unless
   signed by a configured peer (401 ``gateway-signature``), sent by that peer (403 ``sender-mismatch``), addressed
-  to this gateway's key (403 ``not-addressed``), of a document whose SHA-256 is the invoice's ``document_hash`` in
+  to this gateway's key (403 ``not-addressed``, answered whatever the index holds: it is final), of a document
+  whose SHA-256 is the invoice's ``document_hash`` in
   this gateway's index (422 ``document-hash-mismatch``; 503 ``invoice-not-indexed`` while the index has not
   reached the invoice, which the sender retries). Stored encrypted at rest like an upload, readable by the
   invoice's seller and buyer and the envelope's parties; the same envelope again is answered 200 and stores
@@ -221,6 +222,14 @@ async def _receive(service: LedgerService, peer: docex.Peer, body: bytes) -> tup
     digest = envelope["sha256"]
     if await asyncio.to_thread(docex.already_received, service.sessions, envelope["id"]):
         return 200, {"status": "already-received", "sha256": digest}
+    # An envelope this gateway cannot open is refused for good before anything that may change (the index): a 503
+    # would have its sender retry what will never be addressed here.
+    try:
+        content = docex.open_envelope(envelope, docex.exchange_key(service.secrets.current))
+    except docex.NotAddressed as exc:
+        raise Problem(403, "not-addressed", "Not addressed to this gateway", str(exc)) from None
+    except docex.EnvelopeError as exc:
+        raise Problem(422, "invalid-envelope", "Invalid envelope", str(exc)) from None
     with service.sessions() as session:
         invoice = session.get(InvoiceRow, envelope["invoice_id"])
         if invoice is not None:
@@ -235,12 +244,6 @@ async def _receive(service: LedgerService, peer: docex.Peer, body: bytes) -> tup
     if invoice.document_hash.lower() != "0x" + digest:
         logger.warning("inbox: %s sent %s for invoice %s, whose hash differs", peer.account, digest, invoice.id)
         raise _hash_mismatch(digest, invoice.document_hash)
-    try:
-        content = docex.open_envelope(envelope, docex.exchange_key(service.secrets.current))
-    except docex.NotAddressed as exc:
-        raise Problem(403, "not-addressed", "Not addressed to this gateway", str(exc)) from None
-    except docex.EnvelopeError as exc:
-        raise Problem(422, "invalid-envelope", "Invalid envelope", str(exc)) from None
     await asyncio.to_thread(
         store_document,
         service.sessions,

@@ -171,7 +171,11 @@ def test_no_plaintext_document_secret_or_key_is_on_disk_or_in_the_database(api: 
     node = api.anvil.data_dir
     assert any(f.suffix == ".json" for f in files if "keystore" in f.parts)
     for file in files:
-        data = file.read_bytes()
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:  # anvil's state keeper writes a temporary file, then renames it over its state
+            assert node in file.parents, file
+            continue
         for what, forms in secrets.items():
             assert not any(form in data for form in forms), f"{what} in {file}"
         if node not in file.parents:  # anvil logs its public dev keys, the local operator's among them

@@ -390,6 +390,21 @@ def test_the_core_firms_and_the_regulators_keys_open_the_envelope_and_the_operat
         assert session.get(DocumentRecord, sha) is None
 
 
+def test_an_envelope_not_addressed_to_a_gateway_is_refused_for_good_even_before_its_index_holds_the_invoice(
+    world: World,
+) -> None:
+    # An invoice this gateway's index does not hold (yet): the envelope is not its to open, so the answer is the
+    # final 403, not the 503 that would have the sender retry.
+    envelope = docex.seal(
+        PDF + b" (for another gateway)",
+        invoice_id=10**9,
+        sender=str(world.supplier_gw.account.address),
+        recipients=[world.financier_gw.exchange_key],
+    )
+    refused = _signed_post(world, world.operator, docex.encode(envelope))
+    assert refused.status_code == 403 and refused.json()["type"] == "urn:scf:problem:not-addressed", refused.text
+
+
 def test_a_document_whose_hash_differs_from_the_chains_is_refused(world: World) -> None:
     sha, invoice_id = _upload_and_register(world, PDF + b" (the genuine one)")
     forged = PDF + b" (altered: 9,000,000.00 CNY)"
