@@ -48,6 +48,8 @@ from typing import Any
 
 from bench.load import BenchmarkFailed
 from bench.rest import Member, RestCast, RestLoad
+from ledger.pipeline.exceptions import NodeUnavailable, RpcError
+from ledger.pipeline.rpc import JsonRpcClient
 from ledger.settings import PROJECT_ROOT
 
 WAIT = "wait=30"
@@ -172,11 +174,11 @@ def summarize(step: StepResult) -> dict[str, Any]:
 
 def _split_at_blocks(confirmed: Sequence[Outcome], seen: Mapping[int, float]) -> dict[str, Any]:
     """The latencies of ``confirmed`` split where their blocks appeared (empty without block times)."""
-    timed = [o for o in confirmed if o.block is not None and o.block in seen]
+    timed = [(o, seen[o.block]) for o in confirmed if o.block is not None and o.block in seen]
     if not timed:
         return {}
-    to_block = [seen[o.block] - o.scheduled for o in timed if o.block is not None]
-    to_answer = [o.finished - seen[o.block] for o in timed if o.block is not None]
+    to_block = [appeared - o.scheduled for o, appeared in timed]
+    to_answer = [o.finished - appeared for o, appeared in timed]
     return {
         "timed_at_blocks": len(timed),
         "schedule_to_block_p50": percentile(to_block, 0.50),
@@ -239,25 +241,23 @@ async def _transfer_batch(session: Any, lane: Lane, size: int) -> list[tuple[str
 
 
 async def _watch_blocks(rpc_url: str, seen: dict[int, float], started: float) -> None:
-    """Note when each new head is first seen (seconds from ``started``), asking every 5 ms until cancelled."""
-    import aiohttp
-
-    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
-    last = None
-    async with aiohttp.ClientSession() as node:
+    """Note when each new head is first seen (seconds from ``started``), asking every 5 ms until cancelled. The
+    head found by the first look appeared before it: it is not timed."""
+    node, last = JsonRpcClient(rpc_url, connections=1), None
+    try:
         while True:
             try:
-                async with node.post(rpc_url, json=body) as response:
-                    head = int((await response.json(content_type=None))["result"], 16)
-            except Exception:  # the node busy or restarting: a missed look, not the step's failure
+                head = int(await node.call("eth_blockNumber"), 16)
+            except (NodeUnavailable, RpcError):  # the node busy or restarting: a missed look, not the step's failure
                 head = None
-            at = time.perf_counter() - started
-            if head is not None and last is not None and head > last:
-                for number in range(last + 1, head + 1):
+            if head is not None:
+                at = time.perf_counter() - started
+                for number in range(head + 1 if last is None else last + 1, head + 1):
                     seen.setdefault(number, at)
-            if head is not None and (last is None or head > last):
-                last = head  # the head found by the first look appeared before it: not timed
+                last = head if last is None else max(last, head)
             await asyncio.sleep(0.005)
+    finally:
+        await node.aclose()
 
 
 async def _step(session: Any, lanes: Sequence[Lane], step: Step, pid: int, rpc_url: str | None = None) -> StepResult:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
 from api import gc_policy
@@ -40,6 +39,7 @@ from ledger.index.models import PieceRow
 from ledger.migrations import upgrade
 from ledger.node import connect
 from ledger.pipeline import Pipeline
+from ledger.pipeline.rpc import BlockingJsonRpc
 from ledger.tooling.chain import Anvil
 
 Say = Callable[[str], None]
@@ -432,14 +432,11 @@ def node_block_build_seconds(rpc_url: str, blocks: int = 5) -> float:
     request waits for it after its block's turn: it is part of any latency to confirmation measured on anvil,
     which a node that updates its state trie incrementally (geth, Besu) does not pay in proportion to its
     state."""
-    with httpx.Client(timeout=60) as http:
-        times = []
-        for _ in range(blocks):
-            started = time.perf_counter()
-            answer = http.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []}).json()
-            times.append(time.perf_counter() - started)
-            if "error" in answer:
-                raise BenchmarkFailed(f"evm_mine: {answer['error']}")
+    node, times = BlockingJsonRpc(rpc_url, timeout=60), []
+    for _ in range(blocks):
+        started = time.perf_counter()
+        node.call("evm_mine")
+        times.append(time.perf_counter() - started)
     return statistics.median(times)
 
 
