@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from sqlalchemy import Row
+
 from ledger.journal import JournalTransaction, TransactionKind, TransactionStatus, utc_now
 
 OUT_OF_GAS: Final = "OutOfGas"
@@ -129,7 +131,8 @@ class _Tracked:
         }
 
     @classmethod
-    def from_row(cls, row: JournalTransaction) -> _Tracked:
+    def from_row(cls, row: JournalTransaction | Row[Any]) -> _Tracked:
+        """From the journal's row: an ORM object or a Core row of the table (the same attributes)."""
         return cls(
             operation_id=row.operation_id,
             kind=row.kind,
