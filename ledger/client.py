@@ -18,6 +18,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -64,6 +65,9 @@ from ledger.pipeline import (
 from ledger.pipeline.rpc import plain_reader
 
 logger = logging.getLogger(__name__)
+
+_PIECES_READ: ContextVar[dict[int, Piece] | None] = ContextVar("pieces_read", default=None)
+"""The pieces the current request has read from the event loop (:meth:`LedgerClient.share_piece_reads`)."""
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -370,8 +374,22 @@ class LedgerClient:
         return _piece_of(piece_id, self._read("receivables", "piece", piece_id))
 
     async def piece_async(self, piece_id: int) -> Piece:
-        """:meth:`piece` from the event loop (:meth:`read_async`)."""
-        return _piece_of(piece_id, await self.read_async("receivables", "piece", piece_id))
+        """:meth:`piece` from the event loop (:meth:`read_async`); kept for the rest of the request where it
+        shares its piece reads (:meth:`share_piece_reads`)."""
+        piece = _piece_of(piece_id, await self.read_async("receivables", "piece", piece_id))
+        shared = _PIECES_READ.get()
+        if shared is not None:
+            shared[piece_id] = piece
+        return piece
+
+    @staticmethod
+    def share_piece_reads() -> None:
+        """From here to the end of the current task (one request), :meth:`piece_value_async` answers from a piece
+        :meth:`piece_async` read in it instead of reading it again: a split-transfer's route reads its piece to
+        check the holder, and its encoding needs the piece's value (whole piece or part). Both read the latest
+        block a few milliseconds apart; either way the transaction is pre-flighted against the chain as it is
+        when it is sent, and executed as the chain is when it is mined."""
+        _PIECES_READ.set({})
 
     def path_of(self, piece_id: int) -> list[int]:
         return [int(i) for i in self._read("receivables", "pathOf", piece_id)]
@@ -602,7 +620,9 @@ class LedgerClient:
         return self.piece(piece_id).value
 
     async def piece_value_async(self, piece_id: int) -> int:
-        return (await self.piece_async(piece_id)).value
+        shared = _PIECES_READ.get()
+        known = None if shared is None else shared.get(piece_id)
+        return (known if known is not None else await self.piece_async(piece_id)).value
 
     async def submit(
         self,

@@ -355,8 +355,10 @@ def _require_holder(service: LedgerService, caller: Caller, piece_id: int) -> Pi
 
 
 async def _transfer_piece(service: LedgerService, caller: Caller, body: PieceTransfer, piece_id: int) -> Call:
-    # The common case, the holder splitting its own piece, reads the piece from the event loop (joining the
-    # pipeline's JSON-RPC batches, no worker thread); anything else is answered by the same checks as before.
+    # The common case, the holder splitting its own piece, reads the piece from the event loop (no worker
+    # thread), once: the encoding takes the piece's value from this read; anything else is answered by the same
+    # checks as before.
+    service.client.share_piece_reads()
     try:
         piece = await service.client.piece_async(path_id(piece_id))
     except ContractRevert:

@@ -154,6 +154,47 @@ def test_receivable_admin_methods_freeze_default_and_grant_roles(env: Env) -> No
     run(story())
 
 
+def test_a_split_transfer_takes_its_pieces_value_from_the_piece_its_request_read(env: Env) -> None:
+    async def story() -> None:
+        client, chain = env.client, env.chain
+        cast = await onboard(client, chain, env.operator, env.signers, "shared-read", env.regulator)
+        automaker, seatmaker, foammaker = cast["automaker"], cast["seatmaker"], cast["foammaker"]
+        await done(client, client.set_credit_line(env.operator.address, automaker, 10**12))
+        due = chain.now() + 30 * 86_400
+        registered = await done(
+            client,
+            client.register_invoice(
+                seatmaker, keccak(text="shared read"), automaker, 10**8, "CNY", due, keccak(text="d")
+            ),
+        )
+        invoice_id = int(registered.event("InvoiceRegistered")["invoiceId"])
+        confirmed = await done(client, client.confirm_invoice(automaker, invoice_id))
+        piece_id = int(confirmed.event("InvoiceConfirmed")["pieceId"])
+        reads: list[int] = []
+        blocking_read = client._read
+
+        def counting_read(contract: str, function: str, *args: Any) -> Any:
+            if (contract, function) == ("receivables", "piece"):
+                reads.append(args[0])
+            return blocking_read(contract, function, *args)
+
+        client._read = counting_read  # type: ignore[method-assign]
+
+        async def request(share: bool) -> None:  # one request: a task of its own, as the web server runs it
+            if share:
+                client.share_piece_reads()
+                assert (await client.piece_async(piece_id)).owner == seatmaker
+            await done(client, client.transfer_piece(seatmaker, piece_id, foammaker, 10))
+
+        await asyncio.create_task(request(share=True))
+        assert reads == [piece_id]  # the encoding (whole piece or part) used the route's read
+        await asyncio.create_task(request(share=False))
+        assert reads == [piece_id, piece_id]  # a request that shares nothing reads the piece to encode
+        assert client.piece(piece_id).value == 10**8 - 20
+
+    run(story())
+
+
 def test_a_transaction_that_reverts_on_chain_fails_with_the_error_preflight_would_raise(env: Env) -> None:
     """Pre-flight is skipped here (sent straight to the sender), as when another transaction got in first:
     the operation is mined, fails, and its outcome raises the same exception class pre-flight raises."""
