@@ -320,6 +320,7 @@ class LedgerService:
             decoder,
             rpc_timeout=settings.rpc_timeout,
             confirmations=settings.confirmations,
+            gas_estimate_every=settings.gas_estimate_every,
             # re-signing after a restart (an operation that ran out of gas, a nonce filler), and what other
             # processes queue for the owner
             signer=signer,

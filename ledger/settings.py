@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     confirmations: int = Field(
         0, ge=0, description="blocks on top of an operation's block before it is reported confirmed or failed"
     )
+    gas_estimate_every: int = Field(
+        16,
+        ge=1,
+        description="a call like others whose gas was estimated (same contract, function and calldata length) is "
+        "estimated again only every this many pre-flights, and otherwise sent with their highest estimate plus the "
+        "margin and one fresh storage slot's gas; one that runs out is signed again with a fresh estimate. 1 "
+        "estimates every call",
+    )
     logs_max_range: int = Field(
         2_000,
         ge=1,

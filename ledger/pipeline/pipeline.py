@@ -46,7 +46,9 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
     journal); ``keep_logs``: of how many confirmed transactions to hold the logs for :meth:`logs_of` (older ones
     cost one receipt fetch). ``handoff``: several processes share the database, one owning the pipeline at a
     time: the owner takes the submissions the others queue (:mod:`.handoff`); start the others with
-    :meth:`start_standby`, and :meth:`promote` one when it takes the lease.
+    :meth:`start_standby`, and :meth:`promote` one when it takes the lease. ``gas_estimate_every``: a call whose
+    gas was estimated before (same contract, function and calldata length) is estimated again only every that
+    many pre-flights, and given its highest estimate in between (:meth:`preflight`); 1 estimates every call.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         max_priority_fee_per_gas: int = 0,
         base_fee_multiplier: int = 2,
         gas_margin_percent: int = 30,
+        gas_estimate_every: int = 16,
         fallback_gas: int = DEFAULT_FALLBACK_GAS,
         max_batch: int = 1_000,
         send_batch: int = 250,
@@ -78,11 +81,14 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
             raise ValueError("base_fee_multiplier must be at least 1")
         if confirmations < 0:
             raise ValueError("confirmations must not be negative")
+        if gas_estimate_every < 1:
+            raise ValueError("gas_estimate_every must be at least 1")
         self.rpc_url = rpc_url
         self.chain_id = chain_id
         self.max_priority_fee_per_gas = max_priority_fee_per_gas
         self.base_fee_multiplier = base_fee_multiplier
         self.gas_margin_percent = gas_margin_percent
+        self.gas_estimate_every = gas_estimate_every
         self.fallback_gas = fallback_gas
         self.max_batch = max_batch
         self.send_batch = send_batch
@@ -108,6 +114,7 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         self._lookup_task = None
         self._preflights = []
         self._preflight_tasks = set()
+        self._known_gas = {}
 
         self._next_nonce = {}
         self._nonce_locks = {}

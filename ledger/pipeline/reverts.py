@@ -23,6 +23,7 @@ from ledger.pipeline.exceptions import RpcError
 from ledger.pipeline.rpc import _call, _hex_int
 from ledger.pipeline.signing import decode_dynamic_fee_transaction
 from ledger.pipeline.state import PipelineState
+from ledger.pipeline.submission import _gas_kind
 from ledger.pipeline.tracked import OUT_OF_GAS, _attempt_id, _is_spent_attempt, _Outcome, _Supersession, _Tracked
 
 logger = logging.getLogger("ledger.pipeline")
@@ -88,6 +89,8 @@ class Reverts(PipelineState):
 
         def _with_margin(self, estimate: int) -> int: ...
 
+        def _learn_gas(self, kind: tuple[str, bytes, int], estimate: int) -> int: ...
+
         async def _ensure_nonce(self, address: str) -> None: ...
 
         async def _finalize(self, outcomes: Sequence[_Outcome], *, superseded: bool = False) -> None: ...
@@ -141,11 +144,11 @@ class Reverts(PipelineState):
         to = None if fields["to"] is None else self._checksum(str(fields["to"]))
         data, value = bytes(fields["data"]), int(fields["value"])
         try:
-            estimate = self._with_margin(
-                _hex_int(await self._require_rpc().call("eth_estimateGas", _call(tracked.sender, to, data, value)))
-            )
+            raw = _hex_int(await self._require_rpc().call("eth_estimateGas", _call(tracked.sender, to, data, value)))
         except RpcError:  # it would revert now: send it with more gas anyway, so that the refusal is on record
             estimate = 0
+        else:
+            estimate = self._with_margin(raw if to is None else self._learn_gas(_gas_kind(to, data), raw))
         gas = min(cap, max(estimate, tracked.gas_limit * 2))
         await self._ensure_nonce(tracked.sender)
         if tracked.status.is_final or tracked.finalizing or tracked.superseded_by is not None:

@@ -32,6 +32,7 @@ class PipelineState:
     max_priority_fee_per_gas: int
     base_fee_multiplier: int
     gas_margin_percent: int
+    gas_estimate_every: int
     fallback_gas: int
     max_batch: int
     send_batch: int
@@ -56,8 +57,9 @@ class PipelineState:
     _claims: dict[str, asyncio.Future[Operation | None]]
     _lookups: dict[str, asyncio.Future[_Tracked | None]]
     _lookup_task: asyncio.Task[None] | None
-    _preflights: list[tuple[dict[str, str], asyncio.Future[tuple[Any, Any]]]]
+    _preflights: list[tuple[dict[str, str], bool, asyncio.Future[tuple[Any, Any]]]]
     _preflight_tasks: set[asyncio.Task[None]]
+    _known_gas: dict[tuple[str, bytes, int], list[int]]
 
     # submission
     _next_nonce: dict[str, int]

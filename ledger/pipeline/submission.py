@@ -5,7 +5,9 @@ signed transaction before sending it, in batches.
   past the journal's highest nonce, whichever is higher), then incremented locally. Never
   ``eth_getTransactionCount`` under concurrency.
 - **Signing** is local (EIP-1559, type 2) with an explicit gas limit (the caller's, or ``eth_estimateGas`` of
-  that very call with a margin), ``maxFeePerGas`` from the base fee of the last block seen.
+  that very call with a margin; a pre-flighted call like others estimated before takes their highest estimate,
+  and is estimated itself only now and then: :meth:`Submission.preflight`), ``maxFeePerGas`` from the base fee
+  of the last block seen.
 - **Journal first**: every signed transaction is committed to the journal before it is sent.
 """
 
@@ -34,6 +36,15 @@ logger = logging.getLogger("ledger.pipeline")
 INTRINSIC_GAS: Final = 21_000
 FILLER_GAS: Final = 21_000
 DEFAULT_FALLBACK_GAS: Final = 2_000_000
+FRESH_SLOT_GAS: Final = 22_100
+"""The gas of one storage slot written from zero (EIP-2929 cold access and EIP-2200 set): the headroom a known
+gas limit keeps above the highest estimate of its kind."""
+
+
+def _gas_kind(to: str, data: bytes) -> tuple[str, bytes, int]:
+    """What makes calls alike enough to share a gas estimate: the contract, the function's selector and the
+    calldata's length (strings and arrays of other lengths are other kinds)."""
+    return to.lower(), data[:4], len(data)
 
 
 class Submission(PipelineState):
@@ -215,25 +226,48 @@ class Submission(PipelineState):
         latest block, beside those of the other pre-flights pending at the same moment); return the gas limit to
         submit it with (the estimate plus ``gas_margin_percent``).
 
+        A call like one estimated before (the same contract, function and calldata length) is only pre-flighted,
+        but for every ``gas_estimate_every``-th: its gas limit is the highest estimate of its kind with the margin,
+        plus :data:`FRESH_SLOT_GAS` (one more storage slot written from zero than in any estimate: a payee's first
+        piece, say). An estimate runs the call several times in the node (a search for the least gas that
+        passes), about six times the node's work of the call itself; a limit too low is not a refusal: the
+        transaction that ran out is signed again with a fresh estimate (:mod:`.reverts`), which also raises the
+        kind's.
+
         Raises :class:`RpcError` when the call reverts (the revert data in ``data``, as :meth:`call`) and
         :class:`NodeUnavailable` when the node does not answer."""
         call = _call(sender, to, data, value)
-        result, estimate = await self._preflight_together(call)
+        kind = _gas_kind(to, data)
+        known = self._known_gas.get(kind)
+        if known is not None and known[1] < self.gas_estimate_every - 1:
+            known[1] += 1
+            result, _ = await self._preflight_together(call, estimate=False)
+            if isinstance(result, RpcError):
+                raise result
+            gas = self._with_margin(known[0]) + FRESH_SLOT_GAS
+            return gas if self._block_gas_limit is None else min(gas, self._block_gas_limit)
+        result, estimate = await self._preflight_together(call, estimate=True)
         if isinstance(result, RpcError):
             raise result
         if isinstance(estimate, RpcError):  # the call passed a moment ago: estimate once more, alone
             return await self._gas_for(sender, to, data, value)
-        return self._with_margin(_hex_int(estimate))
+        return self._with_margin(self._learn_gas(kind, _hex_int(estimate)))
 
-    async def _preflight_together(self, call: dict[str, str]) -> tuple[Any, Any]:
-        """``eth_call`` and ``eth_estimateGas`` of ``call``, in one JSON-RPC batch with those of every other
-        pre-flight asked for in the same turn of the event loop (the items of a batch request, concurrent
-        requests): one round trip for all of them. A batch is sent as soon as the loop has run the tasks ready
-        when the first call came; calls that come while it is on its way go in the next, which does not wait
-        for it."""
+    def _learn_gas(self, kind: tuple[str, bytes, int], estimate: int) -> int:
+        """Note ``estimate`` for calls of ``kind``: their highest, and the count since the last estimate restarts."""
+        known = self._known_gas.get(kind)
+        self._known_gas[kind] = [estimate if known is None else max(known[0], estimate), 0]
+        return estimate
+
+    async def _preflight_together(self, call: dict[str, str], *, estimate: bool) -> tuple[Any, Any]:
+        """``eth_call`` of ``call`` and, with ``estimate``, its ``eth_estimateGas`` (else None), in one JSON-RPC
+        batch with those of every other pre-flight asked for in the same turn of the event loop (the items of a
+        batch request, concurrent requests): one round trip for all of them. A batch is sent as soon as the loop
+        has run the tasks ready when the first call came; calls that come while it is on its way go in the next,
+        which does not wait for it."""
         rpc = self._require_rpc()
         future: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
-        self._preflights.append((call, future))
+        self._preflights.append((call, estimate, future))
         if len(self._preflights) == 1:
             asyncio.get_running_loop().call_soon(self._send_preflights, rpc)
         return await future
@@ -242,25 +276,29 @@ class Submission(PipelineState):
         pending, self._preflights = self._preflights, []
 
         async def send() -> None:
-            calls = [
-                request
-                for call, _ in pending
-                for request in (("eth_call", [call, "latest"]), ("eth_estimateGas", [call]))
-            ]
+            calls: list[tuple[str, list[Any]]] = []
+            for call, estimate, _ in pending:
+                calls.append(("eth_call", [call, "latest"]))
+                if estimate:
+                    calls.append(("eth_estimateGas", [call]))
             try:
                 answers = await rpc.batch(calls)
             except asyncio.CancelledError:  # the pipeline stops
-                for _, future in pending:
+                for _, _, future in pending:
                     future.cancel()
                 raise
             except Exception as exc:  # the node did not answer: each caller's pre-flight raises it
-                for _, future in pending:
+                for _, _, future in pending:
                     if not future.done():
                         future.set_exception(exc)
                 return
-            for index, (_, future) in enumerate(pending):
+            position = 0
+            for _, estimate, future in pending:
+                result = answers[position]
+                gas = answers[position + 1] if estimate else None
+                position += 2 if estimate else 1
                 if not future.done():
-                    future.set_result((answers[2 * index], answers[2 * index + 1]))
+                    future.set_result((result, gas))
 
         task = asyncio.get_running_loop().create_task(send())
         self._preflight_tasks.add(task)

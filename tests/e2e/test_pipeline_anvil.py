@@ -36,6 +36,7 @@ from ledger.errors import ErrorDecoder
 from ledger.journal import JournalTransaction, TransactionStatus
 from ledger.node import connect, dev_key
 from ledger.pipeline import JsonRpcClient, Operation, Pipeline
+from ledger.pipeline.submission import FRESH_SLOT_GAS
 from ledger.tooling.chain import Anvil, find_anvil
 from ledger.tooling.sandbox import identity_hash, role_id
 
@@ -379,28 +380,84 @@ def test_a_spent_attempt_in_a_lost_block_never_runs_again_beside_its_successor(
     assert spent.kind.value == "nonce-filler" and spent.status is TransactionStatus.CONFIRMED
 
 
-def test_preflight_estimates_each_call_not_its_function(
+def test_a_call_like_one_estimated_before_is_only_preflighted_and_keeps_a_fresh_slots_headroom(
     node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path
 ) -> None:
     """Two calls of one function can cost different gas (a balance written from zero costs about 17,000 more than
-    one already held): each call's pre-flight gives that call's own estimate, never one cached for the function."""
+    one already held). A call like one estimated before (same contract, function and calldata length) is only
+    pre-flighted, and its gas limit is the kind's highest estimate with the margin plus one fresh storage slot's
+    gas: enough for the mint to an empty balance after an estimate of a mint to a held one. Every
+    ``gas_estimate_every``-th call of a kind is estimated again; with 1, every call is."""
     engine = journal_engine(tmp_path / "journal.sqlite3")
     agent = ledger.agents[0]
-    empty = ledger.agents[1].address  # a registered participant that holds no deposit tokens
 
-    async def scenario() -> tuple[int, int]:
-        async with make_pipeline(node.rpc_url, engine, decoder) as pipeline:
-            first = await pipeline.submit(agent, ledger.token, ledger.mint_data(5, reference("estimate", 0)), MINT_GAS)
+    async def scenario(every: int, tag: str, empty: str) -> tuple[int, int, int, Operation]:
+        async with make_pipeline(node.rpc_url, engine, decoder, gas_estimate_every=every) as pipeline:
+            first = await pipeline.submit(agent, ledger.token, ledger.mint_data(5, reference(tag, 0)), MINT_GAS)
             assert (await pipeline.wait(first.operation_id, 30)).confirmed  # the recipient holds tokens now
-            address = str(agent.address)
-            held = await pipeline.preflight(address, ledger.token, ledger.mint_data(5, reference("estimate", 1)))
-            cold = await pipeline.preflight(
-                address, ledger.token, ledger.mint_data(5, reference("estimate", 2), to=empty)
-            )
-            return held, cold
+            assert pipeline._rpc is not None
+            estimates = 0
+            batch = pipeline._rpc.batch
 
-    held, cold = asyncio.run(scenario())
-    assert cold > held + 10_000, (cold, held)
+            async def counting(calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+                nonlocal estimates
+                estimates += sum(method == "eth_estimateGas" for method, _ in calls)
+                return await batch(calls)
+
+            pipeline._rpc.batch = counting  # type: ignore[method-assign]
+            address = str(agent.address)
+            held = await pipeline.preflight(address, ledger.token, ledger.mint_data(5, reference(tag, 1)))
+            cold_data = ledger.mint_data(5, reference(tag, 2), to=empty)
+            cold = await pipeline.preflight(address, ledger.token, cold_data)
+            for i in range(3, 9):
+                await pipeline.preflight(address, ledger.token, ledger.mint_data(5, reference(tag, i)))
+            sent = await pipeline.submit(agent, ledger.token, cold_data, cold, f"{tag}-cold")
+            return held, cold, estimates, await pipeline.wait(sent.operation_id, 30)
+
+    held, cold, estimates, minted = asyncio.run(scenario(4, "known-gas", ledger.agents[1].address))
+    assert estimates == 2  # the first call of the kind and the fifth
+    assert cold == held + FRESH_SLOT_GAS  # the kind's highest estimate with the margin, and a fresh slot's gas
+    assert minted.confirmed and "~oog" not in minted.operation_id
+    assert not [r for r in journal_rows(engine) if r.operation_id.startswith("known-gas-cold~oog")]
+
+    held, cold, estimates, minted = asyncio.run(scenario(1, "every-call", ledger.agents[2].address))
+    assert estimates == 8 and minted.confirmed
+    assert cold > held + 10_000, (cold, held)  # each call its own estimate: the empty balance's is higher
+
+
+def test_a_known_gas_limit_that_runs_out_is_signed_again_with_a_fresh_estimate_which_the_kind_keeps(
+    node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path
+) -> None:
+    """A known gas limit too low for a call (its kind's estimates were of cheaper calls) is no refusal: the
+    transaction runs out, is signed again with a fresh estimate and confirms once, and the next call of its kind
+    is given that estimate."""
+    engine = journal_engine(tmp_path / "journal.sqlite3")
+    agent = ledger.agents[2]
+    data = ledger.mint_data(97_000, reference("low-known", 0))
+    kind = (ledger.token.lower(), data[:4], len(data))
+
+    async def scenario() -> tuple[int, Operation, int]:
+        async with make_pipeline(node.rpc_url, engine, decoder) as pipeline:
+            assert pipeline._rpc is not None
+            call = {"from": str(agent.address), "to": ledger.token, "data": "0x" + data.hex()}
+            needed = int(await pipeline._rpc.call("eth_estimateGas", call), 16)
+            # As if the kind had been estimated below what this call costs (its limit 2,000 gas short of it).
+            pipeline._learn_gas(kind, (needed - FRESH_SLOT_GAS - 2_000) * 100 // 130)
+            gas = await pipeline.preflight(str(agent.address), ledger.token, data)
+            assert gas < needed
+            operation = await pipeline.submit(agent, ledger.token, data, gas, "low-known-0")
+            done = await pipeline.wait(operation.operation_id, 30)
+            again = await pipeline.preflight(
+                str(agent.address), ledger.token, ledger.mint_data(97_001, reference("low-known", 1))
+            )
+            return gas, done, again
+
+    gas, done, again = asyncio.run(scenario())
+    assert done.confirmed and done.gas_limit >= 2 * gas
+    rows = {r.operation_id: r for r in journal_rows(engine)}
+    assert rows["low-known-0~oog1"].error_name == "OutOfGas"
+    assert_minted_once(ledger, "low-known", 1, first_amount=97_000)
+    assert again > gas + 10_000  # the fresh estimate raised the kind's
 
 
 def test_with_confirmations_an_operation_is_reported_only_once_buried_that_deep(
