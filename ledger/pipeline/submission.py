@@ -246,6 +246,8 @@ class Submission(PipelineState):
                 raise result
             gas = self._with_margin(known[0]) + FRESH_SLOT_GAS
             return gas if self._block_gas_limit is None else min(gas, self._block_gas_limit)
+        if known is not None:
+            known[1] = 0  # now, not when the estimate comes back: the calls meanwhile count towards the next one
         result, estimate = await self._preflight_together(call, estimate=True)
         if isinstance(result, RpcError):
             raise result
@@ -254,9 +256,13 @@ class Submission(PipelineState):
         return self._with_margin(self._learn_gas(kind, _hex_int(estimate)))
 
     def _learn_gas(self, kind: tuple[str, bytes, int], estimate: int) -> int:
-        """Note ``estimate`` for calls of ``kind``: their highest, and the count since the last estimate restarts."""
+        """Note ``estimate`` for calls of ``kind``: their highest (and a kind seen for the first time starts its count
+        of pre-flights without an estimate)."""
         known = self._known_gas.get(kind)
-        self._known_gas[kind] = [estimate if known is None else max(known[0], estimate), 0]
+        if known is None:
+            self._known_gas[kind] = [estimate, 0]
+        else:
+            known[0] = max(known[0], estimate)
         return estimate
 
     async def _preflight_together(self, call: dict[str, str], *, estimate: bool) -> tuple[Any, Any]:
