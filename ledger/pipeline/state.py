@@ -8,7 +8,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import coincurve
 from eth_account.signers.local import LocalAccount
@@ -20,6 +20,9 @@ from ledger.pipeline.journal_store import JournalStore
 from ledger.pipeline.registry import Registry
 from ledger.pipeline.rpc import JsonRpcClient
 from ledger.pipeline.tracked import Operation, _Tracked
+
+if TYPE_CHECKING:
+    from ledger.pipeline.submission import KnownGas
 
 T = TypeVar("T")
 
@@ -59,7 +62,7 @@ class PipelineState:
     _lookup_task: asyncio.Task[None] | None
     _preflights: list[tuple[dict[str, str], bool, asyncio.Future[tuple[Any, Any]]]]
     _preflight_tasks: set[asyncio.Task[None]]
-    _known_gas: dict[tuple[str, bytes, int], list[int]]
+    _known_gas: dict[tuple[str, bytes, int], KnownGas]
 
     # submission
     _next_nonce: dict[str, int]

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import coincurve
@@ -39,6 +40,16 @@ DEFAULT_FALLBACK_GAS: Final = 2_000_000
 FRESH_SLOT_GAS: Final = 22_100
 """The gas of one storage slot written from zero (EIP-2929 cold access and EIP-2200 set): the headroom a known
 gas limit keeps above the highest estimate of its kind."""
+
+
+@dataclass
+class KnownGas:
+    """What the pipeline knows of the gas of one kind of call (:func:`_gas_kind`)."""
+
+    highest: int
+    """The highest estimate of the kind's calls."""
+    unestimated: int = 0
+    """Pre-flights of the kind since one was last estimated."""
 
 
 def _gas_kind(to: str, data: bytes) -> tuple[str, bytes, int]:
@@ -207,8 +218,8 @@ class Submission(PipelineState):
         if self._block_gas_limit is not None and gas > self._block_gas_limit:
             raise ValueError(f"gas {gas} exceeds the block gas limit {self._block_gas_limit}")
 
-    def _with_margin(self, estimate: int) -> int:
-        gas = estimate * (100 + self.gas_margin_percent) // 100
+    def _with_margin(self, estimate: int, headroom: int = 0) -> int:
+        gas = estimate * (100 + self.gas_margin_percent) // 100 + headroom
         return gas if self._block_gas_limit is None else min(gas, self._block_gas_limit)
 
     async def _gas_for(self, sender: str, to: str | None, data: bytes, value: int) -> int:
@@ -239,15 +250,14 @@ class Submission(PipelineState):
         call = _call(sender, to, data, value)
         kind = _gas_kind(to, data)
         known = self._known_gas.get(kind)
-        if known is not None and known[1] < self.gas_estimate_every - 1:
-            known[1] += 1
+        if known is not None and known.unestimated < self.gas_estimate_every - 1:
+            known.unestimated += 1
             result, _ = await self._preflight_together(call, estimate=False)
             if isinstance(result, RpcError):
                 raise result
-            gas = self._with_margin(known[0]) + FRESH_SLOT_GAS
-            return gas if self._block_gas_limit is None else min(gas, self._block_gas_limit)
+            return self._with_margin(known.highest, FRESH_SLOT_GAS)
         if known is not None:
-            known[1] = 0  # now, not when the estimate comes back: the calls meanwhile count towards the next one
+            known.unestimated = 0  # now, not when the estimate comes back: the calls meanwhile count towards the next
         result, estimate = await self._preflight_together(call, estimate=True)
         if isinstance(result, RpcError):
             raise result
@@ -260,9 +270,9 @@ class Submission(PipelineState):
         of pre-flights without an estimate)."""
         known = self._known_gas.get(kind)
         if known is None:
-            self._known_gas[kind] = [estimate, 0]
+            self._known_gas[kind] = KnownGas(estimate)
         else:
-            known[0] = max(known[0], estimate)
+            known.highest = max(known.highest, estimate)
         return estimate
 
     async def _preflight_together(self, call: dict[str, str], *, estimate: bool) -> tuple[Any, Any]:

@@ -22,7 +22,7 @@ from ledger.journal import TransactionStatus
 from ledger.models import InvoiceState, Participant, ParticipantStatus, Role
 from ledger.pipeline import OUT_OF_GAS, Operation, RpcError
 from ledger.tooling.sandbox import Sandbox, identity_hash
-from tests.stories import Chain, Signers, done, every_domain_method, onboard, receivable_story, warehouse_story
+from tests.stories import Cast, Chain, Signers, done, every_domain_method, onboard, receivable_story, warehouse_story
 
 DOMAIN_METHODS = every_domain_method()
 EXERCISED: set[str] = set()
@@ -118,21 +118,27 @@ def test_participant_lifecycle_reads_back_as_dataclasses_with_enums(env: Env) ->
     run(story())
 
 
+async def _confirmed_invoice(env: Env, cast: Cast, key: str) -> tuple[int, int, int]:
+    """The seat maker's invoice of 10**8 fen to the automaker (given a credit line), due in 30 days, confirmed:
+    (invoice id, the seat maker's piece, due date)."""
+    client, automaker = env.client, cast["automaker"]
+    await done(client, client.set_credit_line(env.operator.address, automaker, 10**12))
+    due = env.chain.now() + 30 * 86_400
+    registered = await done(
+        client,
+        client.register_invoice(cast["seatmaker"], keccak(text=key), automaker, 10**8, "CNY", due, keccak(text="d")),
+    )
+    invoice_id = int(registered.event("InvoiceRegistered")["invoiceId"])
+    confirmed = await done(client, client.confirm_invoice(automaker, invoice_id))
+    return invoice_id, int(confirmed.event("InvoiceConfirmed")["pieceId"]), due
+
+
 def test_receivable_admin_methods_freeze_default_and_grant_roles(env: Env) -> None:
     async def story() -> None:
         client, chain = env.client, env.chain
         cast = await onboard(client, chain, env.operator, env.signers, "admin", env.regulator)
-        automaker, seatmaker, regulator = cast["automaker"], cast["seatmaker"], cast["regulator"]
-        await done(client, client.set_credit_line(env.operator.address, automaker, 10**12))
-        due = chain.now() + 30 * 86_400
-        key = keccak(text="admin invoice key")
-        registered = await done(
-            client, client.register_invoice(seatmaker, key, automaker, 10**8, "CNY", due, keccak(text="d"))
-        )
-        invoice_id = int(registered.event("InvoiceRegistered")["invoiceId"])
-        piece_id = int(
-            (await done(client, client.confirm_invoice(automaker, invoice_id))).event("InvoiceConfirmed")["pieceId"]
-        )
+        seatmaker, regulator = cast["seatmaker"], cast["regulator"]
+        invoice_id, piece_id, due = await _confirmed_invoice(env, cast, "admin invoice key")
         await done(client, client.freeze_piece(regulator, piece_id, keccak(text="dispute")))
         assert client.piece(piece_id).frozen
         with pytest.raises(ContractRevert) as frozen:
@@ -158,18 +164,8 @@ def test_a_split_transfer_takes_its_pieces_value_from_the_piece_its_request_read
     async def story() -> None:
         client, chain = env.client, env.chain
         cast = await onboard(client, chain, env.operator, env.signers, "shared-read", env.regulator)
-        automaker, seatmaker, foammaker = cast["automaker"], cast["seatmaker"], cast["foammaker"]
-        await done(client, client.set_credit_line(env.operator.address, automaker, 10**12))
-        due = chain.now() + 30 * 86_400
-        registered = await done(
-            client,
-            client.register_invoice(
-                seatmaker, keccak(text="shared read"), automaker, 10**8, "CNY", due, keccak(text="d")
-            ),
-        )
-        invoice_id = int(registered.event("InvoiceRegistered")["invoiceId"])
-        confirmed = await done(client, client.confirm_invoice(automaker, invoice_id))
-        piece_id = int(confirmed.event("InvoiceConfirmed")["pieceId"])
+        seatmaker, foammaker = cast["seatmaker"], cast["foammaker"]
+        _, piece_id, _ = await _confirmed_invoice(env, cast, "shared read")
         reads: list[int] = []
         blocking_read = client._read
 
