@@ -572,13 +572,19 @@ contract Receivables is IReceivables, PackedERC721 {
     /// @inheritdoc IERC3525
     function transferFrom(uint256 fromTokenId, address to, uint256 value) external returns (uint256 newTokenId) {
         address sender = _msgSender();
-        Piece storage from = _existingPiece(fromTokenId);
-        _spendValue(fromTokenId, from, value, sender);
-        _requireMovable(fromTokenId, from);
-        _requireParties(from.owner, to, sender);
+        return _transferValue(sender, fromTokenId, _existingPiece(fromTokenId), to, value);
+    }
 
-        newTokenId = _split(fromTokenId, from, to, value);
-        _checkOnERC3525Received(fromTokenId, newTokenId, to, value, sender);
+    /// @inheritdoc IReceivables
+    function transferPiece(uint256 pieceId, address to, uint256 value) external returns (uint256 heldPieceId) {
+        address sender = _msgSender();
+        Piece storage p = _existingPiece(pieceId);
+        if (value != p.value) return _transferValue(sender, pieceId, p, to, value);
+        require(value != 0, ReceivablesZeroAmount());
+        // ERC-721 `transferFrom(holder, to, pieceId)`, the sender already known.
+        if (to == address(0)) _revertInvalidReceiver(to);
+        _update(p.owner, to, pieceId, sender);
+        return pieceId;
     }
 
     // ---------------------------------------------------------------------------------------------------
@@ -795,6 +801,19 @@ contract Receivables is IReceivables, PackedERC721 {
             if (flags & VALUE_APPROVALS != 0) _clearValueApprovals(tokenId, flags);
         }
         super._update(from, to, tokenId, address(0));
+    }
+
+    /// @dev ERC-3525's transfer of `value` out of piece `fromId` to a new piece held by `to`.
+    function _transferValue(address sender, uint256 fromId, Piece storage from, address to, uint256 value)
+        private
+        returns (uint256 newId)
+    {
+        _spendValue(fromId, from, value, sender);
+        _requireMovable(fromId, from);
+        _requireParties(from.owner, to, sender);
+
+        newId = _split(fromId, from, to, value);
+        _checkOnERC3525Received(fromId, newId, to, value, sender);
     }
 
     /// @dev Moves `value` out of piece `fromId` into a new piece of the same slot held by `to`, recording

@@ -192,18 +192,11 @@ contract SignedActs is ISignedActs, IERC5267 {
         _call(address(receivables), abi.encodeCall(IReceivables.setCreditLine, (act.coreFirm, act.grant)), act.account);
     }
 
-    /// @notice The whole piece moves (ERC-721) when `value` is all of it; otherwise `value` is split off to `to`
-    /// (ERC-3525). Returns the piece `to` holds.
+    /// @notice {IReceivables-transferPiece}: the whole piece moves when `value` is all of it, otherwise `value` is
+    /// split off to `to`. Returns the piece `to` holds.
     function assignPiece(AssignPiece calldata act, bytes calldata signature) external returns (uint256 pieceId) {
         _verify(ASSIGN_PIECE_TYPEHASH, act.account, act.nonce, act.deadline, abi.encode(act), signature);
-        if (act.value == receivables.piece(act.pieceId).value) {
-            bytes memory whole = abi.encodeCall(IERC721.transferFrom, (act.account, act.to, act.pieceId));
-            _call(address(receivables), whole, act.account);
-            return act.pieceId;
-        }
-        bytes memory data = abi.encodeWithSignature(
-            "transferFrom(uint256,address,uint256)", act.pieceId, act.to, act.value
-        );
+        bytes memory data = abi.encodeCall(IReceivables.transferPiece, (act.pieceId, act.to, act.value));
         pieceId = abi.decode(_call(address(receivables), data, act.account), (uint256));
     }
 

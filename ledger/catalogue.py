@@ -16,13 +16,14 @@ entry come:
 Adding an operation: declare the function in the contract's interface (its errors with a ``@custom:kind``),
 add an entry here, and one :class:`api.actions.Action` beside the resource's routes. Arguments that need
 work before they go on chain (an enum to its number, text to bytes, roles to their ids, a value that picks
-between overloads) get an ``encode`` function (and, when it reads the chain, an ``encode_async`` making the same
-reads from the event loop); everything else goes on chain as given.
+between overloads) get an ``encode`` function; everything else goes on chain as given. No encoding reads the chain:
+a choice that depends on the chain's state (a whole piece or a part of it) is the contract's, made as the
+transaction runs, not the service's from a read made before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -37,21 +38,9 @@ class Reader(Protocol):
 
     def address_of(self, contract: str) -> str: ...
 
-    def piece_value(self, piece_id: int) -> int: ...
-
 
 Encoder = Callable[[Reader, str, Mapping[str, Any]], tuple[str, list[Any]]]
 """``(reader, sender, arguments by name) → (function, call arguments)``."""
-
-
-class AsyncReader(Protocol):
-    """:class:`Reader`'s reads from the event loop."""
-
-    async def piece_value_async(self, piece_id: int) -> int: ...
-
-
-AsyncEncoder = Callable[[AsyncReader, str, Mapping[str, Any]], Awaitable[tuple[str, list[Any]]]]
-"""An :data:`Encoder` whose reads are awaited."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +64,6 @@ class OperationSpec:
     """event → {event argument: result field}: what the operation's result shows."""
     defaults: Mapping[str, Any] = field(default_factory=dict)
     encode: Encoder | None = None
-    reads: bool = False
-    """Whether ``encode`` reads the chain (the client then runs it off the event loop)."""
-    encode_async: AsyncEncoder | None = None
-    """The same encoding as ``encode``, its reads awaited: what the client uses from the event loop (the reads
-    join the pipeline's JSON-RPC batches instead of blocking a worker thread)."""
 
     def bind(self, args: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
         """The arguments by name: from a mapping or in :attr:`params` order, defaults filled in. A missing or
@@ -104,14 +88,6 @@ class OperationSpec:
         if self.encode is not None:
             return self.encode(reader, sender, values)
         return self.function, [values[p] for p in self.params]
-
-    async def call_async(
-        self, reader: AsyncReader, sender: str, args: Mapping[str, Any] | Sequence[Any]
-    ) -> tuple[str, list[Any]]:
-        """:meth:`call` with :attr:`encode_async` (which it must have)."""
-        if self.encode_async is None:
-            raise TypeError(f"{self.name} has no asynchronous encoding")
-        return await self.encode_async(reader, sender, self.bind(args))
 
 
 class Catalogue(Mapping[str, OperationSpec]):
@@ -211,22 +187,6 @@ def _register_invoice(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str
     ]
 
 
-def _transfer_of(value: int, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """All of a piece (worth ``value``) moves the piece (ERC-721 transfer); part of it splits a new piece off
-    (ERC-3525)."""
-    if v["amount"] == value:
-        return "transferFrom(address,address,uint256)", [sender, v["to"], v["piece_id"]]
-    return "transferFrom(uint256,address,uint256)", [v["piece_id"], v["to"], v["amount"]]
-
-
-def _transfer_piece(reader: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    return _transfer_of(reader.piece_value(v["piece_id"]), sender, v)
-
-
-async def _transfer_piece_async(reader: AsyncReader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    return _transfer_of(await reader.piece_value_async(v["piece_id"]), sender, v)
-
-
 def _issue_receipt(_: Reader, sender: str, v: Mapping[str, Any]) -> tuple[str, list[Any]]:
     return "issueReceipt", [
         v["owner"],
@@ -272,8 +232,6 @@ def _op(
     results: Mapping[str, Mapping[str, str]] | None = None,
     defaults: Mapping[str, Any] | None = None,
     encode: Encoder | None = None,
-    reads: bool = False,
-    encode_async: AsyncEncoder | None = None,
 ) -> OperationSpec:
     return OperationSpec(
         name=name,
@@ -286,8 +244,6 @@ def _op(
         results=results or {},
         defaults=defaults or {},
         encode=encode,
-        reads=reads,
-        encode_async=encode_async,
     )
 
 
@@ -476,15 +432,14 @@ CATALOGUE = Catalogue(
         _op(
             "receivable.transfer",
             "receivables",
-            "transferFrom(uint256,address,uint256)",
+            "transferPiece",
             "holder",
             "piece_id to amount",
             _ANYONE,
-            "Pay with part (a new piece recording its parent) or all of a receivable piece.",
+            "Pay with part (a new piece recording its parent) or all of a receivable piece (the piece itself): "
+            "which, the contract decides from the piece's value as the transaction runs, so exactly the amount "
+            "moves.",
             results={"PieceSplit": {"pieceId": "piece_id"}},
-            encode=_transfer_piece,
-            reads=True,
-            encode_async=_transfer_piece_async,
         ),
         _op(
             "financing.request",

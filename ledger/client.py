@@ -18,7 +18,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -66,8 +65,6 @@ from ledger.pipeline.rpc import plain_reader
 
 logger = logging.getLogger(__name__)
 
-_PIECES_READ: ContextVar[dict[int, Piece] | None] = ContextVar("pieces_read", default=None)
-"""The pieces the current request has read from the event loop (:meth:`LedgerClient.share_piece_reads`)."""
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -374,22 +371,8 @@ class LedgerClient:
         return _piece_of(piece_id, self._read("receivables", "piece", piece_id))
 
     async def piece_async(self, piece_id: int) -> Piece:
-        """:meth:`piece` from the event loop (:meth:`read_async`); kept for the rest of the request where it
-        shares its piece reads (:meth:`share_piece_reads`)."""
-        piece = _piece_of(piece_id, await self.read_async("receivables", "piece", piece_id))
-        shared = _PIECES_READ.get()
-        if shared is not None:
-            shared[piece_id] = piece
-        return piece
-
-    @staticmethod
-    def share_piece_reads() -> None:
-        """From here to the end of the current task (one request), :meth:`piece_value_async` answers from a piece
-        :meth:`piece_async` read in it instead of reading it again: a split-transfer's route reads its piece to
-        check the holder, and its encoding needs the piece's value (whole piece or part). Both read the latest
-        block a few milliseconds apart; either way the transaction is pre-flighted against the chain as it is
-        when it is sent, and executed as the chain is when it is mined."""
-        _PIECES_READ.set({})
+        """:meth:`piece` from the event loop (:meth:`read_async`)."""
+        return _piece_of(piece_id, await self.read_async("receivables", "piece", piece_id))
 
     def path_of(self, piece_id: int) -> list[int]:
         return [int(i) for i in self._read("receivables", "pathOf", piece_id)]
@@ -616,14 +599,6 @@ class LedgerClient:
         """The deployed address of a ledger contract, by key."""
         return str(self.contracts[contract].address)
 
-    def piece_value(self, piece_id: int) -> int:
-        return self.piece(piece_id).value
-
-    async def piece_value_async(self, piece_id: int) -> int:
-        shared = _PIECES_READ.get()
-        known = None if shared is None else shared.get(piece_id)
-        return (known if known is not None else await self.piece_async(piece_id)).value
-
     async def submit(
         self,
         name: str,
@@ -634,12 +609,7 @@ class LedgerClient:
         """Submit catalogue operation ``name`` from ``sender`` with ``args`` (by name, or in the operation's
         order): encoded, pre-flighted and handed to the pipeline (see the module's docstring)."""
         spec = self.catalogue[name]
-        if spec.encode_async is not None:  # its reads awaited, joining the pipeline's batches
-            function, call_args = await spec.call_async(self, sender, args)
-        elif spec.reads:  # its encoding reads the chain: off the event loop
-            function, call_args = await asyncio.to_thread(spec.call, self, sender, args)
-        else:
-            function, call_args = spec.call(self, sender, args)
+        function, call_args = spec.call(self, sender, args)
         return await self._submit(sender, spec.contract, function, call_args, operation_id)
 
     def check(self, name: str, sender: str, args: Mapping[str, Any] | Sequence[Any]) -> None:

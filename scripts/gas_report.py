@@ -115,6 +115,26 @@ def measure_value_allowances(sb: Sandbox, record: Callable[[str, dict], None]) -
     record("split-transfer by a value-allowance operator (second entry)", receipt)
     receipt = sb.send(r.functions.transferFrom(sb.address("seatmaker"), sb.address("trader"), piece), "seatmaker")
     record("transfer of a whole piece ending two value allowances", receipt)
+    measure_transfer_piece(sb, record)
+
+
+def measure_transfer_piece(sb: Sandbox, record: Callable[[str, dict], None]) -> None:  # type: ignore[type-arg]
+    """`transferPiece`, the service's way to pay with a piece (whole piece or part decided on chain), beside the
+    standards' transfers measured in the story above."""
+    r = sb.contracts["receivables"]
+    receipt = sb.send(
+        r.functions.registerInvoice(
+            invoice_key(), sb.address("automaker"), 200_000 * YUAN, b"CNY", sb.now() + 60 * DAY, b"\x03" * 32
+        ),
+        "seatmaker",
+    )
+    invoice_id = sb.events(receipt, "receivables", "InvoiceRegistered")[0]["invoiceId"]
+    receipt = sb.send(r.functions.confirmInvoice(invoice_id), "automaker")
+    piece = sb.events(receipt, "receivables", "InvoiceConfirmed")[0]["pieceId"]
+    receipt = sb.send(r.functions.transferPiece(piece, sb.address("chemicals"), 50_000 * YUAN), "seatmaker")
+    record("transferPiece: part of a piece (split)", receipt)
+    receipt = sb.send(r.functions.transferPiece(piece, sb.address("trader"), 150_000 * YUAN), "seatmaker")
+    record("transferPiece: all of a piece (the piece moves)", receipt)
 
 
 def measure_warehouse(sb: Sandbox, record: Callable[[str, int], None]) -> None:

@@ -355,10 +355,8 @@ def _require_holder(service: LedgerService, caller: Caller, piece_id: int) -> Pi
 
 
 async def _transfer_piece(service: LedgerService, caller: Caller, body: PieceTransfer, piece_id: int) -> Call:
-    # The common case, the holder splitting its own piece, reads the piece from the event loop (no worker
-    # thread), once: the encoding takes the piece's value from this read; anything else is answered by the same
-    # checks as before.
-    service.client.share_piece_reads()
+    # The common case, the holder paying with its own piece, reads the piece from the event loop (no worker
+    # thread); anything else is answered by the same checks as before.
     try:
         piece = await service.client.piece_async(path_id(piece_id))
     except ContractRevert:
@@ -729,7 +727,9 @@ ACTIONS = (
         _transfer_piece,
         "receivable.transfer",
         PieceTransfer,
-        description="Pay a supplier with part (or all) of a piece: a new piece recording its parent.",
+        description="Pay a supplier with part of a piece (a new piece recording its parent) or all of it (the piece"
+        " itself): which, the contract decides as the transaction runs, so exactly `amount` moves or the payment is"
+        " refused (`ReceivablesInsufficientValue` when the piece no longer holds it).",
         links=(result_link("GetPiece", "get", "/receivables/{piece_id}", "piece_id"),),
     ),
     Action(

@@ -452,6 +452,17 @@ interface IReceivables is IERC3525 {
     /// {ReceivablesInvalidTransition}.
     function markDefaulted(uint256 slotId, uint256 pieceId) external;
 
+    /// @notice Pays `to` exactly `value` of piece `pieceId`: the piece itself moves (ERC-721) when `value` is all of
+    /// it as the transaction runs, otherwise `value` is split off into a new piece held by `to` (ERC-3525). Returns
+    /// the piece `to` holds. The choice is made here, not by the caller from an earlier read of the piece: a piece
+    /// whose value changed in between (part of it split off, value transferred into it) would otherwise move
+    /// more or less than `value`.
+    /// @custom:access the piece's holder (or its ERC-721 approved address or operator; for a part, also an
+    /// ERC-3525 value allowance)
+    /// @dev Emits what the ERC-721 or ERC-3525 transfer emits. Reverts with {ReceivablesZeroAmount},
+    /// {ReceivablesInsufficientValue} and the errors of the transfer it makes.
+    function transferPiece(uint256 pieceId, address to, uint256 value) external returns (uint256 heldPieceId);
+
     /// @notice Freezes a piece: it cannot move, be financed or redeemed until unfrozen.
     /// @custom:access regulator
     function freezePiece(uint256 pieceId, bytes32 reason) external;

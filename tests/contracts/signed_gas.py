@@ -124,14 +124,14 @@ def _receivables_story(m: SignedGas) -> None:
         "reject invoice", "RejectInvoice", "automaker", [other_id, reason], r.functions.rejectInvoice(other_id, reason)
     )
 
-    split = r.get_function_by_signature("transferFrom(uint256,address,uint256)")
+    # Both ways through `transferPiece`, which decides whole piece or part on chain, as the service does.
     chemicals, trader = sb.address("chemicals"), sb.address("trader")
     receipt = m.pair(
         "split-transfer of a piece",
         "AssignPiece",
         "seatmaker",
         [first, chemicals, 400_000 * YUAN],
-        split(first, chemicals, 400_000 * YUAN),
+        r.functions.transferPiece(first, chemicals, 400_000 * YUAN),
     )
     child = sb.events(receipt, "receivables", "PieceSplit")[0]["pieceId"]
     m.pair(
@@ -139,7 +139,7 @@ def _receivables_story(m: SignedGas) -> None:
         "AssignPiece",
         "chemicals",
         [child, trader, 400_000 * YUAN],
-        r.functions.transferFrom(chemicals, trader, child),
+        r.functions.transferPiece(child, trader, 400_000 * YUAN),
     )
     request_args = [child, 400_000 * YUAN, bank, 450, 100 * YUAN]
     receipt = m.pair(

@@ -481,6 +481,14 @@ ROLE_TABLE: dict[str, dict[str, Access]] = {
             ("seatmaker",),
             "ReceivablesInsufficientAllowance",
         ),
+        # All of the piece: the piece itself moves, by the ERC-721 gate (a part goes through the split above).
+        "transferPiece(uint256,address,uint256)": Access(
+            lambda sb: receivables(sb).functions.transferPiece(
+                piece := _piece(sb), sb.address("chemicals"), receivables(sb).functions.piece(piece).call()[3]
+            ),
+            ("seatmaker",),
+            "ReceivablesNotAuthorized",
+        ),
         "transferFrom(uint256,uint256,uint256)": Access(
             _value_transfer, ("seatmaker",), "ReceivablesInsufficientAllowance"
         ),

@@ -295,6 +295,42 @@ def test_value_transfer_between_pieces_of_one_slot(ledger: Sandbox) -> None:
     assert (value_of(ledger, first), value_of(ledger, child)) == (500 * YUAN, 500 * YUAN)
 
 
+def pay_with(sb: Sandbox, piece_id: int, to: str, value: int):  # type: ignore[no-untyped-def]
+    return sb.contracts["receivables"].functions.transferPiece(piece_id, sb.address(to), value)
+
+
+def test_paying_with_all_of_a_piece_moves_the_piece_itself(ledger: Sandbox) -> None:
+    _, first = confirmed_piece(ledger, amount=1_000 * YUAN)
+    receipt = ledger.send(pay_with(ledger, first, "chemicals", 1_000 * YUAN), "seatmaker")
+    assert owner_of(ledger, first) == ledger.address("chemicals") and value_of(ledger, first) == 1_000 * YUAN
+    assert ledger.events(receipt, "receivables", "PieceSplit") == []
+    assert pay_with(ledger, first, "trader", 1_000 * YUAN).call({"from": ledger.address("chemicals")}) == first
+
+
+def test_paying_with_a_piece_moves_exactly_its_amount_when_value_came_into_the_piece_after_it_was_read(
+    ledger: Sandbox,
+) -> None:
+    """The payer read 700 yuan, all of the piece, and asks to pay 700; 200 more comes into the piece before its
+    transaction runs. Moving the piece (what a choice made from the read would do) would pay 900."""
+    _, first = confirmed_piece(ledger, amount=1_000 * YUAN)
+    other = split(ledger, first, "chemicals", 300 * YUAN, "seatmaker")
+    read = value_of(ledger, first)
+    ledger.send(transfer_value(ledger, other, first, 200 * YUAN), "chemicals")
+    receipt = ledger.send(pay_with(ledger, first, "trader", read), "seatmaker")
+    (paid,) = ledger.events(receipt, "receivables", "PieceSplit")
+    assert (paid["to"], paid["value"]) == (ledger.address("trader"), read)
+    assert owner_of(ledger, first) == ledger.address("seatmaker") and value_of(ledger, first) == 200 * YUAN
+
+
+def test_paying_with_a_piece_refuses_an_amount_its_value_no_longer_covers(ledger: Sandbox) -> None:
+    _, first = confirmed_piece(ledger, amount=1_000 * YUAN)
+    read = value_of(ledger, first)
+    split(ledger, first, "chemicals", 1, "seatmaker")
+    assert_reverts(ledger, pay_with(ledger, first, "trader", read), "seatmaker", "ReceivablesInsufficientValue")
+    assert_reverts(ledger, pay_with(ledger, first, "trader", 0), "seatmaker", "ReceivablesZeroAmount")
+    assert owner_of(ledger, first) == ledger.address("seatmaker")
+
+
 def test_value_transfer_reverts_between_slots(ledger: Sandbox) -> None:
     _, a = confirmed_piece(ledger)
     _, b = confirmed_piece(ledger)

@@ -184,6 +184,8 @@ class ReceivablesMachine(RuleBasedStateMachine):
             if [i["type"] for i in fn.abi["inputs"]] == ["address", "address", "uint256"]:
                 return "AssignPiece", [args[2], args[1], self.piece(args[2])[3]]  # the whole piece
             return "AssignPiece", args
+        if fn.fn_name == "transferPiece":
+            return "AssignPiece", args
         return (SIGNED_FORM[fn.fn_name], args) if fn.fn_name in SIGNED_FORM else None
 
     def next_nonce(self) -> int:
@@ -393,6 +395,32 @@ class ReceivablesMachine(RuleBasedStateMachine):
         assert block_time < self.maturity(slot), "invariant 4: moved at or after maturity"
         for event in self.sb.events(receipt, "receivables", "PieceSplit"):
             self.model.pieces[event["pieceId"]] = slot
+
+    @precondition(lambda self: bool(self.model.pieces))
+    @rule(data=st.data(), to=actors, stale=st.sampled_from((0, 0, -1, 1, -100, 100)))
+    def pay_with(self, data: st.DataObject, to: str, stale: int) -> None:
+        """``transferPiece`` of all of a piece as a payer read it ``stale`` fen ago (the piece has since lost or
+        gained that much): the payee receives exactly what was asked, the whole piece only when it is all of it."""
+        if not self.model.pieces:
+            return
+        piece_id = data.draw(st.sampled_from(sorted(self.model.pieces)))
+        before = self.piece(piece_id)
+        value = before[3] + stale
+        if value < 0 or value >= 2**96:
+            return
+        actor = self.pick(data, self.name_of(before[0]))
+        receipt = self.send(self.r.functions.transferPiece(piece_id, self.sb.address(to), value), actor)
+        if receipt is None:
+            return
+        assert 0 < value <= before[3], "a payment of more than the piece holds, or of nothing"
+        splits = self.sb.events(receipt, "receivables", "PieceSplit")
+        if value == before[3]:
+            assert splits == [] and self.piece(piece_id)[0] == self.sb.address(to), "all of a piece moves it"
+        else:
+            (split,) = splits
+            assert (split["to"], split["value"]) == (self.sb.address(to), value), "the payee got another amount"
+            assert self.piece(piece_id)[3] == before[3] - value and self.piece(piece_id)[0] == before[0]
+            self.model.pieces[split["pieceId"]] = self.model.pieces[piece_id]
 
     @precondition(lambda self: bool(self.model.pieces))
     @rule(

@@ -49,7 +49,7 @@ def test_a_fresh_nonce_word_costs_one_storage_word_more(measured: SignedGas) -> 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="not met: a relayed act costs 18,600-22,600 gas more than the direct call (cold call to the target 2,600, "
+    reason="not met: a relayed act costs 18,500-22,600 gas more than the direct call (cold call to the target 2,600, "
     "nonce word 5,000, ecrecover 3,100, ActPerformed 2,400, calldata 2,100, ABI and memory ~3,400); acts that "
     "restate terms 25,000-29,700; a separate forwarder's floor is about 14,000 before any ABI work or evidence "
     "(docs/self-custody.md, Gas)",

@@ -148,6 +148,7 @@ def test_receivable_admin_methods_freeze_default_and_grant_roles(env: Env) -> No
         # The whole piece moves as an ERC-721 transfer.
         await done(client, client.transfer_piece(seatmaker, piece_id, cast["foammaker"], 10**8))
         assert client.piece(piece_id).owner == cast["foammaker"]
+        assert (await client.piece_async(piece_id)).value == 10**8  # the piece itself, all of its value
         with pytest.raises(ContractRevert) as early:
             await client.mark_defaulted(cast["foammaker"], invoice_id, piece_id)
         assert early.value.name == "ReceivablesNotOverdue"
@@ -156,37 +157,6 @@ def test_receivable_admin_methods_freeze_default_and_grant_roles(env: Env) -> No
         assert client.obligation_state(invoice_id) is InvoiceState.DEFAULTED
         await done(client, client.appoint_oracle(cast["warehouse"], cast["regulator"]))
         await done(client, client.set_advance_rate(env.operator.address, cast["bank"], 5_000))
-
-    run(story())
-
-
-def test_a_split_transfer_takes_its_pieces_value_from_the_piece_its_request_read(env: Env) -> None:
-    async def story() -> None:
-        client, chain = env.client, env.chain
-        cast = await onboard(client, chain, env.operator, env.signers, "shared-read", env.regulator)
-        seatmaker, foammaker = cast["seatmaker"], cast["foammaker"]
-        _, piece_id, _ = await _confirmed_invoice(env, cast, "shared read")
-        reads: list[int] = []
-        blocking_read = client._read
-
-        def counting_read(contract: str, function: str, *args: Any) -> Any:
-            if (contract, function) == ("receivables", "piece"):
-                reads.append(args[0])
-            return blocking_read(contract, function, *args)
-
-        client._read = counting_read  # type: ignore[method-assign]
-
-        async def request(share: bool) -> None:  # one request: a task of its own, as the web server runs it
-            if share:
-                client.share_piece_reads()
-                assert (await client.piece_async(piece_id)).owner == seatmaker
-            await done(client, client.transfer_piece(seatmaker, piece_id, foammaker, 10))
-
-        await asyncio.create_task(request(share=True))
-        assert reads == [piece_id]  # the encoding (whole piece or part) used the route's read
-        await asyncio.create_task(request(share=False))
-        assert reads == [piece_id, piece_id]  # a request that shares nothing reads the piece to encode
-        assert client.piece(piece_id).value == 10**8 - 20
 
     run(story())
 
