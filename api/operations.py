@@ -81,15 +81,20 @@ class OperationView(BaseModel):
     result: dict[str, Any] | None = None
 
 
-def result_of(outcome: Outcome, catalogue: Catalogue = CATALOGUE) -> dict[str, Any]:
+def result_of(outcome: Outcome, catalogue: Catalogue = CATALOGUE, kind: str | None = None) -> dict[str, Any]:
     """A confirmed operation's result: the fields the catalogue's operations show of its events (the ids it
-    created, the amounts it settled), and every event of its transaction."""
+    created, the amounts it settled), then those only operation ``kind`` shows, and every event of its
+    transaction."""
     fields = catalogue.result_fields
     result: dict[str, Any] = {}
     for event in outcome.events:
         for argument, name in fields.get(event.name, {}).items():
             if argument in event.args:  # events of one name from two contracts (ERC-20 and ERC-721 Transfer)
                 result.setdefault(name, jsonable(event.args[argument]))
+    own = catalogue[kind].own_results if kind is not None and kind in catalogue else {}
+    for event in outcome.events if own else ():
+        for argument, name in own.get((event.contract, event.name), {}).items():
+            result.setdefault(name, jsonable(event.args[argument]))
     result["events"] = [{"name": e.name, "args": jsonable(dict(e.args))} for e in outcome.events]
     return result
 
@@ -129,7 +134,7 @@ async def view_of(
             view.status = "indexing"
             return 202, view.model_dump()
         try:
-            view.result = result_of(await service.client.outcome(operation), service.client.catalogue)
+            view.result = result_of(await service.client.outcome(operation), service.client.catalogue, kind)
         except OperationRolledBack:  # its block was lost; the pipeline sends it again: in flight meanwhile
             view.status, view.block_number = TransactionStatus.SENT.value, None
             return 202, view.model_dump()

@@ -62,6 +62,10 @@ class OperationSpec:
     summary: str
     results: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """event → {event argument: result field}: what the operation's result shows."""
+    own_results: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
+    """(contract, event) → {event argument: result field}: what only this operation's result shows, where no
+    event of :attr:`results` gave the field (an event whose name other contracts share, such as ERC-721's
+    ``Transfer`` of pieces and of receipts, is shown this way: named with its contract, for one operation)."""
     defaults: Mapping[str, Any] = field(default_factory=dict)
     encode: Encoder | None = None
 
@@ -230,6 +234,7 @@ def _op(
     summary: str,
     *,
     results: Mapping[str, Mapping[str, str]] | None = None,
+    own_results: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
     defaults: Mapping[str, Any] | None = None,
     encode: Encoder | None = None,
 ) -> OperationSpec:
@@ -242,6 +247,7 @@ def _op(
         roles=roles,
         summary=summary,
         results=results or {},
+        own_results=own_results or {},
         defaults=defaults or {},
         encode=encode,
     )
@@ -440,6 +446,8 @@ CATALOGUE = Catalogue(
             "which, the contract decides from the piece's value as the transaction runs, so exactly the amount "
             "moves.",
             results={"PieceSplit": {"pieceId": "piece_id"}},
+            # All of it: no split, the piece itself moved (its ERC-721 Transfer names it).
+            own_results={("receivables", "Transfer"): {"tokenId": "piece_id"}},
         ),
         _op(
             "financing.request",

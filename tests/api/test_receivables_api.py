@@ -36,7 +36,8 @@ def problem(response: Any, status: int) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-def cast(api: Api) -> dict[str, Participant]:
+def cast(api: Api, tag: str = "") -> dict[str, Participant]:
+    """The story's participants; ``tag`` keeps a second cast's bank references apart from the first's."""
     people = {
         "agent": api.onboard("Settlement bank", "settlement-agent"),
         "automaker": api.onboard("FAW Automotive", "core-firm"),
@@ -48,7 +49,7 @@ def cast(api: Api) -> dict[str, Participant]:
         ok(
             api.http.post(
                 "/deposits",
-                json={"participant": people[name].id, "amount": amount, "bank_reference": f"opening {name}"},
+                json={"participant": people[name].id, "amount": amount, "bank_reference": f"opening {name}{tag}"},
                 headers=people["agent"].waiting(),
             )
         )
@@ -175,6 +176,29 @@ def test_receivable_story_over_http_settles_every_cash_leg(api: Api) -> None:
     factor_piece = funded["result"]["piece_id"]
     ok(http.post(f"/receivables/{factor_piece}/redeem", headers=p["factor"].waiting()))
     assert ok(http.get(f"/invoices/{invoice_id}", headers=p["automaker"].headers))["state"] == "paid"
+
+
+def test_a_payment_with_a_piece_answers_the_piece_the_payee_holds_whole_or_split(api: Api) -> None:
+    p = cast(api, " (payments)")
+    http = api.http
+    body = {
+        "buyer": p["automaker"].id,
+        "amount": 10_000 * YUAN,
+        "currency": "CNY",
+        "invoice_number": f"{int(time.time() * 1000):020d}",
+        "due_date": due_in(60, api),
+    }
+    invoice_id = ok(http.post("/invoices", json=body, headers=p["seatmaker"].waiting()))["result"]["invoice_id"]
+    piece_id = ok(http.post(f"/invoices/{invoice_id}/confirm", headers=p["automaker"].waiting()))["result"]["piece_id"]
+    pay = {"to": p["foammaker"].id, "amount": 4_000 * YUAN}
+    part = ok(http.post(f"/receivables/{piece_id}/transfers", json=pay, headers=p["seatmaker"].waiting()))
+    assert part["result"]["piece_id"] not in (piece_id, None)
+    pay["amount"] = 6_000 * YUAN  # all that is left
+    whole = ok(http.post(f"/receivables/{piece_id}/transfers", json=pay, headers=p["seatmaker"].waiting()))
+    assert whole["result"]["piece_id"] == piece_id
+    assert [e["name"] for e in whole["result"]["events"]] == ["Transfer"]
+    held = ok(http.get(f"/receivables/{piece_id}", headers=p["foammaker"].headers))
+    assert held["value"] == 6_000 * YUAN
 
 
 def test_assets_sent_to_a_ledger_contract_are_refused_as_a_broken_rule(api: Api) -> None:

@@ -77,6 +77,11 @@ def test_every_operation_names_a_function_its_arguments_fit_and_events_that_exis
         for event, fields in operation.results.items():
             arguments = {a for spec in codec.events() if spec.name == event for a in spec.order}
             assert set(fields) <= arguments, (operation.name, event)
+        for (contract, event), fields in operation.own_results.items():
+            arguments = {
+                a for spec in codec.events() if (spec.contract, spec.name) == (contract, event) for a in spec.order
+            }
+            assert arguments and set(fields) <= arguments, (operation.name, contract, event)
 
 
 def test_the_client_offers_every_operation_as_a_method() -> None:
