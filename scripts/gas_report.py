@@ -92,21 +92,28 @@ def measure_receivables(sb: Sandbox, record: Callable[[str, dict], None]) -> Non
     record("redeem piece (in full, piece burnt)", sb.send(r.functions.redeem(child), "bank"))
     record("deposit-token transfer", sb.send(token.functions.transfer(sb.address("trader"), 1_000 * YUAN), "bank"))
     measure_value_allowances(sb, record)
+    measure_transfer_piece(sb, record)
+
+
+def _new_piece(sb: Sandbox, document: bytes) -> int:
+    """The first piece of a new confirmed invoice of 200,000 yuan (a measurement's own, after the story)."""
+    r = sb.contracts["receivables"]
+    receipt = sb.send(
+        r.functions.registerInvoice(
+            invoice_key(), sb.address("automaker"), 200_000 * YUAN, b"CNY", sb.now() + 60 * DAY, document
+        ),
+        "seatmaker",
+    )
+    invoice_id = sb.events(receipt, "receivables", "InvoiceRegistered")[0]["invoiceId"]
+    receipt = sb.send(r.functions.confirmInvoice(invoice_id), "automaker")
+    return int(sb.events(receipt, "receivables", "InvoiceConfirmed")[0]["pieceId"])
 
 
 def measure_value_allowances(sb: Sandbox, record: Callable[[str, dict], None]) -> None:  # type: ignore[type-arg]
     """ERC-3525 value allowances on a piece of their own (after the story, so that its figures stay as they
     were): given, used by the operator, and ended with their events when the whole piece changes hands."""
     r = sb.contracts["receivables"]
-    receipt = sb.send(
-        r.functions.registerInvoice(
-            invoice_key(), sb.address("automaker"), 200_000 * YUAN, b"CNY", sb.now() + 60 * DAY, b"\x02" * 32
-        ),
-        "seatmaker",
-    )
-    invoice_id = sb.events(receipt, "receivables", "InvoiceRegistered")[0]["invoiceId"]
-    receipt = sb.send(r.functions.confirmInvoice(invoice_id), "automaker")
-    piece = sb.events(receipt, "receivables", "InvoiceConfirmed")[0]["pieceId"]
+    piece = _new_piece(sb, b"\x02" * 32)
     approve_value = r.get_function_by_signature("approve(uint256,address,uint256)")
     split = r.get_function_by_signature("transferFrom(uint256,address,uint256)")
     record("approve a value allowance", sb.send(approve_value(piece, sb.address("bank"), 50_000 * YUAN), "seatmaker"))
@@ -115,22 +122,13 @@ def measure_value_allowances(sb: Sandbox, record: Callable[[str, dict], None]) -
     record("split-transfer by a value-allowance operator (second entry)", receipt)
     receipt = sb.send(r.functions.transferFrom(sb.address("seatmaker"), sb.address("trader"), piece), "seatmaker")
     record("transfer of a whole piece ending two value allowances", receipt)
-    measure_transfer_piece(sb, record)
 
 
 def measure_transfer_piece(sb: Sandbox, record: Callable[[str, dict], None]) -> None:  # type: ignore[type-arg]
     """`transferPiece`, the service's way to pay with a piece (whole piece or part decided on chain), beside the
     standards' transfers measured in the story above."""
     r = sb.contracts["receivables"]
-    receipt = sb.send(
-        r.functions.registerInvoice(
-            invoice_key(), sb.address("automaker"), 200_000 * YUAN, b"CNY", sb.now() + 60 * DAY, b"\x03" * 32
-        ),
-        "seatmaker",
-    )
-    invoice_id = sb.events(receipt, "receivables", "InvoiceRegistered")[0]["invoiceId"]
-    receipt = sb.send(r.functions.confirmInvoice(invoice_id), "automaker")
-    piece = sb.events(receipt, "receivables", "InvoiceConfirmed")[0]["pieceId"]
+    piece = _new_piece(sb, b"\x03" * 32)
     receipt = sb.send(r.functions.transferPiece(piece, sb.address("chemicals"), 50_000 * YUAN), "seatmaker")
     record("transferPiece: part of a piece (split)", receipt)
     receipt = sb.send(r.functions.transferPiece(piece, sb.address("trader"), 150_000 * YUAN), "seatmaker")

@@ -36,6 +36,17 @@ def problem(response: Any, status: int) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
+def invoice_to(buyer: Participant, amount: int, due_date: str) -> dict[str, Any]:
+    """A new invoice's body (its number from the clock, so each is new)."""
+    return {
+        "buyer": buyer.id,
+        "amount": amount,
+        "currency": "CNY",
+        "invoice_number": f"{int(time.time() * 1000):020d}",
+        "due_date": due_date,
+    }
+
+
 def cast(api: Api, tag: str = "") -> dict[str, Participant]:
     """The story's participants; ``tag`` keeps a second cast's bank references apart from the first's."""
     people = {
@@ -66,13 +77,7 @@ def cast(api: Api, tag: str = "") -> dict[str, Participant]:
 def test_receivable_story_over_http_settles_every_cash_leg(api: Api) -> None:
     p = cast(api)
     http = api.http
-    body = {
-        "buyer": p["automaker"].id,
-        "amount": 1_000_000 * YUAN,
-        "currency": "CNY",
-        "invoice_number": f"{int(time.time() * 1000):020d}",
-        "due_date": due_in(90, api),
-    }
+    body = invoice_to(p["automaker"], 1_000_000 * YUAN, due_in(90, api))
     registered = ok(http.post("/invoices", json=body, headers=p["seatmaker"].waiting()))
     invoice_id = registered["result"]["invoice_id"]
     assert registered["status"] == "confirmed" and registered["kind"] == "invoice.register"
@@ -183,13 +188,7 @@ def test_receivable_story_over_http_settles_every_cash_leg(api: Api) -> None:
 def test_a_payment_with_a_piece_answers_the_piece_the_payee_holds_whole_or_split(api: Api) -> None:
     p = cast(api, " (payments)")
     http = api.http
-    body = {
-        "buyer": p["automaker"].id,
-        "amount": 10_000 * YUAN,
-        "currency": "CNY",
-        "invoice_number": f"{int(time.time() * 1000):020d}",
-        "due_date": due_in(60, api),
-    }
+    body = invoice_to(p["automaker"], 10_000 * YUAN, due_in(60, api))
     invoice_id = ok(http.post("/invoices", json=body, headers=p["seatmaker"].waiting()))["result"]["invoice_id"]
     piece_id = ok(http.post(f"/invoices/{invoice_id}/confirm", headers=p["automaker"].waiting()))["result"]["piece_id"]
     pay = {"to": p["foammaker"].id, "amount": 4_000 * YUAN}
