@@ -45,7 +45,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from starlette.concurrency import run_in_threadpool
 
 from api.actions import Action, action_of, submission
-from api.audit_log import AuditEntry
+from api.audit_log import DEFERRED_WRITES, AuditEntry, RequestWrites
 from api.auth import Caller, CurrentCaller, Service
 from api.operations import OperationView, Submit, prefer_wait, run
 from api.problems import Problem, problem_of
@@ -190,7 +190,12 @@ class _Done:
 
 
 async def _perform(
-    service: LedgerService, caller: Caller, known: Mapping[str, Target], item: BatchItem, wait: float | None
+    service: LedgerService,
+    caller: Caller,
+    known: Mapping[str, Target],
+    item: BatchItem,
+    wait: float | None,
+    writes: RequestWrites | None,
 ) -> _Done:
     target = known.get(item.operation)
     path = "/batch"
@@ -217,6 +222,7 @@ async def _perform(
             method=target.method,
             path=path,
             wait=wait,
+            writes=writes,
         )
     except Exception as exc:  # the item's own problem; the others go on
         problem = problem_of(exc)
@@ -242,9 +248,17 @@ def _outcome(answer: BatchItemAnswer) -> str:
 
 
 def _audit(
-    service: LedgerService, caller: Caller, request_id: str | None, items: list[BatchItem], done: list[_Done]
+    service: LedgerService,
+    caller: Caller,
+    request_id: str | None,
+    items: list[BatchItem],
+    done: list[_Done],
+    writes: RequestWrites | None,
 ) -> None:
-    """One audit record per item, as if it had come alone (see the module's docstring), in one transaction."""
+    """One audit record per item, as if it had come alone (see the module's docstring), in one transaction with
+    the items' own records (operation records, idempotency answers: ``writes``, deferred by :func:`run` as a
+    single request's are). If that transaction fails, ``writes`` stay with the batch request, whose audit
+    record's transaction writes them (or they are written alone, as a single request's are)."""
     entries = []
     for index, (item, result) in enumerate(zip(items, done, strict=True)):
         answer = result.answer
@@ -266,10 +280,14 @@ def _audit(
                 request_id=None if request_id is None else f"{request_id}#{index}",
             )
         )
+    also = list(writes.writes) if writes is not None else []
     try:
-        service.audit_log.append_all(entries)
+        service.audit_log.append_all(entries, also)
     except Exception:  # the answer still goes out, as for a single request (api.audit_log); loud in the log
         logger.exception("could not record the %d items of a batch in the audit log", len(entries))
+        return
+    if writes is not None:
+        del writes.writes[: len(also)]  # written: not again with the batch's own record
 
 
 @router.post("/batch", response_model=BatchAnswer)
@@ -289,9 +307,13 @@ async def batch(body: BatchRequest, request: Request, service: Service, caller: 
         raise Problem(422, "batch-too-large", "Batch too large", detail, limit=limit)
     wait = prefer_wait(request, service)
     known: dict[str, Target] = request.app.state.batch_targets
-    done = await asyncio.gather(*(_perform(service, caller, known, item, wait) for item in body.items))
+    # The items' records are written with their audit records, not each in a transaction of its own (a batch of
+    # 100 made 100 commits more); without the audit log's middleware (a service starting or stopping) each item
+    # writes its own, as it did.
+    writes: RequestWrites | None = getattr(request.state, DEFERRED_WRITES, None)
+    done = await asyncio.gather(*(_perform(service, caller, known, item, wait, writes) for item in body.items))
     request_id = getattr(request.state, "request_id", None) or request.headers.get("x-request-id")
-    await run_in_threadpool(_audit, service, caller, request_id, body.items, list(done))
+    await run_in_threadpool(_audit, service, caller, request_id, body.items, list(done), writes)
     answers = [result.answer for result in done]
     refused = sum(1 for answer in answers if answer.problem is not None)
     content = BatchAnswer(items=answers, accepted=len(answers) - refused, refused=refused)

@@ -218,16 +218,18 @@ async def run(
     path: str,
     wait: float | None,
     state: Any = None,
+    writes: RequestWrites | None = None,
 ) -> Answer:
     """:func:`perform` without the HTTP request: the request is ``method path`` with ``body``, keyed by ``key``
     (its ``Idempotency-Key``), waiting up to ``wait`` seconds (its ``Prefer: wait``). The batch route
     (:mod:`api.batch`) runs each of its items through it. Raises :class:`Problem` for a key that is
     malformed, reused with another request or still running; ``state`` (the request's) is told the operation
-    and transaction for the request's log line."""
+    and transaction for the request's log line. ``writes``: where to defer the request's records when ``state``
+    has no place for them (a batch's items go in the batch request's)."""
     record_id: int | None = None
     # The audit log's middleware writes the request's records with its audit record, in one transaction, just
-    # before the answer leaves (api.audit_log); without it (a batch's items) each is written here.
-    deferred: RequestWrites | None = getattr(state, DEFERRED_WRITES, None) if state is not None else None
+    # before the answer leaves (api.audit_log); without it each is written here.
+    deferred: RequestWrites | None = getattr(state, DEFERRED_WRITES, None) if state is not None else writes
     if key is not None:
         if not 1 <= len(key) <= 200:
             raise Problem(422, "idempotency-key", "Invalid Idempotency-Key", "1 to 200 characters")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from api.audit_log import AuditRecord
 from ledger import acts
@@ -268,6 +268,58 @@ def test_a_batchs_operations_are_preflighted_and_go_to_the_chain_together(
     blocks = {a["operation"]["block_number"] for a in answers}
     assert all(a["operation"]["status"] == "confirmed" for a in answers)
     assert len(blocks) <= 2, blocks  # sent together: one block, two if a block was sealed while they arrived
+
+
+def test_a_batchs_items_records_are_written_in_one_transaction_with_their_audit_records(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operation records and idempotency answers of a batch's items go in the transaction of the items'
+    audit records, as a single request's go in its audit record's: not one commit per item."""
+    who = _cast(api, "records")
+    agent, seller = who["agent"], who["seller"]
+    tag = os.urandom(4).hex()
+    items = [
+        {
+            "operation": "deposit",
+            "body": {"participant": seller.id, "amount": 1, "bank_reference": f"records {tag} {i}"},
+            **({"idempotency_key": f"records {tag} {i}"} if i % 2 else {}),
+        }
+        for i in range(6)
+    ]
+    engine = api.service.sessions.kw["bind"]
+    transactions = itertools.count()
+    written: dict[str, list[int]] = {"service_operations": [], "idempotency_answer": [], "audit_log": []}
+
+    def began(connection: Any) -> None:
+        connection.info["transaction"] = next(transactions)
+
+    def executed(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        text = " ".join(statement.split()).lower()
+        if text.startswith("insert into service_operations"):
+            written["service_operations"].append(connection.info.get("transaction", -1))
+        elif text.startswith("update idempotency_records set status_code"):
+            written["idempotency_answer"].append(connection.info.get("transaction", -1))
+        elif text.startswith("insert into audit_log"):
+            written["audit_log"].append(connection.info.get("transaction", -1))
+
+    event.listen(engine, "begin", began)
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        answers = batch(api, agent, items)
+    finally:
+        event.remove(engine, "begin", began)
+        event.remove(engine, "before_cursor_execute", executed)
+    assert all(a["status"] == 200 and a["operation"]["status"] == "confirmed" for a in answers), answers
+    # the items' audit records (one statement for all of them), then the batch's own record
+    items_audit = written["audit_log"][0]
+    assert written["service_operations"] and set(written["service_operations"]) == {items_audit}, written
+    assert written["idempotency_answer"] and set(written["idempotency_answer"]) == {items_audit}, written
+
+    # and they are there: each operation readable by its caller, each keyed item replayed
+    for answer in answers:
+        assert ok(api.http.get(answer["location"], headers=agent.headers))["status"] == "confirmed"
+    again = batch(api, agent, [item for item in items if "idempotency_key" in item])
+    assert all(a["replayed"] for a in again)
 
 
 def test_a_self_custody_core_firm_confirms_a_batch_of_invoices_by_its_own_signatures(api: Api) -> None:
