@@ -209,6 +209,20 @@ GENESIS: Final = AuditHead(0, GENESIS_HASH)
 
 Write = tuple[Executable, Mapping[str, Any]]
 """A statement and its parameters, executed in the transaction that appends a request's audit record."""
+
+
+def execute_writes(connection: Connection, writes: Sequence[Write]) -> None:
+    """Execute ``writes`` in ``connection``'s transaction, those of one statement together (one executemany: a
+    batch's hundred operation records are one statement, not a hundred), statements in the order of their first
+    write. Deferred writes never depend on each other (each inserts a request's own new row, or updates the row
+    its request claimed), so only their statements' order is kept, not their interleaving."""
+    grouped: dict[int, tuple[Executable, list[Mapping[str, Any]]]] = {}
+    for statement, parameters in writes:
+        grouped.setdefault(id(statement), (statement, []))[1].append(parameters)
+    for statement, rows in grouped.values():
+        connection.execute(statement, rows[0] if len(rows) == 1 else rows)
+
+
 DEFERRED_WRITES: Final = "audit_deferred_writes"
 """The request state's :class:`RequestWrites`: the request's own writes (its operation record, its idempotency
 answer) that :class:`AuditLogMiddleware` makes in the transaction of its audit record (:mod:`api.operations`)."""
@@ -384,8 +398,7 @@ class AuditLog:
                 head = AuditHead(row["sequence"], row["hash"])
             if rows:
                 connection.execute(_INSERT_RECORD, rows[0] if len(rows) == 1 else rows)
-            for statement, parameters in also:
-                connection.execute(statement, parameters)
+            execute_writes(connection, also)
         self._head = head
         return head
 
@@ -657,8 +670,7 @@ class AuditLogMiddleware:
             assert started_log is not None  # writes are deferred only when there was a log
             engine: Engine = started_log.sessions.kw["bind"]
             with engine.begin() as connection:
-                for statement, parameters in writes:
-                    connection.execute(statement, parameters)
+                execute_writes(connection, writes)
 
         async def recording_send(message: Message) -> None:
             if recorded["done"]:

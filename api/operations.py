@@ -15,6 +15,7 @@ instead of running the request again.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -56,6 +57,14 @@ _INSERT_OPERATION_IF_NEW: dict[str, Insert] = {
 }
 _IDEMPOTENCY = cast(Table, IdempotencyRecord.__table__)
 _CLAIM = insert(_IDEMPOTENCY).returning(_IDEMPOTENCY.c.id)
+_CLAIM_IF_NEW: dict[str, Insert] = {
+    "sqlite": sqlite.insert(_IDEMPOTENCY)
+    .on_conflict_do_nothing()
+    .returning(_IDEMPOTENCY.c.id, _IDEMPOTENCY.c.participant, _IDEMPOTENCY.c.key),
+    "postgresql": postgresql.insert(_IDEMPOTENCY)
+    .on_conflict_do_nothing()
+    .returning(_IDEMPOTENCY.c.id, _IDEMPOTENCY.c.participant, _IDEMPOTENCY.c.key),
+}
 _ANSWER = (
     update(_IDEMPOTENCY)
     .where(_IDEMPOTENCY.c.id == bindparam("record"))
@@ -235,7 +244,11 @@ async def run(
             raise Problem(422, "idempotency-key", "Invalid Idempotency-Key", "1 to 200 characters")
         payload = body.model_dump(mode="json") if body is not None else None
         request_hash = _request_hash(method, path, payload)
-        claimed = _claim(service, caller, key, request_hash)
+        claimed: int | Answer | None = await _claim_new(
+            service, {"participant": caller.address, "key": key, "request_hash": request_hash}
+        )
+        if claimed is None:  # the key has a record (a replay, a request running, an abandoned claim)
+            claimed = _claim(service, caller, key, request_hash)
         if isinstance(claimed, Answer):
             return claimed
         record_id = claimed
@@ -271,6 +284,43 @@ def _insert_operation_if_new(service: LedgerService) -> Insert:
 def _engine(service: LedgerService) -> Engine:
     engine: Engine = service.sessions.kw["bind"]
     return engine
+
+
+_Waiting = list[tuple[dict[str, str], "asyncio.Future[int | None]"]]
+_waiting_claims: dict[int, _Waiting] = {}
+"""The claims of new keys asked for in the current turn of the event loop, by service (``id``; see
+:func:`_claim_new`): emptied at the end of each turn."""
+
+
+async def _claim_new(service: LedgerService, claim: dict[str, str]) -> int | None:
+    """Claim a key no request has used yet: the record's id, or None when the key has a record already (or the
+    insert failed: :func:`_claim` then tells which). The claims asked for in one turn of the event loop (the
+    items of a batch, requests arriving together) are inserted together: one statement and one commit for all
+    of them instead of one each."""
+    loop = asyncio.get_running_loop()
+    waiting = _waiting_claims.setdefault(id(service), [])
+    future: asyncio.Future[int | None] = loop.create_future()
+    waiting.append((claim, future))
+    if len(waiting) == 1:
+        loop.call_soon(_insert_claims, service)
+    return await future
+
+
+def _insert_claims(service: LedgerService) -> None:
+    waiting = _waiting_claims.pop(id(service), [])
+    claimed: dict[tuple[str, str], int] = {}
+    try:
+        engine = _engine(service)
+        rows = [claim for claim, _ in waiting]
+        with engine.begin() as connection:
+            result = connection.execute(_CLAIM_IF_NEW[engine.dialect.name], rows[0] if len(rows) == 1 else rows)
+            for row in result:
+                claimed.setdefault((row.participant, row.key), int(row.id))
+    except Exception:  # each claim is made again alone, where its own failure is its own
+        claimed.clear()
+    for claim, future in waiting:
+        if not future.done():  # a key twice in one turn: the first has the claim, the second finds it taken
+            future.set_result(claimed.pop((claim["participant"], claim["key"]), None))
 
 
 def _claim(service: LedgerService, caller: Caller, key: str, request_hash: str) -> int | Answer:

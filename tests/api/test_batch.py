@@ -274,7 +274,8 @@ def test_a_batchs_items_records_are_written_in_one_transaction_with_their_audit_
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The operation records and idempotency answers of a batch's items go in the transaction of the items'
-    audit records, as a single request's go in its audit record's: not one commit per item."""
+    audit records, as a single request's go in its audit record's, and their keys are claimed together: not one
+    commit per item."""
     who = _cast(api, "records")
     agent, seller = who["agent"], who["seller"]
     tag = os.urandom(4).hex()
@@ -288,14 +289,16 @@ def test_a_batchs_items_records_are_written_in_one_transaction_with_their_audit_
     ]
     engine = api.service.sessions.kw["bind"]
     transactions = itertools.count()
-    written: dict[str, list[int]] = {"service_operations": [], "idempotency_answer": [], "audit_log": []}
+    written: dict[str, list[int]] = {"claim": [], "service_operations": [], "idempotency_answer": [], "audit_log": []}
 
     def began(connection: Any) -> None:
         connection.info["transaction"] = next(transactions)
 
     def executed(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
         text = " ".join(statement.split()).lower()
-        if text.startswith("insert into service_operations"):
+        if text.startswith("insert into idempotency_records"):
+            written["claim"].append(connection.info.get("transaction", -1))
+        elif text.startswith("insert into service_operations"):
             written["service_operations"].append(connection.info.get("transaction", -1))
         elif text.startswith("update idempotency_records set status_code"):
             written["idempotency_answer"].append(connection.info.get("transaction", -1))
@@ -314,6 +317,7 @@ def test_a_batchs_items_records_are_written_in_one_transaction_with_their_audit_
     items_audit = written["audit_log"][0]
     assert written["service_operations"] and set(written["service_operations"]) == {items_audit}, written
     assert written["idempotency_answer"] and set(written["idempotency_answer"]) == {items_audit}, written
+    assert len(set(written["claim"])) == 1, written  # the three keys claimed in one transaction, before the rest
 
     # and they are there: each operation readable by its caller, each keyed item replayed
     for answer in answers:
