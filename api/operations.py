@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,8 @@ from ledger.client import OperationRolledBack, Outcome
 from ledger.errors import ContractRevert, ErrorDecoder, OutOfGas
 from ledger.journal import TransactionStatus
 from ledger.pipeline import OUT_OF_GAS, Operation, UnknownOperation
+
+logger = logging.getLogger("api.operations")
 
 _STARTED_AT = datetime.now(UTC)
 """When this process started: an idempotency claim older than this and never answered was abandoned."""
@@ -318,9 +321,19 @@ def _insert_claims(service: LedgerService) -> None:
                 claimed.setdefault((row.participant, row.key), int(row.id))
     except Exception:  # each claim is made again alone, where its own failure is its own
         claimed.clear()
+    orphaned: list[int] = []
     for claim, future in waiting:
-        if not future.done():  # a key twice in one turn: the first has the claim, the second finds it taken
-            future.set_result(claimed.pop((claim["participant"], claim["key"]), None))
+        # A key twice in one turn: the first has the claim, the second finds it taken.
+        record_id = claimed.pop((claim["participant"], claim["key"]), None)
+        if not future.done():
+            future.set_result(record_id)
+        elif record_id is not None:  # its request was cancelled meanwhile: the key is free again
+            orphaned.append(record_id)
+    for record_id in orphaned:
+        try:
+            _forget(service, record_id)
+        except Exception:  # left claimed: a retry is told it is in progress until this process restarts
+            logger.exception("could not free the idempotency key of a cancelled request (record %d)", record_id)
 
 
 def _claim(service: LedgerService, caller: Caller, key: str, request_hash: str) -> int | Answer:

@@ -4,6 +4,7 @@ one transaction; a sign-in challenge is spent by its first use, even when 50 use
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections import Counter
@@ -18,6 +19,8 @@ from eth_account.messages import encode_defunct
 from sqlalchemy import func, or_, select
 
 from api.audit_log import AuditRecord
+from api.operations import _claim_new
+from api.store import IdempotencyRecord
 from ledger.journal import JournalTransaction
 from tests.api.conftest import Api, Participant, at_once
 
@@ -148,6 +151,31 @@ def test_a_hundred_concurrent_requests_with_one_key_send_one_transaction(
     assert ledger_transactions(api) == transactions + 1
     assert nonces(api, agent) == [sent + 1]
     assert balance(api, supplier) == cash + 777
+
+
+def test_a_key_claimed_for_a_request_cancelled_while_it_waited_for_the_claim_is_free_again(
+    api: Api, cast: dict[str, Participant]
+) -> None:
+    """Keys claimed in one turn of the event loop are inserted together; a request cancelled before its claim
+    was made must not leave its key claimed with no answer (every retry would be told it is in progress)."""
+    agent, supplier = cast["agent"], cast["supplier"]
+    key = f"cancelled-{time.time_ns()}"
+    body = {"participant": supplier.id, "amount": 5, "bank_reference": f"cancelled wire {time.time_ns()}"}
+    claim = {"participant": agent.id, "key": key, "request_hash": "0" * 64}
+
+    async def cancelled_while_waiting() -> None:
+        waiting = asyncio.ensure_future(_claim_new(api.service, claim))
+        await asyncio.sleep(0)  # it has asked; its claim is made in the next turn
+        waiting.cancel()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(cancelled_while_waiting())
+    with api.service.sessions() as session:
+        left = session.scalars(select(IdempotencyRecord).where(IdempotencyRecord.key == key)).all()
+    assert left == []
+    answer = api.http.post("/deposits", json=body, headers=agent.waiting(**{"Idempotency-Key": key}))
+    assert answer.status_code == 200 and answer.json()["status"] == "confirmed", answer.text
 
 
 def signed_challenge(api: Api, wallet: Any) -> dict[str, str]:
