@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +241,14 @@ class Keystore:
         return sorted(found)
 
     def __contains__(self, address: object) -> bool:
-        return isinstance(address, str) and is_address(address) and self._path(address).exists()
+        return isinstance(address, str) and _is_address(address) and self._path(address).exists()
 
     def _path(self, address: str) -> Path:
-        return self.directory / f"{to_checksum_address(address)}.json"
+        return self.directory / f"{checksum_address(address)}.json"
+
+
+@lru_cache(maxsize=1 << 12)
+def _is_address(value: str) -> bool:
+    """``is_address``, remembered: the pipeline asks whether it holds a sender's key for every transaction, and
+    the check of a mixed-case address is a keccak (as is the checksum of its file name, also remembered)."""
+    return bool(is_address(value))
