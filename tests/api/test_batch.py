@@ -326,6 +326,45 @@ def test_a_batchs_items_records_are_written_in_one_transaction_with_their_audit_
     assert all(a["replayed"] for a in again)
 
 
+def test_when_the_items_audit_transaction_fails_their_records_are_still_written_with_the_batchs(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is lost when the items' audit records cannot be written: their operation records and idempotency
+    answers go with the batch request's own audit record instead (the answer still goes out, as a single
+    request's does when its audit record fails)."""
+    who = _cast(api, "audit fails")
+    agent, seller = who["agent"], who["seller"]
+    tag = os.urandom(4).hex()
+    items = [
+        {
+            "operation": "deposit",
+            "body": {"participant": seller.id, "amount": 1, "bank_reference": f"audit fails {tag} {i}"},
+            "idempotency_key": f"audit fails {tag} {i}",
+        }
+        for i in range(3)
+    ]
+    log = api.service.audit_log
+    append_all = log.append_all
+    failed: list[int] = []
+
+    def failing_for_the_items(entries: Any, also: Any = ()) -> Any:
+        if len(entries) == len(items) and not failed:  # the items' records, not the batch's own
+            failed.append(len(also))
+            raise RuntimeError("the audit log's database refused (test)")
+        return append_all(entries, also)
+
+    monkeypatch.setattr(log, "append_all", failing_for_the_items)
+    answers = batch(api, agent, items)
+    monkeypatch.undo()
+    assert failed == [2 * len(items)], failed  # it did fail, holding each item's operation record and answer
+    assert all(a["status"] == 200 and a["operation"]["status"] == "confirmed" for a in answers), answers
+    for answer in answers:
+        assert ok(api.http.get(answer["location"], headers=agent.headers))["status"] == "confirmed"
+    again = batch(api, agent, items)
+    assert all(a["replayed"] for a in again)
+    assert [a["operation"] for a in again] == [a["operation"] for a in answers]
+
+
 def test_a_self_custody_core_firm_confirms_a_batch_of_invoices_by_its_own_signatures(api: Api) -> None:
     key = Account.create()
     core = onboard_self_custody(
