@@ -5,7 +5,8 @@
 writes ``<out>.json`` (operation → gas used) and ``<out>.md`` (a table beside docs/design.md's targets), and
 ``<out>-signed-acts.json`` / ``.md``: each act sent directly beside the same act signed by the participant's own
 key and relayed through ``SignedActs`` (:mod:`tests.contracts.signed_gas`), with the overhead against the
-15,000-gas budget. Every
+15,000-gas budget, and below it the three paths a signed act can take measured on the bench contracts
+(:mod:`bench.signed_paths`: direct, forwarded as by ``SignedActs``, verified in the target). Every
 figure is a real transaction's ``gasUsed`` from a fresh deployment, in the order of a realistic story: an
 invoice is registered and confirmed, split down the chain, financed, repaid and redeemed (then, on a piece of
 its own, ERC-3525 value allowances are given, used and ended by a transfer); a receipt is issued,
@@ -19,11 +20,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.signed_paths import measure_signed_paths  # noqa: E402
 from ledger.tooling.sandbox import Sandbox  # noqa: E402
 from tests.contracts.signed_gas import SIGNED_OVERHEAD_BUDGET, measure_signed_acts  # noqa: E402
 from tests.contracts.support import DAY, NO_REVIEW, YUAN, invoice_key  # noqa: E402
@@ -181,7 +184,6 @@ def write_signed_acts(sb: Sandbox, out: Path) -> None:
         act: {"direct": direct, "signed": signed, "overhead": signed - direct}
         for act, (direct, signed) in pairs.items()
     }
-    out.with_suffix(".json").write_text(json.dumps({"budget": SIGNED_OVERHEAD_BUDGET, "acts": data}, indent=2) + "\n")
     lines = [
         "| act | direct | signed and relayed | overhead | budget |",
         "|---|---:|---:|---:|---:|",
@@ -191,6 +193,31 @@ def write_signed_acts(sb: Sandbox, out: Path) -> None:
         verdict = f"≤ {SIGNED_OVERHEAD_BUDGET:,} {'✓' if within else '✗ over'}"
         lines.append(f"| {act} | {figure['direct']:,} | {figure['signed']:,} | +{figure['overhead']:,} | {verdict} |")
         print(f"  {act:<55} {figure['direct']:>9,} {figure['signed']:>9,} {figure['overhead']:>+8,}", file=sys.stderr)
+    print("measuring the three paths of a signed act on the bench contracts ...", file=sys.stderr)
+    paths = measure_signed_paths()
+    lines += [
+        "",
+        "The same budget against the three paths a signed act can take, on the bench contracts of",
+        '`contracts/bench/BenchSignedActs.sol` (`bench/signed_paths.py`; docs/self-custody.md, "Gas"): a forwarder',
+        "like `SignedActs`, and verifying in the target with the registry as the verifier.",
+        "",
+        "| act (bench contracts) | direct | forwarded | overhead | in the target | overhead |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for act, gas in paths.items():
+        lines.append(
+            f"| {act} | {gas.direct:,} | {gas.forwarded:,} | +{gas.forwarded_overhead:,} | {gas.in_target:,} "
+            f"| +{gas.in_target_overhead:,} |"
+        )
+        print(
+            f"  {act:<55} {gas.direct:>9,} forwarded {gas.forwarded_overhead:>+8,} in target "
+            f"{gas.in_target_overhead:>+8,}",
+            file=sys.stderr,
+        )
+    data_paths = {act: asdict(gas) for act, gas in paths.items()}
+    out.with_suffix(".json").write_text(
+        json.dumps({"budget": SIGNED_OVERHEAD_BUDGET, "acts": data, "bench_paths": data_paths}, indent=2) + "\n"
+    )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}", file=sys.stderr)
 
