@@ -155,6 +155,9 @@ contract BenchActTarget {
     /// @notice The pledge or invoice is not in the state the act needs.
     /// @custom:kind conflict
     error BenchWrongState(uint256 id);
+    /// @notice The forwarder is set once.
+    /// @custom:kind conflict
+    error BenchForwarderSet(address forwarder);
     /// @notice The terms the signer approved are not the invoice's.
     /// @custom:kind conflict
     error BenchTermsChanged(uint256 invoiceId);
@@ -165,7 +168,7 @@ contract BenchActTarget {
 
     /// @notice Fixtures (anyone).
     function setForwarder(address forwarder_) external {
-        require(forwarder == address(0));
+        require(forwarder == address(0), BenchForwarderSet(forwarder));
         forwarder = forwarder_;
     }
 
