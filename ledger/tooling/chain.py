@@ -440,6 +440,11 @@ class Anvil:
         self._keep_time_moving_forward()
         if candidate.is_file():
             os.replace(candidate, self.backup_file)
+        # The dumps kept during an earlier run are older than the state this run started from (the backup), or of
+        # a chain set aside since: a crash before the new keeper copies its first dump must restore the backup,
+        # not one of them (a dump taken mid-deployment, say, before a clean stop that saved the rest).
+        for old in kept_dumps(self.keep_dir):
+            old.unlink(missing_ok=True)
         if self.state_interval is not None:
             self._start_keeper(process.pid)
 

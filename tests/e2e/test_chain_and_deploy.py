@@ -538,6 +538,35 @@ def test_a_state_file_truncated_by_a_crash_is_set_aside_and_the_backup_restored(
     assert load_deployment(tmp_path, LOCAL_CHAIN_ID, w3) == deployment
 
 
+def test_a_start_sets_aside_the_dumps_kept_by_an_earlier_run_so_a_crash_never_restores_an_older_state(
+    anvil: Anvil, artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    """A dump the keeper copied during an earlier run is older than the state the next run starts from (a clean
+    stop dumps what came after it). Were it still there when that run is killed before its own keeper copies
+    anything, the restart would load it and lose the rest: a CI run lost the last contracts of a deployment so."""
+    anvil.stop()
+    early = tmp_path / "early-state.json"
+    early.write_bytes(anvil.state_file.read_bytes())  # consistent, before the deployment
+    anvil.start()
+    deployment = _deploy(connect(anvil.rpc_url, LOCAL_CHAIN_ID), artifacts, tmp_path).deployment
+    anvil.stop()  # the dump on exit holds the whole deployment
+    for kept in kept_dumps(anvil.keep_dir):
+        kept.unlink()
+    planted = anvil.keep_dir / "state-00000000000000000001.json"  # as the earlier run's keeper would have left it
+    anvil.keep_dir.mkdir(parents=True, exist_ok=True)
+    planted.write_bytes(early.read_bytes())
+    assert inspect_state(planted).consistent
+
+    anvil.start()
+    assert not planted.exists()
+    anvil.kill()  # before this run's keeper copied a dump of its own
+    text = anvil.state_file.read_bytes()
+    anvil.state_file.write_bytes(text[: len(text) // 2])
+    status = anvil.start()
+    assert status.running and status.restored_from in [*kept_dumps(anvil.keep_dir), anvil.backup_file]
+    assert load_deployment(tmp_path, LOCAL_CHAIN_ID, connect(anvil.rpc_url, LOCAL_CHAIN_ID)) == deployment
+
+
 def _wait_for_kept_dump(anvil: Anvil, timeout: float = 10.0) -> Path:
     deadline = time.monotonic() + timeout
     while not (kept := [p for p in kept_dumps(anvil.keep_dir) if inspect_state(p).consistent]):
