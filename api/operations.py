@@ -54,19 +54,22 @@ _INSERT_OPERATION = insert(_OPERATIONS)
 _OPERATION_RECORD = select(_OPERATIONS.c.participant, _OPERATIONS.c.kind).where(
     _OPERATIONS.c.operation_id == bindparam("id")
 )
-_INSERT_OPERATION_IF_NEW: dict[str, Insert] = {
-    "sqlite": sqlite.insert(_OPERATIONS).on_conflict_do_nothing(),
-    "postgresql": postgresql.insert(_OPERATIONS).on_conflict_do_nothing(),
-}
+
+
+def _insert_if_new(table: Table) -> dict[str, Insert]:
+    """``table``'s INSERT that adds nothing where the row exists (``ON CONFLICT DO NOTHING``), by dialect."""
+    return {
+        "sqlite": sqlite.insert(table).on_conflict_do_nothing(),
+        "postgresql": postgresql.insert(table).on_conflict_do_nothing(),
+    }
+
+
+_INSERT_OPERATION_IF_NEW = _insert_if_new(_OPERATIONS)
 _IDEMPOTENCY = cast(Table, IdempotencyRecord.__table__)
 _CLAIM = insert(_IDEMPOTENCY).returning(_IDEMPOTENCY.c.id)
-_CLAIM_IF_NEW: dict[str, Insert] = {
-    "sqlite": sqlite.insert(_IDEMPOTENCY)
-    .on_conflict_do_nothing()
-    .returning(_IDEMPOTENCY.c.id, _IDEMPOTENCY.c.participant, _IDEMPOTENCY.c.key),
-    "postgresql": postgresql.insert(_IDEMPOTENCY)
-    .on_conflict_do_nothing()
-    .returning(_IDEMPOTENCY.c.id, _IDEMPOTENCY.c.participant, _IDEMPOTENCY.c.key),
+_CLAIM_IF_NEW = {
+    dialect: statement.returning(_IDEMPOTENCY.c.id, _IDEMPOTENCY.c.participant, _IDEMPOTENCY.c.key)
+    for dialect, statement in _insert_if_new(_IDEMPOTENCY).items()
 }
 _ANSWER = (
     update(_IDEMPOTENCY)

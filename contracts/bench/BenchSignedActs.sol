@@ -59,7 +59,7 @@ contract BenchActRegistry {
 
     constructor() {
         _domainSeparator =
-            keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("scf-bench"), keccak256("1"), block.chainid, address(this)));
+            keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("scf-ledger"), keccak256("1"), block.chainid, address(this)));
         target = new BenchActTarget(this);
     }
 
@@ -329,7 +329,7 @@ contract BenchActForwarder {
         registry = registry_;
         target = registry_.target();
         _domainSeparator =
-            keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("scf-bench"), keccak256("1"), block.chainid, address(this)));
+            keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("scf-ledger"), keccak256("1"), block.chainid, address(this)));
     }
 
     // solhint-disable-next-line func-name-mixedcase

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -67,6 +68,25 @@ def _cast(api: Api, tag: str, line: int = 10_000_000 * YUAN) -> dict[str, Partic
         )
     )
     return people
+
+
+def _deposits(
+    to: Participant,
+    label: str,
+    count: int,
+    *,
+    keyed: Callable[[int], bool] = lambda i: False,
+    amount: Callable[[int], int] = lambda i: 1,
+) -> list[dict[str, Any]]:
+    """``count`` deposit items to ``to``, each with a bank reference of its own (and, where ``keyed``, that
+    reference as its idempotency key)."""
+    tag = os.urandom(4).hex()
+    items: list[dict[str, Any]] = []
+    for i in range(count):
+        reference = f"{label} {tag} {i}"
+        body = {"participant": to.id, "amount": amount(i), "bank_reference": reference}
+        items.append({"operation": "deposit", "body": body, **({"idempotency_key": reference} if keyed(i) else {})})
+    return items
 
 
 def test_each_item_gets_its_own_answer_bad_ones_the_single_routes_problem_good_ones_confirmed(api: Api) -> None:
@@ -137,15 +157,7 @@ def test_each_item_gets_its_own_answer_bad_ones_the_single_routes_problem_good_o
 def test_a_replayed_batch_answers_the_same_operations_and_sends_nothing_again(api: Api) -> None:
     who = _cast(api, "replay")
     agent, seller = who["agent"], who["seller"]
-    tag = os.urandom(4).hex()
-    items = [
-        {
-            "operation": "deposit",
-            "body": {"participant": seller.id, "amount": (i + 1) * YUAN, "bank_reference": f"batch {tag} {i}"},
-            "idempotency_key": f"deposit {tag} {i}",
-        }
-        for i in range(5)
-    ]
+    items = _deposits(seller, "batch", 5, keyed=lambda i: True, amount=lambda i: (i + 1) * YUAN)
     first = batch(api, agent, items)
     assert all(a["status"] == 200 and a["operation"]["status"] == "confirmed" for a in first), first
     before = _journal_size(api)
@@ -244,14 +256,7 @@ def test_a_batchs_operations_are_preflighted_and_go_to_the_chain_together(
 ) -> None:
     who = _cast(api, "together")
     agent, seller = who["agent"], who["seller"]
-    tag = os.urandom(4).hex()
-    items = [
-        {
-            "operation": "deposit",
-            "body": {"participant": seller.id, "amount": 1, "bank_reference": f"together {tag} {i}"},
-        }
-        for i in range(40)
-    ]
+    items = _deposits(seller, "together", 40)
     rpc = api.service.pipeline._rpc
     assert rpc is not None
     send = rpc.batch
@@ -278,15 +283,7 @@ def test_a_batchs_items_records_are_written_in_one_transaction_with_their_audit_
     commit per item."""
     who = _cast(api, "records")
     agent, seller = who["agent"], who["seller"]
-    tag = os.urandom(4).hex()
-    items = [
-        {
-            "operation": "deposit",
-            "body": {"participant": seller.id, "amount": 1, "bank_reference": f"records {tag} {i}"},
-            **({"idempotency_key": f"records {tag} {i}"} if i % 2 else {}),
-        }
-        for i in range(6)
-    ]
+    items = _deposits(seller, "records", 6, keyed=lambda i: i % 2 == 1)
     engine = api.service.sessions.kw["bind"]
     transactions = itertools.count()
     written: dict[str, list[int]] = {"claim": [], "service_operations": [], "idempotency_answer": [], "audit_log": []}
@@ -334,15 +331,7 @@ def test_when_the_items_audit_transaction_fails_their_records_are_still_written_
     request's does when its audit record fails)."""
     who = _cast(api, "audit fails")
     agent, seller = who["agent"], who["seller"]
-    tag = os.urandom(4).hex()
-    items = [
-        {
-            "operation": "deposit",
-            "body": {"participant": seller.id, "amount": 1, "bank_reference": f"audit fails {tag} {i}"},
-            "idempotency_key": f"audit fails {tag} {i}",
-        }
-        for i in range(3)
-    ]
+    items = _deposits(seller, "audit fails", 3, keyed=lambda i: True)
     log = api.service.audit_log
     append_all = log.append_all
     failed: list[int] = []

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from eth_account import Account
 
-from bench.signed_paths import CANCEL_PLEDGE, DAY, DEADLINE, SignedPaths, measure_signed_paths
+from bench.signed_paths import DAY, DEADLINE, SignedPaths, measure_signed_paths
 from ledger.errors import ContractRevert
 from ledger.tooling.sandbox import Sandbox
 from tests.contracts.signed_gas import SIGNED_OVERHEAD_BUDGET
@@ -58,9 +58,9 @@ def test_the_bench_verifiers_refuse_replays_other_signers_changed_terms_and_dire
     message = {"account": paths.own, "pledgeId": 1, "nonce": 6, "deadline": DEADLINE}
     stranger = SignedPaths(sb, paths.registry, paths.target, paths.forwarder, Account.create(), paths.seller)
     for verifier, send in ((paths.registry, paths.cancel_in_target), (paths.forwarder, paths.cancel_forwarded)):
-        forged = stranger.sign(verifier, "CancelPledge", CANCEL_PLEDGE, message)
+        forged = stranger.sign(verifier, "CancelPledge", message)
         refused("BenchInvalidSignature", lambda: send(1, 6, forged))  # noqa: B023 - called at once
-        honest = paths.sign(verifier, "CancelPledge", CANCEL_PLEDGE, message)
+        honest = paths.sign(verifier, "CancelPledge", message)
         refused("BenchInvalidSignature", lambda: send(2, 6, honest))  # noqa: B023 - signed for pledge 1
 
     due = paths.target.functions.invoices(1).call()[1]
