@@ -638,6 +638,12 @@ class Health(BaseModel):
     )
     process: int = Field(description="this process's id (several may serve one address)")
     handed_off: int = Field(description="submissions this process queued for the pipeline's owner (while on standby)")
+    indexer_process: int | None = Field(
+        None,
+        description="the id of the indexer's own process, where it runs in one (SCF_INDEXER=process) started by this "
+        "process; null where the indexer is a thread, or runs in another process of the service",
+    )
+    indexer_restarts: int = Field(0, description="how often this process started its indexer's process again")
 
 
 class Rules(BaseModel):

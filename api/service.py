@@ -62,6 +62,7 @@ from ledger.deployment import (
 from ledger.errors import ErrorDecoder
 from ledger.identifiers import salted_key_hash, synthetic_credit_code
 from ledger.index import Indexer
+from ledger.index.process import IndexerConfig, IndexerProcess
 from ledger.keystore import Keystore
 from ledger.migrations import ensure_sqlite_folder, upgrade
 from ledger.models import Role
@@ -223,6 +224,9 @@ class LedgerService:
     """Operation records already read, or written afresh (once committed): operation id -> (participant, kind). A
     record never changes once written, so what was read stays true (:func:`api.operations.get_operation`; bounded
     there)."""
+    index_process_config: IndexerConfig | None = None
+    """Set where the indexer runs in a process of its own (``SCF_INDEXER=process``)."""
+    index_process: IndexerProcess | None = None
     _indexer_thread: threading.Thread | None = field(default=None, repr=False)
     _lease_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -335,14 +339,33 @@ class LedgerService:
             w3, contracts, decoder, pipeline, signer, catalogue=catalogue, logs_max_range=settings.logs_max_range
         )
         index_w3 = connect(settings.rpc_url, settings.chain_id, timeout=settings.rpc_timeout)
+        addresses = {key: str(c.address) for key, c in contracts.items()}
+        abis = {key: c.abi for key, c in contracts.items()}
+        start_block = await asyncio.to_thread(first_block, w3, deployment)  # a new index: the ledger's first block
         indexer = Indexer(
             index_w3,
-            {key: str(c.address) for key, c in contracts.items()},
-            {key: c.abi for key, c in contracts.items()},
+            addresses,
+            abis,
             sessions,
-            start_block=await asyncio.to_thread(first_block, w3, deployment),  # a new index: the ledger's first block
+            start_block=start_block,
             page_size=settings.logs_max_range,  # no eth_getLogs wider than the node takes (Besu: 5000 blocks)
             confirmations=settings.confirmations,  # the index shows what the pipeline reports confirmed
+        )
+        index_process = (
+            IndexerConfig(
+                database_url=url,
+                rpc_url=settings.rpc_url,
+                chain_id=settings.chain_id,
+                rpc_timeout=settings.rpc_timeout,
+                contracts=addresses,
+                abis=abis,
+                start_block=start_block,
+                page_size=settings.logs_max_range,
+                confirmations=settings.confirmations,
+                log_level=_ledger_log_level(),
+            )
+            if settings.indexer == "process"
+            else None
         )
         service = cls(
             settings=settings,
@@ -372,6 +395,7 @@ class LedgerService:
             regulator=regulator,
             lease=lease,
             run_indexer=run_indexer,
+            index_process_config=index_process,
         )
         service.operator_api_key = service._bootstrap_operator(own_roles)
         service.sensors = SensorHub(
@@ -409,14 +433,18 @@ class LedgerService:
             )
             service.docex.start()
             service.index_watch = IndexWatch(asyncio.get_running_loop())
-            indexer.on_indexed(service.index_watch.indexed)
             # A new block with our transactions in it: index it while the pipeline confirms them, rather than
             # once the first request answered by it asks (``indexed``).
-            service.pipeline.on_block = lambda _block: indexer.poke()
-            service._indexer_thread = threading.Thread(
-                target=indexer.run_forever, kwargs={"poll_interval": 0.25}, name="indexer", daemon=True
-            )
-            service._indexer_thread.start()
+            service.pipeline.on_block = lambda _block: service._poke_index()
+            if self.index_process_config is not None:
+                service.index_process = IndexerProcess(self.index_process_config, service.index_watch.indexed)
+                service.index_process.start()
+            else:
+                indexer.on_indexed(service.index_watch.indexed)
+                service._indexer_thread = threading.Thread(
+                    target=indexer.run_forever, kwargs={"poll_interval": 0.25}, name="indexer", daemon=True
+                )
+                service._indexer_thread.start()
             # The readings' periods are anchored, and MQTT subscribed, where the index runs: once per database.
             service.sensor_monitor = SensorMonitor(
                 sessions, client, settings.sensor_oracle, settings.sensor_poll_seconds, settings.max_wait_seconds
@@ -467,6 +495,8 @@ class LedgerService:
         await self.pipeline.stop()
         if self._indexer_thread is not None:
             await asyncio.to_thread(self._indexer_thread.join, 30)
+        if self.index_process is not None:
+            await asyncio.to_thread(self.index_process.stop)
         if self.lease is not None:
             await asyncio.to_thread(self.lease.release)
 
@@ -559,8 +589,15 @@ class LedgerService:
             return True
         if watch.through is not None and watch.through >= block:
             return True
-        self.indexer.poke()
+        self._poke_index()
         return await watch.reached(block, timeout)
+
+    def _poke_index(self) -> None:
+        """Wake the indexer (the thread, or the process of its own) to sync now."""
+        if self.index_process is not None:
+            self.index_process.poke()
+        else:
+            self.indexer.poke()
 
     async def _index_reached(self, block: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -576,3 +613,9 @@ class LedgerService:
         head = int(self.w3.eth.block_number)
         indexed = self.indexer.indexed_block()
         return {"head": head, "indexed": indexed, "lag": None if indexed is None else max(0, head - indexed)}
+
+
+def _ledger_log_level() -> int | None:
+    """The level of the ``ledger`` logger where it logs somewhere (``scf serve``), for the indexer's process."""
+    named = logging.getLogger("ledger")
+    return named.level if named.handlers else None

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         description="service processes `scf serve` runs on the one port; more than one needs PostgreSQL "
         "(SCF_DATABASE_URL): one of them signs at a time, the others hand it their submissions",
     )
+    indexer: Literal["thread", "process"] = Field(
+        "thread",
+        description="where the service's event indexer runs: a thread of the service's process, or a process of "
+        "its own (its own interpreter: the requests' Python no longer shares one with decoding and writing the "
+        "index)",
+    )
     deployments_dir: Path = Field(PROJECT_ROOT / "deployments", description="deployed_addresses.json per chain")
 
     # -- secrets -------------------------------------------------------------------------------------

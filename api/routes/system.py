@@ -55,6 +55,9 @@ def health(service: Service) -> JSONResponse:
     body["pipeline_owner"] = service.owns_pipeline
     body["process"] = os.getpid()
     body["handed_off"] = service.pipeline.handed_off
+    index_process = service.index_process
+    body["indexer_process"] = None if index_process is None else index_process.pid
+    body["indexer_restarts"] = 0 if index_process is None else index_process.restarts
     return JSONResponse(body, status_code=status)
 
 

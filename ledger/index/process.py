@@ -1,0 +1,198 @@
+"""The indexer in a process of its own (``SCF_INDEXER=process``).
+
+In one process the indexer is a thread sharing the interpreter (and its global lock) with the event loop that
+answers requests: under load, decoding logs and writing the projections took about a third of the service's
+CPU, and every millisecond of it was a millisecond the requests could not run. :class:`IndexerProcess` runs
+the same :class:`~ledger.index.indexer.Indexer` loop in a child process with its own interpreter, database
+connection and node connection; the service keeps what needs no index work (reading where the index stands,
+answering requests once their block is indexed).
+
+The two talk over one pipe: the parent sends a poke (index now: a block with the service's transactions in it
+appeared) or ``stop``; the child sends the last block the index holds after every page and every sync, which
+the parent hands to its listeners (the service's :class:`api.service.IndexWatch`). The index itself, and
+where it stands, stays in the database as before, so a reader in any process sees the same thing.
+
+Failure: the child stops when the parent goes (its end of the pipe closes, also after a ``kill -9``), and a
+child that dies is started again by the parent after a pause (the index is idempotent and resumes from its
+checkpoint), with the cause in the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_POKE = b"p"
+_STOP = b"s"
+
+#: Seconds between a child's death and its restart (the node or the database may be what killed it).
+RESTART_PAUSE = 1.0
+
+
+@dataclass(frozen=True)
+class IndexerConfig:
+    """What the child needs to build the indexer the service would have built: all plain values, sent to a
+    freshly started (spawned) interpreter."""
+
+    database_url: str
+    rpc_url: str
+    chain_id: int
+    rpc_timeout: float
+    contracts: Mapping[str, str]
+    abis: Mapping[str, list[dict[str, Any]]]
+    start_block: int
+    page_size: int
+    confirmations: int
+    poll_interval: float = 0.25
+    log_level: int | None = None
+    """The level of the parent's ``ledger`` logger where it has handlers (the child logs to stderr too)."""
+
+
+class IndexerProcess:
+    """Runs :meth:`Indexer.run_forever` in a child process; see the module."""
+
+    def __init__(self, config: IndexerConfig, on_indexed: Callable[[int], None]) -> None:
+        self.config = config
+        self._on_indexed = on_indexed
+        self._context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads forked mid-flight
+        self._lock = threading.Lock()  # pokes come from the event loop and from the pipeline's threads
+        self._conn: multiprocessing.connection.Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> None:
+        """Start the child and the thread that reads what it reports (and restarts it when it dies)."""
+        self._spawn()
+        self._supervisor = threading.Thread(target=self._supervise, name="indexer-process", daemon=True)
+        self._supervisor.start()
+
+    def poke(self) -> None:
+        """Ask the child to sync now rather than at its next poll."""
+        self._send(_POKE)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the child to stop after its current page, wait for it, and kill it if it does not."""
+        self._stopping.set()
+        self._send(_STOP)
+        process = self._process
+        if process is not None:
+            process.join(timeout)
+            if process.is_alive():
+                logger.warning("the indexer process did not stop within %g s: killing it", timeout)
+                process.kill()
+                process.join(5)
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _spawn(self) -> None:
+        parent, child = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=_main, args=(self.config, child), name="scf-indexer", daemon=True)
+        process.start()
+        child.close()  # the child holds its own copy: when it dies, the parent's end reads end-of-file
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn, self._process = parent, process
+        logger.info("indexer process %s started", process.pid)
+
+    def _send(self, message: bytes) -> None:
+        with self._lock:
+            if self._conn is None:
+                return
+            # An error means the child is gone: the supervisor starts another, which syncs at once.
+            with contextlib.suppress(OSError):
+                self._conn.send_bytes(message)
+
+    def _supervise(self) -> None:
+        while True:
+            conn = self._conn
+            assert conn is not None
+            try:
+                while True:
+                    self._on_indexed(int.from_bytes(conn.recv_bytes(), "big", signed=True))
+            except (EOFError, OSError):
+                pass
+            if self._stopping.is_set():
+                return
+            process = self._process
+            assert process is not None
+            process.join(5)
+            logger.error(
+                "the indexer process %s ended (exit code %s): starting another in %g s",
+                process.pid,
+                process.exitcode,
+                RESTART_PAUSE,
+            )
+            if self._stopping.wait(RESTART_PAUSE):
+                return
+            self._spawn()
+            self.restarts += 1
+
+
+def _main(config: IndexerConfig, conn: multiprocessing.connection.Connection) -> None:
+    """The child: the indexer the service would have run in a thread, with its own connections."""
+    if config.log_level is not None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        named = logging.getLogger("ledger")
+        named.addHandler(handler)
+        named.setLevel(config.log_level)
+    # Imported here: the parent imports this module without paying for web3 twice.
+    from ledger.db import make_engine, make_sessionmaker
+    from ledger.index.indexer import Indexer
+    from ledger.node import connect
+
+    engine = make_engine(config.database_url)
+    indexer = Indexer(
+        connect(config.rpc_url, config.chain_id, timeout=config.rpc_timeout),
+        dict(config.contracts),
+        dict(config.abis),
+        make_sessionmaker(engine),
+        start_block=config.start_block,
+        page_size=config.page_size,
+        confirmations=config.confirmations,
+    )
+    send_lock = threading.Lock()
+
+    def report(block: int) -> None:
+        with send_lock:
+            try:
+                conn.send_bytes(block.to_bytes(8, "big", signed=True))
+            except OSError:  # the parent is gone: the listener below stops the loop
+                indexer.stop()
+
+    def listen() -> None:
+        try:
+            while True:
+                if conn.recv_bytes() == _STOP:
+                    break
+                indexer.poke()
+        except (EOFError, OSError):  # the parent ended, however it ended
+            pass
+        indexer.stop()
+
+    indexer.on_indexed(report)
+    threading.Thread(target=listen, name="indexer-pipe", daemon=True).start()
+    try:
+        indexer.run_forever(poll_interval=config.poll_interval)
+    finally:
+        engine.dispose()

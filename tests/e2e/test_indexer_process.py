@@ -1,0 +1,115 @@
+"""The indexer in a process of its own (``SCF_INDEXER=process``), as real processes: ``scf serve`` on a real anvil,
+its indexer a child process that it starts, starts again when it dies, and that ends with it.
+
+Read-your-writes holds across the two processes: an operation answered confirmed is in the lists of the next
+request, because the service answers only once the child reports the operation's block indexed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ledger.identifiers import synthetic_credit_code
+from ledger.tooling.chain import Anvil
+from tests.e2e.conftest import free_port
+from tests.e2e.processes import Served, base_environment, serving
+
+WAIT = {"Prefer": "wait=30"}
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    anvil = Anvil(tmp_path / "chain", port=free_port(), block_time=0.5)
+    anvil.start()
+    try:
+        env = base_environment(tmp_path / "data", SCF_RPC_URL=anvil.rpc_url, SCF_INDEXER="process")
+        with serving(env, tmp_path) as service:
+            yield service
+    finally:
+        anvil.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _health(served: Served) -> dict[str, Any]:
+    answer = httpx.get(f"{served.base_url}/health", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def _deposit_then_list(served: Served, operator: dict[str, str], supplier: str, amount: int) -> None:
+    """A deposit answered confirmed, then the deposit is in the very next read of the index."""
+    created = httpx.post(
+        f"{served.base_url}/deposits",
+        headers={**operator, **WAIT},
+        json={"participant": supplier, "amount": amount, "bank_reference": f"indexer process {amount}"},
+        timeout=60,
+    )
+    assert created.status_code == 200 and created.json()["status"] == "confirmed", created.text
+    events = httpx.get(f"{served.base_url}/events", headers=operator, params={"limit": 500}, timeout=10)
+    assert events.status_code == 200, events.text
+    assert amount in [e["fields"].get("amount") for e in events.json()["items"]], events.text
+
+
+def _onboard(served: Served, operator: dict[str, str]) -> tuple[dict[str, str], str]:
+    """A settlement agent (who deposits) and a supplier (who is credited)."""
+    created = []
+    cast = (("Indexer process desk", "settlement-agent"), ("Indexer process supplier", "supplier"))
+    for seed, (name, role) in enumerate(cast):
+        body = {"name": name, "credit_code": synthetic_credit_code(9_001 + seed), "roles": [role]}
+        answer = httpx.post(f"{served.base_url}/participants", headers={**operator, **WAIT}, json=body, timeout=60)
+        assert answer.status_code == 201, answer.text
+        created.append(answer.json())
+    return served.headers(created[0]["api_key"]), created[1]["participant"]["id"]
+
+
+def test_with_the_indexer_in_its_own_process_a_confirmed_operation_is_in_the_next_read_and_a_dead_indexer_is_replaced(
+    served: Served,
+) -> None:
+    operator = served.headers(served.operator_key())
+    health = _health(served)
+    child = health["indexer_process"]
+    assert isinstance(child, int) and child != health["process"] and _alive(child), health
+    assert _parent_of(child) == health["process"], "the indexer is the service's own child"
+    agent, supplier = _onboard(served, operator)
+    _deposit_then_list(served, agent, supplier, 101)
+
+    os.kill(child, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while (health := _health(served))["indexer_restarts"] < 1:
+        assert time.monotonic() < deadline, f"the dead indexer process was not replaced: {health}"
+        time.sleep(0.2)
+    replacement = health["indexer_process"]
+    assert replacement != child and _alive(replacement), health
+    _deposit_then_list(served, agent, supplier, 102)  # the new process resumed from the index's checkpoint
+    assert "ended (exit code -9): starting another" in served.stderr.read_text() + served.stdout.read_text()
+
+
+def test_the_indexer_process_ends_with_the_service_however_the_service_ends(served: Served) -> None:
+    health = _health(served)
+    child = health["indexer_process"]
+    assert served.process is not None and _alive(child)
+    served.process.kill()  # no clean stop: the child sees its pipe close
+    served.process.wait(30)
+    deadline = time.monotonic() + 30
+    while _alive(child):
+        assert time.monotonic() < deadline, "the indexer process outlived the service it indexed for"
+        time.sleep(0.1)
