@@ -116,8 +116,8 @@ bench-cpu: setup
 bench-batch: setup
 	$(BIN)/scf bench-batch
 
-## bench-workers: the REST service with 1 and 2 processes (SCF_WORKERS) on the local PostgreSQL, side by side in
-## one run (about ten minutes) -> bench/results/<date>-workers-full.json and its table in docs/benchmarks.md.
+## bench-workers: the REST service with 1 and 2 processes (SCF_WORKERS), its indexer a thread or a process of its
+## own (SCF_INDEXER), on the local PostgreSQL, side by side in one run (about ten minutes) -> bench/results/<date>-workers-full.json and its table in docs/benchmarks.md.
 bench-workers: setup
 	$(BIN)/scf bench-workers
 

@@ -1,14 +1,15 @@
 """``scf bench-workers`` (or ``python -m bench.workers``): the REST service with one process against several
-(``SCF_WORKERS``) on one PostgreSQL database, side by side in one run.
+(``SCF_WORKERS``) on one PostgreSQL database, and with its indexer in a thread against a process of its own
+(``SCF_INDEXER``), side by side in one run.
 
-One run starts its own anvil (a block every second) and, for each worker count in turn (alternated over the
-rounds), ``scf serve --no-chain`` with ``SCF_WORKERS=N`` on a fresh schema of the local PostgreSQL and a fresh
-deployment; onboards the open-loop benchmark's cast through the API (``lanes`` suppliers, each splitting its own
-large receivable piece) and runs the open-loop generator (:mod:`bench.openloop`, in its own process) over the
-same offered rates. The figures per worker count: the highest achieved rate of confirmed split-transfers over
-the steps, and the service's CPU per confirmed request at that step (``utime + stime`` of ``scf serve`` and its
-workers, from ``/proc``). The ratio that matters is achieved(N) ÷ achieved(1), measured in the same run on the
-same machine.
+One run starts its own anvil (a block every second) and, for each setup in turn (alternated over the rounds),
+``scf serve --no-chain`` with its ``SCF_WORKERS`` and ``SCF_INDEXER`` on a fresh schema of the local PostgreSQL
+and a fresh deployment; onboards the open-loop benchmark's cast through the API (``lanes`` suppliers, each
+splitting its own large receivable piece) and runs the open-loop generator (:mod:`bench.openloop`, in its own
+process) over the same offered rates. The figures per setup: the highest achieved rate of confirmed split-transfers over
+the steps, and the service's CPU per confirmed request at that step (``utime + stime`` of ``scf serve``, its
+workers and the indexer's process, from ``/proc``). The ratios are each setup's achieved rate ÷ the first
+setup's (one process, the indexer a thread of it), measured in the same run on the same machine.
 
 Needs PostgreSQL at 127.0.0.1:5432 (database ``test``, trust authentication), like the test suite: several
 processes share a database only there.
@@ -52,7 +53,8 @@ POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 @dataclass(frozen=True)
 class WorkersBenchConfig:
     mode: str
-    workers: tuple[int, ...]
+    setups: tuple[tuple[int, str], ...]
+    """(``SCF_WORKERS``, ``SCF_INDEXER``) of each service measured; the first is the reference of the ratios."""
     rounds: int
     rates: tuple[float, ...]
     """Requests a second offered, one open-loop step each."""
@@ -61,8 +63,16 @@ class WorkersBenchConfig:
     block_time: float = 1.0
 
 
-QUICK = WorkersBenchConfig(mode="quick", workers=(1, 2), rounds=1, rates=(40.0,), seconds=5.0, lanes=8)
-FULL = WorkersBenchConfig(mode="full", workers=(1, 2), rounds=2, rates=(100.0, 200.0, 400.0), seconds=10.0, lanes=32)
+SETUPS = ((1, "thread"), (1, "process"), (2, "process"))
+QUICK = WorkersBenchConfig(mode="quick", setups=SETUPS, rounds=1, rates=(40.0,), seconds=5.0, lanes=8)
+FULL = WorkersBenchConfig(mode="full", setups=SETUPS, rounds=2, rates=(100.0, 200.0, 400.0), seconds=10.0, lanes=32)
+
+
+def label(workers: int, indexer: str) -> str:
+    """The key of a setup in the results: ``1/thread``, ``2/process``."""
+    return f"{workers}/{indexer}"
+
+
 MODES = {"quick": QUICK, "full": FULL}
 
 
@@ -85,7 +95,10 @@ def postgres_schema() -> Iterator[str]:
         admin.dispose()
 
 
-async def _measure(anvil: Anvil, workers: int, config: WorkersBenchConfig, folder: Path, say: Say) -> dict[str, Any]:
+async def _measure(
+    anvil: Anvil, setup: tuple[int, str], config: WorkersBenchConfig, folder: Path, say: Say
+) -> dict[str, Any]:
+    workers, indexer = setup
     with postgres_schema() as url:
         service = ServiceProcess(
             rpc_url=anvil.rpc_url,
@@ -93,7 +106,12 @@ async def _measure(anvil: Anvil, workers: int, config: WorkersBenchConfig, folde
             data_dir=folder / "service",
             deployments_dir=folder / "deployments",
             port=free_port(),
-            settings={"SCF_DATABASE_URL": url, "SCF_WORKERS": str(workers), "SCF_CONFIRMATIONS": "0"},
+            settings={
+                "SCF_DATABASE_URL": url,
+                "SCF_WORKERS": str(workers),
+                "SCF_INDEXER": indexer,
+                "SCF_CONFIRMATIONS": "0",
+            },
             command=[str(Path(sys.executable).parent / "scf"), "serve", "--no-chain"],
         )
         operator_key = await asyncio.to_thread(service.start)
@@ -115,6 +133,7 @@ async def _measure(anvil: Anvil, workers: int, config: WorkersBenchConfig, folde
     best = max(figures["steps"], key=lambda step: step["achieved"])
     return {
         "workers": workers,
+        "indexer": indexer,
         "achieved": best["achieved"],
         "offered": best["offered"],
         "cpu_ms_per_request": best["service_cpu_ms_per_request"],
@@ -173,31 +192,34 @@ async def _run(config: WorkersBenchConfig, say: Say, root: Path) -> dict[str, An
         results["machine"] = machine_info(anvil)
         rounds: list[dict[str, Any]] = []
         for number in range(1, config.rounds + 1):
-            order = config.workers if number % 2 else tuple(reversed(config.workers))
+            order = config.setups if number % 2 else tuple(reversed(config.setups))
             figures: dict[str, Any] = {}
-            for workers in order:
-                say(f"round {number} of {config.rounds}: {workers} worker(s)")
-                figures[str(workers)] = await _measure(anvil, workers, config, root / f"r{number}-w{workers}", say)
+            for setup in order:
+                key = label(*setup)
+                say(f"round {number} of {config.rounds}: {setup[0]} worker(s), the indexer in a {setup[1]}")
+                figures[key] = await _measure(anvil, setup, config, root / f"r{number}-{key.replace('/', '-')}", say)
                 say(
-                    f"    {workers} worker(s): {figures[str(workers)]['achieved']:.0f} confirmed/s at "
-                    f"{figures[str(workers)]['cpu_ms_per_request']:.2f} ms of service CPU each"
+                    f"    {key}: {figures[key]['achieved']:.0f} confirmed/s at "
+                    f"{figures[key]['cpu_ms_per_request']:.2f} ms of service CPU each"
                 )
             rounds.append(figures)
         results["rounds"] = rounds
-        one = statistics.median(r["1"]["achieved"] for r in rounds)
+        reference = label(*config.setups[0])
+        one = statistics.median(r[reference]["achieved"] for r in rounds)
         results["median"] = {
-            str(w): {
-                "achieved": (achieved := statistics.median(r[str(w)]["achieved"] for r in rounds)),
-                "cpu_ms_per_request": statistics.median(r[str(w)]["cpu_ms_per_request"] for r in rounds),
-                "service_cpu_cores": statistics.median(r[str(w)]["service_cpu_cores"] for r in rounds),
-                "p99": statistics.median(r[str(w)]["p99"] for r in rounds),
+            key: {
+                "achieved": (achieved := statistics.median(r[key]["achieved"] for r in rounds)),
+                "cpu_ms_per_request": statistics.median(r[key]["cpu_ms_per_request"] for r in rounds),
+                "service_cpu_cores": statistics.median(r[key]["service_cpu_cores"] for r in rounds),
+                "p99": statistics.median(r[key]["p99"] for r in rounds),
                 "cores_busy": {
-                    part: statistics.median(r[str(w)]["cores_busy"][part] for r in rounds)
-                    for part in rounds[0][str(w)]["cores_busy"]
+                    part: statistics.median(r[key]["cores_busy"][part] for r in rounds)
+                    for part in rounds[0][key]["cores_busy"]
                 },
                 "ratio_to_one": achieved / one if one else 0.0,
+                "round_ratios": [r[key]["achieved"] / r[reference]["achieved"] for r in rounds],
             }
-            for w in config.workers
+            for key in (label(*setup) for setup in config.setups)
         }
     finally:
         anvil.kill()
@@ -215,17 +237,19 @@ def markdown(results: dict[str, Any], json_name: str) -> str:
         f"offered {', '.join(f'{r:.0f}' for r in config['rates'])} split-transfers/s for {config['seconds']:.0f} s "
         f"each over {config['lanes']} lanes, medians of {config['rounds']} round(s) alternating the order.",
         "",
-        "| workers | confirmed/s (best step) | ratio to one worker | service CPU per request | p99 (best step) "
-        "| cores busy over the run: machine / service / PostgreSQL / anvil |",
-        "|---|---:|---:|---:|---:|---|",
+        "| workers | indexer | confirmed/s (best step) | ratio to the first row (rounds) | service CPU per request "
+        "| p99 (best step) | cores busy over the run: machine / service / PostgreSQL / anvil |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
-    for workers in config["workers"]:
-        m = median[str(workers)]
+    for workers, indexer in config["setups"]:
+        m = median[label(workers, indexer)]
         busy = m["cores_busy"]
+        where = "a thread of the owner" if indexer == "thread" else "its own process"
+        rounds = ", ".join(f"{r:.2f}" for r in m["round_ratios"])
         rows.append(
-            f"| {workers} | {m['achieved']:.0f} | {m['ratio_to_one']:.2f} | {m['cpu_ms_per_request']:.2f} ms | "
-            f"{m['p99']:.2f} s | {busy['machine']:.2f} / {busy['service']:.2f} / {busy['postgres']:.2f} / "
-            f"{busy['anvil']:.2f} |"
+            f"| {workers} | {where} | {m['achieved']:.0f} | {m['ratio_to_one']:.2f} ({rounds}) | "
+            f"{m['cpu_ms_per_request']:.2f} ms | {m['p99']:.2f} s | {busy['machine']:.2f} / {busy['service']:.2f} / "
+            f"{busy['postgres']:.2f} / {busy['anvil']:.2f} |"
         )
     rows += ["", END]
     return "\n".join(rows)

@@ -572,8 +572,9 @@ def bench_workers_command(
         Path | None, typer.Option(help="keep the run's chain and service logs here (default: temporary)")
     ] = None,
 ) -> None:
-    """Measure the REST service with one process against several (SCF_WORKERS) on one PostgreSQL database in the
-    same run: confirmed split-transfers per second under open-loop load and the service's CPU per request."""
+    """Measure the REST service with one process against several (SCF_WORKERS) on one PostgreSQL database, and its
+    indexer in a thread against a process of its own (SCF_INDEXER), in the same run: confirmed split-transfers per
+    second under open-loop load and the service's CPU per request."""
     from bench.workers import FULL, QUICK, run_workers_bench, write_results
 
     config = QUICK if quick else FULL
