@@ -7,6 +7,7 @@ request, because the service answers only once the child reports the operation's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -19,22 +20,26 @@ import pytest
 
 from ledger.identifiers import synthetic_credit_code
 from ledger.tooling.chain import Anvil
+from tests.api.conftest import postgres_schema
 from tests.e2e.conftest import free_port
 from tests.e2e.processes import Served, base_environment, serving
 
 WAIT = {"Prefer": "wait=30"}
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    anvil = Anvil(tmp_path / "chain", port=free_port(), block_time=0.5)
-    anvil.start()
-    try:
-        env = base_environment(tmp_path / "data", SCF_RPC_URL=anvil.rpc_url, SCF_INDEXER="process")
-        with serving(env, tmp_path) as service:
-            yield service
-    finally:
-        anvil.kill()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    """``scf serve`` with the indexer in a process of its own, on the SQLite default or a fresh PostgreSQL schema
+    (skipped, saying why, where no server answers)."""
+    with contextlib.ExitStack() as stack:
+        database = {}
+        if request.param == "postgresql":
+            database["SCF_DATABASE_URL"] = stack.enter_context(postgres_schema("scf_indexer_process"))
+        anvil = Anvil(tmp_path / "chain", port=free_port(), block_time=0.5)
+        anvil.start()
+        stack.callback(anvil.kill)
+        env = base_environment(tmp_path / "data", SCF_RPC_URL=anvil.rpc_url, SCF_INDEXER="process", **database)
+        yield stack.enter_context(serving(env, tmp_path))
 
 
 def _alive(pid: int) -> bool:
