@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -104,6 +105,7 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         self._rpc_timeout = rpc_timeout
         self._rpc = None
         self._rpc_loop = None
+        self._reads: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._db_executor = None
         self._running = False
         self._tasks = []
@@ -259,7 +261,20 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         when the node does not answer."""
         if self._rpc is None or self._rpc_loop is not asyncio.get_running_loop():
             raise PipelineNotRunning("the pipeline's connection is not open on this event loop")
-        return await self._rpc.call(method, *params)
+        # The same read asked again while it is on its way shares its answer: a batch's items about one piece
+        # read that piece once, not once each. Either answer is the node's latest state when it answered.
+        key = (method, repr(params))
+        pending = self._reads.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._rpc.call(method, *params))
+            self._reads[key] = pending
+            pending.add_done_callback(functools.partial(self._read_done, key))
+        return await asyncio.shield(pending)  # one caller's cancellation does not cancel the others' read
+
+    def _read_done(self, key: tuple[str, str], done: asyncio.Future[Any]) -> None:
+        self._reads.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved, even where every caller was cancelled meanwhile
 
     async def wait(self, operation_id: str, timeout: float | None = None) -> Operation:
         """Wait until the operation is final (confirmed, failed or replaced) or ``timeout`` seconds pass; return

@@ -818,3 +818,45 @@ def _naive_rate(ledger: Deployed, *, seconds: float) -> float:
 
     rpc_url = ledger.w3.provider.endpoint_uri  # type: ignore[attr-defined]
     return naive_rate(rpc_url, CHAIN_ID, ledger.agents, mint, seconds).per_second
+
+
+def test_the_same_read_asked_while_it_is_on_its_way_is_sent_once_and_a_cancelled_caller_leaves_the_others_theirs(
+    node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's items about one piece read it once: ``Pipeline.read`` shares a call already on its way with
+    whoever asks the same, and a caller cancelled meanwhile does not cancel it for the others. A different read,
+    or the same one asked once the first answered, goes to the node on its own."""
+    engine = journal_engine(tmp_path / "journal.sqlite3")
+    asked: Counter[str] = Counter()
+    post = JsonRpcClient._post
+
+    async def counting_post(self: JsonRpcClient, payload: Any) -> Any:
+        for message in payload if isinstance(payload, list) else [payload]:
+            asked[message["method"]] += 1
+        return await post(self, payload)
+
+    monkeypatch.setattr(JsonRpcClient, "_post", counting_post)
+    token = ledger.w3.eth.contract(address=to_checksum_address(ledger.token), abi=ledger.token_abi)
+
+    def balance_call(holder: str) -> dict[str, str]:
+        return {"to": ledger.token, "data": token.encode_abi("balanceOf", [holder])}
+
+    async def scenario() -> tuple[list[Any], int, int]:
+        async with make_pipeline(node.rpc_url, engine, decoder) as pipeline:
+            before = asked["eth_call"]
+            same = [
+                asyncio.ensure_future(pipeline.read("eth_call", balance_call(ledger.recipient), "latest"))
+                for _ in range(20)
+            ]
+            other = asyncio.ensure_future(pipeline.read("eth_call", balance_call(ledger.agents[0].address), "latest"))
+            await asyncio.sleep(0)
+            same[0].cancel()
+            answers = await asyncio.gather(*same[1:], other)
+            together = asked["eth_call"] - before
+            await pipeline.read("eth_call", balance_call(ledger.recipient), "latest")
+            return answers, together, asked["eth_call"] - before - together
+
+    answers, together, later = asyncio.run(scenario())
+    assert together == 2, "twenty reads of one balance and one of another: two calls"
+    assert later == 1, "asked again once answered: the node is asked again"
+    assert len(set(answers[:-1])) == 1 and int(answers[0], 16) == token.functions.balanceOf(ledger.recipient).call()
