@@ -20,6 +20,7 @@ from starlette.types import Scope
 from api import auth, batch, docs, gc_policy, openapi, operations, portal, problems
 from api.audit_log import AuditLog, AuditLogMiddleware
 from api.edge import BodyLimitMiddleware, EdgeMiddleware, RateLimiter
+from api.json_response import FastJSONResponse
 from api.request_log import RequestLogMiddleware
 from api.routes import (
     acts,
@@ -77,6 +78,7 @@ def create_app(
         version="0.1.0",
         summary="Supply-chain finance ledger: confirmed receivables, financing, warehouse-receipt pledges.",
         lifespan=lifespan,
+        default_response_class=FastJSONResponse,
         # FastAPI's /docs and /redoc load their scripts from a CDN: api.docs serves /docs from our own origin.
         docs_url=None,
         redoc_url=None,

@@ -47,6 +47,7 @@ from starlette.concurrency import run_in_threadpool
 from api.actions import Action, action_of, submission
 from api.audit_log import DEFERRED_WRITES, AuditEntry, RequestWrites
 from api.auth import Caller, CurrentCaller, Service
+from api.json_response import FastJSONResponse
 from api.operations import OperationView, Submit, prefer_wait, run
 from api.problems import Problem, problem_of
 from api.routes.acts import SignedAct, relay_act, relay_submission
@@ -318,4 +319,4 @@ async def batch(body: BatchRequest, request: Request, service: Service, caller: 
     refused = sum(1 for answer in answers if answer.problem is not None)
     content = BatchAnswer(items=answers, accepted=len(answers) - refused, refused=refused)
     headers = {} if wait is None else {"Preference-Applied": f"wait={wait:g}"}
-    return JSONResponse(content.model_dump(mode="json"), headers=headers)
+    return FastJSONResponse(content.model_dump(mode="json"), headers=headers)

@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.audit_log import DEFERRED_WRITES, RequestWrites
 from api.auth import Caller, CurrentCaller, Service
+from api.json_response import FastJSONResponse
 from api.problems import PROBLEM_JSON, Problem, from_contract, jsonable, out_of_gas
 from api.service import LedgerService
 from api.store import IdempotencyRecord, ServiceOperationRecord
@@ -457,7 +458,7 @@ def _response(
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     media_type = PROBLEM_JSON if status >= 400 else "application/json"
-    return JSONResponse(content, status_code=status, headers=headers, media_type=media_type)
+    return FastJSONResponse(content, status_code=status, headers=headers, media_type=media_type)
 
 
 router = APIRouter(tags=["operations"])

@@ -26,6 +26,7 @@ import httpx
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 
+from ledger import jsontext
 from ledger.abi import checksum_address
 from ledger.pipeline.exceptions import NodeUnavailable, RpcError
 
@@ -227,9 +228,7 @@ class BlockingJsonRpc:
         return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
 
     def call(self, method: str, *params: Any) -> Any:
-        body = json.dumps(
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}, separators=(",", ":")
-        ).encode()
+        body = jsontext.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params})
         for _ in range(2):
             connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
             reused = connection is not None
@@ -290,7 +289,7 @@ class JsonRpcClient:
         self._ids = itertools.count(1)
 
     async def _post(self, payload: Any) -> Any:
-        status, content = await self._transport.post(json.dumps(payload, separators=(",", ":")).encode())
+        status, content = await self._transport.post(jsontext.dumps(payload))
         if status != 200:
             raise NodeUnavailable(f"{self.url}: HTTP {status}")
         try:
