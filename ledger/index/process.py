@@ -7,10 +7,12 @@ the same :class:`~ledger.index.indexer.Indexer` loop in a child process with its
 connection and node connection; the service keeps what needs no index work (reading where the index stands,
 answering requests once their block is indexed).
 
-The two talk over one pipe: the parent sends a poke (index now: a block with the service's transactions in it
+The two talk over two pipes: the parent sends a poke (index now: a block with the service's transactions in it
 appeared) or ``stop``; the child sends the last block the index holds after every page and every sync, which
-the parent hands to its listeners (the service's :class:`api.service.IndexWatch`). The index itself, and
-where it stands, stays in the database as before, so a reader in any process sees the same thing.
+the parent hands to its listeners (the service's :class:`api.service.IndexWatch`). The parent never blocks on
+its pipe: a poke that finds it full (a child that stopped reading) is dropped, the child being far behind
+anyway. The index itself, and where it stands, stays in the database as before, so a reader in any process sees
+the same thing.
 
 Failure: the child stops when the parent goes (its end of the pipe closes, also after a ``kill -9``), and a
 child that dies is started again by the parent after a pause (the index is idempotent and resumes from its
@@ -23,10 +25,11 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -43,12 +46,12 @@ class IndexerConfig:
     """What the child needs to build the indexer the service would have built: all plain values, sent to a
     freshly started (spawned) interpreter."""
 
-    database_url: str
+    database_url: str = field(repr=False)  # it may hold a password
     rpc_url: str
     chain_id: int
     rpc_timeout: float
     contracts: Mapping[str, str]
-    abis: Mapping[str, list[dict[str, Any]]]
+    abis: Mapping[str, list[dict[str, Any]]] = field(repr=False)
     start_block: int
     page_size: int
     confirmations: int
@@ -65,7 +68,8 @@ class IndexerProcess:
         self._on_indexed = on_indexed
         self._context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads forked mid-flight
         self._lock = threading.Lock()  # pokes come from the event loop and from the pipeline's threads
-        self._conn: multiprocessing.connection.Connection | None = None
+        self._commands: multiprocessing.connection.Connection | None = None  # to the child, non-blocking
+        self._reports: multiprocessing.connection.Connection | None = None  # from the child
         self._process: multiprocessing.process.BaseProcess | None = None
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -99,36 +103,46 @@ class IndexerProcess:
         if self._supervisor is not None:
             self._supervisor.join(timeout)
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            for conn in (self._commands, self._reports):
+                if conn is not None:
+                    conn.close()
+            self._commands = self._reports = None
 
     def _spawn(self) -> None:
-        parent, child = self._context.Pipe(duplex=True)
-        process = self._context.Process(target=_main, args=(self.config, child), name="scf-indexer", daemon=True)
+        commands_in, commands = self._context.Pipe(duplex=False)
+        reports, reports_out = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_main, args=(self.config, commands_in, reports_out), name="scf-indexer", daemon=True
+        )
         process.start()
-        child.close()  # the child holds its own copy: when it dies, the parent's end reads end-of-file
+        # The child holds its own copies: when it dies, the parent's reports read end-of-file.
+        commands_in.close()
+        reports_out.close()
+        os.set_blocking(commands.fileno(), False)
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn, self._process = parent, process
+            for conn in (self._commands, self._reports):
+                if conn is not None:
+                    conn.close()
+            self._commands, self._reports, self._process = commands, reports, process
         logger.info("indexer process %s started", process.pid)
 
     def _send(self, message: bytes) -> None:
         with self._lock:
-            if self._conn is None:
+            if self._commands is None:
                 return
-            # An error means the child is gone: the supervisor starts another, which syncs at once.
+            # A full pipe (a child that stopped reading) drops the message: a poke is not needed, and a stop ends
+            # in a kill after its wait. Any other error means the child is gone: the supervisor starts another.
+            # A message this short is written whole or not at all (a pipe's writes up to PIPE_BUF are atomic).
             with contextlib.suppress(OSError):
-                self._conn.send_bytes(message)
+                self._commands.send_bytes(message)
 
     def _supervise(self) -> None:
         while True:
-            conn = self._conn
-            assert conn is not None
+            reports = self._reports
+            assert reports is not None
             try:
                 while True:
-                    self._on_indexed(int.from_bytes(conn.recv_bytes(), "big", signed=True))
+                    self._on_indexed(int.from_bytes(reports.recv_bytes(), "big", signed=True))
             except (EOFError, OSError):
                 pass
             if self._stopping.is_set():
@@ -148,7 +162,11 @@ class IndexerProcess:
             self.restarts += 1
 
 
-def _main(config: IndexerConfig, conn: multiprocessing.connection.Connection) -> None:
+def _main(
+    config: IndexerConfig,
+    commands: multiprocessing.connection.Connection,
+    reports: multiprocessing.connection.Connection,
+) -> None:
     """The child: the indexer the service would have run in a thread, with its own connections."""
     if config.log_level is not None:
         handler = logging.StreamHandler(sys.stderr)
@@ -176,14 +194,14 @@ def _main(config: IndexerConfig, conn: multiprocessing.connection.Connection) ->
     def report(block: int) -> None:
         with send_lock:
             try:
-                conn.send_bytes(block.to_bytes(8, "big", signed=True))
+                reports.send_bytes(block.to_bytes(8, "big", signed=True))
             except OSError:  # the parent is gone: the listener below stops the loop
                 indexer.stop()
 
     def listen() -> None:
         try:
             while True:
-                if conn.recv_bytes() == _STOP:
+                if commands.recv_bytes() == _STOP:
                     break
                 indexer.poke()
         except (EOFError, OSError):  # the parent ended, however it ended

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ import httpx
 import pytest
 
 from ledger.identifiers import synthetic_credit_code
+from ledger.index.process import IndexerConfig, IndexerProcess
+from ledger.migrations import upgrade
 from ledger.tooling.chain import Anvil
 from tests.api.conftest import postgres_schema
 from tests.e2e.conftest import free_port
@@ -118,3 +121,48 @@ def test_the_indexer_process_ends_with_the_service_however_the_service_ends(serv
     while _alive(child):
         assert time.monotonic() < deadline, "the indexer process outlived the service it indexed for"
         time.sleep(0.1)
+
+
+def test_a_frozen_indexer_process_never_blocks_the_service_that_pokes_it(tmp_path: Path) -> None:
+    """A child that stops reading (stopped, swapped out, stuck) fills its pipe; the service's pokes, made on its
+    event loop, are then dropped instead of blocking it, and the child catches up when it runs again."""
+    anvil = Anvil(tmp_path / "chain", port=free_port(), block_time=0.2)
+    anvil.start()
+    url = f"sqlite:///{tmp_path / 'index.sqlite3'}"
+    upgrade(url)
+    reported: list[int] = []
+    config = IndexerConfig(
+        database_url=url,
+        rpc_url=anvil.rpc_url,
+        chain_id=anvil.chain_id,
+        rpc_timeout=10,
+        contracts={},
+        abis={},
+        start_block=0,
+        page_size=2_000,
+        confirmations=0,
+    )
+    process = IndexerProcess(config, reported.append)
+    try:
+        process.start()
+        deadline = time.monotonic() + 60
+        while not reported:
+            assert time.monotonic() < deadline, "the indexer process reported nothing"
+            time.sleep(0.1)
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGSTOP)
+        pokes = threading.Thread(target=lambda: [process.poke() for _ in range(100_000)])  # a pipe holds ~13,000
+        pokes.start()
+        pokes.join(10)
+        blocked = pokes.is_alive()
+        os.kill(process.pid, signal.SIGCONT)  # (which also frees pokes that blocked)
+        pokes.join(30)
+        assert not blocked, "the pokes blocked on a child that does not read"
+        before, deadline = reported[-1], time.monotonic() + 30
+        while reported[-1] <= before:
+            assert time.monotonic() < deadline, "the indexer did not go on once it ran again"
+            time.sleep(0.1)
+        assert process.restarts == 0
+    finally:
+        process.stop(timeout=30)
+        anvil.kill()
