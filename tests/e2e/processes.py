@@ -27,6 +27,15 @@ SCF = str(Path(sys.executable).parent / "scf")
 KEY = re.compile(r"(scf_[A-Za-z0-9_-]{43})")
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def strong() -> str:
     return secrets.token_hex(32)
 

@@ -25,7 +25,7 @@ from ledger.migrations import upgrade
 from ledger.tooling.chain import Anvil
 from tests.api.conftest import postgres_schema
 from tests.e2e.conftest import free_port
-from tests.e2e.processes import Served, base_environment, serving
+from tests.e2e.processes import Served, alive, base_environment, serving
 
 WAIT = {"Prefer": "wait=30"}
 
@@ -43,14 +43,6 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
         stack.callback(anvil.kill)
         env = base_environment(tmp_path / "data", SCF_RPC_URL=anvil.rpc_url, SCF_INDEXER="process", **database)
         yield stack.enter_context(serving(env, tmp_path))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _parent_of(pid: int) -> int:
@@ -95,7 +87,7 @@ def test_with_the_indexer_in_its_own_process_a_confirmed_operation_is_in_the_nex
     operator = served.headers(served.operator_key())
     health = _health(served)
     child = health["indexer_process"]
-    assert isinstance(child, int) and child != health["process"] and _alive(child), health
+    assert isinstance(child, int) and child != health["process"] and alive(child), health
     assert _parent_of(child) == health["process"], "the indexer is the service's own child"
     agent, supplier = _onboard(served, operator)
     _deposit_then_list(served, agent, supplier, 101)
@@ -106,7 +98,7 @@ def test_with_the_indexer_in_its_own_process_a_confirmed_operation_is_in_the_nex
         assert time.monotonic() < deadline, f"the dead indexer process was not replaced: {health}"
         time.sleep(0.2)
     replacement = health["indexer_process"]
-    assert replacement != child and _alive(replacement), health
+    assert replacement != child and alive(replacement), health
     _deposit_then_list(served, agent, supplier, 102)  # the new process resumed from the index's checkpoint
     assert "ended (exit code -9): starting another" in served.stderr.read_text() + served.stdout.read_text()
 
@@ -114,11 +106,11 @@ def test_with_the_indexer_in_its_own_process_a_confirmed_operation_is_in_the_nex
 def test_the_indexer_process_ends_with_the_service_however_the_service_ends(served: Served) -> None:
     health = _health(served)
     child = health["indexer_process"]
-    assert served.process is not None and _alive(child)
+    assert served.process is not None and alive(child)
     served.process.kill()  # no clean stop: the child sees its pipe close
     served.process.wait(30)
     deadline = time.monotonic() + 30
-    while _alive(child):
+    while alive(child):
         assert time.monotonic() < deadline, "the indexer process outlived the service it indexed for"
         time.sleep(0.1)
 

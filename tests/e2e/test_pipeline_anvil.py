@@ -192,6 +192,21 @@ def ledger(node: Anvil, artifacts: dict[str, Artifact]) -> Deployed:
     return deploy(node.rpc_url, artifacts)
 
 
+def count_rpc_methods(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How often each JSON-RPC method is asked through :class:`JsonRpcClient` from now on (the calls still go
+    to the node)."""
+    asked: Counter[str] = Counter()
+    post = JsonRpcClient._post
+
+    async def counting_post(self: JsonRpcClient, payload: Any) -> Any:
+        for message in payload if isinstance(payload, list) else [payload]:
+            asked[message["method"]] += 1
+        return await post(self, payload)
+
+    monkeypatch.setattr(JsonRpcClient, "_post", counting_post)
+    return asked
+
+
 def journal_engine(path: Path) -> Engine:
     engine = make_engine(f"sqlite:///{path}")
     JournalTransaction.metadata.create_all(engine, tables=[JournalTransaction.__table__])  # type: ignore[list-item]
@@ -561,15 +576,7 @@ def test_an_outcome_decodes_the_logs_the_pipeline_read_and_fetches_no_receipt_ag
     the pipeline nor the client's web3 asks the node for the receipt. A pipeline started again over the journal
     has not read that block: it fetches the receipt once."""
     engine = journal_engine(tmp_path / "journal.sqlite3")
-    asked: Counter[str] = Counter()  # JSON-RPC methods asked by the pipelines and by the client's web3
-    post = JsonRpcClient._post
-
-    async def counting_post(self: JsonRpcClient, payload: Any) -> Any:
-        for message in payload if isinstance(payload, list) else [payload]:
-            asked[message["method"]] += 1
-        return await post(self, payload)
-
-    monkeypatch.setattr(JsonRpcClient, "_post", counting_post)
+    asked = count_rpc_methods(monkeypatch)  # JSON-RPC methods asked by the pipelines (and the client's web3 below)
     w3 = Web3(CountingProvider(node.rpc_url, asked))
     contracts = {"token": w3.eth.contract(address=to_checksum_address(ledger.token), abi=ledger.token_abi)}
     data = ledger.mint_data(31, reference("outcome", 0))
@@ -827,15 +834,7 @@ def test_the_same_read_asked_while_it_is_on_its_way_is_sent_once_and_a_cancelled
     whoever asks the same, and a caller cancelled meanwhile does not cancel it for the others. A different read,
     or the same one asked once the first answered, goes to the node on its own."""
     engine = journal_engine(tmp_path / "journal.sqlite3")
-    asked: Counter[str] = Counter()
-    post = JsonRpcClient._post
-
-    async def counting_post(self: JsonRpcClient, payload: Any) -> Any:
-        for message in payload if isinstance(payload, list) else [payload]:
-            asked[message["method"]] += 1
-        return await post(self, payload)
-
-    monkeypatch.setattr(JsonRpcClient, "_post", counting_post)
+    asked = count_rpc_methods(monkeypatch)
     token = ledger.w3.eth.contract(address=to_checksum_address(ledger.token), abi=ledger.token_abi)
 
     def balance_call(holder: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ import pytest
 from ledger.settings import PROJECT_ROOT, Settings
 from ledger.tooling.chain import Anvil
 from tests.e2e.conftest import free_port
+from tests.e2e.processes import alive
 from tests.e2e.test_demo import SCF, environment
 
 
@@ -25,14 +26,6 @@ def _anvil(env: dict[str, str]) -> Anvil:
         data_dir=Path(env["SCF_DATA_DIR"]), anvil_port=int(env["SCF_ANVIL_PORT"]), block_time=0.5, _env_file=None
     )
     return Anvil.from_settings(settings)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _keepers_of(anvil_pid: int) -> list[int]:
@@ -45,12 +38,12 @@ def _keepers_of(anvil_pid: int) -> list[int]:
             arguments = (entry / "cmdline").read_bytes().split(b"\0")
             if any(a.endswith(b"state_keeper.py") for a in arguments) and str(anvil_pid).encode() in arguments:
                 found.append(int(entry.name))
-    return [pid for pid in found if _alive(pid)]
+    return [pid for pid in found if alive(pid)]
 
 
 def _gone(pids: list[int], seconds: float = 15.0) -> bool:
     deadline = time.monotonic() + seconds
-    while any(_alive(pid) for pid in pids):
+    while any(alive(pid) for pid in pids):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
