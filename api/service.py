@@ -62,7 +62,7 @@ from ledger.deployment import (
 from ledger.errors import ErrorDecoder
 from ledger.identifiers import salted_key_hash, synthetic_credit_code
 from ledger.index import Indexer
-from ledger.index.process import IndexerConfig, IndexerProcess
+from ledger.index.process import IndexerConfig, IndexerProcess, build_indexer
 from ledger.keystore import Keystore
 from ledger.migrations import ensure_sqlite_folder, upgrade
 from ledger.models import Role
@@ -338,35 +338,20 @@ class LedgerService:
         client = LedgerClient(
             w3, contracts, decoder, pipeline, signer, catalogue=catalogue, logs_max_range=settings.logs_max_range
         )
-        index_w3 = connect(settings.rpc_url, settings.chain_id, timeout=settings.rpc_timeout)
-        addresses = {key: str(c.address) for key, c in contracts.items()}
-        abis = {key: c.abi for key, c in contracts.items()}
-        start_block = await asyncio.to_thread(first_block, w3, deployment)  # a new index: the ledger's first block
-        indexer = Indexer(
-            index_w3,
-            addresses,
-            abis,
-            sessions,
-            start_block=start_block,
+        index_config = IndexerConfig(
+            database_url=url,
+            rpc_url=settings.rpc_url,
+            chain_id=settings.chain_id,
+            rpc_timeout=settings.rpc_timeout,
+            contracts={key: str(c.address) for key, c in contracts.items()},
+            abis={key: c.abi for key, c in contracts.items()},
+            start_block=await asyncio.to_thread(first_block, w3, deployment),  # a new index: the ledger's first block
             page_size=settings.logs_max_range,  # no eth_getLogs wider than the node takes (Besu: 5000 blocks)
             confirmations=settings.confirmations,  # the index shows what the pipeline reports confirmed
+            log_level=_ledger_log_level(),
         )
-        index_process = (
-            IndexerConfig(
-                database_url=url,
-                rpc_url=settings.rpc_url,
-                chain_id=settings.chain_id,
-                rpc_timeout=settings.rpc_timeout,
-                contracts=addresses,
-                abis=abis,
-                start_block=start_block,
-                page_size=settings.logs_max_range,
-                confirmations=settings.confirmations,
-                log_level=_ledger_log_level(),
-            )
-            if settings.indexer == "process"
-            else None
-        )
+        # This process's indexer: run in a thread, or (with the index in a process of its own) only read.
+        indexer = build_indexer(index_config, sessions)
         service = cls(
             settings=settings,
             w3=w3,
@@ -395,7 +380,7 @@ class LedgerService:
             regulator=regulator,
             lease=lease,
             run_indexer=run_indexer,
-            index_process_config=index_process,
+            index_process_config=index_config if settings.indexer == "process" else None,
         )
         service.operator_api_key = service._bootstrap_operator(own_roles)
         service.sensors = SensorHub(

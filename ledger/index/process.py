@@ -1,7 +1,7 @@
 """The indexer in a process of its own (``SCF_INDEXER=process``).
 
 In one process the indexer is a thread sharing the interpreter (and its global lock) with the event loop that
-answers requests: under load, decoding logs and writing the projections took about a third of the service's
+answers requests: under load, decoding logs and writing the projections took about a quarter of the service's
 CPU, and every millisecond of it was a millisecond the requests could not run. :class:`IndexerProcess` runs
 the same :class:`~ledger.index.indexer.Indexer` loop in a child process with its own interpreter, database
 connection and node connection; the service keeps what needs no index work (reading where the index stands,
@@ -30,7 +30,12 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ledger.index.indexer import Indexer
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +63,23 @@ class IndexerConfig:
     poll_interval: float = 0.25
     log_level: int | None = None
     """The level of the parent's ``ledger`` logger where it has handlers (the child logs to stderr too)."""
+
+
+def build_indexer(config: IndexerConfig, sessions: sessionmaker[Session]) -> Indexer:
+    """The indexer ``config`` describes, on its own connection to the node: the service's (which runs it in a
+    thread, or only reads where it stands) and the child's are built alike."""
+    from ledger.index.indexer import Indexer  # here: the child imports web3 only once it runs
+    from ledger.node import connect
+
+    return Indexer(
+        connect(config.rpc_url, config.chain_id, timeout=config.rpc_timeout),
+        dict(config.contracts),
+        dict(config.abis),
+        sessions,
+        start_block=config.start_block,
+        page_size=config.page_size,
+        confirmations=config.confirmations,
+    )
 
 
 class IndexerProcess:
@@ -174,21 +196,10 @@ def _main(
         named = logging.getLogger("ledger")
         named.addHandler(handler)
         named.setLevel(config.log_level)
-    # Imported here: the parent imports this module without paying for web3 twice.
     from ledger.db import make_engine, make_sessionmaker
-    from ledger.index.indexer import Indexer
-    from ledger.node import connect
 
     engine = make_engine(config.database_url)
-    indexer = Indexer(
-        connect(config.rpc_url, config.chain_id, timeout=config.rpc_timeout),
-        dict(config.contracts),
-        dict(config.abis),
-        make_sessionmaker(engine),
-        start_block=config.start_block,
-        page_size=config.page_size,
-        confirmations=config.confirmations,
-    )
+    indexer = build_indexer(config, make_sessionmaker(engine))
     send_lock = threading.Lock()
 
     def report(block: int) -> None:
