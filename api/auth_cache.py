@@ -6,10 +6,22 @@ that holds exactly: every statement that writes ``api_keys`` or ``api_participan
 database engine (a key rotated, a participant's roles or custody changed, a test or the operator deleting
 rows) forgets everything cached, and while such a write's transaction is open, and until its connection is
 back in the pool (after its commit or rollback), nothing read meanwhile is remembered: a request that read the
-old rows just before the commit cannot put them back. A write by another process (a second service process,
-``scf api-key reissue``) is not seen here: each entry is trusted for ``SCF_AUTH_CACHE_SECONDS`` (1 s by
-default) after it was read, then read again, so another process's revocation takes effect within that time;
-``0`` turns the cache off and every request reads the database as before.
+old rows just before the commit cannot put them back.
+
+A write by another process (a second service process, ``scf api-key reissue``, ``psql``):
+
+- on **PostgreSQL** it is heard: a statement trigger on both tables notifies channel ``scf_auth`` (migration
+  ``0024_auth_notify``), and each process keeps one connection listening (:class:`ChangeListener`) that forgets
+  everything cached when a notification of its own schema arrives, milliseconds after the write's commit.
+  While it listens, an entry is trusted for :data:`LISTENING_SECONDS` (or ``SCF_AUTH_CACHE_SECONDS`` if
+  longer): the bound on what a listening connection that failed unnoticed could miss. When the connection
+  fails, everything cached is forgotten and entries are trusted for ``SCF_AUTH_CACHE_SECONDS`` until it is
+  back;
+- on **SQLite** (one service process; the command line may write beside it) each entry is trusted for
+  ``SCF_AUTH_CACHE_SECONDS`` (1 s by default) after it was read, then read again, so another process's
+  revocation takes effect within that time.
+
+``SCF_AUTH_CACHE_SECONDS=0`` turns the cache off: every request reads the database.
 
 Only what was found is remembered (an unknown or revoked key is looked up every time, so that guessing keys
 cannot fill the memory), and at most :data:`MAX_ENTRIES` entries.
@@ -17,17 +29,30 @@ cannot fill the memory), and at most :data:`MAX_ENTRIES` entries.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+import psycopg
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import URL
 
 from api.store import ParticipantRecord
 
+logger = logging.getLogger("api.auth")
+
 MAX_ENTRIES: Final = 10_000
+LISTENING_SECONDS: Final = 10.0
+"""How long an entry is trusted while this process hears the database's notifications of changes."""
+CHANNEL: Final = "scf_auth"
+"""The channel migration ``0024_auth_notify``'s trigger notifies, with the changed table's schema as payload."""
+PING_SECONDS: Final = 1.0
+"""How often the listening connection is asked whether it still answers (and how soon it notices a stop)."""
+RETRY_SECONDS: Final = 1.0
+"""The wait before connecting again after the listening connection failed."""
 _TABLES: Final = ("api_keys", "api_participants")
 _WRITING: Final = "scf_auth_write"
 """Marks, in a pooled connection's ``info``, a write to the cached tables not yet ended."""
@@ -60,6 +85,7 @@ class ParticipantCache:
         self._entries: dict[tuple[str, str], tuple[float, KnownParticipant]] = {}
         self._generation = 0
         self._writing = 0
+        self.listener: ChangeListener | None = None
         if seconds > 0:
             event.listen(engine, "before_cursor_execute", self._statement)
             event.listen(engine, "checkin", self._checkin)
@@ -79,17 +105,39 @@ class ParticipantCache:
             record = read()
             return None if record is None else KnownParticipant.of(record)
         generation = self._generation
+        trusted = self.trusted_seconds
         record = read()
         if record is None:
             return None
         known = KnownParticipant.of(record)
         with self._lock:
-            # Remembered only if no write to the tables began or ended while it was read.
+            # Remembered only if no write to the tables began or ended (here or, heard, elsewhere) while it was
+            # read, and the listener did not stop meanwhile (it forgets all when it does: the generation moves).
             if self._generation == generation and self._writing == 0:
                 if len(self._entries) >= MAX_ENTRIES:
                     self._entries.clear()
-                self._entries[(kind, key)] = (now + self.seconds, known)
+                self._entries[(kind, key)] = (now + trusted, known)
         return known
+
+    @property
+    def trusted_seconds(self) -> float:
+        """How long an entry read now is trusted: longer while this process hears other processes' changes."""
+        if self.listener is not None and self.listener.listening:
+            return max(self.seconds, LISTENING_SECONDS)
+        return self.seconds
+
+    def listen(self, engine: Engine) -> None:
+        """On PostgreSQL, hear other processes' changes (see the module); nothing on SQLite or with no cache."""
+        if self.seconds <= 0 or engine.dialect.name != "postgresql" or self.listener is not None:
+            return
+        self.listener = ChangeListener(engine.url, self.forget)
+        self.listener.start()
+
+    def close(self) -> None:
+        """Stop listening (the service's shutdown)."""
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
 
     def forget(self) -> None:
         with self._lock:
@@ -116,3 +164,59 @@ class ParticipantCache:
             self._writing -= 1
             self._generation += 1
             self._entries.clear()
+
+
+class ChangeListener:
+    """A connection of its own (not the pool's) listening on :data:`CHANNEL`; calls ``on_change`` for each
+    notification of its schema, and when it connects or fails (what was remembered may have missed a change)."""
+
+    def __init__(self, url: URL, on_change: Callable[[], None]) -> None:
+        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._on_change = on_change
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="auth-cache-listener", daemon=True)
+        self.listening = False
+        """Whether the connection is up and listening (set after it forgot what it may have missed)."""
+        self.heard = 0
+        """Notifications of this schema heard so far."""
+        self.backend_pid: int | None = None
+        """The listening session's server process (``pg_stat_activity.pid``) while connected."""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=PING_SECONDS + 5)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(
+                    self._conninfo, autocommit=True, connect_timeout=5, application_name="scf auth listener"
+                ) as connection:
+                    self.backend_pid = connection.info.backend_pid
+                    row = connection.execute("SELECT current_schema()").fetchone()
+                    schema = row[0] if row else None
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self._on_change()
+                    self.listening = True
+                    while not self._stopping.is_set():
+                        for notification in connection.notifies(timeout=PING_SECONDS):
+                            if notification.payload == schema:
+                                self.heard += 1
+                                self._on_change()
+                        connection.execute("SELECT 1")
+            except Exception as exc:
+                if not self._stopping.is_set():
+                    logger.warning(
+                        "listening for changes to API keys failed (%s); another process's change now counts within "
+                        "SCF_AUTH_CACHE_SECONDS",
+                        exc,
+                    )
+            finally:
+                self.backend_pid = None
+                if self.listening:
+                    self.listening = False
+                    self._on_change()
+            self._stopping.wait(RETRY_SECONDS)

@@ -383,6 +383,8 @@ class LedgerService:
             index_process_config=index_config if settings.indexer == "process" else None,
         )
         service.operator_api_key = service._bootstrap_operator(own_roles)
+        if service.participants is not None:  # on PostgreSQL, hear the other processes' key changes
+            service.participants.listen(sessions.kw["bind"])
         service.sensors = SensorHub(
             sessions, settings.chain_id, str(contracts["receipts"].address), settings.sensor_clock_skew_seconds
         )
@@ -484,6 +486,8 @@ class LedgerService:
             await asyncio.to_thread(self.index_process.stop)
         if self.lease is not None:
             await asyncio.to_thread(self.lease.release)
+        if self.participants is not None:
+            await asyncio.to_thread(self.participants.close)
 
     def _bootstrap_operator(self, roles: list[str]) -> str | None:
         """Create the record of this gateway's own account (the operator, a member's relayer, the regulator) and

@@ -194,7 +194,8 @@ class Settings(BaseSettings):
         ge=0,
         description="how long an API key or participant looked up is trusted before it is read again; a change "
         "made through this process takes effect on the next request, one made by another process within this "
-        "time (0: no cache)",
+        "time (on PostgreSQL: as soon as its notification is heard, entries then trusted for 10 s or this if "
+        "longer; 0: no cache)",
     )
     max_wait_seconds: float = Field(30.0, gt=0, description="longest `Prefer: wait=N` honoured")
     batch_max_items: int = Field(100, ge=1, le=1_000, description="most operations one `POST /batch` request may carry")
