@@ -570,7 +570,7 @@ class LedgerClient:
         if not final.confirmed:
             raise OperationFailed(final)
         if isinstance(self._sender, Pipeline):  # the logs its block follower already read: no receipt fetched again
-            logs = await self._sender.logs_of(final.operation_id)
+            logs = await self._sender.logs_of(final.operation_id, final.tx_hash)
             if logs is None:
                 raise OperationRolledBack(final)
             return Outcome(final, tuple(self.decode_logs(logs)))

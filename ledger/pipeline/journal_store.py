@@ -25,6 +25,9 @@ _MARK_SENT: Final = (
     .values(status=TransactionStatus.SENT, updated_at=bindparam("now"))
 )
 _SELECT_OPERATIONS: Final = select(_JOURNAL).where(_JOURNAL.c.operation_id.in_(bindparam("ids", expanding=True)))
+_SELECT_STATUSES: Final = select(_JOURNAL.c.operation_id, _JOURNAL.c.status).where(
+    _JOURNAL.c.operation_id.in_(bindparam("ids", expanding=True))
+)
 """Prepared once (Core, on a plain connection): the journal's per-transaction writes, and the look-up of an
 operation id that every keyed submission makes, cost less than building statements and running them through the
 ORM's session (the look-up: about a fifth)."""
@@ -59,6 +62,10 @@ class JournalStore(Protocol):
 
     def select_operations(self, operation_ids: list[str]) -> list[_Tracked]:
         """The journaled transactions of these operation ids."""
+        ...
+
+    def select_statuses(self, operation_ids: list[str]) -> dict[str, TransactionStatus]:
+        """The status of each of these operation ids that is journaled (two columns: a light poll)."""
         ...
 
     def select_in_flight(self) -> list[_Tracked]:
@@ -183,6 +190,11 @@ class SqlJournalStore:
         with self._engine.connect() as connection:
             rows = connection.execute(_SELECT_OPERATIONS, {"ids": operation_ids}).all()
         return [_Tracked.from_row(row) for row in rows]
+
+    def select_statuses(self, operation_ids: list[str]) -> dict[str, TransactionStatus]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(_SELECT_STATUSES, {"ids": operation_ids}).all()
+        return {str(row[0]): TransactionStatus(row[1]) for row in rows}
 
     def select_in_flight(self) -> list[_Tracked]:
         with self._sessions() as session:

@@ -24,7 +24,7 @@ from ledger.node import ChainIdMismatch
 from ledger.pipeline.block_clock import BlockClock
 from ledger.pipeline.confirmation import Confirmation
 from ledger.pipeline.exceptions import NodeUnavailable, PipelineNotRunning, RpcError, UnknownOperation
-from ledger.pipeline.handoff import Handoff
+from ledger.pipeline.handoff import Handoff, insert_new_statement
 from ledger.pipeline.journal_store import SqlJournalStore
 from ledger.pipeline.registry import Registry
 from ledger.pipeline.reverts import Reverts
@@ -146,6 +146,7 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         self._waiters = {}
         self.handed_off = 0
         self._queue_engine = session_factory.kw["bind"]
+        self._insert_new = insert_new_statement(self._queue_engine.dialect.name)
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -325,20 +326,26 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
                 raise TimeoutError(f"the block follower has not reached block {number} within {timeout:g} s")
             await asyncio.sleep(self.poll_interval)
 
-    async def logs_of(self, operation_id: str) -> list[dict[str, Any]] | None:
+    async def logs_of(self, operation_id: str, tx_hash: str | None = None) -> list[dict[str, Any]] | None:
         """The logs of the operation's (current) transaction, in log order and in the shape web3 gives
         ``receipt["logs"]`` (see :func:`~ledger.pipeline.rpc.web3_log`).
 
         A transaction this pipeline confirmed recently has its logs from the block the follower read: nothing is
         fetched. Otherwise (confirmed before a restart, or beyond ``keep_logs``) they come from one
         ``eth_getTransactionReceipt``. None when the node does not hold the transaction (its block was lost).
-        Raises :class:`UnknownOperation`, and :class:`PipelineNotRunning` when a receipt is needed and the
-        pipeline is stopped."""
+        ``tx_hash``: the final transaction of the operation, where the caller has it (a final
+        :class:`Operation`'s): an operation this process does not hold in memory (a standby process's) is then not
+        looked up in the journal again. Raises :class:`UnknownOperation`, and :class:`PipelineNotRunning` when a
+        receipt is needed and the pipeline is stopped."""
         tracked = self._registry.get(operation_id)
-        if tracked is None and self._running:
+        if tracked is None and tx_hash is None and self._running:
             tracked = await self._lookup(operation_id)
-        tx_hash = tracked.tx_hash if tracked is not None else self.status(operation_id).tx_hash
-        logs = self._registry.logs(tx_hash) if tracked is not None and tracked.confirmed else None
+        if tracked is not None:
+            tx_hash = tracked.tx_hash
+        elif tx_hash is None:
+            tx_hash = self.status(operation_id).tx_hash
+        # Kept logs are a confirmed transaction's; the caller's ``tx_hash`` is a final operation's.
+        logs = self._registry.logs(tx_hash) if tracked is None or tracked.confirmed else None
         if logs is None:
             receipt = await self._require_rpc().call("eth_getTransactionReceipt", tx_hash)
             if not isinstance(receipt, Mapping):

@@ -93,6 +93,20 @@ def test_a_standby_submission_is_signed_once_by_the_owner_and_answered_from_the_
             again = await standby.submit(SENDER, TO, b"", 21_000, "handoff-1", value=1)
             assert again.tx_hash == operation.tx_hash, "the same operation id is the same transaction"
             assert standby.handed_off == 1, "a journaled operation is answered from the journal, not queued again"
+            # Its outcome's logs (a receipt: the standby followed no block) without a second journal look-up when
+            # the caller has the final transaction; without it, one.
+            looked_up: list[list[str]] = []
+            journal = standby._journal
+            select_operations = journal.select_operations
+
+            def counted(operation_ids: list[str]) -> list[Any]:
+                looked_up.append(operation_ids)
+                return select_operations(operation_ids)
+
+            journal.select_operations = counted  # type: ignore[method-assign]
+            assert await standby.logs_of("handoff-1", final.tx_hash) == []  # a plain value transfer logs nothing
+            assert looked_up == []
+            assert await standby.logs_of("handoff-1") == [] and looked_up == [["handoff-1"]]
         finally:
             await standby.stop()
             await owner.stop()
