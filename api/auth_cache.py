@@ -11,7 +11,7 @@ old rows just before the commit cannot put them back.
 A write by another process (a second service process, ``scf api-key reissue``, ``psql``):
 
 - on **PostgreSQL** it is heard: a statement trigger on both tables notifies channel ``scf_auth`` (migration
-  ``0024_auth_notify``), and each process keeps one connection listening (:class:`ChangeListener`) that forgets
+  ``0024_auth_notify``), and each process keeps one connection listening (:class:`ledger.notify.Listener`) that forgets
   everything cached when a notification of its own schema arrives, milliseconds after the write's commit.
   While it listens, an entry is trusted for :data:`LISTENING_SECONDS` (or ``SCF_AUTH_CACHE_SECONDS`` if
   longer): the bound on what a listening connection that failed unnoticed could miss. When the connection
@@ -29,30 +29,20 @@ cannot fill the memory), and at most :data:`MAX_ENTRIES` entries.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import psycopg
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import URL
 
 from api.store import ParticipantRecord
-
-logger = logging.getLogger("api.auth")
+from ledger.notify import AUTH, Listener
 
 MAX_ENTRIES: Final = 10_000
 LISTENING_SECONDS: Final = 10.0
 """How long an entry is trusted while this process hears the database's notifications of changes."""
-CHANNEL: Final = "scf_auth"
-"""The channel migration ``0024_auth_notify``'s trigger notifies, with the changed table's schema as payload."""
-PING_SECONDS: Final = 1.0
-"""How often the listening connection is asked whether it still answers (and how soon it notices a stop)."""
-RETRY_SECONDS: Final = 1.0
-"""The wait before connecting again after the listening connection failed."""
 _TABLES: Final = ("api_keys", "api_participants")
 _WRITING: Final = "scf_auth_write"
 """Marks, in a pooled connection's ``info``, a write to the cached tables not yet ended."""
@@ -85,7 +75,7 @@ class ParticipantCache:
         self._entries: dict[tuple[str, str], tuple[float, KnownParticipant]] = {}
         self._generation = 0
         self._writing = 0
-        self.listener: ChangeListener | None = None
+        self.listener: Listener | None = None
         if seconds > 0:
             event.listen(engine, "before_cursor_execute", self._statement)
             event.listen(engine, "checkin", self._checkin)
@@ -130,7 +120,10 @@ class ParticipantCache:
         """On PostgreSQL, hear other processes' changes (see the module); nothing on SQLite or with no cache."""
         if self.seconds <= 0 or engine.dialect.name != "postgresql" or self.listener is not None:
             return
-        self.listener = ChangeListener(engine.url, self.forget)
+        # Connected or lost, what is remembered may have missed a change: forget it either way.
+        self.listener = Listener(
+            engine.url, {AUTH: self.forget}, name="scf auth listener", on_state=lambda _listening: self.forget()
+        )
         self.listener.start()
 
     def close(self) -> None:
@@ -164,59 +157,3 @@ class ParticipantCache:
             self._writing -= 1
             self._generation += 1
             self._entries.clear()
-
-
-class ChangeListener:
-    """A connection of its own (not the pool's) listening on :data:`CHANNEL`; calls ``on_change`` for each
-    notification of its schema, and when it connects or fails (what was remembered may have missed a change)."""
-
-    def __init__(self, url: URL, on_change: Callable[[], None]) -> None:
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._on_change = on_change
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="auth-cache-listener", daemon=True)
-        self.listening = False
-        """Whether the connection is up and listening (set after it forgot what it may have missed)."""
-        self.heard = 0
-        """Notifications of this schema heard so far."""
-        self.backend_pid: int | None = None
-        """The listening session's server process (``pg_stat_activity.pid``) while connected."""
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=PING_SECONDS + 5)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(
-                    self._conninfo, autocommit=True, connect_timeout=5, application_name="scf auth listener"
-                ) as connection:
-                    self.backend_pid = connection.info.backend_pid
-                    row = connection.execute("SELECT current_schema()").fetchone()
-                    schema = row[0] if row else None
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    self._on_change()
-                    self.listening = True
-                    while not self._stopping.is_set():
-                        for notification in connection.notifies(timeout=PING_SECONDS):
-                            if notification.payload == schema:
-                                self.heard += 1
-                                self._on_change()
-                        connection.execute("SELECT 1")
-            except Exception as exc:
-                if not self._stopping.is_set():
-                    logger.warning(
-                        "listening for changes to API keys failed (%s); another process's change now counts within "
-                        "SCF_AUTH_CACHE_SECONDS",
-                        exc,
-                    )
-            finally:
-                self.backend_pid = None
-                if self.listening:
-                    self.listening = False
-                    self._on_change()
-            self._stopping.wait(RETRY_SECONDS)

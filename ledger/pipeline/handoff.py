@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -55,6 +55,7 @@ from sqlalchemy.sql.dml import Insert
 
 from ledger.db import Base, utc_now
 from ledger.journal import JournalTransaction
+from ledger.notify import JOURNAL, QUEUE, Listener, notify
 from ledger.pipeline.exceptions import (
     JournalWriteError,
     NodeUnavailable,
@@ -74,6 +75,11 @@ TAKE_AT_ONCE: Final = 1_000
 """Most queued submissions the owner takes in one poll."""
 TRANSIENT: Final = (NodeUnavailable, JournalWriteError, PipelineNotRunning)
 """What makes the owner put a queued submission back for its next poll rather than fail it."""
+HEARD_POLL: Final = 1.0
+"""Seconds between the queue's and the journal's polls while notifications are heard (``poll_interval`` if
+longer): a notification lost in a failing connection is caught up by then."""
+NAP_FLOOR: Final = 0.01
+"""The least time between two looks at the queue or the journal, however many notifications arrive."""
 
 
 class QueuedSubmission(Base):
@@ -127,6 +133,11 @@ class Handoff(PipelineState):
     _waiters: dict[str, list[tuple[bool, asyncio.Future[Operation]]]]
     _queue_engine: Engine
     _insert_new: Insert
+    _notifying: bool
+    """Whether queue and journal writes are announced (:mod:`ledger.notify`): several processes on PostgreSQL."""
+    _listener: Listener | None
+    _queue_wake: asyncio.Event
+    _journal_wake: asyncio.Event
     handed_off: int
     """How many submissions this process queued for another process (it was on standby then)."""
 
@@ -154,6 +165,53 @@ class Handoff(PipelineState):
         """Whether this pipeline waits for the lease (submissions queued for the owner) rather than signing."""
         return self._standby
 
+    # -- notifications ------------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        """On PostgreSQL, hear the other processes' queue and journal writes (:mod:`ledger.notify`): the owner
+        takes a queued submission, and a standby process finds what it waits for, at once instead of at the
+        next poll; both still poll, rarely (:data:`HEARD_POLL`) while the notifications are heard."""
+        if not self._notifying or self._listener is not None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def waking(event: asyncio.Event) -> Callable[[], None]:
+            def wake() -> None:
+                loop.call_soon_threadsafe(event.set)
+
+            return wake
+
+        # Connected or lost, something may have been missed: look now.
+        def on_state(_listening: bool) -> None:
+            loop.call_soon_threadsafe(self._queue_wake.set)
+            loop.call_soon_threadsafe(self._journal_wake.set)
+
+        self._listener = Listener(
+            self._queue_engine.url,
+            {QUEUE: waking(self._queue_wake), JOURNAL: waking(self._journal_wake)},
+            name="scf pipeline listener",
+            on_state=on_state,
+        )
+        self._listener.start()
+
+    async def _nap(self, wake: asyncio.Event) -> None:
+        """Until ``wake`` is set (a notification) or the next poll: ``poll_interval`` without notifications,
+        :data:`HEARD_POLL` while they are heard; and at least :data:`NAP_FLOOR` after the last look, so that a
+        stream of notifications under load costs no more than a poll every ``NAP_FLOOR``."""
+        heard = self._listener is not None and self._listener.listening
+        # asyncio.timeout, not wait_for: on Python 3.11 a cancellation that meets the event being set can be lost
+        # in wait_for, and the pipeline's stop would wait for this task for ever.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(self.poll_interval, HEARD_POLL) if heard else self.poll_interval):
+                await wake.wait()
+        wake.clear()
+        await asyncio.sleep(NAP_FLOOR)
+
+    async def _stop_listening(self) -> None:
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+            self._listener = None
+
     # -- standby ------------------------------------------------------------------------------------
 
     async def start_standby(self) -> None:
@@ -163,6 +221,7 @@ class Handoff(PipelineState):
         await self._connect()
         self._standby = True
         self._running = True
+        self._listen()
         self._tasks = [asyncio.create_task(self._watch_journal(), name="pipeline-standby-watch")]
 
     async def promote(self) -> None:
@@ -212,7 +271,10 @@ class Handoff(PipelineState):
             "enqueued_at": utc_now(),
         }
         with self._queue_engine.begin() as connection:
-            return connection.execute(self._insert_new, row).first() is not None
+            queued = connection.execute(self._insert_new, row).first() is not None
+            if queued and self._notifying:
+                notify(connection, QUEUE)
+        return queued
 
     def _withdraw(self, operation_id: str) -> bool:
         """Delete the queued row unless an owner claimed it; whether it was deleted."""
@@ -241,7 +303,7 @@ class Handoff(PipelineState):
         """One query per ``poll_interval`` for everything this process waits for: the journal's statuses of the
         awaited operations, the rows of those whose waiters it answers, and the owner's errors on queued ones."""
         while True:
-            await asyncio.sleep(self.poll_interval)
+            await self._nap(self._journal_wake)
             if not self._waiters:
                 continue
             wanted = list(self._waiters)
@@ -300,7 +362,7 @@ class Handoff(PipelineState):
         """Take what standby processes queued, submit it, delete what was journaled (see the module's
         docstring)."""
         while True:
-            await asyncio.sleep(self.poll_interval)
+            await self._nap(self._queue_wake)
             try:
                 rows = await self._db(self._claim, self._term)
             except Exception as exc:
@@ -352,3 +414,5 @@ class Handoff(PipelineState):
                 connection.execute(update(_QUEUE).where(_QUEUE.c.seq.in_(back)).values(claimed_by=None))
             for seq, error in failed:
                 connection.execute(update(_QUEUE).where(_QUEUE.c.seq == seq).values(error=error))
+            if failed and self._notifying:  # the standby caller waits for its error
+                notify(connection, JOURNAL)

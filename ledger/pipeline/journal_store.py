@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final, Protocol, cast
 
-from sqlalchemy import Engine, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.journal import IN_FLIGHT_STATUSES, JournalTransaction, TransactionStatus, utc_now
+from ledger.notify import notify
 from ledger.pipeline.tracked import OUT_OF_GAS, _Outcome, _Supersession, _Tracked
 
 _JOURNAL: Final = cast(Table, JournalTransaction.__table__)
@@ -87,6 +88,13 @@ class SqlJournalStore:
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._sessions = session_factory
         self._engine: Engine = session_factory.kw["bind"]
+        self.notify_channel: str | None = None
+        """Where set (several processes on PostgreSQL: :mod:`ledger.pipeline.handoff`), each write of new
+        transactions or of their outcomes also notifies this channel, in its own transaction."""
+
+    def _announce(self, connection: Connection) -> None:
+        if self.notify_channel is not None:
+            notify(connection, self.notify_channel)
 
     def insert_rows(self, rows: list[dict[str, Any]], supersessions: Sequence[_Supersession] = ()) -> None:
         """Journal new transactions; in the same database transaction, rename each attempt that ran out of gas
@@ -108,6 +116,7 @@ class SqlJournalStore:
                     )
                 )
             connection.execute(_INSERT, rows)
+            self._announce(connection)
 
     def mark_sent(self, tx_hashes: list[str]) -> None:
         now = utc_now()
@@ -134,6 +143,7 @@ class SqlJournalStore:
                             updated_at=now,
                         )
                     )
+                self._announce(session.connection())
             return
         params = [
             {
@@ -152,6 +162,7 @@ class SqlJournalStore:
         statement = update(_JOURNAL).where(_JOURNAL.c.tx_hash == bindparam("_tx_hash"))
         with self._sessions() as session, session.begin():
             session.connection().execute(statement, params)
+            self._announce(session.connection())
 
     def replace_transaction(self, tx_hash: str, replacement: _Tracked) -> None:
         """Journal ``replacement`` in place of transaction ``tx_hash`` (same operation id, sender and nonce)."""

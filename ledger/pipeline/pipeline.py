@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.errors import ErrorDecoder
 from ledger.node import ChainIdMismatch
+from ledger.notify import JOURNAL
 from ledger.pipeline.block_clock import BlockClock
 from ledger.pipeline.confirmation import Confirmation
 from ledger.pipeline.exceptions import NodeUnavailable, PipelineNotRunning, RpcError, UnknownOperation
@@ -147,6 +148,12 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         self.handed_off = 0
         self._queue_engine = session_factory.kw["bind"]
         self._insert_new = insert_new_statement(self._queue_engine.dialect.name)
+        self._notifying = handoff and self._queue_engine.dialect.name == "postgresql"
+        if self._notifying:
+            self._journal.notify_channel = JOURNAL
+        self._listener = None
+        self._queue_wake = asyncio.Event()
+        self._journal_wake = asyncio.Event()
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -191,6 +198,7 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
             asyncio.create_task(self._reconciler(), name="pipeline-reconciler"),
         ]
         if self._handoff:
+            self._listen()
             self._tasks.append(asyncio.create_task(self._queue_consumer(), name="pipeline-queue-consumer"))
 
     async def stop(self) -> None:
@@ -215,6 +223,7 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         await self._close_resources()
 
     async def _close_resources(self) -> None:
+        await self._stop_listening()
         if self._lookup_task is not None:
             self._lookup_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -145,6 +145,41 @@ def test_a_submission_no_owner_takes_is_withdrawn_before_the_caller_hears_and_ne
     assert sent_count(anvil) == before
 
 
+def test_notified_the_owner_takes_a_queued_submission_and_the_standby_finds_it_journaled_without_their_polls(
+    anvil: Anvil, database: tuple[str, sessionmaker[Session]]
+) -> None:
+    """Both polls every 30 s: the owner's of the queue and the standby's of the journal. A standby submission
+    answered within a few seconds was taken, and found journaled, on the notifications (``ledger.notify``); and
+    a refusal reaches its caller the same way."""
+    _, sessions = database
+
+    async def scenario() -> None:
+        owner, standby = pipeline(anvil, sessions, poll_interval=30.0), pipeline(anvil, sessions, poll_interval=30.0)
+        await owner.start()
+        await standby.start_standby()
+        try:
+            for process in (owner, standby):
+                listener = process._listener
+                assert listener is not None
+                deadline = time.monotonic() + 10
+                while not listener.listening and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                assert listener.listening
+            started = time.monotonic()
+            operation = await standby.submit(SENDER, TO, b"", 21_000, "notified-1", value=1)
+            assert operation.tx_hash.startswith("0x")
+            with pytest.raises(PipelineError, match=STRANGER.address):
+                await standby.submit(STRANGER, TO, b"", 21_000, "notified-2", value=1)
+            assert time.monotonic() - started < 5.0
+        finally:
+            await standby.stop()
+            await owner.stop()
+
+    run(scenario)
+    assert len(journaled(sessions, "notified-1")) == 1
+    assert queued(sessions) == []
+
+
 def test_what_the_owner_cannot_sign_is_refused_to_the_standby_caller_with_the_reason(
     anvil: Anvil, database: tuple[str, sessionmaker[Session]]
 ) -> None:
