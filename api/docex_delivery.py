@@ -13,6 +13,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger import docex
+from ledger.aio import wait_event
 
 logger = logging.getLogger("api.docex")
 
@@ -78,6 +79,5 @@ class DocexDeliverer:
                 await asyncio.to_thread(self.deliver_due)
             except Exception:  # a database hiccup: the rows stay pending and are tried again
                 logger.exception("docex: delivering the outbox failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(1.0, self.first_backoff))
+            await wait_event(self._wake, min(1.0, self.first_backoff))
             self._wake.clear()

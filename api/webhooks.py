@@ -51,6 +51,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from api.store import ParticipantRecord
+from ledger.aio import wait_event
 from ledger.db import Base
 from ledger.index.feed import FeedRow, feed_view, read_feed
 from ledger.models import Role
@@ -460,8 +461,7 @@ class Deliverer:
                 self._workers[subscription_id] = asyncio.create_task(
                     self._work(subscription_id), name=f"webhook-{subscription_id}"
                 )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 1.0)
+            await wait_event(self._wake, 1.0)
             self._wake.clear()
 
     def _active_ids(self) -> set[int]:

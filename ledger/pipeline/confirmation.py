@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from eth_account.signers.local import LocalAccount
 
+from ledger.aio import wait_event
 from ledger.journal import TransactionKind, TransactionStatus
 from ledger.pipeline.exceptions import NodeUnavailable, RpcError
 from ledger.pipeline.rpc import _hex_int
@@ -243,8 +243,7 @@ class Confirmation(PipelineState):
 
     async def _reconciler(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reconcile_soon.wait(), self.reconcile_interval)
+            await wait_event(self._reconcile_soon, self.reconcile_interval)
             self._reconcile_soon.clear()
             try:
                 await self._reconcile()

@@ -53,6 +53,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.dml import Insert
 
+from ledger.aio import wait_event
 from ledger.db import Base, utc_now
 from ledger.journal import JournalTransaction
 from ledger.notify import JOURNAL, QUEUE, Listener, notify
@@ -199,11 +200,7 @@ class Handoff(PipelineState):
         :data:`HEARD_POLL` while they are heard; and at least :data:`NAP_FLOOR` after the last look, so that a
         stream of notifications under load costs no more than a poll every ``NAP_FLOOR``."""
         heard = self._listener is not None and self._listener.listening
-        # asyncio.timeout, not wait_for: on Python 3.11 a cancellation that meets the event being set can be lost
-        # in wait_for, and the pipeline's stop would wait for this task for ever.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(self.poll_interval, HEARD_POLL) if heard else self.poll_interval):
-                await wake.wait()
+        await wait_event(wake, max(self.poll_interval, HEARD_POLL) if heard else self.poll_interval)
         wake.clear()
         await asyncio.sleep(NAP_FLOOR)
 
