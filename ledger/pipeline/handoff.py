@@ -79,8 +79,10 @@ TRANSIENT: Final = (NodeUnavailable, JournalWriteError, PipelineNotRunning)
 HEARD_POLL: Final = 1.0
 """Seconds between the queue's and the journal's polls while notifications are heard (``poll_interval`` if
 longer): a notification lost in a failing connection is caught up by then."""
-NAP_FLOOR: Final = 0.01
-"""The least time between two looks at the queue or the journal, however many notifications arrive."""
+NAP_FLOOR: Final = 0.05
+"""The least time between two looks at the queue or the journal, however many notifications arrive: under load
+(a notification every few milliseconds) no more looks than the 50 ms polls made before there were
+notifications, each taking what gathered meanwhile; at rest, a notification is acted on at once."""
 
 
 class QueuedSubmission(Base):
