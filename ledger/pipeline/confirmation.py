@@ -157,13 +157,19 @@ class Confirmation(PipelineState):
             batch = [t for t in batch if t.status is TransactionStatus.CONFIRMED and t.gas_used is None]
             if not batch:
                 continue
-            receipts = await self._require_rpc().batch([("eth_getTransactionReceipt", [t.tx_hash]) for t in batch])
-            filled = [
-                (t, _hex_int(r["gasUsed"]))
-                for t, r in zip(batch, receipts, strict=True)
-                if isinstance(r, Mapping) and r.get("blockHash") == t.block_hash
-            ]
-            await self._db(self._journal.write_gas_used, [(t.tx_hash, gas) for t, gas in filled])
+            try:
+                receipts = await self._require_rpc().batch([("eth_getTransactionReceipt", [t.tx_hash]) for t in batch])
+                filled = [
+                    (t, _hex_int(r["gasUsed"]))
+                    for t, r in zip(batch, receipts, strict=True)
+                    if isinstance(r, Mapping) and r.get("blockHash") == t.block_hash
+                ]
+                await self._db(self._journal.write_gas_used, [(t.tx_hash, gas) for t, gas in filled])
+            except BaseException:
+                # Cancelled (the pipeline stops) or failed half-way: the batch goes back, so that the next fill
+                # (stop()'s own, or the next start's) still writes it; writing a gas used twice is harmless.
+                self._gas_unknown.extendleft(reversed(batch))
+                raise
             for tracked, gas in filled:
                 tracked.gas_used = gas
 

@@ -210,16 +210,17 @@ class Pipeline(Submission, Reverts, Confirmation, Handoff):
         unsent = [t.sent for t in self._registry.inflight.values() if t.sent is not None and not t.sent.done()]
         if unsent:
             await asyncio.wait(unsent, timeout=self._rpc_timeout * 3)
-        try:
-            await self._fill_gas_used()
-        except (NodeUnavailable, RpcError) as exc:
-            logger.info("gas used of %d transactions left unknown: %s", len(self._gas_unknown), exc)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        # After the reconciler stopped: a batch it was filling when cancelled is back in the queue (not lost).
+        try:
+            await self._fill_gas_used()
+        except (NodeUnavailable, RpcError) as exc:
+            logger.info("gas used of %d transactions left unknown: %s", len(self._gas_unknown), exc)
         await self._close_resources()
 
     async def _close_resources(self) -> None:

@@ -9,6 +9,7 @@ anvil runs from ``node_modules`` on a free port with 1 s blocks; each test that 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -284,6 +285,44 @@ def test_concurrent_operations_from_three_senders_all_confirm_once_with_contiguo
     assert len(rows) == 300
     assert {r.status for r in rows} == {TransactionStatus.CONFIRMED}
     assert all(r.block_number and r.block_hash and r.gas_used for r in rows)
+
+
+def test_a_gas_fill_cancelled_half_way_puts_its_batch_back_so_that_stop_still_writes_every_gas_used(
+    node: Anvil, ledger: Deployed, decoder: ErrorDecoder, tmp_path: Path
+) -> None:
+    """The reconciler fills gas used in batches; stop() cancels it. A batch taken from the queue and cancelled on
+    its way (here: its receipts never answer) goes back to the queue, and stop()'s own fill writes it."""
+    engine = journal_engine(tmp_path / "journal.sqlite3")
+
+    async def scenario() -> None:
+        pipeline = make_pipeline(node.rpc_url, engine, decoder, reconcile_interval=3600)
+        await pipeline.start()
+        finished = await wait_all(pipeline, await submit_mints(pipeline, ledger, "gas-fill", 5))
+        assert {o.status for o in finished} == {TransactionStatus.CONFIRMED}
+        waiting = len(pipeline._gas_unknown)
+        assert waiting > 0
+        rpc = pipeline._require_rpc()
+        answer_later = asyncio.Event()
+        real_batch = rpc.batch
+
+        async def stalled(calls: Any) -> Any:
+            await answer_later.wait()
+            return await real_batch(calls)
+
+        rpc.batch = stalled  # type: ignore[method-assign]
+        filling = asyncio.create_task(pipeline._fill_gas_used())
+        await asyncio.sleep(0.05)
+        assert len(pipeline._gas_unknown) < waiting  # the batch is out of the queue, on its way
+        filling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await filling
+        assert len(pipeline._gas_unknown) == waiting  # ... and back
+        rpc.batch = real_batch  # type: ignore[method-assign]
+        await pipeline.stop()
+
+    asyncio.run(scenario())
+    rows = journal_rows(engine)
+    assert len(rows) == 5 and all(r.gas_used for r in rows)
 
 
 def test_reverting_call_is_recorded_failed_with_the_decoded_custom_error(
