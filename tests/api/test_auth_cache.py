@@ -44,17 +44,7 @@ def test_revoking_an_api_key_takes_effect_on_the_next_request(api: Api) -> None:
 def test_a_key_revoked_by_another_process_stops_working_within_the_cache_time(api: Api) -> None:
     supplier = api.onboard("Supplier revoked elsewhere", "supplier")
     assert _status(api, supplier.headers) == 200
-    key = supplier.headers["Authorization"].removeprefix("Bearer ")
-    other_process = make_engine(api.settings.resolved_database_url)
-    try:
-        with other_process.begin() as connection:
-            connection.execute(
-                update(ApiKeyRecord)
-                .where(ApiKeyRecord.key_hash == hash_api_key(key))
-                .values(revoked_at=datetime.now(UTC))
-            )
-    finally:
-        other_process.dispose()
+    _revoke_elsewhere(api, supplier.headers)
     time.sleep(CACHE_SECONDS + 0.2)
     assert _status(api, supplier.headers) == 401
 
